@@ -1,0 +1,191 @@
+"""Client connections to one node: blocking (``BlockingConnection``) and asyncio
+(``AsyncConnection``, many requests in flight, matched to replies by request id).
+
+Owns: sockets, framing and request/reply matching on the client side; ``Undelivered``.
+May import: ``socket``, ``asyncio``, ``dynamokv.wire``, ``dynamokv.errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+
+from dynamokv.core.messages import Message
+from dynamokv.errors import ProtocolError, RequestTimeout
+from dynamokv.wire.codec import decode, encode
+from dynamokv.wire.framing import FrameDecoder, frame
+
+FRAME_BYTES_MAX = 64 * 1024 * 1024
+CONNECT_TIMEOUT_S = 1.0
+
+
+class Undelivered(Exception):
+    """The request never reached the node (or the connection died before any reply)."""
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class BlockingConnection:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._sock: socket.socket | None = None
+        self._decoder = FrameDecoder(FRAME_BYTES_MAX)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
+
+    def _connect(self, timeout_s: float) -> socket.socket:
+        try:
+            sock = socket.create_connection(_split(self.address), min(timeout_s, CONNECT_TIMEOUT_S))
+        except OSError as exc:
+            raise Undelivered(f"cannot connect to {self.address}: {exc}") from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._decoder = FrameDecoder(FRAME_BYTES_MAX)
+        return sock
+
+    def request(self, msg: Message, timeout_s: float) -> Message:
+        with self._lock:
+            reused = self._sock is not None
+            try:
+                return self._request(msg, timeout_s)
+            except Undelivered:
+                self.close()
+                if not reused:
+                    raise
+            # A kept-alive socket may have died while idle (node restarted): one fresh try.
+            return self._request(msg, timeout_s)
+
+    def _request(self, msg: Message, timeout_s: float) -> Message:
+        deadline = time.monotonic() + timeout_s
+        if self._sock is None:
+            self._sock = self._connect(timeout_s)
+        sock = self._sock
+        try:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            sock.sendall(frame(encode(msg)))
+        except OSError as exc:
+            raise Undelivered(f"sending to {self.address} failed: {exc}") from exc
+        want = getattr(msg, "req_id", None)
+        got_any = False
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.close()
+                raise RequestTimeout(f"{self.address} did not answer within {timeout_s:.1f}s",
+                                     {"node": self.address})
+            try:
+                sock.settimeout(remaining)
+                data = sock.recv(262144)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                self.close()
+                raise Undelivered(f"connection to {self.address} failed: {exc}") from exc
+            if not data:
+                self.close()
+                if got_any:
+                    raise ProtocolError(f"{self.address} closed the connection mid-reply")
+                raise Undelivered(f"{self.address} closed the connection")
+            got_any = True
+            try:
+                for payload in self._decoder.feed(data):
+                    reply = decode(payload)
+                    if getattr(reply, "req_id", None) == want:
+                        return reply
+            except ProtocolError:
+                self.close()
+                raise
+
+
+class AsyncConnection:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.closed = False
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[Message]] = {}
+        self._connecting: asyncio.Lock | None = None
+
+    async def _ensure(self) -> asyncio.StreamWriter:
+        if self._writer is not None:
+            return self._writer
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._writer is not None:
+                return self._writer
+            host, port = _split(self.address)
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                                        CONNECT_TIMEOUT_S)
+            except (OSError, asyncio.TimeoutError) as exc:
+                self.closed = True
+                raise Undelivered(f"cannot connect to {self.address}: {exc}") from exc
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._writer = writer
+            self._reader_task = asyncio.get_running_loop().create_task(self._read(reader))
+            return writer
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        decoder = FrameDecoder(FRAME_BYTES_MAX)
+        error: Exception = Undelivered(f"{self.address} closed the connection")
+        try:
+            while True:
+                data = await reader.read(262144)
+                if not data:
+                    break
+                for payload in decoder.feed(data):
+                    reply = decode(payload)
+                    fut = self._pending.pop(getattr(reply, "req_id", -1), None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(reply)
+        except ProtocolError as exc:
+            error = exc
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            error = Undelivered(f"connection to {self.address} failed: {exc}")
+        finally:
+            self.closed = True
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(error)
+            self._pending.clear()
+
+    async def request(self, msg: Message, timeout_s: float) -> Message:
+        writer = await self._ensure()
+        req_id = msg.req_id
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = fut
+        try:
+            writer.write(frame(encode(msg)))
+        except (OSError, RuntimeError) as exc:
+            self._pending.pop(req_id, None)
+            raise Undelivered(f"sending to {self.address} failed: {exc}") from exc
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except asyncio.TimeoutError:
+            self._pending.pop(req_id, None)
+            raise RequestTimeout(f"{self.address} did not answer within {timeout_s:.1f}s",
+                                 {"node": self.address}) from None
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader_task

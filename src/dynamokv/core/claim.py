@@ -1,0 +1,540 @@
+"""Claim: which node owns which of the ring's Q equal partitions (the paper's strategy 3).
+
+Owns: ``claim`` (members in, next ``Ring`` out), ``balance`` / ``BalanceReport`` (how good a
+ring's ownership is) and ``moves`` (what a ring change hands over).
+May import: the standard library (no ``random``, ``time`` or ``os``), ``dynamokv.core.ring``.
+
+Vocabulary: ``q`` partitions, ``S`` owning members (status JOINING or VALID), replication factor
+``N`` (``target_n``). The preference list of a partition is its owner and the owners met walking
+clockwise, so it names ``N`` distinct nodes exactly when every run of ``N`` consecutive partitions
+(wrapping) has distinct owners; equivalently, when every node's partitions are at least ``N``
+apart. With ``S < N`` the best possible is ``S`` apart, so everything below uses
+``n = min(N, S)``.
+
+A fresh ring is striped so that every node's partitions are as far apart as the balanced counts
+allow (see ``_stripe``); that meets the ``n`` spacing whenever any balanced assignment can, which
+is exactly when ``ceil(q / S) * n <= q`` (``BalanceReport.feasible``). A change to an existing
+ring moves the fewest partitions: a leaver's partitions go to the remaining nodes, a joiner takes
+partitions from the others, and no other partition changes hands. Both are solved as capacitated
+bipartite matchings so that balance and spacing hold together whenever the chosen shape allows;
+when they cannot, claim still returns a balanced ring with as few spacing violations as it can
+find, and ``balance`` reports the violating windows. Everything is deterministic: no randomness
+is needed, ties are broken by node id and partition index.
+
+The design note is ``docs/ring-and-claim.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from dynamokv.core.ring import Member, MemberStatus, Ring
+
+OWNING_STATUSES = frozenset({MemberStatus.JOINING, MemberStatus.VALID})
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def claim(
+    ring: Ring | None,
+    members: Sequence[Member],
+    *,
+    q: int,
+    target_n: int,
+    claimant: str,
+    restripe: bool = False,
+) -> Ring:
+    """The next ring for ``members``: balanced, ``target_n``-spaced when possible, least movement.
+
+    ``ring`` is the current ring (``None`` for a new cluster, which gets version 1); the result's
+    version is ``ring.version + 1``. JOINING and VALID members own partitions, LEAVING and
+    EXITING ones own none afterwards, and owners that are no longer members lose theirs too.
+    ``restripe=True`` ignores the current assignment and lays the ring out afresh (moving many
+    partitions), for an operator who prefers a perfect layout to minimal handoff.
+
+    Raises ``ValueError`` for duplicate node ids, no owning member, ``target_n < 1`` or a ring of
+    another size (resizing a ring is not supported).
+    """
+    if target_n < 1:
+        raise ValueError(f"target_n={target_n} must be at least 1")
+    ids = [m.node_id for m in members]
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate node ids in members")
+    owning = sorted(m.node_id for m in members if m.status in OWNING_STATUSES)
+    if not owning:
+        raise ValueError("no JOINING or VALID member to own the partitions")
+    if ring is not None and ring.q != q:
+        raise ValueError(f"cannot resize a ring from q={ring.q} to q={q}")
+    n = min(target_n, len(owning))
+    if ring is None or restripe:
+        owners = _stripe(owning, q)
+    else:
+        owners = _rearrange(list(ring.owners), owning, n)
+    return Ring(
+        q=q,
+        owners=tuple(owners),
+        members=tuple(sorted(members, key=lambda m: m.node_id)),
+        version=1 if ring is None else ring.version + 1,
+        claimant=claimant,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceReport:
+    """How well a ring spreads partitions and replicas.
+
+    ``nodes`` are the owning members (JOINING/VALID) plus any other node that still owns a
+    partition. ``ideal = q / len(nodes)``; ``imbalance = (max_count - ideal) / ideal`` (0.0 is
+    perfect; a ring balanced to floor/ceil has ``imbalance < 1 / ideal``). ``effective_n`` is
+    ``min(target_n, len(nodes))``; ``violations`` holds the first partition of every window of
+    ``effective_n`` consecutive partitions (wrapping) whose owners are not all distinct; a
+    partition whose window starts there has fewer than ``effective_n`` distinct nodes in its
+    preference list. ``feasible`` says whether any balanced ring of this shape can have no
+    violations (``ceil(q / S) * effective_n <= q``), to tell a claim's shortfall from a shape
+    that admits no better.
+    """
+
+    q: int
+    target_n: int
+    effective_n: int
+    counts: tuple[tuple[str, int], ...]  # (node, partitions owned), sorted by node
+    max_count: int
+    min_count: int
+    ideal: float
+    imbalance: float
+    violations: tuple[int, ...]
+    feasible: bool
+
+    @property
+    def balanced(self) -> bool:
+        """Every node owns ``floor(q/S)`` or ``ceil(q/S)`` partitions."""
+        return self.max_count - self.min_count <= 1
+
+    @property
+    def ok(self) -> bool:
+        """Balanced, and every preference list names ``effective_n`` distinct nodes."""
+        return self.balanced and not self.violations
+
+    def count(self, node: str) -> int:
+        return dict(self.counts).get(node, 0)
+
+
+def balance(ring: Ring, target_n: int) -> BalanceReport:
+    """Measure ``ring``: partitions per node, imbalance, and windows breaking ``target_n``."""
+    if target_n < 1:
+        raise ValueError(f"target_n={target_n} must be at least 1")
+    nodes = {m.node_id for m in ring.members if m.status in OWNING_STATUSES}
+    nodes.update(ring.owners)
+    per_node = dict.fromkeys(sorted(nodes), 0)
+    for owner in ring.owners:
+        per_node[owner] += 1
+    s = len(per_node)
+    n = min(target_n, s)
+    ideal = ring.q / s
+    max_count = max(per_node.values())
+    return BalanceReport(
+        q=ring.q,
+        target_n=target_n,
+        effective_n=n,
+        counts=tuple(per_node.items()),
+        max_count=max_count,
+        min_count=min(per_node.values()),
+        ideal=ideal,
+        imbalance=(max_count - ideal) / ideal,
+        violations=tuple(_violating_windows(ring.owners, n)),
+        feasible=-(-ring.q // s) * n <= ring.q,
+    )
+
+
+def moves(old: Ring, new: Ring) -> list[tuple[int, str, str]]:
+    """The partitions whose owner differs between ``old`` and ``new``: ``(partition, from, to)``."""
+    if old.q != new.q:
+        raise ValueError(f"rings of different sizes: q={old.q} and q={new.q}")
+    return [
+        (p, before, after)
+        for p, (before, after) in enumerate(zip(old.owners, new.owners, strict=True))
+        if before != after
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# A fresh ring
+# --------------------------------------------------------------------------------------------
+
+
+def _stripe(nodes: Sequence[str], q: int) -> list[str]:
+    """Lay ``nodes`` out on ``q`` partitions, balanced, each node's partitions spread widest.
+
+    With ``q = k*S + r``, the first ``r`` nodes own ``k+1`` partitions and the rest ``k``. Let
+    ``C = ceil(q/S)`` and cut the ring into ``C`` consecutive blocks of ``floor(q/C)`` or
+    ``ceil(q/C)`` partitions (larger ones first). The list ``L`` of owners, each node repeated
+    for its count in node order, is dealt column-wise: ``L[j]`` takes slot ``j // C`` of block
+    ``j % C``. A node's run in ``L`` is at most ``C`` long, so it lands in distinct consecutive
+    blocks, and consecutive occurrences are a block length apart (one more across the wrap);
+    the nodes with ``C`` partitions come first in ``L`` and sit at the same slot of every block.
+    So every node's partitions are at least ``floor(q/C)`` apart, the best any balanced ring
+    allows (some node owns ``C``). With ``q % S == 0`` this is plain round-robin striping.
+    """
+    s = len(nodes)
+    k, r = divmod(q, s)
+    run = [node for i, node in enumerate(nodes) for _ in range(k + 1 if i < r else k)]
+    blocks = -(-q // s)
+    starts = [0] * blocks
+    for b in range(1, blocks):
+        starts[b] = starts[b - 1] + -(-(q - (b - 1)) // blocks)
+    owners = [""] * q
+    for j, node in enumerate(run):
+        owners[starts[j % blocks] + j // blocks] = node
+    return owners
+
+
+# --------------------------------------------------------------------------------------------
+# Changing an existing ring
+# --------------------------------------------------------------------------------------------
+
+
+def _rearrange(owners: list[str], owning: Sequence[str], n: int) -> list[str]:
+    """Move the fewest partitions so that exactly ``owning`` own them all, balanced and spaced.
+
+    Leavers are drained first, one at a time, preferring new nodes as receivers so that a node
+    replacing another takes its partitions directly; nodes still below their share then take
+    partitions from the others; a final pass evens out anything the first two could not (only
+    reached when the input ring was itself unbalanced or a step had to fall back).
+    """
+    q = len(owners)
+    floor_, ceil_ = q // len(owning), -(-q // len(owning))
+    owning_set = set(owning)
+    joiners = owning_set.difference(owners)
+    for leaver in sorted(set(owners) - owning_set):
+        _drain(owners, leaver, owning, joiners, n, floor_, ceil_)
+    for node in owning:
+        if owners.count(node) < floor_:
+            _fill(owners, node, owning, n, floor_, ceil_)
+    _even_out(owners, owning, n, floor_, ceil_)
+    return owners
+
+
+def _drain(
+    owners: list[str],
+    leaver: str,
+    owning: Sequence[str],
+    joiners: set[str],
+    n: int,
+    floor_: int,
+    ceil_: int,
+) -> None:
+    """Give every partition of ``leaver`` to an owning node, keeping balance and spacing.
+
+    A receiver may take partition ``p`` when none of its partitions is within ``n-1`` of ``p``.
+    The leaver's partitions are themselves ``n`` apart in a sound ring, so the choices interact
+    only through the receivers' capacities: a bipartite matching, solved exactly. Capacities
+    first fill every receiver up to ``floor``, then up to ``ceil``, so the leftover deficit is
+    as small as possible. In a ring that already breaks the spacing, the leaver's partitions are
+    matched in rounds of mutually ``n``-apart ones so that no round creates a new violation.
+    """
+    counts = _counts(owners, owning)
+    order = sorted(owning, key=lambda node: (node not in joiners, counts[node], node))
+    pending = [p for p, owner in enumerate(owners) if owner == leaver]
+    while pending:
+        batch, rest = _spaced_subset(pending, len(owners), n)
+        edges = [[node for node in order if not _near(owners, p, node, n)] for p in batch]
+        phases = [
+            {node: max(0, floor_ - counts[node]) for node in owning},
+            {node: max(0, ceil_ - counts[node]) for node in owning},
+        ]
+        for p, node in zip(batch, _b_match(edges, phases, len(batch)), strict=True):
+            if node is None:
+                rest.append(p)
+            else:
+                owners[p] = node
+                counts[node] += 1
+        if len(rest) == len(pending):
+            # No receiver can take these without breaking spacing or balance: keep balance, and
+            # give each to the node that loses the least spacing.
+            for p in rest:
+                node = min(
+                    owning,
+                    key=lambda x: (counts[x] >= ceil_, _conflicts(owners, p, x, n), counts[x], x),
+                )
+                owners[p] = node
+                counts[node] += 1
+            return
+        pending = sorted(rest)
+
+
+def _fill(
+    owners: list[str], taker: str, owning: Sequence[str], n: int, floor_: int, ceil_: int
+) -> None:
+    """Let ``taker`` take partitions from the others until it owns ``floor`` (or ``ceil``).
+
+    Only the taker's own spacing is at stake (giving a partition away never hurts the giver),
+    but the taken partitions must be ``n`` apart from each other and from what the taker has.
+    To make that a matching, the free arcs are cut into segments whose allowed part keeps any
+    picks from different segments ``n`` apart; each segment yields at most one partition, and
+    each other node gives between ``count - ceil`` and ``count - floor``. Several segment
+    layouts are tried before falling back to a greedy choice.
+    """
+    q = len(owners)
+    counts = _counts(owners, owning)
+    t_min, t_max = floor_ - counts[taker], ceil_ - counts[taker]
+    givers = [x for x in owning if x != taker and counts[x] > floor_]
+    low = {x: max(0, counts[x] - ceil_) for x in givers}
+    high = {x: counts[x] - floor_ for x in givers}
+    mine = [p for p, owner in enumerate(owners) if owner == taker]
+    for segments in _segment_layouts(q, mine, n, t_min, t_max):
+        edges: list[list[str]] = []
+        for allowed in segments:
+            present = {owners[p] for p in allowed}
+            edges.append([x for x in givers if x in present])
+        matched = _b_match(edges, [low, high], t_max)
+        got = _counts_of(x for x in matched if x is not None)
+        if sum(got.values()) < t_min or any(got.get(x, 0) < low[x] for x in givers):
+            continue
+        for allowed, giver in zip(segments, matched, strict=True):
+            if giver is not None:
+                owners[next(p for p in allowed if owners[p] == giver)] = taker
+        return
+    # No layout works: take from the most loaded nodes, least spacing loss first.
+    while counts[taker] < floor_:
+        candidates = [p for p, owner in enumerate(owners) if owner != taker and owner in counts]
+        best = min(
+            candidates,
+            key=lambda p: (
+                _conflicts(owners, p, taker, n),
+                -counts[owners[p]],
+                owners[p],
+                p,
+            ),
+        )
+        counts[owners[best]] -= 1
+        owners[best] = taker
+        counts[taker] += 1
+
+
+def _even_out(owners: list[str], owning: Sequence[str], n: int, floor_: int, ceil_: int) -> None:
+    """Move single partitions from the most to the least loaded node until balanced.
+
+    Reached only when the input ring was unbalanced or an earlier step fell back; each move
+    picks the partition whose new owner loses the least spacing.
+    """
+    counts = _counts(owners, owning)
+    while True:
+        low = min(owning, key=lambda x: (counts[x], x))
+        high = max(owning, key=lambda x: (counts[x], x))
+        if counts[low] >= floor_ and counts[high] <= ceil_:
+            return
+        source = [p for p, owner in enumerate(owners) if owner == high]
+        best = min(source, key=lambda p: (_conflicts(owners, p, low, n), p))
+        owners[best] = low
+        counts[high] -= 1
+        counts[low] += 1
+
+
+def _segment_layouts(
+    q: int, mine: Sequence[int], n: int, t_min: int, t_max: int
+) -> Iterable[list[range | list[int]]]:
+    """Ways to cut the positions a taker may use into segments of mutually ``n``-apart picks.
+
+    Each yielded layout is a list of segments, each given by its allowed positions. A segment
+    followed by another in the same free arc allows only its first ``len - (n - 1)`` positions,
+    so a pick there and any pick in a later segment are at least ``n`` apart; free arcs end
+    ``n`` short of the taker's own partitions. Fewer segments mean wider segments, so layouts
+    with ``t_max`` segments come first, then ``t_min``, then rotations of the cut points.
+    """
+    for wanted in dict.fromkeys((t_max, t_min)):
+        if wanted <= 0:
+            continue
+        if not mine:
+            total = q - wanted * (n - 1)  # allowed positions over all segments
+            if total < wanted:
+                continue
+            size = q // wanted
+            for offset in range(size):
+                yield _cyclic_segments(q, wanted, n, total, offset)
+            continue
+        arcs = _free_arcs(q, mine, n)
+        shares = _apportion([m for _, m in arcs], wanted, n)
+        if shares is None:
+            continue
+        for shift in range(n if n > 1 else 1):
+            layout: list[range | list[int]] = []
+            for (start, length), share in zip(arcs, shares, strict=True):
+                layout.extend(_linear_segments(q, start, length, share, n, shift))
+            yield layout
+
+
+def _cyclic_segments(q: int, count: int, n: int, total: int, offset: int) -> list[range | list[int]]:
+    """``count`` segments around the whole ring, starting at ``offset``, all spacing-safe."""
+    out: list[range | list[int]] = []
+    pos = offset
+    for i in range(count):
+        allowed = total // count + (1 if i < total % count else 0)
+        out.append([(pos + d) % q for d in range(allowed)])
+        pos += allowed + n - 1
+    return out
+
+
+def _linear_segments(
+    q: int, start: int, length: int, count: int, n: int, shift: int
+) -> list[range | list[int]]:
+    """``count`` segments over the free arc ``start .. start+length-1`` (positions mod ``q``).
+
+    ``shift`` moves allowed room from the first segments to the last, so retries see other
+    cut points.
+    """
+    if count == 0:
+        return []
+    total = length - (count - 1) * (n - 1)
+    sizes = [total // count + (1 if i < total % count else 0) for i in range(count)]
+    if count > 1 and shift:
+        moved = min(shift, sizes[0] - 1)
+        sizes[0] -= moved
+        sizes[-1] += moved
+    out: list[range | list[int]] = []
+    pos = start
+    for i, size in enumerate(sizes):
+        out.append([(pos + d) % q for d in range(size)])
+        pos += size + (n - 1 if i < count - 1 else 0)
+    return out
+
+
+def _free_arcs(q: int, mine: Sequence[int], n: int) -> list[tuple[int, int]]:
+    """``(start, length)`` of the runs of positions at least ``n`` from all of ``mine``."""
+    arcs = []
+    for i, p in enumerate(mine):
+        nxt = mine[(i + 1) % len(mine)]
+        gap = (nxt - p) % q or q
+        length = gap - 2 * n + 1
+        if length > 0:
+            arcs.append(((p + n) % q, length))
+    return arcs
+
+
+def _apportion(lengths: Sequence[int], wanted: int, n: int) -> list[int] | None:
+    """How many segments each arc gets: ``wanted`` in all, the widest allowed room first."""
+    shares = [0] * len(lengths)
+    caps = [(m - 1) // n + 1 for m in lengths]
+    if sum(caps) < wanted:
+        return None
+    for _ in range(wanted):
+        best = max(
+            (i for i in range(len(lengths)) if shares[i] < caps[i]),
+            key=lambda i: ((lengths[i] - shares[i] * (n - 1)) / (shares[i] + 1), -i),
+        )
+        shares[best] += 1
+    return shares
+
+
+# --------------------------------------------------------------------------------------------
+# Matching and small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _b_match(
+    edges: Sequence[Sequence[str]], phases: Sequence[Mapping[str, int]], limit: int
+) -> list[str | None]:
+    """Match each left item to at most one of its nodes, within per-node capacities.
+
+    Kuhn's augmenting paths, once per phase with that phase's capacities (which only grow): an
+    augmenting path raises the load of its last node only, so what an earlier phase gave a node
+    is never taken back, and one pass per phase yields a maximum matching for that phase. Stops
+    at ``limit`` matched items. Deterministic: items and nodes are tried in the order given.
+    """
+    match: list[str | None] = [None] * len(edges)
+    holders: dict[str, dict[int, None]] = {}  # node -> items matched to it, in match order
+    total = 0
+    for caps in phases:
+        for item in range(len(edges)):
+            if total >= limit:
+                return match
+            if match[item] is None and _augment(item, edges, caps, match, holders):
+                total += 1
+    return match
+
+
+def _augment(
+    root: int,
+    edges: Sequence[Sequence[str]],
+    caps: Mapping[str, int],
+    match: list[str | None],
+    holders: dict[str, dict[int, None]],
+) -> bool:
+    """Find and apply one augmenting path from the unmatched item ``root`` (breadth first)."""
+    reached_by: dict[str, int] = {}  # node -> item that reached it
+    queue = [root]
+    for item in queue:
+        for node in edges[item]:
+            if node in reached_by:
+                continue
+            reached_by[node] = item
+            held = holders.setdefault(node, {})
+            if len(held) < caps.get(node, 0):
+                # Shift every item on the path to the node that reached it.
+                while True:
+                    via = reached_by[node]
+                    previous = match[via]
+                    match[via] = node
+                    holders[node][via] = None
+                    if previous is None:
+                        return True
+                    del holders[previous][via]
+                    node = previous
+            queue.extend(held)
+    return False
+
+
+def _spaced_subset(positions: Sequence[int], q: int, n: int) -> tuple[list[int], list[int]]:
+    """Split sorted ``positions`` into a greedy subset at least ``n`` apart (cyclically), rest."""
+    chosen: list[int] = []
+    rest: list[int] = []
+    for p in positions:
+        if chosen and (p - chosen[-1] < n or (chosen[0] - p) % q < n):
+            rest.append(p)
+        else:
+            chosen.append(p)
+    return chosen, rest
+
+
+def _near(owners: Sequence[str], p: int, node: str, n: int) -> bool:
+    """Whether ``node`` owns a partition within ``n - 1`` of ``p`` (other than ``p``)."""
+    q = len(owners)
+    return any(owners[(p + d) % q] == node or owners[(p - d) % q] == node for d in range(1, n))
+
+
+def _conflicts(owners: Sequence[str], p: int, node: str, n: int) -> int:
+    """How many of ``node``'s partitions are within ``n - 1`` of ``p``."""
+    q = len(owners)
+    near = {(p + d) % q for d in range(1 - n, n) if d} - {p}
+    return sum(1 for x in near if owners[x] == node)
+
+
+def _counts(owners: Sequence[str], nodes: Iterable[str]) -> dict[str, int]:
+    counts = dict.fromkeys(nodes, 0)
+    for owner in owners:
+        if owner in counts:
+            counts[owner] += 1
+    return counts
+
+
+def _counts_of(items: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for x in items:
+        counts[x] = counts.get(x, 0) + 1
+    return counts
+
+
+def _violating_windows(owners: Sequence[str], n: int) -> list[int]:
+    """Start partitions of the ``n``-windows (wrapping) whose owners are not all distinct."""
+    q = len(owners)
+    if n <= 1:
+        return []
+    bad = []
+    for start in range(q):
+        window = [owners[(start + d) % q] for d in range(min(n, q))]
+        if len(set(window)) < len(window):
+            bad.append(start)
+    return bad

@@ -1,0 +1,457 @@
+"""Per-request state machines: coordinated gets and puts, and puts forwarded to a replica.
+
+Owns: ``Origin``, ``GetOp``, ``PutOp``, ``ForwardOp`` and ``Coordinator``, which starts them,
+feeds them replies and failures, answers when the tally decides, and issues read repair.
+May import: ``dynamokv.core.{quorum,messages,effects,versioned,vclock,ring,failure,deadlines,
+settings,ports}``, ``dynamokv.errors``.
+
+Flow of a put (the paper, section 5): the coordinator must be a replica of the key, because it
+stamps the new version with its own actor, so a node outside the preference list forwards the
+put to the first live replica (``ForwardOp``). The coordinator writes locally, sends the new
+object to the other replicas, and answers once W of the N (itself included) acknowledged.
+
+Flow of a get: any node coordinates. It asks all N replicas, answers with the join of the first
+R replies, then waits (until every replica answered or the deadline) and sends the join back to
+the replicas that answered with less (read repair, section 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from dynamokv.core.deadlines import Deadlines
+from dynamokv.core.effects import Effect, Reply, Send
+from dynamokv.core.failure import FailureDetector
+from dynamokv.core.messages import (
+    CoordinatePut,
+    ErrorReply,
+    GetReply,
+    GetRequest,
+    Message,
+    PutReply,
+    PutRequest,
+    ReplicaRead,
+    ReplicaWrite,
+)
+from dynamokv.core.ports import ObjectStore
+from dynamokv.core.quorum import Decision, GetTally, PutTally
+from dynamokv.core.ring import Ring
+from dynamokv.core.settings import BucketProps, Limits
+from dynamokv.core.versioned import (
+    VersionedObject,
+    apply_write,
+    new_sibling,
+    resolve_lww,
+    sync,
+)
+from dynamokv.errors import (
+    DynamoKVError,
+    InvalidRequest,
+    KeyTooLarge,
+    Overloaded,
+    QuorumNotMet,
+    RequestTimeout,
+    StorageError,
+    TooManySiblings,
+    UnavailableError,
+    ValueTooLarge,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who to answer: a client connection, or the peer that forwarded the request to us."""
+
+    req_id: int
+    client: int | None = None
+    node: str | None = None
+
+    def answer(self, msg: Message) -> Effect:
+        if self.client is not None:
+            return Reply(self.client, msg)
+        assert self.node is not None
+        return Send(self.node, msg)
+
+
+@dataclass(slots=True)
+class GetOp:
+    origin: Origin
+    bucket: str
+    key: bytes
+    tally: GetTally
+    lww: bool
+    responded: bool = False
+
+
+@dataclass(slots=True)
+class PutOp:
+    origin: Origin
+    bucket: str
+    key: bytes
+    tally: PutTally
+    obj: VersionedObject
+    responded: bool = False
+
+
+@dataclass(slots=True)
+class ForwardOp:
+    client: int
+    client_req_id: int
+    request: PutRequest
+    candidates: list[str]
+    target: str
+
+
+Op = GetOp | PutOp | ForwardOp
+
+
+class NodeView(Protocol):
+    """What the coordinator needs of its node (kept narrow so it is easy to test)."""
+
+    node_id: str
+    actor: str
+    store: ObjectStore
+    ring: Ring | None
+    detector: FailureDetector
+    limits: Limits
+
+    def bucket_props(self, bucket: str) -> BucketProps: ...
+
+
+class Coordinator:
+    """Every request this node coordinates or forwards, by internal request id."""
+
+    def __init__(self, node: NodeView) -> None:
+        self.node = node
+        self.ops: dict[int, Op] = {}
+        self.deadlines = Deadlines()
+        self._next_id = 0
+
+    # ---- starting requests -------------------------------------------------------------------
+
+    def start_get(self, origin: Origin, req: GetRequest, now_ms: int) -> list[Effect]:
+        try:
+            ring, props, primaries, needed = self._plan(req.bucket, req.key, req.r, "r")
+            self._check_capacity()
+        except DynamoKVError as exc:
+            return [origin.answer(error_reply(origin.req_id, exc, self._ring_version()))]
+        del ring
+        op_id = self._new_id()
+        tally = GetTally(needed, primaries)
+        op = GetOp(origin, req.bucket, req.key, tally, props.lww)
+        effects: list[Effect] = []
+        for replica in primaries:
+            if replica == self.node.node_id:
+                try:
+                    tally.record_reply(replica, self.node.store.get(req.bucket, req.key))
+                except StorageError as exc:
+                    tally.record_failure(replica, f"storage: {exc}")
+            elif not self.node.detector.is_up(replica):
+                tally.record_failure(replica, "suspected down")
+            else:
+                effects.append(Send(replica, ReplicaRead(op_id, req.bucket, req.key)))
+        self.ops[op_id] = op
+        self.deadlines.set(op_id, now_ms + self._timeout(req.timeout_ms))
+        effects.extend(self._progress_get(op_id, op, final=False))
+        return effects
+
+    def start_put(self, origin: Origin, req: PutRequest, now_ms: int, wall_ms: int) -> list[Effect]:
+        try:
+            self._validate_put(req)
+            _, props, primaries, needed = self._plan(req.bucket, req.key, req.w, "w")
+            self._check_capacity()
+        except DynamoKVError as exc:
+            return [origin.answer(error_reply(origin.req_id, exc, self._ring_version()))]
+        if self.node.node_id not in primaries:
+            if origin.client is None:
+                # A forwarded put reached a node that is no replica by its own ring: the rings
+                # disagree. Refuse rather than forward again, so forwards never loop.
+                exc = UnavailableError(
+                    f"{self.node.node_id} is not a replica of this key in ring version "
+                    f"{self._ring_version()}",
+                    {"replicas": list(primaries)},
+                )
+                return [origin.answer(error_reply(origin.req_id, exc, self._ring_version()))]
+            return self._forward_put(origin, req, primaries, now_ms)
+        return self._coordinate_put(origin, req, props, primaries, needed, now_ms, wall_ms)
+
+    def _coordinate_put(
+        self,
+        origin: Origin,
+        req: PutRequest,
+        props: BucketProps,
+        primaries: tuple[str, ...],
+        needed: int,
+        now_ms: int,
+        wall_ms: int,
+    ) -> list[Effect]:
+        node = self.node
+        try:
+            local = node.store.get(req.bucket, req.key)
+            sibling = new_sibling(local, node.actor, req.value, req.context, wall_ms)
+            obj = apply_write(local, sibling)
+            if props.lww:
+                obj = resolve_lww(obj)
+            if len(obj.siblings) > node.limits.siblings_max:
+                raise TooManySiblings(
+                    f"the write would leave {len(obj.siblings)} siblings (limit "
+                    f"{node.limits.siblings_max}); read the key and write back with its context "
+                    "to resolve them",
+                    {"siblings": len(obj.siblings), "limit": node.limits.siblings_max},
+                )
+            node.store.put(req.bucket, req.key, obj)
+        except DynamoKVError as exc:
+            return [origin.answer(error_reply(origin.req_id, exc, self._ring_version()))]
+        op_id = self._new_id()
+        tally = PutTally(needed, primaries)
+        tally.record_ack(node.node_id)
+        op = PutOp(origin, req.bucket, req.key, tally, obj)
+        effects: list[Effect] = []
+        for replica in primaries:
+            if replica == node.node_id:
+                continue
+            if not node.detector.is_up(replica):
+                tally.record_failure(replica, "suspected down")
+            else:
+                effects.append(Send(replica, ReplicaWrite(op_id, req.bucket, req.key, obj)))
+        self.ops[op_id] = op
+        self.deadlines.set(op_id, now_ms + self._timeout(req.timeout_ms))
+        effects.extend(self._progress_put(op_id, op, final=False))
+        return effects
+
+    def _forward_put(
+        self, origin: Origin, req: PutRequest, primaries: tuple[str, ...], now_ms: int
+    ) -> list[Effect]:
+        assert origin.client is not None
+        detector = self.node.detector
+        candidates = [p for p in primaries if detector.is_up(p)]
+        candidates += [p for p in primaries if not detector.is_up(p)]
+        op_id = self._new_id()
+        target = candidates.pop(0)
+        self.ops[op_id] = ForwardOp(origin.client, origin.req_id, req, candidates, target)
+        self.deadlines.set(op_id, now_ms + self._timeout(req.timeout_ms))
+        return [Send(target, CoordinatePut(op_id, req))]
+
+    # ---- replies and failures ----------------------------------------------------------------
+
+    def on_read_reply(self, src: str, op_id: int, obj: VersionedObject | None, error: str
+                      ) -> list[Effect]:
+        op = self.ops.get(op_id)
+        if not isinstance(op, GetOp):
+            return []
+        if error:
+            op.tally.record_failure(src, error)
+        else:
+            op.tally.record_reply(src, obj)
+        return self._progress_get(op_id, op, final=False)
+
+    def on_write_ack(self, src: str, op_id: int, error: str) -> list[Effect]:
+        op = self.ops.get(op_id)
+        if not isinstance(op, PutOp):
+            return []
+        if error:
+            op.tally.record_failure(src, error)
+        else:
+            op.tally.record_ack(src)
+        return self._progress_put(op_id, op, final=False)
+
+    def on_forward_reply(self, src: str, msg: PutReply | ErrorReply) -> list[Effect]:
+        op = self.ops.get(msg.req_id)
+        if not isinstance(op, ForwardOp) or src != op.target:
+            return []
+        if isinstance(msg, ErrorReply) and msg.code == "UnavailableError" and op.candidates:
+            return self._retry_forward(msg.req_id, op)
+        del self.ops[msg.req_id]
+        self.deadlines.cancel(msg.req_id)
+        relayed: Message
+        if isinstance(msg, PutReply):
+            relayed = PutReply(op.client_req_id, msg.context, self._ring_version())
+        else:
+            relayed = ErrorReply(op.client_req_id, msg.code, msg.message, msg.details,
+                                 self._ring_version())
+        return [Reply(op.client, relayed)]
+
+    def on_peer_unreachable(self, node: str) -> list[Effect]:
+        effects: list[Effect] = []
+        for op_id, op in list(self.ops.items()):
+            if isinstance(op, ForwardOp):
+                if op.target == node:
+                    effects.extend(self._retry_forward(op_id, op))
+            elif node in op.tally.replicas and node in op.tally.waiting_on():
+                op.tally.record_failure(node, "unreachable")
+                if isinstance(op, GetOp):
+                    effects.extend(self._progress_get(op_id, op, final=False))
+                else:
+                    effects.extend(self._progress_put(op_id, op, final=False))
+        return effects
+
+    def on_timer(self, now_ms: int) -> list[Effect]:
+        effects: list[Effect] = []
+        for op_id in self.deadlines.pop_due(now_ms):
+            op = self.ops.get(op_id)
+            if isinstance(op, GetOp):
+                effects.extend(self._progress_get(op_id, op, final=True))
+            elif isinstance(op, PutOp):
+                effects.extend(self._progress_put(op_id, op, final=True))
+            elif isinstance(op, ForwardOp):
+                del self.ops[op_id]
+                exc = RequestTimeout(
+                    f"replica {op.target} did not answer the forwarded put in time",
+                    {"coordinator": op.target},
+                )
+                effects.append(Reply(op.client, error_reply(op.client_req_id, exc,
+                                                            self._ring_version())))
+        return effects
+
+    # ---- deciding ----------------------------------------------------------------------------
+
+    def _progress_get(self, op_id: int, op: GetOp, *, final: bool) -> list[Effect]:
+        effects: list[Effect] = []
+        decision = op.tally.decision()
+        if not op.responded and (decision is not Decision.PENDING or final):
+            op.responded = True
+            effects.append(op.origin.answer(self._get_answer(op, decision)))
+        if op.responded and (op.tally.complete() or final):
+            del self.ops[op_id]
+            self.deadlines.cancel(op_id)
+            effects.extend(self._read_repair(op))
+        return effects
+
+    def _get_answer(self, op: GetOp, decision: Decision) -> Message:
+        req_id = op.origin.req_id
+        if decision is not Decision.OK:
+            return error_reply(req_id, quorum_error("read", op.tally.report(), decision),
+                               self._ring_version())
+        merged = op.tally.merged()
+        if merged is not None and op.lww:
+            merged = resolve_lww(merged)
+        if merged is None:
+            return GetReply(req_id, (), VersionedObject(()).context(), False, self._ring_version())
+        return GetReply(req_id, tuple(merged.values()), merged.context(),
+                        not merged.is_deleted(), self._ring_version())
+
+    def _read_repair(self, op: GetOp) -> list[Effect]:
+        merged = op.tally.merged()
+        if merged is None:
+            return []
+        if op.lww:
+            merged = resolve_lww(merged)
+        effects: list[Effect] = []
+        for replica in op.tally.repair_targets():
+            if replica == self.node.node_id:
+                try:
+                    local = self.node.store.get(op.bucket, op.key)
+                    self.node.store.put(op.bucket, op.key, sync(local, merged))
+                except StorageError:
+                    pass  # anti-entropy will catch up; a repair failure never fails the read
+            else:
+                effects.append(Send(replica, ReplicaWrite(0, op.bucket, op.key, merged, ack=False)))
+        return effects
+
+    def _progress_put(self, op_id: int, op: PutOp, *, final: bool) -> list[Effect]:
+        decision = op.tally.decision()
+        if decision is Decision.PENDING and not final:
+            return []
+        del self.ops[op_id]
+        self.deadlines.cancel(op_id)
+        if decision is Decision.OK:
+            msg: Message = PutReply(op.origin.req_id, op.obj.context(), self._ring_version())
+        else:
+            msg = error_reply(op.origin.req_id, quorum_error("write", op.tally.report(), decision),
+                              self._ring_version())
+        return [op.origin.answer(msg)]
+
+    def _retry_forward(self, op_id: int, op: ForwardOp) -> list[Effect]:
+        if not op.candidates:
+            del self.ops[op_id]
+            self.deadlines.cancel(op_id)
+            exc = QuorumNotMet(
+                "no replica of the key could coordinate the put",
+                {"tried": [op.target], "replicas": [op.target]},
+            )
+            return [Reply(op.client, error_reply(op.client_req_id, exc, self._ring_version()))]
+        op.target = op.candidates.pop(0)
+        return [Send(op.target, CoordinatePut(op_id, op.request))]
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _plan(self, bucket: str, key: bytes, override: int | None, name: str
+              ) -> tuple[Ring, BucketProps, tuple[str, ...], int]:
+        ring = self.node.ring
+        if ring is None:
+            raise UnavailableError(f"node {self.node.node_id} has not joined a cluster yet; "
+                                   "retry in a moment or ask another node")
+        self._validate_key(bucket, key)
+        props = self.node.bucket_props(bucket)
+        default = props.r if name == "r" else props.w
+        needed = default if override is None else override
+        if not 1 <= needed <= props.n:
+            raise InvalidRequest(f"{name}={needed} must be between 1 and N={props.n}",
+                                 {name: needed, "n": props.n})
+        primaries = ring.preference_list(ring.partition_for(bucket, key), props.n)
+        # A cluster smaller than N keeps one copy per node; quorums shrink with it rather than
+        # making a one- or two-node development cluster unusable.
+        needed = min(needed, len(primaries))
+        return ring, props, primaries, needed
+
+    def _validate_key(self, bucket: str, key: bytes) -> None:
+        limits = self.node.limits
+        if not bucket or len(bucket.encode()) > limits.bucket_name_bytes_max:
+            raise InvalidRequest(
+                f"bucket name must be 1 to {limits.bucket_name_bytes_max} bytes",
+                {"bucket_bytes": len(bucket.encode())},
+            )
+        if not key:
+            raise InvalidRequest("key must not be empty")
+        if len(key) > limits.key_bytes_max:
+            raise KeyTooLarge(
+                f"key is {len(key)} bytes; the limit is {limits.key_bytes_max}",
+                {"key_bytes": len(key), "limit": limits.key_bytes_max},
+            )
+
+    def _validate_put(self, req: PutRequest) -> None:
+        limit = self.node.limits.value_bytes_max
+        if req.value is not None and len(req.value) > limit:
+            raise ValueTooLarge(
+                f"value is {len(req.value)} bytes; the limit is {limit}",
+                {"value_bytes": len(req.value), "limit": limit},
+            )
+
+    def _check_capacity(self) -> None:
+        limit = self.node.limits.in_flight_requests_max
+        if len(self.ops) >= limit:
+            raise Overloaded(f"{len(self.ops)} requests in flight on {self.node.node_id} "
+                             f"(limit {limit}); back off and retry", {"limit": limit})
+
+    def _timeout(self, requested: int | None) -> int:
+        limits = self.node.limits
+        if requested is None or requested <= 0:
+            return limits.request_timeout_ms
+        return min(requested, limits.request_timeout_ms_max)
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def _ring_version(self) -> int:
+        ring = self.node.ring
+        return ring.version if ring else 0
+
+
+def error_reply(req_id: int, exc: DynamoKVError, ring_version: int = 0) -> ErrorReply:
+    return ErrorReply(req_id, exc.code, exc.message, exc.details, ring_version)
+
+
+def quorum_error(kind: str, report: dict[str, object], decision: Decision) -> DynamoKVError:
+    needed = report["needed"]
+    succeeded = report["succeeded"]
+    assert isinstance(succeeded, list)
+    if decision is Decision.PENDING:
+        return RequestTimeout(
+            f"{kind} timed out with {len(succeeded)} of {needed} required replies", report
+        )
+    return QuorumNotMet(
+        f"{kind} quorum not met: {len(succeeded)} of {needed} required replicas answered",
+        report,
+    )

@@ -1,0 +1,218 @@
+"""Every message that crosses a socket, as frozen dataclasses (no encoding here).
+
+Owns: client ↔ node requests and replies, node ↔ node replica traffic, ring and gossip messages.
+May import: ``dynamokv.core.vclock``, ``dynamokv.core.versioned``, ``dynamokv.core.ring``.
+
+Encoding lives in ``dynamokv.wire.codec``, which gives each class here a stable numeric tag; add
+new messages at the end of ``ALL_MESSAGES`` and never renumber.
+
+Request ids are chosen by the sender and echoed in the reply; they are unique per sender only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dynamokv.core.ring import Ring
+from dynamokv.core.vclock import VectorClock
+from dynamokv.core.versioned import VersionedObject
+
+# ---- client -> node -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GetRequest:
+    """Read ``key``; wait for ``r`` replicas (``None``: the bucket's default)."""
+
+    req_id: int
+    bucket: str
+    key: bytes
+    r: int | None = None
+    pr: int | None = None
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PutRequest:
+    """Write ``value`` (``None``: delete) superseding what ``context`` has seen."""
+
+    req_id: int
+    bucket: str
+    key: bytes
+    value: bytes | None
+    context: VectorClock
+    w: int | None = None
+    pw: int | None = None
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RingRequest:
+    """Ask a node for its ring (partition-aware clients bootstrap and refresh with this)."""
+
+    req_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    req_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class BucketPropsRequest:
+    """Read (``props`` empty) or set a bucket's defaults (``n``, ``r``, ``w``, ``lww``...)."""
+
+    req_id: int
+    bucket: str
+    props: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- node -> client -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GetReply:
+    """The live values of every concurrent sibling, and the context to write back with."""
+
+    req_id: int
+    values: tuple[bytes, ...]
+    context: VectorClock
+    found: bool
+    ring_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PutReply:
+    req_id: int
+    context: VectorClock
+    ring_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RingReply:
+    req_id: int
+    ring: Ring
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReply:
+    req_id: int
+    status: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BucketPropsReply:
+    req_id: int
+    bucket: str
+    props: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """A failed request: ``code`` is a ``dynamokv.errors`` class name; ``details`` say why."""
+
+    req_id: int
+    code: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    ring_version: int = 0
+
+
+# ---- node -> node ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First frame on a connection a node opens to a peer: who is talking."""
+
+    node_id: str
+    ring_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRead:
+    req_id: int
+    bucket: str
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaReadReply:
+    req_id: int
+    obj: VersionedObject | None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaWrite:
+    """Merge ``obj`` into the replica's copy; ``ack`` false for fire-and-forget read repair."""
+
+    req_id: int
+    bucket: str
+    key: bytes
+    obj: VersionedObject
+    ack: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaWriteAck:
+    req_id: int
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatePut:
+    """A non-replica hands a client's put to a replica to coordinate (the paper's forward)."""
+
+    req_id: int
+    request: PutRequest
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    """A node asks to be added to the cluster (sent to a seed, forwarded to the claimant)."""
+
+    node_id: str
+    address: str
+    http_address: str = ""
+    metrics_address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GossipRing:
+    """Periodic exchange of rings and bucket properties; receivers keep the newer."""
+
+    ring: Ring
+    buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    buckets_version: int = 0
+
+
+CLIENT_REQUESTS = (GetRequest, PutRequest, RingRequest, StatusRequest, BucketPropsRequest)
+CLIENT_REPLIES = (GetReply, PutReply, RingReply, StatusReply, BucketPropsReply, ErrorReply)
+
+# Wire tags are positions in this tuple: append only.
+ALL_MESSAGES: tuple[type, ...] = (
+    GetRequest,
+    PutRequest,
+    RingRequest,
+    StatusRequest,
+    BucketPropsRequest,
+    GetReply,
+    PutReply,
+    RingReply,
+    StatusReply,
+    BucketPropsReply,
+    ErrorReply,
+    Hello,
+    ReplicaRead,
+    ReplicaReadReply,
+    ReplicaWrite,
+    ReplicaWriteAck,
+    CoordinatePut,
+    JoinRequest,
+    GossipRing,
+)
+
+Message = Any  # any instance of a class in ALL_MESSAGES

@@ -1,0 +1,36 @@
+"""The one port through which the core touches storage.
+
+Owns: ``ObjectStore``, the protocol the core uses to read and write versioned objects.
+May import: ``dynamokv.core.versioned``.
+
+Why a synchronous port instead of storage effects (ARCHITECTURE open decision 3): every store we
+ship answers in microseconds from memory or an mmap'd B-tree (LMDB), so a round trip through the
+driver per read would cost more than the read. The simulator still sees every storage call,
+because it supplies the store (``sim.disk``) and can fail it or drop unsynced writes on a crash.
+Implementations: ``dynamokv.storage.objects.EngineObjectStore`` over any storage engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from dynamokv.core.versioned import VersionedObject
+
+
+class ObjectStore(Protocol):
+    def get(self, bucket: str, key: bytes) -> VersionedObject | None:
+        """The stored object, or ``None``. Raises ``StorageError`` on engine failure."""
+        ...
+
+    def put(self, bucket: str, key: bytes, obj: VersionedObject) -> None:
+        """Store ``obj`` (replacing what was there). Raises ``StorageError`` on failure."""
+        ...
+
+    def fold_partition(self, partition: int) -> Iterator[tuple[str, bytes, VersionedObject]]:
+        """Every object of ``partition`` in key order (for handoff and anti-entropy)."""
+        ...
+
+    def sync(self) -> None:
+        """Make every write so far durable (the engine's strongest setting)."""
+        ...

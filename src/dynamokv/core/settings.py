@@ -1,0 +1,95 @@
+"""Settings the core runs with: quorum defaults, limits and timers, all named and bounded.
+
+Owns: ``QuorumDefaults``, ``Limits``, ``CoreSettings``, ``BucketProps``.
+May import: stdlib, ``dynamokv.errors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from dynamokv.errors import ConfigError, InvalidRequest
+
+
+@dataclass(frozen=True, slots=True)
+class QuorumDefaults:
+    """Cluster-wide defaults; a bucket's props and each request may override them."""
+
+    n: int = 3
+    r: int = 2
+    w: int = 2
+
+    def validate(self) -> None:
+        if not (1 <= self.n <= 16):
+            raise ConfigError(f"n={self.n}: N must be between 1 and 16")
+        for name, v in (("r", self.r), ("w", self.w)):
+            if not (1 <= v <= self.n):
+                raise ConfigError(f"{name}={v}: must be between 1 and N={self.n}")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Every bound a node enforces. Requests past one get a precise error, never a crash."""
+
+    key_bytes_max: int = 2048
+    value_bytes_max: int = 1024 * 1024
+    bucket_name_bytes_max: int = 255
+    frame_bytes_max: int = 4 * 1024 * 1024 + 65536
+    siblings_max: int = 100
+    in_flight_requests_max: int = 10_000
+    request_timeout_ms: int = 5_000
+    request_timeout_ms_max: int = 60_000
+    connect_timeout_ms: int = 1_000
+    send_queue_bytes_max: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BucketProps:
+    """Per-bucket replication and conflict settings (riak bucket props)."""
+
+    n: int = 3
+    r: int = 2
+    w: int = 2
+    lww: bool = False  # resolve siblings server-side, last writer wins
+
+    def with_updates(self, updates: dict[str, Any]) -> BucketProps:
+        """A copy with ``updates`` applied, validated; unknown props are an error."""
+        allowed = {"n": int, "r": int, "w": int, "lww": bool}
+        clean: dict[str, Any] = {}
+        for name, value in updates.items():
+            kind = allowed.get(name)
+            if kind is None:
+                raise InvalidRequest(
+                    f"unknown bucket property {name!r}; known: {', '.join(sorted(allowed))}"
+                )
+            if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidRequest(f"bucket property {name} must be an integer")
+            if kind is bool and not isinstance(value, bool):
+                raise InvalidRequest(f"bucket property {name} must be true or false")
+            clean[name] = value
+        props = replace(self, **clean)
+        if not 1 <= props.n <= 16:
+            raise InvalidRequest(f"n={props.n}: N must be between 1 and 16")
+        for name in ("r", "w"):
+            v = getattr(props, name)
+            if not 1 <= v <= props.n:
+                raise InvalidRequest(f"{name}={v}: must be between 1 and N={props.n}")
+        return props
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "r": self.r, "w": self.w, "lww": self.lww}
+
+
+@dataclass(frozen=True, slots=True)
+class CoreSettings:
+    q: int = 64
+    quorum: QuorumDefaults = field(default_factory=QuorumDefaults)
+    limits: Limits = field(default_factory=Limits)
+    gossip_interval_ms: int = 1_000
+    join_retry_ms: int = 1_000
+    # A suspected peer is probed (sent gossip) at most this often; requests skip it meanwhile.
+    down_probe_interval_ms: int = 1_000
+
+    def default_bucket_props(self) -> BucketProps:
+        return BucketProps(n=self.quorum.n, r=self.quorum.r, w=self.quorum.w)

@@ -1,0 +1,248 @@
+"""Per-node metrics: Prometheus series for scraping, plus exact recent percentiles for ``status``.
+
+Owns: ``NodeMetrics`` (one ``CollectorRegistry`` per node, never the process-global one, so several
+nodes in one process, as in tests, do not collide) and ``MetricsHTTPServer`` (``GET /metrics``).
+May import: stdlib, ``prometheus_client``.
+
+Why two views of latency: a Prometheus histogram is cheap and aggregates across nodes, but its
+quantiles are only as fine as its buckets. ``status`` wants a precise p99.9 of *this* node right
+now, so each op also keeps a bounded reservoir of its most recent samples.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+# 0.1 ms .. 10 s, roughly 1-2.5-5 per decade: an in-memory local read lands in the first buckets,
+# a quorum write across a slow disk or a timed-out request in the last ones.
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005,
+    0.001, 0.0025, 0.005,
+    0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+)
+
+RESERVOIR_SIZE = 10_000
+# Ops are named by the server (get, put, delete, ...); the cap only guards against a bug that
+# would invent op names from user input and grow memory without bound.
+RESERVOIR_OPS_MAX = 64
+
+PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p99", 0.99), ("p999", 0.999))
+
+
+def sibling_bucket(count: int) -> str:
+    """The ``count`` label of a GET that returned ``count`` versions: "1", "2", "3" or "4+"."""
+    if count < 1:
+        raise ValueError(f"sibling count {count} must be >= 1")
+    return str(count) if count < 4 else "4+"
+
+
+def percentile(sorted_samples: list[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted samples; 0.0 when there are none."""
+    if not sorted_samples:
+        return 0.0
+    rank = math.ceil(p * len(sorted_samples))
+    return sorted_samples[min(max(rank, 1), len(sorted_samples)) - 1]
+
+
+class NodeMetrics:
+    """Every metric one node exports. Thread-safe: the scrape thread reads while the loop writes."""
+
+    def __init__(self, *, reservoir_size: int = RESERVOIR_SIZE) -> None:
+        if reservoir_size < 1:
+            raise ValueError("reservoir_size must be >= 1")
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._reservoir_size = reservoir_size
+        self._reservoirs: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+        r = self.registry
+        self.request_seconds = Histogram(
+            "dynamokv_request_seconds",
+            "Time from receiving a client request to answering it, by op and outcome.",
+            ["op", "outcome"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.get_siblings = Counter(
+            "dynamokv_get_siblings",
+            "Successful GETs by number of versions returned (the paper's divergence figure).",
+            ["count"],
+            registry=r,
+        )
+        self.get_found = Counter(
+            "dynamokv_get_found", "GETs that found at least one version.", registry=r
+        )
+        self.get_not_found = Counter(
+            "dynamokv_get_not_found", "GETs that found no live version.", registry=r
+        )
+        self.in_flight_requests = Gauge(
+            "dynamokv_in_flight_requests", "Client requests being coordinated now.", registry=r
+        )
+        self.connected_peers = Gauge(
+            "dynamokv_connected_peers", "Peer nodes with an open connection.", registry=r
+        )
+        self.bytes_in = Counter(
+            "dynamokv_bytes_in", "Bytes received on the binary protocol.", registry=r
+        )
+        self.bytes_out = Counter(
+            "dynamokv_bytes_out", "Bytes sent on the binary protocol.", registry=r
+        )
+        self.errors = Counter(
+            "dynamokv_errors", "Errors by dynamokv error code.", ["code"], registry=r
+        )
+
+    # -- recording -------------------------------------------------------------------------
+
+    def observe_request(self, op: str, seconds: float, outcome: str) -> None:
+        """Record one finished request; ``outcome`` is "ok" or an error code."""
+        # A clock step can make a measured duration negative; it still counts as a request.
+        seconds = max(seconds, 0.0)
+        self.request_seconds.labels(op=op, outcome=outcome).observe(seconds)
+        with self._lock:
+            reservoir = self._reservoirs.get(op)
+            if reservoir is None:
+                if len(self._reservoirs) >= RESERVOIR_OPS_MAX:
+                    return
+                reservoir = deque(maxlen=self._reservoir_size)
+                self._reservoirs[op] = reservoir
+            reservoir.append(seconds)
+
+    def observe_siblings(self, count: int) -> None:
+        """Record one GET that returned ``count`` versions; 0 means the key was not found."""
+        if count < 0:
+            raise ValueError(f"sibling count {count} must be >= 0")
+        if count == 0:
+            self.get_not_found.inc()
+            return
+        self.get_found.inc()
+        self.get_siblings.labels(count=sibling_bucket(count)).inc()
+
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Count a request as in flight for the duration of the ``with`` block."""
+        self.in_flight_requests.inc()
+        try:
+            yield
+        finally:
+            self.in_flight_requests.dec()
+
+    def set_connected_peers(self, count: int) -> None:
+        self.connected_peers.set(count)
+
+    def add_bytes_in(self, n: int) -> None:
+        self.bytes_in.inc(n)
+
+    def add_bytes_out(self, n: int) -> None:
+        self.bytes_out.inc(n)
+
+    def count_error(self, code: str) -> None:
+        self.errors.labels(code=code).inc()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def percentiles(self, op: str) -> dict[str, float]:
+        """p50, p99 and p999 in seconds over the op's most recent samples (0.0 when none)."""
+        with self._lock:
+            samples = sorted(self._reservoirs.get(op, ()))
+        return {name: percentile(samples, p) for name, p in PERCENTILES}
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready summary for ``status``: per-op sample count and percentiles in ms."""
+        with self._lock:
+            ops = {op: sorted(r) for op, r in self._reservoirs.items()}
+        latency = {
+            op: {"samples": len(s)}
+            | {name: round(percentile(s, p) * 1000, 3) for name, p in PERCENTILES}
+            for op, s in sorted(ops.items())
+        }
+        return {
+            "latency_ms": latency,
+            "in_flight_requests": int(self._sample("dynamokv_in_flight_requests")),
+            "connected_peers": int(self._sample("dynamokv_connected_peers")),
+        }
+
+    def _sample(self, name: str, labels: dict[str, str] | None = None) -> float:
+        value = self.registry.get_sample_value(name, labels)
+        return float(value) if value is not None else 0.0
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this node's registry."""
+        return bytes(generate_latest(self.registry))
+
+    def start_http(self, host: str, port: int) -> MetricsHTTPServer:
+        """Serve ``GET /metrics`` on ``host:port`` (port 0 picks a free one) in a daemon thread."""
+        return MetricsHTTPServer(self, host, port)
+
+
+class MetricsHTTPServer:
+    """A tiny threaded HTTP server for ``/metrics``; ``stop()`` closes the socket and joins."""
+
+    def __init__(self, metrics: NodeMetrics, host: str, port: int) -> None:
+        handler = _make_handler(metrics)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self.host = host
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            name=f"metrics-http-{self.port}",
+            daemon=True,  # a stuck scrape must never keep a stopping node alive
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def _make_handler(metrics: NodeMetrics) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] != "/metrics":
+                self._send(404, b"not found: metrics are served at /metrics\n", "text/plain")
+                return
+            self._send(200, metrics.render(), CONTENT_TYPE_LATEST)
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            # Scrapes arrive every few seconds; logging each would drown the node's log.
+            pass
+
+    return Handler
+
+
+__all__ = [
+    "LATENCY_BUCKETS_S",
+    "MetricsHTTPServer",
+    "NodeMetrics",
+    "percentile",
+    "sibling_bucket",
+]

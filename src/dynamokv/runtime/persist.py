@@ -1,0 +1,75 @@
+"""What a node keeps in its data directory besides the storage engine's files.
+
+Owns: the ring file (``ring.bin``: ring, bucket table, their versions) and the incarnation file
+that makes this data directory's version-vector actor unique.
+May import: stdlib, ``dynamokv.wire.codec``, ``dynamokv.core``.
+
+Both are written atomically (write a temporary file, fsync, rename, fsync the directory), so a
+crash leaves either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from dynamokv.core.messages import GossipRing
+from dynamokv.core.ring import Ring
+from dynamokv.errors import StorageError
+from dynamokv.wire.codec import decode, encode
+
+RING_FILE = "ring.bin"
+INCARNATION_FILE = "incarnation"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path.name} in the data directory: {exc}") from exc
+
+
+def save_ring(data_dir: Path, ring: Ring, buckets: dict[str, dict[str, Any]],
+              buckets_version: int) -> None:
+    _atomic_write(Path(data_dir) / RING_FILE, encode(GossipRing(ring, buckets, buckets_version)))
+
+
+def load_ring(data_dir: Path) -> tuple[Ring, dict[str, dict[str, Any]], int] | None:
+    path = Path(data_dir) / RING_FILE
+    if not path.exists():
+        return None
+    msg = decode(path.read_bytes())
+    if not isinstance(msg, GossipRing):
+        raise StorageError(f"{path.name} does not hold a ring; move it away to rejoin afresh")
+    return msg.ring, dict(msg.buckets), msg.buckets_version
+
+
+def incarnation(data_dir: Path) -> str:
+    """This data directory's incarnation: created once, kept for the directory's lifetime.
+
+    A wiped directory gets a new one, so the node's writes carry a new actor and can never
+    re-issue a version-vector counter it issued before it lost its data (Riak's KV679).
+    """
+    path = Path(data_dir) / INCARNATION_FILE
+    if path.exists():
+        value = path.read_text().strip()
+        if value:
+            return value
+    value = secrets.token_hex(4)
+    _atomic_write(path, value.encode())
+    return value
+
+
+__all__ = ["incarnation", "load_ring", "save_ring"]

@@ -1,0 +1,168 @@
+"""NodeRunner: drives a ``NodeCore`` with real time, real sockets and a real storage engine.
+
+Owns: feeding events to the core, executing its effects, the one loop timer armed at
+``next_deadline()``, ring persistence, and per-request metrics.
+May import: ``asyncio``, ``time``, ``dynamokv.core``, ``dynamokv.wire``, ``dynamokv.runtime.*``.
+
+The core is called from the event loop thread only, one event at a time (run to completion),
+so nothing in it needs a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from dynamokv.core.effects import Effect, Log, PersistRing, Reply, Send, SendTo
+from dynamokv.core.events import ClientRequested, Event, MessageReceived, PeerUnreachable, TimerFired
+from dynamokv.core.messages import (
+    BucketPropsRequest,
+    ErrorReply,
+    GetReply,
+    GetRequest,
+    Hello,
+    Message,
+    PutRequest,
+    RingRequest,
+    StatusReply,
+    StatusRequest,
+)
+from dynamokv.core.node import NodeCore
+from dynamokv.runtime.metrics import NodeMetrics
+from dynamokv.runtime.persist import save_ring
+from dynamokv.runtime.transport import Transport
+
+log = logging.getLogger("dynamokv.node")
+
+_OP_NAMES: dict[type, str] = {
+    GetRequest: "get", PutRequest: "put", RingRequest: "ring", StatusRequest: "status",
+    BucketPropsRequest: "bucket",
+}
+
+
+class NodeRunner:
+    def __init__(self, core: NodeCore, *, data_dir: Any, metrics: NodeMetrics,
+                 storage_info: dict[str, Any]) -> None:
+        self.core = core
+        self.data_dir = data_dir
+        self.metrics = metrics
+        self.storage_info = storage_info
+        limits = core.limits
+        self.transport = Transport(
+            node_id=core.node_id,
+            address_of=self._address_of,
+            on_peer_message=self._on_peer_message,
+            on_client_message=self._on_client_message,
+            on_unreachable=self._on_unreachable,
+            hello=lambda: Hello(core.node_id, core.ring.version if core.ring else 0),
+            frame_bytes_max=limits.frame_bytes_max,
+            send_queue_bytes_max=limits.send_queue_bytes_max,
+            connect_timeout_ms=limits.connect_timeout_ms,
+        )
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: int | None = None
+        self._started: dict[tuple[int, int], tuple[str, float]] = {}
+        self._t0 = time.monotonic()
+
+    # ---- clocks ------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000)
+
+    @staticmethod
+    def wall_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def start(self, host: str, port: int) -> None:
+        await self.transport.listen(host, port)
+        self._execute(self.core.start(self.now_ms()))
+        self._arm_timer()
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        await self.transport.close()
+
+    # ---- events in -----------------------------------------------------------------------------
+    def _feed(self, event: Event) -> None:
+        try:
+            effects = self.core.handle(event, self.now_ms(), self.wall_ms())
+        except Exception:
+            log.exception("core failed on %s", type(event).__name__)
+            return
+        self._execute(effects)
+        self._arm_timer()
+
+    def _on_peer_message(self, src: str, msg: Message) -> None:
+        self._feed(MessageReceived(src, msg))
+
+    def _on_client_message(self, client: int, msg: Message) -> None:
+        req_id = getattr(msg, "req_id", None)
+        if isinstance(req_id, int):
+            self._started[(client, req_id)] = (_OP_NAMES.get(type(msg), "other"),
+                                               time.perf_counter())
+        self._feed(ClientRequested(client, msg))
+
+    def _on_unreachable(self, node: str) -> None:
+        if node.startswith("@"):
+            return  # a seed we dialled by address; the join timer retries
+        self._feed(PeerUnreachable(node))
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._feed(TimerFired())
+
+    def _arm_timer(self) -> None:
+        at = self.core.next_deadline()
+        if at is None or (self._timer_at is not None and self._timer_at <= at):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = max(0.0, (at - self.now_ms()) / 1000)
+        self._timer_at = at
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    # ---- effects out ---------------------------------------------------------------------------
+    def _execute(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self.transport.send_to_node(effect.to, effect.msg)
+            elif isinstance(effect, Reply):
+                self._reply(effect.client, effect.msg)
+            elif isinstance(effect, SendTo):
+                self.transport.send_to_address(effect.address, effect.msg)
+            elif isinstance(effect, PersistRing):
+                save_ring(self.data_dir, effect.ring, effect.buckets, effect.buckets_version)
+            elif isinstance(effect, Log):
+                level = getattr(logging, effect.level.upper(), logging.INFO)
+                log.log(level, "%s %s", effect.message, effect.fields or "")
+
+    def _reply(self, client: int, msg: Message) -> None:
+        req_id = getattr(msg, "req_id", None)
+        started = self._started.pop((client, req_id), None) if isinstance(req_id, int) else None
+        if isinstance(msg, StatusReply):
+            msg = StatusReply(msg.req_id, {**msg.status, **self.runtime_status()})
+        if started is not None:
+            op, t = started
+            outcome = "error" if isinstance(msg, ErrorReply) else "ok"
+            self.metrics.observe_request(op, time.perf_counter() - t, outcome)
+            if isinstance(msg, ErrorReply):
+                self.metrics.count_error(msg.code)
+            elif isinstance(msg, GetReply):
+                self.metrics.observe_siblings(len(msg.values) if msg.found else 0)
+        self.transport.reply_to_client(client, msg)
+
+    def _address_of(self, node: str) -> str | None:
+        ring = self.core.ring
+        return ring.address_of(node) if ring else None
+
+    def runtime_status(self) -> dict[str, Any]:
+        return {
+            "latency": self.metrics.snapshot(),
+            "storage": self.storage_info,
+            "uptime_s": round(time.monotonic() - self._t0, 1),
+            **self.transport.stats(),
+        }

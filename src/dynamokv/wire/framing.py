@@ -1,0 +1,110 @@
+"""Length-prefixed frames: how one byte stream (a TCP connection) carries many messages.
+
+Owns: ``frame`` (payload to frame), ``FrameDecoder`` (stream chunks to payloads), the header
+layout and ``PROTOCOL_VERSION``.
+May import: ``dynamokv.errors`` (and, like the rest of ``dynamokv.wire``, ``dynamokv.core.*``).
+
+A frame is a 5-byte header then the payload::
+
+    +--------+--------+--------+--------+---------+------------------------+
+    |   payload length (uint32, big-endian)     | version | payload (length bytes) |
+    +--------+--------+--------+--------+---------+------------------------+
+
+The version byte is in every frame rather than in a connection handshake so that a peer speaking
+another protocol is caught on its very first frame, whichever side opened the connection.
+
+The length limit is checked as soon as a header is complete, before any of the body is waited
+for, so a peer cannot make us buffer a huge frame just by announcing one.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from dynamokv.errors import ProtocolError
+
+__all__ = ["HEADER_SIZE", "MAX_PAYLOAD_BYTES", "PROTOCOL_VERSION", "FrameDecoder", "frame"]
+
+PROTOCOL_VERSION: Final = 1
+_HEADER: Final = struct.Struct(">IB")
+HEADER_SIZE: Final = _HEADER.size  # 5
+MAX_PAYLOAD_BYTES: Final = 0xFFFF_FFFF  # what a uint32 length can say
+
+
+def frame(payload: bytes) -> bytes:
+    """``payload`` with its header, ready to write to a stream."""
+    size = len(payload)
+    if size > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(f"payload of {size} bytes does not fit in a frame")
+    return _HEADER.pack(size, PROTOCOL_VERSION) + payload
+
+
+class FrameDecoder:
+    """Cuts a byte stream, fed in chunks of any size, into frame payloads.
+
+    ``max_frame_bytes`` bounds a payload (the header not counted). After a ``ProtocolError`` the
+    stream is out of sync for good: every later ``feed`` raises the same error, and the caller
+    should close the connection.
+    """
+
+    __slots__ = ("_buf", "_error", "_max")
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        if max_frame_bytes < 0:
+            raise ValueError(f"max_frame_bytes must be >= 0, got {max_frame_bytes}")
+        self._max = max_frame_bytes
+        # Bytes of the frame in progress (a partial header or body), never a complete frame.
+        self._buf = bytearray()
+        self._error: ProtocolError | None = None
+
+    @property
+    def buffered_bytes(self) -> int:
+        """How many bytes of an incomplete frame are waiting for the rest."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Every payload completed by ``data``, in stream order (often none, often one)."""
+        if self._error is not None:
+            raise ProtocolError(f"frame stream already failed: {self._error}")
+        buf = self._buf
+        if buf:
+            buf += data
+            frames, used = self._scan(buf)
+            # CPython deletes a bytearray's prefix by moving its start offset, without copying
+            # the rest, so consuming frames costs nothing per byte left over.
+            del buf[:used]
+        else:
+            # Nothing pending (the usual case: whole messages per read): parse ``data`` in place
+            # and keep only its incomplete tail, so complete frames are copied once, not twice.
+            frames, used = self._scan(data)
+            if used < len(data):
+                buf += memoryview(data)[used:]
+        return frames
+
+    def _scan(self, data: bytes | bytearray) -> tuple[list[bytes], int]:
+        """The complete frames at the start of ``data`` and how many bytes they take."""
+        frames: list[bytes] = []
+        end = len(data)
+        pos = 0
+        with memoryview(data) as view:
+            while end - pos >= HEADER_SIZE:
+                size, version = _HEADER.unpack_from(data, pos)
+                if version != PROTOCOL_VERSION:
+                    self._fail(
+                        f"unknown protocol version {version} "
+                        f"(this node speaks version {PROTOCOL_VERSION})"
+                    )
+                if size > self._max:
+                    self._fail(f"frame of {size} bytes exceeds the limit of {self._max} bytes")
+                stop = pos + HEADER_SIZE + size
+                if stop > end:
+                    break
+                frames.append(view[pos + HEADER_SIZE : stop].tobytes())
+                pos = stop
+        return frames, pos
+
+    def _fail(self, message: str) -> None:
+        self._error = ProtocolError(message)
+        self._buf = bytearray()  # what follows a bad header means nothing; free it
+        raise self._error
