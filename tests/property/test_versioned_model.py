@@ -142,10 +142,10 @@ class VersionedModel(RuleBasedStateMachine):
             if s.dot not in after.dots():
                 assert ctx.contains(s.dot.actor, s.dot.counter)
         self._store(coordinator, after)
-        if with_context:
-            # The client read-your-writes: it now holds the context including its write.
-            self.read_ctx[client] = ctx.merge(sib.clock())
-            self.read_dots[client] = frozenset({sib.dot})
+        # The put answers with the coordinator's object (read-your-writes). Note ``sib.clock()``
+        # alone would not do as a context: ``{a: n}`` also covers ``a``'s earlier dots, which
+        # this writer may not have seen.
+        self.read(client, coordinator)
 
     @rule(src=replica_names, dst=replica_names)
     def push(self, src: str, dst: str) -> None:

@@ -3,9 +3,10 @@
 Owns: the argument parser (every command's help has a purpose and an example), the dispatch to
 handlers, exit codes (0 ok, 1 failed, 2 bad usage or configuration, 130 interrupted) and how
 errors are shown.
-May import: stdlib, ``dynamokv.errors``, ``dynamokv.runtime.config``, ``dynamokv.core.ring``,
-``dynamokv.cli.*``; lazily (so ``--help`` stays fast and works while they are missing):
-``dynamokv.client``, ``dynamokv.runtime.server``, ``dynamokv.core.claim``, ``dynamokv.sim.run``.
+May import: stdlib, ``dynamokv.errors``, ``dynamokv.client``, ``dynamokv.runtime.config``,
+``dynamokv.core.ring``, ``dynamokv.core.claim``, ``dynamokv.cli.*``; lazily (so ``--help``
+stays fast and a missing component fails only the commands that need it):
+``dynamokv.runtime.server`` (storage engines, asyncio) and ``dynamokv.sim.run``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from dynamokv.cli import cluster, render
+from dynamokv.client import Client, Context
+from dynamokv.core.claim import balance
 from dynamokv.core.ring import Ring
 from dynamokv.errors import ConfigError, DynamoKVError, InvalidRequest, NoNodeAvailable
 from dynamokv.runtime.config import NodeConfig, QuorumDefaults, parse_address
@@ -85,14 +88,12 @@ def _attr(module: str, name: str, what: str) -> Any:
 
 def make_client(nodes: Sequence[str], routing: str, timeout_s: float) -> ClientLike:
     """The client for one command; tests replace this function."""
-    client_cls = _attr("dynamokv.client", "Client", "the dynamokv client")
-    return cast(ClientLike, client_cls(list(nodes), routing=routing, timeout_s=timeout_s))
+    return Client(list(nodes), routing=routing, timeout_s=timeout_s)
 
 
-def context_from_base64(text: str) -> Any:
-    context_cls = _attr("dynamokv.client", "Context", "the dynamokv client")
+def context_from_base64(text: str) -> Context:
     try:
-        return context_cls.from_base64(text)
+        return Context.from_base64(text)
     except DynamoKVError:
         raise
     except Exception as e:  # the decoder's own errors (binascii, msgpack) carry no code
@@ -616,43 +617,10 @@ def _print_context(args: argparse.Namespace, context: Any) -> None:
         print(f"context: {text}")
 
 
-def ring_balance(ring: Ring, n: int) -> tuple[float, list[Any], str]:
-    """(imbalance ratio, violating windows, source) from ``core.claim.balance``.
-
-    Falls back to computing both here when the claim module is not installed, and says so.
-    """
-    try:
-        claim = _import("dynamokv.core.claim", "the claim module")
-    except MissingComponent:
-        return (*_local_balance(ring, n), "computed by the CLI")
-    report = claim.balance(ring, n)
-    ratio = float(getattr(report, "imbalance_ratio", getattr(report, "imbalance", 0.0)))
-    violations = getattr(report, "violations", getattr(report, "violating_windows", ()))
-    return ratio, list(violations), "core.claim.balance"
-
-
-def _local_balance(ring: Ring, n: int) -> tuple[float, list[Any]]:
-    counts: dict[str, int] = {m.node_id: 0 for m in ring.members}
-    for owner in ring.owners:
-        counts[owner] = counts.get(owner, 0) + 1
-    ideal = ring.q / max(len(counts), 1)
-    ratio = max(counts.values(), default=0) / ideal if ideal else 0.0
-    window = min(n, len(counts))
-    violations = []
-    for start in range(ring.q):
-        owners = [ring.owners[(start + i) % ring.q] for i in range(window)]
-        if len(set(owners)) < window:
-            violations.append({"start": start, "owners": owners})
-    return ratio, violations
-
-
 def cmd_ring(args: argparse.Namespace) -> int:
     def body(client: ClientLike) -> int:
         ring = client.ring()
-        ratio, violations, source = ring_balance(ring, args.n)
-        summary = render.ring_summary(
-            ring, n=args.n, imbalance_ratio=ratio, violations=violations, source=source
-        )
+        summary = render.ring_summary(ring, balance(ring, args.n))
         if args.json:
             render.print_json(summary)
         else:

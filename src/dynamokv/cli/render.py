@@ -2,7 +2,8 @@
 
 Owns: value decoding for display, JSON conversion (bytes → base64), and the tables of ``get``,
 ``ring``, ``status``, ``bucket`` and ``cluster up``.
-May import: stdlib, ``rich``, ``dynamokv.core.ring`` (rendering reads rings, never builds them).
+May import: stdlib, ``rich``, ``dynamokv.core.ring``, ``dynamokv.core.claim`` (to read their
+values; rendering never builds or changes a ring).
 
 User data (keys, values, node ids) is always wrapped in ``rich.text.Text`` or written with plain
 ``print``: a value such as ``[bold]x`` must come out as typed, not be read as rich markup.
@@ -23,6 +24,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from dynamokv.core.claim import BalanceReport
 from dynamokv.core.ring import Ring
 
 # -- consoles and JSON ---------------------------------------------------------------------
@@ -180,19 +182,11 @@ def runs_text(runs: Sequence[tuple[int, int]]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs) or "-"
 
 
-def ring_summary(
-    ring: Ring,
-    *,
-    n: int,
-    imbalance_ratio: float,
-    violations: Sequence[Any],
-    source: str,
-) -> dict[str, Any]:
+def ring_summary(ring: Ring, report: BalanceReport) -> dict[str, Any]:
     """The JSON form of ``dynamokv ring``: who owns which partitions, and how evenly."""
-    counts = {m.node_id: 0 for m in ring.members}
-    for owner in ring.owners:
-        counts[owner] = counts.get(owner, 0) + 1
-    ideal = ring.q / max(len(counts), 1)
+    counts = dict(report.counts)
+    for m in ring.members:  # leaving or exiting members own nothing but still belong
+        counts.setdefault(m.node_id, 0)
     nodes = []
     for node_id, count in sorted(counts.items()):
         member = ring.member(node_id)
@@ -200,22 +194,35 @@ def ring_summary(
             {
                 "id": node_id,
                 "address": member.address if member else "",
-                "status": member.status.value if member else "unknown",
+                "status": member.status.value if member else "not a member",
                 "partitions": count,
                 "share": round(count / ring.q, 4),
-                "vs_ideal": round(count / ideal, 3) if ideal else 0.0,
                 "ranges": [list(r) for r in partition_runs(ring.partitions_of(node_id))],
             }
         )
+    n = report.effective_n
+    violations = [
+        {
+            "start": start,
+            "partitions": [(start + i) % ring.q for i in range(n)],
+            "owners": [ring.owners[(start + i) % ring.q] for i in range(n)],
+        }
+        for start in report.violations
+    ]
     return {
         "version": ring.version,
         "claimant": ring.claimant,
         "q": ring.q,
-        "n": n,
+        "target_n": report.target_n,
+        "effective_n": n,
         "nodes": nodes,
-        "imbalance_ratio": round(float(imbalance_ratio), 4),
-        "violations": jsonable(list(violations)),
-        "balance_source": source,
+        "ideal": round(report.ideal, 3),
+        "max_count": report.max_count,
+        "min_count": report.min_count,
+        "imbalance": round(report.imbalance, 4),
+        "balanced": report.balanced,
+        "feasible": report.feasible,
+        "violations": violations,
     }
 
 
@@ -242,27 +249,36 @@ def ring_renderables(summary: Mapping[str, Any]) -> list[RenderableType]:
             Text(runs_text([tuple(r) for r in node["ranges"]])),
         )
     out: list[RenderableType] = [table]
+    out.append(Text(f"partition i holds ring positions [i·2^160/{q}, (i+1)·2^160/{q})"))
     out.append(
         Text(
-            f"partition i holds ring positions [i·2^160/{q}, (i+1)·2^160/{q}); "
-            f"imbalance ratio (max/ideal partitions per node): {summary['imbalance_ratio']:.3f}"
+            f"imbalance: {summary['imbalance'] * 100:+.1f}% (largest node owns "
+            f"{summary['max_count']}, ideal {summary['ideal']:g}, smallest "
+            f"{summary['min_count']}); "
+            + ("balanced" if summary["balanced"] else "NOT balanced to floor/ceil of the ideal"),
+            style="" if summary["balanced"] else "yellow",
         )
     )
+    n = summary["effective_n"]
     violations = summary["violations"]
     if violations:
+        why = "" if summary["feasible"] else " (no balanced ring of this shape avoids them)"
         out.append(
             Text(
-                f"{len(violations)} window(s) of {summary['n']} consecutive partitions "
-                f"without {summary['n']} distinct owners (their keys have fewer than N "
-                f"distinct replicas):",
+                f"{len(violations)} window(s) of {n} consecutive partitions without {n} "
+                f"distinct owners: keys there get fewer than {n} distinct replicas{why}",
                 style="yellow",
             )
         )
-        out.extend(Text(f"  {_cell(v)}") for v in violations)
-    else:
-        out.append(
-            Text(f"every {summary['n']} consecutive partitions have distinct owners", style="green")
+        out.extend(
+            Text(
+                f"  partitions {runs_text(partition_runs(v['partitions']))}: "
+                f"{', '.join(v['owners'])}"
+            )
+            for v in violations
         )
+    else:
+        out.append(Text(f"every {n} consecutive partitions have distinct owners", style="green"))
     return out
 
 

@@ -26,6 +26,7 @@ The design note is ``docs/ring-and-claim.md``.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -227,43 +228,33 @@ def _drain(
     floor_: int,
     ceil_: int,
 ) -> None:
-    """Give every partition of ``leaver`` to an owning node, keeping balance and spacing.
+    """Give every partition of ``leaver`` to an owning node: balanced, then fewest violations.
 
-    A receiver may take partition ``p`` when none of its partitions is within ``n-1`` of ``p``.
-    The leaver's partitions are themselves ``n`` apart in a sound ring, so the choices interact
-    only through the receivers' capacities: a bipartite matching, solved exactly. Capacities
-    first fill every receiver up to ``floor``, then up to ``ceil``, so the leftover deficit is
-    as small as possible. In a ring that already breaks the spacing, the leaver's partitions are
-    matched in rounds of mutually ``n``-apart ones so that no round creates a new violation.
+    In a sound ring the leaver's partitions are ``n`` apart, so the only interaction between
+    them is through the receivers' counts: a transportation problem, solved exactly as a
+    min-cost flow. Each receiver must reach ``floor`` (a huge cost for falling short) and may
+    reach ``ceil`` (beyond that is huger still); giving ``p`` to a node costs the windows it
+    would break, plus a little for an old node so that a joiner replacing the leaver takes its
+    partitions directly. A perfect answer often does not exist for a leave (the remaining
+    owners sit where they sit), which is why the cost is a count and not a filter. In a ring
+    that already breaks the spacing, the leaver's partitions are placed in rounds of mutually
+    ``n``-apart ones so that each round's costs are exact.
     """
     counts = _counts(owners, owning)
-    order = sorted(owning, key=lambda node: (node not in joiners, counts[node], node))
     pending = [p for p, owner in enumerate(owners) if owner == leaver]
     while pending:
-        batch, rest = _spaced_subset(pending, len(owners), n)
-        edges = [[node for node in order if not _near(owners, p, node, n)] for p in batch]
-        phases = [
-            {node: max(0, floor_ - counts[node]) for node in owning},
-            {node: max(0, ceil_ - counts[node]) for node in owning},
+        batch, pending = _spaced_subset(pending, len(owners), n)
+        costs = [
+            [(x, 4 * _conflicts(owners, p, x, n) + (x not in joiners)) for x in owning]
+            for p in batch
         ]
-        for p, node in zip(batch, _b_match(edges, phases, len(batch)), strict=True):
-            if node is None:
-                rest.append(p)
-            else:
-                owners[p] = node
-                counts[node] += 1
-        if len(rest) == len(pending):
-            # No receiver can take these without breaking spacing or balance: keep balance, and
-            # give each to the node that loses the least spacing.
-            for p in rest:
-                node = min(
-                    owning,
-                    key=lambda x: (counts[x] >= ceil_, _conflicts(owners, p, x, n), counts[x], x),
-                )
-                owners[p] = node
-                counts[node] += 1
-            return
-        pending = sorted(rest)
+        bands = {
+            x: (max(0, floor_ - counts[x]), max(0, ceil_ - max(floor_, counts[x])))
+            for x in owning
+        }
+        for p, node in zip(batch, _min_cost_assign(costs, bands), strict=True):
+            owners[p] = node
+            counts[node] += 1
 
 
 def _fill(
@@ -298,17 +289,17 @@ def _fill(
             if giver is not None:
                 owners[next(p for p in allowed if owners[p] == giver)] = taker
         return
-    # No layout works: take from the most loaded nodes, least spacing loss first.
+    # No layout works: take one partition at a time from a node above its floor, the one that
+    # breaks the fewest windows (ties: the most loaded giver, then the lowest partition).
     while counts[taker] < floor_:
-        candidates = [p for p, owner in enumerate(owners) if owner != taker and owner in counts]
+        candidates = [
+            p for p, owner in enumerate(owners) if owner != taker and counts.get(owner, 0) > floor_
+        ]
+        if not candidates:
+            return
         best = min(
             candidates,
-            key=lambda p: (
-                _conflicts(owners, p, taker, n),
-                -counts[owners[p]],
-                owners[p],
-                p,
-            ),
+            key=lambda p: (_conflicts(owners, p, taker, n), -counts[owners[p]], owners[p], p),
         )
         counts[owners[best]] -= 1
         owners[best] = taker
@@ -487,6 +478,129 @@ def _augment(
     return False
 
 
+def _min_cost_assign(
+    costs: Sequence[Sequence[tuple[str, int]]], bands: Mapping[str, tuple[int, int]]
+) -> list[str]:
+    """Give every item one node at least total cost; ``costs[i]`` lists ``(node, cost)``.
+
+    ``bands[node] = (required, optional)``: the node should take ``required`` items, may take
+    ``optional`` more at a penalty above any sum of item costs, and takes more still only at a
+    penalty above that, so capacities bend only when nothing else can place every item.
+    Min-cost flow by successive shortest paths (Dijkstra on reduced costs, then every
+    zero-reduced-cost path before the next Dijkstra, as the distances take few values).
+    """
+    items = len(costs)
+    index = {node: 2 + items + i for i, node in enumerate(bands)}
+    big = 1 + sum(max((c for _, c in row), default=0) for row in costs)
+    huge = big * (items + 1)
+    graph = _FlowGraph(2 + items + len(bands))
+    first_edge = []
+    for i, row in enumerate(costs):
+        graph.add(0, 2 + i, 1, 0)
+        first_edge.append(len(graph.to))
+        for node, cost in row:
+            graph.add(2 + i, index[node], 1, cost)
+    for node, (required, optional) in bands.items():
+        graph.add(index[node], 1, required, 0)
+        graph.add(index[node], 1, optional, big)
+        graph.add(index[node], 1, items, huge)
+    graph.run(0, 1, items)
+    nodes = list(bands)
+    result = []
+    for i, row in enumerate(costs):
+        used = next(
+            e for e in range(first_edge[i], first_edge[i] + 2 * len(row), 2) if graph.cap[e] == 0
+        )
+        result.append(nodes[graph.to[used] - 2 - items])
+    return result
+
+
+class _FlowGraph:
+    """A residual graph for min-cost flow; edge ``e`` and its reverse are ``e`` and ``e ^ 1``."""
+
+    def __init__(self, size: int) -> None:
+        self.out: list[list[int]] = [[] for _ in range(size)]
+        self.to: list[int] = []
+        self.cap: list[int] = []
+        self.cost: list[int] = []
+
+    def add(self, u: int, v: int, cap: int, cost: int) -> None:
+        self.out[u].append(len(self.to))
+        self.to.append(v)
+        self.cap.append(cap)
+        self.cost.append(cost)
+        self.out[v].append(len(self.to))
+        self.to.append(u)
+        self.cap.append(0)
+        self.cost.append(-cost)
+
+    def run(self, source: int, sink: int, amount: int) -> int:
+        """Push up to ``amount`` units from ``source`` to ``sink`` at least cost; the units pushed.
+
+        Every path found starts with a unit-capacity edge, so each pushes exactly one unit.
+        """
+        size = len(self.out)
+        potential = [0] * size  # every initial cost is >= 0, so zero is a valid start
+        pushed = 0
+        while pushed < amount:
+            dist = self._distances(source, potential)
+            if dist[sink] is None:
+                break
+            for v in range(size):
+                d = dist[v]
+                if d is not None:
+                    potential[v] += d
+            while pushed < amount and self._push_tight_path(source, sink, potential):
+                pushed += 1
+        return pushed
+
+    def _distances(self, source: int, potential: Sequence[int]) -> list[int | None]:
+        dist: list[int | None] = [None] * len(self.out)
+        dist[source] = 0
+        heap = [(0, source)]
+        while heap:
+            d, u = heapq.heappop(heap)
+            if d != dist[u]:
+                continue
+            for e in self.out[u]:
+                if self.cap[e] <= 0:
+                    continue
+                v = self.to[e]
+                nd = d + self.cost[e] + potential[u] - potential[v]
+                old = dist[v]
+                if old is None or nd < old:
+                    dist[v] = nd
+                    heapq.heappush(heap, (nd, v))
+        return dist
+
+    def _push_tight_path(self, source: int, sink: int, potential: Sequence[int]) -> bool:
+        """Push one unit along a path of zero reduced cost edges, if there is one."""
+        parent_edge: dict[int, int] = {source: -1}
+        stack = [source]
+        while stack:
+            u = stack.pop()
+            if u == sink:
+                break
+            for e in self.out[u]:
+                v = self.to[e]
+                if (
+                    self.cap[e] > 0
+                    and v not in parent_edge
+                    and self.cost[e] + potential[u] - potential[v] == 0
+                ):
+                    parent_edge[v] = e
+                    stack.append(v)
+        if sink not in parent_edge:
+            return False
+        v = sink
+        while v != source:
+            e = parent_edge[v]
+            self.cap[e] -= 1
+            self.cap[e ^ 1] += 1
+            v = self.to[e ^ 1]
+        return True
+
+
 def _spaced_subset(positions: Sequence[int], q: int, n: int) -> tuple[list[int], list[int]]:
     """Split sorted ``positions`` into a greedy subset at least ``n`` apart (cyclically), rest."""
     chosen: list[int] = []
@@ -499,17 +613,16 @@ def _spaced_subset(positions: Sequence[int], q: int, n: int) -> tuple[list[int],
     return chosen, rest
 
 
-def _near(owners: Sequence[str], p: int, node: str, n: int) -> bool:
-    """Whether ``node`` owns a partition within ``n - 1`` of ``p`` (other than ``p``)."""
-    q = len(owners)
-    return any(owners[(p + d) % q] == node or owners[(p - d) % q] == node for d in range(1, n))
-
-
 def _conflicts(owners: Sequence[str], p: int, node: str, n: int) -> int:
-    """How many of ``node``'s partitions are within ``n - 1`` of ``p``."""
+    """How many ``n``-windows would repeat ``node`` if it owned ``p``.
+
+    A partition of ``node`` at distance ``d < n`` from ``p`` shares ``n - d`` windows with it.
+    """
     q = len(owners)
-    near = {(p + d) % q for d in range(1 - n, n) if d} - {p}
-    return sum(1 for x in near if owners[x] == node)
+    total = 0
+    for d in range(1, min(n, q)):
+        total += (n - d) * ((owners[(p + d) % q] == node) + (owners[(p - d) % q] == node))
+    return total
 
 
 def _counts(owners: Sequence[str], nodes: Iterable[str]) -> dict[str, int]:

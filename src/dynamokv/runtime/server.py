@@ -97,7 +97,9 @@ async def start_node(config: NodeConfig) -> RunningNode:
             metrics_server = metrics.start_http(mhost, mport)
         node = RunningNode(config, runner, engine, metrics_server, [])
         if config.http_listen:
-            node.extra_servers.append(await _start_http_api(config, node))
+            api = await _start_http_api(config, node)
+            if api is not None:
+                node.extra_servers.append(api)
         return node
     except BaseException:
         engine.close()
@@ -105,8 +107,12 @@ async def start_node(config: NodeConfig) -> RunningNode:
 
 
 async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
-    from dynamokv.runtime.http_api import start_http_api  # optional until the API lands
-
+    try:
+        from dynamokv.runtime.http_api import start_http_api
+    except ImportError:
+        log.warning("the DynamoDB-compatible HTTP API is not available in this build; "
+                    "serving the binary protocol only")
+        return None
     assert config.http_listen is not None
     host, port = parse_address(config.http_listen)
     return await start_http_api(node, host, port)

@@ -29,17 +29,21 @@ field at fault. ``encode*`` trust their input (it is mypy-typed and comes from t
 value msgpack cannot pack raises msgpack's ``TypeError``, a programming error rather than a
 peer's.
 
-The per-class encoders and decoders are built once at import from the dataclasses' type hints;
-adding a message whose field type has no codec here fails at import rather than on the wire.
+Speed: this is the hot path of every request, so the per-class encoder and decoder are Python
+functions generated once at import from the dataclasses' type hints (as ``dataclasses`` itself
+generates ``__init__``), with each field's check inlined and no per-call reflection. Decoded
+instances are filled through their slot descriptors, skipping the frozen dataclass ``__init__``
+(which pays an ``object.__setattr__`` call per field) once every field has been validated.
+Adding a message whose field type has no codec here fails at import rather than on the wire.
 """
 
 from __future__ import annotations
 
 import threading
+import types
 import typing
 from collections.abc import Callable
-from operator import attrgetter
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgpack
 
@@ -77,10 +81,9 @@ _STATUS_BY_VALUE: Final[dict[str, MemberStatus]] = {s.value: s for s in MemberSt
 
 Bytes = bytes | bytearray | memoryview
 Decoder = Callable[[Any, str], Any]  # (wire value, field label) -> validated value
-Encoder = Callable[[Any], Any]  # field value -> wire value
 
 
-# ---- packing --------------------------------------------------------------------------------
+# ---- packing and unpacking ------------------------------------------------------------------
 
 
 class _LocalPacker(threading.local):
@@ -101,7 +104,7 @@ def _unpack(data: Bytes) -> Any:
     """Parse exactly one msgpack value; any failure becomes a ProtocolError.
 
     ``use_list=False`` yields tuples, which the frozen dataclasses want anyway (clock entries and
-    ``GetReply.values`` are used as decoded, without a copy); dict fields turn them back into
+    ``GetReply.values`` are kept as decoded, without a copy); dict fields turn them back into
     lists in ``_plain``.
     """
     try:
@@ -115,6 +118,35 @@ def _unpack(data: Bytes) -> Any:
         # UnicodeDecodeError (a str that is not UTF-8), TypeError (an unhashable map key) ...
         reason = str(e) or type(e).__name__
         raise ProtocolError(f"not valid msgpack: {reason}") from None
+
+
+def _fast_constructor(cls: type) -> Callable[..., Any]:
+    """A function building ``cls`` from all its fields, in order, without running ``__init__``.
+
+    Only for slotted dataclasses without ``__post_init__`` (whose ``__init__`` just stores the
+    fields); anything else gets the class itself, so its validation still runs.
+    """
+    names = list(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    slots = [cls.__dict__.get(name) for name in names]
+    if hasattr(cls, "__post_init__") or not all(
+        isinstance(s, types.MemberDescriptorType) for s in slots
+    ):
+        return cls
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = [f"def make({', '.join(names)}):", "    o = _new(_cls)"]
+    for name, slot in zip(names, slots, strict=True):
+        namespace[f"_set_{name}"] = cast(types.MemberDescriptorType, slot).__set__
+        lines.append(f"    _set_{name}(o, {name})")
+    lines.append("    return o")
+    exec("\n".join(lines), namespace)
+    return cast(Callable[..., Any], namespace["make"])
+
+
+_make_clock: Final = _fast_constructor(VectorClock)
+_make_dot: Final = _fast_constructor(Dot)
+_make_sibling: Final = _fast_constructor(Sibling)
+_make_object: Final = _fast_constructor(VersionedObject)
+_make_member: Final = _fast_constructor(Member)
 
 
 # ---- error messages -------------------------------------------------------------------------
@@ -147,88 +179,69 @@ def _bad_int(label: str, v: object, minimum: int) -> ProtocolError:
     return _wrong_type(label, "an int", v)
 
 
-# ---- scalar fields --------------------------------------------------------------------------
-# Exact ``type(v) is T`` checks: msgpack returns exactly these types, and ``isinstance`` would
-# let a bool through as an int.
+def _bad_opt_int(label: str, v: object) -> ProtocolError:
+    if type(v) is int:
+        return ProtocolError(f"{label} must be >= 0, got {v}")
+    return _wrong_type(label, "an int or nil", v)
 
 
-def _dec_uint(v: Any, label: str) -> int:
-    if type(v) is int and v >= 0:
-        return v
-    raise _bad_int(label, v, 0)
-
-
-def _dec_opt_uint(v: Any, label: str) -> int | None:
-    if v is None or (type(v) is int and v >= 0):
-        return v
-    raise _bad_int(label, v, 0) if type(v) is int else _wrong_type(label, "an int or nil", v)
-
-
-def _dec_str(v: Any, label: str) -> str:
-    if type(v) is str:
-        return v
-    raise _wrong_type(label, "a str", v)
-
-
-def _dec_bytes(v: Any, label: str) -> bytes:
-    if type(v) is bytes:
-        return v
-    raise _wrong_type(label, "bytes (msgpack bin)", v)
-
-
-def _dec_opt_bytes(v: Any, label: str) -> bytes | None:
-    if v is None or type(v) is bytes:
-        return v
-    raise _wrong_type(label, "bytes (msgpack bin) or nil", v)
-
-
-def _dec_bool(v: Any, label: str) -> bool:
-    if type(v) is bool:
-        return v
-    raise _wrong_type(label, "a bool", v)
-
-
-def _dec_bytes_tuple(v: Any, label: str) -> tuple[bytes, ...]:
-    if type(v) is not tuple:
-        raise _wrong_type(label, "an array of bytes", v)
-    for i, x in enumerate(v):
-        if type(x) is not bytes:
-            raise _wrong_type(f"{label}[{i}]", "bytes (msgpack bin)", x)
-    return v
+def _bad_arity(name: str, expected: int, got: int) -> ProtocolError:
+    return ProtocolError(f"{name} has {expected} fields, got {got}")
 
 
 # ---- vector clocks --------------------------------------------------------------------------
+# Checks are exact ``type(v) is T``: msgpack returns exactly these types, and ``isinstance``
+# would let a bool through as an int. Each decoder first runs one fast pass that only asks
+# "is this valid?" and, when it is not, hands over to a slow pass that finds the exact fault.
 
 
 def _dec_clock(v: Any, label: str) -> VectorClock:
+    if type(v) is tuple:
+        if not v:
+            return _EMPTY_CLOCK
+        prev = None
+        for e in v:
+            if type(e) is not tuple or len(e) != 3:
+                break
+            actor, counter, ts = e
+            if (
+                type(actor) is not str
+                or type(counter) is not int
+                or type(ts) is not int
+                or counter < 1
+                or ts < 0
+                or (prev is not None and actor <= prev)
+            ):
+                break
+            prev = actor
+        else:
+            # The entries are already tuples of (str, int, int): VectorClock's representation.
+            return cast(VectorClock, _make_clock(v))
+    raise _clock_error(v, label)
+
+
+def _clock_error(v: Any, label: str) -> ProtocolError:
     if type(v) is not tuple:
-        raise _wrong_type(label, "an array of clock entries", v)
-    if not v:
-        return _EMPTY_CLOCK
+        return _wrong_type(label, "an array of clock entries", v)
     prev = ""
     for i, e in enumerate(v):
         if type(e) is not tuple or len(e) != 3:
-            raise ProtocolError(f"{label}: entry {i} must be [actor, counter, timestamp_ms]")
+            return ProtocolError(f"{label}: entry {i} must be [actor, counter, timestamp_ms]")
         actor, counter, ts = e
         if type(actor) is not str:
-            raise _wrong_type(f"{label}: entry {i} actor", "a str", actor)
+            return _wrong_type(f"{label}: entry {i} actor", "a str", actor)
         if type(counter) is not int or counter < 1:
-            raise _bad_int(f"{label}: counter of actor {actor!r}", counter, 1)
+            return _bad_int(f"{label}: counter of actor {actor!r}", counter, 1)
         if type(ts) is not int or ts < 0:
-            raise _bad_int(f"{label}: timestamp_ms of actor {actor!r}", ts, 0)
+            return _bad_int(f"{label}: timestamp_ms of actor {actor!r}", ts, 0)
         # Sorted, unique actors make equal clocks equal values; a peer that sends otherwise is
         # broken, and silently re-sorting would hide it.
         if i and actor <= prev:
-            raise ProtocolError(
+            return ProtocolError(
                 f"{label}: actors must be sorted and unique, got {prev!r} before {actor!r}"
             )
         prev = actor
-    # The entries are already tuples of (str, int, int), exactly VectorClock's representation.
-    return VectorClock(v)
-
-
-def _enc_clock(clock: VectorClock) -> Any:
-    return clock.entries  # msgpack packs tuples as arrays: no conversion needed
+    return ProtocolError(f"{label} is malformed")  # unreachable unless the two passes disagree
 
 
 # ---- versioned objects ----------------------------------------------------------------------
@@ -246,44 +259,77 @@ def _enc_opt_object(obj: VersionedObject | None) -> Any:
 
 
 def _dec_object(v: Any, label: str) -> VersionedObject:
+    if type(v) is tuple:
+        siblings = []
+        prev = None
+        try:
+            for s in v:
+                if type(s) is not tuple or len(s) != 5:
+                    break
+                value, actor, counter, context, ts = s
+                if (
+                    (value is not None and type(value) is not bytes)
+                    or type(actor) is not str
+                    or type(counter) is not int
+                    or type(ts) is not int
+                    or counter < 1
+                    or ts < 0
+                ):
+                    break
+                dot = (actor, counter)
+                # VersionedObject's invariant: sorted by dot, dots unique (a dot is one write).
+                if prev is not None and dot <= prev:
+                    break
+                prev = dot
+                ctx = _dec_clock(context, label)
+                siblings.append(_make_sibling(value, _make_dot(actor, counter), ctx, ts))
+            else:
+                # Whether one sibling obsoletes another is not checked: that is a quadratic
+                # semantic check, and VersionedObject.of / sync drop obsoleted siblings on the
+                # next merge anyway.
+                return cast(VersionedObject, _make_object(tuple(siblings)))
+        except ProtocolError:
+            pass  # a bad context: the slow pass below says which sibling's
+    raise _object_error(v, label)
+
+
+def _object_error(v: Any, label: str) -> ProtocolError:
     if type(v) is not tuple:
-        raise _wrong_type(label, "an array of siblings", v)
-    siblings: list[Sibling] = []
+        return _wrong_type(label, "an array of siblings", v)
     prev: tuple[str, int] = ("", 0)
     for i, s in enumerate(v):
         if type(s) is not tuple or len(s) != 5:
-            raise ProtocolError(
+            return ProtocolError(
                 f"{label}: sibling {i} must be [value, actor, counter, context, timestamp_ms]"
             )
         value, actor, counter, context, ts = s
         if value is not None and type(value) is not bytes:
-            raise _wrong_type(f"{label}: sibling {i} value", "bytes (msgpack bin) or nil", value)
+            return _wrong_type(f"{label}: sibling {i} value", "bytes (msgpack bin) or nil", value)
         if type(actor) is not str:
-            raise _wrong_type(f"{label}: sibling {i} dot actor", "a str", actor)
+            return _wrong_type(f"{label}: sibling {i} dot actor", "a str", actor)
         if type(counter) is not int or counter < 1:
-            raise _bad_int(f"{label}: sibling {i} dot counter", counter, 1)
+            return _bad_int(f"{label}: sibling {i} dot counter", counter, 1)
         if type(ts) is not int or ts < 0:
-            raise _bad_int(f"{label}: sibling {i} timestamp_ms", ts, 0)
+            return _bad_int(f"{label}: sibling {i} timestamp_ms", ts, 0)
         dot = (actor, counter)
-        # VersionedObject's invariant: sorted by dot, dots unique (a dot is one write).
         if i and dot <= prev:
-            raise ProtocolError(
+            return ProtocolError(
                 f"{label}: siblings must be sorted by dot with no duplicates, "
                 f"got {prev!r} before {dot!r}"
             )
         prev = dot
-        ctx = _dec_clock(context, f"{label}: sibling {i} context")
-        siblings.append(Sibling(value, Dot(actor, counter), ctx, ts))
-    # Whether one sibling obsoletes another is not checked: that is a quadratic semantic check,
-    # and VersionedObject.of / sync drop obsoleted siblings on the next merge anyway.
-    return VersionedObject(tuple(siblings))
+        try:
+            _dec_clock(context, f"{label}: sibling {i} context")
+        except ProtocolError as e:
+            return e
+    return ProtocolError(f"{label} is malformed")  # unreachable unless the two passes disagree
 
 
 def _dec_opt_object(v: Any, label: str) -> VersionedObject | None:
     return None if v is None else _dec_object(v, label)
 
 
-# ---- rings ----------------------------------------------------------------------------------
+# ---- rings (cold: gossip and ring fetches, so one careful pass) ------------------------------
 
 
 def _enc_ring(ring: Ring) -> Any:
@@ -311,7 +357,9 @@ def _dec_member(v: Any, label: str) -> Member:
     member_status = _STATUS_BY_VALUE.get(status) if type(status) is str else None
     if member_status is None:
         raise ProtocolError(f"{label} has unknown status {status!r}")
-    return Member(node_id, address, member_status, http_address, metrics_address)
+    return cast(
+        Member, _make_member(node_id, address, member_status, http_address, metrics_address)
+    )
 
 
 def _dec_ring(v: Any, label: str) -> Ring:
@@ -341,10 +389,21 @@ def _dec_ring(v: Any, label: str) -> Ring:
         raise _bad_int(f"{label}: version", version, 0)
     if type(claimant) is not str:
         raise _wrong_type(f"{label}: claimant", "a str", claimant)
+    # The real constructor, so Ring.__post_init__ checks what it checks (already true here).
     return Ring(q, owners, tuple(decoded), version, claimant)
 
 
-# ---- plain-value maps -----------------------------------------------------------------------
+# ---- other containers -----------------------------------------------------------------------
+
+
+def _dec_bytes_tuple(v: Any, label: str) -> tuple[bytes, ...]:
+    if type(v) is not tuple:
+        raise _wrong_type(label, "an array of bytes", v)
+    for i, x in enumerate(v):
+        if type(x) is not bytes:
+            raise _wrong_type(f"{label}[{i}]", "bytes (msgpack bin)", x)
+    return v
+
 
 _SCALARS: Final = frozenset({type(None), bool, int, float, str, bytes})
 
@@ -390,90 +449,134 @@ def _dec_str_map_of_maps(v: Any, label: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-# ---- per-class codecs, built at import ------------------------------------------------------
+# ---- per-class codecs, generated at import --------------------------------------------------
 
-# Field type -> (encoder, or None when the value packs as is; decoder).
-_FIELD_CODECS: Final[dict[Any, tuple[Encoder | None, Decoder]]] = {
-    int: (None, _dec_uint),
-    int | None: (None, _dec_opt_uint),
-    str: (None, _dec_str),
-    bytes: (None, _dec_bytes),
-    bytes | None: (None, _dec_opt_bytes),
-    bool: (None, _dec_bool),
-    tuple[bytes, ...]: (None, _dec_bytes_tuple),
-    dict[str, Any]: (None, _dec_str_map),
-    dict[str, dict[str, Any]]: (None, _dec_str_map_of_maps),
-    VectorClock: (_enc_clock, _dec_clock),
-    VersionedObject: (_enc_object, _dec_object),
-    VersionedObject | None: (_enc_opt_object, _dec_opt_object),
-    Ring: (_enc_ring, _dec_ring),
+
+class _Inline(typing.NamedTuple):
+    """A scalar field checked inline: ``if <bad>: raise <error>`` with ``{v}`` the value."""
+
+    bad: str
+    error: str
+
+
+class _Call(typing.NamedTuple):
+    """A structured field: decoded by a function call, encoded by ``encode`` (``{x}``: value)."""
+
+    decoder: Decoder
+    encode: str = "{x}"
+    encoder: Callable[[Any], Any] | None = None  # bound as ``_enc`` in ``encode`` when needed
+
+
+_FIELD_CODECS: Final[dict[Any, _Inline | _Call]] = {
+    int: _Inline("type({v}) is not int or {v} < 0", "_bad_int({label}, {v}, 0)"),
+    int | None: _Inline(
+        "{v} is not None and (type({v}) is not int or {v} < 0)", "_bad_opt_int({label}, {v})"
+    ),
+    str: _Inline("type({v}) is not str", "_wrong_type({label}, 'a str', {v})"),
+    bytes: _Inline("type({v}) is not bytes", "_wrong_type({label}, 'bytes (msgpack bin)', {v})"),
+    bytes | None: _Inline(
+        "{v} is not None and type({v}) is not bytes",
+        "_wrong_type({label}, 'bytes (msgpack bin) or nil', {v})",
+    ),
+    bool: _Inline("type({v}) is not bool", "_wrong_type({label}, 'a bool', {v})"),
+    tuple[bytes, ...]: _Call(_dec_bytes_tuple),
+    dict[str, Any]: _Call(_dec_str_map),
+    dict[str, dict[str, Any]]: _Call(_dec_str_map_of_maps),
+    VectorClock: _Call(_dec_clock, "{x}.entries"),  # msgpack packs the entry tuples as arrays
+    VersionedObject: _Call(_dec_object, "_enc({x})", _enc_object),
+    VersionedObject | None: _Call(_dec_opt_object, "_enc({x})", _enc_opt_object),
+    Ring: _Call(_dec_ring, "_enc({x})", _enc_ring),
 }
 
 
 class _ClassCodec:
-    """Turns one message class to its field array and back; ``tag`` prefixes top-level arrays."""
+    """The generated encoder and decoder of one message class (``source`` shows the code)."""
 
-    __slots__ = ("decode_fields", "encode_fields", "encode_message")
+    __slots__ = (
+        "decode_fields",
+        "decode_message",
+        "encode_fields",
+        "encode_message",
+        "name",
+        "source",
+    )
+    name: str
+    source: str
+    encode_fields: Callable[[Any], tuple[Any, ...]]
+    encode_message: Callable[[Any], tuple[Any, ...]]
+    decode_message: Callable[[tuple[Any, ...]], Any]
+    decode_fields: Callable[[tuple[Any, ...]], Any]
 
     def __init__(self, cls: type, tag: int, codecs: dict[type, _ClassCodec]) -> None:
+        self.name = cls.__name__
         hints = typing.get_type_hints(cls)
         names: list[str] = list(cls.__dataclass_fields__)  # type: ignore[attr-defined]
-        transforms: list[tuple[int, Encoder]] = []
-        decoders: list[tuple[Decoder, str]] = []
+        namespace: dict[str, Any] = {
+            "ProtocolError": ProtocolError,
+            "_bad_int": _bad_int,
+            "_bad_opt_int": _bad_opt_int,
+            "_bad_arity": _bad_arity,
+            "_wrong_type": _wrong_type,
+            "_make": _fast_constructor(cls),
+        }
+        checks: list[str] = []
+        encoded: list[str] = []
         for i, name in enumerate(names):
             hint = hints[name]
-            label = f"{cls.__name__}.{name}"
+            label = repr(f"{self.name}.{name}")
+            v, x = f"a_{name}", f"m.{name}"
             nested = codecs.get(hint)
+            codec: _Inline | _Call | None
             if nested is not None:
-                enc: Encoder | None = nested.encode_fields
-                dec: Decoder = nested.decode_nested
-            elif hint in _FIELD_CODECS:
-                enc, dec = _FIELD_CODECS[hint]
+                codec = _Call(nested.decode_nested, "_enc({x})", nested.encode_fields)
             else:
-                raise TypeError(f"wire codec has no encoding for {label}: {hint}")
-            if enc is not None:
-                transforms.append((i, enc))
-            decoders.append((dec, label))
-
-        # attrgetter fetches every field in one C call; with one name it returns the bare value.
-        getter: Callable[[Any], tuple[Any, ...]]
-        if len(names) == 1:
-            one = attrgetter(names[0])
-            getter = lambda msg: (one(msg),)  # noqa: E731
-        else:
-            getter = attrgetter(*names)
-
-        steps = tuple(transforms)
-        tagged_steps = tuple((i + 1, enc) for i, enc in steps)
-
-        def encode_fields(msg: Any) -> list[Any]:
-            out = list(getter(msg))
-            for i, f in steps:
-                out[i] = f(out[i])
-            return out
-
-        def encode_message(msg: Any) -> list[Any]:
-            out = [tag, *getter(msg)]
-            for i, f in tagged_steps:
-                out[i] = f(out[i])
-            return out
-
+                codec = _FIELD_CODECS.get(hint)
+            if codec is None:
+                raise TypeError(f"wire codec has no encoding for {self.name}.{name}: {hint}")
+            if isinstance(codec, _Inline):
+                checks.append(f"    if {codec.bad.format(v=v)}:")
+                checks.append(f"        raise {codec.error.format(v=v, label=label)}")
+                encoded.append(x)
+            else:
+                namespace[f"_dec{i}"] = codec.decoder
+                checks.append(f"    {v} = _dec{i}({v}, {label})")
+                if codec.encoder is not None:
+                    namespace[f"_enc{i}"] = codec.encoder
+                encoded.append(codec.encode.replace("_enc(", f"_enc{i}(").format(x=x))
         n = len(names)
-        pairs = tuple(decoders)
-        name = cls.__name__
-
-        def decode_fields(fields: tuple[Any, ...]) -> Any:
-            if len(fields) != n:
-                raise ProtocolError(f"{name} has {n} fields, got {len(fields)}")
-            return cls(*[dec(v, label) for (dec, label), v in zip(pairs, fields, strict=True)])
-
-        self.encode_fields: Callable[[Any], list[Any]] = encode_fields
-        self.encode_message: Callable[[Any], list[Any]] = encode_message
-        self.decode_fields: Callable[[tuple[Any, ...]], Any] = decode_fields
+        args = ", ".join(f"a_{name}" for name in names)
+        fields = ", ".join(encoded)
+        source = "\n".join(
+            [
+                f"def encode_fields(m):\n    return ({fields},)",
+                f"def encode_message(m):\n    return ({tag}, {fields})",
+                # Top level: ``f`` is the whole [tag, fields...] array (the tag already checked),
+                # unpacked in place rather than sliced.
+                "def decode_message(f):",
+                f"    if len(f) != {n + 1}:",
+                f"        raise _bad_arity({self.name!r}, {n}, len(f) - 1)",
+                f"    _, {args}, = f",
+                *checks,
+                f"    return _make({args})",
+                # Nested: ``f`` is the field array alone.
+                "def decode_fields(f):",
+                f"    if len(f) != {n}:",
+                f"        raise _bad_arity({self.name!r}, {n}, len(f))",
+                f"    {args}, = f",
+                *checks,
+                f"    return _make({args})",
+            ]
+        )
+        exec(source, namespace)
+        self.source = source
+        self.encode_fields = namespace["encode_fields"]
+        self.encode_message = namespace["encode_message"]
+        self.decode_message = namespace["decode_message"]
+        self.decode_fields = namespace["decode_fields"]
 
     def decode_nested(self, v: Any, label: str) -> Any:
         if type(v) is not tuple:
-            raise _wrong_type(label, "an array of fields", v)
+            raise _wrong_type(label, f"a {self.name} field array", v)
         return self.decode_fields(v)
 
 
@@ -487,11 +590,11 @@ def _build_codecs() -> dict[type, _ClassCodec]:
 
 
 _CODECS: Final = _build_codecs()
-_ENCODERS: Final[dict[type, Callable[[Any], list[Any]]]] = {
+_ENCODERS: Final[dict[type, Callable[[Any], tuple[Any, ...]]]] = {
     cls: c.encode_message for cls, c in _CODECS.items()
 }
 _DECODERS: Final[tuple[Callable[[tuple[Any, ...]], Any], ...]] = tuple(
-    _CODECS[cls].decode_fields for cls in ALL_MESSAGES
+    _CODECS[cls].decode_message for cls in ALL_MESSAGES
 )
 
 
@@ -517,7 +620,7 @@ def decode(data: Bytes) -> Message:
             raise _wrong_type("message tag", "an int", tag)
         if not 0 <= tag < len(_DECODERS):
             raise ProtocolError(f"unknown message tag {tag}")
-        return _DECODERS[tag](items[1:])
+        return _DECODERS[tag](items)
     except ProtocolError:
         raise
     except Exception as e:

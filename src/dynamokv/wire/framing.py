@@ -20,7 +20,7 @@ for, so a peer cannot make us buffer a huge frame just by announcing one.
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Final, NoReturn
 
 from dynamokv.errors import ProtocolError
 
@@ -104,7 +104,7 @@ class FrameDecoder:
                 pos = stop
         return frames, pos
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str) -> NoReturn:
         self._error = ProtocolError(message)
         self._buf = bytearray()  # what follows a bad header means nothing; free it
         raise self._error

@@ -1,0 +1,178 @@
+"""NodeMetrics: Prometheus series, the recent-sample percentiles, and the /metrics endpoint."""
+
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+from dynamokv.runtime.metrics import (
+    LATENCY_BUCKETS_S,
+    NodeMetrics,
+    percentile,
+    sibling_bucket,
+)
+
+
+def sample(m: NodeMetrics, name: str, **labels: str) -> float:
+    value = m.registry.get_sample_value(name, labels or None)
+    return 0.0 if value is None else float(value)
+
+
+def test_request_histogram_by_op_and_outcome() -> None:
+    m = NodeMetrics()
+    m.observe_request("get", 0.0002, "ok")
+    m.observe_request("get", 0.3, "ok")
+    m.observe_request("put", 0.01, "QuorumNotMet")
+    assert sample(m, "dynamokv_request_seconds_count", op="get", outcome="ok") == 2
+    assert sample(m, "dynamokv_request_seconds_count", op="put", outcome="QuorumNotMet") == 1
+    assert sample(m, "dynamokv_request_seconds_bucket", op="get", outcome="ok", le="0.00025") == 1
+    assert sample(m, "dynamokv_request_seconds_bucket", op="get", outcome="ok", le="0.5") == 2
+
+
+def test_buckets_span_a_tenth_of_a_millisecond_to_ten_seconds() -> None:
+    assert LATENCY_BUCKETS_S[0] == pytest.approx(0.0001)
+    assert LATENCY_BUCKETS_S[-1] == pytest.approx(10.0)
+    assert list(LATENCY_BUCKETS_S) == sorted(LATENCY_BUCKETS_S)
+
+
+def test_negative_duration_is_clamped() -> None:
+    m = NodeMetrics()
+    m.observe_request("get", -1.0, "ok")
+    assert sample(m, "dynamokv_request_seconds_sum", op="get", outcome="ok") == 0.0
+    assert m.percentiles("get")["p50"] == 0.0
+
+
+def test_percentiles_are_exact_over_recent_samples() -> None:
+    m = NodeMetrics()
+    for i in range(1, 1001):
+        m.observe_request("get", i / 1000, "ok")
+    p = m.percentiles("get")
+    assert set(p) == {"p50", "p99", "p999"}
+    assert p["p50"] == pytest.approx(0.5)
+    assert p["p99"] == pytest.approx(0.99)
+    assert p["p999"] == pytest.approx(0.999)
+
+
+def test_percentiles_of_unknown_op_are_zero() -> None:
+    assert NodeMetrics().percentiles("scan") == {"p50": 0.0, "p99": 0.0, "p999": 0.0}
+
+
+def test_reservoir_keeps_only_the_latest_samples() -> None:
+    m = NodeMetrics(reservoir_size=100)
+    for _ in range(1000):
+        m.observe_request("put", 5.0, "ok")
+    for _ in range(100):
+        m.observe_request("put", 0.001, "ok")
+    assert m.percentiles("put")["p999"] == pytest.approx(0.001)
+    # The histogram keeps everything; only the reservoir forgets.
+    assert sample(m, "dynamokv_request_seconds_count", op="put", outcome="ok") == 1100
+
+
+def test_reservoir_size_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        NodeMetrics(reservoir_size=0)
+
+
+def test_percentile_nearest_rank() -> None:
+    assert percentile([], 0.5) == 0.0
+    assert percentile([7.0], 0.999) == 7.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.0) == 1.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 1.0) == 4.0
+
+
+def test_siblings_divergence_counts() -> None:
+    m = NodeMetrics()
+    for count in (1, 1, 1, 2, 3, 4, 7, 0):
+        m.observe_siblings(count)
+    assert sample(m, "dynamokv_get_siblings_total", count="1") == 3
+    assert sample(m, "dynamokv_get_siblings_total", count="2") == 1
+    assert sample(m, "dynamokv_get_siblings_total", count="3") == 1
+    assert sample(m, "dynamokv_get_siblings_total", count="4+") == 2
+    assert sample(m, "dynamokv_get_found_total") == 7
+    assert sample(m, "dynamokv_get_not_found_total") == 1
+    with pytest.raises(ValueError):
+        m.observe_siblings(-1)
+
+
+def test_sibling_bucket_labels() -> None:
+    assert [sibling_bucket(c) for c in (1, 2, 3, 4, 100)] == ["1", "2", "3", "4+", "4+"]
+    with pytest.raises(ValueError):
+        sibling_bucket(0)
+
+
+def test_in_flight_gauge_returns_to_zero_even_on_error() -> None:
+    m = NodeMetrics()
+    with m.in_flight():
+        assert sample(m, "dynamokv_in_flight_requests") == 1
+        with m.in_flight():
+            assert sample(m, "dynamokv_in_flight_requests") == 2
+    with pytest.raises(RuntimeError), m.in_flight():
+        raise RuntimeError("boom")
+    assert sample(m, "dynamokv_in_flight_requests") == 0
+
+
+def test_peers_bytes_and_errors() -> None:
+    m = NodeMetrics()
+    m.set_connected_peers(4)
+    m.add_bytes_in(100)
+    m.add_bytes_in(23)
+    m.add_bytes_out(7)
+    m.count_error("QuorumNotMet")
+    m.count_error("QuorumNotMet")
+    m.count_error("KeyTooLarge")
+    assert sample(m, "dynamokv_connected_peers") == 4
+    assert sample(m, "dynamokv_bytes_in_total") == 123
+    assert sample(m, "dynamokv_bytes_out_total") == 7
+    assert sample(m, "dynamokv_errors_total", code="QuorumNotMet") == 2
+    assert sample(m, "dynamokv_errors_total", code="KeyTooLarge") == 1
+
+
+def test_instances_have_their_own_registries() -> None:
+    a, b = NodeMetrics(), NodeMetrics()  # would raise "Duplicated timeseries" on a shared one
+    a.add_bytes_in(5)
+    assert sample(b, "dynamokv_bytes_in_total") == 0
+
+
+def test_snapshot_for_status() -> None:
+    m = NodeMetrics()
+    m.observe_request("get", 0.002, "ok")
+    m.set_connected_peers(2)
+    snap = m.snapshot()
+    assert snap["latency_ms"]["get"] == {"samples": 1, "p50": 2.0, "p99": 2.0, "p999": 2.0}
+    assert snap["connected_peers"] == 2
+    assert snap["in_flight_requests"] == 0
+
+
+def test_render_is_prometheus_text() -> None:
+    m = NodeMetrics()
+    m.observe_request("get", 0.001, "ok")
+    m.observe_siblings(2)
+    text = m.render().decode()
+    assert "# TYPE dynamokv_request_seconds histogram" in text
+    assert 'dynamokv_request_seconds_bucket{le="0.0001",op="get",outcome="ok"}' in text
+    assert 'dynamokv_get_siblings_total{count="2"} 1.0' in text
+    assert "dynamokv_get_found_total 1.0" in text
+
+
+def test_http_endpoint_serves_metrics_and_stops() -> None:
+    m = NodeMetrics()
+    m.count_error("RequestTimeout")
+    server = m.start_http("127.0.0.1", 0)
+    try:
+        assert server.port > 0
+        with urllib.request.urlopen(server.url, timeout=5) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("text/plain")
+            assert b'dynamokv_errors_total{code="RequestTimeout"} 1.0' in resp.read()
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/other", timeout=5)
+        assert info.value.code == 404
+        info.value.close()
+    finally:
+        server.stop()
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=1):
+        pass
