@@ -18,7 +18,7 @@ from dynamokv.core.node import NodeCore
 from dynamokv.core.ring import Member
 from dynamokv.core.settings import CoreSettings
 from dynamokv.storage.memory import MemoryEngine
-from dynamokv.storage.objects import EngineObjectStore
+from dynamokv.storage.node_store import NodeStore
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Pump:
             node_id = f"n{i}"
             me = Member(node_id, f"10.0.0.{i}:7000")
             nodes[node_id] = NodeCore(
-                me=me, actor=f"{node_id}.a", store=EngineObjectStore(MemoryEngine(), settings.q),
+                me=me, actor=f"{node_id}.a", store=NodeStore(MemoryEngine(), settings.q),
                 settings=settings, rng=random.Random(i),
                 seeds=() if i == 1 else ("10.0.0.1:7000",),
             )

@@ -799,3 +799,19 @@ def kill_all(pids: list[int]) -> None:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"), [(["--ring-size", "100"], "power of two"), (["--r", "5"], "r=5")]
+)
+def test_cluster_up_validates_node_config_before_starting(
+    extra: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main.main(["cluster", "up", "--data-dir", str(tmp_path), *extra]) == 2
+    assert needle in capsys.readouterr().err
+    assert not (tmp_path / "n1").exists()
+
+
+def test_describe_exit() -> None:
+    assert cluster.describe_exit(3) == "exited with code 3"
+    assert cluster.describe_exit(-9) == "was killed by SIGKILL"

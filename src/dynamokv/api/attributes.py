@@ -114,8 +114,7 @@ def from_wire(data: Any, *, _depth: int = 1) -> AttributeValue:
     present = [name for name in TYPE_NAMES if data.get(name) is not None]
     if not present:
         raise ValidationException(
-            "Supplied AttributeValue is empty, must contain exactly one of the supported "
-            "datatypes"
+            "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes"
         )
     if len(present) > 1:
         raise ValidationException(

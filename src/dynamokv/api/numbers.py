@@ -25,7 +25,9 @@ MIN_ADJUSTED_EXPONENT = -130
 
 NOT_A_NUMBER = "The parameter cannot be converted to a numeric value"
 TOO_MANY_DIGITS = "Attempting to store more than 38 significant digits in a Number"
-OVERFLOW = "Number overflow. Attempting to store a number with magnitude larger than supported range"
+OVERFLOW = (
+    "Number overflow. Attempting to store a number with magnitude larger than supported range"
+)
 UNDERFLOW = (
     "Number underflow. Attempting to store a number with magnitude smaller than supported range"
 )

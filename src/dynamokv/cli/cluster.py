@@ -177,6 +177,16 @@ def start_node(spec: NodeSpec, env: dict[str, str]) -> subprocess.Popen[bytes]:
         )
 
 
+def describe_exit(code: int) -> str:
+    """``Popen.returncode`` in words: a negative code means killed by that signal."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -197,7 +207,7 @@ def wait_ready(
         code = proc.poll()
         if code is not None:
             raise ClusterError(
-                f"node {spec.node_id} exited with code {code} before answering; "
+                f"node {spec.node_id} {describe_exit(code)} before answering; "
                 f"see {spec.log_path}",
                 {"node": spec.node_id, "log": str(spec.log_path), "tail": log_tail(spec.log_path)},
             )
@@ -467,8 +477,8 @@ def _supervise(running: list[_Running], console: Any) -> int:
                 if exit_code is not None and not r.reported_exit:
                     r.reported_exit = True
                     console.print(
-                        f"node {r.spec.node_id} (pid {r.proc.pid}) exited with code "
-                        f"{exit_code}; the others keep running. See {r.spec.log_path}",
+                        f"node {r.spec.node_id} (pid {r.proc.pid}) {describe_exit(exit_code)}; "
+                        f"the others keep running. See {r.spec.log_path}",
                         style="red", markup=False,
                     )
             if all(r.reported_exit for r in running):

@@ -506,6 +506,13 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         ring_size=args.ring_size,
         quorum=(args.n, args.r, args.w),
     )
+    # Check what every node would reject before starting any: one clear error, not N logs.
+    d = QuorumDefaults()
+    NodeConfig(
+        node_id=specs[0].node_id, listen=specs[0].address, data_dir=specs[0].data_dir,
+        ring_size=args.ring_size,
+        quorum=QuorumDefaults(n=args.n or d.n, r=args.r or d.r, w=args.w or d.w),
+    ).validate()
     return cluster.up(
         specs, args.data_dir, probe=probe_status, ring_probe=probe_ring_members,
         detach=args.detach, start_timeout_s=args.start_timeout,

@@ -226,6 +226,9 @@ def ring_summary(ring: Ring, report: BalanceReport) -> dict[str, Any]:
     }
 
 
+VIOLATIONS_SHOWN = 8  # enough to see the pattern; --json has them all
+
+
 def ring_renderables(summary: Mapping[str, Any]) -> list[RenderableType]:
     """Tables and lines for ``dynamokv ring`` from :func:`ring_summary`'s output."""
     q = summary["q"]
@@ -271,12 +274,11 @@ def ring_renderables(summary: Mapping[str, Any]) -> list[RenderableType]:
             )
         )
         out.extend(
-            Text(
-                f"  partitions {runs_text(partition_runs(v['partitions']))}: "
-                f"{', '.join(v['owners'])}"
-            )
-            for v in violations
+            Text(f"  partitions {', '.join(map(str, v['partitions']))}: {', '.join(v['owners'])}")
+            for v in violations[:VIOLATIONS_SHOWN]
         )
+        if len(violations) > VIOLATIONS_SHOWN:
+            out.append(Text(f"  ... and {len(violations) - VIOLATIONS_SHOWN} more (see --json)"))
     else:
         out.append(Text(f"every {n} consecutive partitions have distinct owners", style="green"))
     return out

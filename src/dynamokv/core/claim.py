@@ -26,6 +26,7 @@ The design note is ``docs/ring-and-claim.md``.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ def claim(
         raise ValueError(f"cannot resize a ring from q={ring.q} to q={q}")
     n = min(target_n, len(owning))
     if ring is None or restripe:
-        owners = _stripe(owning, q)
+        owners = _stripe(owning, q, n)
     else:
         owners = _rearrange(list(ring.owners), owning, n)
     return Ring(
@@ -167,30 +168,113 @@ def moves(old: Ring, new: Ring) -> list[tuple[int, str, str]]:
 # --------------------------------------------------------------------------------------------
 
 
-def _stripe(nodes: Sequence[str], q: int) -> list[str]:
-    """Lay ``nodes`` out on ``q`` partitions, balanced, each node's partitions spread widest.
+def _stripe(nodes: Sequence[str], q: int, n: int) -> list[str]:
+    """Lay ``nodes`` out on ``q`` partitions: balanced, spaced as widely as balance allows.
 
     With ``q = k*S + r``, the first ``r`` nodes own ``k+1`` partitions and the rest ``k``. Let
     ``C = ceil(q/S)`` and cut the ring into ``C`` consecutive blocks of ``floor(q/C)`` or
-    ``ceil(q/C)`` partitions (larger ones first). The list ``L`` of owners, each node repeated
-    for its count in node order, is dealt column-wise: ``L[j]`` takes slot ``j // C`` of block
-    ``j % C``. A node's run in ``L`` is at most ``C`` long, so it lands in distinct consecutive
-    blocks, and consecutive occurrences are a block length apart (one more across the wrap);
-    the nodes with ``C`` partitions come first in ``L`` and sit at the same slot of every block.
-    So every node's partitions are at least ``floor(q/C)`` apart, the best any balanced ring
-    allows (some node owns ``C``). With ``q % S == 0`` this is plain round-robin striping.
+    ``ceil(q/C)`` partitions (larger ones first). The list of owners, each node repeated for
+    its count in node order, is dealt column-wise: item ``j`` goes to block ``j % C``. A node's
+    run is at most ``C`` long, so it lands in distinct consecutive blocks: each block holds
+    distinct nodes and a node misses at most one block. Any balanced ring has a node with ``C``
+    partitions, so no balanced ring spaces every node more than ``floor(q/C)`` apart; blocks at
+    least ``m = min(n, floor(q/C))`` long make that reachable, and the order within blocks
+    decides the rest (``_order_blocks``).
     """
     s = len(nodes)
     k, r = divmod(q, s)
     run = [node for i, node in enumerate(nodes) for _ in range(k + 1 if i < r else k)]
     blocks = -(-q // s)
-    starts = [0] * blocks
-    for b in range(1, blocks):
-        starts[b] = starts[b - 1] + -(-(q - (b - 1)) // blocks)
-    owners = [""] * q
-    for j, node in enumerate(run):
-        owners[starts[j % blocks] + j // blocks] = node
-    return owners
+    contents = [run[b::blocks] for b in range(blocks)]
+    m = min(n, min(len(c) for c in contents))
+    ordered = _order_blocks(contents, m) or contents
+    return [node for block in ordered for node in block]
+
+
+def _order_blocks(contents: Sequence[Sequence[str]], m: int) -> list[list[str]] | None:
+    """Order each block so that every node's consecutive partitions are ``m`` apart.
+
+    Within a block, nodes follow a per-block hash order, so a node's neighbours differ from block
+    to block (in a plain round-robin stripe a node always sits between the same two nodes, and
+    when it leaves, its partitions can only go to nodes that are already too close or would
+    unbalance the ring). Spacing constrains only nodes near block edges: a node at slot ``i``
+    of a block of size ``s`` must sit at slot ``>= m - (s - i)`` of the next block, and the
+    last block must also fit against the first. The first constraint alone never blocks a
+    greedy choice (at most ``m - j - 1`` nodes need a slot after ``j``); for the last block an
+    earliest-deadline check keeps the greedy choice feasible. ``None`` if that check fails
+    (the caller then keeps the plain column order, which is always ``m``-spaced, as every block
+    is then in node order).
+    """
+    ordered: list[list[str]] = []
+    first_slot: dict[str, int] = {}
+    last = len(contents) - 1
+    for b, block in enumerate(contents):
+        size = len(block)
+        prefer = sorted(block, key=lambda node: _mix(b, node))
+        lo = dict.fromkeys(block, 0)
+        hi = dict.fromkeys(block, size - 1)
+        if b > 0:
+            prev = ordered[-1]
+            for i, node in enumerate(prev):
+                if node in lo:
+                    lo[node] = max(0, m - (len(prev) - i))
+        if b == last and b > 0:
+            for node in block:
+                if node in first_slot:
+                    hi[node] = size - m + first_slot[node]
+        order = _schedule(prefer, lo, hi, check=b == last and b > 0)
+        if order is None:
+            return None
+        if b == 0:
+            first_slot = {node: i for i, node in enumerate(order)}
+        ordered.append(order)
+    return ordered
+
+
+def _schedule(
+    prefer: Sequence[str], lo: Mapping[str, int], hi: Mapping[str, int], *, check: bool
+) -> list[str] | None:
+    """Fill slots ``0..len-1`` with ``prefer``'s nodes, each within its ``[lo, hi]``, greedily
+    in preference order; with ``check``, only choices that leave the rest schedulable."""
+    left = list(prefer)
+    order: list[str] = []
+    if check and not _schedulable(left, lo, hi, 0):
+        return None
+    for slot in range(len(prefer)):
+        for node in left:
+            if lo[node] <= slot <= hi[node]:
+                rest = [x for x in left if x != node]
+                if not check or _schedulable(rest, lo, hi, slot + 1):
+                    order.append(node)
+                    left = rest
+                    break
+        else:
+            return None
+    return order
+
+
+def _schedulable(
+    nodes: Sequence[str], lo: Mapping[str, int], hi: Mapping[str, int], start: int
+) -> bool:
+    """Whether ``nodes`` fit slots ``start..start+len-1`` within their windows (earliest deadline)."""
+    waiting = sorted(nodes, key=lambda x: lo[x])
+    ready: list[tuple[int, str]] = []
+    i = 0
+    for slot in range(start, start + len(nodes)):
+        while i < len(waiting) and lo[waiting[i]] <= slot:
+            heapq.heappush(ready, (hi[waiting[i]], waiting[i]))
+            i += 1
+        if not ready:
+            return False
+        deadline, _ = heapq.heappop(ready)
+        if deadline < slot:
+            return False
+    return True
+
+
+def _mix(block: int, node: str) -> bytes:
+    """A per-block pseudo-random but fixed rank for ``node`` (no randomness: a hash)."""
+    return hashlib.blake2b(f"{block}/{node}".encode(), digest_size=8).digest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,9 +286,9 @@ def _rearrange(owners: list[str], owning: Sequence[str], n: int) -> list[str]:
     """Move the fewest partitions so that exactly ``owning`` own them all, balanced and spaced.
 
     Leavers are drained first, one at a time, preferring new nodes as receivers so that a node
-    replacing another takes its partitions directly; nodes still below their share then take
-    partitions from the others; a final pass evens out anything the first two could not (only
-    reached when the input ring was itself unbalanced or a step had to fall back).
+    replacing another takes its partitions directly; then each new node still below its share
+    takes partitions from the others. Nothing else moves: a claim with no join or leave changes
+    no owner, even if the ring it starts from is unbalanced (``restripe`` is for that).
     """
     q = len(owners)
     floor_, ceil_ = q // len(owning), -(-q // len(owning))
@@ -212,10 +296,9 @@ def _rearrange(owners: list[str], owning: Sequence[str], n: int) -> list[str]:
     joiners = owning_set.difference(owners)
     for leaver in sorted(set(owners) - owning_set):
         _drain(owners, leaver, owning, joiners, n, floor_, ceil_)
-    for node in owning:
+    for node in sorted(joiners):
         if owners.count(node) < floor_:
             _fill(owners, node, owning, n, floor_, ceil_)
-    _even_out(owners, owning, n, floor_, ceil_)
     return owners
 
 
@@ -242,14 +325,24 @@ def _drain(
     """
     counts = _counts(owners, owning)
     pending = [p for p, owner in enumerate(owners) if owner == leaver]
+    if len(owning) == 1:  # nothing to choose (and the flow below would be slow for nothing)
+        for p in pending:
+            owners[p] = owning[0]
+        return
     while pending:
         batch, pending = _spaced_subset(pending, len(owners), n)
+        items = len(batch)
+        conflicts = [[_conflicts(owners, p, x, n) for x in owning] for p in batch]
         costs = [
-            [(x, 4 * _conflicts(owners, p, x, n) + (x not in joiners)) for x in owning]
-            for p in batch
+            [(x, 4 * c + (x not in joiners)) for x, c in zip(owning, row)] for row in conflicts
         ]
+        u = 1 + items * max(c for row in costs for _, c in row)
         bands = {
-            x: (max(0, floor_ - counts[x]), max(0, ceil_ - max(floor_, counts[x])))
+            x: [
+                (max(0, floor_ - counts[x]), 0),
+                (max(0, ceil_ - max(floor_, counts[x])), u),
+                (items, u * (items + 1)),
+            ]
             for x in owning
         }
         for p, node in zip(batch, _min_cost_assign(costs, bands), strict=True):
@@ -260,14 +353,15 @@ def _drain(
 def _fill(
     owners: list[str], taker: str, owning: Sequence[str], n: int, floor_: int, ceil_: int
 ) -> None:
-    """Let ``taker`` take partitions from the others until it owns ``floor`` (or ``ceil``).
+    """Let new node ``taker`` take partitions from the others: up to ``floor``, or ``ceil``.
 
     Only the taker's own spacing is at stake (giving a partition away never hurts the giver),
     but the taken partitions must be ``n`` apart from each other and from what the taker has.
     To make that a matching, the free arcs are cut into segments whose allowed part keeps any
-    picks from different segments ``n`` apart; each segment yields at most one partition, and
-    each other node gives between ``count - ceil`` and ``count - floor``. Several segment
-    layouts are tried before falling back to a greedy choice.
+    picks from different segments ``n`` apart; each segment yields at most one partition, each
+    other node gives at most ``count - floor``, and nodes above ``ceil`` (possible when several
+    nodes join while others leave) give first. Several segment layouts are tried before falling
+    back to a greedy choice.
     """
     q = len(owners)
     counts = _counts(owners, owning)
@@ -275,6 +369,8 @@ def _fill(
     givers = [x for x in owning if x != taker and counts[x] > floor_]
     low = {x: max(0, counts[x] - ceil_) for x in givers}
     high = {x: counts[x] - floor_ for x in givers}
+    # Overload this taker must absorb: all of it if it can, else as much as its share allows.
+    overload = min(sum(low.values()), t_max)
     mine = [p for p, owner in enumerate(owners) if owner == taker]
     for segments in _segment_layouts(q, mine, n, t_min, t_max):
         edges: list[list[str]] = []
@@ -283,46 +379,39 @@ def _fill(
             edges.append([x for x in givers if x in present])
         matched = _b_match(edges, [low, high], t_max)
         got = _counts_of(x for x in matched if x is not None)
-        if sum(got.values()) < t_min or any(got.get(x, 0) < low[x] for x in givers):
+        absorbed = sum(min(got.get(x, 0), low[x]) for x in givers)
+        if sum(got.values()) < t_min or absorbed < overload:
             continue
         for allowed, giver in zip(segments, matched, strict=True):
             if giver is not None:
                 owners[next(p for p in allowed if owners[p] == giver)] = taker
         return
-    # No layout works: take one partition at a time from a node above its floor, the one that
-    # breaks the fewest windows (ties: the most loaded giver, then the lowest partition).
-    while counts[taker] < floor_:
-        candidates = [
-            p for p, owner in enumerate(owners) if owner != taker and counts.get(owner, 0) > floor_
-        ]
-        if not candidates:
+    # No layout works (the ring was already tighter than ``n`` allows, or the overload sits in
+    # the wrong places): take one partition at a time, overloaded givers first, then the pick
+    # that breaks the fewest windows (ties: the most loaded giver, then the lowest partition).
+    # ``conflict`` is kept up to date incrementally, as rescoring every partition per pick made
+    # this quadratic in ``q`` times ``n``.
+    conflict = [_conflicts(owners, p, taker, n) for p in range(q)]
+    while True:
+        floor_met = counts[taker] >= floor_
+        if counts[taker] >= ceil_ or (floor_met and all(counts[x] <= ceil_ for x in givers)):
             return
-        best = min(
-            candidates,
-            key=lambda p: (_conflicts(owners, p, taker, n), -counts[owners[p]], owners[p], p),
-        )
+        best, best_key = -1, (False, 0, 0, "")
+        for p, owner in enumerate(owners):
+            have = counts.get(owner, 0)
+            if owner == taker or have <= (ceil_ if floor_met else floor_):
+                continue
+            key = (have <= ceil_, conflict[p], -have, owner)
+            if best < 0 or key < best_key:
+                best, best_key = p, key
+        if best < 0:
+            return
         counts[owners[best]] -= 1
         owners[best] = taker
         counts[taker] += 1
-
-
-def _even_out(owners: list[str], owning: Sequence[str], n: int, floor_: int, ceil_: int) -> None:
-    """Move single partitions from the most to the least loaded node until balanced.
-
-    Reached only when the input ring was unbalanced or an earlier step fell back; each move
-    picks the partition whose new owner loses the least spacing.
-    """
-    counts = _counts(owners, owning)
-    while True:
-        low = min(owning, key=lambda x: (counts[x], x))
-        high = max(owning, key=lambda x: (counts[x], x))
-        if counts[low] >= floor_ and counts[high] <= ceil_:
-            return
-        source = [p for p, owner in enumerate(owners) if owner == high]
-        best = min(source, key=lambda p: (_conflicts(owners, p, low, n), p))
-        owners[best] = low
-        counts[high] -= 1
-        counts[low] += 1
+        for d in range(1, min(n, q)):
+            conflict[(best + d) % q] += n - d
+            conflict[(best - d) % q] += n - d
 
 
 def _segment_layouts(
@@ -358,7 +447,9 @@ def _segment_layouts(
             yield layout
 
 
-def _cyclic_segments(q: int, count: int, n: int, total: int, offset: int) -> list[range | list[int]]:
+def _cyclic_segments(
+    q: int, count: int, n: int, total: int, offset: int
+) -> list[range | list[int]]:
     """``count`` segments around the whole ring, starting at ``offset``, all spacing-safe."""
     out: list[range | list[int]] = []
     pos = offset
@@ -479,7 +570,7 @@ def _augment(
 
 
 def _min_cost_assign(
-    costs: Sequence[Sequence[tuple[str, int]]], bands: Mapping[str, tuple[int, int]]
+    costs: Sequence[Sequence[tuple[str, int]]], bands: Mapping[str, Sequence[tuple[int, int]]]
 ) -> list[str]:
     """Give every item one node at least total cost; ``costs[i]`` lists ``(node, cost)``.
 
@@ -491,8 +582,6 @@ def _min_cost_assign(
     """
     items = len(costs)
     index = {node: 2 + items + i for i, node in enumerate(bands)}
-    big = 1 + sum(max((c for _, c in row), default=0) for row in costs)
-    huge = big * (items + 1)
     graph = _FlowGraph(2 + items + len(bands))
     first_edge = []
     for i, row in enumerate(costs):
@@ -500,10 +589,10 @@ def _min_cost_assign(
         first_edge.append(len(graph.to))
         for node, cost in row:
             graph.add(2 + i, index[node], 1, cost)
-    for node, (required, optional) in bands.items():
-        graph.add(index[node], 1, required, 0)
-        graph.add(index[node], 1, optional, big)
-        graph.add(index[node], 1, items, huge)
+    for node, tiers in bands.items():
+        for cap, cost in tiers:
+            if cap > 0:
+                graph.add(index[node], 1, cap, cost)
     graph.run(0, 1, items)
     nodes = list(bands)
     result = []

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from dynamokv.core.apl import Replica, ReplicaKind, active_preference_list
 from dynamokv.core.deadlines import Deadlines
 from dynamokv.core.effects import Effect, Reply, Send
 from dynamokv.core.failure import FailureDetector
@@ -81,6 +82,7 @@ class GetOp:
     key: bytes
     tally: GetTally
     lww: bool
+    hint_for: dict[str, str]  # fallback node -> the down primary it stands in for
     responded: bool = False
 
 
@@ -106,6 +108,22 @@ class ForwardOp:
 Op = GetOp | PutOp | ForwardOp
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Where one request goes: the active preference list and what it must hear back."""
+
+    props: BucketProps
+    replicas: tuple[Replica, ...]  # primaries that are up, then fallbacks for the down ones
+    needed: int
+    needed_primaries: int
+    primaries: frozenset[str]  # the replicas that are primaries
+    down_primaries: tuple[str, ...]  # primaries replaced by fallbacks (or by nobody)
+
+    @property
+    def tally_nodes(self) -> tuple[str, ...]:
+        return tuple(r.node for r in self.replicas) + self.down_primaries
+
+
 class NodeView(Protocol):
     """What the coordinator needs of its node (kept narrow so it is easy to test)."""
 
@@ -117,6 +135,10 @@ class NodeView(Protocol):
     limits: Limits
 
     def bucket_props(self, bucket: str) -> BucketProps: ...
+
+    def up_nodes(self) -> frozenset[str]: ...
+
+    def hint_room(self) -> bool: ...
 
 
 class Coordinator:
@@ -132,25 +154,27 @@ class Coordinator:
 
     def start_get(self, origin: Origin, req: GetRequest, now_ms: int) -> list[Effect]:
         try:
-            ring, props, primaries, needed = self._plan(req.bucket, req.key, req.r, "r")
+            plan = self._plan(req.bucket, req.key, req.r, req.pr, "r")
             self._check_capacity()
         except DynamoKVError as exc:
             return [origin.answer(error_reply(origin.req_id, exc, self._ring_version()))]
-        del ring
         op_id = self._new_id()
-        tally = GetTally(needed, primaries)
-        op = GetOp(origin, req.bucket, req.key, tally, props.lww)
+        tally = GetTally(plan.needed, plan.tally_nodes, primaries=plan.primaries,
+                         needed_primaries=plan.needed_primaries)
+        for node in plan.down_primaries:
+            tally.record_failure(node, "suspected down")
+        hint_for = {r.node: r.for_node for r in plan.replicas if r.for_node}
+        op = GetOp(origin, req.bucket, req.key, tally, plan.props.lww, hint_for)
         effects: list[Effect] = []
-        for replica in primaries:
-            if replica == self.node.node_id:
+        for replica in plan.replicas:
+            if replica.node == self.node.node_id:
                 try:
-                    tally.record_reply(replica, self.node.store.get(req.bucket, req.key))
+                    tally.record_reply(replica.node, self._local_get(replica, req.bucket, req.key))
                 except StorageError as exc:
-                    tally.record_failure(replica, f"storage: {exc}")
-            elif not self.node.detector.is_up(replica):
-                tally.record_failure(replica, "suspected down")
+                    tally.record_failure(replica.node, f"storage: {exc}")
             else:
-                effects.append(Send(replica, ReplicaRead(op_id, req.bucket, req.key)))
+                effects.append(Send(replica.node, ReplicaRead(op_id, req.bucket, req.key,
+                                                              replica.for_node or "")))
         self.ops[op_id] = op
         self.deadlines.set(op_id, now_ms + self._timeout(req.timeout_ms))
         effects.extend(self._progress_get(op_id, op, final=False))
@@ -159,39 +183,39 @@ class Coordinator:
     def start_put(self, origin: Origin, req: PutRequest, now_ms: int, wall_ms: int) -> list[Effect]:
         try:
             self._validate_put(req)
-            _, props, primaries, needed = self._plan(req.bucket, req.key, req.w, "w")
+            plan = self._plan(req.bucket, req.key, req.w, req.pw, "w")
             self._check_capacity()
         except DynamoKVError as exc:
             return [origin.answer(error_reply(origin.req_id, exc, self._ring_version()))]
-        if self.node.node_id not in primaries:
+        mine = next((r for r in plan.replicas if r.node == self.node.node_id), None)
+        if mine is None:
             if origin.client is None:
                 # A forwarded put reached a node that is no replica by its own ring: the rings
                 # disagree. Refuse rather than forward again, so forwards never loop.
                 exc = UnavailableError(
                     f"{self.node.node_id} is not a replica of this key in ring version "
                     f"{self._ring_version()}",
-                    {"replicas": list(primaries)},
+                    {"replicas": [r.node for r in plan.replicas]},
                 )
                 return [origin.answer(error_reply(origin.req_id, exc, self._ring_version()))]
-            return self._forward_put(origin, req, primaries, now_ms)
-        return self._coordinate_put(origin, req, props, primaries, needed, now_ms, wall_ms)
+            return self._forward_put(origin, req, plan.replicas, now_ms)
+        return self._coordinate_put(origin, req, plan, mine, now_ms, wall_ms)
 
     def _coordinate_put(
         self,
         origin: Origin,
         req: PutRequest,
-        props: BucketProps,
-        primaries: tuple[str, ...],
-        needed: int,
+        plan: Plan,
+        mine: Replica,
         now_ms: int,
         wall_ms: int,
     ) -> list[Effect]:
         node = self.node
         try:
-            local = node.store.get(req.bucket, req.key)
+            local = self._local_get(mine, req.bucket, req.key)
             sibling = new_sibling(local, node.actor, req.value, req.context, wall_ms)
             obj = apply_write(local, sibling)
-            if props.lww:
+            if plan.props.lww:
                 obj = resolve_lww(obj)
             if len(obj.siblings) > node.limits.siblings_max:
                 raise TooManySiblings(
@@ -200,33 +224,31 @@ class Coordinator:
                     "to resolve them",
                     {"siblings": len(obj.siblings), "limit": node.limits.siblings_max},
                 )
-            node.store.put(req.bucket, req.key, obj)
+            self._local_put(mine, req.bucket, req.key, obj)
         except DynamoKVError as exc:
             return [origin.answer(error_reply(origin.req_id, exc, self._ring_version()))]
         op_id = self._new_id()
-        tally = PutTally(needed, primaries)
+        tally = PutTally(plan.needed, plan.tally_nodes, primaries=plan.primaries,
+                         needed_primaries=plan.needed_primaries)
+        for down in plan.down_primaries:
+            tally.record_failure(down, "suspected down")
         tally.record_ack(node.node_id)
         op = PutOp(origin, req.bucket, req.key, tally, obj)
         effects: list[Effect] = []
-        for replica in primaries:
-            if replica == node.node_id:
-                continue
-            if not node.detector.is_up(replica):
-                tally.record_failure(replica, "suspected down")
-            else:
-                effects.append(Send(replica, ReplicaWrite(op_id, req.bucket, req.key, obj)))
+        for replica in plan.replicas:
+            if replica.node != node.node_id:
+                effects.append(Send(replica.node, ReplicaWrite(
+                    op_id, req.bucket, req.key, obj, True, replica.for_node or "")))
         self.ops[op_id] = op
         self.deadlines.set(op_id, now_ms + self._timeout(req.timeout_ms))
         effects.extend(self._progress_put(op_id, op, final=False))
         return effects
 
     def _forward_put(
-        self, origin: Origin, req: PutRequest, primaries: tuple[str, ...], now_ms: int
+        self, origin: Origin, req: PutRequest, replicas: tuple[Replica, ...], now_ms: int
     ) -> list[Effect]:
         assert origin.client is not None
-        detector = self.node.detector
-        candidates = [p for p in primaries if detector.is_up(p)]
-        candidates += [p for p in primaries if not detector.is_up(p)]
+        candidates = [r.node for r in replicas]
         op_id = self._new_id()
         target = candidates.pop(0)
         self.ops[op_id] = ForwardOp(origin.client, origin.req_id, req, candidates, target)
@@ -338,15 +360,19 @@ class Coordinator:
         if op.lww:
             merged = resolve_lww(merged)
         effects: list[Effect] = []
-        for replica in op.tally.repair_targets():
-            if replica == self.node.node_id:
+        for node in op.tally.repair_targets():
+            hint_for = op.hint_for.get(node, "")
+            if node == self.node.node_id:
+                here = Replica(node, ReplicaKind.FALLBACK if hint_for else ReplicaKind.PRIMARY,
+                               hint_for or None)
                 try:
-                    local = self.node.store.get(op.bucket, op.key)
-                    self.node.store.put(op.bucket, op.key, sync(local, merged))
+                    local = self._local_get(here, op.bucket, op.key)
+                    self._local_put(here, op.bucket, op.key, sync(local, merged))
                 except StorageError:
                     pass  # anti-entropy will catch up; a repair failure never fails the read
             else:
-                effects.append(Send(replica, ReplicaWrite(0, op.bucket, op.key, merged, ack=False)))
+                effects.append(Send(node, ReplicaWrite(0, op.bucket, op.key, merged, False,
+                                                       hint_for)))
         return effects
 
     def _progress_put(self, op_id: int, op: PutOp, *, final: bool) -> list[Effect]:
@@ -376,24 +402,46 @@ class Coordinator:
 
     # ---- helpers -----------------------------------------------------------------------------
 
-    def _plan(self, bucket: str, key: bytes, override: int | None, name: str
-              ) -> tuple[Ring, BucketProps, tuple[str, ...], int]:
+    def _plan(self, bucket: str, key: bytes, override: int | None, p_override: int | None,
+              name: str) -> Plan:
         ring = self.node.ring
         if ring is None:
             raise UnavailableError(f"node {self.node.node_id} has not joined a cluster yet; "
                                    "retry in a moment or ask another node")
         self._validate_key(bucket, key)
         props = self.node.bucket_props(bucket)
-        default = props.r if name == "r" else props.w
-        needed = default if override is None else override
+        needed = (props.r if name == "r" else props.w) if override is None else override
         if not 1 <= needed <= props.n:
             raise InvalidRequest(f"{name}={needed} must be between 1 and N={props.n}",
                                  {name: needed, "n": props.n})
-        primaries = ring.preference_list(ring.partition_for(bucket, key), props.n)
+        p_name = "p" + name
+        needed_primaries = getattr(props, p_name) if p_override is None else p_override
+        if not 0 <= needed_primaries <= props.n:
+            raise InvalidRequest(f"{p_name}={needed_primaries} must be between 0 and "
+                                 f"N={props.n}", {p_name: needed_primaries, "n": props.n})
+        partition = ring.partition_for(bucket, key)
+        primaries = ring.preference_list(partition, props.n)
+        replicas = active_preference_list(ring, partition, props.n, self.node.up_nodes())
         # A cluster smaller than N keeps one copy per node; quorums shrink with it rather than
         # making a one- or two-node development cluster unusable.
         needed = min(needed, len(primaries))
-        return ring, props, primaries, needed
+        needed_primaries = min(needed_primaries, len(primaries))
+        in_apl = {r.node for r in replicas}
+        down = tuple(p for p in primaries if p not in in_apl)
+        return Plan(props, replicas, needed, needed_primaries,
+                    frozenset(r.node for r in replicas if r.kind is ReplicaKind.PRIMARY), down)
+
+    def _local_get(self, replica: Replica, bucket: str, key: bytes) -> VersionedObject | None:
+        if replica.for_node:
+            return self.node.store.get_hint(replica.for_node, bucket, key)
+        return self.node.store.get(bucket, key)
+
+    def _local_put(self, replica: Replica, bucket: str, key: bytes, obj: VersionedObject
+                   ) -> None:
+        if replica.for_node:
+            self.node.store.put_hint(replica.for_node, bucket, key, obj)
+        else:
+            self.node.store.put(bucket, key, obj)
 
     def _validate_key(self, bucket: str, key: bytes) -> None:
         limits = self.node.limits

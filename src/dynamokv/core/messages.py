@@ -133,9 +133,12 @@ class Hello:
 
 @dataclass(frozen=True, slots=True)
 class ReplicaRead:
+    """Read a replica's copy; ``hint_for`` names the down primary a fallback stands in for."""
+
     req_id: int
     bucket: str
     key: bytes
+    hint_for: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,7 @@ class ReplicaWrite:
     key: bytes
     obj: VersionedObject
     ack: bool = True
+    hint_for: str = ""  # non-empty: we are a fallback; keep it as a hint for this node
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +182,7 @@ class JoinRequest:
     address: str
     http_address: str = ""
     metrics_address: str = ""
+    staged: bool = False  # stage for `cluster plan/commit` instead of joining at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +194,128 @@ class GossipRing:
     buckets_version: int = 0
 
 
-CLIENT_REQUESTS = (GetRequest, PutRequest, RingRequest, StatusRequest, BucketPropsRequest)
-CLIENT_REPLIES = (GetReply, PutReply, RingReply, StatusReply, BucketPropsReply, ErrorReply)
+# ---- issue 3: hints, handoff, anti-entropy, membership, heartbeats ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyObject:
+    """One key and its object, as carried in batches (hint replay, handoff)."""
+
+    bucket: str
+    key: bytes
+    obj: VersionedObject
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDigest:
+    """One key and the digest of its object (anti-entropy key comparison)."""
+
+    bucket: str
+    key: bytes
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Heartbeat; every message counts as one, this one is for otherwise quiet peers."""
+
+    seq: int
+    ring_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HintBatch:
+    """A fallback hands hinted writes back to the node they were meant for."""
+
+    batch_id: int
+    items: tuple[KeyObject, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HintBatchAck:
+    batch_id: int
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffBatch:
+    """Ownership transfer: objects of ``partition`` for a node that now replicates them."""
+
+    xfer_id: int
+    partition: int
+    items: tuple[KeyObject, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffAck:
+    xfer_id: int
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AaeLevelRequest:
+    """Anti-entropy: the hashes of ``indexes`` at ``level`` of the peer's tree of ``partition``."""
+
+    req_id: int
+    partition: int
+    level: int
+    indexes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AaeLevelReply:
+    req_id: int
+    hashes: tuple[bytes, ...]
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AaeKeysRequest:
+    """Anti-entropy: every key and object digest in ``segments`` of the peer's ``partition``."""
+
+    req_id: int
+    partition: int
+    segments: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AaeKeysReply:
+    req_id: int
+    keys: tuple[KeyDigest, ...]
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRequest:
+    """Membership administration, answered by the claimant (riak-admin cluster ...).
+
+    ``action``: "join" (stage ``node`` at ``address``), "leave" (stage ``node``'s leave),
+    "plan" (show staged changes and the transfers they cause), "commit", "clear".
+    """
+
+    req_id: int
+    action: str
+    node: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterReply:
+    req_id: int
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveComplete:
+    """A leaving node tells the claimant it has handed everything off."""
+
+    node_id: str
+
+
+CLIENT_REQUESTS = (GetRequest, PutRequest, RingRequest, StatusRequest, BucketPropsRequest,
+                   ClusterRequest)
+CLIENT_REPLIES = (GetReply, PutReply, RingReply, StatusReply, BucketPropsReply, ErrorReply,
+                  ClusterReply)
 
 # Wire tags are positions in this tuple: append only.
 ALL_MESSAGES: tuple[type, ...] = (
@@ -213,6 +338,20 @@ ALL_MESSAGES: tuple[type, ...] = (
     CoordinatePut,
     JoinRequest,
     GossipRing,
+    KeyObject,
+    KeyDigest,
+    Ping,
+    HintBatch,
+    HintBatchAck,
+    HandoffBatch,
+    HandoffAck,
+    AaeLevelRequest,
+    AaeLevelReply,
+    AaeKeysRequest,
+    AaeKeysReply,
+    ClusterRequest,
+    ClusterReply,
+    LeaveComplete,
 )
 
 Message = Any  # any instance of a class in ALL_MESSAGES

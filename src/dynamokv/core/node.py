@@ -1,7 +1,8 @@
 """NodeCore: the single entry point of a node, for the asyncio runtime and the simulator alike.
 
-Owns: ``NodeCore`` — dispatch of events to the coordinator, the replica handlers, membership
-(join through seeds, claim by the claimant) and ring gossip; ``next_deadline()``.
+Owns: ``NodeCore`` — dispatch of events to the coordinator, the replica handlers, hinted
+handoff, ownership handoff, anti-entropy, membership and gossip, heartbeats and failure
+detection, and the background scheduler gated by admission control; ``next_deadline()``.
 May import: ``dynamokv.core.*``, ``dynamokv.errors``.
 
 ``handle(event, now_ms, wall_ms) -> list[Effect]`` runs to completion; ``now_ms`` is monotonic
@@ -12,8 +13,10 @@ time (deadlines), ``wall_ms`` is the node's wall clock (version timestamps only)
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
+from dynamokv.core.admission import AdmissionController
 from dynamokv.core.claim import claim
 from dynamokv.core.coordinator import Coordinator, Origin, error_reply
 from dynamokv.core.effects import Effect, Log, PersistRing, Reply, Send, SendTo
@@ -24,16 +27,33 @@ from dynamokv.core.events import (
     PeerUnreachable,
     TimerFired,
 )
+from dynamokv.core.exchange import AAE_ID_BASE, AntiEntropy
 from dynamokv.core.failure import FailureDetector
+from dynamokv.core.handoff import HandoffManager
+from dynamokv.core.hints import HintReplayer
+from dynamokv.core.membership import Staging, remove_member
 from dynamokv.core.messages import (
+    AaeKeysReply,
+    AaeKeysRequest,
+    AaeLevelReply,
+    AaeLevelRequest,
     BucketPropsReply,
     BucketPropsRequest,
+    ClusterReply,
+    ClusterRequest,
     CoordinatePut,
     ErrorReply,
+    GetReply,
     GetRequest,
     GossipRing,
+    HandoffAck,
+    HandoffBatch,
+    HintBatch,
+    HintBatchAck,
     JoinRequest,
+    LeaveComplete,
     Message,
+    Ping,
     PutReply,
     PutRequest,
     ReplicaRead,
@@ -48,8 +68,9 @@ from dynamokv.core.messages import (
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.ring import Member, MemberStatus, Ring, reconcile
 from dynamokv.core.settings import BucketProps, CoreSettings
-from dynamokv.core.versioned import resolve_lww, sync
-from dynamokv.errors import DynamoKVError, InvalidRequest, StorageError
+from dynamokv.core.trees import TreeStore
+from dynamokv.core.versioned import VersionedObject, resolve_lww, sync
+from dynamokv.errors import DynamoKVError, InvalidRequest, StorageError, UnavailableError
 
 
 class NodeCore:
@@ -69,7 +90,9 @@ class NodeCore:
         self.me = me
         self.node_id = me.node_id
         self.actor = actor
-        self.store = store
+        self.raw_store = store
+        self.trees = TreeStore(store, settings.q if ring is None else ring.q)
+        self.store: ObjectStore = self.trees
         self.settings = settings
         self.limits = settings.limits
         self.rng = rng
@@ -80,11 +103,22 @@ class NodeCore:
         default = settings.default_bucket_props()
         for name, props in (buckets or {}).items():
             self.buckets[name] = default.with_updates(props)
-        self.detector = FailureDetector(settings.down_probe_interval_ms)
+        self.detector = FailureDetector(settings.down_probe_interval_ms,
+                                        phi_threshold=settings.phi_threshold,
+                                        heartbeat_interval_ms=settings.heartbeat_interval_ms)
         self.coordinator = Coordinator(self)
-        self._next_gossip_ms: int | None = None
-        self._next_join_ms: int | None = None
+        self.hints = HintReplayer(self.store, settings.hints, self.node_id)
+        self.handoff = HandoffManager(self.node_id, self.store, settings.handoff)
+        self.aae = AntiEntropy(self.node_id, self.trees, settings.aae)
+        self.admission = AdmissionController(settings.admission)
+        self.staging = Staging()
+        self._client_started: dict[tuple[int, int], int] = {}
+        self._timers: dict[str, int | None] = {
+            "gossip": None, "join": None, "heartbeat": None, "background": None,
+        }
         self._seed_turn = 0
+        self._ping_seq = 0
+        self.left = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -96,44 +130,75 @@ class NodeCore:
                               target_n=self.settings.quorum.n, claimant=self.node_id)
             effects.append(self._persist())
             effects.append(Log("info", "started a new cluster", {"q": self.settings.q}))
-        elif self.ring is not None and self.ring.member(self.node_id) != self.me:
+        elif self.ring is not None and self.ring.member(self.node_id) not in (None, self.me):
             effects.extend(self._ask_to_join())  # our address changed: tell the claimant
-        self._next_gossip_ms = now_ms + self.settings.gossip_interval_ms
+        self.admission = AdmissionController(self.settings.admission, now_ms)
+        self._timers["gossip"] = now_ms + self.settings.gossip_interval_ms
+        self._timers["heartbeat"] = now_ms + self.settings.heartbeat_interval_ms
+        self._timers["background"] = now_ms + self.settings.background_tick_ms
         if self.ring is None:
-            self._next_join_ms = now_ms
+            self._timers["join"] = now_ms
         return effects
 
     def next_deadline(self) -> int | None:
-        times = [t for t in (self.coordinator.deadlines.next(), self._next_gossip_ms,
-                             self._next_join_ms) if t is not None]
+        times = [t for t in (self.coordinator.deadlines.next(), *self._timers.values())
+                 if t is not None]
         return min(times) if times else None
 
     def bucket_props(self, bucket: str) -> BucketProps:
         props = self.buckets.get(bucket)
         return props if props is not None else self.settings.default_bucket_props()
 
+    def up_nodes(self) -> frozenset[str]:
+        ring = self.ring
+        if ring is None:
+            return frozenset({self.node_id})
+        return frozenset(m.node_id for m in ring.members
+                         if m.node_id == self.node_id or self.detector.is_up(m.node_id))
+
+    def hint_room(self) -> bool:
+        return self.hints.has_room()
+
+    def _n_of(self, bucket: str) -> int:
+        return self.bucket_props(bucket).n
+
+    def _min_n(self) -> int:
+        return min([self.settings.quorum.n, *(p.n for p in self.buckets.values())])
+
     # ---- dispatch ----------------------------------------------------------------------------
 
     def handle(self, event: Event, now_ms: int, wall_ms: int) -> list[Effect]:
         if isinstance(event, MessageReceived):
-            return self._on_message(event.src, event.msg, now_ms, wall_ms)
-        if isinstance(event, ClientRequested):
-            return self._on_client(event.client, event.msg, now_ms, wall_ms)
-        if isinstance(event, PeerUnreachable):
-            effects: list[Effect] = []
+            effects = self._on_message(event.src, event.msg, now_ms, wall_ms)
+        elif isinstance(event, ClientRequested):
+            effects = self._on_client(event.client, event.msg, now_ms, wall_ms)
+        elif isinstance(event, PeerUnreachable):
+            effects = []
             if self.detector.unreachable(event.node, now_ms):
                 effects.append(Log("warning", "peer unreachable", {"node": event.node}))
             effects.extend(self.coordinator.on_peer_unreachable(event.node))
-            return effects
-        if isinstance(event, TimerFired):
-            return self._on_timer(now_ms)
-        raise TypeError(f"unknown event {event!r}")
+        elif isinstance(event, TimerFired):
+            effects = self._on_timer(now_ms)
+        else:
+            raise TypeError(f"unknown event {event!r}")
+        if self._client_started:
+            self._observe_latency(effects, now_ms)
+        return effects
+
+    def _observe_latency(self, effects: list[Effect], now_ms: int) -> None:
+        for e in effects:
+            if isinstance(e, Reply) and isinstance(e.msg, GetReply | PutReply | ErrorReply):
+                started = self._client_started.pop((e.client, e.msg.req_id), None)
+                if started is not None:
+                    self.admission.observe(now_ms - started, now_ms)
 
     def _on_client(self, client: int, msg: Message, now_ms: int, wall_ms: int) -> list[Effect]:
         coordinator = self.coordinator
         if isinstance(msg, GetRequest):
+            self._track_client(client, msg.req_id, now_ms)
             return coordinator.start_get(Origin(msg.req_id, client=client), msg, now_ms)
         if isinstance(msg, PutRequest):
+            self._track_client(client, msg.req_id, now_ms)
             return coordinator.start_put(Origin(msg.req_id, client=client), msg, now_ms, wall_ms)
         if isinstance(msg, RingRequest):
             return [Reply(client, self._ring_reply(msg.req_id))]
@@ -141,19 +206,28 @@ class NodeCore:
             return [Reply(client, StatusReply(msg.req_id, self.status(now_ms)))]
         if isinstance(msg, BucketPropsRequest):
             return self._on_bucket_props(client, msg)
+        if isinstance(msg, ClusterRequest):
+            return self._on_cluster(client, msg)
         req_id = getattr(msg, "req_id", 0)
         exc = InvalidRequest(f"{type(msg).__name__} is not a client request")
         return [Reply(client, error_reply(req_id if isinstance(req_id, int) else 0, exc))]
 
+    def _track_client(self, client: int, req_id: int, now_ms: int) -> None:
+        if len(self._client_started) < self.limits.in_flight_requests_max:
+            self._client_started[(client, req_id)] = now_ms
+
     def _on_message(self, src: str, msg: Message, now_ms: int, wall_ms: int) -> list[Effect]:
         effects: list[Effect] = []
-        if self.detector.heard_from(src):
+        if self.detector.heard_from(src, now_ms):
             effects.append(Log("info", "peer is back", {"node": src}))
         coordinator = self.coordinator
         if isinstance(msg, ReplicaWriteAck):
             effects.extend(coordinator.on_write_ack(src, msg.req_id, msg.error))
         elif isinstance(msg, ReplicaReadReply):
-            effects.extend(coordinator.on_read_reply(src, msg.req_id, msg.obj, msg.error))
+            if msg.req_id >= AAE_ID_BASE:
+                effects.extend(self._on_aae_pull(msg))
+            else:
+                effects.extend(coordinator.on_read_reply(src, msg.req_id, msg.obj, msg.error))
         elif isinstance(msg, ReplicaRead):
             effects.append(Send(src, self._replica_read(msg)))
         elif isinstance(msg, ReplicaWrite):
@@ -163,54 +237,175 @@ class NodeCore:
             effects.extend(coordinator.start_put(origin, msg.request, now_ms, wall_ms))
         elif isinstance(msg, PutReply | ErrorReply):
             effects.extend(coordinator.on_forward_reply(src, msg))
-        elif isinstance(msg, GossipRing):
-            effects.extend(self._on_gossip(src, msg))
-        elif isinstance(msg, JoinRequest):
-            effects.extend(self._on_join(msg))
-        # Hello and anything unknown: nothing more to do (heard_from already counted it).
+        else:
+            effects.extend(self._on_background_message(src, msg, now_ms))
         return effects
+
+    def _on_background_message(self, src: str, msg: Message, now_ms: int) -> list[Effect]:
+        if isinstance(msg, HintBatch):
+            return self._on_hint_batch(src, msg)
+        if isinstance(msg, HintBatchAck):
+            return self.hints.on_ack(src, msg.batch_id, msg.error, now_ms)
+        if isinstance(msg, HandoffBatch):
+            return self.handoff.on_batch(src, msg, lambda b: self.bucket_props(b).lww,
+                                         resolve_lww)
+        if isinstance(msg, HandoffAck):
+            return self.handoff.on_ack(src, msg.xfer_id, msg.error)
+        if isinstance(msg, AaeLevelRequest):
+            return [Send(src, self.aae.on_level_request(msg))]
+        if isinstance(msg, AaeLevelReply):
+            return self.aae.on_level_reply(src, msg, now_ms)
+        if isinstance(msg, AaeKeysRequest):
+            return [Send(src, self.aae.on_keys_request(msg))]
+        if isinstance(msg, AaeKeysReply):
+            return self.aae.on_keys_reply(src, msg, now_ms, self._safe_get)
+        if isinstance(msg, GossipRing):
+            return self._on_gossip(src, msg)
+        if isinstance(msg, JoinRequest):
+            return self._on_join(msg)
+        if isinstance(msg, LeaveComplete):
+            return self._on_leave_complete(msg)
+        return []  # Ping, Hello: heard_from above is all they are for
+
+    # ---- timers ------------------------------------------------------------------------------
+
+    def _due(self, name: str, now_ms: int) -> bool:
+        at = self._timers[name]
+        return at is not None and now_ms >= at
 
     def _on_timer(self, now_ms: int) -> list[Effect]:
         effects = self.coordinator.on_timer(now_ms)
-        if self._next_join_ms is not None and now_ms >= self._next_join_ms:
+        settings = self.settings
+        if self._due("join", now_ms):
             if self.ring is None or self.ring.member(self.node_id) is None:
                 effects.extend(self._ask_to_join())
-                self._next_join_ms = now_ms + self.settings.join_retry_ms
+                self._timers["join"] = now_ms + settings.join_retry_ms
             else:
-                self._next_join_ms = None
-        if self._next_gossip_ms is not None and now_ms >= self._next_gossip_ms:
-            self._next_gossip_ms = now_ms + self.settings.gossip_interval_ms
+                self._timers["join"] = None
+        if self._due("gossip", now_ms):
+            self._timers["gossip"] = now_ms + settings.gossip_interval_ms
             effects.extend(self._gossip_round(now_ms))
+        if self._due("heartbeat", now_ms):
+            self._timers["heartbeat"] = now_ms + settings.heartbeat_interval_ms
+            effects.extend(self._heartbeat(now_ms))
+        if self._due("background", now_ms):
+            self._timers["background"] = now_ms + settings.background_tick_ms
+            effects.extend(self._background(now_ms))
         return effects
+
+    def _heartbeat(self, now_ms: int) -> list[Effect]:
+        ring = self.ring
+        if ring is None:
+            return []
+        peers = [m.node_id for m in ring.members if m.node_id != self.node_id]
+        effects: list[Effect] = []
+        for node in self.detector.check(peers, now_ms):
+            effects.append(Log("warning", "peer suspected (silent)", {"node": node}))
+            effects.extend(self.coordinator.on_peer_unreachable(node))
+        self._ping_seq += 1
+        ping = Ping(self._ping_seq, ring.version)
+        effects.extend(Send(p, ping) for p in peers if self.detector.is_up(p))
+        return effects
+
+    def _background(self, now_ms: int) -> list[Effect]:
+        """Hint replay, then handoff, then anti-entropy, within the admitted slots."""
+        ring = self.ring
+        if ring is None or self.left:
+            return []
+        admit = self.admission.admit(now_ms, wanted=4)
+        if admit <= 0:
+            return []
+        up = self.up_nodes()
+        effects: list[Effect] = []
+        before = self.hints.in_flight()
+        effects.extend(self.hints.replay(now_ms, up, frozenset(ring.node_ids()), admit,
+                                         self._first_replica))
+        admit -= self.hints.in_flight() - before
+        if admit > 0:
+            sent = self.handoff.step(now_ms, ring, self._n_of, self._min_n(), up, admit)
+            admit -= sum(1 for e in sent if isinstance(e, Send))
+            effects.extend(sent)
+        if admit > 0:
+            aae_effects, _ = self.aae.step(now_ms, ring, self.settings.quorum.n, up, admit)
+            effects.extend(aae_effects)
+        effects.extend(self._maybe_leave_complete(ring))
+        return effects
+
+    def _first_replica(self, bucket: str, key: bytes) -> str | None:
+        ring = self.ring
+        if ring is None:
+            return None
+        pl = ring.preference_list(ring.partition_for(bucket, key), self._n_of(bucket))
+        return pl[0] if pl else None
 
     # ---- replica side ------------------------------------------------------------------------
 
     def _replica_read(self, msg: ReplicaRead) -> ReplicaReadReply:
         try:
+            if msg.hint_for:
+                return ReplicaReadReply(msg.req_id,
+                                        self.store.get_hint(msg.hint_for, msg.bucket, msg.key))
             return ReplicaReadReply(msg.req_id, self.store.get(msg.bucket, msg.key))
         except StorageError as exc:
             return ReplicaReadReply(msg.req_id, None, f"storage: {exc}")
 
+    def _merge_into_store(self, bucket: str, key: bytes, obj: VersionedObject) -> None:
+        local = self.store.get(bucket, key)
+        merged = sync(local, obj)
+        if self.bucket_props(bucket).lww:
+            merged = resolve_lww(merged)
+        if merged != local:
+            self.store.put(bucket, key, merged)
+
     def _replica_write(self, src: str, msg: ReplicaWrite) -> list[Effect]:
         error = ""
         try:
-            local = self.store.get(msg.bucket, msg.key)
-            merged = sync(local, msg.obj)
-            if self.bucket_props(msg.bucket).lww:
-                merged = resolve_lww(merged)
-            if merged != local:
-                self.store.put(msg.bucket, msg.key, merged)
-        except StorageError as exc:
-            error = f"storage: {exc}"
+            if msg.hint_for and msg.hint_for != self.node_id:
+                if not self.hints.has_room():
+                    raise UnavailableError("hint backlog full")
+                local = self.store.get_hint(msg.hint_for, msg.bucket, msg.key)
+                merged = sync(local, msg.obj)
+                if merged != local:
+                    self.store.put_hint(msg.hint_for, msg.bucket, msg.key, merged)
+            else:
+                self._merge_into_store(msg.bucket, msg.key, msg.obj)
+        except DynamoKVError as exc:
+            error = f"{exc.code}: {exc}"
         if not msg.ack:
             return []
         return [Send(src, ReplicaWriteAck(msg.req_id, error))]
+
+    def _on_hint_batch(self, src: str, msg: HintBatch) -> list[Effect]:
+        error = ""
+        try:
+            for item in msg.items:
+                self._merge_into_store(item.bucket, item.key, item.obj)
+        except DynamoKVError as exc:
+            error = f"{exc.code}: {exc}"
+        return [Send(src, HintBatchAck(msg.batch_id, error))]
+
+    def _on_aae_pull(self, msg: ReplicaReadReply) -> list[Effect]:
+        key = self.aae.take_pull(msg.req_id)
+        if key is None or msg.obj is None or msg.error:
+            return []
+        try:
+            self._merge_into_store(key[0], key[1], msg.obj)
+        except StorageError as exc:
+            return [Log("warning", "anti-entropy repair failed", {"error": str(exc)})]
+        return []
+
+    def _safe_get(self, bucket: str, key: bytes) -> VersionedObject | None:
+        try:
+            return self.store.get(bucket, key)
+        except StorageError:
+            return None
 
     # ---- membership and gossip ---------------------------------------------------------------
 
     def _ask_to_join(self) -> list[Effect]:
         me = self.me
-        join = JoinRequest(me.node_id, me.address, me.http_address, me.metrics_address)
+        join = JoinRequest(me.node_id, me.address, me.http_address, me.metrics_address,
+                           staged=not self.settings.auto_join)
         if self.ring is not None and self.ring.claimant != self.node_id:
             return [Send(self.ring.claimant, join)]
         if not self.seeds:
@@ -230,15 +425,49 @@ class NodeCore:
         known = ring.member(msg.node_id)
         if known == member:
             return [Send(msg.node_id, self._gossip_message())]
+        if known is not None and known.status is MemberStatus.VALID:
+            # A member restarted on new addresses: update them, ownership unchanged.
+            moved = replace(ring.with_member(member), version=ring.version + 1)
+            return self._adopt_own(moved, "member moved", msg.node_id)
+        if msg.staged:
+            self.staging.stage_join(ring, member)
+            return [Log("info", "join staged; run `dynamokv cluster plan` then `commit`",
+                        {"node": msg.node_id})]
         members = [m for m in ring.members if m.node_id != msg.node_id] + [member]
-        self.ring = claim(ring, members, q=ring.q, target_n=self.settings.quorum.n,
-                          claimant=self.node_id)
-        effects: list[Effect] = [
-            self._persist(),
-            Log("info", "member joined", {"node": msg.node_id, "ring_version": self.ring.version}),
-        ]
-        effects.extend(self._broadcast())
+        new = claim(ring, members, q=ring.q, target_n=self.settings.quorum.n,
+                    claimant=self.node_id)
+        return self._adopt_own(new, "member joined", msg.node_id)
+
+    def _adopt_own(self, new: Ring, what: str, node: str) -> list[Effect]:
+        """Install a ring this node (the claimant) made, persist it and tell everyone."""
+        old = self.ring
+        self.ring = new
+        self.handoff.ring_changed()
+        effects: list[Effect] = [self._persist(),
+                                 Log("info", what, {"node": node, "ring_version": new.version})]
+        effects.extend(self._broadcast(old))
         return effects
+
+    def _on_leave_complete(self, msg: LeaveComplete) -> list[Effect]:
+        ring = self.ring
+        if ring is None or ring.claimant != self.node_id:
+            return []
+        member = ring.member(msg.node_id)
+        if member is None or member.status is not MemberStatus.LEAVING:
+            return []
+        try:
+            new = remove_member(ring, msg.node_id)
+        except InvalidRequest:
+            return []
+        return self._adopt_own(new, "member left", msg.node_id)
+
+    def _maybe_leave_complete(self, ring: Ring) -> list[Effect]:
+        me = ring.member(self.node_id)
+        if me is None or me.status is not MemberStatus.LEAVING:
+            return []
+        if self.handoff.busy() or self.store.nonempty_partitions() or self.hints.pending():
+            return []
+        return [Send(ring.claimant, LeaveComplete(self.node_id))]
 
     def _on_gossip(self, src: str, msg: GossipRing) -> list[Effect]:
         effects: list[Effect] = []
@@ -246,9 +475,15 @@ class NodeCore:
         theirs = msg.ring
         new = reconcile(self.ring, theirs)
         if new != self.ring:
+            was_member = self.ring is not None and self.ring.member(self.node_id) is not None
             self.ring = new
             changed = True
+            self.handoff.ring_changed()
             effects.append(Log("info", "adopted ring", {"version": new.version, "from": src}))
+            if was_member and new.member(self.node_id) is None:
+                self.left = True
+                effects.append(Log("info", "this node has left the cluster; it is safe to stop",
+                                   {"node": self.node_id}))
         if msg.buckets_version > self.buckets_version:
             default = self.settings.default_bucket_props()
             try:
@@ -276,11 +511,14 @@ class NodeCore:
         msg = self._gossip_message()
         return [Send(node, msg) for node in sorted(targets) if node in others]
 
-    def _broadcast(self) -> list[Effect]:
+    def _broadcast(self, old: Ring | None = None) -> list[Effect]:
         if self.ring is None:
             return []
         msg = self._gossip_message()
-        return [Send(m.node_id, msg) for m in self.ring.members if m.node_id != self.node_id]
+        nodes = set(self.ring.node_ids())
+        if old is not None:
+            nodes.update(old.node_ids())  # a removed member must hear that it was removed
+        return [Send(n, msg) for n in sorted(nodes) if n != self.node_id]
 
     def _gossip_message(self) -> GossipRing:
         assert self.ring is not None
@@ -293,6 +531,41 @@ class NodeCore:
         return PersistRing(self.ring, buckets, self.buckets_version)
 
     # ---- admin requests ----------------------------------------------------------------------
+
+    def _on_cluster(self, client: int, msg: ClusterRequest) -> list[Effect]:
+        ring = self.ring
+        try:
+            if ring is None:
+                raise UnavailableError(f"node {self.node_id} has not joined a cluster yet")
+            if ring.claimant != self.node_id:
+                raise UnavailableError(
+                    f"{self.node_id} is not the claimant; ask {ring.claimant}",
+                    {"claimant": ring.claimant, "address": ring.address_of(ring.claimant)})
+            return self._cluster_action(client, msg, ring)
+        except DynamoKVError as exc:
+            return [Reply(client, error_reply(msg.req_id, exc))]
+
+    def _cluster_action(self, client: int, msg: ClusterRequest, ring: Ring) -> list[Effect]:
+        n = self.settings.quorum.n
+        effects: list[Effect] = []
+        if msg.action == "join":
+            if not msg.node or not msg.address:
+                raise InvalidRequest("join needs the node id and its address")
+            self.staging.stage_join(ring, Member(msg.node, msg.address))
+        elif msg.action == "leave":
+            self.staging.stage_leave(ring, msg.node)
+        elif msg.action == "clear":
+            self.staging.clear()
+        elif msg.action == "commit":
+            new = self.staging.commit(ring, n)
+            effects.extend(self._adopt_own(new, "committed staged changes", self.node_id))
+        elif msg.action != "plan":
+            raise InvalidRequest(f"unknown cluster action {msg.action!r}; use join, leave, "
+                                 "plan, commit or clear")
+        result = self.staging.plan(self.ring or ring, n)
+        result["action"] = msg.action
+        result["ring_version_now"] = (self.ring or ring).version
+        return [Reply(client, ClusterReply(msg.req_id, result)), *effects]
 
     def _on_bucket_props(self, client: int, msg: BucketPropsRequest) -> list[Effect]:
         if not msg.props:
@@ -315,7 +588,7 @@ class NodeCore:
         if self.ring is None:
             exc = DynamoKVError(f"node {self.node_id} has not joined a cluster yet")
             return error_reply(req_id, exc)
-        defaults = self.settings.default_bucket_props().as_dict()
+        defaults: dict[str, Any] = dict(self.settings.default_bucket_props().as_dict())
         defaults["buckets"] = {n: p.as_dict() for n, p in sorted(self.buckets.items())}
         return RingReply(req_id, self.ring, defaults)
 
@@ -330,6 +603,7 @@ class NodeCore:
                     "metrics": m.metrics_address, "status": m.status.value,
                     "up": m.node_id == self.node_id or m.node_id not in down,
                     "down_for_ms": now_ms - down[m.node_id] if m.node_id in down else 0,
+                    "phi": round(self.detector.phi(m.node_id, now_ms), 2),
                     "partitions": len(ring.partitions_of(m.node_id)),
                 })
         return {
@@ -339,8 +613,18 @@ class NodeCore:
             "claimant": ring.claimant if ring else None,
             "q": ring.q if ring else self.settings.q,
             "joined": ring is not None and ring.member(self.node_id) is not None,
+            "left": self.left,
             "members": members,
             "in_flight": len(self.coordinator.ops),
             "defaults": self.settings.default_bucket_props().as_dict(),
             "buckets": {n: p.as_dict() for n, p in sorted(self.buckets.items())},
+            "hints": {"pending": self.hints.pending(), "replayed": self.hints.replayed,
+                      "in_flight": self.hints.in_flight(),
+                      "backlog_max": self.settings.hints.backlog_max},
+            "handoff": self.handoff.status(),
+            "anti_entropy": self.aae.status(),
+            "merkle_roots": self.aae.roots(),
+            "admission": self.admission.status(),
+            "staged": [{"node": n, "action": c.action}
+                       for n, c in sorted(self.staging.changes.items())],
         }

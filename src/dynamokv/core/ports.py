@@ -7,7 +7,7 @@ Why a synchronous port instead of storage effects (ARCHITECTURE open decision 3)
 ship answers in microseconds from memory or an mmap'd B-tree (LMDB), so a round trip through the
 driver per read would cost more than the read. The simulator still sees every storage call,
 because it supplies the store (``sim.disk``) and can fail it or drop unsynced writes on a crash.
-Implementations: ``dynamokv.storage.objects.EngineObjectStore`` over any storage engine.
+Implementation: ``dynamokv.storage.node_store.NodeStore`` over any storage engine.
 """
 
 from __future__ import annotations
@@ -27,9 +27,34 @@ class ObjectStore(Protocol):
         """Store ``obj`` (replacing what was there). Raises ``StorageError`` on failure."""
         ...
 
+    def delete(self, bucket: str, key: bytes) -> None:
+        """Forget ``key`` entirely (after handing it off; not a tombstone)."""
+        ...
+
     def fold_partition(self, partition: int) -> Iterator[tuple[str, bytes, VersionedObject]]:
         """Every object of ``partition`` in key order (for handoff and anti-entropy)."""
         ...
+
+    def scan_partition(
+        self, partition: int, after: tuple[str, bytes] | None, limit: int
+    ) -> list[tuple[str, bytes, VersionedObject]]:
+        """Up to ``limit`` objects of ``partition`` in key order, strictly after ``after``."""
+        ...
+
+    def nonempty_partitions(self) -> list[int]:
+        """Partitions holding at least one object."""
+        ...
+
+    # Hints: writes a fallback accepted for a down node, kept apart from its own objects.
+    def hint_counts(self) -> dict[str, int]: ...
+
+    def get_hint(self, target: str, bucket: str, key: bytes) -> VersionedObject | None: ...
+
+    def put_hint(self, target: str, bucket: str, key: bytes, obj: VersionedObject) -> None: ...
+
+    def delete_hint(self, target: str, bucket: str, key: bytes) -> None: ...
+
+    def scan_hints(self, target: str, limit: int) -> list[tuple[str, bytes, VersionedObject]]: ...
 
     def sync(self) -> None:
         """Make every write so far durable (the engine's strongest setting)."""

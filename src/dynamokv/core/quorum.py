@@ -23,11 +23,16 @@ class Decision(enum.Enum):
 
 
 class _Tally:
-    __slots__ = ("failed", "needed", "ok_nodes", "replicas")
+    __slots__ = ("failed", "needed", "needed_primaries", "ok_nodes", "primaries", "replicas")
 
-    def __init__(self, needed: int, replicas: tuple[str, ...]) -> None:
+    def __init__(self, needed: int, replicas: tuple[str, ...], *,
+                 primaries: frozenset[str] | None = None, needed_primaries: int = 0) -> None:
         self.needed = needed
         self.replicas = replicas
+        # Which of ``replicas`` are primaries (the rest are fallbacks standing in for down
+        # primaries); PR/PW count only these (riak's pr/pw).
+        self.primaries = frozenset(replicas) if primaries is None else primaries
+        self.needed_primaries = needed_primaries
         self.ok_nodes: list[str] = []
         self.failed: dict[str, str] = {}
 
@@ -39,9 +44,15 @@ class _Tally:
         return [n for n in self.replicas if n not in self.failed and n not in self.ok_nodes]
 
     def decision(self) -> Decision:
-        if len(self.ok_nodes) >= self.needed:
+        primaries_ok = sum(1 for n in self.ok_nodes if n in self.primaries)
+        if len(self.ok_nodes) >= self.needed and primaries_ok >= self.needed_primaries:
             return Decision.OK
         if len(self.replicas) - len(self.failed) < self.needed:
+            return Decision.FAILED
+        primaries_possible = sum(
+            1 for n in self.replicas if n in self.primaries and n not in self.failed
+        )
+        if primaries_possible < self.needed_primaries:
             return Decision.FAILED
         return Decision.PENDING
 
@@ -53,6 +64,8 @@ class _Tally:
         """What went wrong, for the caller's error details."""
         return {
             "needed": self.needed,
+            "needed_primaries": self.needed_primaries,
+            "fallbacks": sorted(set(self.replicas) - self.primaries),
             "replicas": list(self.replicas),
             "succeeded": list(self.ok_nodes),
             "failed": dict(self.failed),
@@ -75,8 +88,10 @@ class GetTally(_Tally):
 
     __slots__ = ("objects",)
 
-    def __init__(self, needed: int, replicas: tuple[str, ...]) -> None:
-        super().__init__(needed, replicas)
+    def __init__(self, needed: int, replicas: tuple[str, ...], *,
+                 primaries: frozenset[str] | None = None, needed_primaries: int = 0) -> None:
+        super().__init__(needed, replicas, primaries=primaries,
+                         needed_primaries=needed_primaries)
         self.objects: dict[str, VersionedObject | None] = {}
 
     def record_reply(self, node: str, obj: VersionedObject | None) -> None:

@@ -1,7 +1,7 @@
 """Settings the core runs with: quorum defaults, limits and timers, all named and bounded.
 
 Owns: ``QuorumDefaults``, ``Limits``, ``CoreSettings``, ``BucketProps``.
-May import: stdlib, ``dynamokv.errors``.
+May import: stdlib, ``dynamokv.errors``, the settings classes of ``dynamokv.core`` modules.
 """
 
 from __future__ import annotations
@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dynamokv.core.admission import AdmissionSettings
+from dynamokv.core.exchange import AaeSettings
+from dynamokv.core.handoff import HandoffSettings
+from dynamokv.core.hints import HintSettings
 from dynamokv.errors import ConfigError, InvalidRequest
 
 
@@ -52,10 +56,12 @@ class BucketProps:
     r: int = 2
     w: int = 2
     lww: bool = False  # resolve siblings server-side, last writer wins
+    pr: int = 0  # primaries that must answer a read (riak's pr); 0: fallbacks count fully
+    pw: int = 0  # primaries that must acknowledge a write (riak's pw)
 
     def with_updates(self, updates: dict[str, Any]) -> BucketProps:
         """A copy with ``updates`` applied, validated; unknown props are an error."""
-        allowed = {"n": int, "r": int, "w": int, "lww": bool}
+        allowed = {"n": int, "r": int, "w": int, "lww": bool, "pr": int, "pw": int}
         clean: dict[str, Any] = {}
         for name, value in updates.items():
             kind = allowed.get(name)
@@ -75,10 +81,15 @@ class BucketProps:
             v = getattr(props, name)
             if not 1 <= v <= props.n:
                 raise InvalidRequest(f"{name}={v}: must be between 1 and N={props.n}")
+        for name in ("pr", "pw"):
+            v = getattr(props, name)
+            if not 0 <= v <= props.n:
+                raise InvalidRequest(f"{name}={v}: must be between 0 and N={props.n}")
         return props
 
     def as_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "r": self.r, "w": self.w, "lww": self.lww}
+        return {"n": self.n, "r": self.r, "w": self.w, "lww": self.lww, "pr": self.pr,
+                "pw": self.pw}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,14 @@ class CoreSettings:
     join_retry_ms: int = 1_000
     # A suspected peer is probed (sent gossip) at most this often; requests skip it meanwhile.
     down_probe_interval_ms: int = 1_000
+    heartbeat_interval_ms: int = 500
+    phi_threshold: float = 8.0
+    background_tick_ms: int = 100  # how often hint replay, handoff and anti-entropy may run
+    auto_join: bool = True  # join through the seeds at once (False: stage for plan/commit)
+    hints: HintSettings = field(default_factory=HintSettings)
+    handoff: HandoffSettings = field(default_factory=HandoffSettings)
+    aae: AaeSettings = field(default_factory=AaeSettings)
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)
 
     def default_bucket_props(self) -> BucketProps:
         return BucketProps(n=self.quorum.n, r=self.quorum.r, w=self.quorum.w)

@@ -14,7 +14,9 @@ riak_test#383). Each sibling carries
 
 A sibling ``s`` is *obsoleted* by a sibling ``t`` exactly when ``t.context`` contains ``s.dot``.
 Two siblings neither of which obsoletes the other are concurrent and both are kept. This is exact:
-no spurious siblings, no lost concurrent writes.
+no spurious siblings, no lost concurrent writes. Obsoletion is transitive: when siblings meet, a
+sibling's context absorbs the context of every sibling it obsoletes (see ``_close_contexts``), so
+what a superseded sibling had superseded stays superseded after it is dropped.
 
 The context handed to clients is the join of every sibling's clock (context plus dot); a put
 carrying it obsoletes exactly the siblings the writer saw.
@@ -88,6 +90,7 @@ class VersionedObject:
                 by_dot[s.dot] = Sibling(
                     old.value, old.dot, old.context.merge(s.context), old.timestamp_ms
                 )
+        _close_contexts(by_dot)
         alive = [
             s
             for s in by_dot.values()
@@ -119,6 +122,33 @@ class VersionedObject:
 
     def max_timestamp_ms(self) -> int:
         return max((s.timestamp_ms for s in self.siblings), default=0)
+
+
+def _close_contexts(by_dot: dict[Dot, Sibling]) -> None:
+    """Make obsoletion transitive: a sibling's context absorbs those of the siblings it obsoletes.
+
+    Without this, what a dropped sibling obsoleted is forgotten with it. An LWW winner's widened
+    context is the one place where ``t`` obsoleting ``s`` does not imply ``t.context`` covering
+    ``s.context``, so once a later write superseded the winner (a) the losers came back on sync
+    with a stale replica, making ``sync`` neither associative nor idempotent, and (b) the object
+    context forgot the losers' dots, so ``new_sibling`` could re-issue one of them.
+    """
+    contexts = {d: s.context for d, s in by_dot.items()}
+    changed = True
+    while changed:
+        changed = False
+        for d in list(contexts):
+            ctx = wider = contexts[d]
+            for e, other in list(contexts.items()):
+                if e != d and wider.contains(e.actor, e.counter):
+                    wider = wider.merge(other)
+            if wider != ctx:
+                contexts[d] = wider
+                changed = True
+    for d, ctx in contexts.items():
+        s = by_dot[d]
+        if ctx != s.context:
+            by_dot[d] = Sibling(s.value, s.dot, ctx, s.timestamp_ms)
 
 
 def new_sibling(
@@ -178,3 +208,29 @@ def is_descendant(newer: VersionedObject, older: VersionedObject | None) -> bool
     if older is None:
         return True
     return sync(newer, older) == newer
+
+
+def object_digest(obj: VersionedObject) -> bytes:
+    """A stable 16-byte digest of an object's content (anti-entropy compares these).
+
+    Built from a canonical byte form by hand (the core does not import the wire codec): equal
+    objects always digest alike, on every node and across versions of the codec.
+    """
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16, person=b"dynamokv/objdig")
+    for s in obj.siblings:
+        actor = s.dot.actor.encode()
+        h.update(len(actor).to_bytes(2, "big") + actor + s.dot.counter.to_bytes(8, "big"))
+        h.update(s.timestamp_ms.to_bytes(8, "big", signed=True))
+        if s.value is None:
+            h.update(b"\x00")
+        else:
+            h.update(b"\x01" + len(s.value).to_bytes(8, "big") + s.value)
+        h.update(len(s.context.entries).to_bytes(4, "big"))
+        for a, c, _ in s.context.entries:
+            raw = a.encode()
+            # Context timestamps are left out: they only steer pruning, and two replicas that
+            # merged the same history in different orders may keep different ones.
+            h.update(len(raw).to_bytes(2, "big") + raw + c.to_bytes(8, "big"))
+    return h.digest()

@@ -27,7 +27,7 @@ from dynamokv.runtime.metrics import MetricsHTTPServer, NodeMetrics
 from dynamokv.runtime.persist import incarnation, load_ring
 from dynamokv.runtime.runner import NodeRunner
 from dynamokv.storage.base import StorageEngine
-from dynamokv.storage.objects import EngineObjectStore
+from dynamokv.storage.node_store import NodeStore
 from dynamokv.storage.registry import open_engine
 
 log = logging.getLogger("dynamokv.server")
@@ -70,7 +70,7 @@ async def start_node(config: NodeConfig) -> RunningNode:
             log.warning("keeping the stored ring size %d (asked for %d)", ring.q, config.ring_size)
             settings = CoreSettings(q=ring.q, quorum=config.quorum, limits=config.limits,
                                     gossip_interval_ms=config.gossip_interval_ms)
-        store = EngineObjectStore(engine, settings.q)
+        store = NodeStore(engine, settings.q)
         me = Member(config.node_id, config.listen, MemberStatus.VALID,
                     config.http_listen or "", config.metrics_listen or "")
         core = NodeCore(

@@ -104,6 +104,9 @@ class LmdbEngine:
                 # scan; it is released between operations, so it pins no pages.
                 max_spare_txns=1,
             )
+            # A process killed while reading (kill -9 mid-scan) leaves its reader slot behind,
+            # and a stale slot pins old pages forever; clear those of dead processes now.
+            self._env.reader_check()
         except (lmdb.Error, OSError) as exc:
             raise self._translate("open", exc) from exc
         limit = self._env.max_key_size() - len(_PREFIX) - len(_GROUP_MARK)
@@ -160,6 +163,12 @@ class LmdbEngine:
             return StorageError(
                 f"lmdb {op}: too many concurrent readers on {self.path}: finish open scans, "
                 "or restart the node to clear stale reader slots",
+                {"path": str(self.path)},
+            )
+        if "already open" in str(exc):
+            return StorageError(
+                f"lmdb {op}: {self.path} is already open in this process: close the other "
+                "engine first (LMDB forbids two handles on one environment in a process)",
                 {"path": str(self.path)},
             )
         return StorageError(

@@ -1,7 +1,7 @@
 """The in-memory storage engine: a sorted map, for tests, the simulator and throwaway nodes.
 
 Owns: ``MemoryEngine``.
-May import: stdlib, ``sortedcontainers``, ``dynamokv.storage.base``, ``dynamokv.errors``.
+May import: stdlib, ``sortedcontainers``, ``dynamokv.storage``, ``dynamokv.errors``.
 
 Not durable: everything is lost when the process exits. Keys are kept in a ``SortedDict`` so a
 range scan is a bisection plus a walk, in either direction.

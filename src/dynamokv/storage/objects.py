@@ -41,9 +41,7 @@ def partition_prefix(partition: int) -> bytes:
 def partition_range(partition: int) -> tuple[bytes, bytes | None]:
     """``[start, end)`` of ``partition``'s storage keys (``end`` None for the last one)."""
     nxt = partition + 1
-    return partition_prefix(partition), (
-        partition_prefix(nxt) if nxt < MAX_PARTITIONS else None
-    )
+    return partition_prefix(partition), (partition_prefix(nxt) if nxt < MAX_PARTITIONS else None)
 
 
 def encode_storage_key(partition: int, bucket: str, key: bytes) -> bytes:

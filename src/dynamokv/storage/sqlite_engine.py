@@ -150,9 +150,7 @@ class SqliteEngine:
                     if value is None:
                         conn.execute("DELETE FROM kv WHERE k = ?", (key,))
                     else:
-                        conn.execute(
-                            "INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value)
-                        )
+                        conn.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
                 conn.execute("COMMIT")
             except BaseException as exc:
                 # Nothing of the batch may stay applied, whether the engine or the caller's

@@ -9,7 +9,7 @@ Wire forms (all msgpack arrays, never maps with field names, to keep frames smal
 
 - a message is ``[tag, field1, field2, ...]`` in dataclass field order, where ``tag`` is the
   class's position in ``core.messages.ALL_MESSAGES``; a nested message (``CoordinatePut.request``)
-  is its field array without the tag;
+  is its field array without the tag, and a batch (``tuple[KeyObject, ...]``) an array of those;
 - a ``VectorClock`` is ``[[actor, counter, timestamp_ms], ...]``, sorted by actor;
 - a ``VersionedObject`` is ``[[value, dot_actor, dot_counter, context, timestamp_ms], ...]``,
   sorted by dot;
@@ -396,6 +396,15 @@ def _dec_ring(v: Any, label: str) -> Ring:
 # ---- other containers -----------------------------------------------------------------------
 
 
+def _dec_uint_tuple(v: Any, label: str) -> tuple[int, ...]:
+    if type(v) is not tuple:
+        raise _wrong_type(label, "an array of ints", v)
+    for i, x in enumerate(v):
+        if type(x) is not int or x < 0:
+            raise _bad_int(f"{label}[{i}]", x, 0)
+    return v
+
+
 def _dec_bytes_tuple(v: Any, label: str) -> tuple[bytes, ...]:
     if type(v) is not tuple:
         raise _wrong_type(label, "an array of bytes", v)
@@ -434,7 +443,8 @@ def _dec_str_map(v: Any, label: str) -> dict[str, Any]:
     for k, x in v.items():
         if type(k) is not str:
             raise ProtocolError(f"{label} keys must be str, got {_describe(k)}")
-        out[k] = _plain(x, f"{label}[{k!r}]", 1)
+        # Most values are scalars: skip the call and the label it would need.
+        out[k] = x if type(x) in _SCALARS else _plain(x, f"{label}[{k!r}]", 1)
     return out
 
 
@@ -480,6 +490,7 @@ _FIELD_CODECS: Final[dict[Any, _Inline | _Call]] = {
     ),
     bool: _Inline("type({v}) is not bool", "_wrong_type({label}, 'a bool', {v})"),
     tuple[bytes, ...]: _Call(_dec_bytes_tuple),
+    tuple[int, ...]: _Call(_dec_uint_tuple),
     dict[str, Any]: _Call(_dec_str_map),
     dict[str, dict[str, Any]]: _Call(_dec_str_map_of_maps),
     VectorClock: _Call(_dec_clock, "{x}.entries"),  # msgpack packs the entry tuples as arrays
@@ -487,6 +498,31 @@ _FIELD_CODECS: Final[dict[Any, _Inline | _Call]] = {
     VersionedObject | None: _Call(_dec_opt_object, "_enc({x})", _enc_opt_object),
     Ring: _Call(_dec_ring, "_enc({x})", _enc_ring),
 }
+
+
+def _nested_tuple_item(hint: Any) -> Any:
+    """``X`` when ``hint`` is ``tuple[X, ...]``, else ``None``."""
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return args[0]
+    return None
+
+
+def _tuple_of(item: _ClassCodec) -> _Call:
+    """A ``tuple[Message, ...]`` field: an array of nested field arrays (batches)."""
+    decode_nested = item.decode_nested
+    encode_fields = item.encode_fields
+
+    def decode(v: Any, label: str) -> tuple[Any, ...]:
+        if type(v) is not tuple:
+            raise _wrong_type(label, f"an array of {item.name} field arrays", v)
+        return tuple([decode_nested(x, f"{label}[{i}]") for i, x in enumerate(v)])
+
+    def encode(items: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(encode_fields(x) for x in items)
+
+    return _Call(decode, "_enc({x})", encode)
 
 
 class _ClassCodec:
@@ -529,6 +565,8 @@ class _ClassCodec:
             codec: _Inline | _Call | None
             if nested is not None:
                 codec = _Call(nested.decode_nested, "_enc({x})", nested.encode_fields)
+            elif _nested_tuple_item(hint) in codecs:
+                codec = _tuple_of(codecs[_nested_tuple_item(hint)])
             else:
                 codec = _FIELD_CODECS.get(hint)
             if codec is None:
@@ -577,7 +615,11 @@ class _ClassCodec:
     def decode_nested(self, v: Any, label: str) -> Any:
         if type(v) is not tuple:
             raise _wrong_type(label, f"a {self.name} field array", v)
-        return self.decode_fields(v)
+        try:
+            return self.decode_fields(v)
+        except ProtocolError as e:
+            # Say where the nested message sits: "HintBatch.items[3]: KeyObject.key must be ..."
+            raise ProtocolError(f"{label}: {e}") from None
 
 
 def _build_codecs() -> dict[type, _ClassCodec]:

@@ -1,0 +1,240 @@
+"""Merkle anti-entropy exchanges between the replicas of a partition (Dynamo paper, 4.7).
+
+Owns: ``AntiEntropy`` — which trees to build and when, the exchange state machine
+(COMPARING_LEVEL(k) → COMPARING_KEYS → REPAIRING → DONE), answering a peer's exchange requests,
+and the record of the last exchange per (partition, peer); ``AaeSettings``.
+May import: ``dynamokv.core.{merkle,trees,messages,effects,ring}``.
+
+One exchange at a time per node, started every ``interval_ms`` when the admission controller
+grants a slot, rotating over (partition, peer) pairs of partitions this node replicates. An
+exchange asks the peer for the root, then only for the children of nodes that differ, then for
+the keys of the differing leaves, and repairs just the keys that differ: it pushes its own copy
+(``ReplicaWrite`` without ack) and pulls the peer's (``ReplicaRead``), merging on arrival. The
+cost is proportional to the difference, not to the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dynamokv.core.effects import Effect, Log, Send
+from dynamokv.core.merkle import diff_level
+from dynamokv.core.messages import (
+    AaeKeysReply,
+    AaeKeysRequest,
+    AaeLevelReply,
+    AaeLevelRequest,
+    KeyDigest,
+    ReplicaRead,
+    ReplicaWrite,
+)
+from dynamokv.core.ring import Ring
+from dynamokv.core.trees import TreeStore
+from dynamokv.core.versioned import VersionedObject
+
+# Request ids of anti-entropy reads live above every coordinator id, so replies are routed here.
+AAE_ID_BASE = 1 << 48
+
+
+@dataclass(frozen=True, slots=True)
+class AaeSettings:
+    enabled: bool = True
+    interval_ms: int = 2_000  # start an exchange this often (when admitted)
+    timeout_ms: int = 10_000  # an exchange step not answered by then is abandoned
+    segments_per_request_max: int = 256  # leaves whose keys one AaeKeysRequest asks for
+    repairs_per_exchange_max: int = 10_000  # keys repaired in one exchange (the rest next time)
+
+
+@dataclass(slots=True)
+class _Exchange:
+    partition: int
+    peer: str
+    req_id: int
+    level: int
+    indexes: tuple[int, ...]
+    started_ms: int
+    step_ms: int
+    segments: list[int] = field(default_factory=list)
+    state: str = "comparing_level"
+
+
+@dataclass(slots=True)
+class ExchangeRecord:
+    at_ms: int
+    keys_repaired: int
+    outcome: str
+
+
+class AntiEntropy:
+    def __init__(self, node_id: str, store: TreeStore, settings: AaeSettings) -> None:
+        self.node_id = node_id
+        self.store = store
+        self.settings = settings
+        self.current: _Exchange | None = None
+        self.records: dict[tuple[int, str], ExchangeRecord] = {}
+        self.keys_repaired = 0
+        self.exchanges = 0
+        self._next_id = AAE_ID_BASE
+        self._next_start_ms = 0
+        self._turn = 0
+        self.pull_keys: dict[int, tuple[str, bytes]] = {}  # pull request id -> key
+
+    # ---- scheduling ----------------------------------------------------------------------------
+    def my_partitions(self, ring: Ring, n: int) -> list[int]:
+        return [p for p in range(ring.q) if self.node_id in ring.preference_list(p, n)]
+
+    def step(self, now_ms: int, ring: Ring, n: int, up: frozenset[str], admit: int
+             ) -> tuple[list[Effect], int]:
+        """Build a tree or start an exchange; returns effects and the slots used."""
+        if not self.settings.enabled or admit <= 0:
+            return [], 0
+        mine = self.my_partitions(ring, n)
+        for partition in list(self.store.trees):
+            if partition not in mine:
+                self.store.drop_tree(partition)
+        unbuilt = [p for p in mine if p not in self.store.trees]
+        if unbuilt:
+            self.store.build(unbuilt[0])  # one partition per slot keeps each slice short
+            return [], 1
+        current = self.current
+        if current is not None:
+            if now_ms - current.step_ms < self.settings.timeout_ms:
+                return [], 0
+            self._finish(current, now_ms, 0, "timed out")
+        if now_ms < self._next_start_ms:
+            return [], 0
+        pairs = [(p, peer) for p in mine for peer in ring.preference_list(p, n)
+                 if peer != self.node_id and peer in up]
+        if not pairs:
+            return [], 0
+        self._next_start_ms = now_ms + self.settings.interval_ms
+        partition, peer = pairs[self._turn % len(pairs)]
+        self._turn += 1
+        exchange = _Exchange(partition, peer, self._new_id(), 0, (0,), now_ms, now_ms)
+        self.current = exchange
+        return [Send(peer, AaeLevelRequest(exchange.req_id, partition, 0, (0,)))], 1
+
+    # ---- our exchange --------------------------------------------------------------------------
+    def on_level_reply(self, src: str, msg: AaeLevelReply, now_ms: int) -> list[Effect]:
+        ex = self.current
+        if ex is None or ex.req_id != msg.req_id or ex.peer != src:
+            return []
+        tree = self.store.trees.get(ex.partition)
+        if msg.error or tree is None or len(msg.hashes) != len(ex.indexes):
+            self._finish(ex, now_ms, 0, msg.error or "tree not built")
+            return []
+        mine = tree.tree.level_hashes(ex.level, ex.indexes)
+        differing = diff_level(mine, msg.hashes, ex.indexes)
+        if not differing:
+            self._finish(ex, now_ms, 0, "in sync")
+            return []
+        if ex.level + 1 == tree.tree.levels():
+            ex.segments = differing
+            return self._ask_keys(ex, now_ms)
+        children = tuple(c for i in differing for c in tree.tree.children(ex.level, i))
+        ex.level += 1
+        ex.indexes = children
+        ex.req_id = self._new_id()
+        ex.step_ms = now_ms
+        return [Send(ex.peer, AaeLevelRequest(ex.req_id, ex.partition, ex.level, children))]
+
+    def _ask_keys(self, ex: _Exchange, now_ms: int) -> list[Effect]:
+        batch = tuple(ex.segments[: self.settings.segments_per_request_max])
+        ex.segments = ex.segments[len(batch):]
+        ex.state = "comparing_keys"
+        ex.indexes = batch
+        ex.req_id = self._new_id()
+        ex.step_ms = now_ms
+        return [Send(ex.peer, AaeKeysRequest(ex.req_id, ex.partition, batch))]
+
+    def on_keys_reply(self, src: str, msg: AaeKeysReply, now_ms: int,
+                      get: Callable[[str, bytes], VersionedObject | None]) -> list[Effect]:
+        ex = self.current
+        if ex is None or ex.req_id != msg.req_id or ex.peer != src:
+            return []
+        tree = self.store.trees.get(ex.partition)
+        if msg.error or tree is None:
+            self._finish(ex, now_ms, 0, msg.error or "tree dropped")
+            return []
+        mine = tree.keys_in(ex.indexes)
+        theirs = {(k.bucket, k.key): k.digest for k in msg.keys}
+        differing = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        differing = differing[: self.settings.repairs_per_exchange_max]
+        effects: list[Effect] = []
+        for bucket, key in differing:
+            obj = get(bucket, key) if (bucket, key) in mine else None
+            if obj is not None:
+                effects.append(Send(ex.peer, ReplicaWrite(0, bucket, key, obj, ack=False)))
+            if (bucket, key) in theirs:
+                pull = self._new_id()
+                self.pull_keys[pull] = (bucket, key)
+                effects.append(Send(ex.peer, ReplicaRead(pull, bucket, key)))
+        self.keys_repaired += len(differing)
+        record = self.records.get((ex.partition, ex.peer))
+        repaired_so_far = len(differing) + (record.keys_repaired
+                                            if record and record.outcome == "running" else 0)
+        if ex.segments:
+            self.records[(ex.partition, ex.peer)] = ExchangeRecord(now_ms, repaired_so_far,
+                                                                   "running")
+            effects.extend(self._ask_keys(ex, now_ms))
+            return effects
+        self._finish(ex, now_ms, repaired_so_far, "repaired" if differing else "in sync")
+        if differing:
+            effects.append(Log("info", "anti-entropy repaired keys", {
+                "partition": ex.partition, "peer": ex.peer, "keys": len(differing)}))
+        return effects
+
+    def take_pull(self, req_id: int) -> tuple[str, bytes] | None:
+        """The key a pull reply is for (once), or ``None`` for an unknown reply."""
+        return self.pull_keys.pop(req_id, None)
+
+    def _finish(self, ex: _Exchange, now_ms: int, repaired: int, outcome: str) -> None:
+        self.records[(ex.partition, ex.peer)] = ExchangeRecord(now_ms, repaired, outcome)
+        self.current = None
+        self.exchanges += 1
+        if len(self.pull_keys) > 100_000:  # replies that never came: forget them, boundedly
+            self.pull_keys.clear()
+
+    # ---- the peer's exchange -------------------------------------------------------------------
+    def on_level_request(self, msg: AaeLevelRequest) -> AaeLevelReply:
+        tree = self.store.trees.get(msg.partition)
+        if tree is None:
+            return AaeLevelReply(msg.req_id, (), "tree not built")
+        if not 0 <= msg.level < tree.tree.levels():
+            return AaeLevelReply(msg.req_id, (), f"no level {msg.level}")
+        try:
+            return AaeLevelReply(msg.req_id, tuple(tree.tree.level_hashes(msg.level,
+                                                                          msg.indexes)))
+        except (IndexError, ValueError) as exc:
+            return AaeLevelReply(msg.req_id, (), f"bad request: {exc}")
+
+    def on_keys_request(self, msg: AaeKeysRequest) -> AaeKeysReply:
+        tree = self.store.trees.get(msg.partition)
+        if tree is None:
+            return AaeKeysReply(msg.req_id, (), "tree not built")
+        keys = tree.keys_in(msg.segments[: self.settings.segments_per_request_max])
+        return AaeKeysReply(msg.req_id, tuple(KeyDigest(b, k, d)
+                                              for (b, k), d in sorted(keys.items())))
+
+    # ---- status --------------------------------------------------------------------------------
+    def roots(self) -> dict[int, str]:
+        return {p: t.tree.root().hex() for p, t in sorted(self.store.trees.items())}
+
+    def status(self) -> dict[str, object]:
+        last = max(self.records.values(), key=lambda r: r.at_ms, default=None)
+        return {
+            "trees_built": len(self.store.trees),
+            "exchanges": self.exchanges,
+            "keys_repaired": self.keys_repaired,
+            "last_exchange": None if last is None else {
+                "at_ms": last.at_ms, "keys_repaired": last.keys_repaired,
+                "outcome": last.outcome},
+            "current": None if self.current is None else {
+                "partition": self.current.partition, "peer": self.current.peer,
+                "state": self.current.state},
+        }
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id

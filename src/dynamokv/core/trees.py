@@ -1,0 +1,120 @@
+"""Anti-entropy trees kept current on every write, through a store wrapper.
+
+Owns: ``TreeStore`` — an ``ObjectStore`` that forwards to the real store and updates the
+partition's ``MerkleTree`` and its per-segment key digests on every put and delete.
+May import: ``dynamokv.core.{merkle,versioned,hashing,ports}``.
+
+Trees are built once per partition (a fold of the partition, paced by the caller) and then kept
+current incrementally: a write costs one XOR at its leaf. Until a partition's tree is built,
+writes to it are not tracked (the build reads the store, which has them). Trees and the key
+digest index live in memory: about 100 bytes per key, rebuilt after a restart (a design choice
+recorded in docs/anti-entropy.md; riak persists its trees in leveldb instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dynamokv.core.hashing import key_partition
+from dynamokv.core.merkle import MerkleTree
+from dynamokv.core.ports import ObjectStore
+from dynamokv.core.versioned import VersionedObject, object_digest
+
+KeyId = tuple[str, bytes]
+
+
+class PartitionTree:
+    __slots__ = ("segments", "tree")
+
+    def __init__(self) -> None:
+        self.tree = MerkleTree()
+        self.segments: dict[int, dict[KeyId, bytes]] = {}
+
+    def set(self, bucket: str, key: bytes, digest: bytes | None) -> None:
+        segment = self.tree.segment_of(bucket, key)
+        keys = self.segments.setdefault(segment, {})
+        old = keys.get((bucket, key))
+        if old == digest:
+            return
+        self.tree.update(bucket, key, old, digest)
+        if digest is None:
+            keys.pop((bucket, key), None)
+            if not keys:
+                del self.segments[segment]
+        else:
+            keys[(bucket, key)] = digest
+
+    def keys_in(self, segments: list[int] | tuple[int, ...]) -> dict[KeyId, bytes]:
+        out: dict[KeyId, bytes] = {}
+        for segment in segments:
+            out.update(self.segments.get(segment, {}))
+        return out
+
+    def key_count(self) -> int:
+        return sum(len(k) for k in self.segments.values())
+
+
+class TreeStore:
+    """The node's ``ObjectStore``, with Merkle trees of the partitions it has built."""
+
+    def __init__(self, inner: ObjectStore, q: int) -> None:
+        self.inner = inner
+        self.q = q
+        self.trees: dict[int, PartitionTree] = {}
+
+    # ---- tracking ------------------------------------------------------------------------------
+    def build(self, partition: int) -> int:
+        """(Re)build ``partition``'s tree from the store; the number of keys."""
+        tree = PartitionTree()
+        for bucket, key, obj in self.inner.fold_partition(partition):
+            tree.set(bucket, key, object_digest(obj))
+        self.trees[partition] = tree
+        return tree.key_count()
+
+    def drop_tree(self, partition: int) -> None:
+        self.trees.pop(partition, None)
+
+    def _track(self, bucket: str, key: bytes, obj: VersionedObject | None) -> None:
+        tree = self.trees.get(key_partition(bucket, key, self.q))
+        if tree is not None:
+            tree.set(bucket, key, None if obj is None else object_digest(obj))
+
+    # ---- ObjectStore ---------------------------------------------------------------------------
+    def get(self, bucket: str, key: bytes) -> VersionedObject | None:
+        return self.inner.get(bucket, key)
+
+    def put(self, bucket: str, key: bytes, obj: VersionedObject) -> None:
+        self.inner.put(bucket, key, obj)
+        self._track(bucket, key, obj)
+
+    def delete(self, bucket: str, key: bytes) -> None:
+        self.inner.delete(bucket, key)
+        self._track(bucket, key, None)
+
+    def fold_partition(self, partition: int) -> Iterator[tuple[str, bytes, VersionedObject]]:
+        return self.inner.fold_partition(partition)
+
+    def scan_partition(self, partition: int, after: tuple[str, bytes] | None, limit: int
+                       ) -> list[tuple[str, bytes, VersionedObject]]:
+        return self.inner.scan_partition(partition, after, limit)
+
+    def nonempty_partitions(self) -> list[int]:
+        return self.inner.nonempty_partitions()
+
+    def sync(self) -> None:
+        self.inner.sync()
+
+    def hint_counts(self) -> dict[str, int]:
+        return self.inner.hint_counts()
+
+    def get_hint(self, target: str, bucket: str, key: bytes) -> VersionedObject | None:
+        return self.inner.get_hint(target, bucket, key)
+
+    def put_hint(self, target: str, bucket: str, key: bytes, obj: VersionedObject) -> None:
+        self.inner.put_hint(target, bucket, key, obj)
+
+    def delete_hint(self, target: str, bucket: str, key: bytes) -> None:
+        self.inner.delete_hint(target, bucket, key)
+
+    def scan_hints(self, target: str, limit: int) -> list[tuple[str, bytes, VersionedObject]]:
+        return self.inner.scan_hints(target, limit)

@@ -1,0 +1,204 @@
+"""Invariant checkers, outside the system: they read the history and the disks, never the cores.
+
+Owns: ``DiskLog`` (every write that reached any disk, with the dot each value was stored under),
+``sibling_violations`` and the ``check_*`` functions; each returns a list of violations (empty
+when the invariant holds). The exact rules are in ``docs/simulator.md``.
+May import: stdlib, ``dynamokv.core.*``, ``dynamokv.sim.history``, ``dynamokv.sim.disk``.
+
+Why a disk log: clients never see dots, but a write's dot is what decides whether a later write
+superseded it. Every value the workload writes is unique, so the first sibling stored anywhere
+with that value names the write's dot exactly; the checkers learn it from the disks without any
+help from the code under test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from dynamokv.core.ring import Ring
+from dynamokv.core.vclock import VectorClock
+from dynamokv.core.versioned import Dot, VersionedObject
+from dynamokv.sim.disk import SimDisk
+from dynamokv.sim.history import History, Operation
+
+VIOLATIONS_MAX = 50  # per checker: past this the run is broken enough
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    value: bytes | None
+    context: VectorClock
+    timestamp_ms: int
+    node: str
+
+
+def _key(key: bytes) -> str:
+    return key.decode(errors="replace")
+
+
+def _clock(clock: VectorClock | None) -> str:
+    if clock is None:
+        return "-"
+    return "{" + ",".join(f"{a}:{c}" for a, c, _ in clock.entries) + "}"
+
+
+class _Report:
+    """Violations without repeats, in the order found, at most ``VIOLATIONS_MAX``."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self._seen: set[str] = set()
+
+    def add(self, text: str) -> None:
+        if text not in self._seen and len(self.items) < VIOLATIONS_MAX:
+            self._seen.add(text)
+            self.items.append(text)
+
+
+def sibling_violations(where: str, key: bytes, obj: VersionedObject) -> list[str]:
+    """An object's own invariants: dots sorted and unique, no sibling obsoleted by another."""
+    out: list[str] = []
+    sibs = obj.siblings
+    for a, b in zip(sibs, sibs[1:], strict=False):
+        if not a.dot < b.dot:
+            out.append(f"{where} {_key(key)}: siblings not sorted by unique dot ({a.dot}, {b.dot})")
+    for s in sibs:
+        for t in sibs:
+            if t.dot != s.dot and s.obsoleted_by(t.context):
+                out.append(f"{where} {_key(key)}: sibling {s.dot} is obsoleted by sibling "
+                           f"{t.dot} (context {_clock(t.context)}) yet kept")
+    return out
+
+
+class DiskLog:
+    """Watches every write that reaches a disk (``SimDisk`` observer)."""
+
+    def __init__(self) -> None:
+        self._dots: dict[tuple[str, bytes, Dot], _Stored] = {}
+        self._value_dot: dict[tuple[str, bytes, bytes], Dot] = {}
+        self._applied: set[tuple[str, bytes, bytes | None, VectorClock]] = set()
+        self._report = _Report()
+
+    def observe(self, node: str, bucket: str, key: bytes, obj: VersionedObject) -> None:
+        for text in sibling_violations(f"write on {node}:", key, obj):
+            self._report.add(text)
+        for s in obj.siblings:
+            ident = (bucket, key, s.dot)
+            stored = self._dots.get(ident)
+            if s.value is not None:
+                self._value_dot.setdefault((bucket, key, s.value), s.dot)
+            self._applied.add((bucket, key, s.value, s.context))
+            if stored is None:
+                self._dots[ident] = _Stored(s.value, s.context, s.timestamp_ms, node)
+            elif (stored.value, stored.context, stored.timestamp_ms) != (
+                    s.value, s.context, s.timestamp_ms):
+                self._report.add(
+                    f"dot {s.dot.actor}:{s.dot.counter} of {_key(key)} names two writes: "
+                    f"{stored.value!r} ctx={_clock(stored.context)} (first on {stored.node}) and "
+                    f"{s.value!r} ctx={_clock(s.context)} (on {node})")
+
+    def dot_of(self, bucket: str, key: bytes, value: bytes) -> Dot | None:
+        return self._value_dot.get((bucket, key, value))
+
+    def applied(self, bucket: str, op: Operation) -> bool:
+        """Did ``op``'s write reach some disk (a sibling with its value and context)?"""
+        return (bucket, op.key, op.value, op.context) in self._applied
+
+    def violations(self) -> list[str]:
+        """Dot reuse and sibling invariants, seen on the writes as they happened."""
+        return list(self._report.items)
+
+
+def check_acknowledged_writes(history: History, final: Mapping[bytes, Operation],
+                              log: DiskLog, bucket: str) -> list[str]:
+    """No acknowledged write is lost (rules A and B of docs/simulator.md)."""
+    report = _Report()
+    writes = history.writes()
+    for w in writes:
+        last = final.get(w.key)
+        if w.status != "ok" or last is None or w.reply_context is None:
+            continue
+        end_ctx = last.reply_context or VectorClock.empty()
+        if not end_ctx.descends(w.reply_context):  # rule A
+            report.add(f"lost write: {w.describe()} replied {_clock(w.reply_context)} but the "
+                       f"final read's context {_clock(end_ctx)} does not descend it")
+        if w.kind != "put" or w.value is None or w.value in last.values:
+            continue
+        dot = log.dot_of(bucket, w.key, w.value)  # rule B
+        if dot is None:
+            report.add(f"lost write: {w.describe()} was acknowledged but never reached a disk")
+            continue
+        superseded = any(
+            o is not w and o.key == w.key and o.status in ("ok", "unknown")
+            and o.context.contains(dot.actor, dot.counter) and log.applied(bucket, o)
+            for o in writes
+        )
+        if not superseded:
+            report.add(f"lost write: {w.describe()} (dot {dot.actor}:{dot.counter}) is not in "
+                       f"the final read {sorted(last.values)} and no write that saw its dot "
+                       "ever reached a disk")
+    return report.items
+
+
+def check_quorum_reads(history: History, r: int, w: int, n: int) -> list[str]:
+    """With R + W > N, a read begun after a write was acknowledged sees it (or a successor).
+
+    The read's R replies and the write's W acknowledgements come from the same N primaries, so
+    they share a replica, which stored the coordinator's whole object before acknowledging; its
+    context, and so the read's, descends the write's reply context.
+    """
+    if r + w <= n:
+        return []
+    report = _Report()
+    acked: dict[bytes, list[Operation]] = {}
+    for op in history.ops:
+        if op.is_write and op.status == "ok":
+            acked.setdefault(op.key, []).append(op)
+    for g in history.ops:
+        if g.kind not in ("get", "final-get") or g.status != "ok" or g.reply_context is None:
+            continue
+        for wr in acked.get(g.key, []):
+            if wr.end_ms < g.invoke_ms and wr.reply_context is not None \
+                    and not g.reply_context.descends(wr.reply_context):
+                report.add(f"stale quorum read: {g.describe()} with context "
+                           f"{_clock(g.reply_context)} began after {wr.describe()} replied "
+                           f"{_clock(wr.reply_context)}")
+    return report.items
+
+
+def check_stored_siblings(disks: Iterable[SimDisk]) -> list[str]:
+    """Every object on every disk: no sibling dominated by another, dots sorted and unique."""
+    report = _Report()
+    for disk in disks:
+        for _, key, obj in disk.objects():
+            for text in sibling_violations(f"stored on {disk.node_id}:", key, obj):
+                report.add(text)
+    return report.items
+
+
+def check_convergence(ring: Ring, n: int, disks: Mapping[str, SimDisk],
+                      final: Mapping[bytes, Operation], bucket: str) -> list[str]:
+    """After the final reads, each key's N replicas hold one object, the one the read returned."""
+    report = _Report()
+    for key, read in final.items():
+        replicas = ring.preference_list(ring.partition_for(bucket, key), n)
+        objects = {node: disks[node].peek(bucket, key) for node in replicas}
+        first = objects[replicas[0]]
+        for node, obj in objects.items():
+            if obj != first:
+                report.add(f"diverged: {_key(key)} on {node} {_describe(obj)} but on "
+                           f"{replicas[0]} {_describe(first)}")
+        ctx = first.context() if first is not None else VectorClock.empty()
+        values = tuple(first.values()) if first is not None else ()
+        if (values, ctx) != (read.values, read.reply_context):
+            report.add(f"final read of {_key(key)} returned {list(read.values)} "
+                       f"{_clock(read.reply_context)} but the replicas hold {_describe(first)}")
+    return report.items
+
+
+def _describe(obj: VersionedObject | None) -> str:
+    if obj is None:
+        return "nothing"
+    sibs = ", ".join(f"{s.dot.actor}:{s.dot.counter}={s.value!r}" for s in obj.siblings)
+    return f"[{sibs}] {_clock(obj.context())}"

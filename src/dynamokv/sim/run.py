@@ -1,0 +1,241 @@
+"""One simulated run from a seed, and the ``python -m dynamokv.sim`` command line.
+
+Owns: ``run_seed`` (the phases: bootstrap, safety, heal, final reads, checks), ``RunResult``,
+``main(argv) -> int`` (also behind ``dynamokv sim``).
+May import: stdlib, ``dynamokv.sim.*``.
+
+Phases (ARCHITECTURE R9):
+
+1. bootstrap: the first node founds the cluster, the others join through seeds; the workload
+   waits until every node's ring lists every node;
+2. safety: clients run for ``workload_ms`` under the drawn network, storage and node faults;
+   then no new operations start and those in flight finish or time out;
+3. heal: every node up, no partitions, loss, duplication or storage faults, for ``settle_ms``;
+4. final reads: every key read at R=N (retried until it succeeds), which read-repairs it; a
+   short wait lets the repairs land;
+5. checks (``sim.checkers``).
+
+Output: ``SEED`` and the options first, the trace if ``--verbose``, then a summary, the trace
+digest and, on failure, the violations and a ``reproduce with:`` line. Exit code 0 or 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from dynamokv.sim.checkers import (
+    DiskLog,
+    check_acknowledged_writes,
+    check_convergence,
+    check_quorum_reads,
+    check_stored_siblings,
+)
+from dynamokv.sim.faults import FaultPlan
+from dynamokv.sim.history import History
+from dynamokv.sim.options import BUGS, SimOptions
+from dynamokv.sim.trace import Trace
+from dynamokv.sim.workload import BUCKET, Workload
+from dynamokv.sim.world import Simulator
+
+REPAIR_WAIT_MS = 1_000  # after the final reads, for fire-and-forget read repairs to land
+
+
+@dataclass(slots=True)
+class RunResult:
+    seed: int
+    options: SimOptions
+    digest: str = ""
+    violations: dict[str, list[str]] = field(default_factory=dict)
+    summary: str = ""
+    trace_tail: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.violations.values())
+
+
+def run_seed(options: SimOptions, echo: Callable[[str], None] | None = None) -> RunResult:
+    """Run one simulation; ``echo`` receives every trace line as it happens (``--verbose``)."""
+    started = time.perf_counter()
+    trace = Trace(echo)
+    log = DiskLog()
+    sim = Simulator(options.seed, options, trace=trace, observer=log.observe)
+    history = History()
+    workload = Workload(sim, options, history)
+    sim.sink = workload
+    result = RunResult(options.seed, options)
+    v = result.violations
+    trace.add(0, "-", "options", options.describe())
+
+    if not sim.bootstrap():
+        v["liveness"] = [f"bootstrap: rings still incomplete after {options.bootstrap_ms_max} ms"]
+    else:
+        trace.add(sim.now_ms, "-", "phase", "safety")
+        end = sim.now_ms + options.workload_ms
+        workload.start(end)
+        FaultPlan(sim, options).start(end)
+        _run_workload(sim, workload, end, options.steps_max)
+        sim.run_while(workload.busy, sim.now_ms + options.client_timeout_ms + 1_000)
+        trace.add(sim.now_ms, "-", "phase", "heal")
+        sim.heal()
+        sim.run_until(sim.now_ms + options.settle_ms)
+        trace.add(sim.now_ms, "-", "phase", "final reads")
+        workload.start_final_reads()
+        sim.run_while(lambda: not workload.final_done(), sim.now_ms + 60_000)
+        sim.run_until(sim.now_ms + REPAIR_WAIT_MS)
+        v.update(_check(sim, workload, history, log))
+    v["world"] = list(sim.violations)
+    result.digest = trace.digest()
+    result.summary = _summary(sim, history, time.perf_counter() - started)
+    result.trace_tail = list(trace.tail)
+    result.errors = list(sim.errors)
+    result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+def _run_workload(sim: Simulator, workload: Workload, end: int, steps_max: int) -> None:
+    if not steps_max:
+        sim.run_until(end)
+        return
+    budget = sim.steps + steps_max
+    while sim.steps < budget and sim.step():
+        if sim.now_ms >= end:
+            break
+    workload.stop()
+
+
+def _check(sim: Simulator, workload: Workload, history: History, log: DiskLog
+           ) -> dict[str, list[str]]:
+    o = sim.options
+    disks = {node_id: node.disk for node_id, node in sim.nodes.items()}
+    rings = [node.core.ring for node in sim.nodes.values() if node.core is not None]
+    liveness = [f"final read of {k.decode()} never succeeded" for k in workload.final_failed()]
+    ring = rings[0] if rings else None
+    if ring is None or len(rings) != len(sim.nodes) or any(r != ring for r in rings):
+        liveness.append("rings differ after healing")
+    out = {
+        "lost-writes": check_acknowledged_writes(history, workload.final, log, BUCKET),
+        "quorum-reads": check_quorum_reads(history, o.r, o.w, o.n),
+        "disk-writes": log.violations(),
+        "siblings": check_stored_siblings(disks.values()),
+        "liveness": liveness,
+    }
+    if ring is not None:
+        out["convergence"] = check_convergence(ring, o.n, disks, workload.final, BUCKET)
+    return out
+
+
+def _summary(sim: Simulator, history: History, elapsed_s: float) -> str:
+    ops = " ".join(
+        f"{kind}:" + "/".join(f"{s}={c}" for s, c in row.items() if c)
+        for kind, row in history.counts().items()
+    )
+    s = sim.network.stats
+    c = sim.counts
+    return (f"ops {ops}\n"
+            f"messages sent={s.sent} delivered={s.delivered} lost={s.lost} "
+            f"duplicated={s.duplicated} blocked={s.blocked} refused={s.refused} "
+            f"client={s.client_messages}\n"
+            f"faults crashes={c['crashes']} restarts={c['restarts']} "
+            f"partitions={c['partitions']} storage={sum(n.disk.failed for n in sim.nodes.values())}"
+            f" lies={sum(n.disk.lied for n in sim.nodes.values())}\n"
+            f"time virtual={sim.now_ms}ms events={sim.steps} real={elapsed_s:.2f}s")
+
+
+# ---- command line ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m dynamokv.sim",
+        description="Run a whole dynamokv cluster in one process, driven by one seed.",
+    )
+    p.add_argument("--seed", type=int, default=None,
+                   help="the run's seed (default: a fresh one, printed first)")
+    p.add_argument("--count", type=int, default=1,
+                   help="run this many consecutive seeds from --seed (default 1)")
+    p.add_argument("--duration-ms", type=int, default=None,
+                   help="virtual length of the workload phase")
+    p.add_argument("--steps", type=int, default=None,
+                   help="end the workload phase after this many events")
+    p.add_argument("--nodes", type=int, default=None, help="cluster size (default: drawn, 3-5)")
+    p.add_argument("--bug", choices=BUGS, default=None,
+                   help="inject a known bug on purpose (to see the checkers catch it)")
+    p.add_argument("--verbose", action="store_true", help="print every trace line")
+    p.add_argument("--check-determinism", action="store_true",
+                   help="run each seed twice and compare the trace digests")
+    return p
+
+
+def _repro(args: argparse.Namespace, seed: int) -> str:
+    parts = ["python -m dynamokv.sim", f"--seed {seed}"]
+    if args.duration_ms is not None:
+        parts.append(f"--duration-ms {args.duration_ms}")
+    if args.steps is not None:
+        parts.append(f"--steps {args.steps}")
+    if args.nodes is not None:
+        parts.append(f"--nodes {args.nodes}")
+    if args.bug:
+        parts.append(f"--bug {args.bug}")
+    return " ".join(parts) + " --verbose"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    first = args.seed if args.seed is not None else int.from_bytes(_fresh_bytes(), "big")
+    failed = 0
+    for seed in range(first, first + max(1, args.count)):
+        if not _run_one(args, seed):
+            failed += 1
+    if args.count > 1:
+        print(f"{args.count - failed} of {args.count} seeds passed")
+    return 1 if failed else 0
+
+
+def _run_one(args: argparse.Namespace, seed: int) -> bool:
+    options = SimOptions.from_seed(seed, workload_ms=args.duration_ms, steps_max=args.steps,
+                                   nodes=args.nodes, bug=args.bug)
+    print(f"SEED {seed}", flush=True)
+    print(f"options {options.describe()}", flush=True)
+    try:
+        options.validate()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    result = run_seed(options, print if args.verbose else None)
+    print(result.summary)
+    print(f"digest {result.digest}")
+    ok = result.ok
+    if args.check_determinism:
+        again = run_seed(options)
+        same = again.digest == result.digest
+        print(f"determinism {'ok' if same else 'FAILED'}: second digest {again.digest}")
+        ok = ok and same
+    for name, items in result.violations.items():
+        for item in items:
+            print(f"VIOLATION {name}: {item}")
+    if result.errors:
+        print(result.errors[0], end="")
+    if not ok:
+        if not args.verbose:
+            print("last trace lines:")
+            for line in result.trace_tail:
+                print(f"  {line}")
+        print(f"FAIL seed {seed}")
+        print(f"reproduce with: {_repro(args, seed)}")
+    else:
+        print(f"OK seed {seed}")
+    return ok
+
+
+def _fresh_bytes() -> bytes:
+    # The simulator's only nondeterminism: choosing a seed when none is given. It is printed
+    # first, so the run can be replayed.
+    return secrets.token_bytes(4)

@@ -1,0 +1,139 @@
+"""The store a node runs on: objects, plus hinted writes kept for down nodes.
+
+Owns: ``NodeStore`` (``EngineObjectStore`` plus the hint key space, resumable partition scans
+and per-target hint counts) and the hint key layout.
+May import: ``dynamokv.storage.objects``, ``dynamokv.storage.base``, ``dynamokv.core``,
+``dynamokv.wire.codec``, ``dynamokv.errors``.
+
+Hints live in the same engine as the objects, under their own prefix, so a hint write is exactly
+as durable as an object write and survives a restart of the node holding it (the paper keeps
+them "in a separate local database"; a separate key space of one engine gives the same
+isolation without a second set of files to sync)::
+
+    0xFF 0xFF 'H' | len(target) (1 byte) | target | len(bucket) (1 byte) | bucket | key
+
+Partition prefixes are at most 0x0FFF (q <= 4096), so the hint range can never overlap one.
+"""
+
+from __future__ import annotations
+
+from dynamokv.core.versioned import VersionedObject
+from dynamokv.errors import InvalidRequest
+from dynamokv.storage.base import StorageEngine
+from dynamokv.storage.objects import (
+    EngineObjectStore,
+    _decode,
+    _engine_errors,
+    decode_storage_key,
+    encode_storage_key,
+    partition_range,
+)
+from dynamokv.wire.codec import encode_object
+
+HINT_PREFIX = b"\xff\xffH"
+
+
+def _name(text: str, what: str) -> bytes:
+    raw = text.encode()
+    if not raw or len(raw) > 255:
+        raise InvalidRequest(f"{what} must be 1 to 255 bytes in utf-8")
+    return bytes((len(raw),)) + raw
+
+
+def hint_target_prefix(target: str) -> bytes:
+    return HINT_PREFIX + _name(target, "node id")
+
+
+def hint_key(target: str, bucket: str, key: bytes) -> bytes:
+    return hint_target_prefix(target) + _name(bucket, "bucket name") + key
+
+
+def _split_hint_key(stored: bytes) -> tuple[str, str, bytes]:
+    at = len(HINT_PREFIX)
+    tlen = stored[at]
+    target = stored[at + 1 : at + 1 + tlen].decode()
+    at += 1 + tlen
+    blen = stored[at]
+    bucket = stored[at + 1 : at + 1 + blen].decode()
+    return target, bucket, stored[at + 1 + blen :]
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with ``prefix``."""
+    trimmed = prefix.rstrip(b"\xff")
+    return trimmed[:-1] + bytes((trimmed[-1] + 1,))
+
+
+class NodeStore(EngineObjectStore):
+    """Objects and hints of one node, over one storage engine."""
+
+    def __init__(self, engine: StorageEngine, q: int) -> None:
+        super().__init__(engine, q)
+        self._hint_counts: dict[str, int] | None = None
+
+    # ---- partitions ----------------------------------------------------------------------------
+    def scan_partition(
+        self, partition: int, after: tuple[str, bytes] | None, limit: int
+    ) -> list[tuple[str, bytes, VersionedObject]]:
+        """Up to ``limit`` objects of ``partition`` in key order, strictly after ``after``."""
+        self._check_partition(partition)
+        start, end = partition_range(partition)
+        if after is not None:
+            start = encode_storage_key(partition, after[0], after[1]) + b"\x00"
+        out = []
+        with _engine_errors("scan"):
+            for skey, raw in self.engine.scan(start, end, limit=limit):
+                _, bucket, key = decode_storage_key(skey)
+                out.append((bucket, key, _decode(raw, bucket, key)))
+        return out
+
+    def nonempty_partitions(self) -> list[int]:
+        return [p for p in range(self.q) if not self.partition_is_empty(p)]
+
+    # ---- hints ---------------------------------------------------------------------------------
+    def _counts(self) -> dict[str, int]:
+        if self._hint_counts is None:
+            counts: dict[str, int] = {}
+            with _engine_errors("scan hints"):
+                for skey, _ in self.engine.scan(HINT_PREFIX, _prefix_end(HINT_PREFIX)):
+                    target = _split_hint_key(skey)[0]
+                    counts[target] = counts.get(target, 0) + 1
+            self._hint_counts = counts
+        return self._hint_counts
+
+    def hint_counts(self) -> dict[str, int]:
+        """Hints held per target node (counted once at first use, then kept up to date)."""
+        return {t: n for t, n in self._counts().items() if n > 0}
+
+    def get_hint(self, target: str, bucket: str, key: bytes) -> VersionedObject | None:
+        with _engine_errors("get hint"):
+            raw = self.engine.get(hint_key(target, bucket, key))
+        return None if raw is None else _decode(raw, bucket, key)
+
+    def put_hint(self, target: str, bucket: str, key: bytes, obj: VersionedObject) -> None:
+        hkey = hint_key(target, bucket, key)
+        counts = self._counts()
+        with _engine_errors("put hint"):
+            existed = self.engine.get(hkey) is not None
+            self.engine.put(hkey, encode_object(obj))
+        if not existed:
+            counts[target] = counts.get(target, 0) + 1
+
+    def delete_hint(self, target: str, bucket: str, key: bytes) -> None:
+        hkey = hint_key(target, bucket, key)
+        counts = self._counts()
+        with _engine_errors("delete hint"):
+            existed = self.engine.get(hkey) is not None
+            if existed:
+                self.engine.delete(hkey)
+        if existed:
+            counts[target] = max(counts.get(target, 0) - 1, 0)
+
+    def scan_hints(self, target: str, limit: int) -> list[tuple[str, bytes, VersionedObject]]:
+        prefix = hint_target_prefix(target)
+        out = []
+        with _engine_errors("scan hints"):
+            for skey, raw in self.engine.scan(prefix, _prefix_end(prefix), limit=limit):
+                _, bucket, key = _split_hint_key(skey)
+                out.append((bucket, key, _decode(raw, bucket, key)))
+        return out

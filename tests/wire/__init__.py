@@ -1,0 +1,1 @@
+"""Tests of ``dynamokv.wire``: the msgpack codec and the frame decoder."""
