@@ -416,13 +416,14 @@ def _errors_text(result: dict[str, Any]) -> str:
 
 
 def results_table(results: list[dict[str, Any]]) -> Table:
-    table = Table(title="YCSB results (latency in ms, client-side)")
+    mixes = dict.fromkeys(f"{r['workload']} = {r['mix']}" for r in results)
+    table = Table(title="YCSB results (latency in ms, client-side)", caption="; ".join(mixes))
     for name in ("workload", "routing", "ops/s", "read p50", "read p99", "read p99.9",
                  "write p50", "write p99", "write p99.9", "errors"):
         table.add_column(name, justify="left" if name in ("workload", "routing") else "right")
     for r in results:
         table.add_row(
-            f"{r['workload']} ({r['mix']})", r["routing"], f"{r['ops_per_s']:.0f}",
+            r["workload"], r["routing"], f"{r['ops_per_s']:.0f}",
             _ms(r["read"]["p50_ms"]), _ms(r["read"]["p99_ms"]), _ms(r["read"]["p999_ms"]),
             _ms(r["write"]["p50_ms"]), _ms(r["write"]["p99_ms"]), _ms(r["write"]["p999_ms"]),
             _errors_text(r),
@@ -607,7 +608,8 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--skip-load needs --nodes: a cluster we start is empty")
     if args.bucket is None:
         args.bucket = "ycsb_rmw" if args.read_modify_write else "ycsb"
-    console = Console()
+    # Piped output (a log file, tee) would otherwise be cut to 80 columns and wrap the tables.
+    console = Console(width=None if sys.stdout.isatty() else 140)
     status = Console(stderr=True)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:

@@ -29,6 +29,8 @@ class Pump:
     replies: dict[int, list[Message]] = field(default_factory=dict)
     queue: deque[tuple[str, Event]] = field(default_factory=deque)
     sent: list[tuple[str, str, Message]] = field(default_factory=list)
+    settings: CoreSettings | None = None
+    silent: set[str] = field(default_factory=set)  # paused: messages vanish, no error
 
     @staticmethod
     def with_nodes(count: int, *, q: int = 16, settings: CoreSettings | None = None) -> Pump:
@@ -42,10 +44,36 @@ class Pump:
                 settings=settings, rng=random.Random(i),
                 seeds=() if i == 1 else ("10.0.0.1:7000",),
             )
-        pump = Pump(nodes)
+        pump = Pump(nodes, settings=settings)
         for node_id, node in nodes.items():
             pump._run(node_id, node.start(0))
         return pump
+
+    def add_node(self, node_id: str, *, settings: CoreSettings | None = None) -> NodeCore:
+        """Start a fresh node that joins through n1."""
+        settings = settings or self.settings
+        assert settings is not None
+        index = len(self.nodes) + 1
+        node = NodeCore(
+            me=Member(node_id, f"10.0.1.{index}:7000"), actor=f"{node_id}.a",
+            store=NodeStore(MemoryEngine(), settings.q), settings=settings,
+            rng=random.Random(index), seeds=(self.nodes["n1"].me.address,),
+        )
+        self.nodes[node_id] = node
+        self._run(node_id, node.start(self.now_ms))
+        return node
+
+    def restart(self, node_id: str) -> NodeCore:
+        """Crash ``node_id`` and start it again from its store and ring (memory lost)."""
+        old = self.nodes[node_id]
+        node = NodeCore(me=old.me, actor=old.actor, store=old.raw_store, settings=old.settings,
+                        rng=random.Random(99), seeds=old.seeds, ring=old.ring,
+                        buckets={n: p.as_dict() for n, p in old.buckets.items()},
+                        buckets_version=old.buckets_version)
+        self.nodes[node_id] = node
+        self.down.discard(node_id)
+        self._run(node_id, node.start(self.now_ms))
+        return node
 
     def address_owner(self, address: str) -> str | None:
         for node_id, node in self.nodes.items():
@@ -57,6 +85,8 @@ class Pump:
         for e in effects:
             if isinstance(e, Send):
                 self.sent.append((src, e.to, e.msg))
+                if e.to in self.silent or src in self.silent:
+                    continue
                 if e.to in self.down or e.to not in self.nodes:
                     self.queue.append((src, PeerUnreachable(e.to)))
                 else:
@@ -83,7 +113,8 @@ class Pump:
         while True:
             self.deliver_all()
             due = [(n.next_deadline(), nid) for nid, n in self.nodes.items()
-                   if nid not in self.down and n.next_deadline() is not None]
+                   if nid not in self.down and nid not in self.silent
+                   and n.next_deadline() is not None]
             due = [(t, nid) for t, nid in due if t is not None and t <= end]
             if not due:
                 break

@@ -297,7 +297,9 @@ def _rearrange(owners: list[str], owning: Sequence[str], n: int) -> list[str]:
     for leaver in sorted(set(owners) - owning_set):
         _drain(owners, leaver, owning, joiners, n, floor_, ceil_)
     for node in sorted(joiners):
-        if owners.count(node) < floor_:
+        # A joiner at its floor still takes more while others sit above the ceiling (several
+        # joins beside a leave can leave the old nodes over-full).
+        if owners.count(node) < floor_ or max(_counts(owners, owning).values()) > ceil_:
             _fill(owners, node, owning, n, floor_, ceil_)
     return owners
 
