@@ -248,9 +248,11 @@ async def drive(bench: Bench, workload: Workload, *, seconds: float, concurrency
                 await bench.write(key, value, stats, deadline)
 
     tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
-    _, pending = await asyncio.wait(tasks, timeout=max(deadline - time.perf_counter(), 0.0))
-    for task in pending:
-        task.cancel()
+    try:
+        _, pending = await asyncio.wait(tasks, timeout=max(deadline - time.perf_counter(), 0.0))
+    finally:
+        for task in tasks:
+            task.cancel()  # a no-op for finished workers; also runs when we are cancelled
     await asyncio.gather(*pending, return_exceptions=True)
     stats.late += len(pending)
     for task in tasks:
@@ -297,11 +299,13 @@ async def load(addresses: list[str], args: argparse.Namespace, keys: list[bytes]
         tasks = [asyncio.create_task(loader(i)) for i in range(args.load_concurrency)]
         # Loaders check the deadline before each key; allow the last requests their timeout.
         grace = args.timeout * LOAD_ATTEMPTS + 1.0
-        _, pending = await asyncio.wait(tasks, timeout=args.load_timeout + grace)
-        for task in pending:
-            task.cancel()
+        try:
+            _, pending = await asyncio.wait(tasks, timeout=args.load_timeout + grace)
+        finally:
+            for task in tasks:
+                task.cancel()  # a no-op for finished loaders; also runs when we are cancelled
+            await client.close()
         await asyncio.gather(*pending, return_exceptions=True)
-    await client.close()
     elapsed = time.perf_counter() - start
     if written + failed < len(keys):
         console.print(f"[yellow]load stopped after {args.load_timeout:.0f} s with "
@@ -541,8 +545,23 @@ def _loop_factory(args: argparse.Namespace) -> tuple[Callable[[], asyncio.Abstra
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
-    # SIGTERM takes the Ctrl-C path, so the cluster we started is stopped on the way out.
+    # SIGTERM outside the event loop takes the Ctrl-C path, so the cluster we started is
+    # stopped on the way out (inside the loop, see _stoppable).
     raise KeyboardInterrupt
+
+
+async def _stoppable(job: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``job`` so that SIGTERM cancels it cleanly instead of interrupting the event loop
+    at a random callback (asyncio.Runner already does this for Ctrl-C)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await job
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _raise_interrupt)  # removal reset it to the default
 
 
 def run(args: argparse.Namespace, console: Console, status: Console) -> dict[str, Any]:
@@ -579,7 +598,7 @@ def run(args: argparse.Namespace, console: Console, status: Console) -> dict[str
                      markup=False)
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             if not args.skip_load:
-                report["load"] = runner.run(load(addresses, args, keys, values, status))
+                report["load"] = runner.run(_stoppable(load(addresses, args, keys, values, status)))
                 status.print(f"loaded {report['load']['written']} keys in "
                              f"{report['load']['seconds']:.1f} s "
                              f"({report['load']['ops_per_s']:.0f} puts/s), "
@@ -594,7 +613,7 @@ def run(args: argparse.Namespace, console: Console, status: Console) -> dict[str
                                  f"{routing}: {args.duration:g} s", markup=False)
                     job: Coroutine[Any, Any, dict[str, Any]] = measure(
                         addresses, args, WORKLOADS[name], routing, keys, values)
-                    result = runner.run(job)
+                    result = runner.run(_stoppable(job))
                     results.append(result)
                     status.print(f"  {result['ops_per_s']:.0f} ops/s, errors: "
                                  f"{_errors_text(result)}", markup=False)
@@ -614,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         report = run(args, console, status)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         status.print("interrupted; the cluster (if we started one) has been stopped")
         return 130
     except (common.ClusterStartError, SetupError, DynamoKVError) as exc:

@@ -64,7 +64,7 @@ def test_accepted_shapes(text: str, op: str | None, count: int) -> None:
     used = {k: v for k, v in values.items() if k in text}
     if op is None:
         # Attribute names are case-sensitive: PK is not the key.
-        assert key_error(text, used) == "Query key condition not supported"
+        assert key_error(text, used) == "Query condition missed key schema element: pk"
         return
     condition = key(text, used)
     assert condition.hash_value == S("h")
@@ -117,7 +117,7 @@ def test_placeholder_names() -> None:
     ],
 )
 def test_table_independent_errors(text: str, message: str) -> None:
-    values = {":a": SV("1")} if ":a" in text else None
+    values = {":a": SV("S")} if ":a" in text else None
     assert key_error(text, values) == message
 
 

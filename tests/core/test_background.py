@@ -220,3 +220,17 @@ def test_phi_detector_suspects_a_silent_peer() -> None:
     pump.silent.discard("n2")
     pump.advance(3000)
     assert node.detector.is_up("n2")
+
+
+def test_three_nodes_one_down_the_coordinator_keeps_the_hint() -> None:
+    pump = Pump.with_nodes(3)
+    pump.settle()
+    _mark_down(pump, "n3")
+    for i in range(20):
+        assert isinstance(_put(pump, "n1", b"h%d" % i, b"v"), PutReply)
+    assert pump.nodes["n1"].store.hint_counts() == {"n3": 20}
+    _mark_up(pump, "n3")
+    pump.advance(5000)
+    assert not pump.nodes["n1"].store.hint_counts()
+    for i in range(20):
+        assert pump.stored("n3", "b", b"h%d" % i).values() == [b"v"]

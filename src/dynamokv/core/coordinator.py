@@ -233,6 +233,12 @@ class Coordinator:
         for down in plan.down_primaries:
             tally.record_failure(down, "suspected down")
         tally.record_ack(node.node_id)
+        covered = {r.for_node for r in plan.replicas if r.for_node}
+        for down in plan.down_primaries:
+            if down not in covered:
+                # No spare node to stand in (a cluster of N nodes): keep the hint here, as
+                # Cassandra's coordinator does. It does not count toward W.
+                self._keep_hint(down, req.bucket, req.key, obj)
         op = PutOp(origin, req.bucket, req.key, tally, obj)
         effects: list[Effect] = []
         for replica in plan.replicas:
@@ -381,6 +387,10 @@ class Coordinator:
             return []
         del self.ops[op_id]
         self.deadlines.cancel(op_id)
+        for failed in op.tally.failed:
+            if failed in op.tally.primaries and failed != self.node.node_id:
+                # The write did not reach this primary: hint it here so it does, eventually.
+                self._keep_hint(failed, op.bucket, op.key, op.obj)
         if decision is Decision.OK:
             msg: Message = PutReply(op.origin.req_id, op.obj.context(), self._ring_version())
         else:
@@ -430,6 +440,14 @@ class Coordinator:
         down = tuple(p for p in primaries if p not in in_apl)
         return Plan(props, replicas, needed, needed_primaries,
                     frozenset(r.node for r in replicas if r.kind is ReplicaKind.PRIMARY), down)
+
+    def _keep_hint(self, target: str, bucket: str, key: bytes, obj: VersionedObject) -> None:
+        store = self.node.store
+        try:
+            if self.node.hint_room():
+                store.put_hint(target, bucket, key, sync(store.get_hint(target, bucket, key), obj))
+        except StorageError:
+            pass  # best effort: read repair and anti-entropy remain
 
     def _local_get(self, replica: Replica, bucket: str, key: bytes) -> VersionedObject | None:
         if replica.for_node:
