@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from dynamokv.cli import cluster, render
+from dynamokv.cli import cluster, membership, render
 from dynamokv.client import Client, Context
 from dynamokv.core.claim import balance
 from dynamokv.core.ring import Ring
@@ -263,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dynamokv cluster up --nodes 3 --data-dir ./data", None,
     )
     cl_sub = cl.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
+    membership.add_commands(cl_sub, _command, _client_options())
     up = _command(
         cl_sub, "up", "Start N local nodes, wait until they answer, and watch them.",
         """\
@@ -366,10 +367,16 @@ def build_parser() -> argparse.ArgumentParser:
     ring.add_argument("--n", type=_positive_int, default=QuorumDefaults().n,
                       help="N to check windows against (default %(default)s)")
 
-    _command(
-        sub, "status", "Show a node's view: its id, ring version, members up or down, stats.",
-        "dynamokv status --node 127.0.0.1:7002", cmd_status, parents=[client],
+    status = _command(
+        sub, "status", "Show the cluster: who is up as seen by whom, hints, handoffs, "
+        "anti-entropy.",
+        "dynamokv status\ndynamokv status --json   # per node, with the Merkle root of each "
+        "partition\ndynamokv status --one --node 127.0.0.1:7002", cmd_status, parents=[client],
+        details="""\
+        Asks every member for its own view. --one shows only the view of the node given with
+        --node (its latency percentiles, storage engine and connections included).""",
     )
+    status.add_argument("--one", action="store_true", help="only the view of one node")
 
     bucket = _command(
         sub, "bucket", "Show or change a bucket's properties (N, R, W, last-writer-wins).",
@@ -640,6 +647,9 @@ def cmd_ring(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if not args.one:
+        return membership.cmd_cluster_status(args)
+
     def body(client: ClientLike) -> int:
         status = client.status()
         ring: Ring | None = None

@@ -24,6 +24,8 @@ from dynamokv.client.routing import Router
 from dynamokv.core.messages import (
     BucketPropsReply,
     BucketPropsRequest,
+    ClusterReply,
+    ClusterRequest,
     ErrorReply,
     GetReply,
     GetRequest,
@@ -156,6 +158,19 @@ class Client(_Base):
     def bucket_props(self, bucket: str, **props: Any) -> dict[str, Any]:
         msg = BucketPropsRequest(next(self._ids), bucket, props)
         return dict(self._check(self._call(msg, self._any()), BucketPropsReply).props)
+
+    def cluster(self, action: str, node: str = "", address: str = "") -> dict[str, Any]:
+        """Membership: ``action`` is join, leave, plan, commit or clear (staged, as riak).
+
+        Sent to the claimant; any other node answers with the claimant's address, and the
+        request follows it once.
+        """
+        msg = ClusterRequest(next(self._ids), action, node, address)
+        reply = self._call(msg, self._any())
+        if isinstance(reply, ErrorReply) and reply.details.get("address"):
+            msg = ClusterRequest(next(self._ids), action, node, address)
+            reply = self._call(msg, [str(reply.details["address"])])
+        return dict(self._check(reply, ClusterReply).result)
 
     # ---- plumbing --------------------------------------------------------------------------
     def _any(self) -> list[str]:

@@ -3,7 +3,7 @@
 Owns: ``DiskLog`` (every write that reached any disk, with the dot each value was stored under),
 ``sibling_violations`` and the ``check_*`` functions; each returns a list of violations (empty
 when the invariant holds). The exact rules are in ``docs/simulator.md``.
-May import: stdlib, ``dynamokv.core.*``, ``dynamokv.sim.history``, ``dynamokv.sim.disk``.
+May import: stdlib, ``dynamokv.core.*``, ``dynamokv.sim.{history,disk,options}``.
 
 Why a disk log: clients never see dots, but a write's dot is what decides whether a later write
 superseded it. Every value the workload writes is unique, so the first sibling stored anywhere
@@ -21,6 +21,7 @@ from dynamokv.core.vclock import VectorClock
 from dynamokv.core.versioned import Dot, VersionedObject
 from dynamokv.sim.disk import SimDisk
 from dynamokv.sim.history import History, Operation
+from dynamokv.sim.options import SimOptions
 
 VIOLATIONS_MAX = 50  # per checker: past this the run is broken enough
 
@@ -141,14 +142,16 @@ def check_acknowledged_writes(history: History, final: Mapping[bytes, Operation]
     return report.items
 
 
-def check_quorum_reads(history: History, r: int, w: int, n: int) -> list[str]:
-    """With R + W > N, a read begun after a write was acknowledged sees it (or a successor).
+def check_quorum_reads(history: History, options: SimOptions) -> list[str]:
+    """With strict quorums (PR=R, PW=W) and R + W > N, a read begun after a write was
+    acknowledged sees it (or a successor).
 
-    The read's R replies and the write's W acknowledgements come from the same N primaries, so
-    they share a replica, which stored the coordinator's whole object before acknowledging; its
-    context, and so the read's, descends the write's reply context.
+    The read's R replies and the write's W acknowledgements then all come from the key's N
+    primaries, so they share a replica, which stored the coordinator's whole object before
+    acknowledging; its context, and so the read's, descends the write's reply context. (With
+    sloppy quorums a fallback may stand in for a primary, and Dynamo promises no such thing.)
     """
-    if r + w <= n:
+    if options.r + options.w <= options.n or not options.strict_quorum:
         return []
     report = _Report()
     acked: dict[bytes, list[Operation]] = {}

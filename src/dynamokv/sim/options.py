@@ -37,6 +37,9 @@ class SimOptions:
     r: int = 2
     w: int = 2
     q: int = 16
+    # Strict quorums: every request asks for PR=R / PW=W, so fallbacks (sloppy quorum) cannot
+    # stand in for primaries; only then must a read see every write acknowledged before it.
+    strict_quorum: bool = False
     clients: int = 3
     keys: int = 4
     # Network (node to node). Loss and duplication are probabilities per message.
@@ -102,6 +105,7 @@ class SimOptions:
             r=r,
             w=w,
             q=rng.choice([8, 16, 32]),
+            strict_quorum=rng.random() < 0.5,
             clients=rng.randint(2, 5),
             keys=rng.randint(2, 8),
             loss=rng.choice([0.0, 0.0, round(rng.uniform(0.0, 0.1), 3)]),

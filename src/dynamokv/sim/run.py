@@ -10,7 +10,8 @@ Phases (ARCHITECTURE R9):
    waits until every node's ring lists every node;
 2. safety: clients run for ``workload_ms`` under the drawn network, storage and node faults;
    then no new operations start and those in flight finish or time out;
-3. heal: every node up, no partitions, loss, duplication or storage faults, for ``settle_ms``;
+3. heal: every node up, no partitions, loss, duplication or storage faults, for ``settle_ms``
+   and then until every hint has been handed back (bounded by ``HINT_DRAIN_MS_MAX``);
 4. final reads: every key read at R=N (retried until it succeeds), which read-repairs it; a
    short wait lets the repairs land;
 5. checks (``sim.checkers``).
@@ -43,6 +44,7 @@ from dynamokv.sim.workload import BUCKET, Workload
 from dynamokv.sim.world import Simulator
 
 REPAIR_WAIT_MS = 1_000  # after the final reads, for fire-and-forget read repairs to land
+HINT_DRAIN_MS_MAX = 30_000  # liveness budget for hinted handoff once the cluster is healed
 
 
 @dataclass(slots=True)
@@ -86,6 +88,7 @@ def run_seed(options: SimOptions, echo: Callable[[str], None] | None = None) -> 
         trace.add(sim.now_ms, "-", "phase", "heal")
         sim.heal()
         sim.run_until(sim.now_ms + options.settle_ms)
+        sim.run_while(lambda: _hints_held(sim) > 0, sim.now_ms + HINT_DRAIN_MS_MAX)
         trace.add(sim.now_ms, "-", "phase", "final reads")
         workload.start_final_reads()
         sim.run_while(lambda: not workload.final_done(), sim.now_ms + 60_000)
@@ -111,18 +114,24 @@ def _run_workload(sim: Simulator, workload: Workload, end: int, steps_max: int) 
     workload.stop()
 
 
+def _hints_held(sim: Simulator) -> int:
+    return sum(sum(node.disk.hints().values()) for node in sim.nodes.values())
+
+
 def _check(sim: Simulator, workload: Workload, history: History, log: DiskLog
            ) -> dict[str, list[str]]:
     o = sim.options
     disks = {node_id: node.disk for node_id, node in sim.nodes.items()}
     rings = [node.core.ring for node in sim.nodes.values() if node.core is not None]
     liveness = [f"final read of {k.decode()} never succeeded" for k in workload.final_failed()]
+    liveness += [f"{node_id} still holds hints {dict(disk.hints())} after healing"
+                 for node_id, disk in disks.items() if disk.hints()]
     ring = rings[0] if rings else None
     if ring is None or len(rings) != len(sim.nodes) or any(r != ring for r in rings):
         liveness.append("rings differ after healing")
     out = {
         "lost-writes": check_acknowledged_writes(history, workload.final, log, BUCKET),
-        "quorum-reads": check_quorum_reads(history, o.r, o.w, o.n),
+        "quorum-reads": check_quorum_reads(history, o) if o.strict_quorum else [],
         "disk-writes": log.violations(),
         "siblings": check_stored_siblings(disks.values()),
         "liveness": liveness,

@@ -5,6 +5,9 @@ Owns: ``Workload`` (its clients, what each has read, the final read of every key
 May import: stdlib, ``dynamokv.core.messages``, ``dynamokv.core.vclock``, ``dynamokv.sim.history``,
 ``dynamokv.sim.options``.
 
+With ``strict_quorum`` every get asks for PR=R and every put for PW=W. The final reads ask for
+R=PR=N.
+
 Each client runs one operation at a time against a node it picks at random (clients are not
 partition-aware, so non-replicas forward puts), then thinks for a random while. A put is sent
 either with the context of the client's last read of that key (a read-modify-write, which
@@ -115,7 +118,7 @@ class Workload:
             self._send(client, "delete", key, None, context)
 
     def _send(self, client: _Client, kind: Kind, key: bytes, value: bytes | None = None,
-              context: VectorClock | None = None, r: int | None = None) -> None:
+              context: VectorClock | None = None) -> None:
         port = self.port
         node = port.rng.choice(port.node_ids())
         op = self.history.invoke(client.ref, kind, key, node, port.now_ms, value=value,
@@ -123,11 +126,17 @@ class Workload:
         client.next_req_id += 1
         req_id = client.next_req_id
         client.pending = _Pending(op, req_id)
+        o = self.options
+        strict = o.strict_quorum
         msg: Message
-        if kind in ("get", "final-get"):
-            msg = GetRequest(req_id, BUCKET, key, r=r)
+        if kind == "final-get":
+            # Every primary must answer: a fallback's hint is no proof the primary has the data.
+            msg = GetRequest(req_id, BUCKET, key, r=o.n, pr=o.n)
+        elif kind == "get":
+            msg = GetRequest(req_id, BUCKET, key, pr=o.r if strict else None)
         else:
-            msg = PutRequest(req_id, BUCKET, key, value, context or VectorClock.empty())
+            msg = PutRequest(req_id, BUCKET, key, value, context or VectorClock.empty(),
+                             pw=o.w if strict else None)
         port.client_send(node, client.ref, msg)
         port.call_at(port.now_ms + self.options.client_timeout_ms, f"c{client.ref} timeout",
                      lambda: self._give_up(client, req_id, "client timeout"))
@@ -224,4 +233,4 @@ class Workload:
         delay = FINAL_READ_RETRY_MS if self._final_attempts else 0
         self._final_attempts += 1
         self.port.call_at(self.port.now_ms + delay, "final read",
-                          lambda: self._send(self.reader, "final-get", key, r=self.options.n))
+                          lambda: self._send(self.reader, "final-get", key))
