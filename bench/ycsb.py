@@ -616,7 +616,8 @@ def run(args: argparse.Namespace, console: Console, status: Console) -> dict[str
                     result = runner.run(_stoppable(job))
                     results.append(result)
                     status.print(f"  {result['ops_per_s']:.0f} ops/s, errors: "
-                                 f"{_errors_text(result)}", markup=False)
+                                 f"{_errors_text(result)}, reads with siblings: "
+                                 f"{result['sibling_reads']}", markup=False)
         report["ratios_server_to_partition"] = ratios(results)
     return report
 

@@ -256,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     _quorum_options(start)
     start.add_argument("--no-uvloop", action="store_true",
                        help="use the standard asyncio event loop even if uvloop is installed")
+    start.add_argument("--staged-join", action="store_true",
+                       help="do not join at once: wait for `dynamokv cluster plan` and "
+                       "`dynamokv cluster commit` (as riak-admin cluster join)")
+    start.add_argument("--aae-interval", type=_seconds, default=2.0, metavar="SECONDS",
+                       help="how often an anti-entropy exchange may start (default 2)")
 
     # cluster
     cl = _command(
@@ -490,6 +495,8 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         ring_size=args.ring_size,
         quorum=QuorumDefaults(n=args.n, r=args.r, w=args.w),
         use_uvloop=not args.no_uvloop,
+        auto_join=not args.staged_join,
+        aae_interval_ms=int(args.aae_interval * 1000),
     )
     config.validate()
     for flag, address in (("--metrics", args.metrics), ("--http", args.http)):

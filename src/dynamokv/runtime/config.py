@@ -29,6 +29,8 @@ class NodeConfig:
     limits: Limits = field(default_factory=Limits)
     gossip_interval_ms: int = 1_000
     use_uvloop: bool = True
+    auto_join: bool = True  # False: the join waits for `dynamokv cluster plan/commit`
+    aae_interval_ms: int = 2_000  # how often an anti-entropy exchange may start
 
     def validate(self) -> None:
         if not self.node_id or len(self.node_id) > 64 or not self.node_id.isprintable():

@@ -14,7 +14,7 @@ import logging
 import random
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dynamokv.core.ids import actor_for
@@ -56,20 +56,26 @@ class RunningNode:
         self.engine.close()
 
 
+def core_settings(config: NodeConfig, q: int) -> CoreSettings:
+    base = CoreSettings()
+    return CoreSettings(q=q, quorum=config.quorum, limits=config.limits,
+                        gossip_interval_ms=config.gossip_interval_ms,
+                        auto_join=config.auto_join,
+                        aae=replace(base.aae, interval_ms=config.aae_interval_ms))
+
+
 async def start_node(config: NodeConfig) -> RunningNode:
     """Open the node's storage and start serving on its addresses."""
     config.validate()
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    settings = CoreSettings(q=config.ring_size, quorum=config.quorum, limits=config.limits,
-                            gossip_interval_ms=config.gossip_interval_ms)
+    settings = core_settings(config, config.ring_size)
     engine = open_engine(config.engine, config.data_dir, sync_mode=config.engine_sync)
     try:
         restored = load_ring(config.data_dir)
         ring, buckets, buckets_version = restored if restored else (None, {}, 0)
         if ring is not None and ring.q != config.ring_size:
             log.warning("keeping the stored ring size %d (asked for %d)", ring.q, config.ring_size)
-            settings = CoreSettings(q=ring.q, quorum=config.quorum, limits=config.limits,
-                                    gossip_interval_ms=config.gossip_interval_ms)
+            settings = core_settings(config, ring.q)
         store = NodeStore(engine, settings.q)
         me = Member(config.node_id, config.listen, MemberStatus.VALID,
                     config.http_listen or "", config.metrics_listen or "")
