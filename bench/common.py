@@ -67,6 +67,41 @@ def loadavg() -> list[float] | None:
         return None
 
 
+class CpuMeter:
+    """CPU time used by some processes from now on, from /proc/PID/stat (Linux only)."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.start = time.perf_counter()
+        self.before = [_cpu_seconds(pid) for pid in pids]
+
+    def busy(self) -> list[float | None]:
+        """Per process: CPU seconds used / wall seconds elapsed (1.0 = one core fully busy)."""
+        wall = time.perf_counter() - self.start
+        out: list[float | None] = []
+        for pid, before in zip(self.pids, self.before, strict=True):
+            after = _cpu_seconds(pid)
+            if before is None or after is None or wall <= 0:
+                out.append(None)
+            else:
+                out.append(round((after - before) / wall, 3))
+        return out
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # utime and stime are fields 14 and 15; split after the parenthesised command name,
+    # which may contain spaces.
+    fields = stat.rpartition(")")[2].split()
+    try:
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (IndexError, ValueError):
+        return None
+
+
 class LocalCluster:
     """A local cluster of ``nodes`` dynamokv processes that lives as long as this object.
 

@@ -254,7 +254,9 @@ async def drive(bench: Bench, workload: Workload, *, seconds: float, concurrency
         for task in tasks:
             task.cancel()  # a no-op for finished workers; also runs when we are cancelled
     await asyncio.gather(*pending, return_exceptions=True)
-    stats.late += len(pending)
+    # Only those that really ended cancelled: Python 3.11's wait_for returns a reply that
+    # arrived together with the cancellation, and such an op was already counted as late.
+    stats.late += sum(task.cancelled() for task in pending)
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]  # a bug in this file: surface it
@@ -318,7 +320,8 @@ async def load(addresses: list[str], args: argparse.Namespace, keys: list[bytes]
 
 
 async def measure(addresses: list[str], args: argparse.Namespace, workload: Workload,
-                  routing: str, keys: list[bytes], values: list[bytes]) -> dict[str, Any]:
+                  routing: str, keys: list[bytes], values: list[bytes],
+                  node_pids: list[int]) -> dict[str, Any]:
     """One (workload, routing) run: a short unmeasured warm-up, then the measured run."""
     client = AsyncClient(addresses, routing=routing, timeout_s=args.timeout)
     try:
@@ -329,9 +332,11 @@ async def measure(addresses: list[str], args: argparse.Namespace, workload: Work
             await drive(bench, workload, seconds=args.warmup, concurrency=args.concurrency,
                         max_ops=args.max_ops, seed=args.seed + 1)
         load_before = common.loadavg()
+        cpu = common.CpuMeter([os.getpid(), *node_pids])
         stats, elapsed = await drive(bench, workload, seconds=args.duration,
                                      concurrency=args.concurrency, max_ops=args.max_ops,
                                      seed=args.seed)
+        busy = cpu.busy()
     finally:
         await client.close()
     ok = len(stats.reads) + len(stats.writes)
@@ -352,6 +357,9 @@ async def measure(addresses: list[str], args: argparse.Namespace, workload: Work
         "error_samples": stats.error_samples,
         "sibling_reads": stats.sibling_reads,
         "abandoned_at_deadline": stats.late,
+        # Share of one core each process used during the run: who saturates the machine.
+        "cpu_client": busy[0],
+        "cpu_nodes": busy[1:],
         "loadavg_before": load_before,
         "loadavg_after": common.loadavg(),
     }
@@ -411,6 +419,14 @@ def prepare_bucket(addresses: list[str], bucket: str,
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def _cpu_text(result: dict[str, Any]) -> str:
+    def pct(x: float | None) -> str:
+        return "?" if x is None else f"{x:.0%}"
+
+    nodes = "/".join(pct(x) for x in result["cpu_nodes"])
+    return f"client {pct(result['cpu_client'])}" + (f", nodes {nodes}" if nodes else "")
 
 
 def _errors_text(result: dict[str, Any]) -> str:
@@ -581,6 +597,7 @@ def run(args: argparse.Namespace, console: Console, status: Console) -> dict[str
     with contextlib.ExitStack() as stack:
         if args.nodes:
             addresses = [a.strip() for a in args.nodes.split(",") if a.strip()]
+            node_pids: list[int] = []  # not ours: their CPU use is not measured
             report["cluster"] = {"started_by_benchmark": False}
         else:
             status.print(f"starting a 3-node cluster (N=3 R=2 W=2, {args.engine}) on 127.0.0.1")
@@ -588,6 +605,7 @@ def run(args: argparse.Namespace, console: Console, status: Console) -> dict[str
                 nodes=3, n=3, r=2, w=2, engine=args.engine,
                 log=lambda text: status.print(text, markup=False)))
             addresses = cluster.addresses
+            node_pids = cluster.pids
             wait_until("every node to join the ring", lambda: ring_complete(addresses, 3),
                        SETUP_TIMEOUT_S)
             report["cluster"] = {"started_by_benchmark": True, "nodes": 3, "engine": args.engine}
@@ -612,12 +630,13 @@ def run(args: argparse.Namespace, console: Console, status: Console) -> dict[str
                     status.print(f"workload {name} ({WORKLOADS[name].description}), routing "
                                  f"{routing}: {args.duration:g} s", markup=False)
                     job: Coroutine[Any, Any, dict[str, Any]] = measure(
-                        addresses, args, WORKLOADS[name], routing, keys, values)
+                        addresses, args, WORKLOADS[name], routing, keys, values, node_pids)
                     result = runner.run(_stoppable(job))
                     results.append(result)
                     status.print(f"  {result['ops_per_s']:.0f} ops/s, errors: "
                                  f"{_errors_text(result)}, reads with siblings: "
-                                 f"{result['sibling_reads']}", markup=False)
+                                 f"{result['sibling_reads']}, CPU (share of a core): "
+                                 f"{_cpu_text(result)}", markup=False)
         report["ratios_server_to_partition"] = ratios(results)
     return report
 

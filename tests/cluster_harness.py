@@ -6,16 +6,21 @@ Every process is started by this harness and stopped by PID; every wait is bound
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from dynamokv import Client
 from dynamokv.errors import DynamoKVError
+
+T = TypeVar("T")
 
 
 def free_ports(count: int) -> list[int]:
@@ -50,8 +55,24 @@ class NodeProc:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets open but answers nothing."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
+    def wipe(self) -> None:
+        """Delete the (stopped) node's data directory entirely; its log stays."""
+        if self.alive:
+            raise AssertionError(f"{self.node_id} is running; stop it before wiping its data")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.resume()  # a paused process would not act on SIGTERM
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
@@ -67,21 +88,34 @@ class NodeProc:
 class LocalCluster:
     root: Path
     nodes: list[NodeProc] = field(default_factory=list)
+    engine: str = "lmdb"
+    n: int = 3
+    r: int = 2
+    w: int = 2
+    ring_size: int = 64
+    extra_args: tuple[str, ...] = ()  # passed to every `node start`, e.g. --aae-interval 0.2
+
+    def _argv(self, node_id: str, address: str, data_dir: Path, seeds: Sequence[str],
+              extra_args: Sequence[str] = ()) -> list[str]:
+        argv = [sys.executable, "-m", "dynamokv", "node", "start", "--id", node_id,
+                "--listen", address, "--data-dir", str(data_dir), "--engine", self.engine,
+                "--ring-size", str(self.ring_size), "--n", str(self.n), "--r", str(self.r),
+                "--w", str(self.w), *self.extra_args, *extra_args]
+        if seeds:
+            argv += ["--seeds", ",".join(seeds)]
+        return argv
 
     @staticmethod
     def start(root: Path, count: int = 3, *, engine: str = "lmdb", n: int = 3, r: int = 2,
-              w: int = 2, ring_size: int = 64) -> LocalCluster:
+              w: int = 2, ring_size: int = 64, extra_args: Sequence[str] = ()) -> LocalCluster:
         ports = free_ports(count)
-        cluster = LocalCluster(root)
+        cluster = LocalCluster(root, engine=engine, n=n, r=r, w=w, ring_size=ring_size,
+                               extra_args=tuple(extra_args))
         first = f"127.0.0.1:{ports[0]}"
         for i, port in enumerate(ports, start=1):
             address = f"127.0.0.1:{port}"
             data_dir = root / f"n{i}"
-            argv = [sys.executable, "-m", "dynamokv", "node", "start", "--id", f"n{i}",
-                    "--listen", address, "--data-dir", str(data_dir), "--engine", engine,
-                    "--ring-size", str(ring_size), "--n", str(n), "--r", str(r), "--w", str(w)]
-            if i > 1:
-                argv += ["--seeds", first]
+            argv = cluster._argv(f"n{i}", address, data_dir, [first] if i > 1 else [])
             cluster.nodes.append(NodeProc(f"n{i}", address, data_dir, argv))
         try:
             for node in cluster.nodes:
@@ -92,6 +126,62 @@ class LocalCluster:
             raise
         return cluster
 
+    def add_node(self, node_id: str | None = None, *, seeds: Sequence[str] = ("n1",),
+                 extra_args: Sequence[str] = ()) -> NodeProc:
+        """Start one more node (joining through the named seed nodes); returns once it answers.
+
+        It is part of ``nodes`` from then on (``wait_converged`` expects it in the ring).
+        """
+        node_id = node_id or f"n{len(self.nodes) + 1}"
+        address = f"127.0.0.1:{free_ports(1)[0]}"
+        data_dir = self.root / node_id
+        argv = self._argv(node_id, address, data_dir, [self.node(s).address for s in seeds],
+                          extra_args)
+        node = NodeProc(node_id, address, data_dir, argv)
+        self.nodes.append(node)
+        node.start()
+        self.wait_up(node)
+        return node
+
+    def forget(self, node_id: str) -> None:
+        """Stop a node (if running) and drop it from ``nodes``, e.g. once it left the ring."""
+        node = self.node(node_id)
+        node.stop()
+        self.nodes.remove(node)
+
+    def status(self, node_id: str, timeout_s: float = 2.0) -> dict[str, Any]:
+        """``node_id``'s own view (raises ``DynamoKVError`` if it does not answer)."""
+        with Client([self.node(node_id).address], timeout_s=timeout_s) as c:
+            return c.status()
+
+    def statuses(self, timeout_s: float = 2.0) -> dict[str, dict[str, Any]]:
+        """The status of every running node, by node id."""
+        return {node.node_id: self.status(node.node_id, timeout_s)
+                for node in self.nodes if node.alive}
+
+    @staticmethod
+    def wait_for(check: Callable[[], T | None], *, timeout_s: float, what: str,
+                 interval_s: float = 0.2) -> T:
+        """Poll ``check`` until it returns something truthy (returned), at most ``timeout_s``.
+
+        A ``DynamoKVError`` from ``check`` (a node not answering yet) counts as "not yet". The
+        assertion message carries the last value or error seen.
+        """
+        deadline = time.monotonic() + timeout_s
+        last: object = None
+        while True:
+            try:
+                value = check()
+                if value:
+                    return value
+                last = value
+            except DynamoKVError as exc:
+                last = exc
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; "
+                                     f"last: {last!r}"[:4000])
+            time.sleep(interval_s)
+
     @property
     def addresses(self) -> list[str]:
         return [n.address for n in self.nodes]
@@ -99,9 +189,12 @@ class LocalCluster:
     def node(self, node_id: str) -> NodeProc:
         return next(n for n in self.nodes if n.node_id == node_id)
 
-    def client(self, *, routing: str = "server", only: str | None = None,
+    def client(self, *, routing: str = "server", only: str | Sequence[str] | None = None,
                timeout_s: float = 5.0) -> Client:
-        nodes = [self.node(only).address] if only else self.addresses
+        """A client of every node, or ``only`` of the named one(s)."""
+        if isinstance(only, str):
+            only = [only]
+        nodes = [self.node(n).address for n in only] if only else self.addresses
         return Client(nodes, routing=routing, timeout_s=timeout_s)
 
     def wait_converged(self, timeout_s: float = 30.0) -> None:

@@ -59,3 +59,13 @@ def error_of(call: Callable[[], object]) -> str:
     with pytest.raises(DynamoDBError) as info:
         call()
     return info.value.message
+
+
+def sv(text: str) -> dict[str, Any]:
+    """Wire form of a string value."""
+    return {"S": text}
+
+
+def nv(number: object) -> dict[str, Any]:
+    """Wire form of a number value."""
+    return {"N": str(number)}

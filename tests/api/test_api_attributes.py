@@ -233,8 +233,7 @@ def test_key_attribute_rules() -> None:
     with pytest.raises(ValidationException) as info:
         attr.validate_key_attribute("pk", S("a"), "N")
     assert info.value.message == (
-        "One or more parameter values were invalid: Type mismatch for key pk expected: N "
-        "actual: S"
+        "One or more parameter values were invalid: Type mismatch for key pk expected: N actual: S"
     )
     attr.validate_key_attribute("pk", S("x" * 2048), "S")
     with pytest.raises(ValidationException, match="Size of hashkey has exceeded"):

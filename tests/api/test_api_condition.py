@@ -8,7 +8,7 @@ import pytest
 
 from dynamokv.api.attributes import Item, item_from_wire
 from dynamokv.api.expressions import ExpressionAttributes, evaluate, parse_condition, parse_filter
-from tests.api.catalog import error_of, product
+from tests.api.catalog import error_of, nv, product, sv
 
 
 def holds(
@@ -22,10 +22,6 @@ def holds(
 
 def cond_error(text: str, names: Any = None, values: Any = None) -> str:
     return error_of(lambda: parse_condition(text, names, values))
-
-
-S = lambda s: {"S": s}  # noqa: E731
-N = lambda n: {"N": str(n)}  # noqa: E731
 
 
 # --------------------------------------------------------------------------- developer guide
@@ -47,124 +43,132 @@ class TestDeveloperGuideExamples:
         assert not holds("attribute_exists(#pr.ThreeStar)", product(), names)
 
     def test_begins_with(self) -> None:
-        assert holds("begins_with(Pictures.FrontView, :v_sub)", product(), None, {":v_sub": S("http://")})
-        assert not holds("begins_with(Pictures.FrontView, :v_sub)", product(), None, {":v_sub": S("ftp://")})
+        assert holds(
+            "begins_with(Pictures.FrontView, :v_sub)", product(), None, {":v_sub": sv("http://")}
+        )
+        assert not holds(
+            "begins_with(Pictures.FrontView, :v_sub)", product(), None, {":v_sub": sv("ftp://")}
+        )
 
     def test_contains_on_a_string_set(self) -> None:
-        assert holds("contains(Color, :v_sub)", product(), None, {":v_sub": S("Red")})
-        assert not holds("contains(Color, :v_sub)", product(), None, {":v_sub": S("Blue")})
+        assert holds("contains(Color, :v_sub)", product(), None, {":v_sub": sv("Red")})
+        assert not holds("contains(Color, :v_sub)", product(), None, {":v_sub": sv("Blue")})
 
     def test_size_of_missing_attribute_is_false(self) -> None:
-        assert not holds("size(VideoClip) > :v_sub", product(), None, {":v_sub": N(64000)})
+        assert not holds("size(VideoClip) > :v_sub", product(), None, {":v_sub": nv(64000)})
 
     def test_size_of_string(self) -> None:
-        assert holds("size(Brand) <= :v_sub", product(), None, {":v_sub": N(20)})
+        assert holds("size(Brand) <= :v_sub", product(), None, {":v_sub": nv(20)})
 
     def test_between(self) -> None:
-        values = {":lo": N(500), ":hi": N(600)}
+        values = {":lo": nv(500), ":hi": nv(600)}
         assert holds("Price between :lo and :hi", product(), None, values)
-        assert not holds("Price between :lo and :hi", product(), None, {":lo": N(1), ":hi": N(499)})
+        assert not holds(
+            "Price between :lo and :hi", product(), None, {":lo": nv(1), ":hi": nv(499)}
+        )
 
     def test_in(self) -> None:
-        values = {":cat1": S("Sporting Goods"), ":cat2": S("Gardening Supplies")}
+        values = {":cat1": sv("Sporting Goods"), ":cat2": sv("Gardening Supplies")}
         assert not holds("ProductCategory IN (:cat1, :cat2)", product(), None, values)
-        assert holds("ProductCategory IN (:c)", product(), None, {":c": S("Bicycle")})
+        assert holds("ProductCategory IN (:c)", product(), None, {":c": sv("Bicycle")})
 
     def test_parenthesised_combination(self) -> None:
-        values = {":cat1": S("Bicycle"), ":cat2": S("x"), ":lo": N(100), ":hi": N(600)}
+        values = {":cat1": sv("Bicycle"), ":cat2": sv("x"), ":lo": nv(100), ":hi": nv(600)}
         text = "(ProductCategory IN (:cat1, :cat2)) and (Price between :lo and :hi)"
         assert holds(text, product(), None, values)
 
     def test_attribute_type(self) -> None:
-        assert holds("attribute_type(ProductReviews.FiveStar, :v_sub)", product(), None, {":v_sub": S("L")})
-        assert not holds("attribute_type(Price, :t)", product(), None, {":t": S("S")})
+        assert holds(
+            "attribute_type(ProductReviews.FiveStar, :v_sub)", product(), None, {":v_sub": sv("L")}
+        )
+        assert not holds("attribute_type(Price, :t)", product(), None, {":t": sv("S")})
 
     def test_price_comparison(self) -> None:
-        assert not holds("Price > :limit", product(), None, {":limit": N(500)})
-        assert holds("Price >= :limit", product(), None, {":limit": N(500)})
+        assert not holds("Price > :limit", product(), None, {":limit": nv(500)})
+        assert holds("Price >= :limit", product(), None, {":limit": nv(500)})
 
     def test_name_with_a_dot_needs_a_placeholder(self) -> None:
         names = {"#sw": "Safety.Warning"}
-        assert holds("#sw = :v", product(), names, {":v": S("Always wear a helmet")})
+        assert holds("#sw = :v", product(), names, {":v": sv("Always wear a helmet")})
         # Without it, Safety.Warning is a path into a map "Safety", which does not exist.
         assert not holds("attribute_exists(Safety.Warning)", product())
 
     def test_list_elements(self) -> None:
-        assert holds("RelatedItems[1] = :v", product(), None, {":v": N(472)})
+        assert holds("RelatedItems[1] = :v", product(), None, {":v": nv(472)})
         assert not holds("attribute_exists(RelatedItems[3])", product())
-        assert holds("ProductReviews.FiveStar[0] <> :v", product(), None, {":v": S("meh")})
+        assert holds("ProductReviews.FiveStar[0] <> :v", product(), None, {":v": sv("meh")})
 
 
 # --------------------------------------------------------------------------- semantics
 
 ITEM = item_from_wire(
     {
-        "s": S("hello"),
-        "n": N(10),
+        "s": sv("hello"),
+        "n": nv(10),
         "b": {"B": "AAEC"},  # 00 01 02
         "t": {"BOOL": True},
         "z": {"NULL": True},
         "ss": {"SS": ["a", "b"]},
         "ns": {"NS": ["1", "2", "3"]},
         "bs": {"BS": ["AA==", "AQ=="]},
-        "l": {"L": [S("x"), N(1), {"M": {"k": S("v")}}]},
-        "m": {"M": {"a": N(1), "b": {"L": [N(5)]}}},
-        "blank": S(""),
+        "l": {"L": [sv("x"), nv(1), {"M": {"k": sv("v")}}]},
+        "m": {"M": {"a": nv(1), "b": {"L": [nv(5)]}}},
+        "blank": sv(""),
     }
 )
 
 
 class TestComparisons:
     def test_equality_is_type_sensitive(self) -> None:
-        assert holds("n = :v", ITEM, None, {":v": N("10.0")})
-        assert not holds("n = :v", ITEM, None, {":v": S("10")})
-        assert holds("n <> :v", ITEM, None, {":v": S("10")})
+        assert holds("n = :v", ITEM, None, {":v": nv("10.0")})
+        assert not holds("n = :v", ITEM, None, {":v": sv("10")})
+        assert holds("n <> :v", ITEM, None, {":v": sv("10")})
 
     def test_missing_attribute(self) -> None:
         for op in ("=", "<", "<=", ">", ">="):
-            assert not holds(f"nope {op} :v", ITEM, None, {":v": N(1)})
-        assert holds("nope <> :v", ITEM, None, {":v": N(1)})
+            assert not holds(f"nope {op} :v", ITEM, None, {":v": nv(1)})
+        assert holds("nope <> :v", ITEM, None, {":v": nv(1)})
 
     def test_ordering_of_each_scalar_type(self) -> None:
-        assert holds("s < :v", ITEM, None, {":v": S("world")})
-        assert holds("n > :v", ITEM, None, {":v": N(9.5)})
+        assert holds("s < :v", ITEM, None, {":v": sv("world")})
+        assert holds("n > :v", ITEM, None, {":v": nv(9.5)})
         assert holds("b < :v", ITEM, None, {":v": {"B": "AAED"}})
-        assert holds("s >= :v", ITEM, None, {":v": S("hello")})
+        assert holds("s >= :v", ITEM, None, {":v": sv("hello")})
 
     def test_mismatched_types_are_false_not_errors(self) -> None:
-        assert not holds("s < :v", ITEM, None, {":v": N(1)})
-        assert not holds("n >= :v", ITEM, None, {":v": S("a")})
-        assert not holds("ss > :v", ITEM, None, {":v": S("a")})
+        assert not holds("s < :v", ITEM, None, {":v": nv(1)})
+        assert not holds("n >= :v", ITEM, None, {":v": sv("a")})
+        assert not holds("ss > :v", ITEM, None, {":v": sv("a")})
 
     def test_documents_and_sets_compare_for_equality(self) -> None:
         assert holds("ss = :v", ITEM, None, {":v": {"SS": ["b", "a"]}})
-        assert holds("m = :v", ITEM, None, {":v": {"M": {"b": {"L": [N(5)]}, "a": N("1.00")}}})
-        assert holds("l[2] = :v", ITEM, None, {":v": {"M": {"k": S("v")}}})
+        assert holds("m = :v", ITEM, None, {":v": {"M": {"b": {"L": [nv(5)]}, "a": nv("1.00")}}})
+        assert holds("l[2] = :v", ITEM, None, {":v": {"M": {"k": sv("v")}}})
         assert holds("z = :v", ITEM, None, {":v": {"NULL": True}})
         assert holds("t = :v", ITEM, None, {":v": {"BOOL": True}})
 
     def test_path_to_path_and_value_to_value(self) -> None:
         assert holds("m.a = l[1]", ITEM)
-        assert holds(":a < :b", ITEM, None, {":a": N(1), ":b": N(2)})
+        assert holds(":a < :b", ITEM, None, {":a": nv(1), ":b": nv(2)})
 
     def test_between_rules(self) -> None:
-        assert holds("n BETWEEN :a AND :b", ITEM, None, {":a": N(10), ":b": N(10)})
-        assert not holds("s BETWEEN :a AND :b", ITEM, None, {":a": N(1), ":b": N(20)})
-        assert not holds("nope BETWEEN :a AND :b", ITEM, None, {":a": N(1), ":b": N(20)})
+        assert holds("n BETWEEN :a AND :b", ITEM, None, {":a": nv(10), ":b": nv(10)})
+        assert not holds("s BETWEEN :a AND :b", ITEM, None, {":a": nv(1), ":b": nv(20)})
+        assert not holds("nope BETWEEN :a AND :b", ITEM, None, {":a": nv(1), ":b": nv(20)})
         # Bounds taken from the item may be reversed at run time: simply false.
         assert not holds("n BETWEEN m.a AND l[1]", ITEM)
 
     def test_in(self) -> None:
-        values = {":a": S("x"), ":b": N(10), ":c": {"SS": ["a"]}}
+        values = {":a": sv("x"), ":b": nv(10), ":c": {"SS": ["a"]}}
         assert holds("n IN (:a, :b, :c)", ITEM, None, values)
         assert not holds("nope IN (:a, :b, :c)", ITEM, None, values)
-        assert holds("l[0] IN (:a)", ITEM, None, {":a": S("x")})
+        assert holds("l[0] IN (:a)", ITEM, None, {":a": sv("x")})
 
     def test_in_accepts_exactly_100_operands(self) -> None:
-        values = {f":v{i}": N(i) for i in range(100)}
+        values = {f":v{i}": nv(i) for i in range(100)}
         text = "n IN (" + ", ".join(values) + ")"
         assert holds(text, ITEM, None, values)
-        values[":v100"] = N(100)
+        values[":v100"] = nv(100)
         text = "n IN (" + ", ".join(values) + ")"
         assert cond_error(text, None, values) == (
             "Invalid ConditionExpression: The IN operator is provided with too many operands; "
@@ -184,12 +188,12 @@ class TestLogic:
         assert holds("NOT NOT t = :t", ITEM, None, {":t": {"BOOL": True}})
 
     def test_keywords_any_case(self) -> None:
-        v = {":a": N(1), ":b": N(20)}
+        v = {":a": nv(1), ":b": nv(20)}
         assert holds("n between :a and :b aNd NOT n In (:a)", ITEM, None, v)
 
     def test_whitespace_is_free(self) -> None:
-        assert holds("  m . b [ 0 ]\t=\n:v ", ITEM, None, {":v": N(5)})
-        assert holds("m.b[0]=:v", ITEM, None, {":v": N(5)})
+        assert holds("  m . b [ 0 ]\t=\n:v ", ITEM, None, {":v": nv(5)})
+        assert holds("m.b[0]=:v", ITEM, None, {":v": nv(5)})
 
 
 class TestFunctions:
@@ -198,45 +202,55 @@ class TestFunctions:
         [("s", 5), ("b", 3), ("ss", 2), ("ns", 3), ("bs", 2), ("l", 3), ("m", 2), ("blank", 0)],
     )
     def test_size_of_each_type(self, path: str, size: int) -> None:
-        assert holds(f"size({path}) = :v", ITEM, None, {":v": N(size)})
+        assert holds(f"size({path}) = :v", ITEM, None, {":v": nv(size)})
 
     def test_size_of_string_counts_utf8_bytes(self) -> None:
-        item = item_from_wire({"s": S("héllo")})
-        assert holds("size(s) = :v", item, None, {":v": N(6)})
+        item = item_from_wire({"s": sv("héllo")})
+        assert holds("size(s) = :v", item, None, {":v": nv(6)})
 
     @pytest.mark.parametrize("path", ["n", "t", "z", "nope"])
     def test_size_undefined_types_are_false(self, path: str) -> None:
-        assert not holds(f"size({path}) >= :v", ITEM, None, {":v": N(0)})
+        assert not holds(f"size({path}) >= :v", ITEM, None, {":v": nv(0)})
 
     def test_contains(self) -> None:
-        assert holds("contains(s, :v)", ITEM, None, {":v": S("ell")})
-        assert holds("contains(ss, :v)", ITEM, None, {":v": S("a")})
-        assert holds("contains(ns, :v)", ITEM, None, {":v": N("2.0")})
+        assert holds("contains(s, :v)", ITEM, None, {":v": sv("ell")})
+        assert holds("contains(ss, :v)", ITEM, None, {":v": sv("a")})
+        assert holds("contains(ns, :v)", ITEM, None, {":v": nv("2.0")})
         assert holds("contains(bs, :v)", ITEM, None, {":v": {"B": "AQ=="}})
-        assert holds("contains(l, :v)", ITEM, None, {":v": N(1)})
-        assert holds("contains(l, :v)", ITEM, None, {":v": {"M": {"k": S("v")}}})
+        assert holds("contains(l, :v)", ITEM, None, {":v": nv(1)})
+        assert holds("contains(l, :v)", ITEM, None, {":v": {"M": {"k": sv("v")}}})
         assert holds("contains(b, :v)", ITEM, None, {":v": {"B": "AQI="}})
-        assert not holds("contains(ns, :v)", ITEM, None, {":v": S("2")})
-        assert not holds("contains(n, :v)", ITEM, None, {":v": N(1)})
-        assert not holds("contains(nope, :v)", ITEM, None, {":v": N(1)})
+        assert not holds("contains(ns, :v)", ITEM, None, {":v": sv("2")})
+        assert not holds("contains(n, :v)", ITEM, None, {":v": nv(1)})
+        assert not holds("contains(nope, :v)", ITEM, None, {":v": nv(1)})
         assert holds("contains(s, m.nope) OR contains(l, l[0])", ITEM)
 
     def test_begins_with(self) -> None:
-        assert holds("begins_with(s, :v)", ITEM, None, {":v": S("he")})
-        assert holds("begins_with(s, :v)", ITEM, None, {":v": S("")})
+        assert holds("begins_with(s, :v)", ITEM, None, {":v": sv("he")})
+        assert holds("begins_with(s, :v)", ITEM, None, {":v": sv("")})
         assert holds("begins_with(b, :v)", ITEM, None, {":v": {"B": "AAE="}})
-        assert not holds("begins_with(ss, :v)", ITEM, None, {":v": S("a")})
-        assert not holds("begins_with(b, :v)", ITEM, None, {":v": S("a")})
+        assert not holds("begins_with(ss, :v)", ITEM, None, {":v": sv("a")})
+        assert not holds("begins_with(b, :v)", ITEM, None, {":v": sv("a")})
 
     @pytest.mark.parametrize(
         ("path", "kind"),
-        [("s", "S"), ("n", "N"), ("b", "B"), ("t", "BOOL"), ("z", "NULL"), ("ss", "SS")]
-        + [("ns", "NS"), ("bs", "BS"), ("l", "L"), ("m", "M")],
+        [
+            ("s", "S"),
+            ("n", "N"),
+            ("b", "B"),
+            ("t", "BOOL"),
+            ("z", "NULL"),
+            ("ss", "SS"),
+            ("ns", "NS"),
+            ("bs", "BS"),
+            ("l", "L"),
+            ("m", "M"),
+        ],
     )
     def test_attribute_type(self, path: str, kind: str) -> None:
-        assert holds(f"attribute_type({path}, :t)", ITEM, None, {":t": S(kind)})
+        assert holds(f"attribute_type({path}, :t)", ITEM, None, {":t": sv(kind)})
         other = "S" if kind != "S" else "N"
-        assert not holds(f"attribute_type({path}, :t)", ITEM, None, {":t": S(other)})
+        assert not holds(f"attribute_type({path}, :t)", ITEM, None, {":t": sv(other)})
 
     def test_nonexistent_item(self) -> None:
         assert holds("attribute_not_exists(pk)", {})
@@ -271,7 +285,7 @@ class TestSyntaxErrors:
         ],
     )
     def test_token_and_near(self, text: str, token: str, near: str) -> None:
-        values = {":v": S("x"), ":w": S("y")}
+        values = {":v": sv("x"), ":w": sv("y")}
         message = cond_error(text, None, values)
         assert message == (
             f'Invalid ConditionExpression: Syntax error; token: "{token}", near: "{near}"'
@@ -313,7 +327,7 @@ class TestRedundantParentheses:
         ],
     )
     def test_rejected(self, text: str) -> None:
-        assert cond_error(text, None, {":v": N(1)}) == self.REDUNDANT
+        assert cond_error(text, None, {":v": nv(1)}) == self.REDUNDANT
 
     @pytest.mark.parametrize(
         "text",
@@ -332,11 +346,11 @@ class TestRedundantParentheses:
     )
     def test_accepted(self, text: str) -> None:
         names = {"#s": "status"} if "#s" in text else None
-        values = {":v": N(1)} if ":v" in text else None
+        values = {":v": nv(1)} if ":v" in text else None
         parse_condition(text, names, values)
 
     def test_reported_before_other_problems(self) -> None:
-        assert cond_error("((#undefined = :v))", None, {":v": N(1)}) == self.REDUNDANT
+        assert cond_error("((#undefined = :v))", None, {":v": nv(1)}) == self.REDUNDANT
 
 
 class TestSemanticErrors:
@@ -344,21 +358,20 @@ class TestSemanticErrors:
         return f"Invalid ConditionExpression: {message}"
 
     def test_reserved_word(self) -> None:
-        assert cond_error("status = :v", None, {":v": S("a")}) == self.prefixed(
+        assert cond_error("status = :v", None, {":v": sv("a")}) == self.prefixed(
             "Attribute name is a reserved keyword; reserved keyword: status"
         )
-        assert cond_error("a.Date = :v", None, {":v": S("a")}) == self.prefixed(
+        assert cond_error("a.Date = :v", None, {":v": sv("a")}) == self.prefixed(
             "Attribute name is a reserved keyword; reserved keyword: Date"
         )
 
     def test_undefined_placeholders(self) -> None:
-        assert cond_error("#n = :v", None, {":v": S("a")}) == self.prefixed(
+        assert cond_error("#n = :v", None, {":v": sv("a")}) == self.prefixed(
             "An expression attribute name used in the document path is not defined; "
             "attribute name: #n"
         )
         assert cond_error("a = :v") == self.prefixed(
-            "An expression attribute value used in expression is not defined; "
-            "attribute value: :v"
+            "An expression attribute value used in expression is not defined; attribute value: :v"
         )
 
     def test_unknown_function(self) -> None:
@@ -366,20 +379,20 @@ class TestSemanticErrors:
         assert cond_error("ATTRIBUTE_EXISTS(a)") == self.prefixed(
             "Invalid function name; function: ATTRIBUTE_EXISTS"
         )
-        assert cond_error("if_not_exists(a, :v) = :v", None, {":v": N(1)}) == self.prefixed(
+        assert cond_error("if_not_exists(a, :v) = :v", None, {":v": nv(1)}) == self.prefixed(
             "Invalid function name; function: if_not_exists"
         )
 
     def test_misused_functions(self) -> None:
         misused = "The function is not allowed to be used this way in an expression; function: "
         assert cond_error("size(a)") == self.prefixed(misused + "size")
-        assert cond_error("attribute_exists(a) = :v", None, {":v": N(1)}) == self.prefixed(
+        assert cond_error("attribute_exists(a) = :v", None, {":v": nv(1)}) == self.prefixed(
             misused + "attribute_exists"
         )
-        assert cond_error("begins_with(attribute_type(a, :t), :t)", None, {":t": S("S")}) == (
+        assert cond_error("begins_with(attribute_type(a, :t), :t)", None, {":t": sv("S")}) == (
             self.prefixed(misused + "attribute_type")
         )
-        assert cond_error("a IN (:v, contains(b, :v))", None, {":v": S("x")}) == self.prefixed(
+        assert cond_error("a IN (:v, contains(b, :v))", None, {":v": sv("x")}) == self.prefixed(
             misused + "contains"
         )
 
@@ -404,27 +417,26 @@ class TestSemanticErrors:
         )
 
     def test_function_operand_rules(self) -> None:
-        assert cond_error("attribute_exists(:v)", None, {":v": S("a")}) == self.prefixed(
-            "Operator or function requires a document path; operator or function: "
-            "attribute_exists"
+        assert cond_error("attribute_exists(:v)", None, {":v": sv("a")}) == self.prefixed(
+            "Operator or function requires a document path; operator or function: attribute_exists"
         )
-        assert cond_error("begins_with(a, :v)", None, {":v": N(5)}) == self.prefixed(
+        assert cond_error("begins_with(a, :v)", None, {":v": nv(5)}) == self.prefixed(
             "Incorrect operand type for operator or function; operator or function: "
             "begins_with, operand type: N"
         )
-        assert cond_error("begins_with(size(a), :v)", None, {":v": S("5")}) == self.prefixed(
+        assert cond_error("begins_with(size(a), :v)", None, {":v": sv("5")}) == self.prefixed(
             "Incorrect operand type for operator or function; operator or function: "
             "begins_with, operand type: N"
         )
-        assert cond_error("attribute_type(a, :t)", None, {":t": S("STRING")}) == self.prefixed(
+        assert cond_error("attribute_type(a, :t)", None, {":t": sv("STRING")}) == self.prefixed(
             "Invalid attribute type name found; type: STRING, valid types: "
             "{B,NULL,SS,BOOL,L,BS,N,NS,S,M}"
         )
-        assert cond_error("attribute_type(a, :t)", None, {":t": N(1)}) == self.prefixed(
+        assert cond_error("attribute_type(a, :t)", None, {":t": nv(1)}) == self.prefixed(
             "Incorrect operand type for operator or function; operator or function: "
             "attribute_type, operand type: N"
         )
-        assert cond_error("size(:v) > :v", None, {":v": N(1)}) == self.prefixed(
+        assert cond_error("size(:v) > :v", None, {":v": nv(1)}) == self.prefixed(
             "Incorrect operand type for operator or function; operator or function: size, "
             "operand type: N"
         )
@@ -434,14 +446,14 @@ class TestSemanticErrors:
         )
 
     def test_between_bounds(self) -> None:
-        assert cond_error("a between :b and :a", None, {":a": S("a"), ":b": N(1)}) == (
+        assert cond_error("a between :b and :a", None, {":a": sv("a"), ":b": nv(1)}) == (
             self.prefixed(
                 "The BETWEEN operator requires same data type for lower and upper bounds; "
                 "lower bound operand: AttributeValue: {N:1}, upper bound operand: "
                 "AttributeValue: {S:a}"
             )
         )
-        assert cond_error("a between :b and :a", None, {":a": S("a"), ":b": S("b")}) == (
+        assert cond_error("a between :b and :a", None, {":a": sv("a"), ":b": sv("b")}) == (
             self.prefixed(
                 "The BETWEEN operator requires upper bound to be greater than or equal to lower "
                 "bound; lower bound operand: AttributeValue: {S:b}, upper bound operand: "
@@ -450,18 +462,18 @@ class TestSemanticErrors:
         )
 
     def test_priority_reserved_before_undefined(self) -> None:
-        assert cond_error("#x = :v AND status = :v", None, {":v": N(1)}) == self.prefixed(
+        assert cond_error("#x = :v AND status = :v", None, {":v": nv(1)}) == self.prefixed(
             "Attribute name is a reserved keyword; reserved keyword: status"
         )
 
     def test_priority_unknown_function_before_reserved(self) -> None:
-        assert cond_error("status = :v AND foo(a)", None, {":v": N(1)}) == self.prefixed(
+        assert cond_error("status = :v AND foo(a)", None, {":v": nv(1)}) == self.prefixed(
             "Invalid function name; function: foo"
         )
 
 
 def test_placeholders_shared_across_expressions() -> None:
-    attrs = ExpressionAttributes({"#a": "a", "#b": "b"}, {":v": N(1)})
+    attrs = ExpressionAttributes({"#a": "a", "#b": "b"}, {":v": nv(1)})
     parse_condition("#a = :v", attributes=attrs)
     assert attrs.unused_names == ["#b"]
     parse_filter("#b = :v", attributes=attrs)

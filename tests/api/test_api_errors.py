@@ -55,8 +55,8 @@ def test_statuses_and_defaults() -> None:
     assert errors.UnknownOperationException("x").full_type == (
         "com.amazon.coral.service#UnknownOperationException"
     )
-    assert errors.SerializationException("x").to_json()["__type"].endswith(
-        "#SerializationException"
+    assert (
+        errors.SerializationException("x").to_json()["__type"].endswith("#SerializationException")
     )
 
 

@@ -41,9 +41,7 @@ from dynamokv.api.expressions.nodes import (
     ValueOperand,
 )
 
-FUZZ = settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 NAMES = {"#a": "a", "#b": "b", "#l": "l", "#m": "m"}
 VALUE_CHOICES = [
@@ -73,12 +71,66 @@ ITEM = item_from_wire(
 )
 
 TOKENS = [
-    "a", "b", "l", "m", "ss", "ns", "c", "status", "#a", "#b", "#l", "#m", "#zz",
-    ":a", ":b", ":c", ":zz", "=", "<>", "<", "<=", ">", ">=", "(", ")", "[", "]", "0", "1",
-    "2", "99", ",", ".", "+", "-", "AND", "OR", "NOT", "BETWEEN", "IN", "and", "SET",
-    "REMOVE", "ADD", "DELETE", "set", "attribute_exists", "attribute_not_exists",
-    "attribute_type", "begins_with", "contains", "size", "if_not_exists", "list_append",
-    "foo", "#", ":", "!", "é", "\t",
+    "a",
+    "b",
+    "l",
+    "m",
+    "ss",
+    "ns",
+    "c",
+    "status",
+    "#a",
+    "#b",
+    "#l",
+    "#m",
+    "#zz",
+    ":a",
+    ":b",
+    ":c",
+    ":zz",
+    "=",
+    "<>",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "(",
+    ")",
+    "[",
+    "]",
+    "0",
+    "1",
+    "2",
+    "99",
+    ",",
+    ".",
+    "+",
+    "-",
+    "AND",
+    "OR",
+    "NOT",
+    "BETWEEN",
+    "IN",
+    "and",
+    "SET",
+    "REMOVE",
+    "ADD",
+    "DELETE",
+    "set",
+    "attribute_exists",
+    "attribute_not_exists",
+    "attribute_type",
+    "begins_with",
+    "contains",
+    "size",
+    "if_not_exists",
+    "list_append",
+    "foo",
+    "#",
+    ":",
+    "!",
+    "é",
+    "\t",
 ]
 
 
@@ -134,7 +186,7 @@ paths = st.lists(
 
 
 def render_path(elements: list[Any]) -> str:
-    out = elements[0]
+    out = str(elements[0])
     for element in elements[1:]:
         out += f"[{element}]" if isinstance(element, int) else f".{element}"
     return out
@@ -159,7 +211,9 @@ def operands(draw: st.DrawFn, attrs: ExpressionAttributes) -> tuple[str, Operand
 
 
 @st.composite
-def conditions(draw: st.DrawFn, attrs: ExpressionAttributes, depth: int = 0) -> tuple[str, Condition]:
+def conditions(
+    draw: st.DrawFn, attrs: ExpressionAttributes, depth: int = 0
+) -> tuple[str, Condition]:
     choice = draw(st.integers(0, 7 if depth < 3 else 3))
     if choice == 0:
         (lt, lo), (rt, ro) = draw(operands(attrs)), draw(operands(attrs))

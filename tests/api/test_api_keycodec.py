@@ -127,7 +127,16 @@ def test_strings_with_nul_bytes() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\x99", b"\x20abc", b"\x20a\x00\x07", b"\x10\x07", b"\x10\x03\x80", b"\x10", b"\x20\x00"],
+    [
+        b"",
+        b"\x99",
+        b"\x20abc",
+        b"\x20a\x00\x07",
+        b"\x10\x07",
+        b"\x10\x03\x80",
+        b"\x10",
+        b"\x20\x00",
+    ],
 )
 def test_decode_rejects_garbage(data: bytes) -> None:
     with pytest.raises(KeyDecodeError):

@@ -10,11 +10,12 @@ import pytest
 from dynamokv.api.attributes import B, N, S
 from dynamokv.api.expressions import KeyCondition, parse_key_condition, range_matches
 from dynamokv.api.expressions.nodes import RangeCondition
-from tests.api.catalog import error_of
+from tests.api.catalog import error_of, nv, sv
 
-SV = lambda s: {"S": s}  # noqa: E731
-NV = lambda n: {"N": str(n)}  # noqa: E731
 TYPES = {"pk": "S", "sk": "S", "n": "N"}
+MULTIPLE = (
+    "Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition"
+)
 
 
 def key(
@@ -36,7 +37,7 @@ def key_error(
 
 
 def test_hash_only() -> None:
-    condition = key("pk = :p", {":p": SV("a")})
+    condition = key("pk = :p", {":p": sv("a")})
     assert condition == KeyCondition("pk", S("a"), "sk", None)
 
 
@@ -60,7 +61,7 @@ def test_hash_only() -> None:
     ],
 )
 def test_accepted_shapes(text: str, op: str | None, count: int) -> None:
-    values = {":p": SV("h"), ":a": SV("a"), ":b": SV("b")}
+    values = {":p": sv("h"), ":a": sv("a"), ":b": sv("b")}
     used = {k: v for k, v in values.items() if k in text}
     if op is None:
         # Attribute names are case-sensitive: PK is not the key.
@@ -74,7 +75,9 @@ def test_accepted_shapes(text: str, op: str | None, count: int) -> None:
 
 
 def test_placeholder_names() -> None:
-    condition = key("#pk = :pk AND :lo <= #sk", {":pk": SV("x"), ":lo": SV("a")}, {"#pk": "pk", "#sk": "sk"})
+    condition = key(
+        "#pk = :pk AND :lo <= #sk", {":pk": sv("x"), ":lo": sv("a")}, {"#pk": "pk", "#sk": "sk"}
+    )
     assert condition.range_condition == RangeCondition(">=", (S("a"),))
 
 
@@ -83,12 +86,21 @@ def test_placeholder_names() -> None:
     [
         ("pk = :a OR sk = :a", "Invalid operator used in KeyConditionExpression: OR"),
         ("pk IN (:a, :a)", "Invalid operator used in KeyConditionExpression: IN"),
-        ("attribute_exists(pk)", "Invalid operator used in KeyConditionExpression: attribute_exists"),
-        ("attribute_not_exists(pk)", "Invalid operator used in KeyConditionExpression: attribute_not_exists"),
+        (
+            "attribute_exists(pk)",
+            "Invalid operator used in KeyConditionExpression: attribute_exists",
+        ),
+        (
+            "attribute_not_exists(pk)",
+            "Invalid operator used in KeyConditionExpression: attribute_not_exists",
+        ),
         ("contains(pk, :a)", "Invalid operator used in KeyConditionExpression: contains"),
         ("NOT pk = :a", "Invalid operator used in KeyConditionExpression: NOT"),
         ("pk <> :a", "Invalid operator used in KeyConditionExpression: <>"),
-        ("attribute_type(pk, :a)", "Invalid operator used in KeyConditionExpression: attribute_type"),
+        (
+            "attribute_type(pk, :a)",
+            "Invalid operator used in KeyConditionExpression: attribute_type",
+        ),
         (
             ":a between size(b) and size(a) and b > :a",
             "Invalid condition in KeyConditionExpression: BETWEEN operator must have the key "
@@ -99,51 +111,90 @@ def test_placeholder_names() -> None:
             "Invalid condition in KeyConditionExpression: begins_with operator must have the key "
             "attribute as its first operand",
         ),
-        ("size(b) > a AND a.b > b AND b > c", "KeyConditionExpressions cannot contain nested operations"),
+        (
+            "size(b) > a AND a.b > b AND b > c",
+            "KeyConditionExpressions cannot contain nested operations",
+        ),
         ("a > size(b.d)", "KeyConditionExpressions cannot contain nested operations"),
-        ("a between size(b) and size(a)", "KeyConditionExpressions cannot contain nested operations"),
-        ("b > a.b", "Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition"),
-        ("b between c[1] and d", "Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition"),
-        ("a between b and size(a)", "Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition"),
-        ("begins_with(a, b)", "Invalid condition in KeyConditionExpression: Multiple attribute names used in one condition"),
-        ("b.d > a AND c.d > e.f", "KeyConditionExpressions cannot have conditions on nested attributes"),
+        (
+            "a between size(b) and size(a)",
+            "KeyConditionExpressions cannot contain nested operations",
+        ),
+        (
+            "b > a.b",
+            MULTIPLE,
+        ),
+        (
+            "b between c[1] and d",
+            MULTIPLE,
+        ),
+        (
+            "a between b and size(a)",
+            MULTIPLE,
+        ),
+        (
+            "begins_with(a, b)",
+            MULTIPLE,
+        ),
+        (
+            "b.d > a AND c.d > e.f",
+            "KeyConditionExpressions cannot have conditions on nested attributes",
+        ),
         ("a.d > :a", "KeyConditionExpressions cannot have conditions on nested attributes"),
         ("b[0] > :a", "KeyConditionExpressions cannot have conditions on nested attributes"),
-        (":a > :a AND a < :a", "Invalid condition in KeyConditionExpression: No key attribute specified"),
-        ("b > :a AND b < :a and c = :a and d = :a", "KeyConditionExpressions must only contain one condition per key"),
-        ("(a > :a and b > :a) and (b > :a and c > :a)", "KeyConditionExpressions must only contain one condition per key"),
+        (
+            ":a > :a AND a < :a",
+            "Invalid condition in KeyConditionExpression: No key attribute specified",
+        ),
+        (
+            "b > :a AND b < :a and c = :a and d = :a",
+            "KeyConditionExpressions must only contain one condition per key",
+        ),
+        (
+            "(a > :a and b > :a) and (b > :a and c > :a)",
+            "KeyConditionExpressions must only contain one condition per key",
+        ),
         (":a = a and b = :a and :a = c", "Conditions can be of length 1 or 2 only"),
-        ("(a > :a and b > :a) and (c > :a and d > :a) and (e > :a and f > :a)", "Conditions can be of length 1 or 2 only"),
+        (
+            "(a > :a and b > :a) and (c > :a and d > :a) and (e > :a and f > :a)",
+            "Conditions can be of length 1 or 2 only",
+        ),
     ],
 )
 def test_table_independent_errors(text: str, message: str) -> None:
-    values = {":a": SV("S")} if ":a" in text else None
+    values = {":a": sv("S")} if ":a" in text else None
     assert key_error(text, values) == message
 
 
 def test_generic_condition_errors_come_first() -> None:
-    assert key_error("pk = :p AND sk between :b and :a", {":p": SV("p"), ":a": SV("a"), ":b": NV(1)}) == (
+    assert key_error(
+        "pk = :p AND sk between :b and :a", {":p": sv("p"), ":a": sv("a"), ":b": nv(1)}
+    ) == (
         "Invalid KeyConditionExpression: The BETWEEN operator requires same data type for lower "
         "and upper bounds; lower bound operand: AttributeValue: {N:1}, upper bound operand: "
         "AttributeValue: {S:a}"
     )
-    assert key_error("pk = :p AND sk between :b and :a", {":p": SV("p"), ":a": SV("a"), ":b": SV("b")}) == (
+    assert key_error(
+        "pk = :p AND sk between :b and :a", {":p": sv("p"), ":a": sv("a"), ":b": sv("b")}
+    ) == (
         "Invalid KeyConditionExpression: The BETWEEN operator requires upper bound to be greater "
         "than or equal to lower bound; lower bound operand: AttributeValue: {S:b}, upper bound "
         "operand: AttributeValue: {S:a}"
     )
-    assert key_error("pk = :p AND begins_with(n, :n)", {":p": SV("p"), ":n": NV(1)}, range_key="n") == (
+    assert key_error(
+        "pk = :p AND begins_with(n, :n)", {":p": sv("p"), ":n": nv(1)}, range_key="n"
+    ) == (
         "Invalid KeyConditionExpression: Incorrect operand type for operator or function; "
         "operator or function: begins_with, operand type: N"
     )
-    assert key_error("((pk = :v))", {":v": SV("v")}) == (
+    assert key_error("((pk = :v))", {":v": sv("v")}) == (
         "Invalid KeyConditionExpression: The expression has redundant parentheses;"
     )
     assert key_error("") == "Invalid KeyConditionExpression: The expression can not be empty;"
     assert key_error("things are not gonna be ok").startswith(
         "Invalid KeyConditionExpression: Syntax error; "
     )
-    assert key_error("pk = :p AND #nested.x = :v", {":p": SV("p"), ":v": SV("v")}) == (
+    assert key_error("pk = :p AND #nested.x = :v", {":p": sv("p"), ":v": sv("v")}) == (
         "Invalid KeyConditionExpression: An expression attribute name used in the document path "
         "is not defined; attribute name: #nested"
     )
@@ -164,7 +215,7 @@ def test_generic_condition_errors_come_first() -> None:
     ],
 )
 def test_schema_errors(text: str, range_key: str | None, message: str) -> None:
-    assert key_error(text, {":v": SV("v")}, range_key=range_key) == message
+    assert key_error(text, {":v": sv("v")}, range_key=range_key) == message
 
 
 def test_type_mismatch() -> None:
@@ -172,27 +223,30 @@ def test_type_mismatch() -> None:
         "One or more parameter values were invalid: Condition parameter type does not match "
         "schema type"
     )
-    assert key_error("pk = :v", {":v": NV(1)}) == mismatch
-    assert key_error(":v > pk", {":v": NV(1)}, range_key=None) == mismatch
-    assert key_error("pk = :p AND sk > :v", {":p": SV("p"), ":v": {"BOOL": True}}) == (
+    assert key_error("pk = :v", {":v": nv(1)}) == mismatch
+    assert key_error(":v > pk", {":v": nv(1)}, range_key=None) == mismatch
+    assert key_error("pk = :p AND sk > :v", {":p": sv("p"), ":v": {"BOOL": True}}) == (
         "Invalid KeyConditionExpression: Incorrect operand type for operator or function; "
         "operator or function: >, operand type: BOOL"
     )
-    assert key_error("pk = :p AND n > :v", {":p": SV("p"), ":v": SV("1")}, range_key="n") == mismatch
+    assert (
+        key_error("pk = :p AND n > :v", {":p": sv("p"), ":v": sv("1")}, range_key="n") == mismatch
+    )
 
 
 def test_unused_and_undefined_placeholders() -> None:
-    assert key_error("pk = :v", {":v": SV("v"), ":x": SV("x")}) == (
+    assert key_error("pk = :v", {":v": sv("v"), ":x": sv("x")}) == (
         "Value provided in ExpressionAttributeValues unused in expressions: keys: {:x}"
     )
-    assert error_of(
-        lambda: parse_key_condition("pk = :v", {"#unused": "x"}, {":v": SV("v")}, "pk")
-    ) == "Value provided in ExpressionAttributeNames unused in expressions: keys: {#unused}"
+    assert (
+        error_of(lambda: parse_key_condition("pk = :v", {"#unused": "x"}, {":v": sv("v")}, "pk"))
+        == "Value provided in ExpressionAttributeNames unused in expressions: keys: {#unused}"
+    )
 
 
 def test_hash_key_required() -> None:
     with pytest.raises(TypeError):
-        parse_key_condition("pk = :v", None, {":v": SV("v")})
+        parse_key_condition("pk = :v", None, {":v": sv("v")})
 
 
 class TestRangeMatches:

@@ -65,9 +65,7 @@ def test_names_reported_before_values() -> None:
 
 
 def test_usage_is_pooled_across_the_request() -> None:
-    attrs = ExpressionAttributes(
-        {"#k": "k", "#p": "p"}, {":one": {"N": "1"}, ":k": {"S": "x"}}
-    )
+    attrs = ExpressionAttributes({"#k": "k", "#p": "p"}, {":one": {"N": "1"}, ":k": {"S": "x"}})
     parse_update("ADD #p :one", attributes=attrs)
     parse_condition("#k = :k", attributes=attrs)
     attrs.check_unused()
@@ -84,9 +82,10 @@ def test_maps_without_any_expression() -> None:
     assert error_of(ExpressionAttributes({"#a": "a"}, None).check_given_without_expressions) == (
         "ExpressionAttributeNames can only be specified when using expressions"
     )
-    assert error_of(
-        ExpressionAttributes(None, {":a": {"S": "a"}}).check_given_without_expressions
-    ) == "ExpressionAttributeValues can only be specified when using expressions"
+    assert (
+        error_of(ExpressionAttributes(None, {":a": {"S": "a"}}).check_given_without_expressions)
+        == "ExpressionAttributeValues can only be specified when using expressions"
+    )
     ExpressionAttributes().check_given_without_expressions()
 
 

@@ -8,10 +8,7 @@ import pytest
 
 from dynamokv.api.attributes import item_from_wire
 from dynamokv.api.expressions import parse_projection, project
-from tests.api.catalog import error_of, product, wire
-
-S = lambda s: {"S": s}  # noqa: E731
-N = lambda n: {"N": str(n)}  # noqa: E731
+from tests.api.catalog import error_of, nv, product, sv, wire
 
 
 def projected(text: str, item: Any, names: dict[str, str] | None = None) -> dict[str, Any]:
@@ -25,14 +22,14 @@ def projection_error(text: str, names: Any = None) -> str:
 def test_developer_guide_example() -> None:
     out = projected("Description, RelatedItems[0], ProductReviews.FiveStar", product())
     assert out == {
-        "Description": S("123 description"),
-        "RelatedItems": {"L": [N(341)]},
+        "Description": sv("123 description"),
+        "RelatedItems": {"L": [nv(341)]},
         "ProductReviews": {
             "M": {
                 "FiveStar": {
                     "L": [
-                        S("Excellent! Can't recommend it highly enough! Buy it!"),
-                        S("Do yourself a favor and buy this."),
+                        sv("Excellent! Can't recommend it highly enough! Buy it!"),
+                        sv("Do yourself a favor and buy this."),
                     ]
                 }
             }
@@ -42,35 +39,35 @@ def test_developer_guide_example() -> None:
 
 ITEM = item_from_wire(
     {
-        "pk": S("p"),
-        "a": {"M": {"b": S("bb"), "c": S("cc"), "d": {"M": {"e": N(1)}}}},
-        "l": {"L": [S("l0"), S("l1"), S("l2")]},
-        "lm": {"L": [{"M": {"k": S("v0"), "j": S("w0")}}, {"M": {"k": S("v1")}}]},
+        "pk": sv("p"),
+        "a": {"M": {"b": sv("bb"), "c": sv("cc"), "d": {"M": {"e": nv(1)}}}},
+        "l": {"L": [sv("l0"), sv("l1"), sv("l2")]},
+        "lm": {"L": [{"M": {"k": sv("v0"), "j": sv("w0")}}, {"M": {"k": sv("v1")}}]},
     }
 )
 
 
 def test_list_indexes_are_compacted_in_index_order() -> None:
-    assert projected("#l[2], #l[0]", ITEM, {"#l": "l"}) == {"l": {"L": [S("l0"), S("l2")]}}
+    assert projected("#l[2], #l[0]", ITEM, {"#l": "l"}) == {"l": {"L": [sv("l0"), sv("l2")]}}
 
 
 def test_members_of_one_map_are_merged() -> None:
     assert projected("a.c, a.d.e, pk", ITEM) == {
-        "a": {"M": {"c": S("cc"), "d": {"M": {"e": N(1)}}}},
-        "pk": S("p"),
+        "a": {"M": {"c": sv("cc"), "d": {"M": {"e": nv(1)}}}},
+        "pk": sv("p"),
     }
 
 
 def test_paths_through_lists_of_maps() -> None:
     assert projected("lm[1].k, lm[0].j", ITEM) == {
-        "lm": {"L": [{"M": {"j": S("w0")}}, {"M": {"k": S("v1")}}]}
+        "lm": {"L": [{"M": {"j": sv("w0")}}, {"M": {"k": sv("v1")}}]}
     }
 
 
 def test_unresolvable_paths_are_skipped() -> None:
     for text in ("nope", "a.nope", "l[7]", "a[0]", "l.x", "pk.x", "nope, l[7], pk.x"):
         assert projected(text, ITEM) == {}
-    assert projected("a.nope, a.b", ITEM) == {"a": {"M": {"b": S("bb")}}}
+    assert projected("a.nope, a.b", ITEM) == {"a": {"M": {"b": sv("bb")}}}
 
 
 def test_projection_of_missing_item_is_empty() -> None:
@@ -128,9 +125,7 @@ class TestErrors:
         ],
     )
     def test_syntax(self, text: str, token: str, near: str) -> None:
-        assert projection_error(text) == self.p(
-            f'Syntax error; token: "{token}", near: "{near}"'
-        )
+        assert projection_error(text) == self.p(f'Syntax error; token: "{token}", near: "{near}"')
 
     def test_size_limit_has_no_size_suffix(self) -> None:
         assert projection_error("a" + "z" * 4096) == self.p(

@@ -8,10 +8,7 @@ import pytest
 
 from dynamokv.api.attributes import Item, item_from_wire
 from dynamokv.api.expressions import apply_update, parse_update
-from tests.api.catalog import error_of, product, wire
-
-S = lambda s: {"S": s}  # noqa: E731
-N = lambda n: {"N": str(n)}  # noqa: E731
+from tests.api.catalog import error_of, nv, product, sv, wire
 
 
 def updated(
@@ -38,44 +35,61 @@ def apply_error(text: str, item: Item, names: Any = None, values: Any = None) ->
 class TestDeveloperGuideExamples:
     def test_set_top_level(self) -> None:
         out = updated(
-            "SET ProductCategory = :c, Price = :p", product(), None, {":c": S("Hardware"), ":p": N(60)}
+            "SET ProductCategory = :c, Price = :p",
+            product(),
+            None,
+            {":c": sv("Hardware"), ":p": nv(60)},
         )
-        assert out["ProductCategory"] == S("Hardware")
-        assert out["Price"] == N(60)
+        assert out["ProductCategory"] == sv("Hardware")
+        assert out["Price"] == nv(60)
 
     def test_set_list_element(self) -> None:
-        out = updated("SET RelatedItems[1] = :ri", product(), None, {":ri": S("Nails")})
-        assert out["RelatedItems"] == {"L": [N(341), S("Nails"), N(649)]}
+        out = updated("SET RelatedItems[1] = :ri", product(), None, {":ri": sv("Nails")})
+        assert out["RelatedItems"] == {"L": [nv(341), sv("Nails"), nv(649)]}
 
     def test_set_nested(self) -> None:
         out = updated(
             "SET #pr.FiveStar[1] = :r5, #pr.ThreeStar = :r3",
             product(),
             {"#pr": "ProductReviews"},
-            {":r5": S("Very happy with my purchase"), ":r3": {"L": [S("Just OK - not that great")]}},
+            {
+                ":r5": sv("Very happy with my purchase"),
+                ":r3": {"L": [sv("Just OK - not that great")]},
+            },
         )
         reviews = out["ProductReviews"]["M"]
-        assert reviews["FiveStar"]["L"][1] == S("Very happy with my purchase")
-        assert reviews["ThreeStar"] == {"L": [S("Just OK - not that great")]}
-        assert reviews["OneStar"] == {"L": [S("Terrible product! Do not buy this.")]}
+        assert reviews["FiveStar"]["L"][1] == sv("Very happy with my purchase")
+        assert reviews["ThreeStar"] == {"L": [sv("Just OK - not that great")]}
+        assert reviews["OneStar"] == {"L": [sv("Terrible product! Do not buy this.")]}
 
     def test_increment_and_decrement(self) -> None:
-        assert updated("SET Price = Price - :p", product(), None, {":p": N(15)})["Price"] == N(485)
-        assert updated("SET Price = Price + :p", product(), None, {":p": N(15)})["Price"] == N(515)
+        assert updated("SET Price = Price - :p", product(), None, {":p": nv(15)})["Price"] == nv(
+            485
+        )
+        assert updated("SET Price = Price + :p", product(), None, {":p": nv(15)})["Price"] == nv(
+            515
+        )
 
     def test_list_append_both_ways(self) -> None:
         names = {"#ri": "RelatedItems"}
-        out = updated("SET #ri = list_append(#ri, :vals)", product(), names, {":vals": {"L": [S("Screwdriver")]}})
-        assert out["RelatedItems"]["L"][-1] == S("Screwdriver")
-        out = updated("SET #ri = list_append(:vals, #ri)", product(), names, {":vals": {"L": [S("Chisel")]}})
-        assert out["RelatedItems"]["L"][0] == S("Chisel")
+        out = updated(
+            "SET #ri = list_append(#ri, :vals)",
+            product(),
+            names,
+            {":vals": {"L": [sv("Screwdriver")]}},
+        )
+        assert out["RelatedItems"]["L"][-1] == sv("Screwdriver")
+        out = updated(
+            "SET #ri = list_append(:vals, #ri)", product(), names, {":vals": {"L": [sv("Chisel")]}}
+        )
+        assert out["RelatedItems"]["L"][0] == sv("Chisel")
         assert len(out["RelatedItems"]["L"]) == 4
 
     def test_if_not_exists(self) -> None:
-        out = updated("SET Price = if_not_exists(Price, :p)", product(), None, {":p": N(100)})
-        assert out["Price"] == N(500)
-        out = updated("SET Cost = if_not_exists(Cost, :p)", product(), None, {":p": N(100)})
-        assert out["Cost"] == N(100)
+        out = updated("SET Price = if_not_exists(Price, :p)", product(), None, {":p": nv(100)})
+        assert out["Price"] == nv(500)
+        out = updated("SET Cost = if_not_exists(Cost, :p)", product(), None, {":p": nv(100)})
+        assert out["Cost"] == nv(100)
 
     def test_remove_attributes(self) -> None:
         out = updated("REMOVE Brand, InStock, QuantityOnHand", product())
@@ -84,13 +98,13 @@ class TestDeveloperGuideExamples:
 
     def test_remove_list_elements_by_original_index(self) -> None:
         out = updated("REMOVE RelatedItems[1], RelatedItems[2]", product())
-        assert out["RelatedItems"] == {"L": [N(341)]}
+        assert out["RelatedItems"] == {"L": [nv(341)]}
 
     def test_add_number(self) -> None:
-        out = updated("ADD Stock :q", product(), None, {":q": N(5)})
-        assert out["Stock"] == N(5)
-        out = updated("ADD Price :q", product(), None, {":q": N(-5)})
-        assert out["Price"] == N(495)
+        out = updated("ADD Stock :q", product(), None, {":q": nv(5)})
+        assert out["Stock"] == nv(5)
+        out = updated("ADD Price :q", product(), None, {":q": nv(-5)})
+        assert out["Price"] == nv(495)
 
     def test_add_and_delete_set_members(self) -> None:
         out = updated("ADD Color :c", product(), None, {":c": {"SS": ["Orange", "Purple"]}})
@@ -103,12 +117,12 @@ class TestDeveloperGuideExamples:
 
 BASE = item_from_wire(
     {
-        "pk": S("k"),
-        "n": N(3),
-        "s": S("old"),
-        "l": {"L": [S("a"), S("b"), S("c"), S("d")]},
+        "pk": sv("k"),
+        "n": nv(3),
+        "s": sv("old"),
+        "l": {"L": [sv("a"), sv("b"), sv("c"), sv("d")]},
         "empty": {"L": []},
-        "m": {"M": {"nested": S("gone"), "keep": S("stay"), "counter": N(10)}},
+        "m": {"M": {"nested": sv("gone"), "keep": sv("stay"), "counter": nv(10)}},
         "ss": {"SS": ["x", "y"]},
         "ns": {"NS": ["1", "2"]},
     }
@@ -118,49 +132,55 @@ BASE = item_from_wire(
 class TestApply:
     def test_original_item_is_not_modified(self) -> None:
         before = wire(BASE)
-        updated("SET m.keep = :v REMOVE l[0] ADD n :one", BASE, None, {":v": S("z"), ":one": N(1)})
+        updated(
+            "SET m.keep = :v REMOVE l[0] ADD n :one", BASE, None, {":v": sv("z"), ":one": nv(1)}
+        )
         assert wire(BASE) == before
 
     def test_set_values_come_from_the_original_item(self) -> None:
         out = updated("SET s = n, n = s", BASE)
-        assert (out["s"], out["n"]) == (N(3), S("old"))
-        out = updated("ADD n :inc SET snap = n", BASE, None, {":inc": N(2)})
-        assert (out["n"], out["snap"]) == (N(5), N(3))
+        assert (out["s"], out["n"]) == (nv(3), sv("old"))
+        out = updated("ADD n :inc SET snap = n", BASE, None, {":inc": nv(2)})
+        assert (out["n"], out["snap"]) == (nv(5), nv(3))
 
     def test_nested_arithmetic(self) -> None:
-        out = updated("SET #m.#c = #m.#c + :inc", BASE, {"#m": "m", "#c": "counter"}, {":inc": N(5)})
-        assert out["m"]["M"]["counter"] == N(15)
+        out = updated(
+            "SET #m.#c = #m.#c + :inc", BASE, {"#m": "m", "#c": "counter"}, {":inc": nv(5)}
+        )
+        assert out["m"]["M"]["counter"] == nv(15)
 
     def test_set_creates_nested_member_under_existing_map(self) -> None:
-        out = updated("SET m.child = :v", BASE, None, {":v": S("nested")})
-        assert out["m"]["M"]["child"] == S("nested")
-        assert out["m"]["M"]["keep"] == S("stay")
+        out = updated("SET m.child = :v", BASE, None, {":v": sv("nested")})
+        assert out["m"]["M"]["child"] == sv("nested")
+        assert out["m"]["M"]["keep"] == sv("stay")
         assert "m.child" not in out
 
     def test_set_past_the_end_appends_in_index_order(self) -> None:
-        out = updated("SET l[9] = :a, l[5] = :b", BASE, None, {":a": S("nine"), ":b": S("five")})
-        assert out["l"]["L"][-2:] == [S("five"), S("nine")]
-        out = updated("SET #l[0] = :v", BASE, {"#l": "empty"}, {":v": S("first")})
-        assert out["empty"] == {"L": [S("first")]}
+        out = updated("SET l[9] = :a, l[5] = :b", BASE, None, {":a": sv("nine"), ":b": sv("five")})
+        assert out["l"]["L"][-2:] == [sv("five"), sv("nine")]
+        out = updated("SET #l[0] = :v", BASE, {"#l": "empty"}, {":v": sv("first")})
+        assert out["empty"] == {"L": [sv("first")]}
 
     def test_remove(self) -> None:
         out = updated("REMOVE m.nested, nope, l[10]", BASE)
-        assert "nested" not in out["m"]["M"] and out["m"]["M"]["keep"] == S("stay")
+        assert "nested" not in out["m"]["M"] and out["m"]["M"]["keep"] == sv("stay")
         assert len(out["l"]["L"]) == 4
         out = updated("REMOVE l[3], l[0]", BASE)
-        assert out["l"] == {"L": [S("b"), S("c")]}
+        assert out["l"] == {"L": [sv("b"), sv("c")]}
 
     def test_remove_and_set_in_one_list(self) -> None:
-        out = updated("SET l[1] = :v REMOVE l[0]", BASE, None, {":v": S("B")})
-        assert out["l"] == {"L": [S("B"), S("c"), S("d")]}
+        out = updated("SET l[1] = :v REMOVE l[0]", BASE, None, {":v": sv("B")})
+        assert out["l"] == {"L": [sv("B"), sv("c"), sv("d")]}
 
     def test_add_to_sets_and_numbers(self) -> None:
-        out = updated("ADD ss :v, ns :w, m.fresh :w", BASE, None, {":v": {"SS": ["z"]}, ":w": {"NS": ["3"]}})
+        out = updated(
+            "ADD ss :v, ns :w, m.fresh :w", BASE, None, {":v": {"SS": ["z"]}, ":w": {"NS": ["3"]}}
+        )
         assert out["ss"] == {"SS": ["x", "y", "z"]}
         assert out["ns"] == {"NS": ["1", "2", "3"]}
         assert out["m"]["M"]["fresh"] == {"NS": ["3"]}
-        out = updated("ADD l[7] :n", BASE, None, {":n": N(1)})
-        assert out["l"]["L"][-1] == N(1)
+        out = updated("ADD l[7] :n", BASE, None, {":n": nv(1)})
+        assert out["l"]["L"][-1] == nv(1)
 
     def test_delete_from_sets(self) -> None:
         out = updated("DELETE ss :v", BASE, None, {":v": {"SS": ["x", "nope"]}})
@@ -171,8 +191,8 @@ class TestApply:
         assert "absent" not in out
 
     def test_update_of_a_new_item(self) -> None:
-        out = updated("SET a = :v ADD c :n", {}, None, {":v": S("x"), ":n": N(1)})
-        assert out == {"a": S("x"), "c": N(1)}
+        out = updated("SET a = :v ADD c :n", {}, None, {":v": sv("x"), ":n": nv(1)})
+        assert out == {"a": sv("x"), "c": nv(1)}
 
 
 class TestApplyErrors:
@@ -193,31 +213,31 @@ class TestApplyErrors:
         ],
     )
     def test_invalid_document_paths(self, text: str) -> None:
-        values = {":v": S("x")} if ":v" in text else {":n": N(1)} if ":n" in text else None
+        values = {":v": sv("x")} if ":v" in text else {":n": nv(1)} if ":n" in text else None
         assert apply_error(text, BASE, None, values) == self.INVALID_PATH
 
     def test_missing_operands(self) -> None:
         assert apply_error("SET a = nope", BASE) == self.MISSING
-        assert apply_error("SET n = nope + :i", BASE, None, {":i": N(1)}) == self.MISSING
+        assert apply_error("SET n = nope + :i", BASE, None, {":i": nv(1)}) == self.MISSING
         assert apply_error("SET n = n + nope", BASE) == self.MISSING
         assert apply_error("SET l = list_append(l, nope)", BASE) == self.MISSING
 
     def test_incorrect_data_types(self) -> None:
         assert apply_error("SET n = n + s", BASE) == self.BAD_OPERAND
-        assert apply_error("SET n = s - :i", BASE, None, {":i": N(1)}) == self.BAD_OPERAND
+        assert apply_error("SET n = s - :i", BASE, None, {":i": nv(1)}) == self.BAD_OPERAND
         assert apply_error("SET l = list_append(l, s)", BASE) == self.BAD_OPERAND
-        assert apply_error("ADD s :i", BASE, None, {":i": N(1)}) == self.BAD_OPERAND
+        assert apply_error("ADD s :i", BASE, None, {":i": nv(1)}) == self.BAD_OPERAND
         assert apply_error("ADD ss :v", BASE, None, {":v": {"NS": ["1"]}}) == self.BAD_OPERAND
         assert apply_error("ADD n :v", BASE, None, {":v": {"NS": ["1"]}}) == self.BAD_OPERAND
         assert apply_error("DELETE ns :v", BASE, None, {":v": {"SS": ["1"]}}) == self.BAD_OPERAND
 
     def test_number_overflow(self) -> None:
-        values = {":a": N("9.9e125"), ":b": N("9.9e125")}
+        values = {":a": nv("9.9e125"), ":b": nv("9.9e125")}
         assert apply_error("SET n = :a + :b", BASE, None, values).startswith("Number overflow")
-        assert apply_error("ADD n :a", item_from_wire({"n": N("9.9e125")}), None, {":a": N("9.9e125")}).startswith(
-            "Number overflow"
-        )
-        assert apply_error("SET n = n + :tiny", BASE, None, {":tiny": N("1e-40")}) == (
+        assert apply_error(
+            "ADD n :a", item_from_wire({"n": nv("9.9e125")}), None, {":a": nv("9.9e125")}
+        ).startswith("Number overflow")
+        assert apply_error("SET n = n + :tiny", BASE, None, {":tiny": nv("1e-40")}) == (
             "Attempting to store more than 38 significant digits in a Number"
         )
 
@@ -259,17 +279,17 @@ class TestParseErrors:
         ],
     )
     def test_syntax(self, text: str, token: str, near: str) -> None:
-        message = update_error(text, None, {":v": N(1), ":incr": N(1)})
+        message = update_error(text, None, {":v": nv(1), ":incr": nv(1)})
         assert message == self.p(f'Syntax error; token: "{token}", near: "{near}"')
 
     def test_empty_and_too_long(self) -> None:
         assert update_error("") == self.p("The expression can not be empty;")
-        assert update_error("SET " + "a" * 4100 + " = :v", None, {":v": N(1)}) == self.p(
+        assert update_error("SET " + "a" * 4100 + " = :v", None, {":v": nv(1)}) == self.p(
             "Expression size has exceeded the maximum allowed size;"
         )
 
     def test_each_section_at_most_once(self) -> None:
-        assert update_error("set a = :v SET b = :v", None, {":v": N(1)}) == self.p(
+        assert update_error("set a = :v SET b = :v", None, {":v": nv(1)}) == self.p(
             'The "SET" section can only be used once in an update expression;'
         )
         assert update_error("REMOVE a REMOVE b") == self.p(
@@ -278,41 +298,41 @@ class TestParseErrors:
 
     def test_clauses_in_any_order_and_case(self) -> None:
         update = parse_update(
-            "delete d :s add c :n remove b Set a = :n", None, {":n": N(1), ":s": {"SS": ["x"]}}
+            "delete d :s add c :n remove b Set a = :n", None, {":n": nv(1), ":s": {"SS": ["x"]}}
         )
         assert [a.path.head for a in update.actions] == ["a", "b", "c", "d"]
 
     def test_overlapping_paths(self) -> None:
-        assert update_error("SET #v = :a, #v = :b", {"#v": "val"}, {":a": N(1), ":b": N(2)}) == (
+        assert update_error("SET #v = :a, #v = :b", {"#v": "val"}, {":a": nv(1), ":b": nv(2)}) == (
             self.p(
                 "Two document paths overlap with each other; must remove or rewrite one of "
                 "these paths; path one: [val], path two: [val]"
             )
         )
-        assert update_error("SET a = :v REMOVE a.b[2]", None, {":v": N(1)}) == self.p(
+        assert update_error("SET a = :v REMOVE a.b[2]", None, {":v": nv(1)}) == self.p(
             "Two document paths overlap with each other; must remove or rewrite one of these "
             "paths; path one: [a], path two: [a, b, [2]]"
         )
 
     def test_conflicting_paths(self) -> None:
-        assert update_error("SET a[1] = :v, a.b = :v", None, {":v": N(1)}) == self.p(
+        assert update_error("SET a[1] = :v, a.b = :v", None, {":v": nv(1)}) == self.p(
             "Two document paths conflict with each other; must remove or rewrite one of these "
             "paths; path one: [a, [1]], path two: [a, b]"
         )
 
     def test_distinct_paths_are_fine(self) -> None:
-        parse_update("SET a[1] = :v, a[2] = :v, b.c = :v, b.d = :v", None, {":v": N(1)})
+        parse_update("SET a[1] = :v, a[2] = :v, b.c = :v, b.d = :v", None, {":v": nv(1)})
 
     @pytest.mark.parametrize(
         ("text", "value", "message"),
         [
-            ("ADD a :x", S("s"), "operator: ADD, operand type: STRING"),
+            ("ADD a :x", sv("s"), "operator: ADD, operand type: STRING"),
             ("ADD a :x", {"L": []}, "operator: ADD, operand type: LIST"),
             ("ADD a :x", {"M": {}}, "operator: ADD, operand type: MAP"),
             ("ADD a :x", {"BOOL": True}, "operator: ADD, operand type: BOOLEAN"),
             ("ADD a :x", {"B": "AA=="}, "operator: ADD, operand type: BINARY"),
             ("ADD a :x", {"NULL": True}, "operator: ADD, operand type: NULL"),
-            ("DELETE a :x", N(1), "operator: DELETE, operand type: NUMBER"),
+            ("DELETE a :x", nv(1), "operator: DELETE, operand type: NUMBER"),
         ],
     )
     def test_add_delete_operand_types(self, text: str, value: Any, message: str) -> None:
@@ -321,12 +341,12 @@ class TestParseErrors:
         )
 
     def test_function_errors(self) -> None:
-        v = {":s": S("x"), ":n": N(1)}
+        v = {":s": sv("x"), ":n": nv(1)}
         assert update_error("SET a = :s + :n", None, v) == self.p(
             "Incorrect operand type for operator or function; operator or function: +, "
             "operand type: S"
         )
-        assert update_error("SET a = list_append(:s, b)", None, {":s": S("x")}) == self.p(
+        assert update_error("SET a = list_append(:s, b)", None, {":s": sv("x")}) == self.p(
             "Incorrect operand type for operator or function; operator or function: "
             "list_append, operand type: S"
         )
@@ -341,17 +361,16 @@ class TestParseErrors:
         )
 
     def test_reserved_and_undefined(self) -> None:
-        assert update_error("SET status = :v", None, {":v": N(1)}) == self.p(
+        assert update_error("SET status = :v", None, {":v": nv(1)}) == self.p(
             "Attribute name is a reserved keyword; reserved keyword: status"
         )
         assert update_error("REMOVE Name") == self.p(
             "Attribute name is a reserved keyword; reserved keyword: Name"
         )
         assert update_error("SET attr1 = :v") == self.p(
-            "An expression attribute value used in expression is not defined; "
-            "attribute value: :v"
+            "An expression attribute value used in expression is not defined; attribute value: :v"
         )
-        assert update_error("SET #x = :v", None, {":v": N(1)}) == self.p(
+        assert update_error("SET #x = :v", None, {":v": nv(1)}) == self.p(
             "An expression attribute name used in the document path is not defined; "
             "attribute name: #x"
         )
@@ -373,11 +392,11 @@ class TestParseErrors:
         )
 
     def test_parenthesised_values(self) -> None:
-        v = {":a": N(1), ":b": N(2)}
+        v = {":a": nv(1), ":b": nv(2)}
         update = parse_update("SET x = (:a + :b), y = (:a), z = (a) - (:b)", None, v)
-        out = wire(apply_update(update, item_from_wire({"a": N(10)})))
-        assert (out["x"], out["y"], out["z"]) == (N(3), N(1), N(8))
+        out = wire(apply_update(update, item_from_wire({"a": nv(10)})))
+        assert (out["x"], out["y"], out["z"]) == (nv(3), nv(1), nv(8))
 
     def test_paths_property_lists_every_target(self) -> None:
-        update = parse_update("SET a = :v REMOVE b.c ADD d :v", None, {":v": N(1)})
+        update = parse_update("SET a = :v REMOVE b.c ADD d :v", None, {":v": nv(1)})
         assert [str(p) for p in update.paths] == ["[a]", "[b, c]", "[d]"]

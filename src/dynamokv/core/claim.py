@@ -14,12 +14,12 @@ apart. With ``S < N`` the best possible is ``S`` apart, so everything below uses
 A fresh ring is striped so that every node's partitions are as far apart as the balanced counts
 allow (see ``_stripe``); that meets the ``n`` spacing whenever any balanced assignment can, which
 is exactly when ``ceil(q / S) * n <= q`` (``BalanceReport.feasible``). A change to an existing
-ring moves the fewest partitions: a leaver's partitions go to the remaining nodes, a joiner takes
-partitions from the others, and no other partition changes hands. Both are solved as capacitated
-bipartite matchings so that balance and spacing hold together whenever the chosen shape allows;
-when they cannot, claim still returns a balanced ring with as few spacing violations as it can
-find, and ``balance`` reports the violating windows. Everything is deterministic: no randomness
-is needed, ties are broken by node id and partition index.
+ring moves the fewest partitions: a leaver's partitions go to the remaining nodes (a min-cost
+flow), a joiner takes partitions from the others (a capacitated matching), and no other partition
+changes hands. Priorities, in order: minimal movement (always), balance to floor/ceil (always
+reachable by these moves), then spacing. A join from a sound ring keeps the spacing whenever the
+new shape is feasible; a leave may not (see ``_drain``), and ``balance`` reports the windows that
+break. Everything is deterministic: no randomness, ties broken by node id and partition index.
 
 The design note is ``docs/ring-and-claim.md``.
 """
@@ -256,7 +256,7 @@ def _schedule(
 def _schedulable(
     nodes: Sequence[str], lo: Mapping[str, int], hi: Mapping[str, int], start: int
 ) -> bool:
-    """Whether ``nodes`` fit slots ``start..start+len-1`` within their windows (earliest deadline)."""
+    """Whether ``nodes`` fit slots ``start..`` within their ``[lo, hi]`` (earliest deadline)."""
     waiting = sorted(nodes, key=lambda x: lo[x])
     ready: list[tuple[int, str]] = []
     i = 0
@@ -313,17 +313,19 @@ def _drain(
     floor_: int,
     ceil_: int,
 ) -> None:
-    """Give every partition of ``leaver`` to an owning node: balanced, then fewest violations.
+    """Give every partition of ``leaver`` to an owning node: balanced first, then spaced.
 
-    In a sound ring the leaver's partitions are ``n`` apart, so the only interaction between
-    them is through the receivers' counts: a transportation problem, solved exactly as a
-    min-cost flow. Each receiver must reach ``floor`` (a huge cost for falling short) and may
-    reach ``ceil`` (beyond that is huger still); giving ``p`` to a node costs the windows it
-    would break, plus a little for an old node so that a joiner replacing the leaver takes its
-    partitions directly. A perfect answer often does not exist for a leave (the remaining
-    owners sit where they sit), which is why the cost is a count and not a filter. In a ring
-    that already breaks the spacing, the leaver's partitions are placed in rounds of mutually
-    ``n``-apart ones so that each round's costs are exact.
+    In a sound ring the leaver's partitions are ``n`` apart, so they interact only through the
+    receivers' counts: a transportation problem, solved exactly as a min-cost flow. Filling a
+    receiver up to ``floor`` is free, from ``floor`` to ``ceil`` costs more than any spacing
+    loss, and beyond ``ceil`` more still, so the result is balanced whenever the counts allow
+    (a leave always can). Within that, giving ``p`` to a node costs the windows it would break,
+    plus a little for an old node, so that a joiner replacing the leaver takes its partitions
+    directly. Spacing is a cost and not a filter because a leave often cannot keep it: the
+    survivors stay where they are, and with few of them (``S - 1 <= 2(n - 1)``) every one may
+    sit within ``n`` of some orphaned partition. In a ring that already breaks the spacing, the
+    leaver's partitions go in rounds of mutually ``n``-apart ones so each round's costs are
+    exact.
     """
     counts = _counts(owners, owning)
     pending = [p for p, owner in enumerate(owners) if owner == leaver]
@@ -334,9 +336,11 @@ def _drain(
     while pending:
         batch, pending = _spaced_subset(pending, len(owners), n)
         items = len(batch)
-        conflicts = [[_conflicts(owners, p, x, n) for x in owning] for p in batch]
+        # One broken window outweighs every joiner preference together.
+        weight = items + 1
         costs = [
-            [(x, 4 * c + (x not in joiners)) for x, c in zip(owning, row)] for row in conflicts
+            [(x, weight * _conflicts(owners, p, x, n) + (x not in joiners)) for x in owning]
+            for p in batch
         ]
         u = 1 + items * max(c for row in costs for _, c in row)
         bands = {
@@ -418,7 +422,7 @@ def _fill(
 
 def _segment_layouts(
     q: int, mine: Sequence[int], n: int, t_min: int, t_max: int
-) -> Iterable[list[range | list[int]]]:
+) -> Iterable[list[list[int]]]:
     """Ways to cut the positions a taker may use into segments of mutually ``n``-apart picks.
 
     Each yielded layout is a list of segments, each given by its allowed positions. A segment
@@ -443,17 +447,15 @@ def _segment_layouts(
         if shares is None:
             continue
         for shift in range(n if n > 1 else 1):
-            layout: list[range | list[int]] = []
+            layout: list[list[int]] = []
             for (start, length), share in zip(arcs, shares, strict=True):
                 layout.extend(_linear_segments(q, start, length, share, n, shift))
             yield layout
 
 
-def _cyclic_segments(
-    q: int, count: int, n: int, total: int, offset: int
-) -> list[range | list[int]]:
+def _cyclic_segments(q: int, count: int, n: int, total: int, offset: int) -> list[list[int]]:
     """``count`` segments around the whole ring, starting at ``offset``, all spacing-safe."""
-    out: list[range | list[int]] = []
+    out: list[list[int]] = []
     pos = offset
     for i in range(count):
         allowed = total // count + (1 if i < total % count else 0)
@@ -464,7 +466,7 @@ def _cyclic_segments(
 
 def _linear_segments(
     q: int, start: int, length: int, count: int, n: int, shift: int
-) -> list[range | list[int]]:
+) -> list[list[int]]:
     """``count`` segments over the free arc ``start .. start+length-1`` (positions mod ``q``).
 
     ``shift`` moves allowed room from the first segments to the last, so retries see other
@@ -478,7 +480,7 @@ def _linear_segments(
         moved = min(shift, sizes[0] - 1)
         sizes[0] -= moved
         sizes[-1] += moved
-    out: list[range | list[int]] = []
+    out: list[list[int]] = []
     pos = start
     for i, size in enumerate(sizes):
         out.append([(pos + d) % q for d in range(size)])
@@ -576,9 +578,8 @@ def _min_cost_assign(
 ) -> list[str]:
     """Give every item one node at least total cost; ``costs[i]`` lists ``(node, cost)``.
 
-    ``bands[node] = (required, optional)``: the node should take ``required`` items, may take
-    ``optional`` more at a penalty above any sum of item costs, and takes more still only at a
-    penalty above that, so capacities bend only when nothing else can place every item.
+    ``bands[node]`` lists ``(capacity, cost)`` tiers: the node takes up to ``capacity`` items
+    at that extra cost per item, for each tier; the tiers must offer room for every item.
     Min-cost flow by successive shortest paths (Dijkstra on reduced costs, then every
     zero-reduced-cost path before the next Dijkstra, as the distances take few values).
     """

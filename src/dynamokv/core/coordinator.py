@@ -213,7 +213,12 @@ class Coordinator:
         node = self.node
         try:
             local = self._local_get(mine, req.bucket, req.key)
-            sibling = new_sibling(local, node.actor, req.value, req.context, wall_ms)
+            stamp = wall_ms
+            if plan.props.lww and local is not None:
+                # Last writer wins by a hybrid clock: never stamp below what this replica has
+                # seen, so a node whose clock lags cannot lose a later write to an earlier one.
+                stamp = max(stamp, local.max_timestamp_ms() + 1)
+            sibling = new_sibling(local, node.actor, req.value, req.context, stamp)
             obj = apply_write(local, sibling)
             if plan.props.lww:
                 obj = resolve_lww(obj)

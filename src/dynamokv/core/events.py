@@ -1,6 +1,7 @@
 """What happens to a node, named as facts.
 
-Owns: ``ClientRequested``, ``MessageReceived``, ``PeerUnreachable``, ``TimerFired``, ``Event``.
+Owns: ``ClientRequested``, ``MessageReceived``, ``PeerUnreachable``, ``LocalRequested``,
+``TimerFired``, ``Event``.
 May import: ``dynamokv.core.messages``.
 """
 
@@ -35,8 +36,17 @@ class PeerUnreachable:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalRequested:
+    """The node's own API asks for ``request`` (a ``core.requests`` value); the answer is a
+    ``Reply(client, ...)`` with the same ``client`` reference."""
+
+    client: int
+    request: object
+
+
+@dataclass(frozen=True, slots=True)
 class TimerFired:
     """``now`` has passed ``NodeCore.next_deadline()``."""
 
 
-Event = ClientRequested | MessageReceived | PeerUnreachable | TimerFired
+Event = ClientRequested | MessageReceived | PeerUnreachable | LocalRequested | TimerFired

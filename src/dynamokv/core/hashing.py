@@ -16,9 +16,37 @@ RING_BITS = 160
 RING_SIZE = 1 << RING_BITS
 
 
+# Buckets of DynamoDB tables: keys are compose_key(hash_part, sort_part) and are placed by the
+# hash part alone, so one partition key's items share replicas and sort together. Names starting
+# with "~" are reserved for the system and refused from clients of the key-value API.
+RESERVED_BUCKET_PREFIX = "~"
+TABLE_BUCKET_PREFIX = "~t/"
+
+
+def compose_key(hash_part: bytes, sort_part: bytes = b"") -> bytes:
+    """The storage key of a table item: the hash part, length-prefixed, then the sort part."""
+    if len(hash_part) > 0xFFFF:
+        raise ValueError("hash part longer than 65535 bytes")
+    return len(hash_part).to_bytes(2, "big") + hash_part + sort_part
+
+
+def split_key(key: bytes) -> tuple[bytes, bytes]:
+    """``(hash_part, sort_part)`` of a key made by ``compose_key``."""
+    size = int.from_bytes(key[:2], "big")
+    return key[2 : 2 + size], key[2 + size :]
+
+
+def placement_key(bucket: str, key: bytes) -> bytes:
+    """The part of ``key`` that decides its ring position."""
+    if bucket.startswith(TABLE_BUCKET_PREFIX) and len(key) >= 2:
+        return key[: 2 + int.from_bytes(key[:2], "big")]
+    return key
+
+
 def key_position(bucket: str, key: bytes) -> int:
     """The 160-bit ring position of ``key`` in ``bucket``."""
-    digest = hashlib.sha1(bucket.encode() + b"\x00" + key, usedforsecurity=False).digest()
+    data = bucket.encode() + b"\x00" + placement_key(bucket, key)
+    digest = hashlib.sha1(data, usedforsecurity=False).digest()
     return int.from_bytes(digest, "big")
 
 

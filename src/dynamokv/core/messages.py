@@ -312,6 +312,104 @@ class LeaveComplete:
     node_id: str
 
 
+# ---- issue 4: range reads for tables, per-key Paxos ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRange:
+    """Objects of one table partition key, ``start <= sort part < end`` (None: unbounded)."""
+
+    req_id: int
+    bucket: str
+    hash_part: bytes
+    start: bytes | None
+    end: bytes | None
+    reverse: bool
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaScan:
+    """Objects of ``bucket`` in ring partition ``partition`` after key ``after``."""
+
+    req_id: int
+    bucket: str
+    partition: int
+    after: bytes | None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRangeReply:
+    """``more``: the replica stopped at ``limit`` and may hold keys past the last one."""
+
+    req_id: int
+    items: tuple[KeyObject, ...]
+    more: bool
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PaxosPrepare:
+    req_id: int
+    bucket: str
+    key: bytes
+    ballot_ms: int
+    ballot_node: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaxosPromise:
+    """``ok``: promised. Carries the acceptor's in-flight proposal and its current object."""
+
+    req_id: int
+    ok: bool
+    promised_ms: int
+    promised_node: str
+    accepted_ms: int
+    accepted_node: str
+    accepted: VersionedObject | None
+    committed_ms: int
+    committed_node: str
+    current: VersionedObject | None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PaxosPropose:
+    req_id: int
+    bucket: str
+    key: bytes
+    ballot_ms: int
+    ballot_node: str
+    obj: VersionedObject
+
+
+@dataclass(frozen=True, slots=True)
+class PaxosAccepted:
+    req_id: int
+    ok: bool
+    promised_ms: int
+    promised_node: str
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PaxosCommit:
+    req_id: int
+    bucket: str
+    key: bytes
+    ballot_ms: int
+    ballot_node: str
+    obj: VersionedObject
+
+
+@dataclass(frozen=True, slots=True)
+class PaxosCommitAck:
+    req_id: int
+    error: str = ""
+
+
 CLIENT_REQUESTS = (GetRequest, PutRequest, RingRequest, StatusRequest, BucketPropsRequest,
                    ClusterRequest)
 CLIENT_REPLIES = (GetReply, PutReply, RingReply, StatusReply, BucketPropsReply, ErrorReply,
@@ -352,6 +450,15 @@ ALL_MESSAGES: tuple[type, ...] = (
     ClusterRequest,
     ClusterReply,
     LeaveComplete,
+    ReplicaRange,
+    ReplicaScan,
+    ReplicaRangeReply,
+    PaxosPrepare,
+    PaxosPromise,
+    PaxosPropose,
+    PaxosAccepted,
+    PaxosCommit,
+    PaxosCommitAck,
 )
 
 Message = Any  # any instance of a class in ALL_MESSAGES

@@ -23,6 +23,7 @@ from dynamokv.core.effects import Effect, Log, PersistRing, Reply, Send, SendTo
 from dynamokv.core.events import (
     ClientRequested,
     Event,
+    LocalRequested,
     MessageReceived,
     PeerUnreachable,
     TimerFired,
@@ -53,11 +54,20 @@ from dynamokv.core.messages import (
     JoinRequest,
     LeaveComplete,
     Message,
+    PaxosAccepted,
+    PaxosCommit,
+    PaxosCommitAck,
+    PaxosPrepare,
+    PaxosPromise,
+    PaxosPropose,
     Ping,
     PutReply,
     PutRequest,
+    ReplicaRange,
+    ReplicaRangeReply,
     ReplicaRead,
     ReplicaReadReply,
+    ReplicaScan,
     ReplicaWrite,
     ReplicaWriteAck,
     RingReply,
@@ -65,9 +75,12 @@ from dynamokv.core.messages import (
     StatusReply,
     StatusRequest,
 )
+from dynamokv.core.hashing import RESERVED_BUCKET_PREFIX
 from dynamokv.core.ports import ObjectStore
+from dynamokv.core.requests import CasRequest, RangeRequest, ScanRequest
 from dynamokv.core.ring import Member, MemberStatus, Ring, reconcile
 from dynamokv.core.settings import BucketProps, CoreSettings
+from dynamokv.core.tables import TableOps
 from dynamokv.core.trees import TreeStore
 from dynamokv.core.versioned import VersionedObject, resolve_lww, sync
 from dynamokv.errors import DynamoKVError, InvalidRequest, StorageError, UnavailableError
@@ -112,6 +125,7 @@ class NodeCore:
         self.aae = AntiEntropy(self.node_id, self.trees, settings.aae)
         self.admission = AdmissionController(settings.admission)
         self.staging = Staging()
+        self.tables = TableOps(self)
         self._client_started: dict[tuple[int, int], int] = {}
         self._timers: dict[str, int | None] = {
             "gossip": None, "join": None, "heartbeat": None, "background": None,
@@ -141,13 +155,21 @@ class NodeCore:
         return effects
 
     def next_deadline(self) -> int | None:
-        times = [t for t in (self.coordinator.deadlines.next(), *self._timers.values())
-                 if t is not None]
+        if self.tables.wants_timer():
+            return 0  # a Paxos retry wants its backoff chosen now
+        times = [t for t in (self.coordinator.deadlines.next(), self.tables.next_deadline(),
+                             *self._timers.values()) if t is not None]
         return min(times) if times else None
 
     def bucket_props(self, bucket: str) -> BucketProps:
         props = self.buckets.get(bucket)
-        return props if props is not None else self.settings.default_bucket_props()
+        if props is not None:
+            return props
+        default = self.settings.default_bucket_props()
+        if bucket.startswith(RESERVED_BUCKET_PREFIX):
+            # System and table buckets resolve conflicts server-side (DynamoDB semantics).
+            return BucketProps(n=default.n, r=default.r, w=default.w, lww=True)
+        return default
 
     def up_nodes(self) -> frozenset[str]:
         ring = self.ring
@@ -172,13 +194,17 @@ class NodeCore:
             effects = self._on_message(event.src, event.msg, now_ms, wall_ms)
         elif isinstance(event, ClientRequested):
             effects = self._on_client(event.client, event.msg, now_ms, wall_ms)
+        elif isinstance(event, LocalRequested):
+            effects = self._on_local(event.client, event.request, now_ms, wall_ms)
         elif isinstance(event, PeerUnreachable):
             effects = []
             if self.detector.unreachable(event.node, now_ms):
                 effects.append(Log("warning", "peer unreachable", {"node": event.node}))
             effects.extend(self.coordinator.on_peer_unreachable(event.node))
+            effects.extend(self.tables.on_peer_unreachable(event.node, wall_ms))
         elif isinstance(event, TimerFired):
             effects = self._on_timer(now_ms)
+            effects.extend(self.tables.on_timer(now_ms, wall_ms))
         else:
             raise TypeError(f"unknown event {event!r}")
         if self._client_started:
@@ -192,8 +218,30 @@ class NodeCore:
                 if started is not None:
                     self.admission.observe(now_ms - started, now_ms)
 
+    def _on_local(self, client: int, request: object, now_ms: int, wall_ms: int
+                  ) -> list[Effect]:
+        """Requests of this node's own DynamoDB API (system buckets allowed)."""
+        if isinstance(request, CasRequest):
+            return self.tables.start_cas(client, request, now_ms, wall_ms)
+        if isinstance(request, RangeRequest):
+            return self.tables.start_range(client, request, now_ms)
+        if isinstance(request, ScanRequest):
+            return self.tables.start_scan(client, request, now_ms)
+        if isinstance(request, GetRequest):
+            return self.coordinator.start_get(Origin(request.req_id, client=client), request,
+                                              now_ms)
+        if isinstance(request, PutRequest):
+            return self.coordinator.start_put(Origin(request.req_id, client=client), request,
+                                              now_ms, wall_ms)
+        raise TypeError(f"not a local request: {request!r}")
+
     def _on_client(self, client: int, msg: Message, now_ms: int, wall_ms: int) -> list[Effect]:
         coordinator = self.coordinator
+        if isinstance(msg, GetRequest | PutRequest) and msg.bucket.startswith(
+                RESERVED_BUCKET_PREFIX):
+            exc = InvalidRequest(f"bucket names starting with {RESERVED_BUCKET_PREFIX!r} are "
+                                 "reserved for tables and the system; pick another name")
+            return [Reply(client, error_reply(msg.req_id, exc))]
         if isinstance(msg, GetRequest):
             self._track_client(client, msg.req_id, now_ms)
             return coordinator.start_get(Origin(msg.req_id, client=client), msg, now_ms)
@@ -230,6 +278,10 @@ class NodeCore:
                 effects.extend(coordinator.on_read_reply(src, msg.req_id, msg.obj, msg.error))
         elif isinstance(msg, ReplicaRead):
             effects.append(Send(src, self._replica_read(msg)))
+        elif isinstance(msg, ReplicaRange | ReplicaScan):
+            effects.append(Send(src, self.tables.replica_read(msg)))
+        elif isinstance(msg, ReplicaRangeReply):
+            effects.extend(self.tables.on_read_reply(src, msg))
         elif isinstance(msg, ReplicaWrite):
             effects.extend(self._replica_write(src, msg))
         elif isinstance(msg, CoordinatePut):
@@ -238,10 +290,23 @@ class NodeCore:
         elif isinstance(msg, PutReply | ErrorReply):
             effects.extend(coordinator.on_forward_reply(src, msg))
         else:
-            effects.extend(self._on_background_message(src, msg, now_ms))
+            effects.extend(self._on_background_message(src, msg, now_ms, wall_ms))
         return effects
 
-    def _on_background_message(self, src: str, msg: Message, now_ms: int) -> list[Effect]:
+    def _on_background_message(self, src: str, msg: Message, now_ms: int, wall_ms: int
+                               ) -> list[Effect]:
+        if isinstance(msg, PaxosPrepare):
+            return [Send(src, self.tables.on_prepare_msg(msg))]
+        if isinstance(msg, PaxosPropose):
+            return [Send(src, self.tables.on_propose_msg(msg))]
+        if isinstance(msg, PaxosCommit):
+            return [Send(src, self.tables.on_commit_msg(msg))]
+        if isinstance(msg, PaxosPromise):
+            return self.tables.on_promise(src, msg, wall_ms)
+        if isinstance(msg, PaxosAccepted):
+            return self.tables.on_accepted(src, msg, wall_ms)
+        if isinstance(msg, PaxosCommitAck):
+            return self.tables.on_commit_ack(src, msg, wall_ms)
         if isinstance(msg, HintBatch):
             return self._on_hint_batch(src, msg)
         if isinstance(msg, HintBatchAck):
@@ -349,7 +414,7 @@ class NodeCore:
         except StorageError as exc:
             return ReplicaReadReply(msg.req_id, None, f"storage: {exc}")
 
-    def _merge_into_store(self, bucket: str, key: bytes, obj: VersionedObject) -> None:
+    def merge_into_store(self, bucket: str, key: bytes, obj: VersionedObject) -> None:
         local = self.store.get(bucket, key)
         merged = sync(local, obj)
         if self.bucket_props(bucket).lww:
@@ -368,7 +433,7 @@ class NodeCore:
                 if merged != local:
                     self.store.put_hint(msg.hint_for, msg.bucket, msg.key, merged)
             else:
-                self._merge_into_store(msg.bucket, msg.key, msg.obj)
+                self.merge_into_store(msg.bucket, msg.key, msg.obj)
         except DynamoKVError as exc:
             error = f"{exc.code}: {exc}"
         if not msg.ack:
@@ -379,7 +444,7 @@ class NodeCore:
         error = ""
         try:
             for item in msg.items:
-                self._merge_into_store(item.bucket, item.key, item.obj)
+                self.merge_into_store(item.bucket, item.key, item.obj)
         except DynamoKVError as exc:
             error = f"{exc.code}: {exc}"
         return [Send(src, HintBatchAck(msg.batch_id, error))]
@@ -389,7 +454,7 @@ class NodeCore:
         if key is None or msg.obj is None or msg.error:
             return []
         try:
-            self._merge_into_store(key[0], key[1], msg.obj)
+            self.merge_into_store(key[0], key[1], msg.obj)
         except StorageError as exc:
             return [Log("warning", "anti-entropy repair failed", {"error": str(exc)})]
         return []

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 from dynamokv.core.hashing import key_partition
 from dynamokv.core.merkle import MerkleTree
+from dynamokv.core.paxos import AcceptorState
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.versioned import VersionedObject, object_digest
 
@@ -118,3 +119,18 @@ class TreeStore:
 
     def scan_hints(self, target: str, limit: int) -> list[tuple[str, bytes, VersionedObject]]:
         return self.inner.scan_hints(target, limit)
+
+    def scan_range(self, bucket: str, hash_part: bytes, start: bytes | None, end: bytes | None,
+                   reverse: bool, limit: int
+                   ) -> tuple[list[tuple[bytes, VersionedObject]], bool]:
+        return self.inner.scan_range(bucket, hash_part, start, end, reverse, limit)
+
+    def scan_bucket(self, partition: int, bucket: str, after: bytes | None, limit: int
+                    ) -> tuple[list[tuple[bytes, VersionedObject]], bool]:
+        return self.inner.scan_bucket(partition, bucket, after, limit)
+
+    def get_paxos(self, bucket: str, key: bytes) -> AcceptorState | None:
+        return self.inner.get_paxos(bucket, key)
+
+    def put_paxos(self, bucket: str, key: bytes, state: AcceptorState) -> None:
+        self.inner.put_paxos(bucket, key, state)

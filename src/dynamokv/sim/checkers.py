@@ -115,8 +115,10 @@ def check_acknowledged_writes(history: History, final: Mapping[bytes, Operation]
                               log: DiskLog, bucket: str) -> list[str]:
     """No acknowledged write is lost (rules A and B of docs/simulator.md)."""
     report = _Report()
-    writes = history.writes()
-    for w in writes:
+    by_key: dict[bytes, list[Operation]] = {}
+    for op in history.writes():
+        by_key.setdefault(op.key, []).append(op)
+    for w in history.writes():
         last = final.get(w.key)
         if w.status != "ok" or last is None or w.reply_context is None:
             continue
@@ -131,9 +133,9 @@ def check_acknowledged_writes(history: History, final: Mapping[bytes, Operation]
             report.add(f"lost write: {w.describe()} was acknowledged but never reached a disk")
             continue
         superseded = any(
-            o is not w and o.key == w.key and o.status in ("ok", "unknown")
+            o is not w and o.status in ("ok", "unknown")
             and o.context.contains(dot.actor, dot.counter) and log.applied(bucket, o)
-            for o in writes
+            for o in by_key[w.key]
         )
         if not superseded:
             report.add(f"lost write: {w.describe()} (dot {dot.actor}:{dot.counter}) is not in "

@@ -12,13 +12,19 @@ isolation without a second set of files to sync)::
 
     0xFF 0xFF 'H' | len(target) (1 byte) | target | len(bucket) (1 byte) | bucket | key
 
-Partition prefixes are at most 0x0FFF (q <= 4096), so the hint range can never overlap one.
+Paxos acceptor state lives under ``0xFF 0xFF 'P' | len(bucket) | bucket | key``.
+
+Partition prefixes are at most 0x0FFF (q <= 4096), so these ranges can never overlap one.
 """
 
 from __future__ import annotations
 
+import msgpack
+
+from dynamokv.core.hashing import compose_key, key_partition
+from dynamokv.core.paxos import AcceptorState, Ballot
 from dynamokv.core.versioned import VersionedObject
-from dynamokv.errors import InvalidRequest
+from dynamokv.errors import InvalidRequest, StorageError
 from dynamokv.storage.base import StorageEngine
 from dynamokv.storage.objects import (
     EngineObjectStore,
@@ -28,9 +34,10 @@ from dynamokv.storage.objects import (
     encode_storage_key,
     partition_range,
 )
-from dynamokv.wire.codec import encode_object
+from dynamokv.wire.codec import decode_object, encode_object
 
 HINT_PREFIX = b"\xff\xffH"
+PAXOS_PREFIX = b"\xff\xffP"
 
 
 def _name(text: str, what: str) -> bytes:
@@ -137,3 +144,56 @@ class NodeStore(EngineObjectStore):
                 _, bucket, key = _split_hint_key(skey)
                 out.append((bucket, key, _decode(raw, bucket, key)))
         return out
+
+    # ---- table ranges ----------------------------------------------------------------------------
+    def scan_range(self, bucket: str, hash_part: bytes, start: bytes | None, end: bytes | None,
+                   reverse: bool, limit: int
+                   ) -> tuple[list[tuple[bytes, VersionedObject]], bool]:
+        """Objects of one table partition key with ``start <= sort part < end``, in order."""
+        group = compose_key(hash_part)
+        prefix = encode_storage_key(key_partition(bucket, group, self.q), bucket, group)
+        lo = prefix + (start or b"")
+        hi = prefix + end if end is not None else _prefix_end(prefix)
+        out: list[tuple[bytes, VersionedObject]] = []
+        head = len(prefix) - len(group)
+        with _engine_errors("scan range"):
+            rows = list(self.engine.scan(lo, hi, reverse=reverse, limit=limit + 1))
+        for skey, raw in rows[:limit]:
+            key = skey[head:]
+            out.append((key, _decode(raw, bucket, key)))
+        return out, len(rows) > limit
+
+    def scan_bucket(self, partition: int, bucket: str, after: bytes | None, limit: int
+                    ) -> tuple[list[tuple[bytes, VersionedObject]], bool]:
+        """Objects of ``bucket`` in ``partition`` after key ``after``, in key order."""
+        self._check_partition(partition)
+        prefix = encode_storage_key(partition, bucket, b"")
+        lo = prefix + after + b"\x00" if after is not None else prefix
+        out: list[tuple[bytes, VersionedObject]] = []
+        with _engine_errors("scan bucket"):
+            rows = list(self.engine.scan(lo, _prefix_end(prefix), limit=limit + 1))
+        for skey, raw in rows[:limit]:
+            key = skey[len(prefix):]
+            out.append((key, _decode(raw, bucket, key)))
+        return out, len(rows) > limit
+
+    # ---- paxos -----------------------------------------------------------------------------------
+    def get_paxos(self, bucket: str, key: bytes) -> AcceptorState | None:
+        with _engine_errors("get paxos"):
+            raw = self.engine.get(PAXOS_PREFIX + _name(bucket, "bucket name") + key)
+        if raw is None:
+            return None
+        try:
+            pm, pn, am, an, obj, cm, cn = msgpack.unpackb(raw, raw=False)
+            return AcceptorState(Ballot(pm, pn), Ballot(am, an),
+                                 None if obj is None else decode_object(obj), Ballot(cm, cn))
+        except Exception as exc:
+            raise StorageError(f"paxos state of {bucket}/{key[:40]!r} is corrupt: {exc}") from exc
+
+    def put_paxos(self, bucket: str, key: bytes, state: AcceptorState) -> None:
+        obj = None if state.accepted_obj is None else encode_object(state.accepted_obj)
+        raw = msgpack.packb([state.promised.ms, state.promised.node, state.accepted.ms,
+                             state.accepted.node, obj, state.committed.ms,
+                             state.committed.node], use_bin_type=True)
+        with _engine_errors("put paxos"):
+            self.engine.put(PAXOS_PREFIX + _name(bucket, "bucket name") + key, raw)

@@ -100,83 +100,126 @@ class ConditionParser(BaseParser):
 
     def __init__(self, text: str, label: str, attributes: ExpressionAttributes) -> None:
         super().__init__(text, label, attributes)
+        # Index of each '(' -> index of its ')', computed once so that deciding what a '('
+        # opens costs O(1) however deeply parentheses nest.
+        self._matching: dict[int, int] = {}
+        stack: list[int] = []
+        for index, token in enumerate(self.tokens):
+            if token.is_punct("("):
+                stack.append(index)
+            elif token.is_punct(")") and stack:
+                self._matching[stack.pop()] = index
 
     def parse(self) -> Condition:
-        condition, _ = self._or()
+        condition = self._condition()
         self.expect_end()
         self.problems.raise_first(CONDITION_ORDER)
         return condition
 
     # ----------------------------------------------------------------- boolean structure
+    #
+    # AND / OR / NOT and grouping parentheses are parsed with an explicit operator stack
+    # (shunting-yard) instead of recursion, so nesting depth costs no Python stack; only the
+    # comparisons and functions at the leaves are parsed by recursive descent.
 
-    def _or(self) -> tuple[Condition, bool]:
-        left, grouped = self._and()
-        while self.at_keyword("OR"):
-            self.advance()
-            right, _ = self._and()
-            left, grouped = Or(left, right), False
-        return left, grouped
+    def _condition(self) -> Condition:
+        operators: list[str] = []  # "(", "NOT", "AND", "OR"
+        operands: list[tuple[Condition, bool]] = []  # (condition, is a parenthesised group)
+        open_groups = 0
+        while True:
+            while True:  # prefixes of the next unit
+                if self.at_keyword("NOT"):
+                    self.advance()
+                    self.count_operator()
+                    operators.append("NOT")
+                elif self.at_punct("(") and not self._parenthesised_operand_follows():
+                    self.advance()
+                    operators.append("(")
+                    open_groups += 1
+                else:
+                    break
+            operands.append((self._simple_condition(), False))
+            self._apply_nots(operators, operands)
+            while open_groups and self.at_punct(")"):
+                self.advance()
+                open_groups -= 1
+                self._reduce(operators, operands, ("AND", "OR"))
+                operators.pop()  # the "("
+                inner, inner_grouped = operands.pop()
+                if inner_grouped:
+                    self.problems.add(CATEGORY_PARENS, REDUNDANT_PARENS)
+                operands.append((inner, True))
+                self._apply_nots(operators, operands)
+            if self.at_keyword("AND"):
+                self.advance()
+                self.count_operator()
+                self._reduce(operators, operands, ("AND",))
+                operators.append("AND")
+            elif self.at_keyword("OR"):
+                self.advance()
+                self.count_operator()
+                self._reduce(operators, operands, ("AND", "OR"))
+                operators.append("OR")
+            else:
+                break
+        if open_groups:
+            raise self.syntax_error()
+        self._reduce(operators, operands, ("AND", "OR"))
+        assert len(operands) == 1 and not operators
+        return operands[0][0]
 
-    def _and(self) -> tuple[Condition, bool]:
-        left, grouped = self._not()
-        while self.at_keyword("AND"):
-            self.advance()
-            right, _ = self._not()
-            left, grouped = And(left, right), False
-        return left, grouped
+    @staticmethod
+    def _apply_nots(operators: list[str], operands: list[tuple[Condition, bool]]) -> None:
+        # NOT binds tighter than AND and OR: it applies as soon as its operand is complete.
+        while operators and operators[-1] == "NOT":
+            operators.pop()
+            condition, _ = operands.pop()
+            operands.append((Not(condition), False))
 
-    def _not(self) -> tuple[Condition, bool]:
-        if self.at_keyword("NOT"):
-            self.advance()
-            operand, _ = self._not()
-            return Not(operand), False
-        return self._primary()
+    @staticmethod
+    def _reduce(
+        operators: list[str], operands: list[tuple[Condition, bool]], which: tuple[str, ...]
+    ) -> None:
+        """Combine pending binary operators in ``which`` (left-associative)."""
+        while operators and operators[-1] in which:
+            op = operators.pop()
+            right, _ = operands.pop()
+            left, _ = operands.pop()
+            operands.append((And(left, right) if op == "AND" else Or(left, right), False))
 
-    def _primary(self) -> tuple[Condition, bool]:
-        """A condition and whether it is a parenthesised group (for the redundancy rule)."""
-        if self.at_punct("(") and not self._parenthesised_operand_follows():
-            self.advance()
-            inner, inner_grouped = self._or()
-            self.expect_punct(")")
-            if inner_grouped:
-                self.problems.add(CATEGORY_PARENS, REDUNDANT_PARENS)
-            return inner, True
+    def _simple_condition(self) -> Condition:
+        """A comparison, BETWEEN, IN, or a function used as a condition."""
         operand_start = self.pos
         left, _ = self.parse_operand()
         token = self.peek()
         if token.kind is Kind.PUNCT and token.text in COMPARATORS:
             self.advance()
+            self.count_operator()
             right, _ = self.parse_operand()
-            return self._comparison(token.text, left, right), False
+            return self._comparison(token.text, left, right)
         if token.is_keyword("BETWEEN"):
             self.advance()
+            self.count_operator()
             low, _ = self.parse_operand()
             self.expect_keyword("AND")
             high, _ = self.parse_operand()
-            return self._between(left, low, high), False
+            return self._between(left, low, high)
         if token.is_keyword("IN"):
             self.advance()
-            return self._in(left), False
+            self.count_operator()
+            return self._in(left)
         if isinstance(left, FunctionOperand) and self.tokens[operand_start].kind is Kind.NAME:
             if left.name == "size":
                 self._misused(left, allow_size=False)
-            return FunctionCondition(left.name, left.args), False
+            return FunctionCondition(left.name, left.args)
         raise self.syntax_error()
 
     def _parenthesised_operand_follows(self) -> bool:
         """At '(': is this ``(operand) <comparator> ...`` rather than ``(condition)``?"""
-        depth = 0
-        for index in range(self.pos, len(self.tokens)):
-            token = self.tokens[index]
-            if token.is_punct("("):
-                depth += 1
-            elif token.is_punct(")"):
-                depth -= 1
-                if depth == 0:
-                    return self._starts_comparison_tail(self.tokens[index + 1])
-            elif token.kind is Kind.EOF:
-                return False
-        return False
+        closing = self._matching.get(self.pos)
+        if closing is None:
+            return False
+        return self._starts_comparison_tail(self.tokens[closing + 1])
 
     @staticmethod
     def _starts_comparison_tail(token: Token) -> bool:

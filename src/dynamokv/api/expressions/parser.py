@@ -27,6 +27,7 @@ from dynamokv.api.expressions.tokens import Kind, Token, tokenize
 from dynamokv.api.reserved import is_reserved
 
 MAX_EXPRESSION_BYTES = 4096
+MAX_OPERATORS = 300
 
 CATEGORY_PARENS = "parens"
 CATEGORY_UNKNOWN_FUNCTION = "unknown_function"
@@ -77,6 +78,7 @@ class BaseParser:
         self.tokens = tokenize(text)
         self.pos = 0
         self.problems = Problems(label)
+        self.operators = 0
 
     # ----------------------------------------------------------------- cursor
 
@@ -194,25 +196,48 @@ class BaseParser:
     # ----------------------------------------------------------------- operands
 
     def parse_operand(self) -> tuple[Operand, bool]:
-        """An operand and whether it was written in parentheses."""
-        token = self.peek()
-        if token.is_punct("("):
+        """An operand and whether it was written in parentheses.
+
+        Parentheses around an operand are counted in a loop rather than by recursion, so that
+        ``((((...(a)...))))`` cannot exhaust the stack; more than one pair is redundant.
+        """
+        depth = 0
+        while self.at_punct("("):
             self.advance()
-            inner, inner_parenthesised = self.parse_operand()
+            depth += 1
+        operand = self._bare_operand()
+        for _ in range(depth):
             self.expect_punct(")")
-            if inner_parenthesised:
-                self.problems.add(CATEGORY_PARENS, REDUNDANT_PARENS)
-            return inner, True
+        if depth > 1:
+            self.problems.add(CATEGORY_PARENS, REDUNDANT_PARENS)
+        return operand, depth > 0
+
+    def _bare_operand(self) -> Operand:
+        token = self.peek()
         if token.kind is Kind.ATTR_VALUE:
-            return self.parse_value(), False
+            return self.parse_value()
         if token.kind is Kind.NAME and self.peek(1).is_punct("("):
-            return self.parse_function_call(), False
+            return self.parse_function_call()
         if self.starts_path(token):
-            return PathOperand(self.parse_path()), False
+            return PathOperand(self.parse_path())
         raise self.syntax_error()
+
+    def count_operator(self) -> None:
+        """DynamoDB allows at most 300 operators and functions in one expression.
+
+        Counting as we go (rather than after parsing) also bounds how deep function calls
+        can nest, and so how deep this parser recurses.
+        """
+        self.operators += 1
+        if self.operators > MAX_OPERATORS:
+            raise invalid_expression(
+                self.label,
+                f"The expression contains too many operators; operator count: {self.operators}",
+            )
 
     def parse_function_call(self) -> FunctionOperand:
         name_token = self.advance()
+        self.count_operator()
         self.expect_punct("(")
         args: list[Operand] = [self.parse_operand()[0]]
         while self.at_punct(","):

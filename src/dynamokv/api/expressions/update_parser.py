@@ -41,6 +41,7 @@ from dynamokv.api.expressions.parser import (
     CATEGORY_NAME,
     CATEGORY_OPERAND_TYPE,
     CATEGORY_OVERLAP,
+    CATEGORY_PARENS,
     CATEGORY_RESERVED,
     CATEGORY_SECTION,
     CATEGORY_UNKNOWN_FUNCTION,
@@ -52,6 +53,7 @@ from dynamokv.api.expressions.tokens import Kind
 
 UPDATE_FUNCTIONS = {"if_not_exists": 2, "list_append": 2}
 UPDATE_ORDER = (
+    CATEGORY_PARENS,
     CATEGORY_RESERVED,
     CATEGORY_UNKNOWN_FUNCTION,
     CATEGORY_SECTION,
@@ -161,6 +163,7 @@ class UpdateParser(BaseParser):
         left, _ = self.parse_operand()
         if self.at_punct("+") or self.at_punct("-"):
             op = self.advance().text
+            self.count_operator()
             right, _ = self.parse_operand()
             for operand in (left, right):
                 self._literal_type(op, operand, "N")

@@ -1,0 +1,106 @@
+"""The narrow handle through which the DynamoDB API reaches the cluster.
+
+Owns: ``NodeHandle`` (the protocol the API layer needs from a node), ``ItemKey`` helpers for
+building the storage key of an item, and ``Abort`` (raised by a ``cas`` decision to change
+nothing).
+May import: stdlib, ``dynamokv.core.hashing``.
+
+Implementations: ``dynamokv.runtime.handle.ClusterHandle`` (a real node: quorum reads and
+writes, per-key Paxos for ``cas`` and consistent reads) and ``dynamokv.api.local_handle``
+(one process, one copy: the reference model the API's unit tests run against).
+
+Storage keys of items. A table's items live in bucket ``table_bucket(table_id)``; an item's key
+is ``compose_key(hash_part, sort_part)`` where both parts are the order-preserving encodings of
+the key attributes (``dynamokv.api.keycodec``). Buckets of tables place keys on the ring by the
+hash part alone (``dynamokv.core.hashing``), so every item of one partition key lives on the
+same replicas, stored contiguously in sort-key order: a Query is a range read on one replica set.
+
+Values are opaque bytes to the handle (the API serialises items itself). Tables resolve
+conflicts server-side, last writer wins, ordered by a hybrid logical clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from dynamokv.core.hashing import TABLE_BUCKET_PREFIX, compose_key, split_key
+
+__all__ = [
+    "TABLE_BUCKET_PREFIX",
+    "Abort",
+    "NodeHandle",
+    "Page",
+    "compose_key",
+    "split_key",
+    "table_bucket",
+]
+
+
+def table_bucket(table_id: str) -> str:
+    """The bucket holding a table's items (``table_id`` is unique per table incarnation, so a
+    table deleted and created again never sees its predecessor's items)."""
+    return TABLE_BUCKET_PREFIX + table_id
+
+
+class Abort(Exception):
+    """Raised inside a ``cas`` decision to leave the item unchanged; ``cas`` re-raises it.
+
+    Subclass it (or pass a payload) for ConditionalCheckFailed and the like.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[tuple[bytes, bytes]]  # (storage key, value), in key order (reversed if asked)
+    last_key: bytes | None  # where the next page starts (exclusive); None when exhausted
+
+
+Decide = Callable[[bytes | None], bytes | None]
+
+
+class NodeHandle(Protocol):
+    async def read(self, bucket: str, key: bytes, *, consistent: bool = False) -> bytes | None:
+        """The item's value, or ``None``. ``consistent``: linearizable (sees every write
+        acknowledged before the read began); otherwise the fast eventually consistent path."""
+        ...
+
+    async def write(self, bucket: str, key: bytes, value: bytes | None) -> None:
+        """Unconditional last-writer-wins put (``None`` deletes), acknowledged by a quorum."""
+        ...
+
+    async def cas(
+        self, bucket: str, key: bytes, decide: Decide
+    ) -> tuple[bytes | None, bytes | None]:
+        """Linearizable read-modify-write of one item: ``decide(current)`` returns the new
+        value (``None`` deletes) or raises ``Abort`` to change nothing (re-raised here).
+        Returns ``(old, new)``. Two racing ``cas`` calls on one key never both apply on the
+        same old value (per-key Paxos among the key's replicas)."""
+        ...
+
+    async def query(
+        self,
+        bucket: str,
+        hash_part: bytes,
+        start: bytes | None,
+        end: bytes | None,
+        *,
+        reverse: bool = False,
+        limit: int = 1000,
+        consistent: bool = False,
+    ) -> Page:
+        """Items of one partition key with ``start <= sort_part < end`` (``None``: unbounded;
+        both are sort parts, not whole keys), at most ``limit``, in sort order."""
+        ...
+
+    async def scan(
+        self, bucket: str, segment: int, total_segments: int, after: bytes | None, limit: int
+    ) -> Page:
+        """Items of ``segment`` of ``total_segments`` (a split of the ring's partitions),
+        after storage key ``after``, at most ``limit``."""
+        ...
+
+    async def drop_bucket(self, bucket: str) -> None:
+        """Delete every item of ``bucket`` (DeleteTable), in the background if large."""
+        ...

@@ -1,0 +1,70 @@
+"""In-process requests: what the DynamoDB API asks of its own node, and the answers.
+
+Owns: ``LocalRequested`` payloads (``CasRequest``, ``RangeRequest``, ``ScanRequest``) and their
+results (``CasResult``, ``CasAborted``, ``RangeResult``). These never cross a socket (a
+``CasRequest`` carries a Python callable), so they have no wire form: the API runs on every
+node and talks to its own ``NodeCore``; the node then coordinates across the cluster.
+May import: stdlib only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Decide = Callable[[bytes | None], bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class CasRequest:
+    """Linearizable read-modify-write (``read_only``: a linearizable read) of one key."""
+
+    bucket: str
+    key: bytes
+    decide: Decide | None
+    read_only: bool = False
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RangeRequest:
+    """Items of one table partition key between two sort parts."""
+
+    bucket: str
+    hash_part: bytes
+    start: bytes | None
+    end: bytes | None
+    reverse: bool = False
+    limit: int = 1000
+    consistent: bool = False
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    """Items of a bucket in one ring partition, after a key."""
+
+    bucket: str
+    partition: int
+    after: bytes | None
+    limit: int = 1000
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CasResult:
+    old: bytes | None
+    new: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class CasAborted:
+    """``decide`` raised: nothing was written; ``error`` is what it raised."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    items: list[tuple[bytes, bytes]]  # (key, value) of live items, in the order asked
+    last_key: bytes | None  # the last key examined when more may follow, else None
