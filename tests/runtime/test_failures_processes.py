@@ -46,6 +46,13 @@ def _pending(status: dict[str, Any], target: str) -> int:
     return int(status["hints"]["pending"].get(target, 0))
 
 
+def _hints_drained(cluster: LocalCluster, count: int) -> bool:
+    statuses = cluster.statuses()
+    return len(statuses) == count and all(
+        not any(s["hints"]["pending"].values()) and not s["hints"]["in_flight"]
+        for s in statuses.values())
+
+
 # -- 1. hinted handoff ----------------------------------------------------------------------
 
 
@@ -60,13 +67,11 @@ def test_writes_while_a_node_is_down_reach_it_by_hinted_handoff(cluster3: LocalC
     assert sum(held.values()) >= 100, held  # every write left a hint for n3 somewhere
 
     victim.start()
+    t0 = time.monotonic()
     cluster.wait_up(victim)
-
-    def drained() -> bool:
-        statuses = cluster.statuses()
-        return all(not any(s["hints"]["pending"].values()) for s in statuses.values())
-
-    cluster.wait_for(drained, timeout_s=30, what="hints for n3 to be replayed")
+    cluster.wait_for(lambda: _hints_drained(cluster, 3), timeout_s=30,
+                     what="hints for n3 to be replayed")
+    print(f"hints held {held}, replayed {time.monotonic() - t0:.1f}s after the restart")
     replayed = sum(cluster.status(nid)["hints"]["replayed"] for nid in ("n1", "n2"))
     assert replayed >= 100
     # n3's own copy, no read through another node first: r=1 at n3 answers from n3 itself.
@@ -199,8 +204,9 @@ def test_node_joins_under_load_without_failed_reads(tmp_path: Path) -> None:
     cluster = _start(tmp_path, 3)
     try:
         data = {f"pre-{i}": f"p{i}" for i in range(150)}
+        quiet = {f"quiet-{i}": f"q{i}" for i in range(100)}  # never read before the end
         with cluster.client() as c:
-            for key, value in data.items():
+            for key, value in (data | quiet).items():
                 c.put(key, value)
         with Load(cluster, data) as load:
             time.sleep(0.5)
@@ -231,7 +237,16 @@ def test_node_joins_under_load_without_failed_reads(tmp_path: Path) -> None:
         assert sorted(counts) == ["n1", "n2", "n3", "n4"]
         assert max(counts.values()) - min(counts.values()) <= 1, counts
         assert sum(s["handoff"]["objects_moved"] for s in statuses.values()) > 0
-        assert _read_all(cluster, load.known, ["n1", "n4"]) == []
+        # Handoff filled n4: r=1 at n4 answers from n4's own storage for the keys it replicates
+        # (first reads of these keys anywhere, so read repair cannot have put them there).
+        with cluster.client(only="n4") as c:
+            ring = c.ring()
+            mine = [k for k in quiet
+                    if "n4" in ring.preference_list(ring.partition_for("default", k.encode()), 3)]
+            assert len(mine) > 30
+            missing = [k for k in mine if c.get(k, r=1).values != [quiet[k].encode()]]
+        assert missing == []
+        assert _read_all(cluster, load.known | quiet, ["n1", "n4"]) == []
     finally:
         cluster.stop()
 
@@ -265,9 +280,18 @@ def test_node_leaves_with_plan_and_commit(tmp_path: Path) -> None:
         for nid in ("n1", "n2", "n3"):
             members = cluster.status(nid)["members"]
             assert sorted(m["node"] for m in members) == ["n1", "n2", "n3"]
-        assert _read_all(cluster, data, ["n1", "n2", "n3"]) == []
-        with cluster.client() as c:
-            assert c.get("leave-0", r=3).values == [b"v0"]
+        # With three nodes left and N=3, each holds every key: r=1 at node k % 3 answers from
+        # that node's own copy (the first read of the key anywhere, so no read repair yet).
+        remaining = ["n1", "n2", "n3"]
+        clients = {nid: cluster.client(only=nid) for nid in remaining}
+        try:
+            missing = [key for i, (key, value) in enumerate(data.items())
+                       if clients[remaining[i % 3]].get(key, r=1).values != [value.encode()]]
+        finally:
+            for c in clients.values():
+                c.close()
+        assert missing == []
+        assert _read_all(cluster, data, remaining) == []
     finally:
         cluster.stop()
 
@@ -279,37 +303,41 @@ def test_writes_go_on_while_a_node_is_paused(cluster3: LocalCluster) -> None:
     cluster = cluster3
     victim = cluster.node("n3")
     latencies: list[float] = []
-    seen_down = False
+    down_at: float | None = None  # seconds into the pause when n1 suspected n3
+    hinted = 0
+    written = 0
     try:
         victim.pause()
+        paused_at = time.monotonic()
         # Clients talk to n1 and n2 only: a paused node accepts connections but never answers.
         with cluster.client(only=["n1", "n2"], timeout_s=15.0) as c:
-            deadline = time.monotonic() + 30
-            i = 0
-            while i < 200 and time.monotonic() < deadline and (i < 40 or not seen_down):
+            deadline = paused_at + 40
+            # Until the detector suspects n3 (phi > 8 takes ~9 s of silence), then 30 more.
+            while written < 400 and time.monotonic() < deadline:
                 t = time.monotonic()
-                c.put(f"pause-{i}", f"s{i}", w=2)
+                c.put(f"pause-{written}", f"s{written}", w=2)
                 latencies.append(time.monotonic() - t)
-                if i % 10 == 9:
+                written += 1
+                if down_at is None and written % 5 == 0:
                     up = {m["node"]: m["up"] for m in cluster.status("n1")["members"]}
-                    seen_down = seen_down or not up["n3"]
-                i += 1
+                    if not up["n3"]:
+                        down_at, stop_at = time.monotonic() - paused_at, written + 30
+                elif down_at is not None and written >= stop_at:
+                    break
                 time.sleep(0.05)
-        written = i
+        hinted = sum(_pending(cluster.status(n), "n3") for n in ("n1", "n2"))
     finally:
         victim.resume()
     latencies.sort()
-    print(f"{written} writes while n3 paused: p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, "
-          f"max {latencies[-1] * 1000:.0f} ms")
-    assert seen_down, "the phi detector never suspected the paused n3"
+    print(f"{written} writes while n3 paused: suspected after {down_at}s, p50 "
+          f"{latencies[len(latencies) // 2] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms, "
+          f"{hinted} hints")
+    assert down_at is not None, "the phi detector never suspected the paused n3"
     assert latencies[-1] < 15.0
+    assert hinted >= 25  # writes after the suspicion left hints for n3
 
-    def drained() -> bool:
-        statuses = cluster.statuses()
-        return len(statuses) == 3 and all(
-            not any(s["hints"]["pending"].values()) for s in statuses.values())
-
-    cluster.wait_for(drained, timeout_s=30, what="hints for n3 to be replayed")
+    cluster.wait_for(lambda: _hints_drained(cluster, 3), timeout_s=30,
+                     what="hints for n3 to be replayed")
     with cluster.client(only="n3") as c:
         missing = [i for i in range(written)
                    if c.get(f"pause-{i}", r=1).values != [f"s{i}".encode()]]

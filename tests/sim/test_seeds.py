@@ -91,7 +91,7 @@ def test_digest_does_not_depend_on_hash_seed() -> None:
     # Set iteration order changes with PYTHONHASHSEED; a digest that moves with it means some
     # code (core or simulator) iterates a set where order matters.
     src = str(Path(dynamokv.__file__).resolve().parent.parent)
-    digests = set()
+    digests: set[str] = set()
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed,
                "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}

@@ -32,7 +32,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from dynamokv.core.versioned import VersionedObject
+from dynamokv.core.versioned import Dot, VersionedObject
 
 PAXOS_ACTOR_SUFFIX = "~p"
 
@@ -115,6 +115,9 @@ class CasOp:
     new_value: bytes | None = None
     retry_at_ms: int | None = None  # -1: retry wanted, time not chosen yet
     restart_after_commit: bool = False  # the commit in flight finishes someone else's value
+    # Our earlier proposals that lost their round: any of them may still be chosen (finished by
+    # another proposer), so a retry first checks whether one already took effect.
+    prior: dict[Dot, tuple[bytes | None, bytes | None]] = field(default_factory=dict)
 
     def start_round(self, round_id: int, ballot: Ballot, phase: CasPhase) -> None:
         self.round_id = round_id

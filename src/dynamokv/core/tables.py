@@ -109,6 +109,9 @@ class TableOps:
         self._next_id = ID_BASE
         self._last_ballot = Ballot.zero()
         self._decide_fn: dict[int, Callable[[bytes | None], bytes | None] | None] = {}
+        # One proposer per key per node at a time: local requests for a busy key wait their
+        # turn instead of duelling with each other for ballots.
+        self._key_queues: dict[tuple[str, bytes], list[int]] = {}
 
     def owns(self, req_id: int) -> bool:
         return ID_BASE <= req_id < ID_BASE * 2
@@ -246,6 +249,10 @@ class TableOps:
         self.cas_ops[op_id] = op
         self._decide_fn[op_id] = req.decide
         self.deadlines.set(op_id, op.deadline_ms)
+        queue = self._key_queues.setdefault((req.bucket, req.key), [])
+        queue.append(op_id)
+        if len(queue) > 1:
+            return []  # started when the ones before it finish
         return self._prepare(op_id, op, wall_ms)
 
     def _ballot(self, op: CasOp, wall_ms: int) -> Ballot:
@@ -307,6 +314,13 @@ class TableOps:
         for _, _, _, obj in op.promises.values():
             if obj is not None:
                 current = sync(current, obj)
+        if current is not None and op.prior:
+            seen = current.context()
+            for dot, outcome in op.prior.items():
+                if seen.contains(dot.actor, dot.counter):
+                    # An earlier round of ours was chosen after all: applying `decide` again
+                    # would apply the change twice.
+                    return self._done(op_id, op, CasResult(*outcome))
         old = live_value(current)
         op.old_value = old
         decide = self._decide_fn.get(op_id)
@@ -324,6 +338,7 @@ class TableOps:
                               current.context() if current else VersionedObject(()).context(),
                               stamp)
         op.proposal = VersionedObject((sibling,))
+        op.prior[sibling.dot] = (old, new)
         op.phase = CasPhase.PROPOSING
         return self._propose(op)
 
@@ -395,13 +410,23 @@ class TableOps:
             return op_id, None
         return op_id, op
 
-    def _done(self, op_id: int, op: CasOp, result: object) -> list[Effect]:
+    def _done(self, op_id: int, op: CasOp, result: object, wall_ms: int = 0) -> list[Effect]:
         self.cas_ops.pop(op_id, None)
         self._decide_fn.pop(op_id, None)
         self.deadlines.cancel(op_id)
         for round_id in [r for r, o in self.rounds.items() if o == op_id]:
             del self.rounds[round_id]
-        return [Reply(op.client, result)]
+        effects: list[Effect] = [Reply(op.client, result)]
+        queue = self._key_queues.get((op.bucket, op.key), [])
+        if op_id in queue:
+            was_first = queue[0] == op_id
+            queue.remove(op_id)
+            if not queue:
+                del self._key_queues[(op.bucket, op.key)]
+            elif was_first:
+                nxt = queue[0]
+                effects.extend(self._prepare(nxt, self.cas_ops[nxt], wall_ms or op.ballot.ms))
+        return effects
 
     # ---- paxos: acceptor ---------------------------------------------------------------------
     def on_prepare_msg(self, msg: PaxosPrepare) -> PaxosPromise:
@@ -468,7 +493,7 @@ class TableOps:
                  "attempts": cas.attempts}))))
         for op_id, cas in list(self.cas_ops.items()):
             if cas.retry_at_ms == -1:  # schedule the retry with jitter, within the deadline
-                backoff = self.node.rng.randint(1, 5 * cas.attempts + 5)
+                backoff = self.node.rng.randint(1, min(2 ** cas.attempts, 200))
                 cas.retry_at_ms = now_ms + backoff
                 self.deadlines.set(op_id, min(cas.retry_at_ms, cas.deadline_ms))
         return effects

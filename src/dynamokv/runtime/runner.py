@@ -16,7 +16,14 @@ import time
 from typing import Any
 
 from dynamokv.core.effects import Effect, Log, PersistRing, Reply, Send, SendTo
-from dynamokv.core.events import ClientRequested, Event, MessageReceived, PeerUnreachable, TimerFired
+from dynamokv.core.events import (
+    ClientRequested,
+    Event,
+    LocalRequested,
+    MessageReceived,
+    PeerUnreachable,
+    TimerFired,
+)
 from dynamokv.core.messages import (
     BucketPropsRequest,
     ErrorReply,
@@ -65,6 +72,8 @@ class NodeRunner:
         self._timer_at: int | None = None
         self._started: dict[tuple[int, int], tuple[str, float]] = {}
         self._t0 = time.monotonic()
+        self._local: dict[int, asyncio.Future[Any]] = {}
+        self._local_ids = 0
 
     # ---- clocks ------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -105,6 +114,16 @@ class NodeRunner:
                                                time.perf_counter())
         self._feed(ClientRequested(client, msg))
 
+    def local_request(self, request: object) -> asyncio.Future[Any]:
+        """Ask this node's core for ``request`` (a ``core.requests`` value or a Get/Put
+        request); the future resolves with the core's reply message."""
+        self._local_ids += 1
+        ref = -self._local_ids  # negative: never a transport client
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._local[ref] = fut
+        self._feed(LocalRequested(ref, request))
+        return fut
+
     def _on_unreachable(self, node: str) -> None:
         if node.startswith("@"):
             return  # a seed we dialled by address; the join timer retries
@@ -141,6 +160,11 @@ class NodeRunner:
                 log.log(level, "%s %s", effect.message, effect.fields or "")
 
     def _reply(self, client: int, msg: Message) -> None:
+        if client < 0:
+            fut = self._local.pop(client, None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+            return
         req_id = getattr(msg, "req_id", None)
         started = self._started.pop((client, req_id), None) if isinstance(req_id, int) else None
         if isinstance(msg, StatusReply):

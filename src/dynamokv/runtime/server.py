@@ -23,6 +23,7 @@ from dynamokv.core.ring import Member, MemberStatus
 from dynamokv.core.settings import CoreSettings
 from dynamokv.errors import DynamoKVError
 from dynamokv.runtime.config import NodeConfig, parse_address
+from dynamokv.runtime.handle import ClusterHandle
 from dynamokv.runtime.metrics import MetricsHTTPServer, NodeMetrics
 from dynamokv.runtime.persist import incarnation, load_ring
 from dynamokv.runtime.runner import NodeRunner
@@ -40,6 +41,7 @@ class RunningNode:
     engine: StorageEngine
     metrics_server: MetricsHTTPServer | None
     extra_servers: list[Any]
+    handle: ClusterHandle | None = None
 
     async def stop(self) -> None:
         """Stop serving, flush, sync and close storage. Idempotent."""
@@ -101,7 +103,7 @@ async def start_node(config: NodeConfig) -> RunningNode:
         if config.metrics_listen:
             mhost, mport = parse_address(config.metrics_listen)
             metrics_server = metrics.start_http(mhost, mport)
-        node = RunningNode(config, runner, engine, metrics_server, [])
+        node = RunningNode(config, runner, engine, metrics_server, [], ClusterHandle(runner))
         if config.http_listen:
             api = await _start_http_api(config, node)
             if api is not None:
@@ -119,9 +121,9 @@ async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
         log.warning("the DynamoDB-compatible HTTP API is not available in this build; "
                     "serving the binary protocol only")
         return None
-    assert config.http_listen is not None
+    assert config.http_listen is not None and node.handle is not None
     host, port = parse_address(config.http_listen)
-    return await start_http_api(node, host, port)
+    return await start_http_api(node.handle, host, port)
 
 
 def serve(config: NodeConfig) -> int:

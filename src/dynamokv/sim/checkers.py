@@ -13,6 +13,7 @@ help from the code under test.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -61,7 +62,7 @@ def sibling_violations(where: str, key: bytes, obj: VersionedObject) -> list[str
     """An object's own invariants: dots sorted and unique, no sibling obsoleted by another."""
     out: list[str] = []
     sibs = obj.siblings
-    for a, b in zip(sibs, sibs[1:], strict=False):
+    for a, b in itertools.pairwise(sibs):
         if not a.dot < b.dot:
             out.append(f"{where} {_key(key)}: siblings not sorted by unique dot ({a.dot}, {b.dot})")
     for s in sibs:

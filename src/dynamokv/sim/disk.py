@@ -6,8 +6,9 @@ May import: stdlib, ``dynamokv.core.*``, ``dynamokv.storage.memory``,
 ``dynamokv.storage.node_store`` (the production ``ObjectStore``), ``dynamokv.errors``.
 
 A crash drops the ``NodeCore`` (all in-memory state) and the ``NodeStore`` object with its caches;
-the engine's data stays, and the restarted core is built over a fresh ``NodeStore`` on it, so it plays the part of the node's data directory: objects, the last
-persisted ring (``PersistRing``) and the incarnation that names the node's version-vector actor.
+the engine's data stays, and the restarted core is built over a fresh ``NodeStore`` on it. So
+the disk plays the part of the node's data directory: objects, hints, the last persisted ring
+(``PersistRing``) and the incarnation that names the node's version-vector actor.
 
 Faults:
 
@@ -20,8 +21,9 @@ Faults:
 - ``lie_every``: a deliberate bug (``--bug lying-disk``) for testing the checkers: every
   ``lie_every``-th object or hint write is silently skipped while reporting success.
 
-Every successful object or hint write is reported to ``observer`` (the checkers' disk log), which is how the
-checkers learn the dot each write was given without any help from the core.
+Every successful object or hint write is reported to ``observer`` (the checkers' disk log),
+which is how the checkers learn the dot each write was given without any help from the core.
+Paxos acceptor state and table scans pass straight through (no faults yet).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from dynamokv.core.paxos import AcceptorState
 from dynamokv.core.ring import Ring
 from dynamokv.core.versioned import VersionedObject
 from dynamokv.errors import StorageError
@@ -142,6 +145,23 @@ class SimDisk:
     def sync(self) -> None:
         self.store.sync()
         self._undo.clear()
+
+    # ---- ObjectStore: tables and per-key Paxos state -------------------------------------------
+
+    def scan_range(self, bucket: str, hash_part: bytes, start: bytes | None, end: bytes | None,
+                   reverse: bool, limit: int
+                   ) -> tuple[list[tuple[bytes, VersionedObject]], bool]:
+        return self.store.scan_range(bucket, hash_part, start, end, reverse, limit)
+
+    def scan_bucket(self, partition: int, bucket: str, after: bytes | None, limit: int
+                    ) -> tuple[list[tuple[bytes, VersionedObject]], bool]:
+        return self.store.scan_bucket(partition, bucket, after, limit)
+
+    def get_paxos(self, bucket: str, key: bytes) -> AcceptorState | None:
+        return self.store.get_paxos(bucket, key)
+
+    def put_paxos(self, bucket: str, key: bytes, state: AcceptorState) -> None:
+        self.store.put_paxos(bucket, key, state)
 
     # ---- the data directory's other files ------------------------------------------------------
 

@@ -1,0 +1,366 @@
+"""The table catalog: which tables exist, their key schemas, indexes, tags and settings.
+
+Owns: :class:`TableInfo` / :class:`IndexInfo` (a table's stored description and the key logic
+that depends on it: extracting, validating and encoding item keys) and :class:`Catalog`, the
+replicated registry of tables with a small per-node cache.
+May import: stdlib, ``orjson``, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.attributes`,
+:mod:`dynamokv.api.keycodec`, :mod:`dynamokv.api.errors`.
+
+Replication. Each table's description is one item of the system bucket ``~catalog`` (key: the
+table name), read and written through the ``NodeHandle`` like any data, so every node of a
+cluster sees the same tables. Creating, deleting and updating a table are ``cas`` operations,
+so two nodes creating the same table race safely: one wins, the other gets
+ResourceInUseException. Each node caches descriptions for ``ttl`` seconds (a table is looked
+up on every item request); a node's own writes refresh its cache, a miss is always re-read
+(consistently), so a table created anywhere is usable everywhere at once, while a table
+deleted or updated elsewhere may look unchanged here for up to ``ttl`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from dynamokv.api.attributes import (
+    MAX_HASH_KEY_SIZE,
+    MAX_RANGE_KEY_SIZE,
+    AttributeValue,
+    B,
+    Item,
+    KeyValue,
+    N,
+    S,
+    from_wire,
+    to_wire,
+    validate_key_attribute,
+    value_size,
+)
+from dynamokv.api.errors import (
+    DynamoDBError,
+    ResourceInUseException,
+    ResourceNotFoundException,
+    SerializationException,
+    ValidationException,
+)
+from dynamokv.api.handle import Abort, NodeHandle, compose_key, table_bucket
+from dynamokv.api.keycodec import encode_key
+
+CATALOG_BUCKET = "~catalog"
+_INVALID = "One or more parameter values were invalid: "
+KEY_MISMATCH = "The provided key element does not match the schema"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexInfo:
+    name: str
+    hash_key: str
+    range_key: str | None
+    projection_type: str  # ALL | KEYS_ONLY | INCLUDE
+    non_key_attributes: tuple[str, ...]
+    is_global: bool
+
+
+@dataclass(slots=True)
+class TableInfo:
+    """A table as the catalog stores it: ``description`` is the stored JSON document; the other
+    fields are derived from it for the hot paths."""
+
+    description: dict[str, Any]
+    name: str = ""
+    table_id: str = ""
+    hash_key: str = ""
+    range_key: str | None = None
+    types: dict[str, str] = field(default_factory=dict)
+    indexes: dict[str, IndexInfo] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        d = self.description
+        self.name = d["TableName"]
+        self.table_id = d["TableId"]
+        self.types = {a["AttributeName"]: a["AttributeType"] for a in d["AttributeDefinitions"]}
+        self.hash_key, self.range_key = _schema_keys(d["KeySchema"])
+        self.indexes = {}
+        for kind, is_global in (("LocalSecondaryIndexes", False), ("GlobalSecondaryIndexes", True)):
+            for index in d.get(kind) or ():
+                hash_key, range_key = _schema_keys(index["KeySchema"])
+                projection = index.get("Projection") or {}
+                self.indexes[index["IndexName"]] = IndexInfo(
+                    index["IndexName"],
+                    hash_key,
+                    range_key,
+                    projection.get("ProjectionType", "ALL"),
+                    tuple(projection.get("NonKeyAttributes") or ()),
+                    is_global,
+                )
+
+    @property
+    def bucket(self) -> str:
+        return table_bucket(self.table_id)
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return (self.hash_key,) if self.range_key is None else (self.hash_key, self.range_key)
+
+    # ----------------------------------------------------------------------------- keys
+
+    def key_from_wire(self, wire: Any, *, label: str = "") -> tuple[Item, bytes]:
+        """Validate a request's ``Key`` map; return the typed key and its storage key."""
+        if not isinstance(wire, Mapping):
+            raise SerializationException("Start of structure or map found where not expected")
+        prefix = f"{label}: " if label else ""
+        if len(wire) != len(self.key_names) or any(name not in wire for name in self.key_names):
+            raise ValidationException(prefix + KEY_MISMATCH)
+        key: Item = {}
+        for name in self.key_names:
+            value = from_wire(wire[name])
+            if value.type_name != self.types[name]:
+                raise ValidationException(prefix + KEY_MISMATCH)
+            validate_key_attribute(name, value, is_range=name == self.range_key)
+            key[name] = value
+        return key, self.storage_key(key)
+
+    def storage_key(self, item: Mapping[str, AttributeValue]) -> bytes:
+        """The storage key of an item (or key) whose key attributes are already valid."""
+        hash_value = item[self.hash_key]
+        assert isinstance(hash_value, (S, N, B))
+        if self.range_key is None:
+            return compose_key(encode_key(hash_value))
+        range_value = item[self.range_key]
+        assert isinstance(range_value, (S, N, B))
+        return compose_key(encode_key(hash_value), encode_key(range_value))
+
+    def validate_item(self, item: Mapping[str, AttributeValue]) -> None:
+        """A whole item's key attributes and index key attributes (PutItem, BatchWrite)."""
+        for name in self.key_names:
+            value = item.get(name)
+            if value is None:
+                raise ValidationException(_INVALID + f"Missing the key {name} in the item")
+            validate_key_attribute(name, value, self.types[name], is_range=name == self.range_key)
+        self.validate_index_keys(item)
+
+    def validate_index_keys(self, item: Mapping[str, AttributeValue]) -> None:
+        for index in self.indexes.values():
+            for name in (index.hash_key, index.range_key):
+                if name is None or name in self.key_names:
+                    continue
+                value = item.get(name)
+                if value is None:
+                    continue
+                expected = self.types.get(name)
+                if expected is not None and value.type_name != expected:
+                    raise ValidationException(
+                        _INVALID + f"Type mismatch for Index Key {name} Expected: {expected} "
+                        f"Actual: {value.type_name} IndexName: {index.name}"
+                    )
+                if (isinstance(value, S) and not value.value) or (
+                    isinstance(value, B) and not value.value
+                ):
+                    raise ValidationException(
+                        "One or more parameter values are not valid. A value specified for a "
+                        "secondary index key is not supported. The AttributeValue for a key "
+                        f"attribute cannot contain an empty {'string' if isinstance(value, S) else 'binary'} "  # noqa: E501
+                        f"value. IndexName: {index.name}, IndexKey: {name}"
+                    )
+                limit = MAX_HASH_KEY_SIZE if name == index.hash_key else MAX_RANGE_KEY_SIZE
+                if value_size(value) > limit:
+                    raise ValidationException(
+                        _INVALID + f"Size of key attribute {name} of index {index.name} "
+                        f"exceeded the limit of {limit} bytes"
+                    )
+
+    def key_of(self, item: Mapping[str, AttributeValue], index: IndexInfo | None = None) -> Item:
+        """The key attributes of ``item`` (the table's, plus the index's for index reads)."""
+        names = list(self.key_names)
+        if index is not None:
+            names += [n for n in (index.hash_key, index.range_key) if n is not None]
+        return {name: item[name] for name in names if name in item}
+
+    def wire_key_of(
+        self, item: Mapping[str, AttributeValue], index: IndexInfo | None = None
+    ) -> dict[str, Any]:
+        return {name: to_wire(value) for name, value in self.key_of(item, index).items()}
+
+    def arn(self, region: str, account: str) -> str:
+        return table_arn(region, account, self.name)
+
+
+def table_arn(region: str, account: str, name: str) -> str:
+    return f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+
+
+def _schema_keys(schema: list[dict[str, str]]) -> tuple[str, str | None]:
+    hash_key = next(e["AttributeName"] for e in schema if e["KeyType"] == "HASH")
+    range_key = next((e["AttributeName"] for e in schema if e["KeyType"] == "RANGE"), None)
+    return hash_key, range_key
+
+
+def key_value_sort(value: KeyValue) -> bytes:
+    """The order-preserving bytes of one key value (for sorting index query results)."""
+    return encode_key(value)
+
+
+class _Exists(Abort):
+    pass
+
+
+class _Missing(Abort):
+    pass
+
+
+class _Refused(Abort):
+    def __init__(self, error: DynamoDBError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass(slots=True)
+class _Cached:
+    info: TableInfo
+    fetched: float
+
+
+class Catalog:
+    """The replicated table registry of one node, with its cache."""
+
+    def __init__(
+        self,
+        handle: NodeHandle,
+        *,
+        ttl: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._handle = handle
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: dict[str, _Cached] = {}
+
+    def _remember(self, info: TableInfo) -> TableInfo:
+        self._cache[info.name] = _Cached(info, self._clock())
+        return info
+
+    def invalidate(self, name: str | None = None) -> None:
+        if name is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(name, None)
+
+    async def get(self, name: str) -> TableInfo | None:
+        cached = self._cache.get(name)
+        if cached is not None and self._clock() - cached.fetched < self._ttl:
+            return cached.info
+        raw = await self._handle.read(CATALOG_BUCKET, name.encode("utf-8"), consistent=True)
+        if raw is None:
+            self._cache.pop(name, None)
+            return None
+        return self._remember(TableInfo(orjson.loads(raw)))
+
+    async def require(self, name: str) -> TableInfo:
+        info = await self.get(name)
+        if info is None:
+            raise ResourceNotFoundException(
+                f"Requested resource not found: Table: {name} not found"
+            )
+        return info
+
+    async def create(self, description: dict[str, Any]) -> TableInfo:
+        name = description["TableName"]
+        data = orjson.dumps(description)
+
+        def decide(current: bytes | None) -> bytes | None:
+            if current is not None:
+                raise _Exists()
+            return data
+
+        try:
+            await self._handle.cas(CATALOG_BUCKET, name.encode("utf-8"), decide)
+        except _Exists:
+            raise ResourceInUseException(f"Table already exists: {name}") from None
+        return self._remember(TableInfo(description))
+
+    async def update(
+        self, name: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> TableInfo:
+        """Replace a table's description with ``change(old)`` (which may raise DynamoDBError)."""
+        result: list[dict[str, Any]] = []
+
+        def decide(current: bytes | None) -> bytes | None:
+            if current is None:
+                raise _Missing()
+            try:
+                new = change(orjson.loads(current))
+            except DynamoDBError as exc:
+                raise _Refused(exc) from None
+            result[:] = [new]
+            return orjson.dumps(new)
+
+        try:
+            await self._handle.cas(CATALOG_BUCKET, name.encode("utf-8"), decide)
+        except _Missing:
+            self._cache.pop(name, None)
+            raise ResourceNotFoundException(
+                f"Requested resource not found: Table: {name} not found"
+            ) from None
+        except _Refused as refused:
+            raise refused.error from None
+        return self._remember(TableInfo(result[0]))
+
+    async def delete(
+        self, name: str, check: Callable[[dict[str, Any]], None] | None = None
+    ) -> TableInfo:
+        result: list[dict[str, Any]] = []
+
+        def decide(current: bytes | None) -> bytes | None:
+            if current is None:
+                raise _Missing()
+            old = orjson.loads(current)
+            if check is not None:
+                try:
+                    check(old)
+                except DynamoDBError as exc:
+                    raise _Refused(exc) from None
+            result[:] = [old]
+            return None
+
+        try:
+            await self._handle.cas(CATALOG_BUCKET, name.encode("utf-8"), decide)
+        except _Missing:
+            self._cache.pop(name, None)
+            raise ResourceNotFoundException(
+                f"Requested resource not found: Table: {name} not found"
+            ) from None
+        except _Refused as refused:
+            raise refused.error from None
+        self._cache.pop(name, None)
+        return TableInfo(result[0])
+
+    async def names(self, after: str | None, limit: int) -> tuple[list[str], bool]:
+        """Table names in order after ``after``: up to ``limit`` and whether more exist."""
+        found: list[str] = []
+        cursor: bytes | None = None
+        # The catalog bucket is not a table bucket: a scan visits it in storage-key order per
+        # segment only, so read all names (tables are few) and sort them here.
+        while True:
+            page = await self._handle.scan(CATALOG_BUCKET, 0, 1, cursor, 1000)
+            found.extend(key.decode("utf-8") for key, _ in page.items)
+            if page.last_key is None:
+                break
+            cursor = page.last_key
+        found.sort()
+        if after is not None:
+            found = [n for n in found if n > after]
+        return found[:limit], len(found) > limit
+
+    async def all_tables(self) -> list[TableInfo]:
+        tables: list[TableInfo] = []
+        cursor: bytes | None = None
+        while True:
+            page = await self._handle.scan(CATALOG_BUCKET, 0, 1, cursor, 1000)
+            tables.extend(TableInfo(orjson.loads(value)) for _, value in page.items)
+            if page.last_key is None:
+                return tables
+            cursor = page.last_key
+
