@@ -623,10 +623,11 @@ def run(args: argparse.Namespace, console: Console, status: Console) -> dict[str
                              f"errors: {report['load']['errors'] or 0}", markup=False)
             results: list[dict[str, Any]] = []
             report["results"] = results
-            # Routings alternate within each workload so that both see the same background
-            # load: other work on a shared machine drifts over minutes, not seconds.
-            for name in workloads:
-                for routing in routings:
+            # Routings run back to back within each workload so that both see about the same
+            # background load, and in ABBA order (server first, then partition first, ...):
+            # load on a shared machine drifts, and a fixed order would favour the first.
+            for index, name in enumerate(workloads):
+                for routing in routings if index % 2 == 0 else routings[::-1]:
                     status.print(f"workload {name} ({WORKLOADS[name].description}), routing "
                                  f"{routing}: {args.duration:g} s", markup=False)
                     job: Coroutine[Any, Any, dict[str, Any]] = measure(

@@ -485,12 +485,12 @@ def test_status(fake: list[FakeClient], capsys: pytest.CaptureFixture[str]) -> N
         "latency": {"latency_ms": {"get": {"p50": 1.0}}},
         "uptime_s": 12.5,
     }
-    assert main.main(["status", "--node", "127.0.0.1:7002"]) == 0
+    assert main.main(["status", "--one", "--node", "127.0.0.1:7002"]) == 0
     out = capsys.readouterr().out
     assert "node n2" in out and "ring version 7" in out
     assert "down" in out and "up" in out
     assert "uptime_s" in out
-    assert main.main(["status", "--json"]) == 0
+    assert main.main(["status", "--one", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["node_id"] == "n2"
     assert doc["ring_version"] == 7
@@ -505,7 +505,7 @@ def test_status_without_members_uses_the_ring(
 ) -> None:
     fake[0].status_value = {"node": "n1"}
     fake[0].ring_value = make_ring("12121212", version=4)
-    assert main.main(["status", "--json"]) == 0
+    assert main.main(["status", "--one", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["ring_version"] == 4
     assert [(m["id"], m["up"]) for m in doc["members"]] == [("n1", "?"), ("n2", "?")]
@@ -539,7 +539,7 @@ def test_markup_in_values_is_printed_as_typed(
 ) -> None:
     fake[0].status_value = {"node": "[bold]n1", "note": "[red]x[/red]"}
     fake[0].ring_value = make_ring("11111111")
-    assert main.main(["status"]) == 0
+    assert main.main(["status", "--one"]) == 0
     out = capsys.readouterr().out
     assert "[bold]n1" in out and "[red]x[/red]" in out
 

@@ -177,7 +177,8 @@ def test_ring_and_status(local_cluster: LocalCluster) -> None:
     text = run("ring", "--node", local_cluster.node)
     assert text.returncode == 0 and "imbalance" in text.stdout
 
-    status = run("status", "--node", f"127.0.0.1:{local_cluster.base_port + 1}", "--json")
+    status = run("status", "--one", "--node", f"127.0.0.1:{local_cluster.base_port + 1}",
+                 "--json")
     assert status.returncode == 0, status.stderr
     sdoc = json.loads(status.stdout)
     assert sdoc["node_id"] == "n2"

@@ -7,6 +7,8 @@ Shapes: q a power of two from 8 to 1024, 1 to 20 members with arbitrary ids, tar
 
 from __future__ import annotations
 
+import random
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -127,14 +129,14 @@ def test_mixed_changes_move_only_leavers_or_to_joiners(
 
 @PROPS
 @given(shapes(extra=1), st.randoms(use_true_random=False))
-def test_claim_is_deterministic(shape: tuple[int, int, list[Member]], rnd: object) -> None:
+def test_claim_is_deterministic(shape: tuple[int, int, list[Member]], rnd: random.Random) -> None:
     q, n, everyone = shape
     *members, joiner = everyone
     old = claim(None, members, q=q, target_n=n, claimant="c")
     assert old == claim(None, list(reversed(members)), q=q, target_n=n, claimant="c")
     target = [*members, joiner]
     shuffled = list(target)
-    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    rnd.shuffle(shuffled)
     assert claim(old, target, q=q, target_n=n, claimant="c") == claim(
         old, shuffled, q=q, target_n=n, claimant="c"
     )

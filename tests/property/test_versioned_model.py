@@ -264,9 +264,9 @@ class VersionedModel(RuleBasedStateMachine):
         assert set(self.writes) <= present | obsoleted
         # Every present sibling is a write that was really accepted, unaltered.
         for s in final.siblings:
-            w = self.writes[s.dot]
-            assert (s.value, s.timestamp_ms) == (w.value, w.timestamp_ms)
-            assert s.context.descends(w.context)
+            written = self.writes[s.dot]
+            assert (s.value, s.timestamp_ms) == (written.value, written.timestamp_ms)
+            assert s.context.descends(written.context)
 
     @invariant()
     def lww_everywhere_converges(self) -> None:

@@ -4,6 +4,8 @@ Each test starts its own small cluster (ring size 16, a few hundred keys at most
 a kill -9 during writes (hinted handoff), a wiped data directory (Merkle anti-entropy), a node
 joining under load and one leaving with plan/commit (ownership handoff), a paused process (the
 phi-accrual detector). Every wait is bounded; every process is stopped by PID by the harness.
+The last test guards a fixed failure-detector bug: a peer silent since before this node first
+heard from it must still be suspected.
 """
 
 from __future__ import annotations
@@ -15,18 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.cluster_harness import LocalCluster
 
 pytestmark = pytest.mark.cluster
 
 RING = 16
 FAST_AAE = ("--aae-interval", "0.2")
-
-
-@pytest.fixture
-def cluster_root(tmp_path: Path) -> Path:
-    return tmp_path
 
 
 def _start(root: Path, count: int = 3, **kw: Any) -> LocalCluster:
@@ -44,6 +40,21 @@ def cluster3(tmp_path: Path) -> Iterator[LocalCluster]:
 
 def _pending(status: dict[str, Any], target: str) -> int:
     return int(status["hints"]["pending"].get(target, 0))
+
+
+def _up(status: dict[str, Any], node: str) -> bool:
+    return bool(next(m["up"] for m in status["members"] if m["node"] == node))
+
+
+def _wait_heartbeats(cluster: LocalCluster) -> None:
+    """Until every running node has heard from every other (the phi detector has a history)."""
+
+    def heard() -> bool:
+        statuses = cluster.statuses()
+        return all(m["node"] == nid or m["phi"] > 0
+                   for nid, s in statuses.items() for m in s["members"])
+
+    cluster.wait_for(heard, timeout_s=20, what="heartbeats between every pair of nodes")
 
 
 def _hints_drained(cluster: LocalCluster, count: int) -> bool:
@@ -167,7 +178,7 @@ class Load:
                         self.known[key] = value
                         keys.append(key)
                         self.writes += 1
-                    except Exception as exc:  # noqa: BLE001 - recorded, asserted on later
+                    except Exception as exc:
                         self.failures.append(f"put {key}: {type(exc).__name__}: {exc}")
                 else:
                     key = keys[(i * 7919) % len(keys)]
@@ -176,7 +187,7 @@ class Load:
                         self.reads += 1
                         if got.values != [self.known[key].encode()]:
                             self.failures.append(f"get {key}: found={got.found} {got.values}")
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:
                         self.failures.append(f"get {key}: {type(exc).__name__}: {exc}")
                 time.sleep(0.005)
 
@@ -303,24 +314,25 @@ def test_writes_go_on_while_a_node_is_paused(cluster3: LocalCluster) -> None:
     cluster = cluster3
     victim = cluster.node("n3")
     latencies: list[float] = []
-    down_at: float | None = None  # seconds into the pause when n1 suspected n3
+    down_at: float | None = None  # seconds into the pause when n1 and n2 suspected n3
     hinted = 0
     written = 0
+    _wait_heartbeats(cluster)  # (a peer never heard from is never suspected: see below)
     try:
         victim.pause()
         paused_at = time.monotonic()
         # Clients talk to n1 and n2 only: a paused node accepts connections but never answers.
         with cluster.client(only=["n1", "n2"], timeout_s=15.0) as c:
             deadline = paused_at + 40
-            # Until the detector suspects n3 (phi > 8 takes ~9 s of silence), then 30 more.
+            # Until both coordinators suspect n3 (phi > 8 takes ~9 s of silence), then 30 more:
+            # those leave hints (earlier ones were sent to n3 and wait in its socket buffer).
             while written < 400 and time.monotonic() < deadline:
                 t = time.monotonic()
                 c.put(f"pause-{written}", f"s{written}", w=2)
                 latencies.append(time.monotonic() - t)
                 written += 1
                 if down_at is None and written % 5 == 0:
-                    up = {m["node"]: m["up"] for m in cluster.status("n1")["members"]}
-                    if not up["n3"]:
+                    if all(not _up(cluster.status(n), "n3") for n in ("n1", "n2")):
                         down_at, stop_at = time.monotonic() - paused_at, written + 30
                 elif down_at is not None and written >= stop_at:
                     break
@@ -334,7 +346,7 @@ def test_writes_go_on_while_a_node_is_paused(cluster3: LocalCluster) -> None:
           f"{hinted} hints")
     assert down_at is not None, "the phi detector never suspected the paused n3"
     assert latencies[-1] < 15.0
-    assert hinted >= 25  # writes after the suspicion left hints for n3
+    assert hinted >= 30  # every write after the suspicion left a hint for n3
 
     cluster.wait_for(lambda: _hints_drained(cluster, 3), timeout_s=30,
                      what="hints for n3 to be replayed")
@@ -342,3 +354,25 @@ def test_writes_go_on_while_a_node_is_paused(cluster3: LocalCluster) -> None:
         missing = [i for i in range(written)
                    if c.get(f"pause-{i}", r=1).values != [f"s{i}".encode()]]
     assert missing == []
+
+
+def test_restarted_node_suspects_a_peer_that_was_already_paused(
+    cluster3: LocalCluster,
+) -> None:
+    cluster = cluster3
+    _wait_heartbeats(cluster)
+    victim, observer = cluster.node("n3"), cluster.node("n2")
+    try:
+        victim.pause()
+        observer.kill9()
+        observer.start()  # its detector starts empty; n3 will never send it anything
+        cluster.wait_up(observer)
+        t0 = time.monotonic()
+        # n1 (which had heard from n3) suspects it after ~9 s of silence; n2 should as well.
+        cluster.wait_for(lambda: not _up(cluster.status("n1"), "n3"), timeout_s=20,
+                         what="n1 to suspect the paused n3")
+        cluster.wait_for(lambda: not _up(cluster.status("n2"), "n3"),
+                         timeout_s=max(1.0, 20 - (time.monotonic() - t0)),
+                         what="the restarted n2 to suspect the paused n3")
+    finally:
+        victim.resume()

@@ -27,9 +27,9 @@ WORKLOAD_MS = 4_000
 CORPUS = [2, 4, 7, 8, 10, 13, 15, 17, 20, 27, 29, 36]
 
 # Core bugs the simulator found (see docs/simulator.md); the text identifies their violations.
-KNOWN_CORE_BUGS = {
-    "disk-writes": "names two writes",  # fallback coordinators re-issue dots (KV679-like)
-    "world": "simulated hint read fault",  # hints.on_ack lets StorageError escape
+KNOWN_CORE_BUGS: dict[str, str] = {
+    # Fixed: fallback coordinators re-issued dots (now primaries stamp, or a one-off actor);
+    # hints.on_ack let StorageError escape (now caught). Add new entries only with an issue.
 }
 
 

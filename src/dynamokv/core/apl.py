@@ -39,9 +39,7 @@ def primaries(ring: Ring, partition: int, n: int) -> tuple[str, ...]:
     return ring.preference_list(partition, n)
 
 
-def active_preference_list(
-    ring: Ring, partition: int, n: int, up: Set[str]
-) -> tuple[Replica, ...]:
+def active_preference_list(ring: Ring, partition: int, n: int, up: Set[str]) -> tuple[Replica, ...]:
     """Who serves ``partition`` now: the up primaries, then one up fallback per down primary.
 
     Fallbacks are taken in ring order from the nodes past the first ``n``, skipping nodes that

@@ -17,6 +17,7 @@ the replicas that answered with less (read repair, section 5).
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -133,6 +134,7 @@ class NodeView(Protocol):
     ring: Ring | None
     detector: FailureDetector
     limits: Limits
+    rng: random.Random
 
     def bucket_props(self, bucket: str) -> BucketProps: ...
 
@@ -188,6 +190,14 @@ class Coordinator:
         except DynamoKVError as exc:
             return [origin.answer(error_reply(origin.req_id, exc, self._ring_version()))]
         mine = next((r for r in plan.replicas if r.node == self.node.node_id), None)
+        if (mine is not None and mine.kind is ReplicaKind.FALLBACK and origin.client is not None
+                and any(r.kind is ReplicaKind.PRIMARY for r in plan.replicas)):
+            # Versions are stamped by a primary whenever one is up: a fallback's copy is a hint
+            # that will be handed back and deleted, so it cannot remember which counters it
+            # issued.
+            primaries_first = tuple(sorted(plan.replicas,
+                                           key=lambda r: r.kind is not ReplicaKind.PRIMARY))
+            return self._forward_put(origin, req, primaries_first, now_ms)
         if mine is None:
             if origin.client is None:
                 # A forwarded put reached a node that is no replica by its own ring: the rings
@@ -218,7 +228,12 @@ class Coordinator:
                 # Last writer wins by a hybrid clock: never stamp below what this replica has
                 # seen, so a node whose clock lags cannot lose a later write to an earlier one.
                 stamp = max(stamp, local.max_timestamp_ms() + 1)
-            sibling = new_sibling(local, node.actor, req.value, req.context, stamp)
+            actor = node.actor
+            if mine.kind is ReplicaKind.FALLBACK:
+                # No primary is up: stamp with a one-off actor, unique by construction, since a
+                # fallback's counters cannot be remembered past the hint's handoff.
+                actor = f"{node.actor}/{node.rng.getrandbits(64):016x}"
+            sibling = new_sibling(local, actor, req.value, req.context, stamp)
             obj = apply_write(local, sibling)
             if plan.props.lww:
                 obj = resolve_lww(obj)

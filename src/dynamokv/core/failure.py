@@ -85,6 +85,11 @@ class FailureDetector:
         """Suspect every node in ``nodes`` whose phi passed the threshold; those newly suspected."""
         newly = []
         for node in nodes:
+            if node not in self._history:
+                # Never heard from it yet: its silence counts from now, so a peer that went
+                # quiet before we started is suspected like any other.
+                self._history[node] = _History(now_ms)
+                continue
             if node not in self._down_since and self.phi(node, now_ms) > self.phi_threshold:
                 self._down_since[node] = now_ms
                 self._last_probe[node] = now_ms

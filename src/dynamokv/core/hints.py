@@ -21,6 +21,7 @@ from dynamokv.core.effects import Effect, Log, Send
 from dynamokv.core.messages import HintBatch, KeyObject
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.versioned import VersionedObject
+from dynamokv.errors import DynamoKVError
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +90,15 @@ class HintReplayer:
         del self._in_flight[src]
         if error:
             return [Log("warning", "hint replay refused", {"target": src, "error": error})]
-        for item in flight.items:
-            current = self.store.get_hint(src, item.bucket, item.key)
-            if current == item.obj:  # a newer hinted write arrived meanwhile: keep it for later
-                self.store.delete_hint(src, item.bucket, item.key)
-                self.replayed += 1
+        try:
+            for item in flight.items:
+                current = self.store.get_hint(src, item.bucket, item.key)
+                if current == item.obj:  # a newer hinted write arrived meanwhile: keep it
+                    self.store.delete_hint(src, item.bucket, item.key)
+                    self.replayed += 1
+        except DynamoKVError as exc:
+            # The hints stay stored; the next replay sends them again (merging is idempotent).
+            return [Log("warning", "could not clear replayed hints", {"error": str(exc)})]
         return []
 
     def in_flight(self) -> int:

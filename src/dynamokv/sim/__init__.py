@@ -2,8 +2,9 @@
 
 Owns: the public face of the simulator (``Simulator``, ``SimOptions``, ``run_seed``, ``main``).
 May import: ``dynamokv.core.*``, ``dynamokv.wire.*``, ``dynamokv.storage.memory`` and
-``dynamokv.storage.objects``. Never ``asyncio``, ``dynamokv.runtime``, ``api`` or ``cli``, nor
-``time`` or module-level ``random`` outside ``run.py``'s wall-clock report and seed choice.
+``dynamokv.storage.objects`` and ``dynamokv.storage.node_store``. Never ``asyncio``, ``time``,
+``dynamokv.runtime``, ``api`` or ``cli``, nor module-level ``random``: every choice comes from the
+seed (``run.py`` draws a fresh seed with ``secrets`` only when none is given, and prints it).
 
 Design and usage: ``docs/simulator.md``.
 """

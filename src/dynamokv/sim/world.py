@@ -137,8 +137,10 @@ def describe(msg: Message) -> str:
 
 
 class Simulator:
-    def __init__(self, seed: int, options: SimOptions, *, trace: Trace | None = None,
-                 observer: PutObserver | None = None) -> None:
+    def __init__(self, seed: int, options: SimOptions | None = None, *,
+                 trace: Trace | None = None, observer: PutObserver | None = None) -> None:
+        if options is None:
+            options = SimOptions.from_seed(seed)
         options.validate()
         self.seed = seed
         self.options = options

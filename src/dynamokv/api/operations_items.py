@@ -1,0 +1,258 @@
+"""Single-item operations: PutItem, GetItem, UpdateItem, DeleteItem.
+
+Owns: the request validation, condition evaluation, update application, ReturnValues and
+consumed capacity of the four item operations, and the choice of path through the handle.
+May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
+:mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
+:mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
+
+Paths through the handle. A PutItem or DeleteItem with no condition and no ReturnValues is a
+plain ``write`` (last writer wins). Anything that must look at the current item -- a
+condition, ALL_OLD, every UpdateItem -- is one ``cas``: the decision (condition, update, size
+check) runs on the value the cluster agreed on, so it is linearizable and two racing
+conditional writes never both succeed. Decisions are pure and may run more than once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_size, item_to_wire
+from dynamokv.api.catalog import TableInfo
+from dynamokv.api.errors import ConditionalCheckFailedException, DynamoDBError, ValidationException
+from dynamokv.api.expressions import UpdateExpression, apply_update, evaluate, project
+from dynamokv.api.items import decode_item, encode_item, stored_wire
+from dynamokv.api.operations_common import (
+    ApiContext,
+    CheckFailed,
+    Params,
+    Prepared,
+    Refused,
+    capacity,
+    capacity_mode,
+    prepare_expressions,
+    read_units,
+    write_units,
+)
+
+RETURN_VALUES = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
+RETURN_ON_FAILURE = ("NONE", "ALL_OLD")
+_INVALID = "One or more parameter values were invalid: "
+UPDATE_TOO_LARGE = "Item size to update has exceeded the maximum allowed size"
+
+
+def return_values(params: Params, allowed: tuple[str, ...]) -> str:
+    value = params.enum("ReturnValues", RETURN_VALUES, "NONE")
+    if value not in allowed:
+        raise ValidationException("Return values set to invalid value")
+    return value
+
+
+def on_failure(params: Params) -> bool:
+    choice = params.enum("ReturnValuesOnConditionCheckFailure", RETURN_ON_FAILURE, "NONE")
+    return choice == "ALL_OLD"
+
+
+def condition_failed(old: Item | None, return_old: bool) -> ConditionalCheckFailedException:
+    if return_old and old is not None:
+        return ConditionalCheckFailedException(item=item_to_wire(old))
+    return ConditionalCheckFailedException()
+
+
+def check_update_keys(table: TableInfo, update: UpdateExpression | None) -> None:
+    if update is None:
+        return
+    for path in update.paths:
+        if path.head in table.key_names:
+            raise ValidationException(
+                _INVALID + f"Cannot update attribute {path.head}. This attribute is part of the key"
+            )
+
+
+# ------------------------------------------------------------------------------ decisions
+# Each maker returns a ``decide`` function for handle.cas and a box that the last call fills
+# with (old item, new item) -- the values the write actually applied to.
+
+
+def put_decision(prepared: Prepared, data: bytes) -> tuple[Any, list[Item | None]]:
+    box: list[Item | None] = [None]
+
+    def decide(current: bytes | None) -> bytes | None:
+        old = decode_item(current) if current is not None else None
+        if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
+            raise CheckFailed(old)
+        box[0] = old
+        return data
+
+    return decide, box
+
+
+def delete_decision(prepared: Prepared) -> tuple[Any, list[Item | None]]:
+    box: list[Item | None] = [None]
+
+    def decide(current: bytes | None) -> bytes | None:
+        old = decode_item(current) if current is not None else None
+        if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
+            raise CheckFailed(old)
+        box[0] = old
+        return None
+
+    return decide, box
+
+
+def update_decision(
+    table: TableInfo, prepared: Prepared, key: Item
+) -> tuple[Any, list[Item | None]]:
+    box: list[Item | None] = [None, None]
+    update = prepared.update
+
+    def decide(current: bytes | None) -> bytes | None:
+        old = decode_item(current) if current is not None else None
+        if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
+            raise CheckFailed(old)
+        box[0], box[1] = old, None
+        if old is None and update is not None and not (update.set_actions or update.add_actions):
+            # Only REMOVE / DELETE actions on a missing item: nothing to create.
+            raise _NoItem()
+        base = old if old is not None else dict(key)
+        try:
+            new = apply_update(update, base) if update is not None else dict(base)
+            check_item_size(new, UPDATE_TOO_LARGE)
+            table.validate_index_keys(new)
+        except DynamoDBError as exc:
+            raise Refused(exc) from None
+        box[1] = new
+        return encode_item(new)
+
+    return decide, box
+
+
+class _NoItem(CheckFailed):
+    """An update that would create an item holding only its key from REMOVE/DELETE actions."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+
+# ------------------------------------------------------------------------------ operations
+
+
+async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    table = await ctx.table(params)
+    item = item_from_wire(params.req_mapping("Item"))
+    table.validate_item(item)
+    size = check_item_size(item)
+    returns = return_values(params, ("NONE", "ALL_OLD"))
+    return_old_on_failure = on_failure(params)
+    prepared = prepare_expressions(params, condition=True)
+    mode = capacity_mode(params)
+    key = table.storage_key(item)
+    data = encode_item(item)
+    out: dict[str, Any] = {}
+    if prepared.condition is None and returns == "NONE":
+        await ctx.handle.write(table.bucket, key, data)
+    else:
+        decide, box = put_decision(prepared, data)
+        try:
+            await ctx.handle.cas(table.bucket, key, decide)
+        except CheckFailed as failed:
+            raise condition_failed(failed.old, return_old_on_failure) from None
+        old = box[0]
+        if returns == "ALL_OLD" and old is not None:
+            out["Attributes"] = item_to_wire(old)
+            size = max(size, item_size(old))
+    consumed = capacity(table.name, write_units(size), mode, read=False)
+    if consumed is not None:
+        out["ConsumedCapacity"] = consumed
+    return out
+
+
+async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    table = await ctx.table(params)
+    _, key = table.key_from_wire(params.req_mapping("Key"))
+    prepared = prepare_expressions(params, projection=True)
+    consistent = params.boolean("ConsistentRead")
+    mode = capacity_mode(params)
+    raw = await ctx.handle.read(table.bucket, key, consistent=consistent)
+    out: dict[str, Any] = {}
+    size = 0
+    if raw is not None:
+        if prepared.projection is None:
+            # The stored form is the wire form: no need to build typed values.
+            out["Item"] = stored_wire(raw)
+            size = len(raw)
+        else:
+            item = decode_item(raw)
+            size = item_size(item)
+            out["Item"] = item_to_wire(project(item, prepared.projection))
+    consumed = capacity(table.name, read_units(size, consistent), mode, read=True)
+    if consumed is not None:
+        out["ConsumedCapacity"] = consumed
+    return out
+
+
+async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    table = await ctx.table(params)
+    _, key = table.key_from_wire(params.req_mapping("Key"))
+    returns = return_values(params, ("NONE", "ALL_OLD"))
+    return_old_on_failure = on_failure(params)
+    prepared = prepare_expressions(params, condition=True)
+    mode = capacity_mode(params)
+    out: dict[str, Any] = {}
+    size = 0
+    if prepared.condition is None and returns == "NONE":
+        await ctx.handle.write(table.bucket, key, None)
+    else:
+        decide, box = delete_decision(prepared)
+        try:
+            await ctx.handle.cas(table.bucket, key, decide)
+        except CheckFailed as failed:
+            raise condition_failed(failed.old, return_old_on_failure) from None
+        old = box[0]
+        if old is not None:
+            size = item_size(old)
+            if returns == "ALL_OLD":
+                out["Attributes"] = item_to_wire(old)
+    consumed = capacity(table.name, write_units(size), mode, read=False)
+    if consumed is not None:
+        out["ConsumedCapacity"] = consumed
+    return out
+
+
+async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    table = await ctx.table(params)
+    key_item, key = table.key_from_wire(params.req_mapping("Key"))
+    returns = return_values(params, RETURN_VALUES)
+    return_old_on_failure = on_failure(params)
+    prepared = prepare_expressions(params, condition=True, update=True)
+    check_update_keys(table, prepared.update)
+    mode = capacity_mode(params)
+    decide, box = update_decision(table, prepared, key_item)
+    old: Item | None
+    new: Item | None
+    try:
+        await ctx.handle.cas(table.bucket, key, decide)
+        old, new = box[0], box[1]
+    except _NoItem:
+        old, new = None, None
+    except CheckFailed as failed:
+        raise condition_failed(failed.old, return_old_on_failure) from None
+    except Refused as refused:
+        raise refused.error from None
+    out: dict[str, Any] = {}
+    attributes: Item | None = None
+    if returns == "ALL_OLD":
+        attributes = old
+    elif returns == "ALL_NEW":
+        attributes = new
+    elif returns in ("UPDATED_OLD", "UPDATED_NEW") and prepared.update is not None:
+        source = old if returns == "UPDATED_OLD" else new
+        if source is not None:
+            attributes = project(source, prepared.update.paths)
+    if attributes:
+        out["Attributes"] = item_to_wire(attributes)
+    size = max(item_size(old) if old else 0, item_size(new) if new else 0)
+    consumed = capacity(table.name, write_units(size), mode, read=False)
+    if consumed is not None:
+        out["ConsumedCapacity"] = consumed
+    return out

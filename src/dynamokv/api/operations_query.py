@@ -1,0 +1,516 @@
+"""Multi-item reads: Query and Scan, of tables and of their secondary indexes.
+
+Owns: turning a KeyConditionExpression into sort-key bounds for ``handle.query``, paging
+(Limit counts items *evaluated*, before the FilterExpression, as DynamoDB; a page also stops
+after 1 MB of items read; ExclusiveStartKey / LastEvaluatedKey), Select, projections,
+Segment/TotalSegments for ``handle.scan``, and index reads.
+May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
+:mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
+:mod:`dynamokv.api.items`, :mod:`dynamokv.api.keycodec`, :mod:`dynamokv.api.operations_common`.
+
+Indexes are not maintained as separate copies yet: a Query or Scan of an index reads the base
+table (a full scan for a Query, since index keys are not the storage order), keeps the items
+that carry the index's key attributes and orders them by index key. Results are exactly what
+the index would return, at the cost of reading the whole table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from dynamokv.api.attributes import (
+    AttributeValue,
+    B,
+    Item,
+    KeyValue,
+    N,
+    S,
+    from_wire,
+    item_size,
+    item_to_wire,
+)
+from dynamokv.api.catalog import IndexInfo, TableInfo
+from dynamokv.api.errors import ValidationException
+from dynamokv.api.expressions import (
+    Condition,
+    ExpressionAttributes,
+    KeyCondition,
+    Path,
+    RangeCondition,
+    evaluate,
+    parse_key_condition,
+    project,
+    range_matches,
+)
+from dynamokv.api.expressions.nodes import (
+    And,
+    Between,
+    Comparison,
+    FunctionCondition,
+    FunctionOperand,
+    In,
+    Not,
+    Operand,
+    Or,
+    PathOperand,
+)
+from dynamokv.api.handle import split_key
+from dynamokv.api.items import decode_item
+from dynamokv.api.keycodec import encode_key
+from dynamokv.api.operations_common import (
+    ApiContext,
+    Params,
+    Prepared,
+    capacity,
+    capacity_mode,
+    prepare_expressions,
+    read_units,
+)
+
+PAGE_BYTES = 1024 * 1024
+CHUNK = 1000
+SELECTS = ("ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES", "SPECIFIC_ATTRIBUTES", "COUNT")
+START_INVALID = "The provided starting key is invalid: "
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest byte string above every string that starts with ``prefix``."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
+
+
+def sort_bounds(condition: RangeCondition | None) -> tuple[bytes | None, bytes | None]:
+    """``[start, end)`` of encoded sort parts covering ``condition``.
+
+    Encodings are self-delimiting (none is a prefix of another), so ``e + 00`` is the first
+    byte string after ``e`` and every other key: the bounds are exact, not approximations.
+    """
+    if condition is None:
+        return None, None
+    op, values = condition.op, condition.values
+    first = encode_key(values[0])
+    if op == "=":
+        return first, first + b"\x00"
+    if op == "<":
+        return None, first
+    if op == "<=":
+        return None, first + b"\x00"
+    if op == ">":
+        return first + b"\x00", None
+    if op == ">=":
+        return first, None
+    if op == "BETWEEN":
+        return first, encode_key(values[1]) + b"\x00"
+    # BEGINS_WITH: an S/B encoding is tag + escaped bytes + 00 00; escaping is prefix-preserving,
+    # so the encodings of values with this prefix are exactly those starting with it, unterminated.
+    prefix = first[:-2]
+    return prefix, prefix_end(prefix)
+
+
+def condition_paths(condition: Condition) -> list[Path]:
+    """Every document path a condition refers to."""
+    out: list[Path] = []
+
+    def operand(o: Operand) -> None:
+        if isinstance(o, PathOperand):
+            out.append(o.path)
+        elif isinstance(o, FunctionOperand):
+            for arg in o.args:
+                operand(arg)
+
+    def walk(c: Condition) -> None:
+        if isinstance(c, (And, Or)):
+            walk(c.left)
+            walk(c.right)
+        elif isinstance(c, Not):
+            walk(c.operand)
+        elif isinstance(c, Comparison):
+            operand(c.left)
+            operand(c.right)
+        elif isinstance(c, Between):
+            operand(c.operand)
+            operand(c.low)
+            operand(c.high)
+        elif isinstance(c, In):
+            operand(c.operand)
+            for candidate in c.candidates:
+                operand(candidate)
+        elif isinstance(c, FunctionCondition):
+            for arg in c.args:
+                operand(arg)
+
+    walk(condition)
+    return out
+
+
+def index_projection(table: TableInfo, index: IndexInfo, item: Item) -> Item:
+    """What an index stores of ``item``."""
+    if index.projection_type == "ALL":
+        return item
+    keep = set(table.key_names) | {index.hash_key}
+    if index.range_key is not None:
+        keep.add(index.range_key)
+    if index.projection_type == "INCLUDE":
+        keep.update(index.non_key_attributes)
+    return {name: value for name, value in item.items() if name in keep}
+
+
+def _in_index(index: IndexInfo, item: Item, types: dict[str, str]) -> bool:
+    for name in (index.hash_key, index.range_key):
+        if name is None:
+            continue
+        value = item.get(name)
+        if value is None or value.type_name != types.get(name, value.type_name):
+            return False
+    return True
+
+
+def _key_value(value: AttributeValue | None) -> KeyValue | None:
+    return value if isinstance(value, (S, N, B)) else None
+
+
+def _start_key(
+    table: TableInfo, index: IndexInfo | None, raw: dict[str, Any] | None
+) -> tuple[Item, bytes] | None:
+    """Validate ExclusiveStartKey: the table's key (plus the index's key for index reads)."""
+    if raw is None:
+        return None
+    names = list(table.key_names)
+    if index is not None:
+        names += [n for n in (index.hash_key, index.range_key) if n and n not in names]
+    table_part = {name: raw[name] for name in table.key_names if name in raw}
+    try:
+        key, storage = table.key_from_wire(table_part)
+    except ValidationException as exc:
+        raise ValidationException(START_INVALID + exc.message) from None
+    if set(raw) != set(names):
+        raise ValidationException(
+            START_INVALID + "The provided key element does not match the schema"
+        )
+    if index is not None:
+        for name in names:
+            if name not in key:
+                value = from_wire(raw[name])
+                if value.type_name != table.types.get(name):
+                    raise ValidationException(
+                        START_INVALID + "The provided key element does not match the schema"
+                    )
+                key[name] = value
+    return key, storage
+
+
+class _Page:
+    """The evaluation loop shared by Query and Scan."""
+
+    def __init__(
+        self,
+        table: TableInfo,
+        index: IndexInfo | None,
+        prepared: Prepared,
+        select: str,
+        limit: int | None,
+    ) -> None:
+        self.table = table
+        self.index = index
+        self.prepared = prepared
+        self.select = select
+        self.limit = limit
+        self.items: list[dict[str, Any]] = []
+        self.count = 0
+        self.scanned = 0
+        self.size = 0
+        self.last: Item | None = None
+
+    async def run(self, source: AsyncIterator[Item]) -> bool:
+        """Consume ``source``; True when the page stopped early (a LastEvaluatedKey is due)."""
+        async for item in source:
+            self.scanned += 1
+            self.size += item_size(item)
+            self.last = item
+            visible = item
+            if self.index is not None:
+                visible = index_projection(self.table, self.index, item)
+            if self.prepared.filter is None or evaluate(self.prepared.filter, visible):
+                self.count += 1
+                if self.select != "COUNT":
+                    if self.prepared.projection is not None:
+                        visible = project(visible, self.prepared.projection)
+                    self.items.append(item_to_wire(visible))
+            if (self.limit is not None and self.scanned >= self.limit) or self.size >= PAGE_BYTES:
+                return True
+        return False
+
+    def response(self, stopped: bool, mode: str, consistent: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.select != "COUNT":
+            out["Items"] = self.items
+        out["Count"] = self.count
+        out["ScannedCount"] = self.scanned
+        if stopped and self.last is not None:
+            out["LastEvaluatedKey"] = self.table.wire_key_of(self.last, self.index)
+        consumed = capacity(self.table.name, read_units(self.size, consistent), mode, read=True)
+        if consumed is not None:
+            out["ConsumedCapacity"] = consumed
+        return out
+
+
+def _select(params: Params, prepared: Prepared, index: IndexInfo | None) -> str:
+    default = (
+        "SPECIFIC_ATTRIBUTES"
+        if prepared.projection is not None
+        else ("ALL_PROJECTED_ATTRIBUTES" if index is not None else "ALL_ATTRIBUTES")
+    )
+    select = params.enum("Select", SELECTS, default)
+    if select == "SPECIFIC_ATTRIBUTES" and prepared.projection is None:
+        raise ValidationException(
+            "One or more parameter values were invalid: Select type SPECIFIC_ATTRIBUTES requires "
+            "AttributesToGet or ProjectionExpression"
+        )
+    if select != "SPECIFIC_ATTRIBUTES" and prepared.projection is not None:
+        what = "only the COUNT" if select == "COUNT" else select
+        raise ValidationException(
+            f"Cannot specify the ProjectionExpression when choosing to get {what}"
+        )
+    if select == "ALL_PROJECTED_ATTRIBUTES" and index is None:
+        raise ValidationException(
+            "One or more parameter values were invalid: Select type ALL_PROJECTED_ATTRIBUTES is "
+            "not supported for a table; it requires an IndexName"
+        )
+    if (
+        select == "ALL_ATTRIBUTES"
+        and index is not None
+        and index.is_global
+        and index.projection_type != "ALL"
+    ):
+        raise ValidationException(
+            "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not "
+            f"supported for global secondary index {index.name} because its projection type is "
+            "not ALL"
+        )
+    return select
+
+
+def _index(params: Params, table: TableInfo) -> IndexInfo | None:
+    name = params.string("IndexName")
+    if name is None:
+        return None
+    index = table.indexes.get(name)
+    if index is None:
+        raise ValidationException(
+            f"The table does not have the specified index: {name}"
+        )
+    return index
+
+
+def _check_filter(prepared: Prepared, key_names: set[str]) -> None:
+    if prepared.filter is None:
+        return
+    for path in condition_paths(prepared.filter):
+        if path.head in key_names:
+            raise ValidationException(
+                "Filter Expression can only contain non-primary key attributes: Primary key "
+                f"attribute: {path.head}"
+            )
+
+
+def _consistent(params: Params, index: IndexInfo | None) -> bool:
+    consistent = params.boolean("ConsistentRead")
+    if consistent and index is not None and index.is_global:
+        raise ValidationException("Consistent reads are not supported on global secondary indexes")
+    return consistent
+
+
+async def _all_items(ctx: ApiContext, table: TableInfo) -> AsyncIterator[tuple[bytes, Item]]:
+    after: bytes | None = None
+    while True:
+        page = await ctx.handle.scan(table.bucket, 0, 1, after, CHUNK)
+        for key, raw in page.items:
+            yield key, decode_item(raw)
+        if page.last_key is None:
+            return
+        after = page.last_key
+
+
+# ------------------------------------------------------------------------------ Query
+
+
+async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    table = await ctx.table(params)
+    index = _index(params, table)
+    hash_key = index.hash_key if index is not None else table.hash_key
+    range_key = index.range_key if index is not None else table.range_key
+    text = params.string("KeyConditionExpression")
+    if text is None and not params.has("KeyConditions"):
+        raise ValidationException(
+            "Either the KeyConditions or KeyConditionExpression parameter must be specified in "
+            "the request."
+        )
+    found: list[KeyCondition] = []
+
+    def key_condition(attrs: ExpressionAttributes) -> None:
+        if text is not None:
+            found.append(
+                parse_key_condition(
+                    text, hash_key=hash_key, range_key=range_key, key_types=table.types,
+                    attributes=attrs,
+                )
+            )
+
+    prepared = prepare_expressions(params, projection=True, filter=True, extra=key_condition)
+    condition = found[0]
+    key_names = {hash_key} | ({range_key} if range_key else set())
+    _check_filter(prepared, key_names)
+    select = _select(params, prepared, index)
+    limit = params.integer("Limit", minimum=1)
+    forward = True if params.raw("ScanIndexForward") is None else params.boolean("ScanIndexForward")
+    consistent = _consistent(params, index)
+    mode = capacity_mode(params)
+    start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
+    if start_key is not None:
+        start_hash = start_key[0].get(hash_key)
+        if start_hash != condition.hash_value:
+            raise ValidationException(
+                "The provided starting key is outside query boundaries based on provided "
+                "conditions"
+            )
+    page = _Page(table, index, prepared, select, limit)
+    if index is None:
+        source = _query_table(ctx, table, condition, forward, consistent, start_key)
+    else:
+        source = _query_index(ctx, table, index, condition, forward, start_key)
+    stopped = await page.run(source)
+    return page.response(stopped, mode, consistent)
+
+
+async def _query_table(
+    ctx: ApiContext,
+    table: TableInfo,
+    condition: KeyCondition,
+    forward: bool,
+    consistent: bool,
+    start_key: tuple[Item, bytes] | None,
+) -> AsyncIterator[Item]:
+    hash_part = encode_key(condition.hash_value)
+    start, end = sort_bounds(condition.range_condition)
+    if start_key is not None:
+        if table.range_key is None:
+            return  # a table without sort key has one item per partition key: all done
+        _, after = split_key(start_key[1])
+        if forward:
+            resume = after + b"\x00"
+            start = resume if start is None or resume > start else start
+        else:
+            end = after if end is None or after < end else end
+    while start is None or end is None or start < end:
+        page = await ctx.handle.query(
+            table.bucket, hash_part, start, end, reverse=not forward, limit=CHUNK,
+            consistent=consistent,
+        )
+        for _, raw in page.items:
+            item = decode_item(raw)
+            if table.range_key is not None and not range_matches(
+                condition.range_condition, item.get(table.range_key)
+            ):
+                continue
+            yield item
+        if page.last_key is None or not page.items:
+            return
+        _, last = split_key(page.last_key)
+        if forward:
+            start = last + b"\x00"
+        else:
+            end = last
+
+
+def _index_order(table: TableInfo, index: IndexInfo, item: Item) -> tuple[bytes, bytes]:
+    range_value = _key_value(item.get(index.range_key)) if index.range_key else None
+    return (encode_key(range_value) if range_value is not None else b"", table.storage_key(item))
+
+
+async def _query_index(
+    ctx: ApiContext,
+    table: TableInfo,
+    index: IndexInfo,
+    condition: KeyCondition,
+    forward: bool,
+    start_key: tuple[Item, bytes] | None,
+) -> AsyncIterator[Item]:
+    matches: list[tuple[tuple[bytes, bytes], Item]] = []
+    async for _, item in _all_items(ctx, table):
+        if not _in_index(index, item, table.types):
+            continue
+        if item.get(index.hash_key) != condition.hash_value:
+            continue
+        if index.range_key is not None and not range_matches(
+            condition.range_condition, item.get(index.range_key)
+        ):
+            continue
+        matches.append((_index_order(table, index, item), item))
+    matches.sort(key=lambda pair: pair[0], reverse=not forward)
+    position = _index_order(table, index, start_key[0]) if start_key is not None else None
+    for order, item in matches:
+        if position is not None and (order <= position if forward else order >= position):
+            continue
+        yield item
+
+
+# ------------------------------------------------------------------------------ Scan
+
+
+async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    table = await ctx.table(params)
+    index = _index(params, table)
+    prepared = prepare_expressions(params, projection=True, filter=True)
+    select = _select(params, prepared, index)
+    limit = params.integer("Limit", minimum=1)
+    consistent = _consistent(params, index)
+    mode = capacity_mode(params)
+    segment = params.integer("Segment", minimum=0, maximum=999999)
+    total = params.integer("TotalSegments", minimum=1, maximum=1000000)
+    if segment is not None and total is None:
+        raise ValidationException(
+            "The TotalSegments parameter is required but was not present in the request when "
+            "Segment parameter is present"
+        )
+    if total is not None and segment is None:
+        raise ValidationException(
+            "The Segment parameter is required but was not present in the request when "
+            "parameter TotalSegments is present"
+        )
+    if segment is not None and total is not None and segment >= total:
+        raise ValidationException(
+            "The Segment parameter is zero-based and must be less than parameter TotalSegments: "
+            f"Segment: {segment} is not less than TotalSegments: {total}"
+        )
+    start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
+    page = _Page(table, index, prepared, select, limit)
+    source = _scan_table(
+        ctx, table, index, segment or 0, total or 1, start_key[1] if start_key else None
+    )
+    stopped = await page.run(source)
+    return page.response(stopped, mode, consistent)
+
+
+async def _scan_table(
+    ctx: ApiContext,
+    table: TableInfo,
+    index: IndexInfo | None,
+    segment: int,
+    total: int,
+    after: bytes | None,
+) -> AsyncIterator[Item]:
+    while True:
+        page = await ctx.handle.scan(table.bucket, segment, total, after, CHUNK)
+        for _, raw in page.items:
+            item = decode_item(raw)
+            if index is None or _in_index(index, item, table.types):
+                yield item
+        if page.last_key is None or not page.items:
+            return
+        after = page.last_key

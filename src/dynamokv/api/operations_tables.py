@@ -1,0 +1,673 @@
+"""Control-plane operations: tables, tags, time to live, endpoints and limits.
+
+Owns: CreateTable, DescribeTable, ListTables, DeleteTable, UpdateTable, TagResource,
+UntagResource, ListTagsOfResource, DescribeTimeToLive, UpdateTimeToLive, DescribeLimits, and the
+TableDescription document they return.
+May import: stdlib, :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`,
+:mod:`dynamokv.api.operations_common`.
+
+Tables are ACTIVE as soon as CreateTable returns (there is nothing to provision), so SDK
+waiters finish at once. Throughput settings are stored and echoed back, never enforced.
+Secondary indexes are stored with the table; reads of them are answered from the base table
+(see :mod:`dynamokv.api.operations_query`), so an index added by UpdateTable needs no backfill.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from dynamokv.api.catalog import TableInfo, table_arn
+from dynamokv.api.errors import (
+    LimitExceededException,
+    ResourceInUseException,
+    ResourceNotFoundException,
+    ValidationException,
+)
+from dynamokv.api.operations_common import ApiContext, Params, check_table_name, one_error
+
+_INVALID = "One or more parameter values were invalid: "
+MAX_LSI = 5
+MAX_GSI = 20
+MAX_TAGS = 50
+KEY_TYPES = ("HASH", "RANGE")
+ATTRIBUTE_TYPES = ("B", "N", "S")
+BILLING_MODES = ("PROVISIONED", "PAY_PER_REQUEST")
+PROJECTION_TYPES = ("ALL", "KEYS_ONLY", "INCLUDE")
+
+
+# ------------------------------------------------------------------------------ parsing
+
+
+def _key_schema(params: Params, name: str, what: str) -> list[dict[str, str]]:
+    raw = params.sequence(name, required=True)
+    assert raw is not None
+    if not 1 <= len(raw) <= 2:
+        raise one_error(
+            f"Value '{raw}' at '{params.label(name)}' failed to satisfy constraint: Member must "
+            f"have length {'less' if raw else 'greater'} than or equal to {2 if raw else 1}"
+        )
+    schema: list[dict[str, str]] = []
+    for i, element in enumerate(raw, 1):
+        p = Params(element, f"{params.label(name)}.{i}.member.")
+        attribute = p.req_string("AttributeName")
+        if not 1 <= len(attribute) <= 255:
+            raise one_error(
+                f"Value '{attribute}' at '{p.label('AttributeName')}' failed to satisfy "
+                "constraint: Member must have length between 1 and 255"
+            )
+        key_type = p.enum("KeyType", KEY_TYPES, "")
+        if not key_type:
+            raise p.missing("KeyType")
+        schema.append({"AttributeName": attribute, "KeyType": key_type})
+    if schema[0]["KeyType"] != "HASH":
+        raise ValidationException(
+            f"Invalid KeySchema: The first KeySchemaElement is not a HASH key type{what}"
+        )
+    if len(schema) == 2:
+        if schema[1]["KeyType"] != "RANGE":
+            raise ValidationException(
+                f"Invalid KeySchema: The second KeySchemaElement is not a RANGE key type{what}"
+            )
+        if schema[0]["AttributeName"] == schema[1]["AttributeName"]:
+            raise ValidationException(
+                "Both the Hash Key and the Range Key element in the KeySchema have the same name"
+            )
+    return schema
+
+
+def _throughput(params: Params, name: str) -> dict[str, int] | None:
+    p = params.nested(name)
+    if p is None:
+        return None
+    read = p.integer("ReadCapacityUnits", minimum=1)
+    write = p.integer("WriteCapacityUnits", minimum=1)
+    if read is None:
+        raise p.missing("ReadCapacityUnits")
+    if write is None:
+        raise p.missing("WriteCapacityUnits")
+    return {"ReadCapacityUnits": read, "WriteCapacityUnits": write}
+
+
+def _projection(params: Params) -> dict[str, Any]:
+    p = params.nested("Projection", required=True)
+    assert p is not None
+    kind = p.enum("ProjectionType", PROJECTION_TYPES, "ALL")
+    non_key = p.strings("NonKeyAttributes")
+    projection: dict[str, Any] = {"ProjectionType": kind}
+    if non_key is not None:
+        if kind != "INCLUDE":
+            raise ValidationException(
+                _INVALID + "ProjectionType is " + kind + ", but NonKeyAttributes is specified"
+            )
+        projection["NonKeyAttributes"] = non_key
+    elif kind == "INCLUDE":
+        raise ValidationException(
+            _INVALID + "NonKeyAttributes must not be empty when ProjectionType is INCLUDE"
+        )
+    return projection
+
+
+def _index_name(p: Params) -> str:
+    name = p.req_string("IndexName")
+    return check_table_name(name, p.label("IndexName"))
+
+
+def _indexes(
+    params: Params,
+    name: str,
+    is_global: bool,
+    provisioned: bool,
+    table_schema: list[dict[str, str]],
+) -> list[dict[str, Any]]:
+    raw = params.sequence(name)
+    if raw is None:
+        return []
+    if not raw:
+        raise ValidationException(_INVALID + f"List of {name} is empty")
+    limit = MAX_GSI if is_global else MAX_LSI
+    if len(raw) > limit:
+        raise LimitExceededException(
+            f"One or more parameter values were invalid: Number of {name} exceeds per-table "
+            f"limit of {limit}"
+        )
+    out: list[dict[str, Any]] = []
+    for i, element in enumerate(raw, 1):
+        p = Params(element, f"{params.label(name)}.{i}.member.")
+        index_name = _index_name(p)
+        schema = _key_schema(p, "KeySchema", "")
+        index: dict[str, Any] = {
+            "IndexName": index_name,
+            "KeySchema": schema,
+            "Projection": _projection(p),
+        }
+        if not is_global:
+            if len(table_schema) < 2:
+                raise ValidationException(
+                    _INVALID + "Table KeySchema does not have a range key, which is required "
+                    "when specifying a LocalSecondaryIndex"
+                )
+            if schema[0]["AttributeName"] != table_schema[0]["AttributeName"]:
+                raise ValidationException(
+                    _INVALID + "Index KeySchema does not have the same leading hash key as "
+                    f"table KeySchema for index: {index_name}. index hash key: "
+                    f"{schema[0]['AttributeName']}, table hash key: "
+                    f"{table_schema[0]['AttributeName']}"
+                )
+            if len(schema) < 2:
+                raise ValidationException(
+                    _INVALID + f"Index KeySchema does not have a range key for index: "
+                    f"{index_name}"
+                )
+        else:
+            throughput = _throughput(p, "ProvisionedThroughput")
+            if provisioned and throughput is None:
+                raise ValidationException(
+                    _INVALID + f"ProvisionedThroughput must be specified for index: {index_name}"
+                )
+            if throughput is not None:
+                index["ProvisionedThroughput"] = throughput
+        out.append(index)
+    return out
+
+
+def _tags(params: Params, name: str = "Tags") -> list[dict[str, str]]:
+    raw = params.sequence(name)
+    if raw is None:
+        return []
+    tags: list[dict[str, str]] = []
+    for i, element in enumerate(raw, 1):
+        p = Params(element, f"{params.label(name)}.{i}.member.")
+        key = p.req_string("Key")
+        value = p.req_string("Value")
+        if not 1 <= len(key) <= 128:
+            raise one_error(
+                f"Value '{key}' at '{p.label('Key')}' failed to satisfy constraint: Member must "
+                "have length between 1 and 128"
+            )
+        if len(value) > 256:
+            raise one_error(
+                f"Value '{value}' at '{p.label('Value')}' failed to satisfy constraint: Member "
+                "must have length less than or equal to 256"
+            )
+        tags.append({"Key": key, "Value": value})
+    return tags
+
+
+def _check_definitions(
+    definitions: list[dict[str, str]], key_names: list[str], has_indexes: bool
+) -> None:
+    defined = [d["AttributeName"] for d in definitions]
+    if len(set(defined)) != len(defined):
+        raise ValidationException("Cannot have two attributes with the same name")
+    missing = [k for k in dict.fromkeys(key_names) if k not in defined]
+    if missing:
+        raise ValidationException(
+            _INVALID + "Some index key attributes are not defined in AttributeDefinitions. "
+            f"Keys: [{', '.join(missing)}], AttributeDefinitions: [{', '.join(defined)}]"
+        )
+    unused = [d for d in defined if d not in key_names]
+    if unused:
+        if not has_indexes:
+            raise ValidationException(
+                _INVALID + "Number of attributes in KeySchema does not exactly match number of "
+                "attributes defined in AttributeDefinitions"
+            )
+        raise ValidationException(
+            _INVALID + f"Some AttributeDefinitions are not used. AttributeDefinitions: "
+            f"[{', '.join(defined)}], keys used: [{', '.join(dict.fromkeys(key_names))}]"
+        )
+
+
+def _definitions(params: Params) -> list[dict[str, str]]:
+    raw = params.sequence("AttributeDefinitions", required=True)
+    assert raw is not None
+    out: list[dict[str, str]] = []
+    for i, element in enumerate(raw, 1):
+        p = Params(element, f"attributeDefinitions.{i}.member.")
+        name = p.req_string("AttributeName")
+        kind = p.enum("AttributeType", ATTRIBUTE_TYPES, "")
+        if not kind:
+            raise p.missing("AttributeType")
+        out.append({"AttributeName": name, "AttributeType": kind})
+    return out
+
+
+def _billing(params: Params, *, creating: bool) -> tuple[str | None, dict[str, int] | None]:
+    mode = params.string("BillingMode")
+    if mode is not None and mode not in BILLING_MODES:
+        raise one_error(
+            f"Value '{mode}' at 'billingMode' failed to satisfy constraint: Member must satisfy "
+            f"enum value set: [{', '.join(BILLING_MODES)}]"
+        )
+    throughput = _throughput(params, "ProvisionedThroughput")
+    effective = mode or ("PROVISIONED" if creating else None)
+    if effective == "PROVISIONED" and throughput is None and creating:
+        raise ValidationException(
+            _INVALID + "ReadCapacityUnits and WriteCapacityUnits must both be specified when "
+            "BillingMode is PROVISIONED"
+        )
+    if effective == "PAY_PER_REQUEST" and throughput is not None:
+        raise ValidationException(
+            _INVALID + "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when "
+            "BillingMode is PAY_PER_REQUEST"
+        )
+    return mode, throughput
+
+
+# ------------------------------------------------------------------------------ describe
+
+
+def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[str, Any]:
+    """The TableDescription DynamoDB returns for a table."""
+    d = info.description
+    arn = table_arn(ctx.region, ctx.account_id, info.name)
+    created = d["CreationDateTime"]
+    throughput = d.get("ProvisionedThroughput") or {}
+    out: dict[str, Any] = {
+        "AttributeDefinitions": d["AttributeDefinitions"],
+        "TableName": info.name,
+        "KeySchema": d["KeySchema"],
+        "TableStatus": status,
+        "CreationDateTime": created,
+        "ProvisionedThroughput": {
+            "NumberOfDecreasesToday": 0,
+            "ReadCapacityUnits": throughput.get("ReadCapacityUnits", 0),
+            "WriteCapacityUnits": throughput.get("WriteCapacityUnits", 0),
+        },
+        "TableSizeBytes": 0,
+        "ItemCount": 0,
+        "TableArn": arn,
+        "TableId": info.table_id,
+        "DeletionProtectionEnabled": bool(d.get("DeletionProtectionEnabled")),
+    }
+    if d.get("BillingMode") == "PAY_PER_REQUEST":
+        out["BillingModeSummary"] = {
+            "BillingMode": "PAY_PER_REQUEST",
+            "LastUpdateToPayPerRequestDateTime": d.get("BillingModeUpdated", created),
+        }
+    if d.get("LocalSecondaryIndexes"):
+        out["LocalSecondaryIndexes"] = [
+            {**index, "IndexSizeBytes": 0, "ItemCount": 0,
+             "IndexArn": f"{arn}/index/{index['IndexName']}"}
+            for index in d["LocalSecondaryIndexes"]
+        ]
+    if d.get("GlobalSecondaryIndexes"):
+        gsis = []
+        for index in d["GlobalSecondaryIndexes"]:
+            entry = {key: value for key, value in index.items() if key != "ProvisionedThroughput"}
+            index_throughput = index.get("ProvisionedThroughput") or {}
+            entry.update(
+                IndexStatus="ACTIVE",
+                ProvisionedThroughput={
+                    "NumberOfDecreasesToday": 0,
+                    "ReadCapacityUnits": index_throughput.get("ReadCapacityUnits", 0),
+                    "WriteCapacityUnits": index_throughput.get("WriteCapacityUnits", 0),
+                },
+                IndexSizeBytes=0,
+                ItemCount=0,
+                IndexArn=f"{arn}/index/{index['IndexName']}",
+            )
+            gsis.append(entry)
+        out["GlobalSecondaryIndexes"] = gsis
+    stream = d.get("StreamSpecification")
+    if stream and stream.get("StreamEnabled"):
+        out["StreamSpecification"] = stream
+    if d.get("TableClass"):
+        out["TableClassSummary"] = {"TableClass": d["TableClass"]}
+    if d.get("SSESpecification", {}).get("Enabled"):
+        out["SSEDescription"] = {"Status": "ENABLED", "SSEType": "KMS"}
+    return out
+
+
+# ------------------------------------------------------------------------------ operations
+
+
+async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    name = params.table_name()
+    definitions = _definitions(params)
+    schema = _key_schema(params, "KeySchema", "")
+    mode, throughput = _billing(params, creating=True)
+    provisioned = (mode or "PROVISIONED") == "PROVISIONED"
+    lsis = _indexes(params, "LocalSecondaryIndexes", False, provisioned, schema)
+    gsis = _indexes(params, "GlobalSecondaryIndexes", True, provisioned, schema)
+    names = [index["IndexName"] for index in lsis + gsis]
+    if len(set(names)) != len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise ValidationException(_INVALID + f"Duplicate index name: {duplicate}")
+    key_names = [e["AttributeName"] for e in schema]
+    for index in lsis + gsis:
+        key_names += [e["AttributeName"] for e in index["KeySchema"]]
+    _check_definitions(definitions, key_names, bool(lsis or gsis))
+    tags = _tags(params)
+    description: dict[str, Any] = {
+        "TableName": name,
+        "TableId": str(uuid.uuid4()),
+        "KeySchema": schema,
+        "AttributeDefinitions": definitions,
+        "CreationDateTime": round(ctx.clock(), 3),
+        "BillingMode": mode or "PROVISIONED",
+    }
+    if throughput is not None:
+        description["ProvisionedThroughput"] = throughput
+    if lsis:
+        description["LocalSecondaryIndexes"] = lsis
+    if gsis:
+        description["GlobalSecondaryIndexes"] = gsis
+    if tags:
+        description["Tags"] = tags
+    for extra in ("StreamSpecification", "SSESpecification"):
+        value = params.mapping(extra)
+        if value is not None:
+            description[extra] = value
+    table_class = params.string("TableClass")
+    if table_class is not None:
+        description["TableClass"] = table_class
+    if params.boolean("DeletionProtectionEnabled"):
+        description["DeletionProtectionEnabled"] = True
+    info = await ctx.catalog.create(description)
+    return {"TableDescription": describe(ctx, info)}
+
+
+async def describe_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    info = await ctx.catalog.require(params.table_name())
+    return {"Table": describe(ctx, info)}
+
+
+async def list_tables(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    start = params.string("ExclusiveStartTableName")
+    limit = params.integer("Limit", minimum=1, maximum=100) or 100
+    names, more = await ctx.catalog.names(start, limit)
+    out: dict[str, Any] = {"TableNames": names}
+    if more and names:
+        out["LastEvaluatedTableName"] = names[-1]
+    return out
+
+
+async def delete_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    name = params.table_name()
+
+    def check(description: dict[str, Any]) -> None:
+        if description.get("DeletionProtectionEnabled"):
+            raise ValidationException(
+                "Resource cannot be deleted as it is currently protected against deletion. "
+                "Disable deletion protection first."
+            )
+
+    info = await ctx.catalog.delete(name, check)
+    await ctx.handle.drop_bucket(info.bucket)
+    return {"TableDescription": describe(ctx, info, status="DELETING")}
+
+
+def _gsi_updates(
+    params: Params, description: dict[str, Any], definitions: list[dict[str, str]]
+) -> bool:
+    raw = params.sequence("GlobalSecondaryIndexUpdates")
+    if raw is None:
+        return False
+    gsis: list[dict[str, Any]] = list(description.get("GlobalSecondaryIndexes") or [])
+    lsis: list[dict[str, Any]] = list(description.get("LocalSecondaryIndexes") or [])
+    provisioned = description.get("BillingMode", "PROVISIONED") == "PROVISIONED"
+    for i, element in enumerate(raw, 1):
+        p = Params(element, f"globalSecondaryIndexUpdates.{i}.member.")
+        existing = {g["IndexName"] for g in gsis}
+        if (create := p.nested("Create")) is not None:
+            name = _index_name(create)
+            if name in existing or name in {idx["IndexName"] for idx in lsis}:
+                raise ResourceInUseException("Attempting to create an index which already exists")
+            index: dict[str, Any] = {
+                "IndexName": name,
+                "KeySchema": _key_schema(create, "KeySchema", ""),
+                "Projection": _projection(create),
+            }
+            throughput = _throughput(create, "ProvisionedThroughput")
+            if provisioned and throughput is None:
+                raise ValidationException(
+                    _INVALID + f"ProvisionedThroughput must be specified for index: {name}"
+                )
+            if throughput is not None:
+                index["ProvisionedThroughput"] = throughput
+            if len(gsis) >= MAX_GSI:
+                raise LimitExceededException(
+                    f"Subscriber limit exceeded: Number of GlobalSecondaryIndexes exceeds "
+                    f"per-table limit of {MAX_GSI}"
+                )
+            defined = {d["AttributeName"] for d in definitions}
+            missing = [e["AttributeName"] for e in index["KeySchema"]
+                       if e["AttributeName"] not in defined]
+            if missing:
+                raise ValidationException(
+                    _INVALID + "Some index key attributes are not defined in "
+                    f"AttributeDefinitions. Keys: [{', '.join(missing)}], AttributeDefinitions: "
+                    f"[{', '.join(sorted(defined))}]"
+                )
+            gsis.append(index)
+        elif (update := p.nested("Update")) is not None:
+            name = _index_name(update)
+            if name not in existing:
+                raise ResourceNotFoundException(
+                    f"Requested resource not found: Index: {name} not found"
+                )
+            throughput = _throughput(update, "ProvisionedThroughput")
+            for g in gsis:
+                if g["IndexName"] == name and throughput is not None:
+                    g["ProvisionedThroughput"] = throughput
+        elif (delete := p.nested("Delete")) is not None:
+            name = _index_name(delete)
+            if name not in existing:
+                raise ResourceNotFoundException(
+                    f"Requested resource not found: Index: {name} not found"
+                )
+            gsis = [g for g in gsis if g["IndexName"] != name]
+        else:
+            raise ValidationException(
+                "One or more parameter values were invalid: One of GlobalSecondaryIndexUpdate "
+                "actions (Create, Update, Delete) must be specified"
+            )
+    if gsis:
+        description["GlobalSecondaryIndexes"] = gsis
+    else:
+        description.pop("GlobalSecondaryIndexes", None)
+    return True
+
+
+async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    name = params.table_name()
+    mode, throughput = _billing(params, creating=False)
+    new_definitions = _definitions(params) if params.has("AttributeDefinitions") else None
+    for member in ("StreamSpecification", "SSESpecification"):
+        params.mapping(member)
+    params.boolean("DeletionProtectionEnabled")
+    params.string("TableClass")
+
+    def change(old: dict[str, Any]) -> dict[str, Any]:
+        new = copy.deepcopy(old)
+        changed = False
+        if mode is not None:
+            if mode == "PROVISIONED" and throughput is None and (
+                old.get("BillingMode") != "PROVISIONED"
+            ):
+                raise ValidationException(
+                    _INVALID + "ProvisionedThroughput must be specified when BillingMode is "
+                    "PROVISIONED"
+                )
+            if mode != old.get("BillingMode"):
+                new["BillingMode"] = mode
+                new["BillingModeUpdated"] = round(ctx.clock(), 3)
+                if mode == "PAY_PER_REQUEST":
+                    new.pop("ProvisionedThroughput", None)
+            changed = True
+        if throughput is not None:
+            if new.get("BillingMode") == "PAY_PER_REQUEST":
+                raise ValidationException(
+                    _INVALID + "Neither ReadCapacityUnits nor WriteCapacityUnits can be "
+                    "specified when BillingMode is PAY_PER_REQUEST"
+                )
+            new["ProvisionedThroughput"] = throughput
+            changed = True
+        definitions = list(new["AttributeDefinitions"])
+        if new_definitions is not None:
+            known = {d["AttributeName"]: d for d in definitions}
+            for d in new_definitions:
+                if d["AttributeName"] in known and known[d["AttributeName"]] != d:
+                    raise ValidationException(
+                        _INVALID + "Cannot change the type of an existing attribute definition: "
+                        + d["AttributeName"]
+                    )
+                known[d["AttributeName"]] = d
+            definitions = list(known.values())
+        if _gsi_updates(params, new, definitions):
+            changed = True
+        used = [e["AttributeName"] for e in new["KeySchema"]]
+        for kind in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
+            for index in new.get(kind) or ():
+                used += [e["AttributeName"] for e in index["KeySchema"]]
+        new["AttributeDefinitions"] = [d for d in definitions if d["AttributeName"] in used]
+        for member in ("StreamSpecification", "SSESpecification"):
+            value = params.mapping(member)
+            if value is not None:
+                new[member] = value
+                changed = True
+        if params.has("DeletionProtectionEnabled"):
+            new["DeletionProtectionEnabled"] = params.boolean("DeletionProtectionEnabled")
+            changed = True
+        if params.has("TableClass"):
+            new["TableClass"] = params.string("TableClass")
+            changed = True
+        if not changed:
+            raise ValidationException(
+                "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
+                "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required"
+            )
+        return new
+
+    info = await ctx.catalog.update(name, change)
+    return {"TableDescription": describe(ctx, info)}
+
+
+# ------------------------------------------------------------------------------ tags, TTL
+
+
+def _arn_not_found(arn: str) -> ResourceNotFoundException:
+    # "ResourcArn" is DynamoDB's own spelling.
+    return ResourceNotFoundException(f"Requested resource not found: ResourcArn: {arn} not found")
+
+
+def _table_of_arn(ctx: ApiContext, arn: str) -> str:
+    prefix = f"arn:aws:dynamodb:{ctx.region}:{ctx.account_id}:table/"
+    if not arn.startswith("arn:aws:dynamodb:") or ":table/" not in arn:
+        raise ValidationException(f"Invalid TableArn: Invalid ResourceArn provided as input {arn}")
+    name = arn.split(":table/", 1)[1]
+    if "/" in name or not arn.startswith(prefix):
+        raise _arn_not_found(arn)
+    return name
+
+
+async def _tagged_table(ctx: ApiContext, params: Params) -> tuple[str, str]:
+    arn = params.req_string("ResourceArn")
+    name = _table_of_arn(ctx, arn)
+    if await ctx.catalog.get(name) is None:
+        raise _arn_not_found(arn)
+    return arn, name
+
+
+async def tag_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    arn, name = await _tagged_table(ctx, params)
+    if params.sequence("Tags", required=True) == []:
+        raise ValidationException("Atleast one Tag needs to be provided as Input.")
+    tags = _tags(params)
+
+    def change(old: dict[str, Any]) -> dict[str, Any]:
+        merged = {t["Key"]: t["Value"] for t in old.get("Tags") or ()}
+        merged.update({t["Key"]: t["Value"] for t in tags})
+        if len(merged) > MAX_TAGS:
+            raise LimitExceededException(
+                f"The number of tags on resource {arn} would exceed the limit of {MAX_TAGS}"
+            )
+        return {**old, "Tags": [{"Key": k, "Value": v} for k, v in merged.items()]}
+
+    await ctx.catalog.update(name, change)
+    return {}
+
+
+async def untag_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    _, name = await _tagged_table(ctx, params)
+    keys = params.strings("TagKeys")
+    if keys is None:
+        raise params.missing("TagKeys")
+    if not keys:
+        raise ValidationException("Atleast one Tag Key needs to be provided as Input.")
+    drop = set(keys)
+
+    def change(old: dict[str, Any]) -> dict[str, Any]:
+        kept = [t for t in old.get("Tags") or () if t["Key"] not in drop]
+        return {**old, "Tags": kept}
+
+    await ctx.catalog.update(name, change)
+    return {}
+
+
+async def list_tags_of_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    _, name = await _tagged_table(ctx, params)
+    params.string("NextToken")
+    info = await ctx.catalog.require(name)
+    return {"Tags": list(info.description.get("Tags") or [])}
+
+
+async def describe_time_to_live(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    info = await ctx.catalog.require(params.table_name())
+    ttl = info.description.get("TimeToLive") or {}
+    if ttl.get("Enabled"):
+        return {
+            "TimeToLiveDescription": {
+                "TimeToLiveStatus": "ENABLED",
+                "AttributeName": ttl["AttributeName"],
+            }
+        }
+    return {"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}
+
+
+async def update_time_to_live(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    name = params.table_name()
+    spec = params.nested("TimeToLiveSpecification", required=True)
+    assert spec is not None
+    attribute = spec.req_string("AttributeName")
+    if spec.raw("Enabled") is None:
+        raise spec.missing("Enabled")
+    enabled = spec.boolean("Enabled")
+    if not 1 <= len(attribute) <= 255:
+        raise one_error(
+            f"Value '{attribute}' at 'timeToLiveSpecification.attributeName' failed to satisfy "
+            "constraint: Member must have length between 1 and 255"
+        )
+
+    def change(old: dict[str, Any]) -> dict[str, Any]:
+        current = old.get("TimeToLive") or {}
+        if enabled and current.get("Enabled"):
+            raise ValidationException("TimeToLive is already enabled")
+        if not enabled and not current.get("Enabled"):
+            raise ValidationException("TimeToLive is already disabled")
+        return {**old, "TimeToLive": {"AttributeName": attribute, "Enabled": enabled}}
+
+    await ctx.catalog.update(name, change)
+    return {"TimeToLiveSpecification": {"AttributeName": attribute, "Enabled": enabled}}
+
+
+async def describe_limits(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    return {
+        "AccountMaxReadCapacityUnits": 80000,
+        "AccountMaxWriteCapacityUnits": 80000,
+        "TableMaxReadCapacityUnits": 40000,
+        "TableMaxWriteCapacityUnits": 40000,
+    }
+
+
+async def describe_continuous_backups(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    await ctx.catalog.require(params.table_name())
+    return {
+        "ContinuousBackupsDescription": {
+            "ContinuousBackupsStatus": "DISABLED",
+            "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "DISABLED"},
+        }
+    }

@@ -1,0 +1,350 @@
+"""The HTTP/1.1 server of the DynamoDB-compatible API.
+
+Owns: :func:`start_http_api` and :class:`HttpApiServer` -- an asyncio server that parses
+HTTP/1.1 with ``httptools`` (keep-alive, pipelining answered in order, Content-Length and
+chunked bodies), enforces limits (body size -> 413, header size -> 431, concurrent
+connections -> 503, slow or idle connections are closed), and hands each complete request to
+:class:`dynamokv.api.app.DynamoDBApp`.
+May import: stdlib, ``httptools``, :mod:`dynamokv.api`, :mod:`dynamokv.runtime`.
+
+Each connection has one worker task that answers its requests one at a time, in order; a
+client that pipelines more than ``max_pipelined`` requests is paused (its socket is not read)
+until the worker catches up, and a client that stops reading responses pauses the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import http
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import httptools  # type: ignore[import-untyped,unused-ignore]
+import orjson
+
+from dynamokv.api.app import DynamoDBApp, Response
+from dynamokv.api.handle import NodeHandle
+from dynamokv.api.sigv4 import AuthConfig
+
+log = logging.getLogger("dynamokv.http_api")
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_header_bytes: int = 64 * 1024  # request line plus all headers
+    max_connections: int = 1024
+    max_pipelined: int = 16
+    idle_timeout: float = 120.0  # an open connection with nothing to do
+    receive_timeout: float = 60.0  # from the first byte of a request to its last
+
+
+@dataclass
+class _Request:
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+    keep_alive: bool
+
+
+def _status_line(status: int) -> bytes:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Unknown"
+    return f"HTTP/1.1 {status} {phrase}\r\n".encode("ascii")
+
+
+class _DateCache:
+    """The Date header, formatted at most once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = ""
+
+    def get(self) -> str:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = email.utils.formatdate(now, usegmt=True)
+        return self._value
+
+
+def render(response: Response, *, close: bool, date: str) -> bytes:
+    lines = [_status_line(response.status)]
+    for name, value in response.headers:
+        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+    lines.append(f"Content-Length: {len(response.body)}\r\nDate: {date}\r\n".encode("ascii"))
+    if close:
+        lines.append(b"Connection: close\r\n")
+    lines.append(b"\r\n")
+    lines.append(response.body)
+    return b"".join(lines)
+
+
+def _error_response(status: int, error_type: str, message: str) -> Response:
+    body = orjson.dumps({"__type": f"com.amazon.coral.service#{error_type}", "message": message})
+    return Response(status, [("Content-Type", "application/x-amz-json-1.0")], body)
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: HttpApiServer) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: deque[_Request] = deque()
+        self.wakeup = asyncio.Event()
+        self.can_write = asyncio.Event()
+        self.can_write.set()
+        self.worker: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.closing = False
+        self.reading_paused = False
+        self.in_message = False
+        self._reset_message()
+
+    def _reset_message(self) -> None:
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.header_name = b""
+        self.header_bytes = 0
+        self.body: list[bytes] = []
+        self.body_bytes = 0
+        self.reject: tuple[int, str, str] | None = None
+
+    # ----------------------------------------------------------------------- lifecycle
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if len(self.server.connections) >= self.limits.max_connections:
+            self._fail(503, "ServiceUnavailable", "Too many open connections")
+            return
+        self.server.connections.add(self)
+        self.worker = asyncio.get_running_loop().create_task(self._work())
+        self._arm(self.limits.idle_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.server.connections.discard(self)
+        self._disarm()
+        if self.worker is not None:
+            self.worker.cancel()
+        self.can_write.set()
+
+    def pause_writing(self) -> None:
+        self.can_write.clear()
+
+    def resume_writing(self) -> None:
+        self.can_write.set()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.reject = (400, "SerializationException", "Protocol upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            if self.reject is None:
+                self.reject = (400, "SerializationException", f"Malformed HTTP request: {exc}")
+        if self.reject is not None:
+            status, error_type, message = self.reject
+            self._fail(status, error_type, message)
+            return
+        if len(self.queue) >= self.limits.max_pipelined and not self.reading_paused:
+            self.reading_paused = True
+            assert self.transport is not None
+            self.transport.pause_reading()
+
+    def close(self) -> None:
+        self.closing = True
+        self._disarm()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, status: int, error_type: str, message: str) -> None:
+        """Answer an unparseable or refused request and close (its framing may be lost)."""
+        if self.transport is not None and not self.closing:
+            response = _error_response(status, error_type, message)
+            self.transport.write(render(response, close=True, date=self.server.date.get()))
+        self.close()
+
+    # ----------------------------------------------------------------------- timers
+
+    def _arm(self, delay: float) -> None:
+        self._disarm()
+        self.timer = asyncio.get_running_loop().call_later(delay, self._expired)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _expired(self) -> None:
+        self.timer = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ----------------------------------------------------------------------- parser callbacks
+
+    def on_message_begin(self) -> None:
+        self._reset_message()
+        self.in_message = True
+        self._arm(self.limits.receive_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self.header_bytes += len(url)
+        if self.header_bytes > self.limits.max_header_bytes:
+            self.reject = (414, "ValidationException", "Request URI too long")
+        elif self.reject is None:
+            self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > self.limits.max_header_bytes:
+            self.reject = (431, "ValidationException", "Request headers too large")
+            return
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        # Repeated headers are one comma-separated value (also what SigV4 signs).
+        self.headers[key] = f"{self.headers[key]},{text}" if key in self.headers else text
+
+    def on_headers_complete(self) -> None:
+        if self.reject is not None:
+            return
+        length = self.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.limits.max_body_bytes:
+            self.reject = (413, "ValidationException", "Request body too large")
+            return
+        if self.headers.get("expect", "").lower() == "100-continue" and self.transport:
+            self.transport.write(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        if self.reject is not None:
+            return
+        self.body_bytes += len(body)
+        if self.body_bytes > self.limits.max_body_bytes:
+            self.reject = (413, "ValidationException", "Request body too large")
+            self.body = []
+            return
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        if self.reject is not None:
+            return
+        self._disarm()
+        method = self.parser.get_method().decode("ascii", "replace")
+        request = _Request(
+            method,
+            self.url.decode("latin-1"),
+            self.headers,
+            b"".join(self.body),
+            bool(self.parser.should_keep_alive()),
+        )
+        self.queue.append(request)
+        self._reset_message()
+        self.wakeup.set()
+
+    # ----------------------------------------------------------------------- worker
+
+    async def _work(self) -> None:
+        app = self.server.app
+        while not self.closing:
+            if not self.queue:
+                self.wakeup.clear()
+                await self.wakeup.wait()
+                continue
+            request = self.queue.popleft()
+            if self.reading_paused and len(self.queue) < self.limits.max_pipelined:
+                self.reading_paused = False
+                assert self.transport is not None
+                self.transport.resume_reading()
+            try:
+                response = await app.handle(
+                    request.method, request.target, request.headers, request.body
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the app never raises; this is a last resort, not a path
+                log.exception("the API application raised")
+                response = _error_response(500, "InternalServerError", "Internal server error")
+            await self.can_write.wait()
+            if self.closing or self.transport is None:
+                return
+            close = not request.keep_alive
+            self.transport.write(render(response, close=close, date=self.server.date.get()))
+            if close:
+                self.close()
+                return
+            if not self.queue and not self.in_message:
+                self._arm(self.limits.idle_timeout)
+
+
+@dataclass
+class HttpApiServer:
+    """A running API server; ``port`` is the bound port (useful with port 0)."""
+
+    app: DynamoDBApp
+    limits: HttpLimits
+    host: str = ""
+    port: int = 0
+    server: asyncio.Server | None = None
+    connections: set[_Connection] = field(default_factory=set)
+    date: _DateCache = field(default_factory=_DateCache)
+
+    @property
+    def endpoint(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop accepting, close every connection, wait for the workers. Idempotent."""
+        if self.server is not None:
+            self.server.close()
+        connections = list(self.connections)
+        for connection in connections:
+            connection.close()
+        workers = [c.worker for c in connections if c.worker is not None]
+        for worker in workers:
+            worker.cancel()
+        for worker in workers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await worker
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                await self.server.wait_closed()
+            self.server = None
+
+
+async def start_http_api(
+    handle: NodeHandle,
+    host: str,
+    port: int,
+    *,
+    auth: AuthConfig | None = None,
+    limits: HttpLimits | None = None,
+    region: str = "us-east-1",
+    app: DynamoDBApp | None = None,
+) -> HttpApiServer:
+    """Serve the DynamoDB API for ``handle`` on ``host:port`` (port 0 picks a free port)."""
+    api = app if app is not None else DynamoDBApp(handle, auth=auth, region=region)
+    result = HttpApiServer(api, limits or HttpLimits(), host=host)
+    loop = asyncio.get_running_loop()
+    result.server = await loop.create_server(
+        lambda: _Connection(result), host, port, reuse_address=True, backlog=1024
+    )
+    sockets = result.server.sockets
+    if sockets:
+        result.port = sockets[0].getsockname()[1]
+    log.info("DynamoDB API listening on %s", result.endpoint)
+    return result
