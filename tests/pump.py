@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynamokv.core.effects import Effect, Reply, Send, SendTo
-from dynamokv.core.events import ClientRequested, Event, MessageReceived, PeerUnreachable, TimerFired
+from dynamokv.core.events import (
+    ClientRequested,
+    Event,
+    MessageReceived,
+    PeerUnreachable,
+    TimerFired,
+)
 from dynamokv.core.messages import Message
 from dynamokv.core.node import NodeCore
 from dynamokv.core.ring import Member

@@ -98,19 +98,23 @@ _BY_CODE: dict[str, type[DynamoKVError]] = {
     cls.code: cls
     for cls in (
         DynamoKVError, ConfigError, InvalidRequest, KeyTooLarge, ValueTooLarge, TooManySiblings,
-        ProtocolError, UnavailableError, QuorumNotMet, RequestTimeout, Overloaded, NoNodeAvailable,
+        ProtocolError, UnavailableError, QuorumNotMet, RequestTimeout, Overloaded,
+        NoNodeAvailable,
         StorageError, StaleRing,
     )
 }
 
 
-def error_from_code(code: str, message: str, details: dict[str, Any] | None = None) -> DynamoKVError:
+def error_from_code(
+    code: str, message: str, details: dict[str, Any] | None = None
+) -> DynamoKVError:
     """Rebuild an exception from its wire form; unknown codes become the base class."""
     return _BY_CODE.get(code, DynamoKVError)(message, details)
 
 
 __all__ = [
-    "ConfigError", "DynamoKVError", "InvalidRequest", "KeyTooLarge", "NoNodeAvailable", "Overloaded",
+    "ConfigError", "DynamoKVError", "InvalidRequest", "KeyTooLarge", "NoNodeAvailable",
+    "Overloaded",
     "ProtocolError", "QuorumNotMet", "RequestTimeout", "StaleRing", "StorageError",
     "TooManySiblings", "UnavailableError", "ValueTooLarge", "error_from_code",
 ]

@@ -222,7 +222,7 @@ def test_item_size_limit(ddb: Any, table: str) -> None:
     assert code_message(ddb.put_item, TableName=table,
                         Item={"pk": {"S": "big"}, "d": {"S": big + "y" * 20}}) == (
         "ValidationException", "Item size has exceeded the maximum allowed size")
-    code, text = code_message(ddb.update_item, TableName=table, Key={"pk": {"S": "ok"}},
+    _code, text = code_message(ddb.update_item, TableName=table, Key={"pk": {"S": "ok"}},
                               UpdateExpression="SET e = :e",
                               ExpressionAttributeValues={":e": {"S": "y" * 100}})
     assert text == "Item size to update has exceeded the maximum allowed size"

@@ -132,7 +132,7 @@ def test_key_schema_and_billing_validation(ddb: Any) -> None:
     assert text == "Invalid KeySchema: The first KeySchemaElement is not a HASH key type"
     code, text, _ = error(ddb.create_table, **{**simple(fresh()), "BillingMode": "PROVISIONED"})
     assert "ReadCapacityUnits and WriteCapacityUnits must both be specified" in text
-    code, text, _ = error(
+    _code, text, _ = error(
         ddb.create_table,
         **simple(fresh(), ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}),
     )
@@ -272,7 +272,7 @@ def test_time_to_live(ddb: Any) -> None:
     )
     ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}
-    code, text, _ = error(ddb.update_time_to_live, TableName=name, TimeToLiveSpecification=spec)
+    _code, text, _ = error(ddb.update_time_to_live, TableName=name, TimeToLiveSpecification=spec)
     assert text == "TimeToLive is already enabled"
 
 

@@ -4,15 +4,13 @@ and reads of table items, range reads, scans, and Paxos compare-and-set across n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
+from tests.cluster_harness import free_ports
 
 from dynamokv.api.handle import Abort, compose_key
 from dynamokv.runtime.config import NodeConfig
 from dynamokv.runtime.server import RunningNode, start_node
-from tests.cluster_harness import free_ports
 
 BUCKET = "~t/tbl-1"
 

@@ -148,7 +148,8 @@ class Client(_Base):
     def ring(self) -> Ring:
         reply = self._check(self._call(RingRequest(next(self._ids)), self._any()), RingReply)
         self.router.set_ring(reply.ring, reply.defaults, time.monotonic())
-        return reply.ring
+        ring: Ring = reply.ring
+        return ring
 
     def status(self, node: str | None = None) -> dict[str, Any]:
         targets = [node] if node else self._any()
@@ -256,7 +257,8 @@ class AsyncClient(_Base):
         candidates = self.router.any_node(time.monotonic())
         reply = self._check(await self._call(RingRequest(next(self._ids)), candidates), RingReply)
         self.router.set_ring(reply.ring, reply.defaults, time.monotonic())
-        return reply.ring
+        ring: Ring = reply.ring
+        return ring
 
     async def status(self, node: str | None = None) -> dict[str, Any]:
         targets = [node] if node else self.router.any_node(time.monotonic())

@@ -128,7 +128,7 @@ class AsyncConnection:
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
                                                         CONNECT_TIMEOUT_S)
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 self.closed = True
                 raise Undelivered(f"cannot connect to {self.address}: {exc}") from exc
             sock = writer.get_extra_info("socket")
@@ -174,7 +174,7 @@ class AsyncConnection:
             raise Undelivered(f"sending to {self.address} failed: {exc}") from exc
         try:
             return await asyncio.wait_for(fut, timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._pending.pop(req_id, None)
             raise RequestTimeout(f"{self.address} did not answer within {timeout_s:.1f}s",
                                  {"node": self.address}) from None

@@ -202,12 +202,12 @@ class Coordinator:
             if origin.client is None:
                 # A forwarded put reached a node that is no replica by its own ring: the rings
                 # disagree. Refuse rather than forward again, so forwards never loop.
-                exc = UnavailableError(
+                stale = UnavailableError(
                     f"{self.node.node_id} is not a replica of this key in ring version "
                     f"{self._ring_version()}",
                     {"replicas": [r.node for r in plan.replicas]},
                 )
-                return [origin.answer(error_reply(origin.req_id, exc, self._ring_version()))]
+                return [origin.answer(error_reply(origin.req_id, stale, self._ring_version()))]
             return self._forward_put(origin, req, plan.replicas, now_ms)
         return self._coordinate_put(origin, req, plan, mine, now_ms, wall_ms)
 

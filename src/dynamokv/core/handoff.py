@@ -168,7 +168,7 @@ class HandoffManager:
                     merged = resolve(merged)
                 if merged != local:
                     self.store.put(item.bucket, item.key, merged)
-        except Exception as exc:  # noqa: BLE001 - any storage failure is reported to the sender
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         return [Send(src, HandoffAck(msg.xfer_id, error))]
 

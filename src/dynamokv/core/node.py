@@ -31,6 +31,7 @@ from dynamokv.core.events import (
 from dynamokv.core.exchange import AAE_ID_BASE, AntiEntropy
 from dynamokv.core.failure import FailureDetector
 from dynamokv.core.handoff import HandoffManager
+from dynamokv.core.hashing import RESERVED_BUCKET_PREFIX
 from dynamokv.core.hints import HintReplayer
 from dynamokv.core.membership import Staging, remove_member
 from dynamokv.core.messages import (
@@ -75,7 +76,6 @@ from dynamokv.core.messages import (
     StatusReply,
     StatusRequest,
 )
-from dynamokv.core.hashing import RESERVED_BUCKET_PREFIX
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.requests import CasRequest, RangeRequest, ScanRequest
 from dynamokv.core.ring import Member, MemberStatus, Ring, reconcile

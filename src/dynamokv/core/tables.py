@@ -328,7 +328,7 @@ class TableOps:
             return self._done(op_id, op, CasResult(old, old))
         try:
             new = decide(old)
-        except Exception as exc:  # noqa: BLE001 - the API's condition failed, or its bug
+        except Exception as exc:
             return self._done(op_id, op, CasAborted(exc))
         op.new_value = new
         stamp = wall_ms

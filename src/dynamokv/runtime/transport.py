@@ -168,7 +168,7 @@ class PeerLink:
             for payload in self.pending:
                 conn.send(payload)
             self.pending.clear()
-        except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, OSError, ConnectionError) as exc:
             log.debug("cannot connect to %s at %s: %s", self.node, address, exc)
             self.pending.clear()
             self.owner._report_unreachable(self.node)
