@@ -185,3 +185,19 @@ def test_request_times_out_when_replies_never_come(pump3: Pump) -> None:
     assert len(replies) == 1
     msg = replies[0].msg  # type: ignore[union-attr]
     assert isinstance(msg, ErrorReply) and msg.code == "RequestTimeout"
+
+
+def test_contexts_are_pruned_past_the_size_limit() -> None:
+    from dataclasses import replace
+
+    from dynamokv.core.settings import CoreSettings
+    from dynamokv.core.vclock import PruneLimits
+
+    settings = replace(CoreSettings(q=16), prune=PruneLimits(small_vclock=3, big_vclock=3,
+                                                              young_vclock_ms=0))
+    pump = Pump.with_nodes(3, settings=settings)
+    pump.settle()
+    big = VectorClock.from_entries([(f"old{i}", 1, i) for i in range(10)])
+    reply = put(pump, "n1", b"k", b"v", big)
+    assert isinstance(reply, PutReply)
+    assert len(reply.context) <= 4  # three kept plus the new dot

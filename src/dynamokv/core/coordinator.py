@@ -40,6 +40,7 @@ from dynamokv.core.ports import ObjectStore
 from dynamokv.core.quorum import Decision, GetTally, PutTally
 from dynamokv.core.ring import Ring
 from dynamokv.core.settings import BucketProps, Limits
+from dynamokv.core.vclock import PruneLimits
 from dynamokv.core.versioned import (
     VersionedObject,
     apply_write,
@@ -135,6 +136,7 @@ class NodeView(Protocol):
     detector: FailureDetector
     limits: Limits
     rng: random.Random
+    prune_limits: PruneLimits
 
     def bucket_props(self, bucket: str) -> BucketProps: ...
 
@@ -233,7 +235,10 @@ class Coordinator:
                 # No primary is up: stamp with a one-off actor, unique by construction, since a
                 # fallback's counters cannot be remembered past the hint's handoff.
                 actor = f"{node.actor}/{node.rng.getrandbits(64):016x}"
-            sibling = new_sibling(local, actor, req.value, req.context, stamp)
+            # Prune the writer's context as the paper does (oldest entries past the size and
+            # age limits): at worst a spurious sibling later, never a lost write.
+            context = req.context.prune(wall_ms, node.prune_limits)
+            sibling = new_sibling(local, actor, req.value, context, stamp)
             obj = apply_write(local, sibling)
             if plan.props.lww:
                 obj = resolve_lww(obj)

@@ -108,6 +108,7 @@ class NodeCore:
         self.store: ObjectStore = self.trees
         self.settings = settings
         self.limits = settings.limits
+        self.prune_limits = settings.prune
         self.rng = rng
         self.seeds = seeds
         self.ring = ring

@@ -13,6 +13,7 @@ from dynamokv.core.admission import AdmissionSettings
 from dynamokv.core.exchange import AaeSettings
 from dynamokv.core.handoff import HandoffSettings
 from dynamokv.core.hints import HintSettings
+from dynamokv.core.vclock import PruneLimits
 from dynamokv.errors import ConfigError, InvalidRequest
 
 
@@ -109,6 +110,7 @@ class CoreSettings:
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
     aae: AaeSettings = field(default_factory=AaeSettings)
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
+    prune: PruneLimits = field(default_factory=PruneLimits)
 
     def default_bucket_props(self) -> BucketProps:
         return BucketProps(n=self.quorum.n, r=self.quorum.r, w=self.quorum.w)
