@@ -112,8 +112,8 @@ def test_recreated_table_starts_empty(ddb: Any) -> None:
         ),
         (
             [{"AttributeName": "other", "AttributeType": "S"}],
-            "One or more parameter values were invalid: Some index key attributes are not defined in "
-            "AttributeDefinitions. Keys: [pk], AttributeDefinitions: [other]",
+            "One or more parameter values were invalid: Some index key attributes are not "
+            "defined in AttributeDefinitions. Keys: [pk], AttributeDefinitions: [other]",
         ),
     ],
 )
@@ -125,12 +125,12 @@ def test_attribute_definitions_must_match_the_key_schema(
 
 
 def test_key_schema_and_billing_validation(ddb: Any) -> None:
-    code, text, _ = error(
+    _code, text, _ = error(
         ddb.create_table,
         **simple(fresh(), KeySchema=[{"AttributeName": "pk", "KeyType": "RANGE"}]),
     )
     assert text == "Invalid KeySchema: The first KeySchemaElement is not a HASH key type"
-    code, text, _ = error(ddb.create_table, **{**simple(fresh()), "BillingMode": "PROVISIONED"})
+    _code, text, _ = error(ddb.create_table, **{**simple(fresh()), "BillingMode": "PROVISIONED"})
     assert "ReadCapacityUnits and WriteCapacityUnits must both be specified" in text
     _code, text, _ = error(
         ddb.create_table,

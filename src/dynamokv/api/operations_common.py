@@ -17,10 +17,11 @@ never a ``TypeError`` (which the server would have to report as a 500).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,8 @@ from dynamokv.api.expressions import (
     parse_update,
 )
 from dynamokv.api.handle import Abort, NodeHandle
+
+log = logging.getLogger("dynamokv.api")
 
 _TABLE_NAME = re.compile(r"[a-zA-Z0-9_.\-]+")
 _JSON_KIND = {str: "STRING_VALUE", int: "NUMBER_VALUE", float: "NUMBER_VALUE", bool: "BOOLEAN"}
@@ -270,6 +273,21 @@ class ApiContext:
     token_ttl: float = 600.0
     # (bucket, key) of items a transaction of this node is working on.
     locked: set[tuple[str, bytes]] = field(default_factory=set)
+    # Background work (dropping a deleted table's items); referenced so it is not collected.
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run ``work`` in the background, logging (not raising) its failure."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("background %s failed", what)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def table(self, params: Params, name: str = "TableName") -> TableInfo:
         return await self.catalog.require(params.table_name(name))

@@ -396,7 +396,9 @@ async def delete_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
             )
 
     info = await ctx.catalog.delete(name, check)
-    await ctx.handle.drop_bucket(info.bucket)
+    # Table ids are never reused, so the old items are unreachable at once; removing them may
+    # take long on a big table and need not delay the answer.
+    ctx.spawn(ctx.handle.drop_bucket(info.bucket), f"drop of table {name}")
     return {"TableDescription": describe(ctx, info, status="DELETING")}
 
 

@@ -12,7 +12,7 @@ import itertools
 from typing import Any
 
 from dynamokv.api.handle import Abort, Decide, Page
-from dynamokv.core.hashing import compose_key
+from dynamokv.core.hashing import compose_key, key_partition
 from dynamokv.core.messages import ErrorReply, GetReply, GetRequest, PutReply, PutRequest
 from dynamokv.core.requests import (
     CasAborted,
@@ -89,13 +89,16 @@ class ClusterHandle:
 
     async def scan(self, bucket: str, segment: int, total_segments: int,
                    after: bytes | None, limit: int) -> Page:
-        """Partitions split evenly among segments; the cursor is partition (2 bytes) + key."""
+        """The ring's partitions split evenly among segments; cursors are storage keys (the
+        partition of a cursor is the key's own, so a page can resume mid-partition)."""
         q = self.q
         first = segment * q // total_segments
         stop = (segment + 1) * q // total_segments
         partition, key = first, None
-        if after is not None and len(after) >= 2:
-            partition, key = int.from_bytes(after[:2], "big"), after[2:]
+        if after is not None:
+            partition, key = key_partition(bucket, after, q), after
+            if not first <= partition < stop:
+                return Page([], None)  # a cursor from another segment: nothing here
         items: list[tuple[bytes, bytes]] = []
         while partition < stop and len(items) < limit:
             reply = await self.runner.local_request(
@@ -105,11 +108,10 @@ class ClusterHandle:
                 raise ProtocolError(f"unexpected reply {type(reply).__name__}")
             items.extend(reply.items)
             if reply.last_key is not None:
-                return Page(items, partition.to_bytes(2, "big") + reply.last_key)
+                return Page(items, reply.last_key)
             partition, key = partition + 1, None
-        if partition < stop:
-            last = items[-1][0] if items else b""
-            return Page(items, (partition - 1 if items else partition).to_bytes(2, "big") + last)
+        if partition < stop and items:
+            return Page(items, items[-1][0])
         return Page(items, None)
 
     async def drop_bucket(self, bucket: str) -> None:

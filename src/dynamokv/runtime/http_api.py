@@ -5,7 +5,7 @@ HTTP/1.1 with ``httptools`` (keep-alive, pipelining answered in order, Content-L
 chunked bodies), enforces limits (body size -> 413, header size -> 431, concurrent
 connections -> 503, slow or idle connections are closed), and hands each complete request to
 :class:`dynamokv.api.app.DynamoDBApp`.
-May import: stdlib, ``httptools``, :mod:`dynamokv.api`, :mod:`dynamokv.runtime`.
+May import: stdlib, ``httptools``, ``orjson``, :mod:`dynamokv.api`, :mod:`dynamokv.runtime`.
 
 Each connection has one worker task that answers its requests one at a time, in order; a
 client that pipelines more than ``max_pipelined`` requests is paused (its socket is not read)
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import httptools  # type: ignore[import-untyped,unused-ignore]
 import orjson
 
-from dynamokv.api.app import DynamoDBApp, Response
+from dynamokv.api.app import DynamoDBApp, Response, crc32, request_id
 from dynamokv.api.handle import NodeHandle
 from dynamokv.api.sigv4 import AuthConfig
 
@@ -91,7 +91,9 @@ def render(response: Response, *, close: bool, date: str) -> bytes:
 
 def _error_response(status: int, error_type: str, message: str) -> Response:
     body = orjson.dumps({"__type": f"com.amazon.coral.service#{error_type}", "message": message})
-    return Response(status, [("Content-Type", "application/x-amz-json-1.0")], body)
+    headers = [("x-amzn-RequestId", request_id()), ("x-amz-crc32", crc32(body)),
+               ("Content-Type", "application/x-amz-json-1.0")]
+    return Response(status, headers, body)
 
 
 class _Connection(asyncio.Protocol):
