@@ -15,6 +15,7 @@ until the worker catches up, and a client that stops reading responses pauses th
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 import contextlib
 import email.utils
 import http
@@ -125,7 +126,8 @@ class _Connection(asyncio.Protocol):
     # ----------------------------------------------------------------------- lifecycle
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         if len(self.server.connections) >= self.limits.max_connections:
             self._fail(503, "ServiceUnavailable", "Too many open connections")
