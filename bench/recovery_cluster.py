@@ -225,9 +225,9 @@ class RecoveryCluster:
 
     def ring(self) -> Ring:
         for node in self.live():
-            with contextlib.suppress(Exception):
-                with Client([node.address], timeout_s=STATUS_TIMEOUT_S) as c:
-                    return c.ring()
+            with contextlib.suppress(Exception), Client([node.address],
+                                                         timeout_s=STATUS_TIMEOUT_S) as c:
+                return c.ring()
         raise RuntimeError("no node answered a ring request")
 
     # ---- waits ---------------------------------------------------------------------------------

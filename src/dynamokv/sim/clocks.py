@@ -5,8 +5,10 @@ May import: stdlib only.
 
 The core keeps the two times apart (ARCHITECTURE R2): ``now_ms`` drives deadlines and is the
 same virtual time on every node, while ``wall_ms`` only stamps versions (for vclock pruning and
-last-writer-wins) and is where real clusters disagree. Each node gets a fixed offset drawn once
-when the node is added; drift can be added here later without touching the driver.
+last-writer-wins, and Paxos ballots) and is where real clusters disagree. Each node gets an
+offset drawn once when the node is added (``skew``), and ``jump`` moves it later, forward or
+backward, as NTP stepping a clock or an operator setting the date does; monotonic time never
+jumps.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ class SimClocks:
         """Draw ``node_id``'s wall-clock offset (kept across restarts, as a host's clock is)."""
         m = self._skew_ms_max
         offset = self._rng.randint(-m, m) if m else 0
+        self._offset_ms[node_id] = offset
+        return offset
+
+    def jump(self, node_id: str, delta_ms: int) -> int:
+        """Step ``node_id``'s wall clock by ``delta_ms`` (either sign); the new offset."""
+        offset = self._offset_ms.get(node_id, 0) + delta_ms
         self._offset_ms[node_id] = offset
         return offset
 

@@ -15,15 +15,19 @@ Faults:
 - ``storage_fault``: an object or hint read or write raises ``StorageError`` before touching
   anything, as a failing disk would; the core must turn it into an error reply, never a crash.
   (Scans and deletes never fail: the port does not promise ``StorageError`` handling there.)
-- Unsynced-write loss (hook, off today): with ``loses_unsynced`` every write since the last
-  ``sync()`` is kept in an undo log and rolled back on ``crash()``. The core does not call
-  ``sync()`` yet (every write counts as synced), so it stays off until the write path syncs.
+- Unsynced-write loss (``loses_unsynced``): the production engines acknowledge a write once it
+  reached the OS (``engine_sync = "os"``), which survives the death of the process but not of
+  the machine. The OS writes dirty data back ``flush_ms`` after it was written (or at once on
+  ``sync()``), so every write younger than that is kept in an undo log (objects, hints and Paxos
+  acceptor state alike: they share one engine) and rolled back by ``crash(lose_unsynced=True)``,
+  the power loss. A process crash (``lose_unsynced=False``) loses nothing. The ring and
+  incarnation files are written atomically with fsync in production, so they always survive.
 - ``lie_every``: a deliberate bug (``--bug lying-disk``) for testing the checkers: every
   ``lie_every``-th object or hint write is silently skipped while reporting success.
 
 Every successful object or hint write is reported to ``observer`` (the checkers' disk log),
 which is how the checkers learn the dot each write was given without any help from the core.
-Paxos acceptor state and table scans pass straight through (no faults yet).
+Table scans pass straight through (no faults).
 """
 
 from __future__ import annotations
@@ -44,8 +48,19 @@ PutObserver = Callable[[str, str, bytes, VersionedObject], None]
 """Called as ``observer(node_id, bucket, key, obj)`` after every write that reached the disk
 (hints included: a hint holds the same siblings as the object it stands in for)."""
 
-# (target node for a hint or "" for an object, bucket, key, what was there before the write)
-_Undo = tuple[str, str, bytes, VersionedObject | None]
+Before = VersionedObject | AcceptorState | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsynced:
+    """One write the OS has not flushed yet: what a power loss would roll back."""
+
+    at_ms: int
+    kind: str  # "object", "hint" or "paxos"
+    target: str  # the hint's target node ("" otherwise)
+    bucket: str
+    key: bytes
+    before: Before  # what the engine held before the write
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +68,7 @@ class DiskFaults:
     storage_fault: float = 0.0
     lie_every: int = 0
     loses_unsynced: bool = False
+    flush_ms: int = 0  # writes this young are unflushed; 0: only sync() flushes
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +89,7 @@ class SimDisk:
         rng: random.Random,
         faults: DiskFaults,
         observer: PutObserver | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.node_id = node_id
         self.q = q
@@ -87,7 +104,8 @@ class SimDisk:
         self.failed = 0
         self.lied = 0
         self._rng = rng
-        self._undo: list[_Undo] = []  # every write since the last sync, oldest first
+        self._clock = clock or (lambda: 0)
+        self._undo: list[Unsynced] = []  # every write not flushed yet, oldest first
 
     # ---- ObjectStore: objects ------------------------------------------------------------------
 
@@ -98,13 +116,13 @@ class SimDisk:
     def put(self, bucket: str, key: bytes, obj: VersionedObject) -> None:
         if self._write_fault_or_lie("write", bucket, key):
             return
-        self._remember("", bucket, key)
+        self._remember("object", "", bucket, key)
         self.store.put(bucket, key, obj)
         if self.observer is not None:
             self.observer(self.node_id, bucket, key, obj)
 
     def delete(self, bucket: str, key: bytes) -> None:
-        self._remember("", bucket, key)
+        self._remember("object", "", bucket, key)
         self.store.delete(bucket, key)
 
     def fold_partition(self, partition: int) -> Iterator[tuple[str, bytes, VersionedObject]]:
@@ -130,13 +148,13 @@ class SimDisk:
     def put_hint(self, target: str, bucket: str, key: bytes, obj: VersionedObject) -> None:
         if self._write_fault_or_lie("hint write", bucket, key):
             return
-        self._remember(target, bucket, key)
+        self._remember("hint", target, bucket, key)
         self.store.put_hint(target, bucket, key, obj)
         if self.observer is not None:
             self.observer(self.node_id, bucket, key, obj)
 
     def delete_hint(self, target: str, bucket: str, key: bytes) -> None:
-        self._remember(target, bucket, key)
+        self._remember("hint", target, bucket, key)
         self.store.delete_hint(target, bucket, key)
 
     def scan_hints(self, target: str, limit: int) -> list[tuple[str, bytes, VersionedObject]]:
@@ -161,6 +179,7 @@ class SimDisk:
         return self.store.get_paxos(bucket, key)
 
     def put_paxos(self, bucket: str, key: bytes, state: AcceptorState) -> None:
+        self._remember("paxos", "", bucket, key)
         self.store.put_paxos(bucket, key, state)
 
     # ---- the data directory's other files ------------------------------------------------------
@@ -170,30 +189,66 @@ class SimDisk:
 
     # ---- faults ------------------------------------------------------------------------------
 
-    def crash(self) -> int:
-        """The node lost power: roll back unsynced writes if the disk loses them, and drop the
-        store object's in-memory caches (a restart opens the engine afresh). How many were lost.
+    def crash(self, lose_unsynced: bool = False) -> int:
+        """The node's process died (``lose_unsynced``: the machine lost power). Roll back the
+        unflushed writes on a power loss if this disk loses them, and drop the store object's
+        in-memory caches (a restart opens the engine afresh). How many writes were lost.
         """
-        lost = len(self._undo)
-        for target, bucket, key, before in reversed(self._undo):
-            if target and before is None:
-                self.store.delete_hint(target, bucket, key)
-            elif target:
-                assert before is not None
-                self.store.put_hint(target, bucket, key, before)
-            elif before is None:
-                self.store.delete(bucket, key)
-            else:
-                self.store.put(bucket, key, before)
-        self._undo.clear()
+        lost = self.unsynced() if lose_unsynced and self.faults.loses_unsynced else []
+        for entry in reversed(lost):
+            self._restore(entry)
+        if lost:
+            self._undo.clear()
         self.store = NodeStore(self._engine, self.q)
-        return lost
+        return len(lost)
 
-    def _remember(self, target: str, bucket: str, key: bytes) -> None:
-        if self.faults.loses_unsynced:
-            before = (self.store.get_hint(target, bucket, key) if target
-                      else self.store.get(bucket, key))
-            self._undo.append((target, bucket, key, before))
+    def unsynced(self) -> list[Unsynced]:
+        """The writes a power loss now would roll back, oldest first."""
+        self._expire()
+        return list(self._undo)
+
+    def _restore(self, entry: Unsynced) -> None:
+        before, bucket, key = entry.before, entry.bucket, entry.key
+        if entry.kind == "paxos":
+            # No state and the zero state read alike (``get_paxos(...) or AcceptorState()``).
+            assert before is None or isinstance(before, AcceptorState)
+            self.store.put_paxos(bucket, key, before or AcceptorState())
+            return
+        assert before is None or isinstance(before, VersionedObject)
+        if entry.kind == "hint":
+            if before is None:
+                self.store.delete_hint(entry.target, bucket, key)
+            else:
+                self.store.put_hint(entry.target, bucket, key, before)
+        elif before is None:
+            self.store.delete(bucket, key)
+        else:
+            self.store.put(bucket, key, before)
+
+    def _expire(self) -> None:
+        """Forget the writes the OS has flushed by now (older than ``flush_ms``)."""
+        flush = self.faults.flush_ms
+        if not flush or not self._undo:
+            return
+        horizon = self._clock() - flush
+        keep = 0
+        while keep < len(self._undo) and self._undo[keep].at_ms <= horizon:
+            keep += 1
+        if keep:
+            del self._undo[:keep]
+
+    def _remember(self, kind: str, target: str, bucket: str, key: bytes) -> None:
+        if not self.faults.loses_unsynced:
+            return
+        before: Before
+        if kind == "paxos":
+            before = self.store.get_paxos(bucket, key)
+        elif kind == "hint":
+            before = self.store.get_hint(target, bucket, key)
+        else:
+            before = self.store.get(bucket, key)
+        self._expire()
+        self._undo.append(Unsynced(self._clock(), kind, target, bucket, key, before))
 
     def _read_fault(self, op: str, bucket: str, key: bytes) -> None:
         self.reads += 1
@@ -220,6 +275,9 @@ class SimDisk:
     def peek(self, bucket: str, key: bytes) -> VersionedObject | None:
         """Read without faults or counting."""
         return self.store.get(bucket, key)
+
+    def peek_hint(self, target: str, bucket: str, key: bytes) -> VersionedObject | None:
+        return self.store.get_hint(target, bucket, key)
 
     def objects(self) -> Iterator[tuple[str, bytes, VersionedObject]]:
         """Every stored object, partition by partition."""

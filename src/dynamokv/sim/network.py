@@ -13,8 +13,10 @@ events in both drivers:
 - Sending to a node that is down (or unknown) is a refused connection: the sender gets
   ``PeerUnreachable`` after ``refuse_delay_ms``. A crash resets every connection to the node,
   which its peers notice at once (the world reports it, ``reset_links``).
-- A partition is a set of blocked ``(src, dst)`` pairs. An open connection across it silently
-  loses messages (TCP keeps retrying; nothing is reported); opening a new one times out after
+- A partition is a set of blocked ``(src, dst)`` pairs, one direction each, so every shape can
+  be drawn with it: one node isolated, a minority from a majority, one way only (asymmetric),
+  two halves joined by a bridge node. An open connection across it silently loses messages (TCP
+  keeps retrying; nothing is reported); opening a new one times out after
   ``connect_timeout_ms``.
 - Loss drops a message silently, duplication delivers it twice, and each copy gets its own
   delay. With ``fifo`` a link never reorders (TCP); without it, copies overtake each other.
@@ -153,6 +155,13 @@ class SimNetwork:
         return broken
 
     # ---- partitions and healing --------------------------------------------------------------
+
+    def block(self, pairs: list[tuple[str, str]]) -> None:
+        """Messages from ``src`` to ``dst`` stop getting through, for each ``(src, dst)``."""
+        self.blocked.update(pairs)
+
+    def unblock(self, pairs: list[tuple[str, str]]) -> None:
+        self.blocked.difference_update(pairs)
 
     def isolate(self, node: str, others: list[str]) -> None:
         for other in others:

@@ -1,9 +1,10 @@
 """The simulated world: a whole cluster of ``NodeCore``s in one process, in virtual time.
 
-Owns: ``Simulator`` (the event heap, virtual ``now_ms``, the nodes, crash and restart, routing
-of every effect), ``SimNode``, the ``ClientSink`` protocol.
-May import: stdlib, ``dynamokv.core.*``, ``dynamokv.sim.*`` (not ``checkers``, ``workload`` or
-``run``, which sit on top of it).
+Owns: ``Simulator`` (the event heap, virtual ``now_ms``, the nodes and what can happen to them:
+crash, power loss and restart, pause, partitions, clock jumps, joins and departures; routing of
+every effect), ``SimNode``, the ``ClientSink`` protocol.
+May import: stdlib, ``dynamokv.core.*``, ``dynamokv.sim.*`` (not ``checkers``, ``workload``,
+``faults`` or ``run``, which sit on top of it).
 
 One ``random.Random(seed)`` makes every choice (ARCHITECTURE R1): network fates, delays, clock
 offsets, incarnations, workload choices, faults, and the cores' own choices (they share it).
@@ -15,6 +16,11 @@ Drivers' duties, as in ``runtime.runner``: feed events to ``handle``, execute th
 effects, and deliver ``TimerFired`` once ``now_ms`` reaches ``next_deadline()``. A node's timer
 is one heap entry (``armed_at``); re-arming earlier supersedes it, and superseded entries are
 skipped when they come up.
+
+A paused node handles nothing: every event due to it (messages, timers, client requests) waits
+in the heap until the pause ends, in its original order, as the kernel's socket buffers and a
+stopped process would make it. A node that has left the ring (``NodeCore.left``) is stopped by
+the world shortly after, as its operator would, and never restarted (``departed``).
 """
 
 from __future__ import annotations
@@ -31,15 +37,20 @@ from dynamokv.core.effects import Effect, Log, PersistRing, Reply, Send, SendTo
 from dynamokv.core.events import (
     ClientRequested,
     Event,
+    LocalRequested,
     MessageReceived,
     PeerUnreachable,
     TimerFired,
 )
+from dynamokv.core.exchange import AaeSettings
 from dynamokv.core.ids import actor_for
 from dynamokv.core.messages import ErrorReply, GossipRing, Hello, Message
 from dynamokv.core.node import NodeCore
+from dynamokv.core.requests import CasAborted, CasRequest, CasResult, RangeResult
 from dynamokv.core.ring import Member
 from dynamokv.core.settings import CoreSettings, Limits, QuorumDefaults
+from dynamokv.core.vclock import VectorClock
+from dynamokv.core.versioned import Dot
 from dynamokv.sim.clocks import SimClocks
 from dynamokv.sim.disk import DiskFaults, PutObserver, SimDisk
 from dynamokv.sim.network import LinkFaults, SimNetwork
@@ -48,9 +59,9 @@ from dynamokv.sim.trace import Trace
 
 
 class ClientSink(Protocol):
-    """Where the world hands what happens to client connections (the workload)."""
+    """Where the world hands what happens to client connections (the workload, the admin)."""
 
-    def on_reply(self, ref: int, msg: Message) -> None: ...
+    def on_reply(self, ref: int, msg: object) -> None: ...
 
     def on_refused(self, ref: int, req_id: int) -> None: ...
 
@@ -65,6 +76,9 @@ class SimNode:
     core: NodeCore | None = None  # None while crashed
     epoch: int = 0  # incarnation of the process: bumped at every start
     armed_at: int | None = None  # time of the node's live timer entry in the heap
+    paused_until: int = 0  # events due before this wait for it (process paused)
+    departed: bool = False  # left the ring and was stopped for good
+    departing: bool = False  # left the ring; its stop is scheduled
 
 
 # ---- heap entries ----------------------------------------------------------------------------
@@ -104,11 +118,21 @@ class _ClientRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class _LocalRequest:
+    """A request of the node's own API (``LocalRequested``): no wire form, no codec."""
+
+    node: str
+    epoch: int
+    client: int
+    request: object
+
+
+@dataclass(frozen=True, slots=True)
 class _ClientAnswer:
     node: str
     client: int
-    data: bytes
-    sent: Message
+    data: bytes | None  # None: an in-process result (``core.requests``), never encoded
+    sent: object
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +141,18 @@ class _Call:
     fn: Callable[[], None]
 
 
-_Item = _Deliver | _Unreachable | _Timer | _ClientRequest | _ClientAnswer | _Call
+_Item = _Deliver | _Unreachable | _Timer | _ClientRequest | _LocalRequest | _ClientAnswer | _Call
+_LOCAL_RESULTS = (CasResult, CasAborted, RangeResult)
 
 
-def describe(msg: Message) -> str:
+def describe(msg: object) -> str:
     """A message in a few words for the trace: type, request id, key, and what matters most."""
     parts = [type(msg).__name__]
+    if isinstance(msg, CasRequest):
+        return (f"CasRequest {msg.bucket} {msg.key.decode(errors='replace')} "
+                f"{'read' if msg.read_only else 'update'}")
+    if isinstance(msg, CasResult):
+        return f"CasResult old={msg.old!r} new={msg.new!r}"
     req_id = getattr(msg, "req_id", None)
     if isinstance(req_id, int):
         parts.append(f"#{req_id}")
