@@ -76,15 +76,16 @@ class _Base:
         self.timeout_s = timeout_s
         self._ids = itertools.count(1)
 
-    def _get_msg(self, key: bytes | str, bucket: str, r: int | None) -> GetRequest:
-        return GetRequest(next(self._ids), bucket, _as_bytes(key, "key"), r, None,
+    def _get_msg(self, key: bytes | str, bucket: str, r: int | None,
+                 pr: int | None = None) -> GetRequest:
+        return GetRequest(next(self._ids), bucket, _as_bytes(key, "key"), r, pr,
                           int(self.timeout_s * 1000))
 
     def _put_msg(self, key: bytes | str, value: bytes | str | None, context: Context | None,
-                 bucket: str, w: int | None) -> PutRequest:
+                 bucket: str, w: int | None, pw: int | None = None) -> PutRequest:
         raw = None if value is None else _as_bytes(value, "value")
         return PutRequest(next(self._ids), bucket, _as_bytes(key, "key"), raw, _clock(context),
-                          w, None, int(self.timeout_s * 1000))
+                          w, pw, int(self.timeout_s * 1000))
 
     def _check(self, reply: Message, expected: type) -> Any:
         if isinstance(reply, ErrorReply):
@@ -126,21 +127,25 @@ class Client(_Base):
         self._conns.clear()
 
     # ---- data ------------------------------------------------------------------------------
-    def get(self, key: bytes | str, *, bucket: str = "default", r: int | None = None
-            ) -> GetResult:
-        msg = self._get_msg(key, bucket, r)
+    def get(self, key: bytes | str, *, bucket: str = "default", r: int | None = None,
+            pr: int | None = None) -> GetResult:
+        """Every concurrent version of ``key``; ``r`` replies needed (``pr`` of them from
+        primaries, not fallbacks)."""
+        msg = self._get_msg(key, bucket, r, pr)
         reply = self._check(self._call(msg, self._route(bucket, msg.key)), GetReply)
         return self._get_result(reply)
 
     def put(self, key: bytes | str, value: bytes | str, context: Context | None = None, *,
-            bucket: str = "default", w: int | None = None) -> Context:
-        msg = self._put_msg(key, value, context, bucket, w)
+            bucket: str = "default", w: int | None = None, pw: int | None = None) -> Context:
+        """Write ``value`` superseding what ``context`` saw; ``w`` acks needed (``pw`` of them
+        from primaries). Returns the new version's context."""
+        msg = self._put_msg(key, value, context, bucket, w, pw)
         reply = self._check(self._call(msg, self._route(bucket, msg.key)), PutReply)
         return Context(reply.context)
 
     def delete(self, key: bytes | str, context: Context | None = None, *,
-               bucket: str = "default", w: int | None = None) -> Context:
-        msg = self._put_msg(key, None, context, bucket, w)
+               bucket: str = "default", w: int | None = None, pw: int | None = None) -> Context:
+        msg = self._put_msg(key, None, context, bucket, w, pw)
         reply = self._check(self._call(msg, self._route(bucket, msg.key)), PutReply)
         return Context(reply.context)
 
@@ -235,21 +240,23 @@ class AsyncClient(_Base):
             await conn.close()
         self._conns.clear()
 
-    async def get(self, key: bytes | str, *, bucket: str = "default", r: int | None = None
-                  ) -> GetResult:
-        msg = self._get_msg(key, bucket, r)
+    async def get(self, key: bytes | str, *, bucket: str = "default", r: int | None = None,
+                  pr: int | None = None) -> GetResult:
+        msg = self._get_msg(key, bucket, r, pr)
         reply = self._check(await self._call(msg, await self._route(bucket, msg.key)), GetReply)
         return self._get_result(reply)
 
     async def put(self, key: bytes | str, value: bytes | str, context: Context | None = None,
-                  *, bucket: str = "default", w: int | None = None) -> Context:
-        msg = self._put_msg(key, value, context, bucket, w)
+                  *, bucket: str = "default", w: int | None = None, pw: int | None = None
+                  ) -> Context:
+        msg = self._put_msg(key, value, context, bucket, w, pw)
         reply = self._check(await self._call(msg, await self._route(bucket, msg.key)), PutReply)
         return Context(reply.context)
 
     async def delete(self, key: bytes | str, context: Context | None = None, *,
-                     bucket: str = "default", w: int | None = None) -> Context:
-        msg = self._put_msg(key, None, context, bucket, w)
+                     bucket: str = "default", w: int | None = None, pw: int | None = None
+                     ) -> Context:
+        msg = self._put_msg(key, None, context, bucket, w, pw)
         reply = self._check(await self._call(msg, await self._route(bucket, msg.key)), PutReply)
         return Context(reply.context)
 
