@@ -73,9 +73,9 @@ SAMPLE_S = 1.0  # status sampling during a foreground run (the admission window 
 N, R, W = 3, 2, 2
 
 FULL = {"keys_down": [5000, 20000], "keys_large": 50000, "diffs": [10, 100],
-        "fg_keys": 5000, "fg_seconds": 20.0, "backlog": 20000}
+        "fg_keys": 5000, "fg_seconds": 20.0, "fg_concurrency": [8, 32], "backlog": 20000}
 QUICK = {"keys_down": [1000, 3000], "keys_large": 10000, "diffs": [10],
-         "fg_keys": 2000, "fg_seconds": 8.0, "backlog": 5000}
+         "fg_keys": 2000, "fg_seconds": 8.0, "fg_concurrency": [8], "backlog": 5000}
 
 Log = Callable[[str], None]
 
@@ -451,9 +451,9 @@ def measure_small_diff(cluster: RecoveryCluster, ring: Ring, args: argparse.Name
 # ---- 3. foreground latency with and without background work ----------------------------------
 
 
-def measure_foreground(args: argparse.Namespace, values: list[bytes], log: Log
-                       ) -> dict[str, Any]:
-    log(f"[3] foreground load: {args.fg_keys} keys, {args.fg_concurrency} in flight, "
+def measure_foreground(args: argparse.Namespace, concurrency: int, values: list[bytes],
+                       log: Log) -> dict[str, Any]:
+    log(f"[3] foreground load: {args.fg_keys} keys, {concurrency} in flight, "
         f"{args.fg_seconds:g} s per run")
     with new_cluster(args, log) as cluster:
         ring = cluster.ring()
@@ -463,14 +463,17 @@ def measure_foreground(args: argparse.Namespace, values: list[bytes], log: Log
         wait_converged(cluster, ring, args, "the loaded cluster to converge")
         runs = []
         for index, scenario in enumerate(("quiet", "hint backlog", "wiped node", "quiet again")):
-            runs.append(foreground_run(cluster, ring, args, scenario, index, fg_keys, values,
-                                       log))
-        return {"fg_keys": args.fg_keys, "load": loaded, "runs": runs}
+            runs.append(foreground_run(cluster, ring, args, scenario, index, concurrency,
+                                       fg_keys, values, log))
+        result = {"concurrency": concurrency, "fg_keys": args.fg_keys, "load": loaded,
+                  "runs": runs}
+        result["ratios_to_quiet"] = ratios(result)
+        return result
 
 
 def foreground_run(cluster: RecoveryCluster, ring: Ring, args: argparse.Namespace,
-                   scenario: str, index: int, fg_keys: list[bytes], values: list[bytes],
-                   log: Log) -> dict[str, Any]:
+                   scenario: str, index: int, concurrency: int, fg_keys: list[bytes],
+                   values: list[bytes], log: Log) -> dict[str, Any]:
     victim = cluster.node("n3")
     setup: dict[str, Any] = {}
     t_restart: float | None = None
@@ -511,7 +514,7 @@ def foreground_run(cluster: RecoveryCluster, ring: Ring, args: argparse.Namespac
     async def window() -> tuple[load.Foreground, list[dict[str, Any]]]:
         fg_job = load.foreground(
             cluster.addresses, fg_keys, values, bucket=FG_BUCKET, seconds=args.fg_seconds,
-            concurrency=args.fg_concurrency, read_fraction=0.5, seed=args.seed + index,
+            concurrency=concurrency, read_fraction=0.5, seed=args.seed + index,
             timeout_s=args.timeout, max_ops=10_000_000)
         sampler = load.sample_statuses(
             {n.node_id: n.address for n in cluster.nodes}, reduce, seconds=args.fg_seconds,
@@ -544,8 +547,10 @@ def foreground_run(cluster: RecoveryCluster, ring: Ring, args: argparse.Namespac
                                 else round(fg.seconds, 2)),
         "background_done_in_window": active_until is not None,
         "whole": fg.summary(),
-        "while_active": (fg.summary(0.0, active_until or fg.seconds)
-                         if not scenario.startswith("quiet") else None),
+        # Only when the background work ended within the run; otherwise it is the whole run.
+        "while_active": (fg.summary(0.0, active_until)
+                         if active_until is not None and not scenario.startswith("quiet")
+                         else None),
         "errors": dict(fg.errors), "not_found": fg.not_found,
         "dropped_at_deadline": fg.dropped_at_deadline,
         "hints_replayed_in_window": (last.get("replayed", base["replayed"]) - base["replayed"]
@@ -656,28 +661,37 @@ def table_small(result: dict[str, Any]) -> Table:
 
 
 def table_foreground(result: dict[str, Any]) -> Table:
-    t = Table(title="3. Foreground gets/puts (50/50) with and without background work "
-                    "(client-side latency, ms)")
-    for col in ("run", "part", "s", "ops/s", "p50", "p99", "p99.9", "max", "errors",
-                "hints replayed", "AAE keys repaired"):
-        t.add_column(col, justify="left" if col in ("run", "part") else "right")
+    t = Table(title=f"3. Foreground gets/puts (50/50), {result['concurrency']} in flight, with "
+                    "and without background work (client-side latency, ms)")
+    for col in ("run", "part (s)", "background active s", "ops/s", "p50", "p99", "p99.9", "max",
+                "errors", "hints replayed", "keys repaired (AAE)"):
+        t.add_column(col, justify="left" if col in ("run", "part (s)") else "right")
     for r in result["runs"]:
-        parts = [("whole run", r["whole"])]
+        parts = [("whole", r["whole"])]
         if r["while_active"] is not None:
-            parts.append(("background active", r["while_active"]))
+            parts.append(("while active", r["while_active"]))
+        active = r["background_active_s"]
         for name, part in parts:
             a = part["all"]
-            t.add_row(r["scenario"], name, f"{part['from_s']:.1f}-{part['to_s']:.1f}",
-                      _f(part["ops_per_s"], 0), _f(a["p50_ms"]), _f(a["p99_ms"]),
-                      _f(a["p999_ms"]), _f(a["max_ms"]),
-                      str(sum(r["errors"].values()) + r["not_found"]) if name == "whole run"
-                      else "", str(r["hints_replayed_in_window"]) if name == "whole run" else "",
-                      str(r["keys_repaired_in_window"]) if name == "whole run" else "")
+            first = name == "whole"
+            t.add_row(
+                r["scenario"], f"{name} {part['from_s']:.0f}-{part['to_s']:.0f}",
+                ("-" if active is None else
+                 f"{active:.1f}" + ("" if r["background_done_in_window"] else "+"))
+                if first else "",
+                _f(part["ops_per_s"], 0), _f(a["p50_ms"]), _f(a["p99_ms"]), _f(a["p999_ms"]),
+                _f(a["max_ms"]),
+                str(sum(r["errors"].values()) + r["not_found"]) if first else "",
+                str(r["hints_replayed_in_window"]) if first else "",
+                str(r["keys_repaired_in_window"]) if first else "")
+    t.caption = ("background active: until hints drained / every root agreed (sampled each "
+                 "second); + = still active when the run ended")
     return t
 
 
 def table_admission(result: dict[str, Any]) -> Table:
-    t = Table(title="3. Admission controller per node during each run (sampled every second)")
+    t = Table(title=f"3. Admission controller per node, {result['concurrency']} in flight "
+                    "(sampled every second)")
     for col in ("run", "node", "rate min/s", "rate mean/s", "rate max/s",
                 "server p99 max ms", "throttled windows", "CPU (share of a core)"):
         t.add_column(col, justify="left" if col in ("run", "node") else "right")
@@ -732,13 +746,15 @@ def _get(figures: dict[str, Any], path: tuple[str, ...]) -> float | None:
     return value if isinstance(value, int | float) else None
 
 
-def table_ratios(rows: list[dict[str, Any]]) -> Table:
-    t = Table(title="3. Background run / mean of the two quiet runs")
+def table_ratios(result: dict[str, Any]) -> Table:
+    rows = result["ratios_to_quiet"]
+    t = Table(title=f"3. Background run / mean of the two quiet runs, {result['concurrency']} "
+                    "in flight")
     for col in ("run", "part", "ops/s", "p50", "p99", "p99.9"):
         t.add_column(col, justify="left" if col in ("run", "part") else "right")
     for row in rows:
-        t.add_row(row["scenario"], "whole run" if row["part"] == "whole" else
-                  "background active", *(_f(row[k], 2) for k in RATIO_FIELDS))
+        t.add_row(row["scenario"], "whole" if row["part"] == "whole" else "while active",
+                  *(_f(row[k], 2) for k in RATIO_FIELDS))
     return t
 
 
@@ -774,7 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: python bench/recovery.py --quick")
     p.add_argument("--quick", action="store_true",
                    help="a smaller run (defaults: K=1000,3000; 10000 keys; 10 differing keys; "
-                        "2000 foreground keys, 8 s runs, backlog 5000)")
+                        "2000 foreground keys, 8 in flight, 8 s runs, backlog 5000)")
     p.add_argument("--only", choices=("1", "2", "3", "all"), default="all",
                    help="which measurement to run (default: all)")
     p.add_argument("--keys-down", type=_int_list, metavar="K,...",
@@ -787,8 +803,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keys of the foreground load (default: 5000)")
     p.add_argument("--fg-seconds", type=_bounded(float, 1.0, 3600.0),
                    help="duration of each foreground run (default: 20)")
-    p.add_argument("--fg-concurrency", type=_bounded(int, 1, 1024), default=8,
-                   help="foreground requests in flight (default: 8)")
+    p.add_argument("--fg-concurrency", type=_int_list, metavar="C,...",
+                   help="foreground requests in flight; a fresh cluster and the four runs for "
+                        "each (default: 8,32; --quick: 8)")
     p.add_argument("--backlog", type=_bounded(int, 1, 10_000_000),
                    help="keys written while n3 is down before the hint-backlog run "
                         "(default: 20000)")
@@ -843,12 +860,13 @@ def run(args: argparse.Namespace, console: Console, log: Log) -> dict[str, Any]:
         console.print(table_wipe(report["anti_entropy"]))
         console.print(table_small(report["anti_entropy"]))
     if args.only in ("3", "all"):
-        fg = measure_foreground(args, values, log)
-        fg["ratios_to_quiet"] = ratios(fg)
-        report["foreground"] = fg
-        console.print(table_foreground(fg))
-        console.print(table_admission(fg))
-        console.print(table_ratios(fg["ratios_to_quiet"]))
+        report["foreground"] = []
+        for concurrency in args.fg_concurrency:
+            fg = measure_foreground(args, concurrency, values, log)
+            report["foreground"].append(fg)
+            console.print(table_foreground(fg))
+            console.print(table_admission(fg))
+            console.print(table_ratios(fg))
     report["machine"]["loadavg_end"] = common.loadavg()
     report["seconds"] = round(time.monotonic() - t0, 1)
     return report

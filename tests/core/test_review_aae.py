@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
-
 from dynamokv.core.messages import BucketPropsReply, BucketPropsRequest, PutReply, PutRequest
 from dynamokv.core.settings import CoreSettings
 from dynamokv.core.vclock import VectorClock
 from tests.pump import Pump
 
 
-@pytest.mark.xfail(strict=True, reason="AntiEntropy.step picks partitions and peers with the "
-                   "cluster default N, so replicas past it of a bucket with a larger N are never "
-                   "repaired")
 def test_anti_entropy_repairs_the_fourth_replica_of_an_n4_bucket() -> None:
     settings = CoreSettings(q=16)
     settings = replace(settings, aae=replace(settings.aae, interval_ms=200))
@@ -40,3 +35,26 @@ def test_anti_entropy_repairs_the_fourth_replica_of_an_n4_bucket() -> None:
     assert all(pump.stored("n4", "big", k) is not None for k in others)  # AAE ran and repaired
     missing = [k for k in fourth if pump.stored("n4", "big", k) is None]
     assert not missing
+
+
+def test_anti_entropy_and_handoff_settle_for_an_n1_bucket() -> None:
+    settings = CoreSettings(q=16)
+    settings = replace(settings, aae=replace(settings.aae, interval_ms=200))
+    pump = Pump.with_nodes(3, settings=settings)
+    pump.settle()
+    reply = pump.request("n1", BucketPropsRequest(3, "one", {"n": 1, "r": 1, "w": 1}))
+    assert isinstance(reply, BucketPropsReply)
+    pump.advance(2000)
+    keys = [b"k%d" % i for i in range(30)]
+    for key in keys:
+        assert isinstance(pump.request("n1", PutRequest(1, "one", key, key, VectorClock.empty())),
+                          PutReply)
+    pump.advance(60_000)
+    moved = sum(n.handoff.objects_moved for n in pump.nodes.values())
+    pump.advance(30_000)
+    assert sum(n.handoff.objects_moved for n in pump.nodes.values()) == moved  # nothing moving
+    ring = pump.nodes["n1"].ring
+    assert ring is not None
+    strays = [(k, n) for k in keys for n in pump.nodes if pump.stored(n, "one", k) is not None
+              and n not in ring.preference_list(ring.partition_for("one", k), 1)]
+    assert not strays

@@ -7,8 +7,6 @@ letting an exception escape into the driver.
 
 from __future__ import annotations
 
-import pytest
-
 from dynamokv.core.events import MessageReceived
 from dynamokv.core.messages import (
     ReplicaRange,
@@ -30,8 +28,6 @@ def _handle(pump: Pump, node: str, src: str, msg: object) -> list[object]:
                                    1_000_000 + pump.now_ms)
 
 
-@pytest.mark.xfail(strict=True, reason="ReplicaScan with partition >= q raises ValueError out "
-                   "of NodeCore.handle (tables.replica_read catches only DynamoKVError)")
 def test_replica_scan_with_out_of_range_partition_is_answered_with_an_error(pump3: Pump) -> None:
     q = pump3.nodes["n1"].ring.q  # type: ignore[union-attr]
     effects = _handle(pump3, "n1", "n2", ReplicaScan(7, BUCKET, q + 5, None, 10))
@@ -39,8 +35,6 @@ def test_replica_scan_with_out_of_range_partition_is_answered_with_an_error(pump
     assert replies and replies[0].error
 
 
-@pytest.mark.xfail(strict=True, reason="ReplicaRange with a hash part over 65535 bytes raises "
-                   "ValueError (compose_key) out of NodeCore.handle")
 def test_replica_range_with_oversized_hash_part_is_answered_with_an_error(pump3: Pump) -> None:
     effects = _handle(pump3, "n1", "n2",
                       ReplicaRange(7, BUCKET, b"h" * 70_000, None, None, False, 10))
@@ -48,9 +42,6 @@ def test_replica_range_with_oversized_hash_part_is_answered_with_an_error(pump3:
     assert replies and replies[0].error
 
 
-@pytest.mark.xfail(strict=True, reason="ReplicaRead with a bucket name over 255 bytes raises "
-                   "InvalidRequest out of NodeCore.handle (_replica_read catches only "
-                   "StorageError)")
 def test_replica_read_with_oversized_bucket_name_is_answered_with_an_error(pump3: Pump) -> None:
     effects = _handle(pump3, "n1", "n2", ReplicaRead(7, "b" * 300, b"k"))
     replies = [e.msg for e in effects if isinstance(getattr(e, "msg", None), ReplicaReadReply)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from dynamokv.core.messages import (
     ClusterReply,
     ClusterRequest,
@@ -18,10 +16,6 @@ from tests.pump import Pump
 EMPTY = VectorClock.empty()
 
 
-@pytest.mark.xfail(strict=True, reason="handoff deletes a key from a node; when the node is a "
-                   "replica again, new_sibling restarts its actor's counter and re-issues a dot "
-                   "that other replicas hold for another value, so the acknowledged write is "
-                   "dropped by their merge")
 def test_write_after_regaining_a_handed_off_key_is_not_lost() -> None:
     pump = Pump.with_nodes(3)
     pump.settle()

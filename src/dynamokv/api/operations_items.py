@@ -4,13 +4,23 @@ Owns: the request validation, condition evaluation, update application, ReturnVa
 consumed capacity of the four item operations, and the choice of path through the handle.
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
-:mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
+:mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`,
+:mod:`dynamokv.api.operations_transact_intents`.
 
 Paths through the handle. A PutItem or DeleteItem with no condition and no ReturnValues is a
 plain ``write`` (last writer wins). Anything that must look at the current item -- a
 condition, ALL_OLD, every UpdateItem -- is one ``cas``: the decision (condition, update, size
 check) runs on the value the cluster agreed on, so it is linearizable and two racing
 conditional writes never both succeed. Decisions are pure and may run more than once.
+
+Transactions. An item a TransactWriteItems holds carries an intent (:mod:`dynamokv.api.items`);
+seeing one costs a one-byte check. A ``cas`` decision that meets one raises ``IntentFound``:
+the intent is settled by its transaction's record (rolled forward or back) and the write tried
+again, or, if that transaction is live, the write fails with TransactionConflictException, as
+DynamoDB's does. A GetItem that reads an intent returns the committed value as of the
+transaction's state (:func:`dynamokv.api.operations_transact_intents.resolve`). Plain writes
+read nothing, so they cannot see an intent: one that lands on a held item replaces it, which
+orders the plain write after that transaction (whose write of this item is then superseded).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_
 from dynamokv.api.catalog import TableInfo
 from dynamokv.api.errors import ConditionalCheckFailedException, DynamoDBError, ValidationException
 from dynamokv.api.expressions import UpdateExpression, apply_update, evaluate, project
-from dynamokv.api.items import decode_item, encode_item, stored_wire
+from dynamokv.api.items import INTENT_MARK, decode_item, encode_item, stored_wire
 from dynamokv.api.operations_common import (
     ApiContext,
     CheckFailed,
@@ -34,6 +44,7 @@ from dynamokv.api.operations_common import (
     read_units,
     write_units,
 )
+from dynamokv.api.operations_transact_intents import IntentFound, resolve, write_cas
 
 RETURN_VALUES = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
 RETURN_ON_FAILURE = ("NONE", "ALL_OLD")
@@ -78,6 +89,8 @@ def put_decision(prepared: Prepared, data: bytes) -> tuple[Any, list[Item | None
     box: list[Item | None] = [None]
 
     def decide(current: bytes | None) -> bytes | None:
+        if current is not None and current[:1] == INTENT_MARK:
+            raise IntentFound(current)
         old = decode_item(current) if current is not None else None
         if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
             raise CheckFailed(old)
@@ -91,6 +104,8 @@ def delete_decision(prepared: Prepared) -> tuple[Any, list[Item | None]]:
     box: list[Item | None] = [None]
 
     def decide(current: bytes | None) -> bytes | None:
+        if current is not None and current[:1] == INTENT_MARK:
+            raise IntentFound(current)
         old = decode_item(current) if current is not None else None
         if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
             raise CheckFailed(old)
@@ -107,6 +122,8 @@ def update_decision(
     update = prepared.update
 
     def decide(current: bytes | None) -> bytes | None:
+        if current is not None and current[:1] == INTENT_MARK:
+            raise IntentFound(current)
         old = decode_item(current) if current is not None else None
         if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
             raise CheckFailed(old)
@@ -154,7 +171,7 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     else:
         decide, box = put_decision(prepared, data)
         try:
-            await ctx.handle.cas(table.bucket, key, decide)
+            await write_cas(ctx, table.bucket, key, decide)
         except CheckFailed as failed:
             raise condition_failed(failed.old, return_old_on_failure) from None
         old = box[0]
@@ -174,6 +191,8 @@ async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     consistent = params.boolean("ConsistentRead")
     mode = capacity_mode(params)
     raw = await ctx.handle.read(table.bucket, key, consistent=consistent)
+    if raw is not None and raw[:1] == INTENT_MARK:
+        raw = await resolve(ctx, table.bucket, key, raw, consistent=consistent)
     out: dict[str, Any] = {}
     size = 0
     if raw is not None:
@@ -205,7 +224,7 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     else:
         decide, box = delete_decision(prepared)
         try:
-            await ctx.handle.cas(table.bucket, key, decide)
+            await write_cas(ctx, table.bucket, key, decide)
         except CheckFailed as failed:
             raise condition_failed(failed.old, return_old_on_failure) from None
         old = box[0]
@@ -231,7 +250,7 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     old: Item | None
     new: Item | None
     try:
-        await ctx.handle.cas(table.bucket, key, decide)
+        await write_cas(ctx, table.bucket, key, decide)
         old, new = box[0], box[1]
     except _NoItem:
         old, new = None, None

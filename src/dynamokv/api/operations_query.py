@@ -6,12 +6,18 @@ after 1 MB of items read; ExclusiveStartKey / LastEvaluatedKey), Select, project
 Segment/TotalSegments for ``handle.scan``, and index reads.
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
-:mod:`dynamokv.api.items`, :mod:`dynamokv.api.keycodec`, :mod:`dynamokv.api.operations_common`.
+:mod:`dynamokv.api.items`, :mod:`dynamokv.api.keycodec`, :mod:`dynamokv.api.operations_common`,
+:mod:`dynamokv.api.operations_transact_intents`.
 
 Indexes are not maintained as separate copies yet: a Query or Scan of an index reads the base
 table (a full scan for a Query, since index keys are not the storage order), keeps the items
 that carry the index's key attributes and orders them by index key. Results are exactly what
 the index would return, at the cost of reading the whole table.
+
+Items held by a transaction (stored with an intent, :mod:`dynamokv.api.items`) are read as their
+committed value as of the transaction's state (:func:`dynamokv.api.operations_transact_intents.
+resolve`): a consistent Query settles them by the transaction's record; an eventually consistent
+read takes the committed value of a young intent as it is.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from dynamokv.api.expressions.nodes import (
     PathOperand,
 )
 from dynamokv.api.handle import split_key
-from dynamokv.api.items import decode_item
+from dynamokv.api.items import INTENT_MARK, decode_item
 from dynamokv.api.keycodec import encode_key
 from dynamokv.api.operations_common import (
     ApiContext,
@@ -67,6 +73,7 @@ from dynamokv.api.operations_common import (
     prepare_expressions,
     read_units,
 )
+from dynamokv.api.operations_transact_intents import resolve
 
 PAGE_BYTES = 1024 * 1024
 CHUNK = 1000
@@ -326,11 +333,26 @@ def _consistent(params: Params, index: IndexInfo | None) -> bool:
     return consistent
 
 
-async def _all_items(ctx: ApiContext, table: TableInfo) -> AsyncIterator[tuple[bytes, Item]]:
+async def _committed(
+    ctx: ApiContext, table: TableInfo, key: bytes, raw: bytes, consistent: bool
+) -> Item | None:
+    """The committed item of a stored value that carries a transaction's intent."""
+    value = await resolve(ctx, table.bucket, key, raw, consistent=consistent)
+    return None if value is None else decode_item(value)
+
+
+async def _all_items(
+    ctx: ApiContext, table: TableInfo, consistent: bool = False
+) -> AsyncIterator[tuple[bytes, Item]]:
     after: bytes | None = None
     while True:
         page = await ctx.handle.scan(table.bucket, 0, 1, after, CHUNK)
         for key, raw in page.items:
+            if raw[:1] == INTENT_MARK:
+                held = await _committed(ctx, table, key, raw, consistent)
+                if held is not None:
+                    yield key, held
+                continue
             yield key, decode_item(raw)
         if page.last_key is None:
             return
@@ -383,7 +405,7 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     if index is None:
         source = _query_table(ctx, table, condition, forward, consistent, start_key)
     else:
-        source = _query_index(ctx, table, index, condition, forward, start_key)
+        source = _query_index(ctx, table, index, condition, forward, start_key, consistent)
     stopped = await page.run(source)
     return page.response(stopped, mode, consistent)
 
@@ -412,8 +434,14 @@ async def _query_table(
             table.bucket, hash_part, start, end, reverse=not forward, limit=CHUNK,
             consistent=consistent,
         )
-        for _, raw in page.items:
-            item = decode_item(raw)
+        for key, raw in page.items:
+            if raw[:1] == INTENT_MARK:
+                held = await _committed(ctx, table, key, raw, consistent)
+                if held is None:
+                    continue
+                item = held
+            else:
+                item = decode_item(raw)
             if table.range_key is not None and not range_matches(
                 condition.range_condition, item.get(table.range_key)
             ):
@@ -440,9 +468,10 @@ async def _query_index(
     condition: KeyCondition,
     forward: bool,
     start_key: tuple[Item, bytes] | None,
+    consistent: bool = False,
 ) -> AsyncIterator[Item]:
     matches: list[tuple[tuple[bytes, bytes], Item]] = []
-    async for _, item in _all_items(ctx, table):
+    async for _, item in _all_items(ctx, table, consistent):
         if not _in_index(index, item, table.types):
             continue
         if item.get(index.hash_key) != condition.hash_value:
@@ -491,7 +520,8 @@ async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
     start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
     page = _Page(table, index, prepared, select, limit)
     source = _scan_table(
-        ctx, table, index, segment or 0, total or 1, start_key[1] if start_key else None
+        ctx, table, index, segment or 0, total or 1, start_key[1] if start_key else None,
+        consistent,
     )
     stopped = await page.run(source)
     return page.response(stopped, mode, consistent)
@@ -504,11 +534,18 @@ async def _scan_table(
     segment: int,
     total: int,
     after: bytes | None,
+    consistent: bool = False,
 ) -> AsyncIterator[Item]:
     while True:
         page = await ctx.handle.scan(table.bucket, segment, total, after, CHUNK)
-        for _, raw in page.items:
-            item = decode_item(raw)
+        for key, raw in page.items:
+            if raw[:1] == INTENT_MARK:
+                held = await _committed(ctx, table, key, raw, consistent)
+                if held is None:
+                    continue
+                item = held
+            else:
+                item = decode_item(raw)
             if index is None or _in_index(index, item, table.types):
                 yield item
         if page.last_key is None or not page.items:

@@ -1,33 +1,44 @@
 """Transactions: TransactWriteItems and TransactGetItems over per-item ``cas``.
 
-Owns: request validation (100 items, one operation per item), ClientRequestToken idempotency,
-the two-phase execution below, CancellationReasons, and the snapshot read of TransactGetItems.
+Owns: request validation (100 items, 4 MB, one operation per item), the coordinator of a
+TransactWriteItems (record, prepare, commit, apply), ClientRequestToken idempotency,
+CancellationReasons, and the snapshot read of TransactGetItems.
 May import: stdlib, ``orjson``, :mod:`dynamokv.errors`, :mod:`dynamokv.api.attributes`,
 :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`,
 :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`,
-:mod:`dynamokv.api.operations_items`, :mod:`dynamokv.api.operations_batch`.
+:mod:`dynamokv.api.operations_items`, :mod:`dynamokv.api.operations_batch`,
+:mod:`dynamokv.api.operations_transact_intents`.
 
-TransactWriteItems without a transaction protocol in the handle (see docs/dynamodb-api.md,
-"Transactions", for what this does and does not guarantee):
+TransactWriteItems is a two-phase commit whose only shared state is per-key ``cas`` (records
+and intents: :mod:`dynamokv.api.operations_transact_intents`; the stored form of an intent:
+:mod:`dynamokv.api.items`):
 
-1. lock every target item against other transactions *of this node* (a conflict cancels with
-   TransactionConflict, as DynamoDB does);
-2. read every item linearizably and evaluate every condition and update; if any fails,
-   cancel with per-item CancellationReasons and write nothing;
-3. apply every write with a ``cas`` that only succeeds if the item is still byte-for-byte what
-   step 2 read; if any write meets a changed item, undo the writes already applied (each undo
-   is itself a ``cas`` that only restores an item still holding our write) and cancel.
+0. a record ``PENDING`` (id, creation time, the items) is created in ``~txn`` -- with a
+   ClientRequestToken the record is named after the token and claiming it is the idempotency
+   check;
+1. prepare, one item at a time in (table, key) order: a ``cas`` evaluates the item's condition
+   and update on its committed value and stores an intent (committed value + transaction id +
+   what the transaction leaves). A failed condition, or an item held by a live transaction,
+   cancels: the record is ABORTED, the intents written so far are rolled back. An intent of a
+   decided or abandoned transaction is settled first;
+2. commit: one ``cas`` turns the record from PENDING into COMMITTED -- the transaction's single
+   point of decision (if someone aborted it meanwhile, it is rolled back and cancelled);
+3. apply: every item's intent is replaced by its new value (each a ``cas`` that only acts on
+   this transaction's intent), then the record is deleted (or, for a token, marked done and
+   kept 10 minutes). Anyone who meets an intent of a COMMITTED transaction finishes this step,
+   so a coordinator dying after step 2 leaves a transaction that is committed all the same.
 
-TransactGetItems reads all items twice and answers only when both reads agree (a "double
-collect"), retrying a few times, so it never returns a mix of before and after a write that
-completed between its reads.
+TransactGetItems settles the intents it meets, then reads all items twice (linearizably); it
+answers when both reads are equal and free of intents, which makes the answer a snapshot in
+which every transaction is wholly applied or not at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,14 +54,24 @@ from dynamokv.api.errors import (
     ValidationException,
 )
 from dynamokv.api.expressions import apply_update, evaluate, project
-from dynamokv.api.handle import Abort
-from dynamokv.api.items import decode_item, encode_item
+from dynamokv.api.handle import Abort, Decide
+from dynamokv.api.items import (
+    DELETE,
+    INTENT_MARK,
+    KEEP,
+    WRITE,
+    Intent,
+    committed_value,
+    decode_intent,
+    decode_item,
+    encode_intent,
+    encode_item,
+)
 from dynamokv.api.operations_batch import bounded_gather
 from dynamokv.api.operations_common import (
     ApiContext,
     Params,
     Prepared,
-    TokenEntry,
     capacity,
     capacity_mode,
     one_error,
@@ -59,15 +80,45 @@ from dynamokv.api.operations_common import (
     write_units,
 )
 from dynamokv.api.operations_items import UPDATE_TOO_LARGE, check_update_keys, on_failure
+from dynamokv.api.operations_transact_intents import (
+    ABORTED,
+    ATTEMPTS,
+    COMMITTED,
+    CONFLICT_MESSAGE,
+    PENDING,
+    PENDING_TIMEOUT,
+    TXN_BUCKET,
+    Record,
+    apply_outcome,
+    close_record,
+    create_record,
+    decide_fate,
+    finish,
+    maybe_sweep,
+    plain_record,
+    record_key,
+    stage,
+    token_record,
+    txn_state,
+)
+
+log = logging.getLogger("dynamokv.api")
 
 MAX_ITEMS = 100
+MAX_BYTES = 4 * 1024 * 1024
 KINDS = ("ConditionCheck", "Put", "Delete", "Update")
 SAME_ITEM = "Transaction request cannot include multiple operations on one item"
+TOO_LARGE = "Transaction request cannot be larger than 4 MB"
 GET_ATTEMPTS = 4
+
+
+def _conflict() -> dict[str, Any]:
+    return {"Code": "TransactionConflict", "Message": CONFLICT_MESSAGE}
 
 
 @dataclass
 class _Op:
+    index: int  # position in the request
     kind: str
     table: TableInfo
     key: bytes
@@ -75,11 +126,12 @@ class _Op:
     key_item: Item | None = None
     data: bytes | None = None  # Put's item
     return_old: bool = False
-    # Filled by the read phase:
-    old_raw: bytes | None = None
+    # Decided by the prepare decision (deterministic in the committed value it saw):
+    effect: str = KEEP
     new_raw: bytes | None = None
-    writes: bool = False
     size: int = 0
+    attempted: bool = False  # a prepare cas was sent (our intent may be there)
+    held: bool = False  # our intent is there
 
 
 def _items(params: Params, name: str) -> list[Any]:
@@ -94,7 +146,8 @@ def _items(params: Params, name: str) -> list[Any]:
     return raw
 
 
-async def _prepare_op(ctx: ApiContext, element: Any, position: int) -> _Op:
+async def _prepare_op(ctx: ApiContext, element: Any, position: int) -> tuple[_Op, int]:
+    """One request item, validated; and its share of the 4 MB limit."""
     outer = Params(element, f"transactItems.{position}.member.")
     present = [kind for kind in KINDS if outer.has(kind)]
     if len(present) != 1:
@@ -106,14 +159,16 @@ async def _prepare_op(ctx: ApiContext, element: Any, position: int) -> _Op:
     assert p is not None
     table = await ctx.table(p)
     return_old = on_failure(p)
+    values = p.mapping("ExpressionAttributeValues")
+    extra = len(orjson.dumps(values)) if values else 0
     if kind == "Put":
         item = item_from_wire(p.req_mapping("Item"))
         table.validate_item(item)
         size = check_item_size(item)
         prepared = prepare_expressions(p, condition=True)
-        op = _Op(kind, table, table.storage_key(item), prepared, data=encode_item(item),
-                 return_old=return_old, size=size)
-        return op
+        op = _Op(position - 1, kind, table, table.storage_key(item), prepared,
+                 data=encode_item(item), return_old=return_old, size=size)
+        return op, size + extra
     key_item, key = table.key_from_wire(p.req_mapping("Key"))
     prepared = prepare_expressions(p, condition=True, update=kind == "Update")
     if kind == "ConditionCheck" and prepared.condition is None:
@@ -122,25 +177,21 @@ async def _prepare_op(ctx: ApiContext, element: Any, position: int) -> _Op:
         if prepared.update is None:
             raise p.missing("UpdateExpression")
         check_update_keys(table, prepared.update)
-    return _Op(kind, table, key, prepared, key_item=key_item, return_old=return_old)
+    op = _Op(position - 1, kind, table, key, prepared, key_item=key_item, return_old=return_old)
+    return op, item_size(key_item) + extra
 
 
-def _fingerprint(body: dict[str, Any]) -> bytes:
+def _fingerprint(body: dict[str, Any]) -> str:
     rest = {k: v for k, v in body.items() if k not in ("ClientRequestToken",
                                                         "ReturnConsumedCapacity")}
-    return hashlib.sha256(orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)).digest()
+    return hashlib.sha256(orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _expire_tokens(ctx: ApiContext) -> None:
-    now = ctx.clock()
-    stale = [t for t, e in ctx.tokens.items() if now - e.created > ctx.token_ttl]
-    for token in stale:
-        del ctx.tokens[token]
-
-
-def _evaluate(op: _Op) -> dict[str, Any] | None:
-    """Decide one operation on the value read; None if fine, else its cancellation reason."""
-    old = decode_item(op.old_raw) if op.old_raw is not None else None
+def _evaluate(op: _Op, committed: bytes | None) -> dict[str, Any] | None:
+    """Decide one operation on the committed value; None if fine (``op.effect``/``new_raw``
+    set), else its cancellation reason. Pure in ``committed``: may run more than once."""
+    old = decode_item(committed) if committed is not None else None
+    op.effect, op.new_raw = KEEP, None
     condition = op.prepared.condition
     if condition is not None and not evaluate(condition, old or {}):
         reason: dict[str, Any] = {
@@ -154,10 +205,10 @@ def _evaluate(op: _Op) -> dict[str, Any] | None:
         op.size = item_size(old) if old else 0
         return None
     if op.kind == "Put":
-        op.new_raw, op.writes = op.data, True
+        op.effect, op.new_raw = WRITE, op.data
         return None
     if op.kind == "Delete":
-        op.new_raw, op.writes = None, old is not None
+        op.effect = DELETE if old is not None else KEEP
         op.size = item_size(old) if old else 0
         return None
     update = op.prepared.update
@@ -170,35 +221,17 @@ def _evaluate(op: _Op) -> dict[str, Any] | None:
         op.table.validate_index_keys(new)
     except DynamoDBError as exc:
         return {"Code": "ValidationError", "Message": exc.message}
-    op.new_raw, op.writes = encode_item(new), True
+    op.effect, op.new_raw = WRITE, encode_item(new)
     return None
-
-
-class _Changed(Abort):
-    pass
-
-
-def _swap(expected: bytes | None, new: bytes | None) -> Callable[[bytes | None], bytes | None]:
-    def decide(current: bytes | None) -> bytes | None:
-        if current != expected:
-            raise _Changed()
-        return new
-
-    return decide
-
-
-def _cas(ctx: ApiContext, op: _Op, expected: bytes | None,
-         new: bytes | None) -> Callable[[], Awaitable[tuple[bytes | None, bytes | None]]]:
-    def call() -> Awaitable[tuple[bytes | None, bytes | None]]:
-        return ctx.handle.cas(op.table.bucket, op.key, _swap(expected, new))
-
-    return call
 
 
 def _cancel(ops: list[_Op], reasons: dict[int, dict[str, Any]]) -> TransactionCanceledException:
     return TransactionCanceledException(
         [reasons.get(i, {"Code": "None"}) for i in range(len(ops))]
     )
+
+
+# ------------------------------------------------------------------------------ writes
 
 
 async def transact_write_items(ctx: ApiContext, params: Params) -> dict[str, Any]:
@@ -211,37 +244,21 @@ async def transact_write_items(ctx: ApiContext, params: Params) -> dict[str, Any
         )
     mode = capacity_mode(params)
     params.enum("ReturnItemCollectionMetrics", ("SIZE", "NONE"), "NONE")
-    ops = [await _prepare_op(ctx, element, i) for i, element in enumerate(raw_items, 1)]
+    ops: list[_Op] = []
+    total = 0
+    for i, element in enumerate(raw_items, 1):
+        op, size = await _prepare_op(ctx, element, i)
+        ops.append(op)
+        total += size
     targets = [(op.table.bucket, op.key) for op in ops]
     if len(set(targets)) != len(targets):
         raise ValidationException(SAME_ITEM)
-
-    entry: TokenEntry | None = None
-    if token is not None:
-        _expire_tokens(ctx)
-        fingerprint = _fingerprint(params.body)
-        known = ctx.tokens.get(token)
-        if known is not None:
-            if known.fingerprint != fingerprint:
-                raise IdempotentParameterMismatchException(
-                    "Request token " + token + " was used in a different request"
-                )
-            if known.response is None:
-                raise TransactionInProgressException(
-                    "Another transaction with the same client request token is in progress"
-                )
-            return _with_capacity(dict(known.response), ops, mode)
-        entry = ctx.tokens[token] = TokenEntry(fingerprint, ctx.clock())
-    try:
-        response = await _run_write(ctx, ops)
-    except BaseException:
-        if token is not None:
-            ctx.tokens.pop(token, None)
-        raise
-    if entry is not None:
-        entry.response = response
-        entry.done.set()
-    return _with_capacity(dict(response), ops, mode)
+    if total > MAX_BYTES:
+        raise ValidationException(TOO_LARGE)
+    maybe_sweep(ctx)
+    digest = _fingerprint(params.body) if token is not None else None
+    await _Transaction(ctx, ops, token, digest).run()
+    return _with_capacity({}, ops, mode)
 
 
 def _with_capacity(response: dict[str, Any], ops: list[_Op], mode: str) -> dict[str, Any]:
@@ -259,55 +276,231 @@ def _with_capacity(response: dict[str, Any], ops: list[_Op], mode: str) -> dict[
     return response
 
 
-async def _run_write(ctx: ApiContext, ops: list[_Op]) -> dict[str, Any]:
-    targets = [(op.table.bucket, op.key) for op in ops]
-    busy = {i: {"Code": "TransactionConflict",
-                "Message": "Transaction is ongoing for the item"}
-            for i, target in enumerate(targets) if target in ctx.locked}
-    if busy:
-        raise _cancel(ops, busy)
-    ctx.locked.update(targets)
-    try:
-        return await _locked_write(ctx, ops)
-    finally:
-        ctx.locked.difference_update(targets)
+class _Foreign(Abort):
+    """The item holds another transaction's intent."""
+
+    def __init__(self, current: bytes) -> None:
+        super().__init__("held by another transaction")
+        self.current = current
 
 
-async def _locked_write(ctx: ApiContext, ops: list[_Op]) -> dict[str, Any]:
-    # Phase 1: read everything linearizably, then decide everything.
-    reads = await asyncio.gather(
-        *(ctx.handle.read(op.table.bucket, op.key, consistent=True) for op in ops)
-    )
-    for op, raw in zip(ops, reads, strict=True):
-        op.old_raw = raw
-    reasons: dict[int, dict[str, Any]] = {}
-    for i, op in enumerate(ops):
-        reason = _evaluate(op)
-        if reason is not None:
-            reasons[i] = reason
-    if reasons:
-        raise _cancel(ops, reasons)
+class _Refused(Abort):
+    def __init__(self, reason: dict[str, Any]) -> None:
+        super().__init__(reason.get("Code", "refused"))
+        self.reason = reason
 
-    # Phase 2: apply, each write conditional on the item being unchanged since phase 1.
-    writing = [op for op in ops if op.writes]
-    results = await bounded_gather([_cas(ctx, op, op.old_raw, op.new_raw) for op in writing])
-    failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
-    if not failed:
+
+class _Existing(Abort):
+    def __init__(self, record: Record) -> None:
+        super().__init__("token in use")
+        self.record = record
+
+
+class _Transaction:
+    """The coordinator of one TransactWriteItems."""
+
+    def __init__(
+        self, ctx: ApiContext, ops: list[_Op], token: str | None, digest: str | None
+    ) -> None:
+        self.ctx = ctx
+        self.ops = ops
+        self.token = token
+        self.txn = uuid.uuid4().hex
+        self.name = token_record(token) if token is not None else plain_record(self.txn)
+        self.created = ctx.clock()
+        self.record = Record(self.txn, PENDING, self.created,
+                             [(op.table.bucket, op.key) for op in ops], digest)
+
+    async def run(self) -> None:
+        ctx = self.ctx
+        if self.token is not None:
+            if await self._claim_token():
+                return  # an earlier request with this token committed: same outcome
+        else:
+            await create_record(ctx, self.name, self.record)
+        stage("created")
+        try:
+            reasons = await self._prepare()
+        except Exception:
+            await self._abandon()
+            raise
+        if reasons:
+            await self._abandon()
+            raise _cancel(self.ops, reasons)
+        stage("prepared")
+        try:
+            state = await decide_fate(ctx, self.name, self.txn, COMMITTED)
+        except Exception as error:
+            # The commit may or may not have landed: settle it ourselves if we can.
+            try:
+                state = await decide_fate(ctx, self.name, self.txn, ABORTED)
+            except Exception:
+                raise error from None
+            if state != COMMITTED:
+                await self._abandon(decided=True)
+                raise error from None
+        if state != COMMITTED:
+            # Someone found us PENDING for too long and aborted us.
+            await self._abandon(decided=True)
+            raise _cancel(self.ops, {op.index: _conflict() for op in self.ops})
+        stage("committed")
+        await self._apply()
+
+    # ---- step 0: the record, or the token's record -------------------------------------------
+
+    async def _claim_token(self) -> bool:
+        """Create the token's record; True if an earlier request with this token (and the same
+        parameters) committed, so this one is answered with its success."""
+        ctx, name = self.ctx, self.name
+        assert self.token is not None
+        data = self.record.encode()
+        ttl = ctx.token_ttl
+
+        def decide(current: bytes | None) -> bytes | None:
+            if current is None:
+                return data
+            old = Record.decode(current)
+            if old.done and ctx.clock() - old.created >= ttl:
+                return data  # the token's 10 minutes are over: a new request
+            raise _Existing(old)
+
+        for _ in range(ATTEMPTS):
+            try:
+                await ctx.handle.cas(TXN_BUCKET, record_key(name), decide)
+                return False
+            except _Existing as existing:
+                old = existing.record
+            age = ctx.clock() - old.created
+            if age < ttl:
+                if old.state != ABORTED and old.digest != self.record.digest:
+                    raise IdempotentParameterMismatchException(
+                        f"Request token {self.token} was used in a different request"
+                    )
+                if old.state == COMMITTED:
+                    if not old.done:
+                        await finish(ctx, name, old)
+                    return True
+                if old.state == PENDING and age < PENDING_TIMEOUT:
+                    raise TransactionInProgressException(
+                        "Another transaction with the same client request token is in progress"
+                    )
+            # Aborted, abandoned or expired: finish it (which frees or closes the record).
+            await finish(ctx, name, old)
+        raise TransactionInProgressException(
+            "Another transaction with the same client request token is in progress"
+        )
+
+    # ---- step 1: prepare ----------------------------------------------------------------------
+
+    def _decision(self, op: _Op) -> Decide:
+        txn, name, created = self.txn, self.name, self.created
+
+        def decide(current: bytes | None) -> bytes | None:
+            committed = current
+            if current is not None and current[:1] == INTENT_MARK:
+                intent = decode_intent(current)
+                if intent.txn != txn:
+                    raise _Foreign(current)
+                committed = intent.committed  # ours already (a retried round)
+            reason = _evaluate(op, committed)
+            if reason is not None:
+                raise _Refused(reason)
+            new = op.new_raw if op.effect == WRITE else None
+            return encode_intent(Intent(txn, name, created, op.effect, committed, new))
+
+        return decide
+
+    async def _prepare(self) -> dict[int, dict[str, Any]]:
+        """Hold every item, in (table, key) order; the cancellation reasons if that failed."""
+        order = sorted(self.ops, key=lambda op: (op.table.bucket, op.key))
+        for position, op in enumerate(order):
+            reason = await self._prepare_one(op)
+            if reason is not None:
+                reasons = {op.index: reason}
+                if reason["Code"] != "TransactionConflict":
+                    reasons.update(await self._check_rest(order[position + 1:]))
+                return reasons
         return {}
-    applied = [op for op, r in zip(writing, results, strict=True)
-               if not isinstance(r, BaseException)]
-    # Undo what was applied; an item someone overwrote since is left as they wrote it.
-    await bounded_gather([_cas(ctx, op, op.new_raw, op.old_raw) for op in applied])
-    errors = [r for r in results if isinstance(r, BaseException)]
-    other = next((e for e in errors if not isinstance(e, _Changed)), None)
-    if other is not None:
-        raise other
-    conflicted = {id(writing[i]) for i in failed}
-    reasons = {
-        i: {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
-        for i, op in enumerate(ops) if id(op) in conflicted
-    }
-    raise _cancel(ops, reasons)
+
+    async def _prepare_one(self, op: _Op) -> dict[str, Any] | None:
+        ctx = self.ctx
+        decide = self._decision(op)
+        for _ in range(ATTEMPTS):
+            op.attempted = True
+            try:
+                await ctx.handle.cas(op.table.bucket, op.key, decide)
+            except _Refused as refused:
+                return refused.reason
+            except _Foreign as foreign:
+                intent = decode_intent(foreign.current)
+                state = await txn_state(ctx, intent.record, intent.txn)
+                if state == PENDING:
+                    return _conflict()
+                await apply_outcome(ctx, op.table.bucket, op.key, intent.txn,
+                                    state == COMMITTED)
+                continue
+            op.held = True
+            return None
+        return _conflict()
+
+    async def _check_rest(self, rest: list[_Op]) -> dict[int, dict[str, Any]]:
+        """Conditions of the items not reached, so the cancellation names every failure
+        (best effort: read, not held)."""
+        if not rest:
+            return {}
+        ctx = self.ctx
+        reads = await asyncio.gather(
+            *(ctx.handle.read(op.table.bucket, op.key, consistent=True) for op in rest),
+            return_exceptions=True,
+        )
+        reasons: dict[int, dict[str, Any]] = {}
+        for op, raw in zip(rest, reads, strict=True):
+            if isinstance(raw, BaseException):
+                continue
+            reason = _evaluate(op, committed_value(raw) if raw is not None else None)
+            if reason is not None:
+                reasons[op.index] = reason
+        return reasons
+
+    async def _abandon(self, *, decided: bool = False) -> None:
+        """Abort (unless already decided), roll back what we hold, drop the record. Best
+        effort: whatever fails here is finished by others once the record is old."""
+        ctx = self.ctx
+        try:
+            state = ABORTED if decided else await decide_fate(
+                ctx, self.name, self.txn, ABORTED)
+            if state == COMMITTED:  # cannot happen: only this coordinator commits
+                return
+            held = [op for op in self.ops if op.attempted]
+            results = await bounded_gather([self._settler(op, False) for op in held])
+            if any(isinstance(r, BaseException) for r in results):
+                return
+            await close_record(ctx, self.name, self.txn, keep=False)
+        except Exception:
+            log.warning("rolling back transaction %s failed; it is left to others",
+                        self.txn, exc_info=True)
+
+    def _settler(self, op: _Op, forward: bool) -> Any:
+        def call() -> Any:
+            return apply_outcome(self.ctx, op.table.bucket, op.key, self.txn, forward)
+
+        return call
+
+    # ---- step 3: apply ------------------------------------------------------------------------
+
+    async def _apply(self) -> None:
+        """Replace every intent by its value (committed already: failures are left to the
+        next reader or writer, and to the sweep), then close the record."""
+        results = await bounded_gather([self._settler(op, True) for op in self.ops])
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            log.warning("transaction %s committed; %d of its items are left to be applied "
+                        "by their next reader or writer: %r", self.txn, len(failed), failed[0])
+            return
+        self.ctx.spawn(
+            close_record(self.ctx, self.name, self.txn, keep=self.token is not None),
+            "closing a transaction record",
+        )
 
 
 # ------------------------------------------------------------------------------ reads
@@ -334,28 +527,10 @@ async def transact_get_items(ctx: ApiContext, params: Params) -> dict[str, Any]:
     targets = [(g.table.bucket, g.key) for g in gets]
     if len(set(targets)) != len(targets):
         raise ValidationException(SAME_ITEM)
-
-    async def collect() -> list[bytes | None]:
-        return list(await asyncio.gather(
-            *(ctx.handle.read(g.table.bucket, g.key, consistent=True) for g in gets)
-        ))
-
-    first = await collect()
-    for _ in range(GET_ATTEMPTS):
-        second = await collect()
-        if second == first:
-            break
-        first = second
-    else:
-        changed = {i: {"Code": "TransactionConflict",
-                       "Message": "Transaction is ongoing for the item"}
-                   for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b}
-        raise TransactionCanceledException(
-            [changed.get(i, {"Code": "None"}) for i in range(len(gets))]
-        )
+    values = await _snapshot(ctx, gets)
     responses: list[dict[str, Any]] = []
     units: dict[str, float] = {}
-    for get, raw in zip(gets, first, strict=True):
+    for get, raw in zip(gets, values, strict=True):
         size = 0
         if raw is None:
             responses.append({})
@@ -372,3 +547,40 @@ async def transact_get_items(ctx: ApiContext, params: Params) -> dict[str, Any]:
             capacity(name, value, mode, read=True) for name, value in units.items()
         ]
     return out
+
+
+async def _snapshot(ctx: ApiContext, gets: list[_Get]) -> list[bytes | None]:
+    """The items' committed values at one instant: two linearizable reads of every item that
+    agree and hold no intent (intents met are settled first; a live one cancels)."""
+
+    async def collect() -> list[bytes | None]:
+        return list(await asyncio.gather(
+            *(ctx.handle.read(g.table.bucket, g.key, consistent=True) for g in gets)
+        ))
+
+    async def settle(get: _Get, raw: bytes) -> bool:
+        """Settle one intent; True if its transaction is live."""
+        intent = decode_intent(raw)
+        state = await txn_state(ctx, intent.record, intent.txn)
+        if state == PENDING:
+            return True
+        await apply_outcome(ctx, get.table.bucket, get.key, intent.txn, state == COMMITTED)
+        return False
+
+    suspects: set[int] = set()
+    for attempt in range(GET_ATTEMPTS):
+        first = await collect()
+        held = [i for i, raw in enumerate(first) if raw is not None and raw[:1] == INTENT_MARK]
+        if not held:
+            second = await collect()
+            if second == first:
+                return first
+            suspects = {i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b}
+            continue
+        suspects = set(held)
+        live = await asyncio.gather(*(settle(gets[i], first[i] or b"") for i in held))
+        if any(live) and attempt < GET_ATTEMPTS - 1:
+            await asyncio.sleep(0.005 * (attempt + 1))  # a live transaction: give it a moment
+    raise TransactionCanceledException(
+        [_conflict() if i in suspects else {"Code": "None"} for i in range(len(gets))]
+    )

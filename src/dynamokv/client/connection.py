@@ -115,6 +115,11 @@ class AsyncConnection:
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[Message]] = {}
         self._connecting: asyncio.Lock | None = None
+        # Frames queued during one loop iteration, and their request ids: written together by
+        # ``_flush``, in one system call instead of one per request.
+        self._out: list[bytes] = []
+        self._out_ids: list[int] = []
+        self._flush_scheduled = False
 
     async def _ensure(self) -> asyncio.StreamWriter:
         if self._writer is not None:
@@ -163,21 +168,55 @@ class AsyncConnection:
             self._pending.clear()
 
     async def request(self, msg: Message, timeout_s: float) -> Message:
-        writer = await self._ensure()
+        if self._writer is None:
+            await self._ensure()
+        if self.closed:
+            # The reader saw the connection end: nothing sent now would be answered.
+            raise Undelivered(f"{self.address} closed the connection")
         req_id = msg.req_id
-        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Message] = loop.create_future()
         self._pending[req_id] = fut
+        self._out.append(frame(encode(msg)))
+        self._out_ids.append(req_id)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        # One timer handle rather than ``asyncio.wait_for``, which wraps the future in more
+        # futures and callbacks and costs several times as much per request.
+        timer = loop.call_later(timeout_s, self._expire, req_id, fut, timeout_s)
         try:
-            writer.write(frame(encode(msg)))
+            return await fut
+        finally:
+            timer.cancel()
+            if self._pending.get(req_id) is fut:  # cancelled: stop waiting for its reply
+                del self._pending[req_id]
+
+    def _expire(self, req_id: int, fut: asyncio.Future[Message], timeout_s: float) -> None:
+        if self._pending.get(req_id) is fut:
+            del self._pending[req_id]
+        if not fut.done():
+            fut.set_exception(RequestTimeout(
+                f"{self.address} did not answer within {timeout_s:.1f}s", {"node": self.address}))
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, ids = self._out, self._out_ids
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        self._out, self._out_ids = [], []
+        writer = self._writer
+        try:
+            if writer is None:
+                raise RuntimeError("not connected")
+            writer.write(data)
         except (OSError, RuntimeError) as exc:
-            self._pending.pop(req_id, None)
-            raise Undelivered(f"sending to {self.address} failed: {exc}") from exc
-        try:
-            return await asyncio.wait_for(fut, timeout_s)
-        except TimeoutError:
-            self._pending.pop(req_id, None)
-            raise RequestTimeout(f"{self.address} did not answer within {timeout_s:.1f}s",
-                                 {"node": self.address}) from None
+            error = Undelivered(f"sending to {self.address} failed: {exc}")
+            for req_id in ids:
+                fut = self._pending.pop(req_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(error)
 
     async def close(self) -> None:
         self.closed = True

@@ -95,6 +95,7 @@ class PutOp:
     key: bytes
     tally: PutTally
     obj: VersionedObject
+    stands_in_for: dict[str, str]  # fallback node -> the down primary it stands in for
     responded: bool = False
 
 
@@ -152,7 +153,9 @@ class Coordinator:
         self.node = node
         self.ops: dict[int, Op] = {}
         self.deadlines = Deadlines()
-        self._next_id = 0
+        # A random start per process: a reply to a request sent before a restart cannot be
+        # taken for the answer to a new one (replies name the request id, not the key).
+        self._next_id = node.rng.randrange(1 << 38)
 
     # ---- starting requests -------------------------------------------------------------------
 
@@ -231,9 +234,11 @@ class Coordinator:
                 # seen, so a node whose clock lags cannot lose a later write to an earlier one.
                 stamp = max(stamp, local.max_timestamp_ms() + 1)
             actor = node.actor
-            if mine.kind is ReplicaKind.FALLBACK:
-                # No primary is up: stamp with a one-off actor, unique by construction, since a
-                # fallback's counters cannot be remembered past the hint's handoff.
+            if mine.kind is ReplicaKind.FALLBACK or local is None:
+                # Counters are only remembered through the local copy. A fallback's copy is a
+                # hint that is deleted after its handoff, and a key may have been handed off
+                # (deleted) here before: with no local copy, stamp with a one-off actor,
+                # unique by construction, instead of risking a counter issued before.
                 actor = f"{node.actor}/{node.rng.getrandbits(64):016x}"
             # Prune the writer's context as the paper does (oldest entries past the size and
             # age limits): at worst a spurious sibling later, never a lost write.
@@ -264,7 +269,8 @@ class Coordinator:
                 # No spare node to stand in (a cluster of N nodes): keep the hint here, as
                 # Cassandra's coordinator does. It does not count toward W.
                 self._keep_hint(down, req.bucket, req.key, obj)
-        op = PutOp(origin, req.bucket, req.key, tally, obj)
+        op = PutOp(origin, req.bucket, req.key, tally, obj,
+                   {r.node: r.for_node for r in plan.replicas if r.for_node})
         effects: list[Effect] = []
         for replica in plan.replicas:
             if replica.node != node.node_id:
@@ -280,6 +286,10 @@ class Coordinator:
     ) -> list[Effect]:
         assert origin.client is not None
         candidates = [r.node for r in replicas]
+        if not candidates:
+            exc = QuorumNotMet("no replica of this key is reachable to coordinate the put",
+                               {"needed": 1, "replicas": []})
+            return [origin.answer(error_reply(origin.req_id, exc, self._ring_version()))]
         op_id = self._new_id()
         target = candidates.pop(0)
         self.ops[op_id] = ForwardOp(origin.client, origin.req_id, req, candidates, target)
@@ -413,9 +423,13 @@ class Coordinator:
         del self.ops[op_id]
         self.deadlines.cancel(op_id)
         for failed in op.tally.failed:
-            if failed in op.tally.primaries and failed != self.node.node_id:
-                # The write did not reach this primary: hint it here so it does, eventually.
-                self._keep_hint(failed, op.bucket, op.key, op.obj)
+            if failed == self.node.node_id:
+                continue
+            # The write did not reach this replica: hint it here for the primary it was meant
+            # for (itself, or the down primary a failed fallback stood in for).
+            target = op.stands_in_for.get(failed, failed)
+            if target in op.tally.primaries or failed in op.stands_in_for:
+                self._keep_hint(target, op.bucket, op.key, op.obj)
         if decision is Decision.OK:
             msg: Message = PutReply(op.origin.req_id, op.obj.context(), self._ring_version())
         else:

@@ -149,7 +149,8 @@ class AntiEntropy:
         return [Send(ex.peer, AaeKeysRequest(ex.req_id, ex.partition, batch))]
 
     def on_keys_reply(self, src: str, msg: AaeKeysReply, now_ms: int,
-                      get: Callable[[str, bytes], VersionedObject | None]) -> list[Effect]:
+                      get: Callable[[str, bytes], VersionedObject | None],
+                      is_replica: Callable[[str, bytes, str], bool]) -> list[Effect]:
         ex = self.current
         if ex is None or ex.req_id != msg.req_id or ex.peer != src:
             return []
@@ -159,7 +160,12 @@ class AntiEntropy:
             return []
         mine = tree.keys_in(ex.indexes)
         theirs = {(k.bucket, k.key): k.digest for k in msg.keys}
-        differing = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        # Only keys both sides replicate under their bucket's own N: a partition's tree holds
+        # keys of every bucket, and a bucket with a smaller N than the tree's is not ours to copy.
+        differing = sorted(k for k in mine.keys() | theirs.keys()
+                           if mine.get(k) != theirs.get(k)
+                           and is_replica(k[0], k[1], ex.peer)
+                           and is_replica(k[0], k[1], self.node_id))
         differing = differing[: self.settings.repairs_per_exchange_max]
         effects: list[Effect] = []
         for bucket, key in differing:

@@ -43,6 +43,7 @@ class HandoffSettings:
 class _Transfer:
     partition: int
     cursor: tuple[str, bytes] | None = None
+    batch_start: tuple[str, bytes] | None = None  # the cursor before the batch in flight
     # The batch in flight: xfer id, the nodes that still owe an ack, what was sent.
     xfer_id: int = 0
     waiting: set[str] = field(default_factory=set)
@@ -94,6 +95,7 @@ class HandoffManager:
                     continue
                 transfer.waiting.clear()  # timed out: resend the same batch
                 transfer.sent.clear()
+                transfer.cursor = transfer.batch_start
             if admit <= 0:
                 break
             effects.extend(self._send_batch(transfer, now_ms, ring, n_of, up))
@@ -127,6 +129,7 @@ class HandoffManager:
             return []  # wait until every new replica is reachable, then retry this batch
         self._next_id += 1
         transfer.xfer_id = self._next_id
+        transfer.batch_start = transfer.cursor
         transfer.waiting = set(per_target)
         transfer.sent = sent
         transfer.sent_ms = now_ms

@@ -53,8 +53,15 @@ class Staging:
     def clear(self) -> None:
         self.changes.clear()
 
+    def _drop_stale(self, ring: Ring) -> None:
+        """Forget staged leaves of nodes that are no longer members."""
+        for node_id in [n for n, c in self.changes.items()
+                        if c.action == "leave" and ring.member(n) is None]:
+            del self.changes[node_id]
+
     def next_ring(self, ring: Ring, target_n: int) -> Ring:
         """The ring a commit of the staged changes would produce."""
+        self._drop_stale(ring)
         members = {m.node_id: m for m in ring.members}
         for node_id, change in self.changes.items():
             if change.action == "join":
@@ -69,6 +76,7 @@ class Staging:
 
     def plan(self, ring: Ring, target_n: int) -> dict[str, Any]:
         """What a commit would do: the changes, the partitions that move, the new balance."""
+        self._drop_stale(ring)
         staged = [{"node": n, "action": c.action, "address": c.member.address}
                   for n, c in sorted(self.changes.items())]
         if not self.changes:
@@ -91,6 +99,7 @@ class Staging:
         }
 
     def commit(self, ring: Ring, target_n: int) -> Ring:
+        self._drop_stale(ring)
         if not self.changes:
             raise InvalidRequest("nothing is staged; stage a join or a leave first")
         new = self.next_ring(ring, target_n)

@@ -145,7 +145,7 @@ class NodeCore:
                               target_n=self.settings.quorum.n, claimant=self.node_id)
             effects.append(self._persist())
             effects.append(Log("info", "started a new cluster", {"q": self.settings.q}))
-        elif self.ring is not None and self.ring.member(self.node_id) not in (None, self.me):
+        elif self.ring is not None and self._address_changed():
             effects.extend(self._ask_to_join())  # our address changed: tell the claimant
         self.admission = AdmissionController(self.settings.admission, now_ms)
         self._timers["gossip"] = now_ms + self.settings.gossip_interval_ms
@@ -154,6 +154,12 @@ class NodeCore:
         if self.ring is None:
             self._timers["join"] = now_ms
         return effects
+
+    def _address_changed(self) -> bool:
+        known = self.ring.member(self.node_id) if self.ring is not None else None
+        return known is not None and (known.address, known.http_address,
+                                      known.metrics_address) != (
+            self.me.address, self.me.http_address, self.me.metrics_address)
 
     def next_deadline(self) -> int | None:
         if self.tables.wants_timer():
@@ -184,6 +190,16 @@ class NodeCore:
 
     def _n_of(self, bucket: str) -> int:
         return self.bucket_props(bucket).n
+
+    def _max_n(self) -> int:
+        return max([self.settings.quorum.n, *(p.n for p in self.buckets.values())])
+
+    def is_replica(self, bucket: str, key: bytes, node: str) -> bool:
+        """Whether ``node`` is one of the N primaries of ``key`` under its bucket's N."""
+        ring = self.ring
+        if ring is None:
+            return False
+        return node in ring.preference_list(ring.partition_for(bucket, key), self._n_of(bucket))
 
     def _min_n(self) -> int:
         return min([self.settings.quorum.n, *(p.n for p in self.buckets.values())])
@@ -324,7 +340,7 @@ class NodeCore:
         if isinstance(msg, AaeKeysRequest):
             return [Send(src, self.aae.on_keys_request(msg))]
         if isinstance(msg, AaeKeysReply):
-            return self.aae.on_keys_reply(src, msg, now_ms, self._safe_get)
+            return self.aae.on_keys_reply(src, msg, now_ms, self._safe_get, self.is_replica)
         if isinstance(msg, GossipRing):
             return self._on_gossip(src, msg)
         if isinstance(msg, JoinRequest):
@@ -343,7 +359,9 @@ class NodeCore:
         effects = self.coordinator.on_timer(now_ms)
         settings = self.settings
         if self._due("join", now_ms):
-            if self.ring is None or self.ring.member(self.node_id) is None:
+            if self.left:
+                self._timers["join"] = None  # we left on purpose: never join back by ourselves
+            elif self.ring is None or self.ring.member(self.node_id) is None:
                 effects.extend(self._ask_to_join())
                 self._timers["join"] = now_ms + settings.join_retry_ms
             else:
@@ -392,7 +410,7 @@ class NodeCore:
             admit -= sum(1 for e in sent if isinstance(e, Send))
             effects.extend(sent)
         if admit > 0:
-            aae_effects, _ = self.aae.step(now_ms, ring, self.settings.quorum.n, up, admit)
+            aae_effects, _ = self.aae.step(now_ms, ring, self._max_n(), up, admit)
             effects.extend(aae_effects)
         effects.extend(self._maybe_leave_complete(ring))
         return effects
@@ -412,8 +430,8 @@ class NodeCore:
                 return ReplicaReadReply(msg.req_id,
                                         self.store.get_hint(msg.hint_for, msg.bucket, msg.key))
             return ReplicaReadReply(msg.req_id, self.store.get(msg.bucket, msg.key))
-        except StorageError as exc:
-            return ReplicaReadReply(msg.req_id, None, f"storage: {exc}")
+        except (DynamoKVError, ValueError) as exc:  # storage failure, or a malformed request
+            return ReplicaReadReply(msg.req_id, None, f"{type(exc).__name__}: {exc}")
 
     def merge_into_store(self, bucket: str, key: bytes, obj: VersionedObject) -> None:
         local = self.store.get(bucket, key)
@@ -435,8 +453,8 @@ class NodeCore:
                     self.store.put_hint(msg.hint_for, msg.bucket, msg.key, merged)
             else:
                 self.merge_into_store(msg.bucket, msg.key, msg.obj)
-        except DynamoKVError as exc:
-            error = f"{exc.code}: {exc}"
+        except (DynamoKVError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
         if not msg.ack:
             return []
         return [Send(src, ReplicaWriteAck(msg.req_id, error))]
@@ -550,6 +568,8 @@ class NodeCore:
                 self.left = True
                 effects.append(Log("info", "this node has left the cluster; it is safe to stop",
                                    {"node": self.node_id}))
+            elif new.member(self.node_id) is not None:
+                self.left = False  # joined (again)
         if msg.buckets_version > self.buckets_version:
             default = self.settings.default_bucket_props()
             try:

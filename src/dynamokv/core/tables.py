@@ -56,7 +56,7 @@ from dynamokv.core.requests import (
 )
 from dynamokv.core.ring import Ring
 from dynamokv.core.settings import BucketProps, Limits
-from dynamokv.core.versioned import VersionedObject, new_sibling, resolve_lww, sync
+from dynamokv.core.versioned import Dot, Sibling, VersionedObject, resolve_lww, sync
 from dynamokv.errors import DynamoKVError, QuorumNotMet, RequestTimeout, UnavailableError
 
 CAS_ATTEMPTS_MAX = 12
@@ -106,8 +106,14 @@ class TableOps:
         self.cas_ops: dict[int, CasOp] = {}
         self.rounds: dict[int, int] = {}  # paxos round id -> cas op id
         self.deadlines = Deadlines()
-        self._next_id = ID_BASE
+        self._next_id = ID_BASE + node.rng.randrange(1 << 38)  # see Coordinator._next_id
         self._last_ballot = Ballot.zero()
+        # Ballots and Paxos dots carry a per-process nonce: after a restart (perhaps with the
+        # wall clock stepped back) this node can never reuse a ballot or a dot it issued before.
+        nonce = f"{node.rng.getrandbits(32):08x}"
+        self._ballot_node = f"{node.node_id}#{nonce}"
+        self._paxos_actor = f"{node.actor}{PAXOS_ACTOR_SUFFIX}{nonce}"
+        self._paxos_counter = 0
         self._decide_fn: dict[int, Callable[[bytes | None], bytes | None] | None] = {}
         # One proposer per key per node at a time: local requests for a busy key wait their
         # turn instead of duelling with each other for ballots.
@@ -223,6 +229,9 @@ class TableOps:
     # ---- range and scan: replica -------------------------------------------------------------
     def replica_read(self, msg: ReplicaRange | ReplicaScan) -> ReplicaRangeReply:
         limit = max(1, min(msg.limit, 10_000))
+        ring = self.node.ring
+        if isinstance(msg, ReplicaScan) and (ring is None or not 0 <= msg.partition < ring.q):
+            return ReplicaRangeReply(msg.req_id, (), False, f"no partition {msg.partition}")
         try:
             if isinstance(msg, ReplicaRange):
                 rows, more = self.node.store.scan_range(msg.bucket, msg.hash_part, msg.start,
@@ -232,6 +241,8 @@ class TableOps:
                                                          limit)
         except DynamoKVError as exc:
             return ReplicaRangeReply(msg.req_id, (), False, f"{exc.code}: {exc}")
+        except ValueError as exc:  # a malformed request from a peer (sizes, ranges)
+            return ReplicaRangeReply(msg.req_id, (), False, f"bad request: {exc}")
         items = tuple(KeyObject(msg.bucket, k, o) for k, o in rows)
         return ReplicaRangeReply(msg.req_id, items, more)
 
@@ -257,7 +268,7 @@ class TableOps:
 
     def _ballot(self, op: CasOp, wall_ms: int) -> Ballot:
         floor = max(self._last_ballot.ms, op.highest_seen().ms)
-        ballot = Ballot(max(wall_ms, floor + 1), self.node.node_id)
+        ballot = Ballot(max(wall_ms, floor + 1), self._ballot_node)
         self._last_ballot = ballot
         return ballot
 
@@ -334,9 +345,11 @@ class TableOps:
         stamp = wall_ms
         if current is not None:
             stamp = max(stamp, current.max_timestamp_ms() + 1)
-        sibling = new_sibling(current, self.node.actor + PAXOS_ACTOR_SUFFIX, new,
-                              current.context() if current else VersionedObject(()).context(),
-                              stamp)
+        context = current.context() if current else VersionedObject(()).context()
+        # Counters of the Paxos actor only ever grow in this process, so a retry never reuses
+        # the dot of an earlier proposal of its own (which might still be chosen).
+        self._paxos_counter = max(self._paxos_counter, context.get(self._paxos_actor)) + 1
+        sibling = Sibling(new, Dot(self._paxos_actor, self._paxos_counter), context, stamp)
         op.proposal = VersionedObject((sibling,))
         op.prior[sibling.dot] = (old, new)
         op.phase = CasPhase.PROPOSING

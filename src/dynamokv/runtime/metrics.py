@@ -107,14 +107,26 @@ class NodeMetrics:
         self.errors = Counter(
             "dynamokv_errors", "Errors by dynamokv error code.", ["code"], registry=r
         )
+        # Labelled children, looked up once: ``labels()`` costs a few microseconds per call
+        # (it validates and sorts the label values and takes a lock), more than the observation
+        # itself, and every finished request records one. Label sets are few (ops x outcomes,
+        # sibling buckets, error codes), so these maps stay small.
+        self._request_children: dict[tuple[str, str], Any] = {}
+        self._sibling_children: dict[int, Any] = {}
+        self._error_children: dict[str, Any] = {}
 
     # -- recording -------------------------------------------------------------------------
 
     def observe_request(self, op: str, seconds: float, outcome: str) -> None:
         """Record one finished request; ``outcome`` is "ok" or an error code."""
         # A clock step can make a measured duration negative; it still counts as a request.
-        seconds = max(seconds, 0.0)
-        self.request_seconds.labels(op=op, outcome=outcome).observe(seconds)
+        if seconds < 0.0:
+            seconds = 0.0
+        child = self._request_children.get((op, outcome))
+        if child is None:
+            child = self.request_seconds.labels(op=op, outcome=outcome)
+            self._request_children[(op, outcome)] = child
+        child.observe(seconds)
         with self._lock:
             reservoir = self._reservoirs.get(op)
             if reservoir is None:
@@ -132,7 +144,13 @@ class NodeMetrics:
             self.get_not_found.inc()
             return
         self.get_found.inc()
-        self.get_siblings.labels(count=sibling_bucket(count)).inc()
+        # Every count of 4 or more shares the "4+" child, so the cache is keyed by min(count, 4).
+        slot = count if count < 4 else 4
+        child = self._sibling_children.get(slot)
+        if child is None:
+            child = self.get_siblings.labels(count=sibling_bucket(slot))
+            self._sibling_children[slot] = child
+        child.inc()
 
     @contextmanager
     def in_flight(self) -> Iterator[None]:
@@ -153,7 +171,12 @@ class NodeMetrics:
         self.bytes_out.inc(n)
 
     def count_error(self, code: str) -> None:
-        self.errors.labels(code=code).inc()
+        child = self._error_children.get(code)
+        if child is None:
+            child = self.errors.labels(code=code)
+            if len(self._error_children) < RESERVOIR_OPS_MAX:  # codes are a fixed set; a guard
+                self._error_children[code] = child
+        child.inc()
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -70,6 +70,8 @@ class NodeRunner:
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
+        self._arm_scheduled = False
+        self._stopped = False
         self._started: dict[tuple[int, int], tuple[str, float]] = {}
         self._t0 = time.monotonic()
         self._local: dict[int, asyncio.Future[Any]] = {}
@@ -90,6 +92,7 @@ class NodeRunner:
         self._arm_timer()
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._timer is not None:
             self._timer.cancel()
         await self.transport.close()
@@ -102,7 +105,13 @@ class NodeRunner:
             log.exception("core failed on %s", type(event).__name__)
             return
         self._execute(effects)
-        self._arm_timer()
+        # The core's next deadline is asked for once per loop iteration, not once per event:
+        # ``next_deadline`` looks at every timer of the core, and under load one iteration
+        # delivers many messages. The callback runs at the end of this iteration, before the
+        # loop next looks at its timers, so a deadline is armed as early as before.
+        if not self._arm_scheduled:
+            self._arm_scheduled = True
+            asyncio.get_running_loop().call_soon(self._arm_after_events)
 
     def _on_peer_message(self, src: str, msg: Message) -> None:
         self._feed(MessageReceived(src, msg))
@@ -133,6 +142,11 @@ class NodeRunner:
         self._timer = None
         self._timer_at = None
         self._feed(TimerFired())
+
+    def _arm_after_events(self) -> None:
+        self._arm_scheduled = False
+        if not self._stopped:
+            self._arm_timer()
 
     def _arm_timer(self) -> None:
         at = self.core.next_deadline()

@@ -9,10 +9,15 @@ Why a disk log: clients never see dots, but a write's dot is what decides whethe
 superseded it. Every value the workload writes is unique, so the first sibling stored anywhere
 with that value names the write's dot exactly; the checkers learn it from the disks without any
 help from the code under test.
+
+The Paxos counter is checked from the history alone (``check_counter``): increments acknowledged
+with distinct results, a final value between the acknowledged and the possible increments, and
+no read or increment that saw less than an operation finished before it began.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -91,10 +96,13 @@ class DiskLog:
             if s.value is not None:
                 self._value_dot.setdefault((bucket, key, s.value), s.dot)
             self._applied.add((bucket, key, s.value, s.context))
+            # Last-writer-wins buckets (tables, "~...") widen the winner's context as they resolve
+            # (``resolve_lww``), so only value and stamp name a write there.
+            lww = bucket.startswith("~")
             if stored is None:
                 self._dots[ident] = _Stored(s.value, s.context, s.timestamp_ms, node)
-            elif (stored.value, stored.context, stored.timestamp_ms) != (
-                    s.value, s.context, s.timestamp_ms):
+            elif (stored.value, stored.timestamp_ms) != (s.value, s.timestamp_ms) or (
+                    not lww and stored.context != s.context):
                 self._report.add(
                     f"dot {s.dot.actor}:{s.dot.counter} of {_key(key)} names two writes: "
                     f"{stored.value!r} ctx={_clock(stored.context)} (first on {stored.node}) and "
@@ -200,6 +208,95 @@ def check_convergence(ring: Ring, n: int, disks: Mapping[str, SimDisk],
         if (values, ctx) != (read.values, read.reply_context):
             report.add(f"final read of {_key(key)} returned {list(read.values)} "
                        f"{_clock(read.reply_context)} but the replicas hold {_describe(first)}")
+    return report.items
+
+
+def check_partitions(ring: Ring, n: int, disks: Mapping[str, SimDisk],
+                     live: Iterable[str]) -> list[str]:
+    """Replicas agree, read from the disks: for every partition, the N nodes of its preference
+    list hold exactly the same objects, and no other live node holds any (handoff finished)."""
+    report = _Report()
+    live_nodes = [node for node in live if node in disks]
+    for partition in range(ring.q):
+        replicas = ring.preference_list(partition, n)
+        held = {node: list(disks[node].store.fold_partition(partition)) for node in replicas}
+        first = held[replicas[0]]
+        for node in replicas[1:]:
+            if held[node] != first:
+                mine = {(b, k): o for b, k, o in first}
+                theirs = {(b, k): o for b, k, o in held[node]}
+                diff = sorted(k for k in mine.keys() | theirs.keys()
+                              if mine.get(k) != theirs.get(k))
+                b, k = diff[0]
+                report.add(f"partition {partition}: {node} differs from {replicas[0]} on "
+                           f"{len(diff)} keys, e.g. {b}/{_key(k)}: {_describe(theirs.get((b, k)))}"
+                           f" vs {_describe(mine.get((b, k)))}")
+        for node in live_nodes:
+            if node not in replicas and not disks[node].store.partition_is_empty(partition):
+                report.add(f"partition {partition}: {node} still holds objects but is no "
+                           f"replica (replicas {', '.join(replicas)})")
+    return report.items
+
+
+def check_counter(history: History, final: Operation | None) -> list[str]:
+    """The Paxos counter (``CasRequest`` increments and linearizable reads).
+
+    - every acknowledged increment returned ``new == old + 1``, and no two returned the same
+      ``new`` (each increment was applied to a different state);
+    - the final value read through Paxos is at least the number of acknowledged increments and
+      at most that plus the increments whose outcome is unknown;
+    - real-time order: an operation that began after another finished saw at least what that
+      one left (a read saw no less; an increment started from no less).
+    """
+    report = _Report()
+    ops = [o for o in history.ops if o.kind in ("incr", "cas-read", "final-cas-read")]
+    for o in ops:
+        if o.error.startswith("aborted"):
+            report.add(f"counter: {o.describe()}: decide was given a value that is no number")
+        if o.status == "ok" and (o.cas_old is None or o.cas_new is None):
+            report.add(f"counter: {o.describe()} returned a value that is no number")
+    done = [o for o in ops if o.status == "ok" and o.cas_old is not None
+            and o.cas_new is not None]
+    acked = [o for o in done if o.kind == "incr"]
+    unknown = [o for o in ops if o.kind == "incr" and o.status == "unknown"]
+    by_new: dict[int, Operation] = {}
+    for o in acked:
+        assert o.cas_old is not None and o.cas_new is not None
+        if o.cas_new != o.cas_old + 1:
+            report.add(f"counter: {o.describe()} is no increment")
+        other = by_new.get(o.cas_new)
+        if other is not None:
+            report.add(f"counter: two acknowledged increments returned {o.cas_new}: "
+                       f"{other.describe()} and {o.describe()}")
+        by_new[o.cas_new] = o
+    if final is not None and final.cas_old is not None:
+        value = final.cas_old
+        if value < len(acked):
+            report.add(f"counter: final value {value} but {len(acked)} increments were "
+                       "acknowledged (an acknowledged increment was lost)")
+        if value > len(acked) + len(unknown):
+            report.add(f"counter: final value {value} but only {len(acked)} acknowledged and "
+                       f"{len(unknown)} unknown increments (an increment applied twice, or one "
+                       "that failed took effect)")
+    # Real time: sweep operations by start; ``seen`` is the most any operation that had
+    # finished by then left behind.
+    by_end = sorted(done, key=lambda o: o.end_ms)
+    ends = [o.end_ms for o in by_end]
+    best: list[tuple[int, Operation | None]] = []
+    top: tuple[int, Operation | None] = (-1, None)
+    for o in by_end:
+        assert o.cas_new is not None
+        if o.cas_new > top[0]:
+            top = (o.cas_new, o)
+        best.append(top)
+    for o in done:
+        assert o.cas_old is not None
+        i = bisect.bisect_left(ends, o.invoke_ms)  # operations that ended strictly before
+        if i:
+            seen, before = best[i - 1]
+            if o.cas_old < seen and before is not None:
+                report.add(f"counter went backwards: {o.describe()} began after "
+                           f"{before.describe()} finished")
     return report.items
 
 

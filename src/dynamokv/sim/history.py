@@ -11,6 +11,11 @@ Outcomes, from the client's point of view (Jepsen's ok / fail / info):
 - ``unknown``: the write may or may not have happened (timeout, quorum not met after the
   coordinator wrote locally, connection lost mid-request). Reads never end ``unknown``: a read
   that did not answer is a ``fail`` since it cannot have changed anything.
+
+Kinds: ``get``, ``put``, ``delete`` and ``final-get`` on the key-value bucket; ``incr``,
+``cas-read`` and ``final-cas-read`` on the Paxos counter (``CasRequest``), which record the
+counter's value before and after (``cas_old``, ``cas_new``; equal for reads). A Paxos increment
+that ends in any error is ``unknown``: an earlier round of it may still be chosen.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Literal
 
 from dynamokv.core.vclock import VectorClock
 
-Kind = Literal["get", "put", "delete", "final-get"]
+Kind = Literal["get", "put", "delete", "final-get", "incr", "cas-read", "final-cas-read"]
 Status = Literal["pending", "ok", "fail", "unknown"]
 
 # Errors raised before a coordinator writes anything: a put that got one certainly did nothing.
@@ -45,6 +50,8 @@ class Operation:
     values: tuple[bytes, ...] = ()  # what a get returned
     found: bool = False
     error: str = ""
+    cas_old: int | None = None  # the counter before (Paxos operations)
+    cas_new: int | None = None  # ... and after
 
     @property
     def is_write(self) -> bool:
@@ -55,6 +62,8 @@ class Operation:
         if self.kind == "put" and self.value is not None:
             what += f"={self.value.decode(errors='replace')}"
         ctx = _clock(self.context) if self.is_write else ""
+        if self.cas_old is not None:
+            what += f" {self.cas_old}->{self.cas_new}"
         end = f"..{self.end_ms}" if self.end_ms >= 0 else ""
         tail = f" ({self.error})" if self.error else ""
         return (f"#{self.index} c{self.client}@{self.node} [{self.invoke_ms}{end}] {what}"

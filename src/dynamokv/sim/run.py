@@ -1,19 +1,23 @@
 """One simulated run from a seed, and the ``python -m dynamokv.sim`` command line.
 
-Owns: ``run_seed`` (the phases: bootstrap, safety, heal, final reads, checks), ``RunResult``,
-``main(argv) -> int`` (also behind ``dynamokv sim``).
+Owns: ``run_seed`` (the phases: bootstrap, safety, heal and liveness, final reads, checks),
+``RunResult``, ``main(argv) -> int`` (also behind ``dynamokv sim``).
 May import: stdlib, ``dynamokv.sim.*``.
 
 Phases (ARCHITECTURE R9):
 
 1. bootstrap: the first node founds the cluster, the others join through seeds; the workload
    waits until every node's ring lists every node;
-2. safety: clients run for ``workload_ms`` under the drawn network, storage and node faults;
-   then no new operations start and those in flight finish or time out;
-3. heal: every node up, no partitions, loss, duplication or storage faults, for ``settle_ms``
-   and then until every hint has been handed back (bounded by ``HINT_DRAIN_MS_MAX``);
-4. final reads: every key read at R=N (retried until it succeeds), which read-repairs it; a
-   short wait lets the repairs land;
+2. safety: clients run for ``workload_ms`` under the drawn faults (``sim.faults``); then no new
+   operations start and those in flight finish or time out;
+3. heal and liveness: every fault ends (every node up and running, no partitions, loss,
+   duplication, reordering or storage faults) and the cluster runs fault-free until it has
+   converged, within ``liveness_ms_max``: every node has the same ring and it lists exactly
+   the nodes that are still members, all valid (joins done, leaves complete); no hints are
+   left; every partition's replicas have built their Merkle trees and their roots are equal
+   (``NodeCore.aae.roots()``); no node holds a partition it does not replicate;
+4. final reads: every key read at R=N (retried until it succeeds), and the counter through
+   Paxos; a short wait lets the read repairs land;
 5. checks (``sim.checkers``).
 
 Output: ``SEED`` and the options first, the trace if ``--verbose``, then a summary, the trace
@@ -23,27 +27,31 @@ digest and, on failure, the violations and a ``reproduce with:`` line. Exit code
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import secrets
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from dynamokv.core.ring import MemberStatus, Ring
 from dynamokv.sim.checkers import (
     DiskLog,
     check_acknowledged_writes,
     check_convergence,
+    check_counter,
+    check_partitions,
     check_quorum_reads,
     check_stored_siblings,
 )
 from dynamokv.sim.faults import FaultPlan
 from dynamokv.sim.history import History
-from dynamokv.sim.options import BUGS, SimOptions
+from dynamokv.sim.options import BUGS, FAULT_KINDS, SimOptions, parse_faults
 from dynamokv.sim.trace import Trace
 from dynamokv.sim.workload import BUCKET, Workload
 from dynamokv.sim.world import Simulator
 
 REPAIR_WAIT_MS = 1_000  # after the final reads, for fire-and-forget read repairs to land
-HINT_DRAIN_MS_MAX = 30_000  # liveness budget for hinted handoff once the cluster is healed
+LIVENESS_POLL_MS = 100  # how often the liveness phase looks whether the cluster has converged
 
 
 @dataclass(slots=True)
@@ -79,24 +87,95 @@ def run_seed(options: SimOptions, echo: Callable[[str], None] | None = None) -> 
         trace.add(sim.now_ms, "-", "phase", "safety")
         end = sim.now_ms + options.workload_ms
         workload.start(end)
-        FaultPlan(sim, options).start(end)
+        plan = FaultPlan(sim, options)
+        plan.start(end)
         _run_workload(sim, workload, end, options.steps_max)
         sim.run_while(workload.busy, sim.now_ms + options.client_timeout_ms + 1_000)
         trace.add(sim.now_ms, "-", "phase", "heal")
+        plan.stop()
         sim.heal()
-        sim.run_until(sim.now_ms + options.settle_ms)
-        sim.run_while(lambda: _hints_held(sim) > 0, sim.now_ms + HINT_DRAIN_MS_MAX)
+        healed = sim.now_ms
+        waiting = _await_convergence(sim, healed + options.liveness_ms_max)
+        if waiting:
+            v["liveness"] = [f"not converged {options.liveness_ms_max} ms after healing: {w}"
+                             for w in waiting[:10]]
+        else:
+            trace.add(sim.now_ms, "-", "phase", f"converged {sim.now_ms - healed} ms after "
+                      "healing")
+            ring = _ring(sim)
+            assert ring is not None
+            disks = {node_id: node.disk for node_id, node in sim.nodes.items()}
+            v["convergence"] = check_partitions(ring, options.n, disks, sim.node_ids())
         trace.add(sim.now_ms, "-", "phase", "final reads")
         workload.start_final_reads()
         sim.run_while(lambda: not workload.final_done(), sim.now_ms + 60_000)
         sim.run_until(sim.now_ms + REPAIR_WAIT_MS)
-        v.update(_check(sim, workload, history, log))
+        for name, items in _check(sim, workload, history, log).items():
+            v[name] = v.get(name, []) + items
     v["world"] = list(sim.violations)
     result.digest = trace.digest()
     result.summary = _summary(sim, history)
     result.trace_tail = list(trace.tail)
     result.errors = list(sim.errors)
     return result
+
+
+def _ring(sim: Simulator) -> Ring | None:
+    for node_id in sim.node_ids():
+        core = sim.nodes[node_id].core
+        if core is not None and core.ring is not None:
+            return core.ring
+    return None
+
+
+def _unconverged(sim: Simulator) -> list[str]:
+    """What still keeps the healed cluster from having converged (empty once it has)."""
+    live = sim.node_ids()
+    cores = {n: sim.nodes[n].core for n in live}
+    down = [n for n, c in cores.items() if c is None]
+    if down:
+        return [f"{', '.join(down)} not running"]
+    ring = _ring(sim)
+    if ring is None:
+        return ["no ring"]
+    out: list[str] = []
+    for node_id, core in cores.items():
+        assert core is not None
+        if core.ring != ring:
+            theirs = core.ring.version if core.ring else 0
+            out.append(f"rings differ: {node_id} has v{theirs}, {live[0]} v{ring.version}")
+    members = {m.node_id: m.status for m in ring.members}
+    if sorted(members) != sorted(live):
+        out.append(f"ring members {sorted(members)} are not the running nodes {sorted(live)}")
+    out += [f"{n} is still {s.value}" for n, s in members.items() if s is not MemberStatus.VALID]
+    for node_id, core in cores.items():
+        assert core is not None
+        pending = core.hints.pending()
+        if pending:
+            out.append(f"{node_id} still holds hints {dict(sorted(pending.items()))}")
+        for partition in core.store.nonempty_partitions():
+            if node_id not in ring.preference_list(partition, sim.options.n):
+                out.append(f"{node_id} still holds partition {partition} (not a replica)")
+    roots = {n: c.aae.roots() for n, c in cores.items() if c is not None}
+    for partition in range(ring.q):
+        replicas = ring.preference_list(partition, sim.options.n)
+        seen = {n: roots[n].get(partition) for n in replicas if n in roots}
+        missing = [n for n, r in seen.items() if r is None]
+        if missing:
+            out.append(f"partition {partition}: no Merkle tree yet on {', '.join(missing)}")
+        elif len(set(seen.values())) > 1:
+            out.append(f"partition {partition}: Merkle roots differ "
+                       + " ".join(f"{n}={r[:8] if r else '-'}" for n, r in seen.items()))
+    return out
+
+
+def _await_convergence(sim: Simulator, deadline: int) -> list[str]:
+    """Run the healed cluster until it converged or ``deadline``; what is still pending."""
+    while True:
+        waiting = _unconverged(sim)
+        if not waiting or sim.now_ms >= deadline:
+            return waiting
+        sim.run_until(min(deadline, sim.now_ms + LIVENESS_POLL_MS))
 
 
 def _run_workload(sim: Simulator, workload: Workload, end: int, steps_max: int) -> None:
@@ -118,18 +197,21 @@ def _check(sim: Simulator, workload: Workload, history: History, log: DiskLog
            ) -> dict[str, list[str]]:
     o = sim.options
     disks = {node_id: node.disk for node_id, node in sim.nodes.items()}
-    rings = [node.core.ring for node in sim.nodes.values() if node.core is not None]
-    liveness = [f"final read of {k.decode()} never succeeded" for k in workload.final_failed()]
-    liveness += [f"{node_id} still holds hints {dict(disk.hints())} after healing"
-                 for node_id, disk in disks.items() if disk.hints()]
+    live = sim.node_ids()
+    rings = [sim.nodes[n].core.ring for n in live  # type: ignore[union-attr]
+             if sim.nodes[n].core is not None]
+    liveness = [f"final read of {k} never succeeded" for k in workload.final_failed()]
+    liveness += [f"{node_id} still holds hints {dict(disks[node_id].hints())} at the end"
+                 for node_id in live if disks[node_id].hints()]
     ring = rings[0] if rings else None
-    if ring is None or len(rings) != len(sim.nodes) or any(r != ring for r in rings):
-        liveness.append("rings differ after healing")
+    if ring is None or len(rings) != len(live) or any(r != ring for r in rings):
+        liveness.append("rings differ at the end")
     out = {
         "lost-writes": check_acknowledged_writes(history, workload.final, log, BUCKET),
         "quorum-reads": check_quorum_reads(history, o) if o.strict_quorum else [],
         "disk-writes": log.violations(),
         "siblings": check_stored_siblings(disks.values()),
+        "counter": check_counter(history, workload.final_counter),
         "liveness": liveness,
     }
     if ring is not None:
@@ -148,8 +230,11 @@ def _summary(sim: Simulator, history: History) -> str:
             f"messages sent={s.sent} delivered={s.delivered} lost={s.lost} "
             f"duplicated={s.duplicated} blocked={s.blocked} refused={s.refused} "
             f"client={s.client_messages}\n"
-            f"faults crashes={c['crashes']} restarts={c['restarts']} "
-            f"partitions={c['partitions']} storage={sum(n.disk.failed for n in sim.nodes.values())}"
+            f"faults crashes={c['crashes']} power_losses={c['power_losses']} "
+            f"power_refused={c['power_refused']} restarts={c['restarts']} pauses={c['pauses']} "
+            f"partitions={c['partitions']} clock_jumps={c['clock_jumps']} joins={c['joins']} "
+            f"departures={c['departures']} "
+            f"storage={sum(n.disk.failed for n in sim.nodes.values())}"
             f" lies={sum(n.disk.lied for n in sim.nodes.values())}\n"
             f"time virtual={sim.now_ms}ms events={sim.steps}")
 
@@ -171,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None,
                    help="end the workload phase after this many events")
     p.add_argument("--nodes", type=int, default=None, help="cluster size (default: drawn, 3-5)")
+    p.add_argument("--faults", default=None, metavar="KINDS",
+                   help="fault kinds, comma-separated: exactly these (crash,pause), none, all, "
+                        "or changes to the drawn ones (+power,-loss); kinds: "
+                        + ", ".join(FAULT_KINDS))
+    p.add_argument("--cas-clients", type=int, default=None,
+                   help="clients running Paxos increments of one counter (default: drawn, 0-2)")
     p.add_argument("--bug", choices=BUGS, default=None,
                    help="inject a known bug on purpose (to see the checkers catch it)")
     p.add_argument("--verbose", action="store_true", help="print every trace line")
@@ -187,6 +278,10 @@ def _repro(args: argparse.Namespace, seed: int) -> str:
         parts.append(f"--steps {args.steps}")
     if args.nodes is not None:
         parts.append(f"--nodes {args.nodes}")
+    if args.faults is not None:
+        parts.append(f"--faults {args.faults}")
+    if args.cas_clients is not None:
+        parts.append(f"--cas-clients {args.cas_clients}")
     if args.bug:
         parts.append(f"--bug {args.bug}")
     return " ".join(parts) + " --verbose"
@@ -205,11 +300,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_one(args: argparse.Namespace, seed: int) -> bool:
-    options = SimOptions.from_seed(seed, workload_ms=args.duration_ms, steps_max=args.steps,
-                                   nodes=args.nodes, bug=args.bug)
     print(f"SEED {seed}", flush=True)
-    print(f"options {options.describe()}", flush=True)
     try:
+        options = SimOptions.from_seed(seed, workload_ms=args.duration_ms, steps_max=args.steps,
+                                       nodes=args.nodes, bug=args.bug,
+                                       cas_clients=args.cas_clients)
+        if args.faults is not None:
+            options = dataclasses.replace(options,
+                                          faults=parse_faults(args.faults, options.faults))
+        print(f"options {options.describe()}", flush=True)
         options.validate()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -50,9 +50,9 @@ from dynamokv.core.requests import CasAborted, CasRequest, CasResult, RangeResul
 from dynamokv.core.ring import Member
 from dynamokv.core.settings import CoreSettings, Limits, QuorumDefaults
 from dynamokv.core.vclock import VectorClock
-from dynamokv.core.versioned import Dot
+from dynamokv.core.versioned import Dot, VersionedObject
 from dynamokv.sim.clocks import SimClocks
-from dynamokv.sim.disk import DiskFaults, PutObserver, SimDisk
+from dynamokv.sim.disk import Before, DiskFaults, PutObserver, SimDisk
 from dynamokv.sim.network import LinkFaults, SimNetwork
 from dynamokv.sim.options import SimOptions
 from dynamokv.sim.trace import Trace
@@ -180,37 +180,53 @@ class Simulator:
         self.steps = 0
         self._heap: list[tuple[int, int, _Item]] = []
         self._seq = 0
+        o = options
         self.settings = CoreSettings(
-            q=options.q,
-            quorum=QuorumDefaults(n=options.n, r=options.r, w=options.w),
-            limits=Limits(request_timeout_ms=options.request_timeout_ms),
-            gossip_interval_ms=options.gossip_interval_ms,
+            q=o.q,
+            quorum=QuorumDefaults(n=o.n, r=o.r, w=o.w),
+            limits=Limits(request_timeout_ms=o.request_timeout_ms),
+            gossip_interval_ms=o.gossip_interval_ms,
+            # Anti-entropy much more often than in production, so replicas converge within the
+            # liveness phase's bound (the mechanism is the same, only the pace differs).
+            aae=AaeSettings(interval_ms=o.aae_interval_ms),
         )
-        self.clocks = SimClocks(self.rng, options.clock_skew_ms_max)
+        self.clocks = SimClocks(self.rng, o.clock_skew_ms_max if o.has("skew") else 0)
         self.network = SimNetwork(
             self.rng,
-            LinkFaults(options.loss, options.duplication, options.delay_min_ms,
-                       options.delay_max_ms, options.delay_tail, options.delay_tail_ms,
-                       options.fifo),
-            refuse_delay_ms=options.refuse_delay_ms,
-            connect_timeout_ms=options.connect_timeout_ms,
+            LinkFaults(o.loss if o.has("loss") else 0.0,
+                       o.duplication if o.has("dup") else 0.0,
+                       o.delay_min_ms, o.delay_max_ms,
+                       o.delay_tail if o.has("delay") else 0.0,
+                       o.delay_tail_ms if o.has("delay") else 0,
+                       not o.has("reorder")),
+            refuse_delay_ms=o.refuse_delay_ms,
+            connect_timeout_ms=o.connect_timeout_ms,
         )
         self.sink: ClientSink | None = None
+        self._sinks: dict[int, ClientSink] = {}  # client refs with their own sink (the admin)
         self.violations: list[str] = []  # assertions the world itself checks (codec, timers)
         self.errors: list[str] = []  # tracebacks of exceptions the cores raised
-        self.counts = {"crashes": 0, "restarts": 0, "partitions": 0}
+        self.counts = {"crashes": 0, "power_losses": 0, "power_refused": 0, "restarts": 0,
+                       "pauses": 0, "partitions": 0, "clock_jumps": 0, "joins": 0,
+                       "departures": 0}
         self.nodes: dict[str, SimNode] = {}
         self._by_address: dict[str, str] = {}
-        faults = DiskFaults(storage_fault=options.storage_fault,
-                            lie_every=10 if options.bug == "lying-disk" else 0)
-        for i in range(1, options.nodes + 1):
-            node_id = f"n{i}"
-            address = f"{node_id}.sim:7000"
-            self.clocks.add_node(node_id)
-            disk = SimDisk(node_id, options.q, f"{self.rng.getrandbits(32):08x}", self.rng,
-                           faults, observer)
-            self.nodes[node_id] = SimNode(node_id, address, disk)
-            self._by_address[address] = node_id
+        self._observer = observer
+        self._disk_faults = DiskFaults(storage_fault=o.storage_fault if o.has("storage") else 0.0,
+                                       lie_every=10 if o.bug == "lying-disk" else 0,
+                                       loses_unsynced=o.has("power"), flush_ms=o.flush_ms)
+        for _ in range(o.nodes):
+            self._new_node()
+
+    def _new_node(self) -> str:
+        node_id = f"n{len(self.nodes) + 1}"
+        address = f"{node_id}.sim:7000"
+        self.clocks.add_node(node_id)
+        disk = SimDisk(node_id, self.options.q, f"{self.rng.getrandbits(32):08x}", self.rng,
+                       self._disk_faults, self._observer, clock=lambda: self._now_ms)
+        self.nodes[node_id] = SimNode(node_id, address, disk)
+        self._by_address[address] = node_id
+        return node_id
 
     # ---- time and the heap -------------------------------------------------------------------
 
@@ -233,6 +249,11 @@ class Simulator:
         at, _, item = heapq.heappop(self._heap)
         self._now_ms = at
         self.steps += 1
+        target = _node_of(item)
+        if target is not None and self.nodes[target].paused_until > at:
+            # The process is stopped: the event waits (socket buffers, a timer not serviced).
+            self._push(self.nodes[target].paused_until, item)
+            return True
         if isinstance(item, _Deliver):
             self._on_deliver(item)
         elif isinstance(item, _Timer):
@@ -242,13 +263,14 @@ class Simulator:
             if node.core is not None and node.epoch == item.epoch:
                 self.trace.add(at, item.node, "unreachable", item.peer)
                 self._feed(node, PeerUnreachable(item.peer))
-        elif isinstance(item, _ClientRequest):
+        elif isinstance(item, _ClientRequest | _LocalRequest):
             self._on_client_request(item)
         elif isinstance(item, _ClientAnswer):
-            msg = self._decode(item.data, item.sent)
+            msg = item.sent if item.data is None else self._decode(item.data, item.sent)
             self.trace.add(at, f"c{item.client}", "answer", f"{item.node} {describe(msg)}")
-            if self.sink is not None:
-                self.sink.on_reply(item.client, msg)
+            sink = self._sink_of(item.client)
+            if sink is not None:
+                sink.on_reply(item.client, msg)
         else:
             self.trace.add(at, "-", "call", item.label)
             item.fn()
@@ -272,18 +294,25 @@ class Simulator:
     # ---- nodes -------------------------------------------------------------------------------
 
     def node_ids(self) -> list[str]:
-        return list(self.nodes)
+        """Every node that has not left for good, in creation order."""
+        return [n.node_id for n in self.nodes.values() if not n.departed]
+
+    def up_ids(self) -> list[str]:
+        """Nodes whose process runs (paused ones included)."""
+        return [n.node_id for n in self.nodes.values() if n.core is not None]
 
     def start_node(self, node_id: str) -> None:
         """Start (or restart) ``node_id`` from its disk, as the server does from its data dir."""
         node = self.nodes[node_id]
-        if node.core is not None:
+        if node.core is not None or node.departed:
             return
         node.epoch += 1
+        node.paused_until = 0
         record = node.disk.ring_record
         first = node_id == next(iter(self.nodes))
-        # The first node founds the cluster; the others know every address as a seed.
-        seeds = () if first else tuple(n.address for n in self.nodes.values() if n is not node)
+        # The first node founds the cluster; the others know every other address as a seed.
+        seeds = () if first else tuple(n.address for n in self.nodes.values()
+                                       if n is not node and not n.departed)
         node.core = NodeCore(
             me=Member(node_id, node.address),
             actor=actor_for(node_id, node.disk.incarnation),
@@ -306,29 +335,133 @@ class Simulator:
         self._execute(node, effects)
         self._arm(node)
 
-    def crash(self, node_id: str) -> None:
-        """Drop the node's process: its memory is gone, its disk stays (minus unsynced data)."""
+    def add_node(self) -> str:
+        """A fresh node (empty disk, new id and address) starts and joins through its seeds."""
+        node_id = self._new_node()
+        self.counts["joins"] += 1
+        self.trace.add(self._now_ms, node_id, "join")
+        self.start_node(node_id)
+        return node_id
+
+    def crash(self, node_id: str, *, power: bool = False) -> None:
+        """Kill the node's process: its memory is gone, its disk stays. With ``power`` the
+        machine lost power too, and the disk loses the writes the OS had not flushed."""
         node = self.nodes[node_id]
         if node.core is None:
             return
+        self._stop(node)
+        lost = node.disk.crash(lose_unsynced=power)
+        self.counts["crashes"] += 1
+        if power:
+            self.counts["power_losses"] += 1
+        self.trace.add(self._now_ms, node_id, "crash",
+                       f"kind={'power' if power else 'process'} lost_unsynced={lost}")
+
+    def power_loss_unsafe(self, node_id: str) -> str:
+        """Why a power loss of ``node_id`` now would break the fault budget ("" if it would not).
+
+        The budget: a power loss never destroys the last copy of a write. Every sibling it would
+        roll back must still be held, or superseded, on another node's disk (an object or a hint
+        whose causal context contains its dot). Paxos acceptor state and table data are never
+        rolled back: Paxos assumes acceptors do not forget, which needs ``engine_sync = "fsync"``
+        (the simulator does not test amnesia).
+        """
+        disk = self.nodes[node_id].disk
+        first: dict[tuple[str, str, str, bytes], Before] = {}
+        for entry in disk.unsynced():
+            if entry.kind == "paxos" or entry.bucket.startswith("~"):
+                return f"unflushed Paxos state or table data of {entry.bucket}"
+            first.setdefault((entry.kind, entry.target, entry.bucket, entry.key), entry.before)
+        for (kind, target, bucket, key), before in first.items():
+            now = (disk.peek_hint(target, bucket, key) if kind == "hint"
+                   else disk.peek(bucket, key))
+            if now is None:
+                continue
+            kept = before.context() if isinstance(before, VersionedObject) else VectorClock.empty()
+            for sib in now.siblings:
+                if not kept.contains(sib.dot.actor, sib.dot.counter) \
+                        and not self._held_elsewhere(node_id, bucket, key, sib.dot):
+                    name = key.decode(errors="replace")
+                    return (f"it would destroy the last copy of {bucket}/{name} "
+                            f"{sib.dot.actor}:{sib.dot.counter}")
+        return ""
+
+    def _held_elsewhere(self, node_id: str, bucket: str, key: bytes, dot: Dot) -> bool:
+        targets = list(self.nodes)
+        for other in self.nodes.values():
+            if other.node_id == node_id or other.departed:
+                continue
+            disk = other.disk
+            held = [disk.peek(bucket, key), *(disk.peek_hint(t, bucket, key) for t in targets)]
+            if any(o is not None and o.context().contains(dot.actor, dot.counter) for o in held):
+                return True
+        return False
+
+    def power_fail(self, node_id: str) -> bool:
+        """A power loss of ``node_id`` if the budget allows it, else a process crash. True for a
+        power loss."""
+        why = self.power_loss_unsafe(node_id) if self.options.has("power") else "power is off"
+        if why:
+            self.counts["power_refused"] += 1
+            self.trace.add(self._now_ms, node_id, "power-refused", why)
+        self.crash(node_id, power=not why)
+        return not why
+
+    def _stop(self, node: SimNode) -> None:
         node.core = None
         node.armed_at = None
-        lost = node.disk.crash()
-        self.counts["crashes"] += 1
-        self.trace.add(self._now_ms, node_id, "crash", f"lost_unsynced={lost}")
+        node.paused_until = 0
         # Peers with an open connection see it reset at once (runtime.transport reports that).
-        for peer in self.network.reset_links(node_id):
+        for peer in self.network.reset_links(node.node_id):
             other = self.nodes[peer]
             if other.core is not None:
                 at = self._now_ms + self.network.refuse_delay_ms
-                self._push(at, _Unreachable(peer, other.epoch, node_id))
-        if self.sink is not None:
-            self.sink.on_connection_lost(node_id)
+                self._push(at, _Unreachable(peer, other.epoch, node.node_id))
+        for sink in self._all_sinks():
+            sink.on_connection_lost(node.node_id)
+
+    def depart(self, node_id: str) -> None:
+        """The node left the ring: its operator stops it for good."""
+        node = self.nodes[node_id]
+        if node.departed:
+            return
+        if node.core is not None:
+            self._stop(node)
+            node.disk.crash()
+        node.departed = True
+        self.counts["departures"] += 1
+        self.trace.add(self._now_ms, node_id, "depart")
 
     def restart(self, node_id: str) -> None:
-        if self.nodes[node_id].core is None:
+        node = self.nodes[node_id]
+        if node.core is None and not node.departed:
             self.counts["restarts"] += 1
             self.start_node(node_id)
+
+    def pause(self, node_id: str, until_ms: int) -> None:
+        """Stop the node's process until ``until_ms`` (its events wait; nothing is refused)."""
+        node = self.nodes[node_id]
+        if node.core is None:
+            return
+        node.paused_until = max(node.paused_until, until_ms)
+        self.counts["pauses"] += 1
+        self.trace.add(self._now_ms, node_id, "pause", f"until={node.paused_until}")
+
+    def resume(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        if node.paused_until:
+            node.paused_until = 0
+            self.trace.add(self._now_ms, node_id, "resume")
+
+    def partition(self, label: str, pairs: list[tuple[str, str]]) -> None:
+        """Block messages ``src -> dst`` for each pair (``label`` names the shape)."""
+        self.counts["partitions"] += 1
+        self.network.block(pairs)
+        self.trace.add(self._now_ms, "-", "partition", label)
+
+    def unpartition(self, label: str, pairs: list[tuple[str, str]]) -> None:
+        self.network.unblock(pairs)
+        self.trace.add(self._now_ms, "-", "unpartition", label)
 
     def isolate(self, node_id: str) -> None:
         """Partition ``node_id`` from every other node (both directions)."""
@@ -340,14 +473,23 @@ class Simulator:
         self.network.rejoin(node_id)
         self.trace.add(self._now_ms, node_id, "rejoin")
 
+    def jump_clock(self, node_id: str, delta_ms: int) -> None:
+        """Step the node's wall clock (monotonic time is untouched)."""
+        offset = self.clocks.jump(node_id, delta_ms)
+        self.counts["clock_jumps"] += 1
+        self.trace.add(self._now_ms, node_id, "clock", f"jump={delta_ms:+d} offset={offset:+d}")
+
     def heal(self) -> None:
-        """The liveness phase begins: every node up, no partitions, loss or storage faults."""
+        """The liveness phase begins: every node up and running, no partitions, loss,
+        duplication, reordering or storage faults (clock offsets stay: they are the hosts')."""
         self.trace.add(self._now_ms, "-", "heal")
         self.network.heal()
         for node in self.nodes.values():
             faults = node.disk.faults
             node.disk.faults = DiskFaults(lie_every=faults.lie_every,
-                                          loses_unsynced=faults.loses_unsynced)
+                                          loses_unsynced=faults.loses_unsynced,
+                                          flush_ms=faults.flush_ms)
+            self.resume(node.node_id)
             self.restart(node.node_id)
 
     def bootstrap(self) -> bool:
@@ -362,39 +504,75 @@ class Simulator:
 
     def rings_complete(self) -> bool:
         """Every node is up and its ring lists every node."""
-        everyone = sorted(self.nodes)
-        for node in self.nodes.values():
-            ring = node.core.ring if node.core is not None else None
+        everyone = sorted(self.node_ids())
+        for node_id in everyone:
+            core = self.nodes[node_id].core
+            ring = core.ring if core is not None else None
             if ring is None or sorted(ring.node_ids()) != everyone:
                 return False
         return True
 
     # ---- clients -----------------------------------------------------------------------------
 
+    def register_sink(self, ref: int, sink: ClientSink) -> None:
+        """Answers to client ``ref`` go to ``sink`` instead of ``self.sink``."""
+        self._sinks[ref] = sink
+
+    def _sink_of(self, ref: int) -> ClientSink | None:
+        return self._sinks.get(ref, self.sink)
+
+    def _all_sinks(self) -> list[ClientSink]:
+        sinks = [self.sink] if self.sink is not None else []
+        for sink in self._sinks.values():
+            if all(sink is not s for s in sinks):
+                sinks.append(sink)
+        return sinks
+
     def client_send(self, node_id: str, client: int, msg: Message) -> None:
         node = self.nodes[node_id]
         data = self.network.encode(msg, client=True)
         if node.core is None:
-            sink = self.sink
-            req_id = getattr(msg, "req_id", 0)
-            if sink is not None:
-                at = self._now_ms + self.network.refuse_delay_ms
-                self.call_at(at, f"c{client} refused by {node_id}",
-                             functools.partial(sink.on_refused, client, req_id))
+            self._refuse(node_id, client, getattr(msg, "req_id", 0))
             return
         at = self._now_ms + self.network.client_delay_ms()
         self._push(at, _ClientRequest(node_id, node.epoch, client, data, msg))
 
-    def _on_client_request(self, item: _ClientRequest) -> None:
+    def local_send(self, node_id: str, client: int, request: object) -> None:
+        """A request to the node's own API (``LocalRequested``), e.g. a ``CasRequest``: it comes
+        from a remote client over a connection that only delays, but has no wire form."""
+        node = self.nodes[node_id]
+        if node.core is None:
+            self._refuse(node_id, client, 0)
+            return
+        at = self._now_ms + self.network.client_delay_ms()
+        self._push(at, _LocalRequest(node_id, node.epoch, client, request))
+
+    def _refuse(self, node_id: str, client: int, req_id: int) -> None:
+        sink = self._sink_of(client)
+        if sink is not None:
+            at = self._now_ms + self.network.refuse_delay_ms
+            self.call_at(at, f"c{client} refused by {node_id}",
+                         functools.partial(sink.on_refused, client, req_id))
+
+    def _on_client_request(self, item: _ClientRequest | _LocalRequest) -> None:
         node = self.nodes[item.node]
         if node.core is None or node.epoch != item.epoch:
             self.trace.add(self._now_ms, f"c{item.client}", "refused", item.node)
-            if self.sink is not None:
-                self.sink.on_refused(item.client, getattr(item.sent, "req_id", 0))
+            sink = self._sink_of(item.client)
+            if sink is not None:
+                request = item.sent if isinstance(item, _ClientRequest) else item.request
+                sink.on_refused(item.client, getattr(request, "req_id", 0))
             return
-        msg = self._decode(item.data, item.sent)
-        self.trace.add(self._now_ms, item.node, "request", f"c{item.client} {describe(msg)}")
-        self._feed(node, ClientRequested(item.client, msg))
+        event: Event
+        if isinstance(item, _LocalRequest):
+            self.trace.add(self._now_ms, item.node, "request",
+                           f"c{item.client} {describe(item.request)}")
+            event = LocalRequested(item.client, item.request)
+        else:
+            msg = self._decode(item.data, item.sent)
+            self.trace.add(self._now_ms, item.node, "request", f"c{item.client} {describe(msg)}")
+            event = ClientRequested(item.client, msg)
+        self._feed(node, event)
 
     # ---- driving cores -----------------------------------------------------------------------
 
@@ -410,6 +588,11 @@ class Simulator:
             effects = []
         self._execute(node, effects)
         self._arm(node)
+        if core.left and not node.departing:
+            # The node says it is safe to stop; its operator does so a little later.
+            node.departing = True
+            self.call_at(self._now_ms + 100, f"stop {node.node_id}",
+                         functools.partial(self.depart, node.node_id))
 
     def _core_failed(self, node: SimNode, what: str, exc: Exception) -> None:
         self.violations.append(f"t={self._now_ms} {node.node_id} raised {type(exc).__name__} "
@@ -477,9 +660,11 @@ class Simulator:
                     continue
                 self._send(node, dst, effect.msg)
             elif isinstance(effect, Reply):
-                data = self.network.encode(effect.msg, client=True)
+                reply: object = effect.msg
+                data = (None if isinstance(reply, _LOCAL_RESULTS)
+                        else self.network.encode(effect.msg, client=True))
                 at = self._now_ms + self.network.client_delay_ms()
-                self._push(at, _ClientAnswer(node.node_id, effect.client, data, effect.msg))
+                self._push(at, _ClientAnswer(node.node_id, effect.client, data, reply))
             elif isinstance(effect, PersistRing):
                 node.disk.persist_ring(effect.ring, effect.buckets, effect.buckets_version)
             elif isinstance(effect, Log):
@@ -508,9 +693,18 @@ class Simulator:
         else:
             self.trace.add(self._now_ms, node.node_id, route.outcome, f"{dst_id} {describe(msg)}")
 
-    def _decode(self, data: bytes, sent: Message) -> Message:
+    def _decode(self, data: bytes, sent: object) -> Message:
         msg = self.network.decode(data)
         if msg != sent:
             self.violations.append(f"t={self._now_ms} codec round trip changed "
                                    f"{type(sent).__name__}: {sent!r} -> {msg!r}")
         return msg
+
+
+def _node_of(item: _Item) -> str | None:
+    """The node that handles ``item`` (``None`` for client answers and scheduled calls)."""
+    if isinstance(item, _Deliver):
+        return item.dst
+    if isinstance(item, _Timer | _Unreachable | _ClientRequest | _LocalRequest):
+        return item.node
+    return None

@@ -180,6 +180,14 @@ class LmdbEngine:
 
     def get(self, key: bytes) -> bytes | None:
         env = self._live_env()
+        if len(key) <= self._inline_max:
+            # The usual case, inlined: one short read transaction (a renew of the cached one).
+            try:
+                with env.begin(buffers=False) as txn:
+                    raw: bytes | None = txn.get(_PREFIX + key)
+            except lmdb.Error as exc:
+                raise self._translate("get", exc) from exc
+            return raw
         record_key, grouped = self._record_key(key)
         try:
             with env.begin(buffers=False) as txn:
@@ -196,7 +204,15 @@ class LmdbEngine:
         return None
 
     def put(self, key: bytes, value: bytes) -> None:
-        self.write_batch(((key, value),))
+        if len(key) > self._inline_max:
+            self.write_batch(((key, value),))
+            return
+        env = self._live_env()
+        try:
+            with env.begin(write=True, buffers=False) as txn:
+                txn.put(_PREFIX + key, value)
+        except (lmdb.Error, OSError) as exc:
+            raise self._translate("write", exc) from exc
 
     def delete(self, key: bytes) -> None:
         self.write_batch(((key, None),))

@@ -33,6 +33,11 @@ BUCKET_NAME_BYTES_MAX = 255  # what the 1-byte length prefix can say
 # Keys deleted per write batch when dropping a partition: bounds the size of one transaction.
 _DROP_BATCH = 1024
 
+# Storage keys remembered per store (see ``EngineObjectStore.storage_key``), and the longest key
+# worth remembering: together they bound the cache to a few MiB at most.
+_KEY_CACHE_MAX = 4096
+_KEY_CACHE_KEY_BYTES_MAX = 512
+
 
 def partition_prefix(partition: int) -> bytes:
     return partition.to_bytes(PARTITION_BYTES, "big")
@@ -78,27 +83,59 @@ class EngineObjectStore:
             raise ValueError(f"q={q} must be a power of two no larger than {MAX_PARTITIONS}")
         self.engine = engine
         self.q = q
+        self._keys: dict[tuple[str, bytes], bytes] = {}
 
     def storage_key(self, bucket: str, key: bytes) -> bytes:
-        return encode_storage_key(key_partition(bucket, key, self.q), bucket, key)
+        """Where ``key`` of ``bucket`` is stored: its partition, then the bucket, then the key.
 
+        The partition costs a SHA-1 of the key, and a write reads the key before it writes it
+        (the merge of ``sync``), so recent keys are remembered: the second lookup of a request
+        is a dict hit. The cache is cleared when full, which is cheaper than tracking recency
+        and, with the skewed key popularity of real workloads, refills with the hot keys at once.
+        """
+        if type(key) is not bytes or len(key) > _KEY_CACHE_KEY_BYTES_MAX:
+            return encode_storage_key(key_partition(bucket, key, self.q), bucket, key)
+        cache = self._keys
+        ident = (bucket, key)
+        skey = cache.get(ident)
+        if skey is None:
+            skey = encode_storage_key(key_partition(bucket, key, self.q), bucket, key)
+            if len(cache) >= _KEY_CACHE_MAX:
+                cache.clear()
+            cache[ident] = skey
+        return skey
+
+    # get, put and delete are every request's path: they catch engine errors inline rather
+    # than through ``_engine_errors``, whose generator costs more than the LMDB call itself.
     def get(self, bucket: str, key: bytes) -> VersionedObject | None:
         skey = self.storage_key(bucket, key)
-        with _engine_errors("get"):
+        try:
             raw = self.engine.get(skey)
+        except DynamoKVError:
+            raise
+        except Exception as exc:
+            raise _storage_error("get", exc) from exc
         return None if raw is None else _decode(raw, bucket, key)
 
     def put(self, bucket: str, key: bytes, obj: VersionedObject) -> None:
         skey = self.storage_key(bucket, key)
         data = encode_object(obj)
-        with _engine_errors("put"):
+        try:
             self.engine.put(skey, data)
+        except DynamoKVError:
+            raise
+        except Exception as exc:
+            raise _storage_error("put", exc) from exc
 
     def delete(self, bucket: str, key: bytes) -> None:
         """Forget ``key`` entirely (not a tombstone: used after reaping or handoff)."""
         skey = self.storage_key(bucket, key)
-        with _engine_errors("delete"):
+        try:
             self.engine.delete(skey)
+        except DynamoKVError:
+            raise
+        except Exception as exc:
+            raise _storage_error("delete", exc) from exc
 
     def fold_partition(self, partition: int) -> Iterator[tuple[str, bytes, VersionedObject]]:
         self._check_partition(partition)
@@ -168,7 +205,11 @@ def _engine_errors(op: str) -> Iterator[None]:
     except DynamoKVError:
         raise
     except Exception as exc:
-        raise StorageError(f"storage {op} failed: {type(exc).__name__}: {exc}") from exc
+        raise _storage_error(op, exc) from exc
+
+
+def _storage_error(op: str, exc: Exception) -> StorageError:
+    return StorageError(f"storage {op} failed: {type(exc).__name__}: {exc}")
 
 
 __all__ = [
