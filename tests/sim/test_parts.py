@@ -1,4 +1,4 @@
-"""The simulator's parts on their own: checkers, disk, network, world."""
+"""The simulator's parts on their own: checkers, disk, network, world, options."""
 
 from __future__ import annotations
 
@@ -11,16 +11,19 @@ from dynamokv.core.ring import Member, Ring
 from dynamokv.core.vclock import VectorClock
 from dynamokv.core.versioned import Dot, Sibling, VersionedObject
 from dynamokv.errors import StorageError
+from dynamokv.core.paxos import AcceptorState, Ballot
 from dynamokv.sim.checkers import (
     DiskLog,
     check_acknowledged_writes,
     check_convergence,
+    check_counter,
+    check_partitions,
     sibling_violations,
 )
 from dynamokv.sim.disk import DiskFaults, SimDisk
-from dynamokv.sim.history import History, Operation
+from dynamokv.sim.history import History, Kind, Operation, Status
 from dynamokv.sim.network import LinkFaults, SimNetwork
-from dynamokv.sim.options import SimOptions
+from dynamokv.sim.options import FAULT_KINDS, SimOptions, parse_faults
 from dynamokv.sim.world import Simulator
 
 B = "sim"
@@ -135,7 +138,7 @@ def test_convergence_flags_diverged_replicas() -> None:
 def test_disk_keeps_data_across_a_crash_and_can_lose_unsynced_writes() -> None:
     disk = _disk("n1")
     disk.put(B, b"k", obj(sib(b"v1", "a", 1)))
-    assert disk.crash() == 0
+    assert disk.crash(lose_unsynced=True) == 0  # this disk never loses anything
     assert disk.get(B, b"k") == obj(sib(b"v1", "a", 1))
 
     lossy = _disk("n1", faults=DiskFaults(loses_unsynced=True))
@@ -144,10 +147,26 @@ def test_disk_keeps_data_across_a_crash_and_can_lose_unsynced_writes() -> None:
     lossy.put(B, b"k", obj(sib(b"v2", "a", 2)))
     lossy.put(B, b"new", obj(sib(b"x", "a", 1)))
     lossy.put_hint("n2", B, b"h", obj(sib(b"y", "a", 1)))
-    assert lossy.crash() == 3
+    assert lossy.crash() == 0  # the process died: the OS still has every write
+    assert lossy.get(B, b"new") is not None
+    assert lossy.crash(lose_unsynced=True) == 3  # the power went: unflushed writes are gone
     assert lossy.get(B, b"k") == obj(sib(b"v1", "a", 1))
     assert lossy.get(B, b"new") is None
     assert lossy.hints() == {}
+
+
+def test_disk_flushes_writes_older_than_the_writeback_delay() -> None:
+    now = [0]
+    disk = SimDisk("n1", 8, "inc", random.Random(1),
+                   DiskFaults(loses_unsynced=True, flush_ms=100), clock=lambda: now[0])
+    disk.put(B, b"old", obj(sib(b"v", "a", 1)))
+    now[0] = 150
+    disk.put(B, b"young", obj(sib(b"w", "a", 1)))
+    disk.put_paxos(B, b"young", AcceptorState(Ballot(5, "n1")))
+    assert [u.kind for u in disk.unsynced()] == ["object", "paxos"]
+    assert disk.crash(lose_unsynced=True) == 2
+    assert disk.get(B, b"old") is not None and disk.get(B, b"young") is None
+    assert (disk.get_paxos(B, b"young") or AcceptorState()) == AcceptorState()
 
 
 def test_disk_faults_and_lies() -> None:
@@ -190,6 +209,15 @@ def test_network_connections_refusals_and_partitions() -> None:
     assert net.reset_links("n2") == ["n1", "n3"]
 
 
+def test_network_one_way_partition() -> None:
+    net = _net()
+    net.block([("n1", "n2")])  # n2 does not hear n1; n1 still hears n2
+    assert net.route("n1", 1, "n2", 1, 0).outcome == "timeout"
+    assert net.route("n2", 1, "n1", 1, 0).outcome == "deliver"
+    net.unblock([("n1", "n2")])
+    assert net.route("n1", 1, "n2", 1, 0).outcome == "deliver"
+
+
 def test_network_loss_and_duplication() -> None:
     lossy = _net(loss=1.0)
     assert lossy.route("n1", 1, "n2", 1, 0).outcome == "lost"
@@ -200,8 +228,8 @@ def test_network_loss_and_duplication() -> None:
 # ---- world -------------------------------------------------------------------------------------
 
 
-def _quiet(seed: int, nodes: int = 3) -> Simulator:
-    options = SimOptions(seed=seed, nodes=nodes, q=8, crashes=False, partitions=False)
+def _quiet(seed: int, nodes: int = 3, faults: tuple[str, ...] = ()) -> Simulator:
+    options = SimOptions(seed=seed, nodes=nodes, q=8, faults=faults)
     return Simulator(seed, options)
 
 
@@ -251,3 +279,131 @@ def test_world_answers_clients_and_refuses_when_down() -> None:
     sim.client_send("n3", 1, GetRequest(2, B, b"k"))
     sim.run_until(sim.now_ms + 50)
     assert sink.refused == [2]
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.replies: list[object] = []
+
+    def on_reply(self, ref: int, msg: object) -> None:
+        self.replies.append(msg)
+
+    def on_refused(self, ref: int, req_id: int) -> None:
+        pass
+
+    def on_connection_lost(self, node: str) -> None:
+        pass
+
+
+def test_world_pause_delays_events_without_refusing_them() -> None:
+    sim = _quiet(7)
+    assert sim.bootstrap()
+    sink = _Sink()
+    sim.sink = sink
+    sim.pause("n2", sim.now_ms + 2_000)
+    start = sim.now_ms
+    sim.client_send("n2", 1, GetRequest(1, B, b"k"))
+    sim.run_until(start + 1_900)
+    assert sink.replies == []  # queued, not refused
+    sim.run_until(start + 4_000)
+    assert len(sink.replies) == 1
+    assert sim.violations == [] and sim.errors == []
+
+
+def test_world_power_loss_never_destroys_the_last_copy() -> None:
+    sim = _quiet(8, faults=("power",))
+    assert sim.bootstrap()
+    only_here = obj(sib(b"v", "w", 1))
+    sim.nodes["n1"].disk.put(B, b"k", only_here)
+    assert "last copy" in sim.power_loss_unsafe("n1")
+    assert not sim.power_fail("n1")  # refused: a process crash instead
+    assert sim.nodes["n1"].disk.peek(B, b"k") == only_here
+    sim.restart("n1")
+    sim.run_until(sim.now_ms + sim.options.flush_ms + 1)  # the OS has flushed "k" by now
+    assert sim.power_loss_unsafe("n1") == ""
+    sim.nodes["n1"].disk.put(B, b"k2", obj(sib(b"v", "w", 1)))
+    assert "last copy" in sim.power_loss_unsafe("n1")
+    sim.nodes["n3"].disk.put_hint("n1", B, b"k2", obj(sib(b"v2", "w", 2, clock(w=1))))
+    assert sim.power_loss_unsafe("n1") == ""  # superseded by a write held on n3
+    sim.nodes["n1"].disk.put_paxos("~t/x", b"k", AcceptorState(Ballot(1, "n1")))
+    assert "Paxos" in sim.power_loss_unsafe("n1")
+
+
+def test_world_joins_a_fresh_node_and_jumps_clocks() -> None:
+    sim = _quiet(9)
+    assert sim.bootstrap()
+    new = sim.add_node()
+    assert new == "n4"
+    sim.run_until(sim.now_ms + 5_000)
+    assert sim.rings_complete()
+    before = sim.clocks.wall_ms("n4", sim.now_ms)
+    sim.jump_clock("n4", -3_000)
+    assert sim.clocks.wall_ms("n4", sim.now_ms) == before - 3_000
+
+
+# ---- options and the counter checker -------------------------------------------------------
+
+
+def test_parse_faults() -> None:
+    drawn = ("crash", "loss")
+    assert parse_faults("pause,crash", drawn) == ("crash", "pause")
+    assert parse_faults("+power,-loss", drawn) == ("crash", "power")
+    assert parse_faults("none", drawn) == ()
+    assert parse_faults("all", drawn) == FAULT_KINDS
+    with pytest.raises(ValueError):
+        parse_faults("meteor", drawn)
+    options = SimOptions.from_seed(3)
+    assert options.faults == SimOptions.from_seed(3).faults  # a function of the seed
+
+
+def _cas(history: History, kind: Kind, old: int, new: int, start: int, end: int,
+         status: Status = "ok") -> Operation:
+    op = history.invoke(1, kind, b"counter", "n1", start)
+    History.finish(op, status, end)
+    if status == "ok":
+        op.cas_old, op.cas_new = old, new
+    return op
+
+
+def test_counter_checker_accepts_a_linearizable_history() -> None:
+    h = History()
+    _cas(h, "incr", 0, 1, 0, 10)
+    _cas(h, "incr", 1, 2, 5, 20)  # overlapping: fine
+    _cas(h, "cas-read", 2, 2, 30, 40)
+    _cas(h, "incr", 0, 0, 41, 50, status="unknown")
+    final = _cas(h, "final-cas-read", 3, 3, 100, 110)
+    assert check_counter(h, final) == []
+
+
+def test_counter_checker_flags_duplicates_lost_and_stale() -> None:
+    h = History()
+    _cas(h, "incr", 0, 1, 0, 10)
+    _cas(h, "incr", 0, 1, 20, 30)  # the same result twice, and it started from a stale value
+    _cas(h, "cas-read", 0, 0, 40, 50)  # went backwards
+    final = _cas(h, "final-cas-read", 1, 1, 100, 110)  # two acknowledged, one applied
+    problems = check_counter(h, final)
+    assert any("two acknowledged increments" in p for p in problems)
+    assert any("went backwards" in p for p in problems)
+    assert any("was lost" in p for p in problems)
+    h2 = History()
+    _cas(h2, "incr", 0, 1, 0, 10)
+    assert any("applied twice" in p for p in check_counter(h2, _cas(h2, "final-cas-read", 3, 3,
+                                                                    20, 30)))
+
+
+def test_partition_checker_flags_differences_and_strays() -> None:
+    members = tuple(Member(n, f"{n}.sim:7000") for n in ("n1", "n2", "n3", "n4"))
+    ring = Ring(4, ("n1", "n2", "n3", "n4"), members, 1, "n1")
+    disks = {n: _disk(n, q=4) for n in ("n1", "n2", "n3", "n4")}
+    assert check_partitions(ring, 3, disks, list(disks)) == []
+    key = b"k"
+    replicas = ring.preference_list(ring.partition_for(B, key), 3)
+    for node in replicas:
+        disks[node].put(B, key, obj(sib(b"v", "a", 1)))
+    assert check_partitions(ring, 3, disks, list(disks)) == []
+    disks[replicas[1]].put(B, key, obj(sib(b"v", "a", 1), sib(b"w", "b", 1)))
+    other = next(n for n in disks if n not in replicas)
+    disks[other].put(B, key, obj(sib(b"v", "a", 1)))
+    problems = check_partitions(ring, 3, disks, list(disks))
+    assert any("differs" in p for p in problems)
+    assert any("no replica" in p for p in problems)

@@ -76,7 +76,7 @@ CLOCK = VectorClock.from_entries([("a", 3, 1000), ("b", 1, 2000), ("c", 7, 3000)
 PUT = PutRequest(7, "users", b"k", b"v", CLOCK, 2, None, 5000)
 PUT_RAW: list[Any] = [1, 7, "users", b"k", b"v", [["a", 3, 1000], ["b", 1, 2000]], 2, None, 5000]
 OBJ_RAW: list[Any] = [[b"x", "a", 1, [], 10], [None, "b", 2, [["c", 1, 5]], 11]]
-RING_RAW: list[Any] = [2, ["n1", "n2"], [["n1", "h:1", "valid", "", ""]], 3, "n1"]
+RING_RAW: list[Any] = [2, ["n1", "n2"], [["n1", "h:1", "valid", "", ""]], 3, "n1", []]
 
 
 # Valid messages as raw arrays, built by the codec itself so that fields appended (with
@@ -163,7 +163,7 @@ def test_nested_values_are_arrays_not_maps() -> None:
     ]
     assert raw(encode(GossipRing(ring, {"b": {"n": 3}}, 2)))[:4] == [
         18,
-        [2, ["n1", "n1"], [["n1", "h:1", "joining", "", ""]], 4, "n1"],
+        [2, ["n1", "n1"], [["n1", "h:1", "joining", "", ""]], 4, "n1", []],
         {"b": {"n": 3}},
         2,
     ]

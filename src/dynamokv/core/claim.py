@@ -76,12 +76,18 @@ def claim(
         owners = _stripe(owning, q, n)
     else:
         owners = _rearrange(list(ring.owners), owning, n)
+    previous: tuple[str, ...] = ()
+    if ring is not None:
+        # Remember the owners this change replaces (kept across changes that move nothing), so
+        # Paxos can ask majorities of both the old and the new preference lists.
+        previous = ring.owners if tuple(owners) != ring.owners else ring.previous_owners
     return Ring(
         q=q,
         owners=tuple(owners),
         members=tuple(sorted(members, key=lambda m: m.node_id)),
         version=1 if ring is None else ring.version + 1,
         claimant=claimant,
+        previous_owners=previous,
     )
 
 

@@ -128,9 +128,22 @@ class CasOp:
         self.acks.clear()
         self.failed.clear()
 
+    groups: tuple[tuple[str, ...], ...] = ()  # replica sets that each need a majority
+
+    def _sets(self) -> tuple[tuple[str, ...], ...]:
+        return self.groups or (self.replicas,)
+
+    def reached(self, answered: set[str] | dict[str, object]) -> bool:
+        """A majority of every replica set is among ``answered``."""
+        return all(sum(1 for n in g if n in answered) >= len(g) // 2 + 1 for g in self._sets())
+
     def lost(self) -> bool:
-        """Too many replicas failed or refused for a majority this round."""
-        return len(self.replicas) - len(self.failed) - len(self.nacks) < self.majority
+        """Too many replicas failed or refused for a majority of some set this round."""
+        for group in self._sets():
+            out = sum(1 for n in group if n in self.failed or n in self.nacks)
+            if len(group) - out < len(group) // 2 + 1:
+                return True
+        return False
 
     def highest_seen(self) -> Ballot:
         seen = [b for b in self.nacks.values()]

@@ -48,12 +48,18 @@ class Ring:
     members: tuple[Member, ...]  # sorted by node_id
     version: int
     claimant: str
+    # The owners before the last ownership change (empty for a first ring). Paxos asks a
+    # majority of the preference lists under both, so two proposers whose rings differ by one
+    # change still meet (joint consensus across a range movement, which Cassandra's LWTs lacked).
+    previous_owners: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not is_power_of_two(self.q):
             raise ValueError(f"ring size q={self.q} must be a power of two")
         if len(self.owners) != self.q:
             raise ValueError(f"ring has {len(self.owners)} owners for q={self.q}")
+        if self.previous_owners and len(self.previous_owners) != self.q:
+            raise ValueError(f"ring has {len(self.previous_owners)} previous owners for q={self.q}")
 
     def partition_for(self, bucket: str, key: bytes) -> int:
         return key_partition(bucket, key, self.q)
@@ -64,6 +70,20 @@ class Ring:
         q = self.q
         for i in range(q):
             owner = self.owners[(partition + i) % q]
+            if owner not in seen:
+                seen.append(owner)
+                if len(seen) == n:
+                    break
+        return tuple(seen)
+
+    def previous_preference_list(self, partition: int, n: int) -> tuple[str, ...]:
+        """``preference_list`` under the owners before the last change (``()`` if none)."""
+        if not self.previous_owners or self.previous_owners == self.owners:
+            return ()
+        seen: list[str] = []
+        q = self.q
+        for i in range(q):
+            owner = self.previous_owners[(partition + i) % q]
             if owner not in seen:
                 seen.append(owner)
                 if len(seen) == n:
@@ -112,9 +132,12 @@ def reconcile(mine: Ring | None, theirs: Ring) -> Ring:
     return max(mine, theirs, key=_ring_order_key)
 
 
-def _ring_order_key(ring: Ring) -> tuple[str, tuple[str, ...], tuple[tuple[str, str, str], ...]]:
+def _ring_order_key(
+    ring: Ring,
+) -> tuple[str, tuple[str, ...], tuple[tuple[str, str, str], ...], tuple[str, ...]]:
     return (
         ring.claimant,
         ring.owners,
         tuple((m.node_id, m.address, m.status.value) for m in ring.members),
+        ring.previous_owners,
     )

@@ -253,10 +253,15 @@ class TableOps:
         if ring is None:
             return [Reply(client, _error(UnavailableError("node has not joined a cluster")))]
         n = self.node.bucket_props(req.bucket).n
-        replicas = ring.preference_list(ring.partition_for(req.bucket, req.key), n)
+        partition = ring.partition_for(req.bucket, req.key)
+        current = ring.preference_list(partition, n)
+        previous = ring.previous_preference_list(partition, n)
+        groups = (current,) if not previous or set(previous) == set(current) else (
+            current, previous)
+        replicas = tuple(dict.fromkeys(current + previous))
         op_id = self._new_id()
         op = CasOp(client, op_id, req.bucket, req.key, replicas, len(replicas) // 2 + 1,
-                   req.read_only, now_ms + self._timeout(req.timeout_ms))
+                   req.read_only, now_ms + self._timeout(req.timeout_ms), groups=groups)
         self.cas_ops[op_id] = op
         self._decide_fn[op_id] = req.decide
         self.deadlines.set(op_id, op.deadline_ms)
@@ -305,7 +310,7 @@ class TableOps:
         else:
             op.promises[src] = (Ballot(msg.accepted_ms, msg.accepted_node), msg.accepted,
                                 Ballot(msg.committed_ms, msg.committed_node), msg.current)
-        if len(op.promises) >= op.majority:
+        if op.reached(op.promises):
             return self._promised(op_id, op, wall_ms)
         if op.lost():
             return self._retry(op_id, op)
@@ -374,7 +379,7 @@ class TableOps:
             op.nacks[src] = Ballot(msg.promised_ms, msg.promised_node)
         else:
             op.acks.add(src)
-        if len(op.acks) >= op.majority:
+        if op.reached(op.acks):
             repairing = op.phase is CasPhase.REPAIRING
             op.phase = CasPhase.COMMITTING
             op.acks.clear()
@@ -396,7 +401,7 @@ class TableOps:
             op.failed[src] = msg.error
         else:
             op.acks.add(src)
-        if len(op.acks) >= op.majority:
+        if op.reached(op.acks):
             if op.restart_after_commit:  # that was a repair: now our own round
                 op.restart_after_commit = False
                 return self._prepare(op_id, op, wall_ms)

@@ -252,6 +252,8 @@ class LeaveAdmin:
         self.node = node
         assert self.target is not None
         msg = ClusterRequest(self.req_id, step, self.target if step == "leave" else "")
+        if step == "commit":
+            sim.membership_times.append(sim.now_ms)
         sim.client_send(node, ADMIN_REF, msg)
         req_id = self.req_id
         sim.call_at(sim.now_ms + 5_000, "admin timeout",

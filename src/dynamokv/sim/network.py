@@ -55,6 +55,8 @@ class NetworkStats:
     duplicated: int = 0
     blocked: int = 0
     refused: int = 0
+    delayed: int = 0  # copies that got a tail delay
+    reordered: int = 0  # copies due before one sent earlier on the same link
     bytes_sent: int = 0
     client_messages: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
@@ -139,10 +141,14 @@ class SimNetwork:
             at = now_ms + rng.randint(faults.delay_min_ms, faults.delay_max_ms)
             if faults.delay_tail and rng.random() < faults.delay_tail:
                 at += rng.randint(0, faults.delay_tail_ms)
+                stats.delayed += 1
+            last = self._last_at.get(link, 0)
             if faults.fifo:
                 # Equal times keep send order: the world's heap breaks ties by sequence.
-                at = max(at, self._last_at.get(link, 0))
-                self._last_at[link] = at
+                at = max(at, last)
+            elif at < last:
+                stats.reordered += 1
+            self._last_at[link] = max(at, last)
             times.append(at)
         self._links[link] = (src_epoch, dst_epoch)
         return Route("deliver", tuple(times), hello=not is_open)

@@ -63,6 +63,7 @@ class RunResult:
     summary: str = ""
     trace_tail: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # faults and messages, for tests
 
     @property
     def ok(self) -> bool:
@@ -117,6 +118,12 @@ def run_seed(options: SimOptions, echo: Callable[[str], None] | None = None) -> 
     result.summary = _summary(sim, history)
     result.trace_tail = list(trace.tail)
     result.errors = list(sim.errors)
+    stats = sim.network.stats
+    result.counts = {**sim.counts, "lost": stats.lost, "duplicated": stats.duplicated,
+                     "blocked": stats.blocked, "delayed": stats.delayed,
+                     "reordered": stats.reordered,
+                     "storage": sum(n.disk.failed for n in sim.nodes.values()),
+                     "skewed": sum(1 for n in sim.nodes if sim.clocks.offset_ms(n))}
     return result
 
 
@@ -208,7 +215,8 @@ def _check(sim: Simulator, workload: Workload, history: History, log: DiskLog
         liveness.append("rings differ at the end")
     out = {
         "lost-writes": check_acknowledged_writes(history, workload.final, log, BUCKET),
-        "quorum-reads": check_quorum_reads(history, o) if o.strict_quorum else [],
+        "quorum-reads": check_quorum_reads(history, o, sim.power_loss_times,
+                                           sim.membership_times),
         "disk-writes": log.violations(),
         "siblings": check_stored_siblings(disks.values()),
         "counter": check_counter(history, workload.final_counter),
@@ -228,10 +236,12 @@ def _summary(sim: Simulator, history: History) -> str:
     c = sim.counts
     return (f"ops {ops}\n"
             f"messages sent={s.sent} delivered={s.delivered} lost={s.lost} "
-            f"duplicated={s.duplicated} blocked={s.blocked} refused={s.refused} "
+            f"duplicated={s.duplicated} reordered={s.reordered} delayed={s.delayed} "
+            f"blocked={s.blocked} refused={s.refused} "
             f"client={s.client_messages}\n"
             f"faults crashes={c['crashes']} power_losses={c['power_losses']} "
-            f"power_refused={c['power_refused']} restarts={c['restarts']} pauses={c['pauses']} "
+            f"power_refused={c['power_refused']} unsynced_lost={c['unsynced_lost']} "
+            f"restarts={c['restarts']} pauses={c['pauses']} "
             f"partitions={c['partitions']} clock_jumps={c['clock_jumps']} joins={c['joins']} "
             f"departures={c['departures']} "
             f"storage={sum(n.disk.failed for n in sim.nodes.values())}"

@@ -206,9 +206,14 @@ class Simulator:
         self._sinks: dict[int, ClientSink] = {}  # client refs with their own sink (the admin)
         self.violations: list[str] = []  # assertions the world itself checks (codec, timers)
         self.errors: list[str] = []  # tracebacks of exceptions the cores raised
-        self.counts = {"crashes": 0, "power_losses": 0, "power_refused": 0, "restarts": 0,
+        self.counts = {"crashes": 0, "power_losses": 0, "power_refused": 0, "unsynced_lost": 0,
+                       "restarts": 0,
                        "pauses": 0, "partitions": 0, "clock_jumps": 0, "joins": 0,
                        "departures": 0}
+        # When power losses destroyed writes, and when membership began to change: a strict
+        # quorum read's promise does not hold across either (see checkers.check_quorum_reads).
+        self.power_loss_times: list[int] = []
+        self.membership_times: list[int] = []
         self.nodes: dict[str, SimNode] = {}
         self._by_address: dict[str, str] = {}
         self._observer = observer
@@ -339,6 +344,7 @@ class Simulator:
         """A fresh node (empty disk, new id and address) starts and joins through its seeds."""
         node_id = self._new_node()
         self.counts["joins"] += 1
+        self.membership_times.append(self._now_ms)
         self.trace.add(self._now_ms, node_id, "join")
         self.start_node(node_id)
         return node_id
@@ -354,6 +360,9 @@ class Simulator:
         self.counts["crashes"] += 1
         if power:
             self.counts["power_losses"] += 1
+            self.counts["unsynced_lost"] += lost
+            if lost:
+                self.power_loss_times.append(self._now_ms)
         self.trace.add(self._now_ms, node_id, "crash",
                        f"kind={'power' if power else 'process'} lost_unsynced={lost}")
 

@@ -337,7 +337,7 @@ def _enc_ring(ring: Ring) -> Any:
         (m.node_id, m.address, m.status.value, m.http_address, m.metrics_address)
         for m in ring.members
     ]
-    return (ring.q, ring.owners, members, ring.version, ring.claimant)
+    return (ring.q, ring.owners, members, ring.version, ring.claimant, ring.previous_owners)
 
 
 def _dec_member(v: Any, label: str) -> Member:
@@ -363,9 +363,11 @@ def _dec_member(v: Any, label: str) -> Member:
 
 
 def _dec_ring(v: Any, label: str) -> Ring:
-    if type(v) is not tuple or len(v) != 5:
-        raise ProtocolError(f"{label} must be [q, owners, members, version, claimant]")
-    q, owners, members, version, claimant = v
+    if type(v) is not tuple or len(v) != 6:
+        raise ProtocolError(
+            f"{label} must be [q, owners, members, version, claimant, previous_owners]"
+        )
+    q, owners, members, version, claimant, previous = v
     if type(q) is not int or q < 1 or q & (q - 1):
         raise ProtocolError(f"{label}: q must be a positive power of two, got {q!r}")
     if type(owners) is not tuple or len(owners) != q:
@@ -389,8 +391,12 @@ def _dec_ring(v: Any, label: str) -> Ring:
         raise _bad_int(f"{label}: version", version, 0)
     if type(claimant) is not str:
         raise _wrong_type(f"{label}: claimant", "a str", claimant)
+    if type(previous) is not tuple or (previous and len(previous) != q) or any(
+        type(o) is not str for o in previous
+    ):
+        raise ProtocolError(f"{label}: previous_owners must be empty or q={q} node ids")
     # The real constructor, so Ring.__post_init__ checks what it checks (already true here).
-    return Ring(q, owners, tuple(decoded), version, claimant)
+    return Ring(q, owners, tuple(decoded), version, claimant, previous)
 
 
 # ---- other containers -----------------------------------------------------------------------
