@@ -30,6 +30,7 @@ plain actor counts from its local store.
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from dynamokv.core.versioned import Dot, VersionedObject
@@ -133,7 +134,7 @@ class CasOp:
     def _sets(self) -> tuple[tuple[str, ...], ...]:
         return self.groups or (self.replicas,)
 
-    def reached(self, answered: set[str] | dict[str, object]) -> bool:
+    def reached(self, answered: Collection[str]) -> bool:
         """A majority of every replica set is among ``answered``."""
         return all(sum(1 for n in g if n in answered) >= len(g) // 2 + 1 for g in self._sets())
 
