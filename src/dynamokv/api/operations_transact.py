@@ -433,7 +433,7 @@ class _Transaction:
                 return refused.reason
             except _Foreign as foreign:
                 intent = decode_intent(foreign.current)
-                state = await txn_state(ctx, intent.record, intent.txn)
+                state = await txn_state(ctx, intent.record, intent.txn, exact=False)
                 if state == PENDING:
                     return _conflict()
                 await apply_outcome(ctx, op.table.bucket, op.key, intent.txn,
@@ -561,7 +561,7 @@ async def _snapshot(ctx: ApiContext, gets: list[_Get]) -> list[bytes | None]:
     async def settle(get: _Get, raw: bytes) -> bool:
         """Settle one intent; True if its transaction is live."""
         intent = decode_intent(raw)
-        state = await txn_state(ctx, intent.record, intent.txn)
+        state = await txn_state(ctx, intent.record, intent.txn, exact=False)
         if state == PENDING:
             return True
         await apply_outcome(ctx, get.table.bucket, get.key, intent.txn, state == COMMITTED)

@@ -205,9 +205,23 @@ async def apply_outcome(
     return new
 
 
-async def txn_state(ctx: ApiContext, name: str, txn: str) -> str:
+async def txn_state(ctx: ApiContext, name: str, txn: str, *, exact: bool = True) -> str:
     """The state of transaction ``txn`` (record ``name``), aborting it first if it has been
-    PENDING for longer than PENDING_TIMEOUT."""
+    PENDING for longer than PENDING_TIMEOUT.
+
+    A decided state never changes, so a fast (eventually consistent) read of the record that
+    shows one is the answer; so is a young PENDING unless ``exact`` (a conflict answered
+    because of a transaction that has just committed is still a correct answer, a read
+    returning its old value would not be). Anything else is read linearizably: this keeps
+    contenders' Paxos rounds off the record while its coordinator commits it."""
+    raw = await ctx.handle.read(TXN_BUCKET, record_key(name), consistent=False)
+    if raw is not None:
+        seen = Record.decode(raw)
+        if seen.txn == txn and (
+            seen.state != PENDING
+            or (not exact and ctx.clock() - seen.created < PENDING_TIMEOUT)
+        ):
+            return seen.state
     record = await read_record(ctx, name)
     if record is None or record.txn != txn:
         return GONE
@@ -244,7 +258,7 @@ async def clear_intent(ctx: ApiContext, bucket: str, key: bytes, raw: bytes) -> 
     """Settle the intent a write met, or raise TransactionConflictException if its transaction
     is live (DynamoDB's answer to a write on an item a transaction holds)."""
     intent = decode_intent(raw)
-    state = await txn_state(ctx, intent.record, intent.txn)
+    state = await txn_state(ctx, intent.record, intent.txn, exact=False)
     if state == PENDING:
         raise TransactionConflictException(CONFLICT_MESSAGE)
     await apply_outcome(ctx, bucket, key, intent.txn, state == COMMITTED)

@@ -22,7 +22,7 @@ from typing import Any, cast
 from dynamokv.core.messages import Hello, Message
 from dynamokv.errors import ProtocolError
 from dynamokv.wire.codec import decode, encode
-from dynamokv.wire.framing import FrameDecoder, frame
+from dynamokv.wire.framing import HEADER_SIZE, FrameDecoder, frame_header
 
 log = logging.getLogger("dynamokv.transport")
 
@@ -101,11 +101,15 @@ class _Conn(asyncio.Protocol):
     def send(self, payload: bytes) -> bool:
         if self.closed:
             return False
-        data = frame(payload)
-        if self.out_bytes + len(data) > self.owner.send_queue_bytes_max:
+        size = len(payload) + HEADER_SIZE
+        if self.out_bytes + size > self.owner.send_queue_bytes_max:
             return False
-        self.out.append(data)
-        self.out_bytes += len(data)
+        # Header and payload stay separate buffers: ``flush`` hands them all to one
+        # ``writelines`` (a single writev under uvloop), so no payload is copied to be framed.
+        out = self.out
+        out.append(frame_header(len(payload)))
+        out.append(payload)
+        self.out_bytes += size
         if not self.flush_scheduled:
             self.flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -115,11 +119,8 @@ class _Conn(asyncio.Protocol):
         self.flush_scheduled = False
         if self.transport is None or self.closed or not self.out:
             return
-        if len(self.out) == 1:
-            self.transport.write(self.out[0])
-        else:
-            self.transport.write(b"".join(self.out))
-        self.out.clear()
+        self.transport.writelines(self.out)
+        self.out = []
         self.out_bytes = 0
 
     def abort(self) -> None:

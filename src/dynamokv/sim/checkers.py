@@ -40,6 +40,11 @@ class _Stored:
     node: str
 
 
+def actor_node(actor: str) -> str:
+    """The node an actor belongs to (actors are ``<node>.<incarnation>[~p|/<one-off>]``)."""
+    return actor.split(".", 1)[0]
+
+
 def _key(key: bytes) -> str:
     return key.decode(errors="replace")
 
@@ -82,6 +87,9 @@ class DiskLog:
     """Watches every write that reaches a disk (``SimDisk`` observer)."""
 
     def __init__(self) -> None:
+        # Nodes that lost unflushed writes to a power loss so far (the world fills it in), to
+        # name the likely cause when a dot is issued twice.
+        self.power_lost: set[str] = set()
         self._dots: dict[tuple[str, bytes, Dot], _Stored] = {}
         self._value_dot: dict[tuple[str, bytes, bytes], Dot] = {}
         self._applied: set[tuple[str, bytes, bytes | None, VectorClock]] = set()
@@ -103,10 +111,14 @@ class DiskLog:
                 self._dots[ident] = _Stored(s.value, s.context, s.timestamp_ms, node)
             elif (stored.value, stored.timestamp_ms) != (s.value, s.timestamp_ms) or (
                     not lww and stored.context != s.context):
+                issuer = actor_node(s.dot.actor)
+                why = (f" ({issuer}, which issued it, lost unflushed writes to a power loss "
+                       "before)" if issuer in self.power_lost else "")
                 self._report.add(
                     f"dot {s.dot.actor}:{s.dot.counter} of {_key(key)} names two writes: "
-                    f"{stored.value!r} ctx={_clock(stored.context)} (first on {stored.node}) and "
-                    f"{s.value!r} ctx={_clock(s.context)} (on {node})")
+                    f"{stored.value!r} ctx={_clock(stored.context)} "
+                    f"t={stored.timestamp_ms} (first on {stored.node}) and {s.value!r} "
+                    f"ctx={_clock(s.context)} t={s.timestamp_ms} (on {node}){why}")
 
     def dot_of(self, bucket: str, key: bytes, value: bytes) -> Dot | None:
         return self._value_dot.get((bucket, key, value))
@@ -254,11 +266,15 @@ def check_partitions(ring: Ring, n: int, disks: Mapping[str, SimDisk],
     return report.items
 
 
-def check_counter(history: History, final: Operation | None) -> list[str]:
+def check_counter(history: History, final: Operation | None, log: DiskLog | None = None,
+                  bucket: str = "") -> list[str]:
     """The Paxos counter (``CasRequest`` increments and linearizable reads).
 
     - every acknowledged increment returned ``new == old + 1``, and no two returned the same
       ``new`` (each increment was applied to a different state);
+    - the result is the operation's own: the version holding ``new`` was stamped by the Paxos
+      actor of the node the operation went to (a proposer only reports its own proposals; the
+      disk log names who stamped each value, ``log.dot_of``);
     - the final value read through Paxos is at least the number of acknowledged increments and
       at most that plus the increments whose outcome is unknown;
     - real-time order: an operation that began after another finished saw at least what that
@@ -280,6 +296,11 @@ def check_counter(history: History, final: Operation | None) -> list[str]:
         assert o.cas_old is not None and o.cas_new is not None
         if o.cas_new != o.cas_old + 1:
             report.add(f"counter: {o.describe()} is no increment")
+        dot = log.dot_of(bucket, o.key, str(o.cas_new).encode()) if log is not None else None
+        if dot is not None and actor_node(dot.actor) != o.node:
+            report.add(f"counter: {o.describe()} reported {o.cas_new}, which a proposal of "
+                       f"{actor_node(dot.actor)} wrote ({dot.actor}:{dot.counter}): a result "
+                       "that is not this operation's")
         other = by_new.get(o.cas_new)
         if other is not None:
             report.add(f"counter: two acknowledged increments returned {o.cas_new}: "

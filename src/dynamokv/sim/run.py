@@ -47,7 +47,7 @@ from dynamokv.sim.faults import FaultPlan
 from dynamokv.sim.history import History
 from dynamokv.sim.options import BUGS, FAULT_KINDS, SimOptions, parse_faults
 from dynamokv.sim.trace import Trace
-from dynamokv.sim.workload import BUCKET, Workload
+from dynamokv.sim.workload import BUCKET, CAS_BUCKET, Workload
 from dynamokv.sim.world import Simulator
 
 REPAIR_WAIT_MS = 1_000  # after the final reads, for fire-and-forget read repairs to land
@@ -75,6 +75,7 @@ def run_seed(options: SimOptions, echo: Callable[[str], None] | None = None) -> 
     trace = Trace(echo)
     log = DiskLog()
     sim = Simulator(options.seed, options, trace=trace, observer=log.observe)
+    log.power_lost = sim.power_lost_nodes
     history = History()
     workload = Workload(sim, options, history)
     sim.sink = workload
@@ -219,7 +220,7 @@ def _check(sim: Simulator, workload: Workload, history: History, log: DiskLog
                                            sim.membership_times),
         "disk-writes": log.violations(),
         "siblings": check_stored_siblings(disks.values()),
-        "counter": check_counter(history, workload.final_counter),
+        "counter": check_counter(history, workload.final_counter, log, CAS_BUCKET),
         "liveness": liveness,
     }
     if ring is not None:

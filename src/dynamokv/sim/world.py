@@ -213,6 +213,7 @@ class Simulator:
         # When power losses destroyed writes, and when membership began to change: a strict
         # quorum read's promise does not hold across either (see checkers.check_quorum_reads).
         self.power_loss_times: list[int] = []
+        self.power_lost_nodes: set[str] = set()
         self.membership_times: list[int] = []
         self.nodes: dict[str, SimNode] = {}
         self._by_address: dict[str, str] = {}
@@ -363,6 +364,7 @@ class Simulator:
             self.counts["unsynced_lost"] += lost
             if lost:
                 self.power_loss_times.append(self._now_ms)
+                self.power_lost_nodes.add(node_id)
         self.trace.add(self._now_ms, node_id, "crash",
                        f"kind={'power' if power else 'process'} lost_unsynced={lost}")
 

@@ -685,7 +685,11 @@ def encode_object(obj: VersionedObject) -> bytes:
 def decode_object(data: Bytes) -> VersionedObject:
     """Inverse of ``encode_object``; ``ProtocolError`` for anything malformed."""
     try:
-        body = _versioned_body(data, OBJECT_FORMAT_VERSION, "object")
+        if type(data) is bytes and data[:1] == _OBJECT_PREFIX:
+            # Every read of the store comes here with bytes: skip the general buffer checks.
+            body: Bytes = memoryview(data)[1:]
+        else:
+            body = _versioned_body(data, OBJECT_FORMAT_VERSION, "object")
         return _dec_object(_unpack(body), "object")
     except ProtocolError:
         raise

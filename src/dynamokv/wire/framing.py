@@ -24,7 +24,14 @@ from typing import Final, NoReturn
 
 from dynamokv.errors import ProtocolError
 
-__all__ = ["HEADER_SIZE", "MAX_PAYLOAD_BYTES", "PROTOCOL_VERSION", "FrameDecoder", "frame"]
+__all__ = [
+    "HEADER_SIZE",
+    "MAX_PAYLOAD_BYTES",
+    "PROTOCOL_VERSION",
+    "FrameDecoder",
+    "frame",
+    "frame_header",
+]
 
 PROTOCOL_VERSION: Final = 1
 _HEADER: Final = struct.Struct(">IB")
@@ -34,10 +41,18 @@ MAX_PAYLOAD_BYTES: Final = 0xFFFF_FFFF  # what a uint32 length can say
 
 def frame(payload: bytes) -> bytes:
     """``payload`` with its header, ready to write to a stream."""
-    size = len(payload)
+    return frame_header(len(payload)) + payload
+
+
+def frame_header(size: int) -> bytes:
+    """The header of a frame carrying ``size`` payload bytes.
+
+    For writers that send the header and the payload as separate buffers (``writelines``), so
+    the payload is not copied just to be prefixed.
+    """
     if size > MAX_PAYLOAD_BYTES:
         raise ProtocolError(f"payload of {size} bytes does not fit in a frame")
-    return _HEADER.pack(size, PROTOCOL_VERSION) + payload
+    return _HEADER.pack(size, PROTOCOL_VERSION)
 
 
 class FrameDecoder:
