@@ -234,3 +234,18 @@ def test_three_nodes_one_down_the_coordinator_keeps_the_hint() -> None:
     assert not pump.nodes["n1"].store.hint_counts()
     for i in range(20):
         assert pump.stored("n3", "b", b"h%d" % i).values() == [b"v"]
+
+
+def test_previous_owners_are_forgotten_once_every_member_handed_off() -> None:
+    pump = Pump.with_nodes(3)
+    pump.settle()
+    for i in range(30):
+        _put(pump, "n1", b"p%d" % i, b"v")
+    pump.add_node("n4")
+    pump.settle()
+    ring = pump.nodes["n1"].ring
+    assert ring is not None
+    pump.advance(30_000)
+    settled = pump.nodes["n2"].ring
+    assert settled is not None and not settled.previous_owners
+    assert settled.version > ring.version

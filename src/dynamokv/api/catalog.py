@@ -1,8 +1,9 @@
 """The table catalog: which tables exist, their key schemas, indexes, tags and settings.
 
 Owns: :class:`TableInfo` / :class:`IndexInfo` (a table's stored description and the key logic
-that depends on it: extracting, validating and encoding item keys) and :class:`Catalog`, the
-replicated registry of tables with a small per-node cache.
+that depends on it: extracting, validating and encoding item keys; the bucket and status of each
+global secondary index, :func:`gsi_bucket`) and :class:`Catalog`, the replicated registry of
+tables with a small per-node cache.
 May import: stdlib, ``orjson``, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.attributes`,
 :mod:`dynamokv.api.keycodec`, :mod:`dynamokv.api.errors`.
 
@@ -54,6 +55,12 @@ _INVALID = "One or more parameter values were invalid: "
 KEY_MISMATCH = "The provided key element does not match the schema"
 
 
+# Members of a stored global secondary index that are ours, not DynamoDB's (DescribeTable
+# leaves them out): the suffix of the index's bucket name, and the lease of the node running its
+# backfill (see :mod:`dynamokv.api.indexes`).
+INDEX_INTERNAL = ("BucketId", "BackfillLease", "BackfillOwner")
+
+
 @dataclass(frozen=True, slots=True)
 class IndexInfo:
     name: str
@@ -62,6 +69,19 @@ class IndexInfo:
     projection_type: str  # ALL | KEYS_ONLY | INCLUDE
     non_key_attributes: tuple[str, ...]
     is_global: bool
+    bucket: str | None = None  # where a global index's entries live (None: a local index)
+    status: str = "ACTIVE"  # CREATING while a global index is being backfilled
+    lease: float | None = None  # when the backfill's lease ends (wall clock), while CREATING
+    owner: str | None = None  # who holds that lease
+
+
+def gsi_bucket(table_id: str, index: Mapping[str, Any]) -> str:
+    """The bucket of a global secondary index's entries. It starts with the table bucket
+    prefix, so the ring places its keys by their hash part (the index's partition key); an index
+    created by UpdateTable carries a fresh ``BucketId``, so one deleted and created again never
+    sees its predecessor's entries."""
+    suffix = f".{index['BucketId']}" if index.get("BucketId") else ""
+    return table_bucket(f"{table_id}.gsi.{index['IndexName']}{suffix}")
 
 
 @dataclass(slots=True)
@@ -76,6 +96,7 @@ class TableInfo:
     range_key: str | None = None
     types: dict[str, str] = field(default_factory=dict)
     indexes: dict[str, IndexInfo] = field(default_factory=dict)
+    gsis: tuple[IndexInfo, ...] = ()  # the global ones (maintained on every write)
 
     def __post_init__(self) -> None:
         d = self.description
@@ -95,7 +116,14 @@ class TableInfo:
                     projection.get("ProjectionType", "ALL"),
                     tuple(projection.get("NonKeyAttributes") or ()),
                     is_global,
+                    gsi_bucket(self.table_id, index) if is_global else None,
+                    # A global index stored without a status predates stored indexes: it has
+                    # no entries yet, so it is backfilled like a new one.
+                    index.get("IndexStatus", "CREATING") if is_global else "ACTIVE",
+                    index.get("BackfillLease"),
+                    index.get("BackfillOwner"),
                 )
+        self.gsis = tuple(index for index in self.indexes.values() if index.is_global)
 
     @property
     def bucket(self) -> str:
@@ -237,6 +265,11 @@ class Catalog:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, _Cached] = {}
+
+    @property
+    def ttl(self) -> float:
+        """How long this node may keep answering from a cached description."""
+        return self._ttl
 
     def _remember(self, info: TableInfo) -> TableInfo:
         self._cache[info.name] = _Cached(info, self._clock())

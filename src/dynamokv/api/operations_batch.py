@@ -4,7 +4,7 @@ Owns: request limits (100 keys / 25 writes, no duplicate keys), running the read
 concurrently through the handle, UnprocessedKeys / UnprocessedItems, and their capacity.
 May import: stdlib, ``orjson``, :mod:`dynamokv.errors`, :mod:`dynamokv.api.attributes`,
 :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`,
-:mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
 
 A batch is not atomic (nor is it in DynamoDB): each request is an independent read or
 unconditional write. A request the cluster could not serve right now (no quorum, overload,
@@ -19,10 +19,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from dynamokv.api.attributes import check_item_size, item_from_wire, item_size, item_to_wire
+from dynamokv.api.attributes import (
+    Item,
+    check_item_size,
+    item_from_wire,
+    item_size,
+    item_to_wire,
+)
 from dynamokv.api.catalog import TableInfo
 from dynamokv.api.errors import ValidationException
 from dynamokv.api.expressions import project
+from dynamokv.api.indexes import UNKNOWN, maintain_many
 from dynamokv.api.items import INTENT_MARK, decode_item, encode_item
 from dynamokv.api.operations_common import (
     ApiContext,
@@ -187,6 +194,7 @@ class _Write:
     key: bytes
     data: bytes | None  # None deletes
     size: int
+    item: Item | None = None  # a put's item (for index upkeep)
 
 
 async def batch_write_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
@@ -220,7 +228,8 @@ async def batch_write_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
                 item = item_from_wire(put.req_mapping("Item"))
                 table.validate_item(item)
                 size = check_item_size(item)
-                write = _Write(table, raw, table.storage_key(item), encode_item(item), size)
+                write = _Write(table, raw, table.storage_key(item), encode_item(item), size,
+                               item)
             else:
                 assert delete is not None
                 _, key = table.key_from_wire(delete.req_mapping("Key"))
@@ -243,6 +252,13 @@ async def batch_write_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
             unprocessed.setdefault(write.table.name, []).append(write.request)
         else:
             units[write.table.name] = units.get(write.table.name, 0.0) + write_units(write.size)
+    # Blind writes: the old items are unknown, so a delete leaves its index entries to be found
+    # stale by the next read of the index (see dynamokv.api.indexes).
+    await maintain_many(ctx, (
+        (write.table, write.key, UNKNOWN, write.item)
+        for write, result in zip(writes, results, strict=True)
+        if not isinstance(result, BaseException) and write.item is not None
+    ))
     out: dict[str, Any] = {"UnprocessedItems": unprocessed}
     if mode != "NONE":
         out["ConsumedCapacity"] = [

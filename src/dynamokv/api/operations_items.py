@@ -4,7 +4,7 @@ Owns: the request validation, condition evaluation, update application, ReturnVa
 consumed capacity of the four item operations, and the choice of path through the handle.
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
-:mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`,
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`,
 :mod:`dynamokv.api.operations_transact_intents`.
 
 Paths through the handle. A PutItem or DeleteItem with no condition and no ReturnValues is a
@@ -21,6 +21,10 @@ DynamoDB's does. A GetItem that reads an intent returns the committed value as o
 transaction's state (:func:`dynamokv.api.operations_transact_intents.resolve`). Plain writes
 read nothing, so they cannot see an intent: one that lands on a held item replaces it, which
 orders the plain write after that transaction (whose write of this item is then superseded).
+
+Global secondary indexes. Every successful write hands the old item (if the path read it; a
+plain write did not) and the new one to :func:`dynamokv.api.indexes.maintain`, which updates
+the index entries in the background.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_
 from dynamokv.api.catalog import TableInfo
 from dynamokv.api.errors import ConditionalCheckFailedException, DynamoDBError, ValidationException
 from dynamokv.api.expressions import UpdateExpression, apply_update, evaluate, project
+from dynamokv.api.indexes import UNKNOWN, maintain
 from dynamokv.api.items import INTENT_MARK, decode_item, encode_item, stored_wire
 from dynamokv.api.operations_common import (
     ApiContext,
@@ -168,6 +173,7 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if prepared.condition is None and returns == "NONE":
         await ctx.handle.write(table.bucket, key, data)
+        await maintain(ctx, table, key, UNKNOWN, item)
     else:
         decide, box = put_decision(prepared, data)
         try:
@@ -175,6 +181,7 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
         except CheckFailed as failed:
             raise condition_failed(failed.old, return_old_on_failure) from None
         old = box[0]
+        await maintain(ctx, table, key, old, item)
         if returns == "ALL_OLD" and old is not None:
             out["Attributes"] = item_to_wire(old)
             size = max(size, item_size(old))
@@ -228,6 +235,7 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
         except CheckFailed as failed:
             raise condition_failed(failed.old, return_old_on_failure) from None
         old = box[0]
+        await maintain(ctx, table, key, old, None)
         if old is not None:
             size = item_size(old)
             if returns == "ALL_OLD":
@@ -252,6 +260,7 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     try:
         await write_cas(ctx, table.bucket, key, decide)
         old, new = box[0], box[1]
+        await maintain(ctx, table, key, old, new)
     except _NoItem:
         old, new = None, None
     except CheckFailed as failed:

@@ -6,13 +6,17 @@ after 1 MB of items read; ExclusiveStartKey / LastEvaluatedKey), Select, project
 Segment/TotalSegments for ``handle.scan``, and index reads.
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
-:mod:`dynamokv.api.items`, :mod:`dynamokv.api.keycodec`, :mod:`dynamokv.api.operations_common`,
-:mod:`dynamokv.api.operations_transact_intents`.
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.items`, :mod:`dynamokv.api.keycodec`,
+:mod:`dynamokv.api.operations_common`, :mod:`dynamokv.api.operations_transact_intents`.
 
-Indexes are not maintained as separate copies yet: a Query or Scan of an index reads the base
-table (a full scan for a Query, since index keys are not the storage order), keeps the items
-that carry the index's key attributes and orders them by index key. Results are exactly what
-the index would return, at the cost of reading the whole table.
+Global secondary indexes have their own buckets (:mod:`dynamokv.api.indexes`): a Query is a
+range read of the index's partition, a Scan scans the index bucket, and every entry read is
+checked against its base item (an eventually consistent read) before it is answered -- entries
+left stale by the asynchronous upkeep are dropped. Reads of a global index are eventually
+consistent only (ConsistentRead is refused, as DynamoDB does); an index still CREATING (being
+backfilled) cannot be read. A local secondary index shares its table's partitions: a Query
+reads the partition key's items (one range read, consistent if asked), keeps those with the
+index's sort key and orders them by it; a Scan of it scans the table.
 
 Items held by a transaction (stored with an intent, :mod:`dynamokv.api.items`) are read as their
 committed value as of the transaction's state (:func:`dynamokv.api.operations_transact_intents.
@@ -62,6 +66,14 @@ from dynamokv.api.expressions.nodes import (
     PathOperand,
 )
 from dynamokv.api.handle import split_key
+from dynamokv.api.indexes import (
+    CREATING,
+    VERIFY_BATCH,
+    entry_key,
+    index_projection,
+    resume_backfills,
+    verify,
+)
 from dynamokv.api.items import INTENT_MARK, decode_item
 from dynamokv.api.keycodec import encode_key
 from dynamokv.api.operations_common import (
@@ -92,28 +104,36 @@ def prefix_end(prefix: bytes) -> bytes | None:
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
-def sort_bounds(condition: RangeCondition | None) -> tuple[bytes | None, bytes | None]:
+def sort_bounds(
+    condition: RangeCondition | None, *, suffixed: bool = False
+) -> tuple[bytes | None, bytes | None]:
     """``[start, end)`` of encoded sort parts covering ``condition``.
 
     Encodings are self-delimiting (none is a prefix of another), so ``e + 00`` is the first
     byte string after ``e`` and every other key: the bounds are exact, not approximations.
+    ``suffixed``: sort parts continue after the encoded value (a global index's entries carry
+    the base key there), so "after ``e``" is the first string not starting with ``e``.
     """
     if condition is None:
         return None, None
     op, values = condition.op, condition.values
     first = encode_key(values[0])
+
+    def past(encoded: bytes) -> bytes | None:
+        return prefix_end(encoded) if suffixed else encoded + b"\x00"
+
     if op == "=":
-        return first, first + b"\x00"
+        return first, past(first)
     if op == "<":
         return None, first
     if op == "<=":
-        return None, first + b"\x00"
+        return None, past(first)
     if op == ">":
-        return first + b"\x00", None
+        return past(first), None
     if op == ">=":
         return first, None
     if op == "BETWEEN":
-        return first, encode_key(values[1]) + b"\x00"
+        return first, past(encode_key(values[1]))
     # BEGINS_WITH: an S/B encoding is tag + escaped bytes + 00 00; escaping is prefix-preserving,
     # so the encodings of values with this prefix are exactly those starting with it, unterminated.
     prefix = first[:-2]
@@ -154,18 +174,6 @@ def condition_paths(condition: Condition) -> list[Path]:
 
     walk(condition)
     return out
-
-
-def index_projection(table: TableInfo, index: IndexInfo, item: Item) -> Item:
-    """What an index stores of ``item``."""
-    if index.projection_type == "ALL":
-        return item
-    keep = set(table.key_names) | {index.hash_key}
-    if index.range_key is not None:
-        keep.add(index.range_key)
-    if index.projection_type == "INCLUDE":
-        keep.update(index.non_key_attributes)
-    return {name: value for name, value in item.items() if name in keep}
 
 
 def _in_index(index: IndexInfo, item: Item, types: dict[str, str]) -> bool:
@@ -236,13 +244,20 @@ class _Page:
 
     async def run(self, source: AsyncIterator[Item]) -> bool:
         """Consume ``source``; True when the page stopped early (a LastEvaluatedKey is due)."""
+        index = self.index
+        # A global index holds only its projection; a local one answers ALL_ATTRIBUTES, filters
+        # and projection expressions from the table's item (DynamoDB fetches it).
+        projected = index is not None and (
+            index.is_global or self.select == "ALL_PROJECTED_ATTRIBUTES"
+        )
         async for item in source:
             self.scanned += 1
-            self.size += item_size(item)
             self.last = item
             visible = item
-            if self.index is not None:
-                visible = index_projection(self.table, self.index, item)
+            if projected:
+                assert index is not None
+                visible = index_projection(self.table, index, item)
+            self.size += item_size(visible if index is not None and index.is_global else item)
             if self.prepared.filter is None or evaluate(self.prepared.filter, visible):
                 self.count += 1
                 if self.select != "COUNT":
@@ -303,7 +318,7 @@ def _select(params: Params, prepared: Prepared, index: IndexInfo | None) -> str:
     return select
 
 
-def _index(params: Params, table: TableInfo) -> IndexInfo | None:
+def _index(ctx: ApiContext, params: Params, table: TableInfo) -> IndexInfo | None:
     name = params.string("IndexName")
     if name is None:
         return None
@@ -312,6 +327,9 @@ def _index(params: Params, table: TableInfo) -> IndexInfo | None:
         raise ValidationException(
             f"The table does not have the specified index: {name}"
         )
+    if index.status == CREATING:
+        resume_backfills(ctx, table)  # in case the node backfilling it is gone
+        raise ValidationException(f"Cannot read from backfilling global secondary index: {name}")
     return index
 
 
@@ -341,22 +359,29 @@ async def _committed(
     return None if value is None else decode_item(value)
 
 
-async def _all_items(
-    ctx: ApiContext, table: TableInfo, consistent: bool = False
-) -> AsyncIterator[tuple[bytes, Item]]:
-    after: bytes | None = None
-    while True:
-        page = await ctx.handle.scan(table.bucket, 0, 1, after, CHUNK)
-        for key, raw in page.items:
-            if raw[:1] == INTENT_MARK:
-                held = await _committed(ctx, table, key, raw, consistent)
-                if held is not None:
-                    yield key, held
-                continue
-            yield key, decode_item(raw)
-        if page.last_key is None:
-            return
-        after = page.last_key
+def _entry_position(table: TableInfo, index: IndexInfo, start_key: tuple[Item, bytes]) -> bytes:
+    """The index entry key an ExclusiveStartKey of a global index names."""
+    position = entry_key(table, index, start_key[0])
+    if position is None:
+        raise ValidationException(
+            START_INVALID + "The provided key element does not match the schema"
+        )
+    return position
+
+
+async def _verified(
+    ctx: ApiContext, table: TableInfo, index: IndexInfo, entries: list[tuple[bytes, bytes]]
+) -> AsyncIterator[Item]:
+    """The base items of ``entries`` that still match them, in order (checked a batch at a
+    time, so a consumer that stops early leaves the rest unread)."""
+    for i in range(0, len(entries), VERIFY_BATCH):
+        for item in await verify(ctx, table, index, entries[i : i + VERIFY_BATCH]):
+            if item is not None:
+                yield item
+
+
+def _fetch_size(want: int | None) -> int:
+    return CHUNK if want is None else max(1, min(CHUNK, want))
 
 
 # ------------------------------------------------------------------------------ Query
@@ -364,7 +389,7 @@ async def _all_items(
 
 async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
-    index = _index(params, table)
+    index = _index(ctx, params, table)
     hash_key = index.hash_key if index is not None else table.hash_key
     range_key = index.range_key if index is not None else table.range_key
     text = params.string("KeyConditionExpression")
@@ -402,10 +427,13 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
                 "conditions"
             )
     page = _Page(table, index, prepared, select, limit)
+    source: AsyncIterator[Item]
     if index is None:
         source = _query_table(ctx, table, condition, forward, consistent, start_key)
+    elif index.is_global:
+        source = _query_gsi(ctx, table, index, condition, forward, start_key, limit)
     else:
-        source = _query_index(ctx, table, index, condition, forward, start_key, consistent)
+        source = _query_lsi(ctx, table, index, condition, forward, start_key, consistent)
     stopped = await page.run(source)
     return page.response(stopped, mode, consistent)
 
@@ -461,26 +489,41 @@ def _index_order(table: TableInfo, index: IndexInfo, item: Item) -> tuple[bytes,
     return (encode_key(range_value) if range_value is not None else b"", table.storage_key(item))
 
 
-async def _query_index(
+async def _query_lsi(
     ctx: ApiContext,
     table: TableInfo,
     index: IndexInfo,
     condition: KeyCondition,
     forward: bool,
     start_key: tuple[Item, bytes] | None,
-    consistent: bool = False,
+    consistent: bool,
 ) -> AsyncIterator[Item]:
+    """A local index: read the partition (its items are stored in table sort order), keep the
+    items with the index's sort key in range, order them by it."""
+    hash_part = encode_key(condition.hash_value)
     matches: list[tuple[tuple[bytes, bytes], Item]] = []
-    async for _, item in _all_items(ctx, table, consistent):
-        if not _in_index(index, item, table.types):
-            continue
-        if item.get(index.hash_key) != condition.hash_value:
-            continue
-        if index.range_key is not None and not range_matches(
-            condition.range_condition, item.get(index.range_key)
-        ):
-            continue
-        matches.append((_index_order(table, index, item), item))
+    start: bytes | None = None
+    while True:
+        page = await ctx.handle.query(
+            table.bucket, hash_part, start, None, limit=CHUNK, consistent=consistent
+        )
+        for key, raw in page.items:
+            if raw[:1] == INTENT_MARK:
+                held = await _committed(ctx, table, key, raw, consistent)
+                if held is None:
+                    continue
+                item = held
+            else:
+                item = decode_item(raw)
+            if not _in_index(index, item, table.types) or not range_matches(
+                condition.range_condition, item.get(index.range_key or "")
+            ):
+                continue
+            matches.append((_index_order(table, index, item), item))
+        if page.last_key is None or not page.items:
+            break
+        _, last = split_key(page.last_key)
+        start = last + b"\x00"
     matches.sort(key=lambda pair: pair[0], reverse=not forward)
     position = _index_order(table, index, start_key[0]) if start_key is not None else None
     for order, item in matches:
@@ -489,12 +532,49 @@ async def _query_index(
         yield item
 
 
+async def _query_gsi(
+    ctx: ApiContext,
+    table: TableInfo,
+    index: IndexInfo,
+    condition: KeyCondition,
+    forward: bool,
+    start_key: tuple[Item, bytes] | None,
+    want: int | None,
+) -> AsyncIterator[Item]:
+    """A global index: a range read of the index partition, each entry checked against its
+    base item."""
+    assert index.bucket is not None
+    hash_part = encode_key(condition.hash_value)
+    start, end = sort_bounds(condition.range_condition, suffixed=True)
+    if start_key is not None:
+        _, after = split_key(_entry_position(table, index, start_key))
+        if forward:
+            resume = after + b"\x00"
+            start = resume if start is None or resume > start else start
+        else:
+            end = after if end is None or after < end else end
+    fetch = _fetch_size(want)
+    while start is None or end is None or start < end:
+        page = await ctx.handle.query(
+            index.bucket, hash_part, start, end, reverse=not forward, limit=fetch
+        )
+        async for item in _verified(ctx, table, index, page.items):
+            yield item
+        if page.last_key is None or not page.items:
+            return
+        _, last = split_key(page.last_key)
+        if forward:
+            start = last + b"\x00"
+        else:
+            end = last
+
+
 # ------------------------------------------------------------------------------ Scan
 
 
 async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
-    index = _index(params, table)
+    index = _index(ctx, params, table)
     prepared = prepare_expressions(params, projection=True, filter=True)
     select = _select(params, prepared, index)
     limit = params.integer("Limit", minimum=1)
@@ -519,10 +599,15 @@ async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
         )
     start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
     page = _Page(table, index, prepared, select, limit)
-    source = _scan_table(
-        ctx, table, index, segment or 0, total or 1, start_key[1] if start_key else None,
-        consistent,
-    )
+    source: AsyncIterator[Item]
+    if index is not None and index.is_global:
+        after = _entry_position(table, index, start_key) if start_key is not None else None
+        source = _scan_gsi(ctx, table, index, segment or 0, total or 1, after, limit)
+    else:
+        source = _scan_table(
+            ctx, table, index, segment or 0, total or 1, start_key[1] if start_key else None,
+            consistent,
+        )
     stopped = await page.run(source)
     return page.response(stopped, mode, consistent)
 
@@ -548,6 +633,27 @@ async def _scan_table(
                 item = decode_item(raw)
             if index is None or _in_index(index, item, table.types):
                 yield item
+        if page.last_key is None or not page.items:
+            return
+        after = page.last_key
+
+
+async def _scan_gsi(
+    ctx: ApiContext,
+    table: TableInfo,
+    index: IndexInfo,
+    segment: int,
+    total: int,
+    after: bytes | None,
+    want: int | None,
+) -> AsyncIterator[Item]:
+    """A scan of a global index's bucket, each entry checked against its base item."""
+    assert index.bucket is not None
+    fetch = _fetch_size(want)
+    while True:
+        page = await ctx.handle.scan(index.bucket, segment, total, after, fetch)
+        async for item in _verified(ctx, table, index, page.items):
+            yield item
         if page.last_key is None or not page.items:
             return
         after = page.last_key

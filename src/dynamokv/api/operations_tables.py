@@ -4,12 +4,14 @@ Owns: CreateTable, DescribeTable, ListTables, DeleteTable, UpdateTable, TagResou
 UntagResource, ListTagsOfResource, DescribeTimeToLive, UpdateTimeToLive, DescribeLimits, and the
 TableDescription document they return.
 May import: stdlib, :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`,
-:mod:`dynamokv.api.operations_common`.
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.operations_common`.
 
 Tables are ACTIVE as soon as CreateTable returns (there is nothing to provision), so SDK
 waiters finish at once. Throughput settings are stored and echoed back, never enforced.
-Secondary indexes are stored with the table; reads of them are answered from the base table
-(see :mod:`dynamokv.api.operations_query`), so an index added by UpdateTable needs no backfill.
+Secondary indexes are stored with the table. A global index created with the table is ACTIVE at
+once (it is empty, like the table); one created by UpdateTable is CREATING until its backfill
+(:mod:`dynamokv.api.indexes`) has indexed the existing items. Deleting a table or a global index
+drops the index's bucket in the background.
 """
 
 from __future__ import annotations
@@ -18,12 +20,21 @@ import copy
 import uuid
 from typing import Any
 
-from dynamokv.api.catalog import TableInfo, table_arn
+from dynamokv.api.catalog import INDEX_INTERNAL, TableInfo, gsi_bucket, table_arn
 from dynamokv.api.errors import (
     LimitExceededException,
     ResourceInUseException,
     ResourceNotFoundException,
     ValidationException,
+)
+from dynamokv.api.indexes import (
+    ACTIVE,
+    CREATING,
+    drop_buckets,
+    lease_fields,
+    resume_backfills,
+    start_backfill,
+    stored_gsi_buckets,
 )
 from dynamokv.api.operations_common import ApiContext, Params, check_table_name, one_error
 
@@ -289,17 +300,23 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
         }
     if d.get("LocalSecondaryIndexes"):
         out["LocalSecondaryIndexes"] = [
-            {**index, "IndexSizeBytes": 0, "ItemCount": 0,
+            {**{k: v for k, v in index.items() if k not in INDEX_INTERNAL},
+             "IndexSizeBytes": 0, "ItemCount": 0,
              "IndexArn": f"{arn}/index/{index['IndexName']}"}
             for index in d["LocalSecondaryIndexes"]
         ]
     if d.get("GlobalSecondaryIndexes"):
         gsis = []
         for index in d["GlobalSecondaryIndexes"]:
-            entry = {key: value for key, value in index.items() if key != "ProvisionedThroughput"}
+            entry = {key: value for key, value in index.items()
+                     if key != "ProvisionedThroughput" and key not in INDEX_INTERNAL}
             index_throughput = index.get("ProvisionedThroughput") or {}
+            # An index stored without a status predates stored indexes: it is backfilled.
+            index_status = index.get("IndexStatus", CREATING)
+            if index_status == CREATING:
+                entry["Backfilling"] = True
             entry.update(
-                IndexStatus="ACTIVE",
+                IndexStatus=index_status,
                 ProvisionedThroughput={
                     "NumberOfDecreasesToday": 0,
                     "ReadCapacityUnits": index_throughput.get("ReadCapacityUnits", 0),
@@ -354,7 +371,8 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     if lsis:
         description["LocalSecondaryIndexes"] = lsis
     if gsis:
-        description["GlobalSecondaryIndexes"] = gsis
+        # Empty like the table: nothing to backfill.
+        description["GlobalSecondaryIndexes"] = [{**g, "IndexStatus": ACTIVE} for g in gsis]
     if tags:
         description["Tags"] = tags
     for extra in ("StreamSpecification", "SSESpecification"):
@@ -372,6 +390,7 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 async def describe_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     info = await ctx.catalog.require(params.table_name())
+    resume_backfills(ctx, info)  # a CREATING index whose backfill's node is gone
     return {"Table": describe(ctx, info)}
 
 
@@ -398,13 +417,19 @@ async def delete_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     info = await ctx.catalog.delete(name, check)
     # Table ids are never reused, so the old items are unreachable at once; removing them may
     # take long on a big table and need not delay the answer.
-    ctx.spawn(ctx.handle.drop_bucket(info.bucket), f"drop of table {name}")
+    drop_buckets(ctx, [info.bucket, *stored_gsi_buckets(info.description)],
+                 f"drop of table {name}")
     return {"TableDescription": describe(ctx, info, status="DELETING")}
 
 
 def _gsi_updates(
-    params: Params, description: dict[str, Any], definitions: list[dict[str, str]]
+    params: Params,
+    description: dict[str, Any],
+    definitions: list[dict[str, str]],
+    creating: dict[str, Any],
 ) -> bool:
+    """Apply GlobalSecondaryIndexUpdates to ``description``; a created index gets the members
+    in ``creating`` (its status, bucket id and backfill lease)."""
     raw = params.sequence("GlobalSecondaryIndexUpdates")
     if raw is None:
         return False
@@ -422,6 +447,7 @@ def _gsi_updates(
                 "IndexName": name,
                 "KeySchema": _key_schema(create, "KeySchema", ""),
                 "Projection": _projection(create),
+                **creating,
             }
             throughput = _throughput(create, "ProvisionedThroughput")
             if provisioned and throughput is None:
@@ -482,9 +508,12 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         params.mapping(member)
     params.boolean("DeletionProtectionEnabled")
     params.string("TableClass")
+    creating = {"IndexStatus": CREATING, "BucketId": uuid.uuid4().hex[:12], **lease_fields(ctx)}
+    old_buckets: list[str] = []
 
     def change(old: dict[str, Any]) -> dict[str, Any]:
         new = copy.deepcopy(old)
+        old_buckets[:] = stored_gsi_buckets(old)
         changed = False
         if mode is not None:
             if mode == "PROVISIONED" and throughput is None and (
@@ -519,7 +548,7 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
                     )
                 known[d["AttributeName"]] = d
             definitions = list(known.values())
-        if _gsi_updates(params, new, definitions):
+        if _gsi_updates(params, new, definitions, creating):
             changed = True
         used = [e["AttributeName"] for e in new["KeySchema"]]
         for kind in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
@@ -545,6 +574,13 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         return new
 
     info = await ctx.catalog.update(name, change)
+    new_buckets = set(stored_gsi_buckets(info.description))
+    drop_buckets(ctx, [b for b in old_buckets if b not in new_buckets],
+                 f"drop of an index of table {name}")
+    for index in info.description.get("GlobalSecondaryIndexes") or ():
+        bucket = gsi_bucket(info.table_id, index)
+        if bucket not in old_buckets and index.get("IndexStatus") == CREATING:
+            start_backfill(ctx, name, index["IndexName"], bucket)
     return {"TableDescription": describe(ctx, info)}
 
 

@@ -5,9 +5,9 @@ TransactWriteItems (record, prepare, commit, apply), ClientRequestToken idempote
 CancellationReasons, and the snapshot read of TransactGetItems.
 May import: stdlib, ``orjson``, :mod:`dynamokv.errors`, :mod:`dynamokv.api.attributes`,
 :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`,
-:mod:`dynamokv.api.handle`, :mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`,
-:mod:`dynamokv.api.operations_items`, :mod:`dynamokv.api.operations_batch`,
-:mod:`dynamokv.api.operations_transact_intents`.
+:mod:`dynamokv.api.handle`, :mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.items`,
+:mod:`dynamokv.api.operations_common`, :mod:`dynamokv.api.operations_items`,
+:mod:`dynamokv.api.operations_batch`, :mod:`dynamokv.api.operations_transact_intents`.
 
 TransactWriteItems is a two-phase commit whose only shared state is per-key ``cas`` (records
 and intents: :mod:`dynamokv.api.operations_transact_intents`; the stored form of an intent:
@@ -55,6 +55,7 @@ from dynamokv.api.errors import (
 )
 from dynamokv.api.expressions import apply_update, evaluate, project
 from dynamokv.api.handle import Abort, Decide
+from dynamokv.api.indexes import maintain_many
 from dynamokv.api.items import (
     DELETE,
     INTENT_MARK,
@@ -129,6 +130,7 @@ class _Op:
     # Decided by the prepare decision (deterministic in the committed value it saw):
     effect: str = KEEP
     new_raw: bytes | None = None
+    old_raw: bytes | None = None  # the committed value the decision saw (index upkeep)
     size: int = 0
     attempted: bool = False  # a prepare cas was sent (our intent may be there)
     held: bool = False  # our intent is there
@@ -345,6 +347,7 @@ class _Transaction:
             raise _cancel(self.ops, {op.index: _conflict() for op in self.ops})
         stage("committed")
         await self._apply()
+        await self._maintain_indexes()
 
     # ---- step 0: the record, or the token's record -------------------------------------------
 
@@ -405,6 +408,7 @@ class _Transaction:
             reason = _evaluate(op, committed)
             if reason is not None:
                 raise _Refused(reason)
+            op.old_raw = committed
             new = op.new_raw if op.effect == WRITE else None
             return encode_intent(Intent(txn, name, created, op.effect, committed, new))
 
@@ -487,6 +491,17 @@ class _Transaction:
         return call
 
     # ---- step 3: apply ------------------------------------------------------------------------
+
+    async def _maintain_indexes(self) -> None:
+        """Queue the global index upkeep of every item the transaction changed (even one whose
+        apply failed: its entry is checked against the base item when read)."""
+        await maintain_many(self.ctx, (
+            (op.table, op.key,
+             decode_item(op.old_raw) if op.old_raw is not None else None,
+             decode_item(op.new_raw) if op.effect == WRITE and op.new_raw is not None else None)
+            for op in self.ops
+            if op.effect in (WRITE, DELETE) and op.table.gsis
+        ))
 
     async def _apply(self) -> None:
         """Replace every intent by its value (committed already: failures are left to the

@@ -64,6 +64,7 @@ class HandoffManager:
         self.completed = 0
         self.objects_moved = 0
         self._next_check_ms: int | None = 0
+        self._checked_version = -1  # ring version of the last stray check
 
     # ---- planning ------------------------------------------------------------------------------
     def ring_changed(self) -> None:
@@ -83,6 +84,7 @@ class HandoffManager:
         """Start transfers and send the next batches, up to ``admit`` batches."""
         if self._next_check_ms is not None and now_ms >= self._next_check_ms:
             self._find_strays(ring, min_n)
+            self._checked_version = ring.version
             self._next_check_ms = now_ms + self.settings.recheck_interval_ms
         while self._queue and len(self._active) < self.settings.concurrency:
             partition = self._queue.pop(0)
@@ -186,3 +188,7 @@ class HandoffManager:
 
     def busy(self) -> bool:
         return bool(self._active or self._queue)
+
+    def idle_for(self, ring_version: int) -> bool:
+        """Checked for strays under this ring version, and nothing is left to hand off."""
+        return self._checked_version == ring_version and not self.busy()

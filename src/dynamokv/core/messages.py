@@ -410,6 +410,15 @@ class PaxosCommitAck:
     error: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class HandoffIdle:
+    """A node tells the claimant it has nothing left to hand off under ``ring_version``; once
+    every member has, the claimant forgets the ring's previous owners."""
+
+    node_id: str
+    ring_version: int
+
+
 CLIENT_REQUESTS = (GetRequest, PutRequest, RingRequest, StatusRequest, BucketPropsRequest,
                    ClusterRequest)
 CLIENT_REPLIES = (GetReply, PutReply, RingReply, StatusReply, BucketPropsReply, ErrorReply,
@@ -459,6 +468,7 @@ ALL_MESSAGES: tuple[type, ...] = (
     PaxosAccepted,
     PaxosCommit,
     PaxosCommitAck,
+    HandoffIdle,
 )
 
 Message = Any  # any instance of a class in ALL_MESSAGES

@@ -16,6 +16,7 @@ import random
 from dataclasses import replace
 from typing import Any
 
+from dynamokv.core import admin
 from dynamokv.core.admission import AdmissionController
 from dynamokv.core.claim import claim
 from dynamokv.core.coordinator import Coordinator, Origin, error_reply
@@ -39,9 +40,7 @@ from dynamokv.core.messages import (
     AaeKeysRequest,
     AaeLevelReply,
     AaeLevelRequest,
-    BucketPropsReply,
     BucketPropsRequest,
-    ClusterReply,
     ClusterRequest,
     CoordinatePut,
     ErrorReply,
@@ -50,6 +49,7 @@ from dynamokv.core.messages import (
     GossipRing,
     HandoffAck,
     HandoffBatch,
+    HandoffIdle,
     HintBatch,
     HintBatchAck,
     JoinRequest,
@@ -71,7 +71,6 @@ from dynamokv.core.messages import (
     ReplicaScan,
     ReplicaWrite,
     ReplicaWriteAck,
-    RingReply,
     RingRequest,
     StatusReply,
     StatusRequest,
@@ -133,6 +132,8 @@ class NodeCore:
         }
         self._seed_turn = 0
         self._ping_seq = 0
+        self._idle_reports: dict[int, set[str]] = {}  # claimant: ring version -> idle nodes
+        self._idle_sent_ms = -1_000_000
         self.left = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -143,7 +144,7 @@ class NodeCore:
         if self.ring is None and not self.seeds:
             self.ring = claim(None, [self.me], q=self.settings.q,
                               target_n=self.settings.quorum.n, claimant=self.node_id)
-            effects.append(self._persist())
+            effects.append(self.persist_effect())
             effects.append(Log("info", "started a new cluster", {"q": self.settings.q}))
         elif self.ring is not None and self._address_changed():
             effects.extend(self._ask_to_join())  # our address changed: tell the claimant
@@ -347,6 +348,8 @@ class NodeCore:
             return self._on_join(msg)
         if isinstance(msg, LeaveComplete):
             return self._on_leave_complete(msg)
+        if isinstance(msg, HandoffIdle):
+            return self._on_handoff_idle(msg)
         return []  # Ping, Hello: heard_from above is all they are for
 
     # ---- timers ------------------------------------------------------------------------------
@@ -413,7 +416,31 @@ class NodeCore:
             aae_effects, _ = self.aae.step(now_ms, ring, self._max_n(), up, admit)
             effects.extend(aae_effects)
         effects.extend(self._maybe_leave_complete(ring))
+        if (ring.previous_owners and self.handoff.idle_for(ring.version)
+                and now_ms - self._idle_sent_ms >= 1_000):
+            self._idle_sent_ms = now_ms
+            idle = HandoffIdle(self.node_id, ring.version)
+            if ring.claimant == self.node_id:
+                effects.extend(self._on_handoff_idle(idle))
+            else:
+                effects.append(Send(ring.claimant, idle))
         return effects
+
+    def _on_handoff_idle(self, msg: HandoffIdle) -> list[Effect]:
+        """Claimant: once every member handed off everything under the current ring, the
+        previous owners no longer hold anything Paxos must hear about: forget them."""
+        ring = self.ring
+        if ring is None or ring.claimant != self.node_id or msg.ring_version != ring.version:
+            return []
+        if not ring.previous_owners:
+            return []
+        reports = self._idle_reports.setdefault(ring.version, set())
+        reports.add(msg.node_id)
+        self._idle_reports = {ring.version: reports}
+        if not set(ring.node_ids()) <= reports:
+            return []
+        settled = replace(ring, previous_owners=(), version=ring.version + 1)
+        return self.adopt_own(settled, "ownership change settled", self.node_id)
 
     def _first_replica(self, bucket: str, key: bytes) -> str | None:
         ring = self.ring
@@ -512,7 +539,7 @@ class NodeCore:
         if known is not None and known.status is MemberStatus.VALID:
             # A member restarted on new addresses: update them, ownership unchanged.
             moved = replace(ring.with_member(member), version=ring.version + 1)
-            return self._adopt_own(moved, "member moved", msg.node_id)
+            return self.adopt_own(moved, "member moved", msg.node_id)
         if msg.staged:
             self.staging.stage_join(ring, member)
             return [Log("info", "join staged; run `dynamokv cluster plan` then `commit`",
@@ -520,16 +547,16 @@ class NodeCore:
         members = [m for m in ring.members if m.node_id != msg.node_id] + [member]
         new = claim(ring, members, q=ring.q, target_n=self.settings.quorum.n,
                     claimant=self.node_id)
-        return self._adopt_own(new, "member joined", msg.node_id)
+        return self.adopt_own(new, "member joined", msg.node_id)
 
-    def _adopt_own(self, new: Ring, what: str, node: str) -> list[Effect]:
+    def adopt_own(self, new: Ring, what: str, node: str) -> list[Effect]:
         """Install a ring this node (the claimant) made, persist it and tell everyone."""
         old = self.ring
         self.ring = new
         self.handoff.ring_changed()
-        effects: list[Effect] = [self._persist(),
+        effects: list[Effect] = [self.persist_effect(),
                                  Log("info", what, {"node": node, "ring_version": new.version})]
-        effects.extend(self._broadcast(old))
+        effects.extend(self.broadcast(old))
         return effects
 
     def _on_leave_complete(self, msg: LeaveComplete) -> list[Effect]:
@@ -543,7 +570,7 @@ class NodeCore:
             new = remove_member(ring, msg.node_id)
         except InvalidRequest:
             return []
-        return self._adopt_own(new, "member left", msg.node_id)
+        return self.adopt_own(new, "member left", msg.node_id)
 
     def _maybe_leave_complete(self, ring: Ring) -> list[Effect]:
         me = ring.member(self.node_id)
@@ -579,7 +606,7 @@ class NodeCore:
             except DynamoKVError as exc:
                 effects.append(Log("error", "ignored invalid bucket table", {"error": str(exc)}))
         if changed:
-            effects.append(self._persist())
+            effects.append(self.persist_effect())
         if (self.ring is not None and (theirs.version < self.ring.version
                                        or msg.buckets_version < self.buckets_version)):
             effects.append(Send(src, self._gossip_message()))  # they are behind: catch them up
@@ -597,7 +624,7 @@ class NodeCore:
         msg = self._gossip_message()
         return [Send(node, msg) for node in sorted(targets) if node in others]
 
-    def _broadcast(self, old: Ring | None = None) -> list[Effect]:
+    def broadcast(self, old: Ring | None = None) -> list[Effect]:
         if self.ring is None:
             return []
         msg = self._gossip_message()
@@ -611,106 +638,21 @@ class NodeCore:
         buckets = {name: props.as_dict() for name, props in sorted(self.buckets.items())}
         return GossipRing(self.ring, buckets, self.buckets_version)
 
-    def _persist(self) -> PersistRing:
+    def persist_effect(self) -> PersistRing:
         assert self.ring is not None
         buckets = {name: props.as_dict() for name, props in sorted(self.buckets.items())}
         return PersistRing(self.ring, buckets, self.buckets_version)
 
-    # ---- admin requests ----------------------------------------------------------------------
+    # ---- admin requests (core/admin.py) ------------------------------------------------------
 
     def _on_cluster(self, client: int, msg: ClusterRequest) -> list[Effect]:
-        ring = self.ring
-        try:
-            if ring is None:
-                raise UnavailableError(f"node {self.node_id} has not joined a cluster yet")
-            if ring.claimant != self.node_id:
-                raise UnavailableError(
-                    f"{self.node_id} is not the claimant; ask {ring.claimant}",
-                    {"claimant": ring.claimant, "address": ring.address_of(ring.claimant)})
-            return self._cluster_action(client, msg, ring)
-        except DynamoKVError as exc:
-            return [Reply(client, error_reply(msg.req_id, exc))]
-
-    def _cluster_action(self, client: int, msg: ClusterRequest, ring: Ring) -> list[Effect]:
-        n = self.settings.quorum.n
-        effects: list[Effect] = []
-        if msg.action == "join":
-            if not msg.node or not msg.address:
-                raise InvalidRequest("join needs the node id and its address")
-            self.staging.stage_join(ring, Member(msg.node, msg.address))
-        elif msg.action == "leave":
-            self.staging.stage_leave(ring, msg.node)
-        elif msg.action == "clear":
-            self.staging.clear()
-        elif msg.action == "commit":
-            new = self.staging.commit(ring, n)
-            effects.extend(self._adopt_own(new, "committed staged changes", self.node_id))
-        elif msg.action != "plan":
-            raise InvalidRequest(f"unknown cluster action {msg.action!r}; use join, leave, "
-                                 "plan, commit or clear")
-        result = self.staging.plan(self.ring or ring, n)
-        result["action"] = msg.action
-        result["ring_version_now"] = (self.ring or ring).version
-        return [Reply(client, ClusterReply(msg.req_id, result)), *effects]
+        return admin.on_cluster(self, client, msg)
 
     def _on_bucket_props(self, client: int, msg: BucketPropsRequest) -> list[Effect]:
-        if not msg.props:
-            return [Reply(client, BucketPropsReply(msg.req_id, msg.bucket,
-                                                   self.bucket_props(msg.bucket).as_dict()))]
-        try:
-            props = self.bucket_props(msg.bucket).with_updates(msg.props)
-        except DynamoKVError as exc:
-            return [Reply(client, error_reply(msg.req_id, exc))]
-        self.buckets[msg.bucket] = props
-        self.buckets_version += 1
-        effects: list[Effect] = [Reply(client, BucketPropsReply(msg.req_id, msg.bucket,
-                                                                props.as_dict()))]
-        if self.ring is not None:
-            effects.append(self._persist())
-            effects.extend(self._broadcast())
-        return effects
+        return admin.on_bucket_props(self, client, msg)
 
     def _ring_reply(self, req_id: int) -> Message:
-        if self.ring is None:
-            exc = DynamoKVError(f"node {self.node_id} has not joined a cluster yet")
-            return error_reply(req_id, exc)
-        defaults: dict[str, Any] = dict(self.settings.default_bucket_props().as_dict())
-        defaults["buckets"] = {n: p.as_dict() for n, p in sorted(self.buckets.items())}
-        return RingReply(req_id, self.ring, defaults)
+        return admin.ring_reply(self, req_id)
 
     def status(self, now_ms: int) -> dict[str, Any]:
-        ring = self.ring
-        down = self.detector.down()
-        members = []
-        if ring is not None:
-            for m in ring.members:
-                members.append({
-                    "node": m.node_id, "address": m.address, "http": m.http_address,
-                    "metrics": m.metrics_address, "status": m.status.value,
-                    "up": m.node_id == self.node_id or m.node_id not in down,
-                    "down_for_ms": now_ms - down[m.node_id] if m.node_id in down else 0,
-                    "phi": round(self.detector.phi(m.node_id, now_ms), 2),
-                    "partitions": len(ring.partitions_of(m.node_id)),
-                })
-        return {
-            "node": self.node_id,
-            "actor": self.actor,
-            "ring_version": ring.version if ring else 0,
-            "claimant": ring.claimant if ring else None,
-            "q": ring.q if ring else self.settings.q,
-            "joined": ring is not None and ring.member(self.node_id) is not None,
-            "left": self.left,
-            "members": members,
-            "in_flight": len(self.coordinator.ops),
-            "defaults": self.settings.default_bucket_props().as_dict(),
-            "buckets": {n: p.as_dict() for n, p in sorted(self.buckets.items())},
-            "hints": {"pending": self.hints.pending(), "replayed": self.hints.replayed,
-                      "in_flight": self.hints.in_flight(),
-                      "backlog_max": self.settings.hints.backlog_max},
-            "handoff": self.handoff.status(),
-            "anti_entropy": self.aae.status(),
-            "merkle_roots": self.aae.roots(),
-            "admission": self.admission.status(),
-            "staged": [{"node": n, "action": c.action}
-                       for n, c in sorted(self.staging.changes.items())],
-        }
+        return admin.status(self, now_ms)

@@ -1,0 +1,517 @@
+"""Global secondary indexes: their stored entries, kept up to date in the background and
+checked against the base table when read.
+
+Owns: the storage layout of index entries (:func:`entry_key`, :func:`base_key_of`,
+:func:`index_projection`), their upkeep after base writes (:func:`maintain`, run by the per-node
+:class:`IndexWork` queue), the check of entries read by a Query or Scan (:func:`verify`), the
+backfill of an index created by UpdateTable (:func:`start_backfill`, :func:`resume_backfills`)
+and dropping the buckets of deleted indexes (:func:`drop_buckets`).
+May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
+:mod:`dynamokv.api.errors`, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.items`,
+:mod:`dynamokv.api.keycodec`, :mod:`dynamokv.api.operations_common`,
+:mod:`dynamokv.api.operations_transact_intents`.
+
+Layout. Each global index has its own bucket (:func:`dynamokv.api.catalog.gsi_bucket`, under
+the table bucket prefix, so the ring places an entry by its hash part). An item's entry is keyed
+``compose_key(enc(index hash value), enc(index range value) + enc(base hash) + enc(base
+range))`` -- the index's partition, then index sort order, ties broken by the base key, which
+the entry key therefore carries -- and its value is the item's projection (KEYS_ONLY, INCLUDE
+or ALL; the projection always holds the base and index keys). Items without the index's key
+attributes (or with other types than the index's) have no entry, as in DynamoDB.
+
+Upkeep is asynchronous, as DynamoDB's: after a base write succeeds, a job (base key, old item
+if the operation knew it, new item) goes to this node's bounded queue and the client is
+answered; up to ``WORKERS`` tasks drain it. If the queue is full the job runs inline, before the
+answer (back-pressure instead of unbounded memory). A job writes the new item's entry and
+*retracts* the old item's entry when its index key changed. Retracting deletes the entry and
+then reads the base item linearizably: if the item has (again) that index key -- a later write
+raced with this job -- the entry is written back. So a delayed or reordered job can leave a
+*stale* entry behind, never remove a *live* one. Plain PutItem/DeleteItem and BatchWriteItem
+do not read the old item: a stale entry of theirs stays until a read meets it.
+
+Reads verify. Every entry a Query or Scan of a global index returns is checked against the
+base item (an eventually consistent read of the base key, held items resolved as other reads
+do): the entry is answered only if the base item still has the entry's index key, and its
+attributes come from that base item (so they are never older than the base read). A mismatch
+is dropped from the answer and retracted in the background. An index read is therefore never
+"more stale" than an eventually consistent read of the base table, at the cost of one base
+read per returned entry.
+
+Backfill. An index created by UpdateTable is CREATING: it is maintained by writes but not
+readable. The node that created it waits until every node's catalog cache knows the index (the
+catalog TTL, plus a margin), then scans the base table and writes every item's entry, then marks
+the index ACTIVE. It holds a lease in the catalog (renewed while it works); if it dies, the
+next DescribeTable or read of the index through any node takes the lease over and starts again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dynamokv.api.attributes import AttributeValue, B, Item, N, S
+from dynamokv.api.catalog import IndexInfo, TableInfo, gsi_bucket
+from dynamokv.api.errors import DynamoDBError
+from dynamokv.api.handle import compose_key, split_key
+from dynamokv.api.items import INTENT_MARK, decode_item, encode_item
+from dynamokv.api.keycodec import decode_key_prefix, encode_key
+from dynamokv.api.operations_common import ApiContext
+from dynamokv.api.operations_transact_intents import resolve
+
+log = logging.getLogger("dynamokv.api")
+
+QUEUE_LIMIT = 10_000  # jobs waiting per node before writers do their upkeep inline
+WORKERS = 8  # tasks draining the queue
+ATTEMPTS = 3  # tries of one job (its writes are idempotent) before it is given up
+RETRY_DELAY = 0.05  # seconds before the 2nd try; x4 for each further one
+VERIFY_BATCH = 32  # base reads in flight while checking the entries of one page
+LEASE = 30.0  # seconds a backfill lease lasts
+RENEW = 10.0  # seconds between two renewals of it
+BACKFILL_CHUNK = 500  # base items per scan page of a backfill
+BACKFILL_CONCURRENCY = 16  # entry writes in flight during a backfill
+SETTLE = 0.5  # extra seconds a backfill waits, beyond the catalog TTL, before it scans
+
+CREATING, ACTIVE = "CREATING", "ACTIVE"
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()
+"""The old item of a write that did not read it (a plain put)."""
+
+
+# ------------------------------------------------------------------------------ layout
+
+
+def index_projection(table: TableInfo, index: IndexInfo, item: Mapping[str, AttributeValue]
+                     ) -> Item:
+    """What an index holds of ``item``: everything (ALL), or the base and index keys plus the
+    INCLUDE list."""
+    if index.projection_type == "ALL":
+        return dict(item)
+    keep = set(table.key_names) | {index.hash_key}
+    if index.range_key is not None:
+        keep.add(index.range_key)
+    if index.projection_type == "INCLUDE":
+        keep.update(index.non_key_attributes)
+    return {name: value for name, value in item.items() if name in keep}
+
+
+def _key_part(table: TableInfo, name: str, item: Mapping[str, AttributeValue]) -> bytes | None:
+    value = item.get(name)
+    if not isinstance(value, (S, N, B)) or value.type_name != table.types.get(name):
+        return None
+    return encode_key(value)
+
+
+def entry_key(table: TableInfo, index: IndexInfo, item: Mapping[str, AttributeValue]
+              ) -> bytes | None:
+    """The key of ``item``'s entry in ``index`` (``None``: the item is not in the index). Also
+    the position of an ExclusiveStartKey (index keys plus base keys) in the index."""
+    hash_part = _key_part(table, index.hash_key, item)
+    if hash_part is None:
+        return None
+    sort_part = b""
+    if index.range_key is not None:
+        range_part = _key_part(table, index.range_key, item)
+        if range_part is None:
+            return None
+        sort_part = range_part
+    for name in table.key_names:
+        part = _key_part(table, name, item)
+        if part is None:
+            return None
+        sort_part += part
+    return compose_key(hash_part, sort_part)
+
+
+def base_key_of(index: IndexInfo, key: bytes) -> bytes:
+    """The storage key of the base item an entry key refers to."""
+    _, sort_part = split_key(key)
+    position = 0
+    if index.range_key is not None:
+        _, position = decode_key_prefix(sort_part, position)
+    _, middle = decode_key_prefix(sort_part, position)
+    return compose_key(sort_part[position:middle], sort_part[middle:])
+
+
+# ------------------------------------------------------------------------------ upkeep
+
+
+@dataclass(slots=True)
+class _Change:
+    """A base write whose index entries are due."""
+
+    table: TableInfo
+    key: bytes  # the base item's storage key
+    old: Any  # Item | None | UNKNOWN
+    new: Item | None
+
+
+@dataclass(slots=True)
+class _Repair:
+    """An entry a read found stale."""
+
+    table: TableInfo
+    index: IndexInfo
+    entry: bytes
+    base: bytes
+
+
+class IndexWork:
+    """One node's index upkeep: the bounded job queue, its workers, the backfills it runs."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+        self.pending: deque[_Change | _Repair] = deque()
+        self.limit = QUEUE_LIMIT
+        self.workers = 0
+        self.inline = 0  # jobs running inline right now
+        self.repairing: set[tuple[str, bytes]] = set()  # queued repairs (deduplicated)
+        self.backfills: set[str] = set()  # index buckets this node is backfilling
+        self.owner = uuid.uuid4().hex  # this node's name in backfill leases
+        self.stats: Counter[str] = Counter()
+
+    # ---- the queue ---------------------------------------------------------------------------
+
+    def submit(self, job: _Change | _Repair) -> bool:
+        """Queue ``job``; False if the queue is full."""
+        if len(self.pending) >= self.limit:
+            return False
+        self.pending.append(job)
+        self.stats["queued"] += 1
+        if self.workers < WORKERS:
+            self.workers += 1
+            self.ctx.spawn(self._drain(), "index upkeep")
+        return True
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                await self.run(self.pending.popleft())
+        finally:
+            self.workers -= 1
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.pending or self.workers or self.inline)
+
+    async def idle(self, timeout: float = 10.0) -> None:
+        """Wait until no upkeep is queued or running (tests; bounded by ``timeout``)."""
+        async with asyncio.timeout(timeout):
+            while self.busy:
+                await asyncio.sleep(0.002)
+
+    async def run(self, job: _Change | _Repair) -> None:
+        """Do one job, retrying failures; never raises (the base write succeeded already)."""
+        for attempt in range(ATTEMPTS):
+            try:
+                if isinstance(job, _Change):
+                    await self._apply(job)
+                else:
+                    await self.retract(job.table, job.index, job.entry, job.base)
+                self.stats["done"] += 1
+                break
+            except Exception:
+                if attempt == ATTEMPTS - 1:
+                    self.stats["failed"] += 1
+                    log.warning("index upkeep of table %s gave up", job.table.name,
+                                exc_info=True)
+                    break
+                await asyncio.sleep(RETRY_DELAY * 4**attempt)
+        if isinstance(job, _Repair):
+            self.repairing.discard((job.index.bucket or "", job.entry))
+
+    async def _apply(self, job: _Change) -> None:
+        table, handle = job.table, self.ctx.handle
+        old = job.old if isinstance(job.old, dict) else None
+        for index in table.gsis:
+            assert index.bucket is not None
+            new_key = entry_key(table, index, job.new) if job.new is not None else None
+            old_key = entry_key(table, index, old) if old is not None else None
+            if new_key is not None:
+                assert job.new is not None
+                projected = index_projection(table, index, job.new)
+                if old_key != new_key or index_projection(table, index, old or {}) != projected:
+                    await handle.write(index.bucket, new_key, encode_item(projected))
+            if old_key is not None and old_key != new_key:
+                await self.retract(table, index, old_key, job.key)
+
+    async def retract(self, table: TableInfo, index: IndexInfo, entry: bytes, base: bytes
+                      ) -> None:
+        """Delete an entry, then write it back if the base item has its index key after all
+        (a linearizable read after the delete: a racing write's entry is never lost)."""
+        assert index.bucket is not None
+        handle = self.ctx.handle
+        await handle.write(index.bucket, entry, None)
+        raw = await handle.read(table.bucket, base, consistent=True)
+        if raw is not None and raw[:1] == INTENT_MARK:
+            raw = await resolve(self.ctx, table.bucket, base, raw, consistent=True)
+        item = decode_item(raw) if raw is not None else None
+        if item and entry_key(table, index, item) == entry:
+            self.stats["restored"] += 1
+            await handle.write(index.bucket, entry, encode_item(index_projection(table, index,
+                                                                                 item)))
+
+    def repair(self, table: TableInfo, index: IndexInfo, entry: bytes, base: bytes) -> None:
+        """Retract a stale entry in the background (skipped if the queue is full: the next read
+        that meets it asks again)."""
+        token = (index.bucket or "", entry)
+        if token in self.repairing:
+            return
+        if self.submit(_Repair(table, index, entry, base)):
+            self.repairing.add(token)
+
+
+def work(ctx: ApiContext) -> IndexWork:
+    """The node's :class:`IndexWork` (made on first use)."""
+    found = ctx.index_work
+    if found is None:
+        found = ctx.index_work = IndexWork(ctx)
+    assert isinstance(found, IndexWork)
+    return found
+
+
+async def maintain(ctx: ApiContext, table: TableInfo, key: bytes, old: Any, new: Item | None
+                   ) -> None:
+    """Bring ``table``'s global indexes up to date with a successful write of the item at
+    ``key`` from ``old`` (``UNKNOWN`` if the write did not read it) to ``new`` (``None``:
+    deleted). Queued; inline if the queue is full."""
+    if not table.gsis or (new is None and not isinstance(old, dict)):
+        return
+    job = _Change(table, key, old, new)
+    upkeep = work(ctx)
+    if not upkeep.submit(job):
+        upkeep.stats["inline"] += 1
+        upkeep.inline += 1
+        try:
+            await upkeep.run(job)
+        finally:
+            upkeep.inline -= 1
+
+
+async def maintain_many(ctx: ApiContext, changes: Iterable[tuple[TableInfo, bytes, Any,
+                                                                    Item | None]]) -> None:
+    for table, key, old, new in changes:
+        await maintain(ctx, table, key, old, new)
+
+
+# ------------------------------------------------------------------------------ reads
+
+
+async def _base_item(ctx: ApiContext, table: TableInfo, key: bytes) -> Item | None:
+    raw = await ctx.handle.read(table.bucket, key, consistent=False)
+    if raw is not None and raw[:1] == INTENT_MARK:
+        raw = await resolve(ctx, table.bucket, key, raw, consistent=False)
+    return decode_item(raw) if raw is not None else None
+
+
+async def verify(ctx: ApiContext, table: TableInfo, index: IndexInfo,
+                 entries: list[tuple[bytes, bytes]]) -> list[Item | None]:
+    """The base item of every entry that still matches it (else ``None``; the entry is then
+    retracted in the background), read concurrently."""
+    bases = [base_key_of(index, key) for key, _ in entries]
+    items = await asyncio.gather(*(_base_item(ctx, table, base) for base in bases))
+    out: list[Item | None] = []
+    for (key, _), base, item in zip(entries, bases, items, strict=True):
+        if item and entry_key(table, index, item) == key:
+            out.append(item)
+            continue
+        out.append(None)
+        upkeep = work(ctx)
+        upkeep.stats["stale"] += 1
+        upkeep.repair(table, index, key, base)
+    return out
+
+
+# ------------------------------------------------------------------------------ backfill
+
+
+class _LeaseLost(DynamoDBError):
+    """The index is gone, ACTIVE already, or another node holds its backfill lease."""
+
+    error_type = "ValidationException"
+
+
+def _stored_index(description: dict[str, Any], bucket: str) -> dict[str, Any]:
+    for index in description.get("GlobalSecondaryIndexes") or ():
+        if gsi_bucket(description["TableId"], index) == bucket:
+            assert isinstance(index, dict)
+            return index
+    raise _LeaseLost("index gone")
+
+
+async def _edit(ctx: ApiContext, table: str, bucket: str,
+                change: Callable[[dict[str, Any]], None]) -> bool:
+    """Apply ``change`` to the stored index (a catalog compare-and-set); False if it refused."""
+
+    def edit(description: dict[str, Any]) -> dict[str, Any]:
+        index = _stored_index(description, bucket)
+        change(index)
+        return description
+
+    try:
+        await ctx.catalog.update(table, edit)
+    except DynamoDBError:
+        return False
+    return True
+
+
+def lease_fields(ctx: ApiContext) -> dict[str, Any]:
+    """The lease members of a stored index whose backfill this node starts now."""
+    # The backfill first waits out the catalog TTL without renewing: the lease outlasts that.
+    length = max(LEASE, 3 * ctx.catalog.ttl + RENEW)
+    return {"BackfillLease": round(ctx.clock() + length, 3), "BackfillOwner": work(ctx).owner}
+
+
+def resume_backfills(ctx: ApiContext, info: TableInfo) -> None:
+    """Take over the backfill of every CREATING index of ``info`` whose lease has run out (its
+    node died, or the index predates stored indexes)."""
+    upkeep = work(ctx)
+    now = ctx.clock()
+    for index in info.gsis:
+        if index.status != CREATING or index.bucket in upkeep.backfills:
+            continue
+        if index.lease is not None and index.lease > now:
+            continue
+        assert index.bucket is not None
+        upkeep.backfills.add(index.bucket)  # claimed below; released if the claim fails
+        ctx.spawn(_claim(ctx, info.name, index.name, index.bucket),
+                  f"backfill of index {index.name}")
+
+
+async def _claim(ctx: ApiContext, table: str, name: str, bucket: str) -> None:
+    upkeep = work(ctx)
+
+    def claim(index: dict[str, Any]) -> None:
+        lease = index.get("BackfillLease")
+        if index.get("IndexStatus", CREATING) != CREATING or (
+            lease is not None and lease > ctx.clock()
+        ):
+            raise _LeaseLost("not ours")
+        index["IndexStatus"] = CREATING
+        index.update(lease_fields(ctx))
+
+    try:
+        if await _edit(ctx, table, bucket, claim):
+            await _backfill_run(ctx, upkeep, table, name, bucket)
+    finally:
+        upkeep.backfills.discard(bucket)
+
+
+def start_backfill(ctx: ApiContext, table: str, name: str, bucket: str) -> None:
+    """Backfill an index whose lease this node has just taken (UpdateTable's Create)."""
+    upkeep = work(ctx)
+    if bucket in upkeep.backfills:
+        return
+    upkeep.backfills.add(bucket)
+    ctx.spawn(_backfill(ctx, table, name, bucket), f"backfill of index {name}")
+
+
+async def _backfill(ctx: ApiContext, table_name: str, name: str, bucket: str) -> None:
+    upkeep = work(ctx)
+    try:
+        await _backfill_run(ctx, upkeep, table_name, name, bucket)
+    finally:
+        upkeep.backfills.discard(bucket)
+
+
+async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, name: str,
+                        bucket: str) -> None:
+    owner = upkeep.owner
+
+    def ours(index: dict[str, Any]) -> None:
+        if index.get("IndexStatus") != CREATING or index.get("BackfillOwner") != owner:
+            raise _LeaseLost("not ours")
+
+    def renew(index: dict[str, Any]) -> None:
+        ours(index)
+        index.update(lease_fields(ctx))
+
+    def done(index: dict[str, Any]) -> None:
+        ours(index)
+        index["IndexStatus"] = ACTIVE
+        for member in ("BackfillLease", "BackfillOwner"):
+            index.pop(member, None)
+
+    # Until every node's cached description lists the index, writes through other nodes do not
+    # maintain it; what they wrote before is what the scan below finds.
+    renewed = ctx.clock()
+    await asyncio.sleep(ctx.catalog.ttl + SETTLE)
+    info = await ctx.catalog.get(table_name)
+    index = info.indexes.get(name) if info is not None else None
+    if info is None or index is None or index.bucket != bucket:
+        return
+    handle = ctx.handle
+    semaphore = asyncio.Semaphore(BACKFILL_CONCURRENCY)
+
+    async def put(key: bytes, raw: bytes) -> None:
+        async with semaphore:
+            if raw[:1] == INTENT_MARK:
+                value = await resolve(ctx, info.bucket, key, raw, consistent=False)
+                if value is None:
+                    return
+                raw = value
+            item = decode_item(raw)
+            entry = entry_key(info, index, item)
+            if entry is not None:
+                await handle.write(bucket, entry,
+                                   encode_item(index_projection(info, index, item)))
+
+    after: bytes | None = None
+    while True:
+        if ctx.clock() - renewed >= RENEW:
+            if not await _edit(ctx, table_name, bucket, renew):
+                return
+            renewed = ctx.clock()
+        page = await handle.scan(info.bucket, 0, 1, after, BACKFILL_CHUNK)
+        await asyncio.gather(*(put(key, raw) for key, raw in page.items))
+        upkeep.stats["backfilled"] += len(page.items)
+        if page.last_key is None or not page.items:
+            break
+        after = page.last_key
+    if await _edit(ctx, table_name, bucket, done):
+        log.info("index %s of table %s is ACTIVE", name, table_name)
+
+
+# ------------------------------------------------------------------------------ dropping
+
+
+def drop_buckets(ctx: ApiContext, buckets: Iterable[str], what: str) -> None:
+    """Delete the entries of dropped indexes (or tables), in the background."""
+    for bucket in buckets:
+        ctx.spawn(ctx.handle.drop_bucket(bucket), what)
+
+
+def stored_gsi_buckets(description: Mapping[str, Any]) -> list[str]:
+    return [gsi_bucket(description["TableId"], index)
+            for index in description.get("GlobalSecondaryIndexes") or ()]
+
+
+__all__ = [
+    "ACTIVE",
+    "CREATING",
+    "UNKNOWN",
+    "IndexWork",
+    "base_key_of",
+    "drop_buckets",
+    "entry_key",
+    "index_projection",
+    "lease_fields",
+    "maintain",
+    "maintain_many",
+    "resume_backfills",
+    "start_backfill",
+    "stored_gsi_buckets",
+    "verify",
+    "work",
+]
+
