@@ -59,7 +59,7 @@ from dynamokv.core.settings import BucketProps, Limits
 from dynamokv.core.versioned import Dot, Sibling, VersionedObject, resolve_lww, sync
 from dynamokv.errors import DynamoKVError, QuorumNotMet, RequestTimeout, UnavailableError
 
-CAS_ATTEMPTS_MAX = 12
+CAS_ATTEMPTS_MAX = 40  # retries are bounded by the request deadline first
 ID_BASE = 1 << 40  # request ids of table ops, above the coordinator's and below anti-entropy's
 
 
@@ -511,7 +511,7 @@ class TableOps:
                  "attempts": cas.attempts}))))
         for op_id, cas in list(self.cas_ops.items()):
             if cas.retry_at_ms == -1:  # schedule the retry with jitter, within the deadline
-                backoff = self.node.rng.randint(1, min(2 ** cas.attempts, 200))
+                backoff = self.node.rng.randint(1, min(4 * 2 ** cas.attempts, 400))
                 cas.retry_at_ms = now_ms + backoff
                 self.deadlines.set(op_id, min(cas.retry_at_ms, cas.deadline_ms))
         return effects
