@@ -7,11 +7,11 @@ import random
 import pytest
 
 from dynamokv.core.messages import GetRequest
+from dynamokv.core.paxos import AcceptorState, Ballot
 from dynamokv.core.ring import Member, Ring
 from dynamokv.core.vclock import VectorClock
 from dynamokv.core.versioned import Dot, Sibling, VersionedObject
 from dynamokv.errors import StorageError
-from dynamokv.core.paxos import AcceptorState, Ballot
 from dynamokv.sim.checkers import (
     DiskLog,
     check_acknowledged_writes,

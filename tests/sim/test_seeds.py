@@ -13,6 +13,7 @@ import os
 import secrets
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -24,17 +25,16 @@ from dynamokv.sim.run import RunResult, main, run_seed
 WORKLOAD_MS = 4_000
 KIND_WORKLOAD_MS = 3_000
 
-# Drawn options with every fault kind among them (see the sweep in docs/simulator.md): crashes,
-# power losses, pauses, the four partition shapes, loss, duplication, reordering, delay tails,
-# skew and jumps, storage faults, joins and leaves, Paxos counters, 3 to 5 nodes, W from 1 to 3.
-CORPUS = [2, 4, 7, 8, 10, 13, 15, 17, 20, 27, 29, 36]
+# Drawn options that pass on today's core, with every fault kind among them: crashes, power
+# losses that destroyed unflushed writes (2, 46, 74), pauses, the four partition shapes, loss,
+# duplication, reordering, delay tails, skew and jumps, storage faults, joins, completed leaves,
+# Paxos counters, 3 to 5 nodes, W from 1 to 3. Re-check them when the core changes: a seed
+# fixes the simulator's choices, not what the core does with them.
+CORPUS = [2, 4, 8, 10, 13, 15, 20, 33, 42, 46, 49, 51, 74]
 
-# A seed per fault kind on which that kind, alone, actually happens (with one counter client).
-KIND_SEEDS = {
-    "crash": 2, "power": 1, "pause": 1, "isolate": 1, "split": 1, "asym": 1, "bridge": 1,
-    "loss": 1, "dup": 6, "reorder": 1, "delay": 1, "skew": 7, "clock": 4, "storage": 1,
-    "join": 1, "leave": 1,
-}
+# Seeds to force each fault kind on, alone, with one counter client: the first on which the
+# kind actually happens is used (each run tried must pass).
+KIND_SEEDS = {kind: (1, 2, 3) for kind in FAULT_KINDS} | {"power": (11, 2, 46)}
 # What shows that the kind happened (``RunResult.counts``).
 EVIDENCE = {
     "crash": "crashes", "power": "unsynced_lost", "pause": "pauses", "isolate": "partitions",
@@ -43,22 +43,42 @@ EVIDENCE = {
     "clock": "clock_jumps", "storage": "storage", "join": "joins", "leave": "departures",
 }
 
-# Core bugs the simulator found (see docs/simulator.md, Findings): checker name -> a text that
-# every violation the bug causes contains. Add entries only for a reported, understood bug.
-KNOWN_CORE_BUGS: dict[str, str] = {}
+@dataclass(frozen=True)
+class KnownBug:
+    """A core bug the simulator found and reported (docs/simulator.md, Findings).
+
+    ``marker`` is a text that the violations of ``checker`` which the bug itself causes contain
+    (and that nothing else produces); ``follows`` names the violations it leads to in turn
+    (checker -> a text they contain, "" for any), excused only in a run that shows the marker.
+    """
+
+    name: str
+    checker: str
+    marker: str
+    follows: dict[str, str] = field(default_factory=dict)
+
+
+KNOWN_CORE_BUGS: list[KnownBug] = [
+    # Delete an entry once its bug is fixed; add one only for a reported, understood bug.
+    # Fixed so far: Paxos retries reporting a lost earlier proposal's result (seed 39), dots
+    # issued again after a power loss (seeds 24, 141: a new incarnation after an unclean stop),
+    # StorageError escaping handoff's ack (seed 17 with --faults storage,leave,join).
+]
 
 
 def _explained_by_known_bug(result: RunResult) -> bool:
     found = {name: items for name, items in result.violations.items() if items}
     if not found:
         return False
-    for name, items in found.items():
-        if name == "lost-writes" and "disk-writes" in found:
-            continue  # a reused dot merges two writes into one: the loss follows from it
-        marker = KNOWN_CORE_BUGS.get(name)
-        if marker is None or not all(marker in item for item in items):
-            return False
-    return True
+    active = [bug for bug in KNOWN_CORE_BUGS
+              if any(bug.marker in item for item in found.get(bug.checker, []))]
+
+    def explained(name: str, item: str) -> bool:
+        return any((bug.checker == name and bug.marker in item)
+                   or (name in bug.follows and bug.follows[name] in item) for bug in active)
+
+    return bool(active) and all(explained(name, item)
+                                for name, items in found.items() for item in items)
 
 
 def _report(result: RunResult, extra: str = "") -> str:
@@ -99,15 +119,21 @@ def test_fresh_seed(turn: int) -> None:
 
 def test_every_fault_kind_has_a_test() -> None:
     assert sorted(KIND_SEEDS) == sorted(FAULT_KINDS) == sorted(EVIDENCE)
+    assert set(FAULT_KINDS) <= {k for seed in CORPUS for k in SimOptions.from_seed(seed).faults}
 
 
 @pytest.mark.parametrize("kind", FAULT_KINDS)
 def test_fault_kind_alone(kind: str) -> None:
     """The kind, forced on alone, happens and the run still passes every checker."""
-    options = SimOptions.from_seed(KIND_SEEDS[kind], workload_ms=KIND_WORKLOAD_MS,
-                                   faults=(kind,), cas_clients=1)
-    result = _check(options, f" --faults {kind} --cas-clients 1")
-    assert result.counts[EVIDENCE[kind]] > 0, f"no {kind} happened: {result.summary}"
+    seen = []
+    for seed in KIND_SEEDS[kind]:
+        options = SimOptions.from_seed(seed, workload_ms=KIND_WORKLOAD_MS, faults=(kind,),
+                                       cas_clients=1)
+        result = _check(options, f" --faults {kind} --cas-clients 1")
+        if result.counts[EVIDENCE[kind]] > 0:
+            return
+        seen.append(result.summary)
+    pytest.fail(f"no {kind} happened on seeds {KIND_SEEDS[kind]}: {seen}")
 
 
 def test_same_seed_gives_same_digest() -> None:
@@ -136,7 +162,7 @@ def test_digest_does_not_depend_on_hash_seed() -> None:
     assert len(digests) == 1, digests
 
 
-@pytest.mark.parametrize("seed", [2, 7])
+@pytest.mark.parametrize("seed", [2, 33])
 def test_checkers_catch_a_lying_disk(seed: int) -> None:
     result = run_seed(SimOptions.from_seed(seed, workload_ms=WORKLOAD_MS, bug="lying-disk"))
     assert not result.ok

@@ -27,6 +27,7 @@ from dynamokv.core.messages import HandoffAck, HandoffBatch, KeyObject
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.ring import Ring
 from dynamokv.core.versioned import VersionedObject, sync
+from dynamokv.errors import DynamoKVError
 
 NOfBucket = Callable[[str], int]
 
@@ -151,11 +152,16 @@ class HandoffManager:
         transfer.waiting.discard(src)
         if transfer.waiting:
             return []
-        for (bucket, key), (obj, leaving) in transfer.sent.items():
-            if leaving and self.store.get(bucket, key) == obj:
-                self.store.delete(bucket, key)
-                transfer.moved += 1
-                self.objects_moved += 1
+        try:
+            for (bucket, key), (obj, leaving) in transfer.sent.items():
+                if leaving and self.store.get(bucket, key) == obj:
+                    self.store.delete(bucket, key)
+                    transfer.moved += 1
+                    self.objects_moved += 1
+        except DynamoKVError as exc:
+            # Whatever was not deleted is still a stray: the next pass hands it off again.
+            transfer.sent = {}
+            return [Log("warning", "handoff cleanup failed", {"error": str(exc)})]
         # Deleted keys are gone; kept or changed ones sort before the cursor and are revisited
         # on the next pass over the partition (a stray check re-queues it).
         transfer.sent = {}

@@ -331,12 +331,15 @@ class TableOps:
             if obj is not None:
                 current = sync(current, obj)
         if current is not None and op.prior:
-            seen = current.context()
-            for dot, outcome in op.prior.items():
-                if seen.contains(dot.actor, dot.counter):
-                    # An earlier round of ours was chosen after all: applying `decide` again
-                    # would apply the change twice.
-                    return self._done(op_id, op, CasResult(*outcome))
+            # An earlier round of ours may have been chosen after all (finished by another
+            # proposer): applying `decide` again would apply the change twice. At most one of
+            # our rounds is chosen, and no later one was proposed after it; ops on one key are
+            # serialised per node and our counters only grow, so the chosen round is the
+            # latest of ours that the current value's history contains.
+            seen = current.context().get(self._paxos_actor)
+            chosen = [dot for dot in op.prior if dot.counter <= seen]
+            if chosen:
+                return self._done(op_id, op, CasResult(*op.prior[max(chosen)]))
         old = live_value(current)
         op.old_value = old
         decide = self._decide_fn.get(op_id)

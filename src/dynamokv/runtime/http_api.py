@@ -15,7 +15,6 @@ until the worker catches up, and a client that stops reading responses pauses th
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 import contextlib
 import email.utils
 import http
@@ -23,6 +22,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import cast
 
 import httptools  # type: ignore[import-untyped,unused-ignore]
 import orjson

@@ -22,6 +22,7 @@ from dynamokv.wire.codec import decode, encode
 
 RING_FILE = "ring.bin"
 INCARNATION_FILE = "incarnation"
+CLEAN_STOP_FILE = "clean-stop"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -57,19 +58,29 @@ def load_ring(data_dir: Path) -> tuple[Ring, dict[str, dict[str, Any]], int] | N
 
 
 def incarnation(data_dir: Path) -> str:
-    """This data directory's incarnation: created once, kept for the directory's lifetime.
+    """This data directory's incarnation, as of this start.
 
     A wiped directory gets a new one, so the node's writes carry a new actor and can never
-    re-issue a version-vector counter it issued before it lost its data (Riak's KV679).
+    re-issue a version-vector counter it issued before it lost its data (Riak's KV679). So does
+    a directory whose node did not stop cleanly last time: with the engine's default sync mode
+    a machine crash may have lost the last writes, counters included. A clean stop leaves a
+    marker (``mark_clean_stop``) that keeps the incarnation across the next start.
     """
-    path = Path(data_dir) / INCARNATION_FILE
-    if path.exists():
-        value = path.read_text().strip()
-        if value:
-            return value
-    value = secrets.token_hex(4)
-    _atomic_write(path, value.encode())
+    data_dir = Path(data_dir)
+    path = data_dir / INCARNATION_FILE
+    clean = data_dir / CLEAN_STOP_FILE
+    value = path.read_text().strip() if path.exists() else ""
+    if not value or not clean.exists():
+        value = secrets.token_hex(4)
+        _atomic_write(path, value.encode())
+    if clean.exists():
+        clean.unlink()  # running now: only the next clean stop writes it again
     return value
 
 
-__all__ = ["incarnation", "load_ring", "save_ring"]
+def mark_clean_stop(data_dir: Path) -> None:
+    """Record that the node stopped cleanly (after syncing its storage)."""
+    _atomic_write(Path(data_dir) / CLEAN_STOP_FILE, b"clean\n")
+
+
+__all__ = ["incarnation", "load_ring", "mark_clean_stop", "save_ring"]

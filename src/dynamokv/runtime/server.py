@@ -25,7 +25,7 @@ from dynamokv.errors import DynamoKVError
 from dynamokv.runtime.config import NodeConfig, parse_address
 from dynamokv.runtime.handle import ClusterHandle
 from dynamokv.runtime.metrics import MetricsHTTPServer, NodeMetrics
-from dynamokv.runtime.persist import incarnation, load_ring
+from dynamokv.runtime.persist import incarnation, load_ring, mark_clean_stop
 from dynamokv.runtime.runner import NodeRunner
 from dynamokv.storage.base import StorageEngine
 from dynamokv.storage.node_store import NodeStore
@@ -53,9 +53,12 @@ class RunningNode:
         if self.metrics_server is not None:
             self.metrics_server.stop()
             self.metrics_server = None
-        with contextlib.suppress(DynamoKVError):
+        try:
             self.engine.sync()
-        self.engine.close()
+            self.engine.close()
+            mark_clean_stop(self.config.data_dir)
+        except DynamoKVError:
+            self.engine.close()  # not clean: the next start takes a new incarnation
 
 
 def core_settings(config: NodeConfig, q: int) -> CoreSettings:

@@ -199,6 +199,9 @@ class SimDisk:
             self._restore(entry)
         if lost:
             self._undo.clear()
+            # As production does after an unclean stop (runtime/persist.py): a new incarnation,
+            # so the restarted node cannot re-issue counters the lost writes had used (KV679).
+            self.incarnation = f"{self.incarnation}+"
         self.store = NodeStore(self._engine, self.q)
         return len(lost)
 

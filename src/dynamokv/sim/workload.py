@@ -232,9 +232,14 @@ class Workload:
     def on_refused(self, ref: int, req_id: int) -> None:
         """The request never reached a node (connection refused): it certainly did nothing."""
         client = self._client(ref)
-        if client is not None and client.pending is not None and client.pending.ref == ref:
-            History.finish(client.pending.op, "fail", self.port.now_ms, error="refused")
-            self._done(client)
+        pending = client.pending if client is not None else None
+        # A refusal names the request id, except a Paxos request's (its reference is its own):
+        # a late refusal of an earlier request must not end the one in flight now.
+        if client is None or pending is None or pending.ref != ref or (
+                ref < CAS_REF_BASE and pending.req_id != req_id):
+            return
+        History.finish(pending.op, "fail", self.port.now_ms, error="refused")
+        self._done(client)
 
     def on_connection_lost(self, node: str) -> None:
         """``node`` crashed: every request waiting on it ends without an answer."""

@@ -31,6 +31,7 @@ import random
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from dynamokv.core.effects import Effect, Log, PersistRing, Reply, Send, SendTo
@@ -606,8 +607,14 @@ class Simulator:
                          functools.partial(self.depart, node.node_id))
 
     def _core_failed(self, node: SimNode, what: str, exc: Exception) -> None:
-        self.violations.append(f"t={self._now_ms} {node.node_id} raised {type(exc).__name__} "
-                               f"handling {what}: {exc}")
+        # Name the innermost core functions it escaped from, by file name only (no machine
+        # paths: violations are compared across machines).
+        frames = [f"{Path(f.filename).name}:{f.name}"
+                  for f in traceback.extract_tb(exc.__traceback__)
+                  if Path(f.filename).parent.name == "core"]
+        where = f" from {' > '.join(frames[-2:])}" if frames else ""
+        self.violations.append(f"t={self._now_ms} {node.node_id} raised {type(exc).__name__}"
+                               f"{where} handling {what}: {exc}")
         self.errors.append("".join(traceback.format_exception(exc)))
         self.trace.add(self._now_ms, node.node_id, "raised", f"{type(exc).__name__} on {what}")
 
