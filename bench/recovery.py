@@ -11,10 +11,11 @@ Three measurements, each on its own throwaway cluster of 3 node processes on 127
 2. Anti-entropy alone. (a) A lost disk: load L keys, stop one node, delete its data directory,
    start it again; time until its trees are built and every root agrees, and how many keys the
    exchanges repaired against L. (b) A small difference in one large partition: d keys (all in
-   the partition holding the most keys) written while one replica is down, then the node holding
-   their hints is killed too before that replica restarts, so hinted handoff cannot deliver them
-   and only anti-entropy can; keys repaired and exchanges against the partition's size, and what
-   the exchange compares (computed from the tree's shape).
+   one partition: the one holding the most keys, then the last one, which the restarted replica
+   visits last) written while one replica is down, then the node holding their hints is killed
+   too before that replica restarts, so hinted handoff cannot deliver them and only
+   anti-entropy can; keys repaired and exchanges against the partition's size, and what the
+   exchange compares (computed from the tree's shape).
 3. Foreground latency with and without background work: the same steady foreground load
    (gets and blind puts, a fixed number in flight, a fixed duration) on a quiet cluster, while a
    restarted node receives a large hint backlog, while a wiped node is rebuilt by anti-entropy,
@@ -298,8 +299,13 @@ def measure_anti_entropy(args: argparse.Namespace, values: list[bytes], log: Log
                                                      "max": max(sizes.values()),
                                                      "mean": round(len(keys) / ring.q, 1)}}
         result["wipe"] = measure_wipe(cluster, ring, args, log)
-        result["small"] = [measure_small_diff(cluster, ring, args, d, keys, sizes, values, log)
-                           for d in args.diffs]
+        # The restarted replica visits its partitions in order 0..q-1, one exchange per
+        # interval: the partition holding the most keys, and the last one (found last, unless
+        # the peer's own rotation gets there first).
+        largest = sizes.most_common(1)[0][0]
+        result["small"] = [
+            measure_small_diff(cluster, ring, args, d, partition, keys, sizes, values, log)
+            for partition in dict.fromkeys((largest, ring.q - 1)) for d in args.diffs]
         return result
 
 
@@ -402,12 +408,12 @@ def exchange_shape(partition_keys: list[bytes], diff_keys: list[bytes]) -> dict[
 
 
 def measure_small_diff(cluster: RecoveryCluster, ring: Ring, args: argparse.Namespace,
-                       diff: int, keys: list[bytes], sizes: Counter[int], values: list[bytes],
-                       log: Log) -> dict[str, Any]:
-    """n3 misses ``diff`` keys of one partition; n1, which holds their hints, is down."""
-    partition, size = sizes.most_common(1)[0]
+                       diff: int, partition: int, keys: list[bytes], sizes: Counter[int],
+                       values: list[bytes], log: Log) -> dict[str, Any]:
+    """n3 misses ``diff`` keys of ``partition``; n1, which holds their hints, is down."""
+    size = sizes[partition]
     partition_keys = [k for k in keys if key_partition(BUCKET, k, ring.q) == partition]
-    diff_keys = keys_in_partition(partition, diff, f"diff{diff}", ring.q)
+    diff_keys = keys_in_partition(partition, diff, f"diff{diff}p{partition}", ring.q)
     holder, peer, victim = cluster.node("n1"), cluster.node("n2"), cluster.node("n3")
     log(f"  small difference: {diff} keys in partition {partition} ({size} keys)")
     victim.kill9()
@@ -483,7 +489,8 @@ def measure_small_diff(cluster: RecoveryCluster, ring: Ring, args: argparse.Name
     # redundant) hints to n3.
     holder.start()
     cluster.wait_answers(holder)
-    result["cleanup_s"] = wait_converged(cluster, ring, args, "n1 back and every replica equal")
+    cleanup = settle(cluster, ring, args, "n1 back and every replica equal", log)
+    result["cleanup_s"], result["cleanup_not_converged"] = cleanup["seconds"], cleanup["diagnosis"]
     return result
 
 
@@ -564,6 +571,7 @@ def foreground_run(cluster: RecoveryCluster, ring: Ring, args: argparse.Namespac
     log(f"  {scenario}: {args.fg_seconds:g} s of foreground load")
     load_before = common.loadavg()
     cpu = common.CpuMeter(cluster.pids())
+    t_window = time.monotonic()
     fg, samples = load.run(window())
     busy = cpu.busy()
     # Background work is "active" until the first sample showing it done.
@@ -584,6 +592,10 @@ def foreground_run(cluster: RecoveryCluster, ring: Ring, args: argparse.Namespac
         after["converged_after_restart_s"] = (None if done["seconds"] is None
                                               else round(time.monotonic() - t_restart, 2))
         after["not_converged"] = done["diagnosis"]
+        # Converged (hints and roots) well after the run ended: it was active throughout.
+        window_end = t_window - t_restart + fg.seconds
+        if done["seconds"] is None or after["converged_after_restart_s"] > window_end + 2.0:
+            active_until = None
     admission = admission_summary(samples)
     last = samples[-1] if samples else {}
     result = {
@@ -690,14 +702,15 @@ def table_wipe(result: dict[str, Any]) -> Table:
 def table_small(result: dict[str, Any]) -> Table:
     t = Table(title="2b. Small difference in one partition, repaired by anti-entropy alone "
                     "(n2 <-> n3, hint holder n1 down); times from n3's restart")
-    for col in ("differing keys", "partition keys", "trees built s", "roots agree s",
-                "keys repaired", "exchanges", "repaired / partition keys",
+    for col in ("differing keys", "partition", "partition keys", "trees built s",
+                "roots agree s", "keys repaired", "exchanges", "repaired / partition keys",
                 "hashes compared*", "key digests in differing leaves*"):
         t.add_column(col, justify="right")
     for r in result["small"]:
         shape = r["shape"]
-        t.add_row(str(r["diff_keys"]), str(r["partition_keys"]), _f(r["trees_built_s"]),
-                  _f(r["roots_agree_s"]), str(r["keys_repaired"]), str(r["exchanges"]),
+        t.add_row(str(r["diff_keys"]), str(r["partition"]), str(r["partition_keys"]),
+                  _f(r["trees_built_s"]), _f(r["roots_agree_s"]), str(r["keys_repaired"]),
+                  str(r["exchanges"]),
                   f"{r['repaired_per_partition_key']:.2%}", str(shape["hashes_compared"]),
                   f"{shape['key_digests_in_differing_leaves']} "
                   f"({shape['key_digests_in_differing_leaves'] / r['partition_keys']:.1%})")
@@ -709,8 +722,9 @@ def table_small(result: dict[str, Any]) -> Table:
 def table_foreground(result: dict[str, Any]) -> Table:
     t = Table(title=f"3. Foreground gets/puts (50/50), {result['concurrency']} in flight, with "
                     "and without background work (client-side latency, ms)")
-    for col in ("run", "part (s)", "background active s", "ops/s", "p50", "p99", "p99.9", "max",
-                "errors", "hints replayed", "keys repaired (AAE)"):
+    for col in ("run", "part (s)", "background active s", "converged after restart s", "ops/s",
+                "p50", "p99", "p99.9", "max", "errors", "hints replayed",
+                "keys repaired (AAE)"):
         t.add_column(col, justify="left" if col in ("run", "part (s)") else "right")
     for r in result["runs"]:
         parts = [("whole", r["whole"])]
@@ -725,6 +739,7 @@ def table_foreground(result: dict[str, Any]) -> Table:
                 ("-" if active is None else
                  f"{active:.1f}" + ("" if r["background_done_in_window"] else "+"))
                 if first else "",
+                _f(r.get("converged_after_restart_s")) if first else "",
                 _f(part["ops_per_s"], 0), _f(a["p50_ms"]), _f(a["p99_ms"]), _f(a["p999_ms"]),
                 _f(a["max_ms"]),
                 str(sum(r["errors"].values()) + r["not_found"]) if first else "",
@@ -888,16 +903,17 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM takes the Ctrl-C path: every node is stopped on the way
 
 
-def run(args: argparse.Namespace, console: Console, log: Log) -> dict[str, Any]:
+def run(args: argparse.Namespace, console: Console, log: Log, report: dict[str, Any]) -> None:
+    """Run the chosen measurements, filling ``report`` as each one ends."""
     values = make_values(args)
-    report: dict[str, Any] = {
+    report.update({
         "benchmark": "recovery", "argv": sys.argv[1:],
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "loadavg_start": common.loadavg()},
         "cluster": {"nodes": 3, "n": N, "r": R, "w": W, "engine": "lmdb",
                     "ring_size": args.ring_size, "aae_interval": args.aae_interval},
-    }
+    })
     t0 = time.monotonic()
     if args.only in ("1", "all"):
         report["down"] = [measure_down(args, k, values, log) for k in args.keys_down]
@@ -916,7 +932,6 @@ def run(args: argparse.Namespace, console: Console, log: Log) -> dict[str, Any]:
             console.print(table_ratios(fg))
     report["machine"]["loadavg_end"] = common.loadavg()
     report["seconds"] = round(time.monotonic() - t0, 1)
-    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -929,18 +944,23 @@ def main(argv: list[str] | None = None) -> int:
         status.print(f"[dim]{time.monotonic() - t0:7.1f}s[/] {text}", highlight=False)
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    report: dict[str, Any] = {}
+    code = 0
     try:
-        report = run(args, console, log)
+        run(args, console, log, report)
     except KeyboardInterrupt:
         log("interrupted; every node this script started has been stopped")
-        return 130
+        report["error"] = "interrupted"
+        code = 130
     except (WaitTimeout, DynamoKVError, RuntimeError) as exc:
         log(f"error: {exc}")
-        return 1
+        report["error"] = str(exc)
+        code = 1
     if args.json:
+        # Also after an error: the measurements that finished are kept.
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         log(f"results written to {args.json}")
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -339,7 +339,7 @@ def roots_agreement(ring: Ring, statuses: dict[str, dict[str, Any] | None], n: i
         if len(replicas) < 2:
             continue
         checked += 1
-        roots = set()
+        roots: set[str | None] = set()
         for replica in replicas:
             status = statuses.get(replica)
             if status is None:
