@@ -98,6 +98,12 @@ class NodeMetrics:
         self.connected_peers = Gauge(
             "dynamokv_connected_peers", "Peer nodes with an open connection.", registry=r
         )
+        self.background = Gauge(
+            "dynamokv_background", "Background work of this node: hints pending (a backlog "
+            "bounded by hints.backlog_max), hints replayed, handoffs active and queued, "
+            "anti-entropy exchanges and keys repaired, admitted background batches per second.",
+            ["what"], registry=r,
+        )
         self.bytes_in = Counter(
             "dynamokv_bytes_in", "Bytes received on the binary protocol.", registry=r
         )
@@ -163,6 +169,11 @@ class NodeMetrics:
 
     def set_connected_peers(self, count: int) -> None:
         self.connected_peers.set(count)
+
+    def set_background(self, values: dict[str, float]) -> None:
+        """Publish the node's background-work figures (see the ``dynamokv_background`` help)."""
+        for what, value in values.items():
+            self.background.labels(what=what).set(value)
 
     def add_bytes_in(self, n: int) -> None:
         self.bytes_in.inc(n)

@@ -90,6 +90,24 @@ class NodeRunner:
         await self.transport.listen(host, port)
         self._execute(self.core.start(self.now_ms()))
         self._arm_timer()
+        self._publish_gauges()
+
+    def _publish_gauges(self) -> None:
+        """Every 2 s: background-work gauges and connected peers for Prometheus."""
+        if getattr(self, "_stopped", False):
+            return
+        core = self.core
+        self.metrics.set_background({
+            "hints_pending": sum(core.hints.pending().values()),
+            "hints_replayed": core.hints.replayed,
+            "handoffs_active": len(core.handoff.status()["active"]),  # type: ignore[arg-type]
+            "handoffs_queued": len(core.handoff.status()["queued"]),  # type: ignore[arg-type]
+            "aae_exchanges": core.aae.exchanges,
+            "aae_keys_repaired": core.aae.keys_repaired,
+            "admission_rate_per_s": core.admission.rate,
+        })
+        self.metrics.set_connected_peers(self.transport.peer_count())
+        asyncio.get_running_loop().call_later(2.0, self._publish_gauges)
 
     async def stop(self) -> None:
         self._stopped = True
