@@ -90,7 +90,9 @@ def check_update_keys(table: TableInfo, update: UpdateExpression | None) -> None
 # with (old item, new item) -- the values the write actually applied to.
 
 
-def put_decision(prepared: Prepared, data: bytes) -> tuple[Any, list[Item | None]]:
+def put_decision(prepared: Prepared, data: bytes | None) -> tuple[Any, list[Item | None]]:
+    """The Paxos decision of a conditional put (``data``) or delete (``None``): check the
+    condition on the current item, remember it in the box, write ``data``."""
     box: list[Item | None] = [None]
 
     def decide(current: bytes | None) -> bytes | None:
@@ -106,18 +108,7 @@ def put_decision(prepared: Prepared, data: bytes) -> tuple[Any, list[Item | None
 
 
 def delete_decision(prepared: Prepared) -> tuple[Any, list[Item | None]]:
-    box: list[Item | None] = [None]
-
-    def decide(current: bytes | None) -> bytes | None:
-        if current is not None and current[:1] == INTENT_MARK:
-            raise IntentFound(current)
-        old = decode_item(current) if current is not None else None
-        if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
-            raise CheckFailed(old)
-        box[0] = old
-        return None
-
-    return decide, box
+    return put_decision(prepared, None)
 
 
 def update_decision(
