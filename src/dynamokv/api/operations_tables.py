@@ -4,7 +4,8 @@ Owns: CreateTable, DescribeTable, ListTables, DeleteTable, UpdateTable, TagResou
 UntagResource, ListTagsOfResource, DescribeTimeToLive, UpdateTimeToLive, DescribeLimits, and the
 TableDescription document they return.
 May import: stdlib, :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`,
-:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.operations_common`.
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.operations_common`,
+:mod:`dynamokv.api.table_requests` (request parsing and validation).
 
 Tables are ACTIVE as soon as CreateTable returns (there is nothing to provision), so SDK
 waiters finish at once. Throughput settings are stored and echoed back, never enforced.
@@ -36,236 +37,21 @@ from dynamokv.api.indexes import (
     start_backfill,
     stored_gsi_buckets,
 )
-from dynamokv.api.operations_common import ApiContext, Params, check_table_name, one_error
-
-_INVALID = "One or more parameter values were invalid: "
-MAX_LSI = 5
-MAX_GSI = 20
-MAX_TAGS = 50
-KEY_TYPES = ("HASH", "RANGE")
-ATTRIBUTE_TYPES = ("B", "N", "S")
-BILLING_MODES = ("PROVISIONED", "PAY_PER_REQUEST")
-PROJECTION_TYPES = ("ALL", "KEYS_ONLY", "INCLUDE")
-
-
-# ------------------------------------------------------------------------------ parsing
-
-
-def _key_schema(params: Params, name: str, what: str) -> list[dict[str, str]]:
-    raw = params.sequence(name, required=True)
-    assert raw is not None
-    if not 1 <= len(raw) <= 2:
-        raise one_error(
-            f"Value '{raw}' at '{params.label(name)}' failed to satisfy constraint: Member must "
-            f"have length {'less' if raw else 'greater'} than or equal to {2 if raw else 1}"
-        )
-    schema: list[dict[str, str]] = []
-    for i, element in enumerate(raw, 1):
-        p = Params(element, f"{params.label(name)}.{i}.member.")
-        attribute = p.req_string("AttributeName")
-        if not 1 <= len(attribute) <= 255:
-            raise one_error(
-                f"Value '{attribute}' at '{p.label('AttributeName')}' failed to satisfy "
-                "constraint: Member must have length between 1 and 255"
-            )
-        key_type = p.enum("KeyType", KEY_TYPES, "")
-        if not key_type:
-            raise p.missing("KeyType")
-        schema.append({"AttributeName": attribute, "KeyType": key_type})
-    if schema[0]["KeyType"] != "HASH":
-        raise ValidationException(
-            f"Invalid KeySchema: The first KeySchemaElement is not a HASH key type{what}"
-        )
-    if len(schema) == 2:
-        if schema[1]["KeyType"] != "RANGE":
-            raise ValidationException(
-                f"Invalid KeySchema: The second KeySchemaElement is not a RANGE key type{what}"
-            )
-        if schema[0]["AttributeName"] == schema[1]["AttributeName"]:
-            raise ValidationException(
-                "Both the Hash Key and the Range Key element in the KeySchema have the same name"
-            )
-    return schema
-
-
-def _throughput(params: Params, name: str) -> dict[str, int] | None:
-    p = params.nested(name)
-    if p is None:
-        return None
-    read = p.integer("ReadCapacityUnits", minimum=1)
-    write = p.integer("WriteCapacityUnits", minimum=1)
-    if read is None:
-        raise p.missing("ReadCapacityUnits")
-    if write is None:
-        raise p.missing("WriteCapacityUnits")
-    return {"ReadCapacityUnits": read, "WriteCapacityUnits": write}
-
-
-def _projection(params: Params) -> dict[str, Any]:
-    p = params.nested("Projection", required=True)
-    assert p is not None
-    kind = p.enum("ProjectionType", PROJECTION_TYPES, "ALL")
-    non_key = p.strings("NonKeyAttributes")
-    projection: dict[str, Any] = {"ProjectionType": kind}
-    if non_key is not None:
-        if kind != "INCLUDE":
-            raise ValidationException(
-                _INVALID + "ProjectionType is " + kind + ", but NonKeyAttributes is specified"
-            )
-        projection["NonKeyAttributes"] = non_key
-    elif kind == "INCLUDE":
-        raise ValidationException(
-            _INVALID + "NonKeyAttributes must not be empty when ProjectionType is INCLUDE"
-        )
-    return projection
-
-
-def _index_name(p: Params) -> str:
-    name = p.req_string("IndexName")
-    return check_table_name(name, p.label("IndexName"))
-
-
-def _indexes(
-    params: Params,
-    name: str,
-    is_global: bool,
-    provisioned: bool,
-    table_schema: list[dict[str, str]],
-) -> list[dict[str, Any]]:
-    raw = params.sequence(name)
-    if raw is None:
-        return []
-    if not raw:
-        raise ValidationException(_INVALID + f"List of {name} is empty")
-    limit = MAX_GSI if is_global else MAX_LSI
-    if len(raw) > limit:
-        raise LimitExceededException(
-            f"One or more parameter values were invalid: Number of {name} exceeds per-table "
-            f"limit of {limit}"
-        )
-    out: list[dict[str, Any]] = []
-    for i, element in enumerate(raw, 1):
-        p = Params(element, f"{params.label(name)}.{i}.member.")
-        index_name = _index_name(p)
-        schema = _key_schema(p, "KeySchema", "")
-        index: dict[str, Any] = {
-            "IndexName": index_name,
-            "KeySchema": schema,
-            "Projection": _projection(p),
-        }
-        if not is_global:
-            if len(table_schema) < 2:
-                raise ValidationException(
-                    _INVALID + "Table KeySchema does not have a range key, which is required "
-                    "when specifying a LocalSecondaryIndex"
-                )
-            if schema[0]["AttributeName"] != table_schema[0]["AttributeName"]:
-                raise ValidationException(
-                    _INVALID + "Index KeySchema does not have the same leading hash key as "
-                    f"table KeySchema for index: {index_name}. index hash key: "
-                    f"{schema[0]['AttributeName']}, table hash key: "
-                    f"{table_schema[0]['AttributeName']}"
-                )
-            if len(schema) < 2:
-                raise ValidationException(
-                    _INVALID + f"Index KeySchema does not have a range key for index: "
-                    f"{index_name}"
-                )
-        else:
-            throughput = _throughput(p, "ProvisionedThroughput")
-            if provisioned and throughput is None:
-                raise ValidationException(
-                    _INVALID + f"ProvisionedThroughput must be specified for index: {index_name}"
-                )
-            if throughput is not None:
-                index["ProvisionedThroughput"] = throughput
-        out.append(index)
-    return out
-
-
-def _tags(params: Params, name: str = "Tags") -> list[dict[str, str]]:
-    raw = params.sequence(name)
-    if raw is None:
-        return []
-    tags: list[dict[str, str]] = []
-    for i, element in enumerate(raw, 1):
-        p = Params(element, f"{params.label(name)}.{i}.member.")
-        key = p.req_string("Key")
-        value = p.req_string("Value")
-        if not 1 <= len(key) <= 128:
-            raise one_error(
-                f"Value '{key}' at '{p.label('Key')}' failed to satisfy constraint: Member must "
-                "have length between 1 and 128"
-            )
-        if len(value) > 256:
-            raise one_error(
-                f"Value '{value}' at '{p.label('Value')}' failed to satisfy constraint: Member "
-                "must have length less than or equal to 256"
-            )
-        tags.append({"Key": key, "Value": value})
-    return tags
-
-
-def _check_definitions(
-    definitions: list[dict[str, str]], key_names: list[str], has_indexes: bool
-) -> None:
-    defined = [d["AttributeName"] for d in definitions]
-    if len(set(defined)) != len(defined):
-        raise ValidationException("Cannot have two attributes with the same name")
-    missing = [k for k in dict.fromkeys(key_names) if k not in defined]
-    if missing:
-        raise ValidationException(
-            _INVALID + "Some index key attributes are not defined in AttributeDefinitions. "
-            f"Keys: [{', '.join(missing)}], AttributeDefinitions: [{', '.join(defined)}]"
-        )
-    unused = [d for d in defined if d not in key_names]
-    if unused:
-        if not has_indexes:
-            raise ValidationException(
-                _INVALID + "Number of attributes in KeySchema does not exactly match number of "
-                "attributes defined in AttributeDefinitions"
-            )
-        raise ValidationException(
-            _INVALID + f"Some AttributeDefinitions are not used. AttributeDefinitions: "
-            f"[{', '.join(defined)}], keys used: [{', '.join(dict.fromkeys(key_names))}]"
-        )
-
-
-def _definitions(params: Params) -> list[dict[str, str]]:
-    raw = params.sequence("AttributeDefinitions", required=True)
-    assert raw is not None
-    out: list[dict[str, str]] = []
-    for i, element in enumerate(raw, 1):
-        p = Params(element, f"attributeDefinitions.{i}.member.")
-        name = p.req_string("AttributeName")
-        kind = p.enum("AttributeType", ATTRIBUTE_TYPES, "")
-        if not kind:
-            raise p.missing("AttributeType")
-        out.append({"AttributeName": name, "AttributeType": kind})
-    return out
-
-
-def _billing(params: Params, *, creating: bool) -> tuple[str | None, dict[str, int] | None]:
-    mode = params.string("BillingMode")
-    if mode is not None and mode not in BILLING_MODES:
-        raise one_error(
-            f"Value '{mode}' at 'billingMode' failed to satisfy constraint: Member must satisfy "
-            f"enum value set: [{', '.join(BILLING_MODES)}]"
-        )
-    throughput = _throughput(params, "ProvisionedThroughput")
-    effective = mode or ("PROVISIONED" if creating else None)
-    if effective == "PROVISIONED" and throughput is None and creating:
-        raise ValidationException(
-            _INVALID + "ReadCapacityUnits and WriteCapacityUnits must both be specified when "
-            "BillingMode is PROVISIONED"
-        )
-    if effective == "PAY_PER_REQUEST" and throughput is not None:
-        raise ValidationException(
-            _INVALID + "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when "
-            "BillingMode is PAY_PER_REQUEST"
-        )
-    return mode, throughput
-
+from dynamokv.api.operations_common import ApiContext, Params, one_error
+from dynamokv.api.table_requests import (
+    INVALID,
+    MAX_GSI,
+    MAX_TAGS,
+    check_definitions,
+    parse_billing,
+    parse_definitions,
+    parse_index_name,
+    parse_indexes,
+    parse_key_schema,
+    parse_projection,
+    parse_tags,
+    parse_throughput,
+)
 
 # ------------------------------------------------------------------------------ describe
 
@@ -343,21 +129,21 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
 
 async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     name = params.table_name()
-    definitions = _definitions(params)
-    schema = _key_schema(params, "KeySchema", "")
-    mode, throughput = _billing(params, creating=True)
+    definitions = parse_definitions(params)
+    schema = parse_key_schema(params, "KeySchema", "")
+    mode, throughput = parse_billing(params, creating=True)
     provisioned = (mode or "PROVISIONED") == "PROVISIONED"
-    lsis = _indexes(params, "LocalSecondaryIndexes", False, provisioned, schema)
-    gsis = _indexes(params, "GlobalSecondaryIndexes", True, provisioned, schema)
+    lsis = parse_indexes(params, "LocalSecondaryIndexes", False, provisioned, schema)
+    gsis = parse_indexes(params, "GlobalSecondaryIndexes", True, provisioned, schema)
     names = [index["IndexName"] for index in lsis + gsis]
     if len(set(names)) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
-        raise ValidationException(_INVALID + f"Duplicate index name: {duplicate}")
+        raise ValidationException(INVALID + f"Duplicate index name: {duplicate}")
     key_names = [e["AttributeName"] for e in schema]
     for index in lsis + gsis:
         key_names += [e["AttributeName"] for e in index["KeySchema"]]
-    _check_definitions(definitions, key_names, bool(lsis or gsis))
-    tags = _tags(params)
+    check_definitions(definitions, key_names, bool(lsis or gsis))
+    tags = parse_tags(params)
     description: dict[str, Any] = {
         "TableName": name,
         "TableId": str(uuid.uuid4()),
@@ -440,19 +226,19 @@ def _gsi_updates(
         p = Params(element, f"globalSecondaryIndexUpdates.{i}.member.")
         existing = {g["IndexName"] for g in gsis}
         if (create := p.nested("Create")) is not None:
-            name = _index_name(create)
+            name = parse_index_name(create)
             if name in existing or name in {idx["IndexName"] for idx in lsis}:
                 raise ResourceInUseException("Attempting to create an index which already exists")
             index: dict[str, Any] = {
                 "IndexName": name,
-                "KeySchema": _key_schema(create, "KeySchema", ""),
-                "Projection": _projection(create),
+                "KeySchema": parse_key_schema(create, "KeySchema", ""),
+                "Projection": parse_projection(create),
                 **creating,
             }
-            throughput = _throughput(create, "ProvisionedThroughput")
+            throughput = parse_throughput(create, "ProvisionedThroughput")
             if provisioned and throughput is None:
                 raise ValidationException(
-                    _INVALID + f"ProvisionedThroughput must be specified for index: {name}"
+                    INVALID + f"ProvisionedThroughput must be specified for index: {name}"
                 )
             if throughput is not None:
                 index["ProvisionedThroughput"] = throughput
@@ -466,23 +252,23 @@ def _gsi_updates(
                        if e["AttributeName"] not in defined]
             if missing:
                 raise ValidationException(
-                    _INVALID + "Some index key attributes are not defined in "
+                    INVALID + "Some index key attributes are not defined in "
                     f"AttributeDefinitions. Keys: [{', '.join(missing)}], AttributeDefinitions: "
                     f"[{', '.join(sorted(defined))}]"
                 )
             gsis.append(index)
         elif (update := p.nested("Update")) is not None:
-            name = _index_name(update)
+            name = parse_index_name(update)
             if name not in existing:
                 raise ResourceNotFoundException(
                     f"Requested resource not found: Index: {name} not found"
                 )
-            throughput = _throughput(update, "ProvisionedThroughput")
+            throughput = parse_throughput(update, "ProvisionedThroughput")
             for g in gsis:
                 if g["IndexName"] == name and throughput is not None:
                     g["ProvisionedThroughput"] = throughput
         elif (delete := p.nested("Delete")) is not None:
-            name = _index_name(delete)
+            name = parse_index_name(delete)
             if name not in existing:
                 raise ResourceNotFoundException(
                     f"Requested resource not found: Index: {name} not found"
@@ -502,8 +288,8 @@ def _gsi_updates(
 
 async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     name = params.table_name()
-    mode, throughput = _billing(params, creating=False)
-    new_definitions = _definitions(params) if params.has("AttributeDefinitions") else None
+    mode, throughput = parse_billing(params, creating=False)
+    new_definitions = parse_definitions(params) if params.has("AttributeDefinitions") else None
     for member in ("StreamSpecification", "SSESpecification"):
         params.mapping(member)
     params.boolean("DeletionProtectionEnabled")
@@ -520,7 +306,7 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
                 old.get("BillingMode") != "PROVISIONED"
             ):
                 raise ValidationException(
-                    _INVALID + "ProvisionedThroughput must be specified when BillingMode is "
+                    INVALID + "ProvisionedThroughput must be specified when BillingMode is "
                     "PROVISIONED"
                 )
             if mode != old.get("BillingMode"):
@@ -532,7 +318,7 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         if throughput is not None:
             if new.get("BillingMode") == "PAY_PER_REQUEST":
                 raise ValidationException(
-                    _INVALID + "Neither ReadCapacityUnits nor WriteCapacityUnits can be "
+                    INVALID + "Neither ReadCapacityUnits nor WriteCapacityUnits can be "
                     "specified when BillingMode is PAY_PER_REQUEST"
                 )
             new["ProvisionedThroughput"] = throughput
@@ -543,7 +329,7 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
             for d in new_definitions:
                 if d["AttributeName"] in known and known[d["AttributeName"]] != d:
                     raise ValidationException(
-                        _INVALID + "Cannot change the type of an existing attribute definition: "
+                        INVALID + "Cannot change the type of an existing attribute definition: "
                         + d["AttributeName"]
                     )
                 known[d["AttributeName"]] = d
@@ -614,7 +400,7 @@ async def tag_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
     arn, name = await _tagged_table(ctx, params)
     if params.sequence("Tags", required=True) == []:
         raise ValidationException("Atleast one Tag needs to be provided as Input.")
-    tags = _tags(params)
+    tags = parse_tags(params)
 
     def change(old: dict[str, Any]) -> dict[str, Any]:
         merged = {t["Key"]: t["Value"] for t in old.get("Tags") or ()}

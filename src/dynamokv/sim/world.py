@@ -2,7 +2,8 @@
 
 Owns: ``Simulator`` (the event heap, virtual ``now_ms``, the nodes and what can happen to them:
 crash, power loss and restart, pause, partitions, clock jumps, joins and departures; routing of
-every effect), ``SimNode``, the ``ClientSink`` protocol.
+every effect), ``SimNode``, the ``ClientSink`` protocol. The power-loss fault budget's check is
+``power_budget``'s.
 May import: stdlib, ``dynamokv.core.*``, ``dynamokv.sim.*`` (not ``checkers``, ``workload``,
 ``faults`` or ``run``, which sit on top of it).
 
@@ -50,12 +51,11 @@ from dynamokv.core.node import NodeCore
 from dynamokv.core.requests import CasAborted, CasRequest, CasResult, RangeResult
 from dynamokv.core.ring import Member
 from dynamokv.core.settings import CoreSettings, Limits, QuorumDefaults
-from dynamokv.core.vclock import VectorClock
-from dynamokv.core.versioned import Dot, VersionedObject
 from dynamokv.sim.clocks import SimClocks
-from dynamokv.sim.disk import Before, DiskFaults, PutObserver, SimDisk
+from dynamokv.sim.disk import DiskFaults, PutObserver, SimDisk
 from dynamokv.sim.network import LinkFaults, SimNetwork
 from dynamokv.sim.options import SimOptions
+from dynamokv.sim.power_budget import power_loss_unsafe
 from dynamokv.sim.trace import Trace
 
 
@@ -370,44 +370,11 @@ class Simulator:
                        f"kind={'power' if power else 'process'} lost_unsynced={lost}")
 
     def power_loss_unsafe(self, node_id: str) -> str:
-        """Why a power loss of ``node_id`` now would break the fault budget ("" if it would not).
-
-        The budget: a power loss never destroys the last copy of a write. Every sibling it would
-        roll back must still be held, or superseded, on another node's disk (an object or a hint
-        whose causal context contains its dot). Paxos acceptor state and table data are never
-        rolled back: Paxos assumes acceptors do not forget, which needs ``engine_sync = "fsync"``
-        (the simulator does not test amnesia).
-        """
-        disk = self.nodes[node_id].disk
-        first: dict[tuple[str, str, str, bytes], Before] = {}
-        for entry in disk.unsynced():
-            if entry.kind == "paxos" or entry.bucket.startswith("~"):
-                return f"unflushed Paxos state or table data of {entry.bucket}"
-            first.setdefault((entry.kind, entry.target, entry.bucket, entry.key), entry.before)
-        for (kind, target, bucket, key), before in first.items():
-            now = (disk.peek_hint(target, bucket, key) if kind == "hint"
-                   else disk.peek(bucket, key))
-            if now is None:
-                continue
-            kept = before.context() if isinstance(before, VersionedObject) else VectorClock.empty()
-            for sib in now.siblings:
-                if not kept.contains(sib.dot.actor, sib.dot.counter) \
-                        and not self._held_elsewhere(node_id, bucket, key, sib.dot):
-                    name = key.decode(errors="replace")
-                    return (f"it would destroy the last copy of {bucket}/{name} "
-                            f"{sib.dot.actor}:{sib.dot.counter}")
-        return ""
-
-    def _held_elsewhere(self, node_id: str, bucket: str, key: bytes, dot: Dot) -> bool:
-        targets = list(self.nodes)
-        for other in self.nodes.values():
-            if other.node_id == node_id or other.departed:
-                continue
-            disk = other.disk
-            held = [disk.peek(bucket, key), *(disk.peek_hint(t, bucket, key) for t in targets)]
-            if any(o is not None and o.context().contains(dot.actor, dot.counter) for o in held):
-                return True
-        return False
+        """Why a power loss of ``node_id`` now would break the fault budget ("" if it would not);
+        see ``power_budget.power_loss_unsafe``."""
+        others = [n.disk for n in self.nodes.values()
+                  if n.node_id != node_id and not n.departed]
+        return power_loss_unsafe(self.nodes[node_id].disk, others, list(self.nodes))
 
     def power_fail(self, node_id: str) -> bool:
         """A power loss of ``node_id`` if the budget allows it, else a process crash. True for a
