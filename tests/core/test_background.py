@@ -249,3 +249,21 @@ def test_previous_owners_are_forgotten_once_every_member_handed_off() -> None:
     settled = pump.nodes["n2"].ring
     assert settled is not None and not settled.previous_owners
     assert settled.version > ring.version
+
+
+def test_a_receiver_with_slow_foreground_makes_replayers_back_off() -> None:
+    pump = Pump.with_nodes(3)
+    pump.settle()
+    _mark_down(pump, "n3")
+    for i in range(10):
+        assert isinstance(_put(pump, "n1", b"b%d" % i, b"v"), PutReply)
+    receiver = pump.nodes["n3"]
+    receiver.admission.last_p99_ms = 500.0  # its foreground is slow
+    receiver.admission._window_start_ms = pump.now_ms + 10**9  # and stays so
+    _mark_up(pump, "n3")
+    pump.advance(3000)
+    assert pump.nodes["n1"].store.hint_counts() == {"n3": 10}  # held back, not lost
+    receiver.admission.last_p99_ms = 1.0  # the foreground recovered
+    pump.advance(3000)
+    assert not pump.nodes["n1"].store.hint_counts()
+    assert pump.stored("n3", "b", b"b3").values() == [b"v"]

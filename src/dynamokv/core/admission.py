@@ -85,6 +85,10 @@ class AdmissionController:
         else:
             self.rate = min(settings.rate_max, self.rate + settings.rate_step)
 
+    def throttled(self) -> bool:
+        """The last window's foreground p99 was past the threshold (background backs off)."""
+        return self.last_p99_ms > self.settings.p99_threshold_ms
+
     def status(self) -> dict[str, float]:
         return {"rate_per_s": round(self.rate, 2), "foreground_p99_ms": round(self.last_p99_ms, 3),
                 "throttled_windows": self.throttled_windows}

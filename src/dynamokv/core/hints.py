@@ -23,6 +23,8 @@ from dynamokv.core.ports import ObjectStore
 from dynamokv.core.versioned import VersionedObject
 from dynamokv.errors import DynamoKVError
 
+BUSY = "busy: foreground first"  # the receiver's admission control refused the batch
+
 
 @dataclass(frozen=True, slots=True)
 class HintSettings:
@@ -30,6 +32,7 @@ class HintSettings:
     backlog_max: int = 1_000_000  # hints held in all before refusing to be a fallback
     ack_timeout_ms: int = 5_000  # a batch not acknowledged by then is sent again later
     replay_interval_ms: int = 500  # how often targets are checked for replay
+    busy_backoff_ms: int = 1_000  # wait after a receiver answered BUSY
 
 
 @dataclass(slots=True)
@@ -46,6 +49,7 @@ class HintReplayer:
         self.store = store
         self.settings = settings
         self._in_flight: dict[str, _InFlight] = {}  # by target
+        self._paused_until: dict[str, int] = {}  # targets that answered BUSY, until when
         self._next_id = 0
         self.replayed = 0  # hints delivered and deleted, for status and metrics
 
@@ -73,6 +77,8 @@ class HintReplayer:
                 continue
             if target not in up or target in self._in_flight:
                 continue
+            if self._paused_until.get(target, 0) > now_ms:
+                continue
             rows = self.store.scan_hints(target, self.settings.batch_count_max)
             if not rows:
                 continue
@@ -88,6 +94,9 @@ class HintReplayer:
         if flight is None or flight.batch_id != batch_id:
             return []
         del self._in_flight[src]
+        if error == BUSY:
+            self._paused_until[src] = now_ms + self.settings.busy_backoff_ms
+            return []
         if error:
             return [Log("warning", "hint replay refused", {"target": src, "error": error})]
         try:

@@ -33,7 +33,7 @@ from dynamokv.core.exchange import AAE_ID_BASE, AntiEntropy
 from dynamokv.core.failure import FailureDetector
 from dynamokv.core.handoff import HandoffManager
 from dynamokv.core.hashing import RESERVED_BUCKET_PREFIX
-from dynamokv.core.hints import HintReplayer
+from dynamokv.core.hints import BUSY, HintReplayer
 from dynamokv.core.membership import Staging, remove_member
 from dynamokv.core.messages import (
     AaeKeysReply,
@@ -326,7 +326,7 @@ class NodeCore:
         if isinstance(msg, PaxosCommitAck):
             return self.tables.on_commit_ack(src, msg, wall_ms)
         if isinstance(msg, HintBatch):
-            return self._on_hint_batch(src, msg)
+            return self._on_hint_batch(src, msg, now_ms)
         if isinstance(msg, HintBatchAck):
             return self.hints.on_ack(src, msg.batch_id, msg.error, now_ms)
         if isinstance(msg, HandoffBatch):
@@ -395,6 +395,15 @@ class NodeCore:
         return effects
 
     def _background(self, now_ms: int) -> list[Effect]:
+        """Background work never fails the node: a storage failure in it is logged and the
+        work is tried again on a later tick (nothing is deleted before it is acknowledged)."""
+        try:
+            return self._background_work(now_ms)
+        except DynamoKVError as exc:
+            return [Log("warning", "background work failed; retrying later",
+                        {"error": f"{exc.code}: {exc}"})]
+
+    def _background_work(self, now_ms: int) -> list[Effect]:
         """Hint replay, then handoff, then anti-entropy, within the admitted slots."""
         ring = self.ring
         if ring is None or self.left:
@@ -486,7 +495,12 @@ class NodeCore:
             return []
         return [Send(src, ReplicaWriteAck(msg.req_id, error))]
 
-    def _on_hint_batch(self, src: str, msg: HintBatch) -> list[Effect]:
+    def _on_hint_batch(self, src: str, msg: HintBatch, now_ms: int) -> list[Effect]:
+        if self.admission.throttled():
+            # Our foreground is slow: the sender keeps its hints and backs off. Admission is
+            # local to each node, so without this a loaded receiver would never slow the
+            # nodes replaying to it.
+            return [Send(src, HintBatchAck(msg.batch_id, BUSY))]
         error = ""
         try:
             for item in msg.items:
