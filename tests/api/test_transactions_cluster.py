@@ -14,8 +14,7 @@ import pytest
 
 from dynamokv.api import operations_transact_intents as intents
 from dynamokv.api.app import DynamoDBApp
-from dynamokv.runtime.config import NodeConfig
-from dynamokv.runtime.server import RunningNode, start_node
+from dynamokv.runtime.server import RunningNode
 from tests.api.test_transactions import (
     TABLE,
     balance,
@@ -28,7 +27,7 @@ from tests.api.test_transactions import (
     put,
     transfer,
 )
-from tests.cluster_harness import free_ports
+from tests.inprocess import start_inprocess_cluster
 
 RETRYABLE = {"TransactionInProgressException", "ServiceUnavailable", "InternalServerError",
              "ThrottlingException"}
@@ -41,28 +40,7 @@ def no_hook() -> Iterator[None]:
 
 
 async def _cluster(root: Path, count: int = 3) -> list[RunningNode]:
-    ports = free_ports(count)
-    nodes: list[RunningNode] = []
-    try:
-        for i, port in enumerate(ports, start=1):
-            config = NodeConfig(node_id=f"n{i}", listen=f"127.0.0.1:{port}",
-                                data_dir=root / f"n{i}",
-                                seeds=() if i == 1 else (f"127.0.0.1:{ports[0]}",),
-                                engine="memory", ring_size=16)
-            nodes.append(await start_node(config))
-        for _ in range(200):
-            rings = {n.runner.core.ring for n in nodes}
-            ring = next(iter(rings))
-            if len(rings) == 1 and ring is not None and len(ring.members) == count:
-                return nodes
-            await asyncio.sleep(0.05)
-    except BaseException:
-        for n in nodes:
-            await n.stop()
-        raise
-    for n in nodes:
-        await n.stop()
-    raise AssertionError("cluster did not form")
+    return await start_inprocess_cluster(root, count)
 
 
 async def _apps(root: Path) -> tuple[list[RunningNode], list[DynamoDBApp]]:

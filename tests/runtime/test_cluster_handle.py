@@ -6,30 +6,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.cluster_harness import free_ports
+from tests.inprocess import start_inprocess_cluster
 
 from dynamokv.api.handle import Abort, compose_key
-from dynamokv.runtime.config import NodeConfig
-from dynamokv.runtime.server import RunningNode, start_node
+from dynamokv.runtime.server import RunningNode
 
 BUCKET = "~t/tbl-1"
 
 
 async def _cluster(root: Path, count: int = 3) -> list[RunningNode]:
-    ports = free_ports(count)
-    nodes = []
-    for i, port in enumerate(ports, start=1):
-        config = NodeConfig(node_id=f"n{i}", listen=f"127.0.0.1:{port}", data_dir=root / f"n{i}",
-                            seeds=() if i == 1 else (f"127.0.0.1:{ports[0]}",), engine="memory",
-                            ring_size=16)
-        nodes.append(await start_node(config))
-    for _ in range(200):
-        rings = {n.runner.core.ring for n in nodes}
-        ring = next(iter(rings))
-        if len(rings) == 1 and ring is not None and len(ring.members) == count:
-            return nodes
-        await asyncio.sleep(0.05)
-    raise AssertionError("cluster did not form")
+    return await start_inprocess_cluster(root, count)
 
 
 

@@ -354,7 +354,10 @@ def _consistent(params: Params, index: IndexInfo | None) -> bool:
 async def _committed(
     ctx: ApiContext, table: TableInfo, key: bytes, raw: bytes, consistent: bool
 ) -> Item | None:
-    """The committed item of a stored value that carries a transaction's intent."""
+    """The committed item of a stored value (``None``: none), resolving a transaction's
+    intent when the value carries one; plain values decode without a round trip."""
+    if raw[:1] != INTENT_MARK:
+        return decode_item(raw)
     value = await resolve(ctx, table.bucket, key, raw, consistent=consistent)
     return None if value is None else decode_item(value)
 
@@ -463,13 +466,10 @@ async def _query_table(
             consistent=consistent,
         )
         for key, raw in page.items:
-            if raw[:1] == INTENT_MARK:
-                held = await _committed(ctx, table, key, raw, consistent)
-                if held is None:
-                    continue
-                item = held
-            else:
-                item = decode_item(raw)
+            found = await _committed(ctx, table, key, raw, consistent)
+            if found is None:
+                continue
+            item = found
             if table.range_key is not None and not range_matches(
                 condition.range_condition, item.get(table.range_key)
             ):
@@ -508,13 +508,10 @@ async def _query_lsi(
             table.bucket, hash_part, start, None, limit=CHUNK, consistent=consistent
         )
         for key, raw in page.items:
-            if raw[:1] == INTENT_MARK:
-                held = await _committed(ctx, table, key, raw, consistent)
-                if held is None:
-                    continue
-                item = held
-            else:
-                item = decode_item(raw)
+            found = await _committed(ctx, table, key, raw, consistent)
+            if found is None:
+                continue
+            item = found
             if not _in_index(index, item, table.types) or not range_matches(
                 condition.range_condition, item.get(index.range_key or "")
             ):
@@ -624,13 +621,10 @@ async def _scan_table(
     while True:
         page = await ctx.handle.scan(table.bucket, segment, total, after, CHUNK)
         for key, raw in page.items:
-            if raw[:1] == INTENT_MARK:
-                held = await _committed(ctx, table, key, raw, consistent)
-                if held is None:
-                    continue
-                item = held
-            else:
-                item = decode_item(raw)
+            found = await _committed(ctx, table, key, raw, consistent)
+            if found is None:
+                continue
+            item = found
             if index is None or _in_index(index, item, table.types):
                 yield item
         if page.last_key is None or not page.items:
