@@ -419,6 +419,156 @@ class HandoffIdle:
     ring_version: int
 
 
+# ---- replicated logs of table partitions (core/replog) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One entry of a partition's log. ``kind``: 0 no-op, 1 put (``value`` None: delete),
+    2 configuration (``members``: the group's voters from this entry on)."""
+
+    term: int
+    index: int
+    kind: int
+    bucket: str = ""
+    key: bytes = b""
+    value: bytes | None = None
+    members: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RaftVote:
+    """A (pre-)vote request for ``term`` of ``group`` (a ring partition). ``transfer``: the
+    leader handed over on purpose, so voters need not wait out its lease."""
+
+    group: int
+    term: int
+    last_index: int
+    last_term: int
+    pre_vote: bool
+    transfer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RaftVoteReply:
+    group: int
+    term: int
+    granted: bool
+    pre_vote: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RaftAppend:
+    """Entries after ``prev_index`` (empty: a heartbeat); ``seq`` is echoed for the lease."""
+
+    group: int
+    term: int
+    prev_index: int
+    prev_term: int
+    entries: tuple[LogEntry, ...]
+    commit: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RaftAppendReply:
+    """``match``: the follower's log agrees with the leader's up to here (on failure: a hint
+    of where to retry from)."""
+
+    group: int
+    term: int
+    success: bool
+    match: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RaftTimeoutNow:
+    """The leader hands leadership of ``group`` to the receiver: campaign at once."""
+
+    group: int
+    term: int
+
+
+@dataclass(frozen=True, slots=True)
+class RaftSnapshotChunk:
+    """Part of a partition's applied state at ``base_index`` (the first chunk clears the
+    receiver's copy; ``done`` on the last). Items are live values of log-managed buckets."""
+
+    group: int
+    term: int
+    snapshot_id: int
+    base_index: int
+    base_term: int
+    members: tuple[bytes, ...]
+    items: tuple[KeyObject, ...]
+    first: bool
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RaftSnapshotAck:
+    group: int
+    term: int
+    snapshot_id: int
+    done: bool
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogWrite:
+    """Forwarded table write: sequence it in ``bucket``/``key``'s partition log. With
+    ``conditional``, apply only if the item is still ``expected`` (``None``: absent)."""
+
+    req_id: int
+    bucket: str
+    key: bytes
+    value: bytes | None
+    conditional: bool = False
+    expected: bytes | None = None
+    timeout_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LogRead:
+    """Forwarded strongly consistent read of one item, served by its partition's leader."""
+
+    req_id: int
+    bucket: str
+    key: bytes
+    latest: bool = False  # include entries not yet committed (a conditional write's base)
+    consistent: bool = True  # False: any replica answers from its applied state
+
+
+@dataclass(frozen=True, slots=True)
+class LogRange:
+    """Forwarded strongly consistent range read of one table partition key."""
+
+    req_id: int
+    bucket: str
+    hash_part: bytes
+    start: bytes | None
+    end: bytes | None
+    reverse: bool
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogReply:
+    """Answer to ``LogWrite``/``LogRead``/``LogRange``: ``value`` is the item (reads), the
+    item's current value (a failed condition), or the old value (writes). ``code`` empty:
+    success; ``ConditionFailed``, ``NotLeader`` (``leader`` names whom to ask) or an error
+    code otherwise."""
+
+    req_id: int
+    code: str
+    value: bytes | None = None
+    leader: str = ""
+    message: str = ""
+    items: tuple[KeyObject, ...] = ()
+    more: bool = False
+
+
 CLIENT_REQUESTS = (GetRequest, PutRequest, RingRequest, StatusRequest, BucketPropsRequest,
                    ClusterRequest)
 CLIENT_REPLIES = (GetReply, PutReply, RingReply, StatusReply, BucketPropsReply, ErrorReply,
@@ -469,6 +619,18 @@ ALL_MESSAGES: tuple[type, ...] = (
     PaxosCommit,
     PaxosCommitAck,
     HandoffIdle,
+    LogEntry,
+    RaftVote,
+    RaftVoteReply,
+    RaftAppend,
+    RaftAppendReply,
+    RaftTimeoutNow,
+    RaftSnapshotChunk,
+    RaftSnapshotAck,
+    LogWrite,
+    LogRead,
+    LogRange,
+    LogReply,
 )
 
 Message = Any  # any instance of a class in ALL_MESSAGES

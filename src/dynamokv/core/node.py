@@ -54,6 +54,10 @@ from dynamokv.core.messages import (
     HintBatchAck,
     JoinRequest,
     LeaveComplete,
+    LogRange,
+    LogRead,
+    LogReply,
+    LogWrite,
     Message,
     PaxosAccepted,
     PaxosCommit,
@@ -64,6 +68,8 @@ from dynamokv.core.messages import (
     Ping,
     PutReply,
     PutRequest,
+    RaftSnapshotAck,
+    RaftSnapshotChunk,
     ReplicaRange,
     ReplicaRangeReply,
     ReplicaRead,
@@ -76,7 +82,9 @@ from dynamokv.core.messages import (
     StatusRequest,
 )
 from dynamokv.core.ports import ObjectStore
-from dynamokv.core.requests import CasRequest, RangeRequest, ScanRequest
+from dynamokv.core.replog.groups import RAFT_MESSAGES, PartitionLogs
+from dynamokv.core.replog.proposals import TableRequests
+from dynamokv.core.requests import CasRequest, RangeRequest, ScanRequest, TableRead, TableWrite
 from dynamokv.core.ring import Member, MemberStatus, Ring, reconcile
 from dynamokv.core.settings import BucketProps, CoreSettings
 from dynamokv.core.tables import TableOps
@@ -126,6 +134,10 @@ class NodeCore:
         self.admission = AdmissionController(settings.admission)
         self.staging = Staging()
         self.tables = TableOps(self)
+        self.logs = PartitionLogs(self, store, settings.quorum.n, settings.raft, rng,  # type: ignore[arg-type]
+                                  log_sync=settings.log_sync)
+        self.table_requests = TableRequests(self.logs, settings.limits,
+                                            rng.randrange(1 << 38))
         self._client_started: dict[tuple[int, int], int] = {}
         self._timers: dict[str, int | None] = {
             "gossip": None, "join": None, "heartbeat": None, "background": None,
@@ -141,9 +153,11 @@ class NodeCore:
     def start(self, now_ms: int) -> list[Effect]:
         """First call after construction (or a restart): bootstrap, rejoin or keep the ring."""
         effects: list[Effect] = []
+        self.logs.load(now_ms)
         if self.ring is None and not self.seeds:
             self.ring = claim(None, [self.me], q=self.settings.q,
                               target_n=self.settings.quorum.n, claimant=self.node_id)
+            self.logs.bootstrap(self.ring.q, now_ms)
             effects.append(self.persist_effect())
             effects.append(Log("info", "started a new cluster", {"q": self.settings.q}))
         elif self.ring is not None and self._address_changed():
@@ -166,6 +180,7 @@ class NodeCore:
         if self.tables.wants_timer():
             return 0  # a Paxos retry wants its backoff chosen now
         times = [t for t in (self.coordinator.deadlines.next(), self.tables.next_deadline(),
+                             self.logs.next_deadline(), self.table_requests.next_deadline(),
                              *self._timers.values()) if t is not None]
         return min(times) if times else None
 
@@ -220,9 +235,12 @@ class NodeCore:
                 effects.append(Log("warning", "peer unreachable", {"node": event.node}))
             effects.extend(self.coordinator.on_peer_unreachable(event.node))
             effects.extend(self.tables.on_peer_unreachable(event.node, wall_ms))
+            effects.extend(self.table_requests.on_peer_unreachable(event.node, now_ms))
         elif isinstance(event, TimerFired):
             effects = self._on_timer(now_ms)
             effects.extend(self.tables.on_timer(now_ms, wall_ms))
+            effects.extend(self.logs.on_timer(now_ms))
+            effects.extend(self.table_requests.on_timer(now_ms))
         else:
             raise TypeError(f"unknown event {event!r}")
         if self._client_started:
@@ -238,10 +256,13 @@ class NodeCore:
 
     def _on_local(self, client: int, request: object, now_ms: int, wall_ms: int
                   ) -> list[Effect]:
-        """Requests of this node's own DynamoDB API (system buckets allowed)."""
-        if isinstance(request, CasRequest):
-            return self.tables.start_cas(client, request, now_ms, wall_ms)
+        """Requests of this node's own DynamoDB API (system buckets allowed). Writes and
+        strongly consistent reads of items go through the partition logs."""
+        if isinstance(request, CasRequest | TableWrite | TableRead):
+            return self.table_requests.start(client, request, now_ms)
         if isinstance(request, RangeRequest):
+            if request.consistent:
+                return self.table_requests.start(client, request, now_ms)
             return self.tables.start_range(client, request, now_ms)
         if isinstance(request, ScanRequest):
             return self.tables.start_scan(client, request, now_ms)
@@ -313,6 +334,12 @@ class NodeCore:
 
     def _on_background_message(self, src: str, msg: Message, now_ms: int, wall_ms: int
                                ) -> list[Effect]:
+        if isinstance(msg, (*RAFT_MESSAGES, RaftSnapshotChunk, RaftSnapshotAck)):
+            return self.logs.on_message(src, msg, now_ms)
+        if isinstance(msg, LogWrite | LogRead | LogRange):
+            return self.table_requests.on_request(src, msg, now_ms)
+        if isinstance(msg, LogReply):
+            return self.table_requests.on_reply(src, msg, now_ms)
         if isinstance(msg, PaxosPrepare):
             return [Send(src, self.tables.on_prepare_msg(msg))]
         if isinstance(msg, PaxosPropose):
@@ -592,6 +619,8 @@ class NodeCore:
             return []
         if self.handoff.busy() or self.store.nonempty_partitions() or self.hints.pending():
             return []
+        if self.logs.holds_groups():
+            return []  # the partition logs still count on us: they move us out first
         return [Send(ring.claimant, LeaveComplete(self.node_id))]
 
     def _on_gossip(self, src: str, msg: GossipRing) -> list[Effect]:

@@ -27,6 +27,28 @@ class CasRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class TableWrite:
+    """Put (``value``) or delete (``None``) one item of a log-managed bucket, sequenced by its
+    partition's leader."""
+
+    bucket: str
+    key: bytes
+    value: bytes | None
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TableRead:
+    """Read one item of a log-managed bucket: ``consistent`` from the leader under its lease,
+    otherwise from any replica."""
+
+    bucket: str
+    key: bytes
+    consistent: bool = False
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RangeRequest:
     """Items of one table partition key between two sort parts."""
 

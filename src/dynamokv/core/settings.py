@@ -13,6 +13,7 @@ from dynamokv.core.admission import AdmissionSettings
 from dynamokv.core.exchange import AaeSettings
 from dynamokv.core.handoff import HandoffSettings
 from dynamokv.core.hints import HintSettings
+from dynamokv.core.replog.lease import Timings
 from dynamokv.core.vclock import PruneLimits
 from dynamokv.errors import ConfigError, InvalidRequest
 
@@ -111,6 +112,8 @@ class CoreSettings:
     aae: AaeSettings = field(default_factory=AaeSettings)
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
     prune: PruneLimits = field(default_factory=PruneLimits)
+    raft: Timings = field(default_factory=Timings)  # the table partitions' replicated logs
+    log_sync: bool = False  # sync every log write before acting on it (power-loss safety)
 
     def default_bucket_props(self) -> BucketProps:
         return BucketProps(n=self.quorum.n, r=self.quorum.r, w=self.quorum.w)

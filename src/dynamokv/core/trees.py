@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynamokv.core.hashing import key_partition
+from dynamokv.core.hashing import RESERVED_BUCKET_PREFIX, key_partition
 from dynamokv.core.merkle import MerkleTree
 from dynamokv.core.paxos import AcceptorState
 from dynamokv.core.ports import ObjectStore
@@ -67,7 +67,7 @@ class TreeStore:
     def build(self, partition: int) -> int:
         """(Re)build ``partition``'s tree from the store; the number of keys."""
         tree = PartitionTree()
-        for bucket, key, obj in self.inner.fold_partition(partition):
+        for bucket, key, obj in self.fold_partition(partition):
             tree.set(bucket, key, object_digest(obj))
         self.trees[partition] = tree
         return tree.key_count()
@@ -92,15 +92,26 @@ class TreeStore:
         self.inner.delete(bucket, key)
         self._track(bucket, key, None)
 
+    # The Dynamo machinery (handoff, anti-entropy, leaving) sees Dynamo buckets only: items of
+    # tables and the system catalog belong to the partition logs (``core.replog``), which
+    # replicate, repair and move them themselves.
     def fold_partition(self, partition: int) -> Iterator[tuple[str, bytes, VersionedObject]]:
-        return self.inner.fold_partition(partition)
+        return ((b, k, o) for b, k, o in self.inner.fold_partition(partition)
+                if not b.startswith(RESERVED_BUCKET_PREFIX))
 
     def scan_partition(self, partition: int, after: tuple[str, bytes] | None, limit: int
                        ) -> list[tuple[str, bytes, VersionedObject]]:
-        return self.inner.scan_partition(partition, after, limit)
+        out: list[tuple[str, bytes, VersionedObject]] = []
+        while len(out) < limit:
+            rows = self.inner.scan_partition(partition, after, limit)
+            out.extend(r for r in rows if not r[0].startswith(RESERVED_BUCKET_PREFIX))
+            if len(rows) < limit:
+                break
+            after = (rows[-1][0], rows[-1][1])
+        return out[:limit]
 
     def nonempty_partitions(self) -> list[int]:
-        return self.inner.nonempty_partitions()
+        return [p for p in self.inner.nonempty_partitions() if self.scan_partition(p, None, 1)]
 
     def sync(self) -> None:
         self.inner.sync()

@@ -1,8 +1,8 @@
 """ClusterHandle: the DynamoDB API's ``NodeHandle`` over this node's core.
 
-Owns: turning the API's async calls into local requests of the node (quorum gets and puts of
-table buckets, range and scan reads, Paxos compare-and-set) and their replies into values or
-exceptions.
+Owns: turning the API's async calls into local requests of the node (item writes, conditional
+writes and consistent reads through the partitions' replicated logs; range and scan reads) and
+their replies into values or exceptions.
 May import: ``asyncio``, ``dynamokv.api.handle``, ``dynamokv.core``, ``dynamokv.runtime.runner``.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from dynamokv.api.handle import Abort, Decide, Page
 from dynamokv.core.hashing import compose_key, key_partition
-from dynamokv.core.messages import ErrorReply, GetReply, GetRequest, PutReply, PutRequest
+from dynamokv.core.messages import ErrorReply
 from dynamokv.core.requests import (
     CasAborted,
     CasRequest,
@@ -21,12 +21,11 @@ from dynamokv.core.requests import (
     RangeRequest,
     RangeResult,
     ScanRequest,
+    TableRead,
+    TableWrite,
 )
-from dynamokv.core.vclock import VectorClock
 from dynamokv.errors import DynamoKVError, ProtocolError, error_from_code
 from dynamokv.runtime.runner import NodeRunner
-
-_EMPTY = VectorClock.empty()
 
 
 def _raise_if_error(reply: Any) -> None:
@@ -45,20 +44,16 @@ class ClusterHandle:
         return ring.q if ring is not None else self.runner.core.settings.q
 
     async def read(self, bucket: str, key: bytes, *, consistent: bool = False) -> bytes | None:
-        if consistent:
-            old, _ = await self._cas(bucket, key, None, read_only=True)
-            return old
-        reply = await self.runner.local_request(GetRequest(next(self._ids), bucket, key, r=1))
+        reply = await self.runner.local_request(TableRead(bucket, key, consistent))
         _raise_if_error(reply)
-        if not isinstance(reply, GetReply):
+        if not isinstance(reply, CasResult):
             raise ProtocolError(f"unexpected reply {type(reply).__name__}")
-        return reply.values[0] if reply.found and reply.values else None
+        return reply.old
 
     async def write(self, bucket: str, key: bytes, value: bytes | None) -> None:
-        reply = await self.runner.local_request(
-            PutRequest(next(self._ids), bucket, key, value, _EMPTY))
+        reply = await self.runner.local_request(TableWrite(bucket, key, value))
         _raise_if_error(reply)
-        if not isinstance(reply, PutReply):
+        if not isinstance(reply, CasResult):
             raise ProtocolError(f"unexpected reply {type(reply).__name__}")
 
     async def cas(self, bucket: str, key: bytes, decide: Decide

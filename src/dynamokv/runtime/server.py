@@ -66,7 +66,8 @@ def core_settings(config: NodeConfig, q: int) -> CoreSettings:
     return CoreSettings(q=q, quorum=config.quorum, limits=config.limits,
                         gossip_interval_ms=config.gossip_interval_ms,
                         auto_join=config.auto_join,
-                        aae=replace(base.aae, interval_ms=config.aae_interval_ms))
+                        aae=replace(base.aae, interval_ms=config.aae_interval_ms),
+                        log_sync=config.engine_sync == "fsync")
 
 
 async def start_node(config: NodeConfig) -> RunningNode:

@@ -33,11 +33,13 @@ Table scans pass straight through (no faults).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dynamokv.core.messages import LogEntry
 from dynamokv.core.paxos import AcceptorState
+from dynamokv.core.replog.log import HardState
 from dynamokv.core.ring import Ring
 from dynamokv.core.versioned import VersionedObject
 from dynamokv.errors import StorageError
@@ -181,6 +183,29 @@ class SimDisk:
     def put_paxos(self, bucket: str, key: bytes, state: AcceptorState) -> None:
         self._remember("paxos", "", bucket, key)
         self.store.put_paxos(bucket, key, state)
+
+    # ---- ObjectStore: replication logs (made durable by the core's sync when power loss is on)
+
+    def load_log(self, group: int) -> tuple[HardState | None, list[LogEntry]]:
+        return self.store.load_log(group)
+
+    def log_groups(self) -> list[int]:
+        return self.store.log_groups()
+
+    def save_hard_state(self, group: int, state: HardState) -> None:
+        self.store.save_hard_state(group, state)
+
+    def append_log(self, group: int, entries: Sequence[LogEntry]) -> None:
+        self.store.append_log(group, entries)
+
+    def truncate_log(self, group: int, from_index: int) -> None:
+        self.store.truncate_log(group, from_index)
+
+    def compact_log(self, group: int, through_index: int) -> None:
+        self.store.compact_log(group, through_index)
+
+    def drop_log(self, group: int) -> None:
+        self.store.drop_log(group)
 
     # ---- the data directory's other files ------------------------------------------------------
 

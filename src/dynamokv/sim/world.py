@@ -190,6 +190,9 @@ class Simulator:
             # Anti-entropy much more often than in production, so replicas converge within the
             # liveness phase's bound (the mechanism is the same, only the pace differs).
             aae=AaeSettings(interval_ms=o.aae_interval_ms),
+            # Power loss rolls back unsynced writes: the partition logs must then be synced
+            # before they are acted on, as they are in production with ``--sync fsync``.
+            log_sync=o.has("power"),
         )
         self.clocks = SimClocks(self.rng, o.clock_skew_ms_max if o.has("skew") else 0)
         self.network = SimNetwork(

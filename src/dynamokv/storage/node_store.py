@@ -14,15 +14,23 @@ isolation without a second set of files to sync)::
 
 Paxos acceptor state lives under ``0xFF 0xFF 'P' | len(bucket) | bucket | key``.
 
+Replication logs of table partitions (``core.replog``) live under ``0xFF 0xFF 'R' | group (4
+bytes, big-endian)``, followed by ``'H'`` for the hard state or ``'E' | index (8 bytes,
+big-endian)`` for each entry, so a group's entries scan in index order.
+
 Partition prefixes are at most 0x0FFF (q <= 4096), so these ranges can never overlap one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgpack
 
 from dynamokv.core.hashing import compose_key, key_partition
+from dynamokv.core.messages import LogEntry
 from dynamokv.core.paxos import AcceptorState, Ballot
+from dynamokv.core.replog.log import HardState
 from dynamokv.core.versioned import VersionedObject
 from dynamokv.errors import InvalidRequest, StorageError
 from dynamokv.storage.base import StorageEngine
@@ -37,6 +45,7 @@ from dynamokv.storage.objects import (
 from dynamokv.wire.codec import decode_object, encode_object
 
 HINT_PREFIX = b"\xff\xffH"
+RAFT_PREFIX = b"\xff\xffR"
 PAXOS_PREFIX = b"\xff\xffP"
 
 
@@ -197,3 +206,70 @@ class NodeStore(EngineObjectStore):
                              state.committed.node], use_bin_type=True)
         with _engine_errors("put paxos"):
             self.engine.put(PAXOS_PREFIX + _name(bucket, "bucket name") + key, raw)
+
+    # ---- replication logs ------------------------------------------------------------------------
+    def load_log(self, group: int) -> tuple[HardState | None, list[LogEntry]]:
+        prefix = _raft_group(group)
+        with _engine_errors("load log"):
+            raw_hard = self.engine.get(prefix + b"H")
+            rows = list(self.engine.scan(prefix + b"E", _prefix_end(prefix + b"E")))
+        try:
+            hard = None
+            if raw_hard is not None:
+                term, vote, base, base_term, members = msgpack.unpackb(raw_hard, raw=False)
+                hard = HardState(term, vote, base, base_term, tuple(members))
+            entries = []
+            for _, raw in rows:
+                t, i, kind, bucket, key, value, members = msgpack.unpackb(raw, raw=False)
+                entries.append(LogEntry(t, i, kind, bucket, key, value, tuple(members)))
+        except Exception as exc:
+            raise StorageError(f"replication log of group {group} is corrupt: {exc}") from exc
+        return hard, entries
+
+    def log_groups(self) -> list[int]:
+        groups = []
+        with _engine_errors("scan logs"):
+            for skey, _ in self.engine.scan(RAFT_PREFIX, _prefix_end(RAFT_PREFIX)):
+                if skey[len(RAFT_PREFIX) + 4:] == b"H":
+                    groups.append(int.from_bytes(skey[len(RAFT_PREFIX):len(RAFT_PREFIX) + 4],
+                                                 "big"))
+        return groups
+
+    def save_hard_state(self, group: int, state: HardState) -> None:
+        raw = msgpack.packb([state.term, state.vote, state.base_index, state.base_term,
+                             list(state.base_members)], use_bin_type=True)
+        with _engine_errors("save hard state"):
+            self.engine.put(_raft_group(group) + b"H", raw)
+
+    def append_log(self, group: int, entries: Sequence[LogEntry]) -> None:
+        prefix = _raft_group(group) + b"E"
+        with _engine_errors("append log"):
+            for e in entries:
+                raw = msgpack.packb([e.term, e.index, e.kind, e.bucket, e.key, e.value,
+                                     list(e.members)], use_bin_type=True)
+                self.engine.put(prefix + e.index.to_bytes(8, "big"), raw)
+
+    def truncate_log(self, group: int, from_index: int) -> None:
+        prefix = _raft_group(group) + b"E"
+        self._delete_range(prefix + max(from_index, 0).to_bytes(8, "big"), _prefix_end(prefix))
+
+    def compact_log(self, group: int, through_index: int) -> None:
+        prefix = _raft_group(group) + b"E"
+        self._delete_range(prefix, prefix + (through_index + 1).to_bytes(8, "big"))
+
+    def drop_log(self, group: int) -> None:
+        prefix = _raft_group(group)
+        self._delete_range(prefix, _prefix_end(prefix))
+
+    def _delete_range(self, lo: bytes, hi: bytes) -> None:
+        with _engine_errors("delete log range"):
+            while True:
+                keys = [k for k, _ in self.engine.scan(lo, hi, limit=1024)]
+                if not keys:
+                    return
+                for k in keys:
+                    self.engine.delete(k)
+
+
+def _raft_group(group: int) -> bytes:
+    return RAFT_PREFIX + group.to_bytes(4, "big")

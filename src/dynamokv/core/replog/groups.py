@@ -1,0 +1,439 @@
+"""Every replication group of one node: routing, applying, membership, snapshots, the feed.
+
+Owns: ``PartitionLogs`` — the node's ``RaftGroup`` per ring partition it replicates (created at
+cluster founding, on a leader's first message, or loaded at restart), applying committed
+entries to the store in log order, the applied-change feed, leadership balance and membership
+changes that follow the ring, snapshot transfers, and ``Change``.
+May import: ``dynamokv.core.*``, ``dynamokv.errors``.
+
+Client-facing table requests (waiting for commit, forwarding to the leader) live in
+``replog.proposals``; this module is the replication machinery underneath.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from dynamokv.core.effects import Effect, Log, Send
+from dynamokv.core.messages import (
+    LogEntry,
+    Message,
+    RaftAppend,
+    RaftAppendReply,
+    RaftSnapshotAck,
+    RaftSnapshotChunk,
+    RaftTimeoutNow,
+    RaftVote,
+    RaftVoteReply,
+)
+from dynamokv.core.ports import ObjectStore
+from dynamokv.core.replog.lease import Timings
+from dynamokv.core.replog.log import CONFIG, PUT, LogStore, RaftLog
+from dynamokv.core.replog.membership import next_step
+from dynamokv.core.replog.raft import RaftGroup
+from dynamokv.core.replog.snapshot import SnapshotSender, is_log_managed
+from dynamokv.core.ring import Ring
+from dynamokv.core.vclock import VectorClock
+from dynamokv.core.versioned import Dot, Sibling, VersionedObject, resolve_lww
+from dynamokv.errors import DynamoKVError
+
+RAFT_MESSAGES = (RaftAppend, RaftAppendReply, RaftVote, RaftVoteReply, RaftTimeoutNow)
+REBALANCE_EVERY_MS = 250
+TRANSFER_PAUSE_MS = 3_000  # per group, between leadership transfers
+ORPHAN_AFTER_MS = 30_000  # a group we are no longer part of is dropped after this silence
+FEED_KEPT = 10_000
+SNAPSHOT_RESEND_MS = 2_000
+
+
+class LogNode(Protocol):
+    node_id: str
+    ring: Ring | None
+
+    def up_nodes(self) -> frozenset[str]: ...
+
+
+class Storage(ObjectStore, LogStore, Protocol):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One applied write, in its partition's log order: the seam for GSI upkeep, Streams,
+    TTL and item counts (old and new images; ``None``: absent)."""
+
+    partition: int
+    index: int
+    term: int
+    bucket: str
+    key: bytes
+    old: bytes | None
+    new: bytes | None
+
+
+def stored_object(partition: int, entry: LogEntry) -> VersionedObject:
+    """How an applied put is kept: one sibling whose dot names the log position, so the same
+    entry applied twice (a replay after a restart) is the same object."""
+    assert entry.value is not None
+    return VersionedObject((Sibling(entry.value, Dot(f"L{partition}", entry.index),
+                                    VectorClock.empty(), 0),))
+
+
+def live_value(obj: VersionedObject | None) -> bytes | None:
+    if obj is None:
+        return None
+    values = resolve_lww(obj).values()
+    return values[0] if values else None
+
+
+class PartitionLogs:
+    def __init__(self, node: LogNode, store: Storage, n: int, timings: Timings,
+                 rng: random.Random, *, log_sync: bool = False) -> None:
+        self.node = node
+        self.me = node.node_id
+        self.store = store
+        self.n = n
+        self.timings = timings
+        self.rng = rng
+        self.log_sync = log_sync
+        self.groups: dict[int, RaftGroup] = {}
+        self.feed: deque[Change] = deque(maxlen=FEED_KEPT)
+        self.feed_listeners: list[Callable[[Change], None]] = []
+        self.applied_hooks: list[Callable[[int, LogEntry], list[Effect]]] = []
+        self.snapshots: dict[tuple[int, str], SnapshotSender] = {}
+        self._snapshot_ids = rng.randrange(1 << 30)
+        self._receiving: dict[int, int] = {}  # group -> snapshot id being received
+        self._rebalance_at = 0
+        self._transferred_ms: dict[int, int] = {}
+        self._silent_since: dict[int, int] = {}
+        self.apply_failures = 0
+        self.changes_applied = 0
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def load(self, now_ms: int) -> None:
+        """After a restart: every group with persisted state, as a follower."""
+        for group in self.store.log_groups():
+            hard, entries = self.store.load_log(group)
+            log = RaftLog(group, self._durable(), hard, entries)
+            self.groups[group] = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms)
+
+    def bootstrap(self, q: int, now_ms: int) -> None:
+        """A new cluster: this node is the only voter of every partition's group."""
+        for group in range(q):
+            if group in self.groups:
+                continue
+            log = RaftLog(group, self._durable())
+            log.set_hard(base_members=(self.me,))
+            raft = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms)
+            raft.election_due_ms = now_ms  # nobody else can hold a lease: campaign at once
+            raft.heard_leader_ms = now_ms - self.timings.election_min_ms
+            self.groups[group] = raft
+
+    def _durable(self) -> LogStore:
+        return _SyncingLogStore(self.store) if self.log_sync else self.store
+
+    def _group_for_leader(self, group: int, now_ms: int) -> RaftGroup:
+        """The group a leader talks to us about; created empty if we have none (a new
+        member learns everything, configuration included, from the leader)."""
+        raft = self.groups.get(group)
+        if raft is None:
+            raft = RaftGroup(group, self.me, RaftLog(group, self._durable()), self.timings,
+                             self.rng, now_ms)
+            self.groups[group] = raft
+        return raft
+
+    # ---- messages ----------------------------------------------------------------------------
+    def on_message(self, src: str, msg: Message, now_ms: int) -> list[Effect]:
+        ring = self.node.ring
+        if ring is None or not 0 <= msg.group < ring.q:
+            return []
+        if isinstance(msg, RaftSnapshotChunk):
+            return self._on_snapshot_chunk(src, msg, now_ms)
+        if isinstance(msg, RaftSnapshotAck):
+            return self._on_snapshot_ack(src, msg, now_ms)
+        if isinstance(msg, RaftAppend):
+            raft = self._group_for_leader(msg.group, now_ms)
+        else:
+            found = self.groups.get(msg.group)
+            if found is None:
+                if isinstance(msg, RaftVote):
+                    return [Send(src, RaftVoteReply(msg.group, 0, False, msg.pre_vote))]
+                return []
+            raft = found
+        try:
+            raft.on_message(src, msg, now_ms)
+        except DynamoKVError as exc:  # the log could not be persisted: act on nothing
+            raft.out.clear()
+            return [Log("error", "replication log write failed",
+                        {"group": msg.group, "error": f"{exc.code}: {exc}"})]
+        return self._after(raft, now_ms)
+
+    def _after(self, raft: RaftGroup, now_ms: int) -> list[Effect]:
+        """Drain a group's messages, then apply what it committed."""
+        effects: list[Effect] = [Send(node, msg) for node, msg in raft.out]
+        raft.out.clear()
+        effects.extend(self._apply(raft))
+        for node in sorted(raft.snapshot_wanted):
+            if (raft.group, node) not in self.snapshots:
+                effects.extend(self._start_snapshot(raft, node, now_ms))
+        return effects
+
+    # ---- applying ----------------------------------------------------------------------------
+    def _apply(self, raft: RaftGroup) -> list[Effect]:
+        effects: list[Effect] = []
+        for entry in raft.pending():
+            if entry.kind == PUT:
+                try:
+                    self._apply_put(raft.group, entry)
+                except DynamoKVError as exc:
+                    self.apply_failures += 1
+                    effects.append(Log("warning", "applying a log entry failed; retrying",
+                                       {"group": raft.group, "index": entry.index,
+                                        "error": f"{exc.code}: {exc}"}))
+                    break
+            raft.applied = entry.index
+            for hook in self.applied_hooks:
+                effects.extend(hook(raft.group, entry))
+        self._maybe_compact(raft)
+        return effects
+
+    def _apply_put(self, group: int, entry: LogEntry) -> None:
+        old = live_value(self.store.get(entry.bucket, entry.key))
+        if entry.value is None:
+            self.store.delete(entry.bucket, entry.key)
+        else:
+            self.store.put(entry.bucket, entry.key, stored_object(group, entry))
+        self.changes_applied += 1
+        change = Change(group, entry.index, entry.term, entry.bucket, entry.key, old,
+                        entry.value)
+        self.feed.append(change)
+        for listener in self.feed_listeners:
+            listener(change)
+
+    def _maybe_compact(self, raft: RaftGroup) -> None:
+        t = self.timings
+        if len(raft.log.entries) <= t.log_entries_max:
+            return
+        through = raft.applied - t.log_entries_kept
+        for (group, _), sender in self.snapshots.items():
+            if group == raft.group:
+                through = min(through, sender.base_index)
+        if through > raft.log.base_index:
+            raft.log.compact(through)
+
+    # ---- time --------------------------------------------------------------------------------
+    def next_deadline(self) -> int | None:
+        times = [g.next_deadline() for g in self.groups.values()]
+        if self.groups:
+            times.append(self._rebalance_at)
+        return min(times) if times else None
+
+    def on_timer(self, now_ms: int) -> list[Effect]:
+        effects: list[Effect] = []
+        for group in sorted(self.groups):
+            raft = self.groups[group]
+            if now_ms >= raft.next_deadline() or raft.applied < raft.commit:
+                try:
+                    raft.tick(now_ms)
+                except DynamoKVError as exc:
+                    raft.out.clear()
+                    effects.append(Log("error", "replication log write failed",
+                                       {"group": group, "error": f"{exc.code}: {exc}"}))
+                    continue
+                effects.extend(self._after(raft, now_ms))
+        if now_ms >= self._rebalance_at:
+            self._rebalance_at = now_ms + REBALANCE_EVERY_MS
+            effects.extend(self._rebalance(now_ms))
+            effects.extend(self._resend_snapshots(now_ms))
+        return effects
+
+    # ---- membership follows the ring -------------------------------------------------------
+    def target(self, group: int) -> tuple[str, ...]:
+        ring = self.node.ring
+        if ring is None:
+            return ()
+        return ring.preference_list(group, self.n)
+
+    def _rebalance(self, now_ms: int) -> list[Effect]:
+        effects: list[Effect] = []
+        up = self.node.up_nodes()
+        for group in sorted(self.groups):
+            raft = self.groups[group]
+            if raft.is_leader():
+                effects.extend(self._lead_membership(raft, up, now_ms))
+            else:
+                effects.extend(self._maybe_drop(raft, now_ms))
+        return effects
+
+    def _lead_membership(self, raft: RaftGroup, up: frozenset[str], now_ms: int
+                         ) -> list[Effect]:
+        if not raft.config_change_allowed():
+            return []
+        target = self.target(raft.group)
+        caught_up = frozenset(n for n, p in raft.peers.items()
+                              if n in raft.learners and not p.snapshot
+                              and p.match >= raft.commit)
+        step = next_step(self.me, raft.members, target, up, caught_up)
+        if step.action == "learn":
+            raft.set_learners({step.node}, now_ms)
+        elif step.action == "add":
+            raft.propose(CONFIG, now_ms, members=(*raft.members, step.node))
+            raft.set_learners(set(), now_ms)
+        elif step.action == "remove":
+            raft.propose(CONFIG, now_ms, members=tuple(m for m in raft.members
+                                                        if m != step.node))
+        elif step.action == "transfer":
+            last = self._transferred_ms.get(raft.group, -TRANSFER_PAUSE_MS)
+            if now_ms - last >= TRANSFER_PAUSE_MS and raft.transfer_to(step.node, now_ms):
+                self._transferred_ms[raft.group] = now_ms
+        return self._after(raft, now_ms)
+
+    def _maybe_drop(self, raft: RaftGroup, now_ms: int) -> list[Effect]:
+        """Forget a group (log and data) we are no longer part of, once it is settled."""
+        ring = self.node.ring
+        if (self.me in raft.members or ring is None or self.me in self.target(raft.group)
+                or self.me in ring.previous_preference_list(raft.group, self.n)):
+            self._silent_since.pop(raft.group, None)
+            return []
+        since = self._silent_since.setdefault(raft.group, now_ms)
+        if now_ms - max(since, raft.heard_leader_ms) < ORPHAN_AFTER_MS:
+            return []
+        self._silent_since.pop(raft.group, None)
+        del self.groups[raft.group]
+        self._clear_data(raft.group)
+        self.store.drop_log(raft.group)
+        return [Log("info", "left replication group", {"group": raft.group})]
+
+    def _clear_data(self, group: int) -> None:
+        after: tuple[str, bytes] | None = None
+        while True:
+            rows = self.store.scan_partition(group, after, 512)
+            if not rows:
+                return
+            for bucket, key, _ in rows:
+                if is_log_managed(bucket):
+                    self.store.delete(bucket, key)
+            after = (rows[-1][0], rows[-1][1])
+
+    # ---- snapshots ---------------------------------------------------------------------------
+    def _start_snapshot(self, raft: RaftGroup, node: str, now_ms: int) -> list[Effect]:
+        base = raft.applied
+        base_term = raft.log.term_at(base)
+        if base_term is None:
+            return []
+        self._snapshot_ids += 1
+        sender = SnapshotSender(raft.group, node, self._snapshot_ids, base, base_term,
+                                raft.log.members_at(base))
+        self.snapshots[(raft.group, node)] = sender
+        return [Send(node, sender.next_chunk(self.store, raft.term, now_ms)),
+                Log("info", "sending a snapshot", {"group": raft.group, "to": node,
+                                                   "base_index": base})]
+
+    def _on_snapshot_ack(self, src: str, msg: RaftSnapshotAck, now_ms: int) -> list[Effect]:
+        sender = self.snapshots.get((msg.group, src))
+        raft = self.groups.get(msg.group)
+        if sender is None or sender.snapshot_id != msg.snapshot_id:
+            return []
+        if raft is None or not raft.is_leader() or msg.term != raft.term or msg.error:
+            del self.snapshots[(msg.group, src)]
+            if raft is not None:
+                raft.snapshot_wanted.discard(src)
+                peer = raft.peers.get(src)
+                if peer is not None:
+                    peer.snapshot = False
+            return []
+        if msg.done:
+            del self.snapshots[(msg.group, src)]
+            raft.snapshot_sent(src, sender.base_index, now_ms)
+            return self._after(raft, now_ms)
+        if src in raft.peers:
+            raft.peers[src].heard_ms = now_ms
+        return [Send(src, sender.next_chunk(self.store, raft.term, now_ms))]
+
+    def _resend_snapshots(self, now_ms: int) -> list[Effect]:
+        """A chunk or its ack was lost: start that transfer over."""
+        effects: list[Effect] = []
+        for key, sender in list(self.snapshots.items()):
+            if now_ms - sender.sent_ms < SNAPSHOT_RESEND_MS:
+                continue
+            del self.snapshots[key]
+            raft = self.groups.get(key[0])
+            if raft is not None and raft.is_leader() and key[1] in raft.peers:
+                effects.extend(self._start_snapshot(raft, key[1], now_ms))
+        return effects
+
+    def _on_snapshot_chunk(self, src: str, msg: RaftSnapshotChunk, now_ms: int
+                           ) -> list[Effect]:
+        raft = self._group_for_leader(msg.group, now_ms)
+        if msg.term < raft.term:
+            return [Send(src, RaftSnapshotAck(msg.group, raft.term, msg.snapshot_id, False,
+                                              "stale term"))]
+        raft.heard_from_leader(src, msg.term, now_ms)
+        try:
+            if msg.first:
+                self._receiving[msg.group] = msg.snapshot_id
+                self._clear_data(msg.group)
+            if self._receiving.get(msg.group) != msg.snapshot_id:
+                raise ValueError("a chunk of a snapshot that was not started")
+            for item in msg.items:
+                self.store.put(item.bucket, item.key, item.obj)
+            if msg.done:
+                del self._receiving[msg.group]
+                raft.install_snapshot(msg.base_index, msg.base_term,
+                                      tuple(m.decode() for m in msg.members))
+        except (DynamoKVError, ValueError) as exc:
+            return [Send(src, RaftSnapshotAck(msg.group, raft.term, msg.snapshot_id, False,
+                                              str(exc)))]
+        effects: list[Effect] = [Send(src, RaftSnapshotAck(msg.group, raft.term,
+                                                           msg.snapshot_id, msg.done))]
+        effects.extend(self._after(raft, now_ms))
+        return effects
+
+    # ---- questions ---------------------------------------------------------------------------
+    def holds_groups(self) -> bool:
+        return any(self.me in g.members for g in self.groups.values())
+
+    def status(self, now_ms: int) -> dict[str, object]:
+        leading = sorted(g for g, r in self.groups.items() if r.is_leader())
+        return {
+            "groups": len(self.groups),
+            "leading": len(leading),
+            "leased": sum(1 for g in leading if self.groups[g].can_read(now_ms)),
+            "snapshots_sending": len(self.snapshots),
+            "changes_applied": self.changes_applied,
+            "apply_failures": self.apply_failures,
+        }
+
+
+class _SyncingLogStore:
+    """Makes every log write durable before Raft acts on it (``--sync fsync``)."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+
+    def load_log(self, group: int) -> tuple[object, list[LogEntry]]:
+        return self.inner.load_log(group)
+
+    def log_groups(self) -> list[int]:
+        return self.inner.log_groups()
+
+    def save_hard_state(self, group: int, state: object) -> None:
+        self.inner.save_hard_state(group, state)  # type: ignore[arg-type]
+        self.inner.sync()
+
+    def append_log(self, group: int, entries: object) -> None:
+        self.inner.append_log(group, entries)  # type: ignore[arg-type]
+        self.inner.sync()
+
+    def truncate_log(self, group: int, from_index: int) -> None:
+        self.inner.truncate_log(group, from_index)
+        self.inner.sync()
+
+    def compact_log(self, group: int, through_index: int) -> None:
+        self.inner.compact_log(group, through_index)
+
+    def drop_log(self, group: int) -> None:
+        self.inner.drop_log(group)

@@ -1,0 +1,406 @@
+"""Table requests over the partition logs: writes, conditional writes and reads of items.
+
+Owns: ``TableRequests`` — the coordinator side (a request of this node's DynamoDB API, run at
+the local leader or forwarded to the partition's leader, retried on ``NotLeader``, answered
+once its entry is applied here) and the leader side (``LogWrite``/``LogRead``/``LogRange``
+from other coordinators).
+May import: ``dynamokv.core.*``, ``dynamokv.errors``.
+
+Conditional writes (``CasRequest`` with a ``decide`` callable, which cannot cross a socket):
+at the leader, ``decide`` runs on the item's latest value (its newest log entry, committed or
+not, else the applied state) and the result is appended at once, so racing conditional writes
+are serialised by the log. Elsewhere the coordinator reads the latest value from the leader,
+runs ``decide`` and sends a ``LogWrite`` conditional on the value being unchanged; a changed
+value comes back with the reply and ``decide`` runs again (bounded). Comparing values instead
+of versions is enough for linearizability: ``decide`` is a function of the value alone.
+
+An entry we wait for is known committed when an entry with its index *and term* is applied
+here; an entry of another term at that index means ours was never committed, so the request
+is safely retried. A leader that loses leadership before that keeps waiting as a follower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dynamokv.core.deadlines import Deadlines
+from dynamokv.core.effects import Effect, Reply, Send
+from dynamokv.core.messages import (
+    ErrorReply,
+    KeyObject,
+    LogEntry,
+    LogRange,
+    LogRead,
+    LogReply,
+    LogWrite,
+    Message,
+)
+from dynamokv.core.replog.groups import PartitionLogs, live_value
+from dynamokv.core.replog.log import PUT
+from dynamokv.core.replog.raft import RaftGroup
+from dynamokv.core.requests import (
+    CasAborted,
+    CasRequest,
+    CasResult,
+    Decide,
+    RangeRequest,
+    RangeResult,
+    TableRead,
+    TableWrite,
+)
+from dynamokv.core.settings import Limits
+from dynamokv.errors import DynamoKVError, RequestTimeout, UnavailableError
+
+ID_BASE = 3 << 40  # request ids of table requests (see Coordinator and TableOps)
+RETRY_MS = 20
+DECIDE_ATTEMPTS_MAX = 32
+OK, NOT_LEADER, RETRY, CONDITION_FAILED = "", "NotLeader", "Retry", "ConditionFailed"
+
+
+@dataclass(slots=True)
+class TableOp:
+    client: int
+    kind: str  # "write" | "cas" | "read" | "range"
+    bucket: str
+    key: bytes
+    partition: int
+    deadline_ms: int
+    value: bytes | None = None
+    decide: Decide | None = None
+    consistent: bool = True
+    range: RangeRequest | None = None
+    retry_at_ms: int | None = None
+    waiting: tuple[int, int] | None = None  # (index, term) of our entry
+    old: bytes | None = None
+    remote: str = ""
+    remote_step: str = ""  # "read" (latest value for decide) or "write"
+    attempts: int = 0
+    leader_hint: str = ""
+
+
+@dataclass(slots=True)
+class RemoteWait:
+    """A forwarded write whose entry the leader (us) waits to see applied."""
+
+    src: str
+    req_id: int
+    old: bytes | None
+
+
+class TableRequests:
+    def __init__(self, logs: PartitionLogs, limits: Limits, id_offset: int) -> None:
+        self.logs = logs
+        self.limits = limits
+        self.ops: dict[int, TableOp] = {}
+        self.deadlines = Deadlines()
+        self._next_id = ID_BASE + id_offset
+        # (group, index) -> [(term, waiter)]: who waits for which entry to be applied
+        self._waiters: dict[tuple[int, int], list[tuple[int, int | RemoteWait]]] = {}
+        logs.applied_hooks.append(self._on_applied)
+
+    # ---- starting ----------------------------------------------------------------------------
+    def start(self, client: int, request: object, now_ms: int) -> list[Effect]:
+        ring = self.logs.node.ring
+        if ring is None:
+            return [Reply(client, _error(UnavailableError("node has not joined a cluster")))]
+        op = self._op_for(client, request, ring.partition_for, now_ms)
+        self._next_id += 1
+        op_id = self._next_id
+        self.ops[op_id] = op
+        self.deadlines.set(op_id, op.deadline_ms)
+        return self._drive(op_id, op, now_ms)
+
+    def _op_for(self, client: int, request: object, partition_for: object,
+                now_ms: int) -> TableOp:
+        assert callable(partition_for)
+        if isinstance(request, TableWrite):
+            return TableOp(client, "write", request.bucket, request.key,
+                           partition_for(request.bucket, request.key),
+                           now_ms + self._timeout(request.timeout_ms), value=request.value)
+        if isinstance(request, TableRead):
+            return TableOp(client, "read", request.bucket, request.key,
+                           partition_for(request.bucket, request.key),
+                           now_ms + self._timeout(request.timeout_ms),
+                           consistent=request.consistent)
+        if isinstance(request, CasRequest):
+            kind = "read" if request.read_only or request.decide is None else "cas"
+            return TableOp(client, kind, request.bucket, request.key,
+                           partition_for(request.bucket, request.key),
+                           now_ms + self._timeout(request.timeout_ms), decide=request.decide)
+        assert isinstance(request, RangeRequest)
+        from dynamokv.core.hashing import compose_key
+
+        return TableOp(client, "range", request.bucket, compose_key(request.hash_part),
+                       partition_for(request.bucket, compose_key(request.hash_part)),
+                       now_ms + self._timeout(request.timeout_ms), range=request)
+
+    def _timeout(self, requested: int | None) -> int:
+        if requested is None or requested <= 0:
+            return self.limits.request_timeout_ms
+        return min(requested, self.limits.request_timeout_ms_max)
+
+    # ---- driving -----------------------------------------------------------------------------
+    def _drive(self, op_id: int, op: TableOp, now_ms: int) -> list[Effect]:
+        """Make progress: at the local leader, or by asking the leader."""
+        op.retry_at_ms = None
+        raft = self.logs.groups.get(op.partition)
+        if op.kind == "read" and not op.consistent:
+            return self._eventual_read(op_id, op, raft)
+        if raft is not None and raft.is_leader():
+            return self._at_leader(op_id, op, raft, now_ms)
+        target = op.leader_hint or (raft.leader if raft is not None else "")
+        op.leader_hint = ""
+        if not target or target == self.logs.me or target not in self.logs.node.up_nodes():
+            target = self._guess_leader(op.partition)
+        if not target:
+            return self._later(op, now_ms)
+        op.remote = target
+        return [Send(target, self._remote_message(op_id, op))]
+
+    def _guess_leader(self, partition: int) -> str:
+        up = self.logs.node.up_nodes()
+        for node in self.logs.target(partition):
+            if node != self.logs.me and node in up:
+                return node
+        return ""
+
+    def _later(self, op: TableOp, now_ms: int) -> list[Effect]:
+        op.retry_at_ms = now_ms + RETRY_MS
+        return []
+
+    def _remote_message(self, op_id: int, op: TableOp) -> Message:
+        if op.kind == "range":
+            r = op.range
+            assert r is not None
+            return LogRange(op_id, r.bucket, r.hash_part, r.start, r.end, r.reverse, r.limit)
+        if op.kind == "read" or (op.kind == "cas" and op.remote_step != "write"):
+            op.remote_step = "read"
+            return LogRead(op_id, op.bucket, op.key, latest=op.kind == "cas")
+        if op.kind == "cas":
+            return LogWrite(op_id, op.bucket, op.key, op.value, True, op.old)
+        return LogWrite(op_id, op.bucket, op.key, op.value)
+
+    def _eventual_read(self, op_id: int, op: TableOp, raft: RaftGroup | None) -> list[Effect]:
+        if raft is not None and self.logs.me in raft.members:
+            try:
+                value = live_value(self.logs.store.get(op.bucket, op.key))
+            except DynamoKVError as exc:
+                return self._finish(op_id, _error(exc))
+            return self._finish(op_id, CasResult(value, value))
+        target = self._guess_leader(op.partition)
+        if not target:
+            return self._finish(op_id, _error(UnavailableError(
+                "no replica of this item is up", {"partition": op.partition})))
+        op.remote = target
+        return [Send(target, LogRead(op_id, op.bucket, op.key, consistent=False))]
+
+    def _at_leader(self, op_id: int, op: TableOp, raft: RaftGroup, now_ms: int
+                   ) -> list[Effect]:
+        if op.kind in ("read", "range"):
+            if not raft.can_read(now_ms):
+                return self._later(op, now_ms)
+            try:
+                return self._finish(op_id, self._read_now(op))
+            except DynamoKVError as exc:
+                return self._finish(op_id, _error(exc))
+        if not raft.can_propose():
+            return self._later(op, now_ms)
+        try:
+            old = self._latest(raft, op.bucket, op.key)
+        except DynamoKVError as exc:
+            return self._finish(op_id, _error(exc))
+        new = op.value
+        if op.kind == "cas":
+            assert op.decide is not None
+            try:
+                new = op.decide(old)
+            except Exception as exc:  # Abort and anything else decide raises: nothing written
+                return self._finish(op_id, CasAborted(exc))
+        op.old, op.value = old, new
+        index = raft.propose(PUT, now_ms, op.bucket, op.key, new)
+        op.waiting = (index, raft.term)
+        self._waiters.setdefault((raft.group, index), []).append((raft.term, op_id))
+        return self.logs._after(raft, now_ms)
+
+    def _read_now(self, op: TableOp) -> object:
+        store = self.logs.store
+        if op.kind == "range":
+            r = op.range
+            assert r is not None
+            rows, more = store.scan_range(r.bucket, r.hash_part, r.start, r.end, r.reverse,
+                                          max(1, r.limit))
+            items = [(k, v) for k, obj in rows if (v := live_value(obj)) is not None]
+            return RangeResult(items, rows[-1][0] if more and rows else None)
+        value = live_value(store.get(op.bucket, op.key))
+        return CasResult(value, value)
+
+    def _latest(self, raft: RaftGroup, bucket: str, key: bytes) -> bytes | None:
+        """The item as its newest log entry leaves it, committed or not."""
+        for entry in reversed(raft.log.entries):
+            if entry.index <= raft.applied:
+                break
+            if entry.kind == PUT and entry.key == key and entry.bucket == bucket:
+                return entry.value
+        return live_value(self.logs.store.get(bucket, key))
+
+    # ---- completion --------------------------------------------------------------------------
+    def _on_applied(self, group: int, entry: LogEntry) -> list[Effect]:
+        effects: list[Effect] = []
+        for term, waiter in self._waiters.pop((group, entry.index), ()):
+            effects.extend(self._entry_settled(waiter, group, term == entry.term))
+        return effects
+
+    def _entry_settled(self, waiter: int | RemoteWait, group: int, committed: bool
+                       ) -> list[Effect]:
+        if isinstance(waiter, RemoteWait):
+            code = OK if committed else RETRY
+            return [Send(waiter.src, LogReply(waiter.req_id, code, waiter.old))]
+        op = self.ops.get(waiter)
+        if op is None or op.partition != group:
+            return []
+        op.waiting = None
+        if committed:
+            return self._finish(waiter, CasResult(op.old, op.value))
+        return self._later(op, 0)  # our entry lost its place: never committed, so retry
+
+    def _finish(self, op_id: int, result: object) -> list[Effect]:
+        op = self.ops.pop(op_id, None)
+        self.deadlines.cancel(op_id)
+        if op is None:
+            return []
+        return [Reply(op.client, result)]
+
+    # ---- replies from the leader -------------------------------------------------------------
+    def on_reply(self, src: str, msg: LogReply, now_ms: int) -> list[Effect]:
+        op = self.ops.get(msg.req_id)
+        if op is None or op.remote != src or op.waiting is not None:
+            return []
+        op.remote = ""
+        if msg.code == NOT_LEADER:
+            op.leader_hint = msg.leader if msg.leader != src else ""
+            if op.leader_hint:
+                return self._drive(msg.req_id, op, now_ms)
+            return self._later(op, now_ms)
+        if msg.code == RETRY:
+            return self._later(op, now_ms)
+        if msg.code == CONDITION_FAILED and op.kind == "cas":
+            return self._decide_remote(msg.req_id, op, msg.value, now_ms)
+        if msg.code:
+            return self._finish(msg.req_id, ErrorReply(0, msg.code, msg.message))
+        if op.kind == "range":
+            items = [(i.key, v) for i in msg.items if (v := live_value(i.obj)) is not None]
+            last = msg.items[-1].key if msg.more and msg.items else None
+            return self._finish(msg.req_id, RangeResult(items, last))
+        if op.kind == "read":
+            return self._finish(msg.req_id, CasResult(msg.value, msg.value))
+        if op.kind == "cas" and op.remote_step == "read":
+            return self._decide_remote(msg.req_id, op, msg.value, now_ms)
+        return self._finish(msg.req_id, CasResult(op.old if op.kind == "cas" else msg.value,
+                                                  op.value))
+
+    def _decide_remote(self, op_id: int, op: TableOp, current: bytes | None, now_ms: int
+                       ) -> list[Effect]:
+        op.attempts += 1
+        if op.attempts > DECIDE_ATTEMPTS_MAX:
+            return self._finish(op_id, _error(UnavailableError(
+                "the item kept changing under a conditional write; try again",
+                {"attempts": op.attempts})))
+        assert op.decide is not None
+        try:
+            new = op.decide(current)
+        except Exception as exc:
+            return self._finish(op_id, CasAborted(exc))
+        op.old, op.value, op.remote_step = current, new, "write"
+        return self._drive(op_id, op, now_ms)
+
+    # ---- leader side -------------------------------------------------------------------------
+    def on_request(self, src: str, msg: LogWrite | LogRead | LogRange, now_ms: int
+                   ) -> list[Effect]:
+        ring = self.logs.node.ring
+        if ring is None:
+            return [Send(src, LogReply(msg.req_id, RETRY))]
+        key = msg.key if not isinstance(msg, LogRange) else None
+        from dynamokv.core.hashing import compose_key
+
+        partition = ring.partition_for(msg.bucket, key if key is not None
+                                       else compose_key(msg.hash_part))  # type: ignore[union-attr]
+        raft = self.logs.groups.get(partition)
+        try:
+            if isinstance(msg, LogRead) and not msg.consistent:
+                value = live_value(self.logs.store.get(msg.bucket, msg.key))
+                return [Send(src, LogReply(msg.req_id, OK, value))]
+            if raft is None or not raft.is_leader():
+                hint = raft.leader if raft is not None else ""
+                return [Send(src, LogReply(msg.req_id, NOT_LEADER, leader=hint))]
+            if isinstance(msg, LogWrite):
+                return self._remote_write(src, msg, raft, now_ms)
+            if not raft.can_read(now_ms):
+                return [Send(src, LogReply(msg.req_id, RETRY))]
+            if isinstance(msg, LogRead):
+                value = (self._latest(raft, msg.bucket, msg.key) if msg.latest else
+                         live_value(self.logs.store.get(msg.bucket, msg.key)))
+                return [Send(src, LogReply(msg.req_id, OK, value))]
+            rows, more = self.logs.store.scan_range(msg.bucket, msg.hash_part, msg.start,
+                                                    msg.end, msg.reverse,
+                                                    max(1, min(msg.limit, 10_000)))
+            items = tuple(KeyObject(msg.bucket, k, o) for k, o in rows)
+            return [Send(src, LogReply(msg.req_id, OK, items=items, more=more))]
+        except DynamoKVError as exc:
+            return [Send(src, LogReply(msg.req_id, exc.code, message=str(exc)))]
+
+    def _remote_write(self, src: str, msg: LogWrite, raft: RaftGroup, now_ms: int
+                      ) -> list[Effect]:
+        if not raft.can_propose():
+            return [Send(src, LogReply(msg.req_id, RETRY))]
+        old = self._latest(raft, msg.bucket, msg.key)
+        if msg.conditional and old != msg.expected:
+            return [Send(src, LogReply(msg.req_id, CONDITION_FAILED, old))]
+        index = raft.propose(PUT, now_ms, msg.bucket, msg.key, msg.value)
+        self._waiters.setdefault((raft.group, index), []).append(
+            (raft.term, RemoteWait(src, msg.req_id, old)))
+        return self.logs._after(raft, now_ms)
+
+    # ---- time --------------------------------------------------------------------------------
+    def next_deadline(self) -> int | None:
+        times = [op.retry_at_ms for op in self.ops.values() if op.retry_at_ms is not None]
+        nxt = self.deadlines.next()
+        if nxt is not None:
+            times.append(nxt)
+        return min(times) if times else None
+
+    def on_timer(self, now_ms: int) -> list[Effect]:
+        effects: list[Effect] = []
+        for op_id in self.deadlines.pop_due(now_ms):
+            op = self.ops.get(op_id)
+            if op is None:
+                continue
+            outcome = "may or may not have been applied" if op.kind in ("write", "cas") \
+                else "was not answered"
+            effects.extend(self._finish(op_id, _error(RequestTimeout(
+                f"the table request {outcome} in time (partition {op.partition} has no "
+                "reachable leader, or it lost its majority)",
+                {"partition": op.partition, "leader": self._leader_name(op.partition)}))))
+        for op_id, op in list(self.ops.items()):
+            if op.retry_at_ms is not None and now_ms >= op.retry_at_ms:
+                effects.extend(self._drive(op_id, op, now_ms))
+        return effects
+
+    def _leader_name(self, partition: int) -> str:
+        raft = self.logs.groups.get(partition)
+        return raft.leader if raft is not None else ""
+
+    def on_peer_unreachable(self, node: str, now_ms: int) -> list[Effect]:
+        """Reads waiting on an unreachable node's answer are sent again elsewhere. Writes are
+        not: the node may have sequenced one already, and applying it twice is not
+        linearizable; they wait for an answer or their deadline."""
+        for op in self.ops.values():
+            reading = op.kind in ("read", "range") or (op.kind == "cas"
+                                                       and op.remote_step == "read")
+            if op.remote == node and op.waiting is None and reading:
+                op.remote = ""
+                op.retry_at_ms = now_ms + RETRY_MS
+        return []
+
+
+def _error(exc: DynamoKVError) -> ErrorReply:
+    return ErrorReply(0, exc.code, exc.message, exc.details)
