@@ -451,10 +451,13 @@ class RaftVote:
 
 @dataclass(frozen=True, slots=True)
 class RaftVoteReply:
+    """``removed``: the voter's committed configuration leaves the candidate out."""
+
     group: int
     term: int
     granted: bool
     pre_vote: bool
+    removed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from dynamokv.core.node import NodeCore
 from dynamokv.core.ring import MemberStatus, Ring
 from dynamokv.sim.checkers import (
     DiskLog,
@@ -164,6 +165,7 @@ def _unconverged(sim: Simulator) -> list[str]:
         for partition in core.store.nonempty_partitions():
             if node_id not in ring.preference_list(partition, sim.options.n):
                 out.append(f"{node_id} still holds partition {partition} (not a replica)")
+    out += _logs_unsettled(ring, cores, sim.options.n)
     roots = {n: c.aae.roots() for n, c in cores.items() if c is not None}
     for partition in range(ring.q):
         replicas = ring.preference_list(partition, sim.options.n)
@@ -174,6 +176,29 @@ def _unconverged(sim: Simulator) -> list[str]:
         elif len(set(seen.values())) > 1:
             out.append(f"partition {partition}: Merkle roots differ "
                        + " ".join(f"{n}={r[:8] if r else '-'}" for n, r in seen.items()))
+    return out
+
+
+def _logs_unsettled(ring: Ring, cores: dict[str, NodeCore | None], n: int) -> list[str]:
+    """Partition logs settle too: one leader per partition whose voters are the ring's
+    preference list, and every voter applied all the leader committed."""
+    out: list[str] = []
+    for partition in range(ring.q):
+        target = sorted(ring.preference_list(partition, n))
+        groups = {nid: c.logs.groups.get(partition) for nid, c in cores.items() if c}
+        leaders = [g for g in groups.values() if g is not None and g.is_leader()]
+        if len(leaders) != 1:
+            out.append(f"partition {partition}: {len(leaders)} log leaders")
+            continue
+        leader = leaders[0]
+        if sorted(leader.members) != target:
+            out.append(f"partition {partition}: log voters {sorted(leader.members)}, "
+                       f"ring replicas {target}")
+            continue
+        behind = [nid for nid in target
+                  if groups.get(nid) is None or groups[nid].applied < leader.commit]  # type: ignore[union-attr]
+        if behind:
+            out.append(f"partition {partition}: {', '.join(behind)} not caught up with the log")
     return out
 
 

@@ -292,20 +292,35 @@ class PartitionLogs:
         return self._after(raft, now_ms)
 
     def _maybe_drop(self, raft: RaftGroup, now_ms: int) -> list[Effect]:
-        """Forget a group (log and data) we are no longer part of, once it is settled."""
-        ring = self.node.ring
-        if (self.me in raft.members or ring is None or self.me in self.target(raft.group)
-                or self.me in ring.previous_preference_list(raft.group, self.n)):
-            self._silent_since.pop(raft.group, None)
-            return []
-        since = self._silent_since.setdefault(raft.group, now_ms)
-        if now_ms - max(since, raft.heard_leader_ms) < ORPHAN_AFTER_MS:
+        """Forget a group (log and data) we are no longer part of, once that is settled."""
+        if not self._may_drop(raft, now_ms):
             return []
         self._silent_since.pop(raft.group, None)
         del self.groups[raft.group]
         self._clear_data(raft.group)
         self.store.drop_log(raft.group)
         return [Log("info", "left replication group", {"group": raft.group})]
+
+    def _may_drop(self, raft: RaftGroup, now_ms: int) -> bool:
+        """Our removal committed; or the ring no longer lists us and a voter says its
+        committed configuration leaves us out (we missed the entry); or the ring no longer
+        lists us, our configuration neither, and no leader spoke to us for a long while."""
+        ring = self.node.ring
+        if ring is None:
+            return False
+        if raft.removed():
+            return True
+        group = raft.group
+        if self.me in self.target(group) or self.me in ring.previous_preference_list(
+                group, self.n):
+            self._silent_since.pop(group, None)
+            return False
+        if raft.removed_by:
+            return True
+        if self.me in raft.members:
+            return False
+        since = self._silent_since.setdefault(group, now_ms)
+        return now_ms - max(since, raft.heard_leader_ms) >= ORPHAN_AFTER_MS
 
     def _clear_data(self, group: int) -> None:
         after: tuple[str, bytes] | None = None

@@ -60,6 +60,7 @@ class Peer:
     acked_sent_ms: int = NEVER  # send time of the newest append it acknowledged
     heard_ms: int = NEVER
     snapshot: bool = False  # being caught up from a snapshot instead of the log
+    commit_sent: int = 0  # the highest commit index we told it
 
 
 class RaftGroup:
@@ -82,10 +83,14 @@ class RaftGroup:
         self.votes: set[str] = set()
         self.peers: dict[str, Peer] = {}
         self.learners: set[str] = set()
+        # Voters removed by a configuration entry, still sent appends until they hold the
+        # entry and know it committed, so they can tell they are out (node -> give-up time).
+        self.departing: dict[str, int] = {}
         self.lease_until_ms = 0
         self.term_start_index = 0
         self.transfer_until_ms: int | None = None
         self.snapshot_wanted: set[str] = set()
+        self.removed_by = ""  # a voter whose committed configuration leaves us out
 
     # ---- state -----------------------------------------------------------------------------
     @property
@@ -122,8 +127,11 @@ class RaftGroup:
         assert self.can_propose()
         entry = LogEntry(self.term, self.log.last_index + 1, kind, bucket, key, value,
                          tuple(m.encode() for m in members))
+        before = set(self.members)
         self.log.append([entry])
         if kind == CONFIG:
+            for node in before - set(members) - {self.me}:
+                self.departing[node] = now_ms + 10 * self.timings.election_max_ms
             self._sync_peers(now_ms)
         for node, peer in self.peers.items():
             if peer.next_index == entry.index:  # caught up: send right away
@@ -164,9 +172,21 @@ class RaftGroup:
             if now_ms - quorum_heard > t.election_max_ms and now_ms >= self.election_due_ms:
                 self._step_down(self.term, now_ms, "")  # check-quorum: we are cut off
                 return
+        self._forget_departed(now_ms)
         for node, peer in self.peers.items():
             if not peer.snapshot and now_ms - peer.sent_ms >= t.heartbeat_ms:
                 self._send_append(node, peer, now_ms)
+
+    def _forget_departed(self, now_ms: int) -> None:
+        cfg = self.log.config_index
+        done = [n for n, give_up in self.departing.items()
+                if now_ms >= give_up or (n in self.peers and self.commit >= cfg
+                                         and self.peers[n].match >= cfg
+                                         and self.peers[n].commit_sent >= cfg)]
+        if done:
+            for node in done:
+                del self.departing[node]
+            self._sync_peers(now_ms)
 
     # ---- messages ----------------------------------------------------------------------------
     def on_message(self, src: str, msg: Message, now_ms: int) -> None:
@@ -214,6 +234,13 @@ class RaftGroup:
             self._become_leader(now_ms)
 
     def _on_vote(self, src: str, msg: RaftVote, now_ms: int) -> None:
+        cfg = self.log.config_index
+        if cfg and src not in self.members and self.commit >= cfg:
+            # A node our committed configuration removed: tell it, so it stops campaigning
+            # (it may never have received the entry that removed it).
+            self.out.append((src, RaftVoteReply(self.group, self.term, False, msg.pre_vote,
+                                                True)))
+            return
         if not msg.transfer and self._ignores_votes(now_ms):
             self.out.append((src, RaftVoteReply(self.group, self.term, False, msg.pre_vote)))
             return
@@ -232,6 +259,8 @@ class RaftGroup:
         self.out.append((src, RaftVoteReply(self.group, self.term, grant, False)))
 
     def _on_vote_reply(self, src: str, msg: RaftVoteReply, now_ms: int) -> None:
+        if msg.removed:
+            self.removed_by = src
         if msg.pre_vote:
             if self.role is Role.PRE_CANDIDATE and msg.granted and msg.term == self.term + 1:
                 self.votes.add(src)
@@ -251,8 +280,14 @@ class RaftGroup:
         self.lease_until_ms = 0
         self.transfer_until_ms = None
         self.peers = {}
+        self.departing = {}
         self.snapshot_wanted = set()
         self.election_due_ms = now_ms + self._election_timeout()
+
+    def removed(self) -> bool:
+        """A committed configuration without us: this node is out of the group."""
+        cfg = self.log.config_index
+        return cfg > 0 and self.me not in self.members and self.commit >= cfg
 
     def _become_leader(self, now_ms: int) -> None:
         self.role = Role.LEADER
@@ -268,13 +303,15 @@ class RaftGroup:
     # ---- replication: leader -----------------------------------------------------------------
     def _sync_peers(self, now_ms: int) -> None:
         """Peers are the members and learners but us; new ones start at our log's end."""
-        wanted = (set(self.members) | self.learners) - {self.me}
+        wanted = (set(self.members) | self.learners | set(self.departing)) - {self.me}
         for node in list(self.peers):
             if node not in wanted:
                 del self.peers[node]
                 self.snapshot_wanted.discard(node)
         for node in sorted(wanted - set(self.peers)):
-            self.peers[node] = Peer(next_index=self.log.last_index + 1, heard_ms=now_ms)
+            peer = self.peers[node] = Peer(next_index=self.log.last_index + 1, heard_ms=now_ms)
+            if self.role is Role.LEADER:
+                self._send_append(node, peer, now_ms)
 
     def set_learners(self, learners: set[str], now_ms: int) -> None:
         if learners != self.learners:
@@ -298,6 +335,7 @@ class RaftGroup:
         self.out.append((node, RaftAppend(self.group, self.term, prev, prev_term, entries,
                                           self.commit, now_ms)))
         peer.sent_ms = now_ms
+        peer.commit_sent = self.commit
         peer.next_index = prev + len(entries) + 1  # optimistic: pipelined until refused
 
     def _on_append_reply(self, src: str, msg: RaftAppendReply, now_ms: int) -> None:
