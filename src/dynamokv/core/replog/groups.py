@@ -111,6 +111,8 @@ class PartitionLogs:
         self._silent_since: dict[int, int] = {}
         self.apply_failures = 0
         self.changes_applied = 0
+        self.snapshots_started = 0
+        self.snapshots_installed = 0
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def load(self, now_ms: int) -> None:
@@ -343,6 +345,7 @@ class PartitionLogs:
         sender = SnapshotSender(raft.group, node, self._snapshot_ids, base, base_term,
                                 raft.log.members_at(base))
         self.snapshots[(raft.group, node)] = sender
+        self.snapshots_started += 1
         return [Send(node, sender.next_chunk(self.store, raft.term, now_ms)),
                 Log("info", "sending a snapshot", {"group": raft.group, "to": node,
                                                    "base_index": base})]
@@ -397,6 +400,7 @@ class PartitionLogs:
                 self.store.put(item.bucket, item.key, item.obj)
             if msg.done:
                 del self._receiving[msg.group]
+                self.snapshots_installed += 1
                 raft.install_snapshot(msg.base_index, msg.base_term,
                                       tuple(m.decode() for m in msg.members))
         except (DynamoKVError, ValueError) as exc:
@@ -418,6 +422,8 @@ class PartitionLogs:
             "leading": len(leading),
             "leased": sum(1 for g in leading if self.groups[g].can_read(now_ms)),
             "snapshots_sending": len(self.snapshots),
+            "snapshots_started": self.snapshots_started,
+            "snapshots_installed": self.snapshots_installed,
             "changes_applied": self.changes_applied,
             "apply_failures": self.apply_failures,
         }

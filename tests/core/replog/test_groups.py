@@ -1,0 +1,92 @@
+"""Partition logs on a pump of NodeCores: writes and conditional writes through any node,
+consistent reads at the leader, groups that follow the ring, and snapshot catch-up."""
+
+from __future__ import annotations
+
+from dynamokv.api.handle import Abort
+from dynamokv.core.replog.lease import Timings
+from dynamokv.core.requests import CasAborted, CasRequest, CasResult, TableRead, TableWrite
+from dynamokv.core.settings import CoreSettings
+from tests.core.test_tables import local
+from tests.pump import Pump
+
+BUCKET = "~t/items-1"
+
+
+def _settled(count: int, settings: CoreSettings | None = None) -> Pump:
+    pump = Pump.with_nodes(count, settings=settings)
+    pump.settle()
+    pump.advance(8_000)
+    return pump
+
+
+def _incr(old: bytes | None) -> bytes:
+    return str(int(old or b"0") + 1).encode()
+
+
+def test_every_group_has_the_rings_replicas_and_one_leader_spread_over_nodes() -> None:
+    pump = _settled(3)
+    leaders: dict[str, int] = {}
+    for p in range(16):
+        target = pump.nodes["n1"].logs.target(p)
+        groups = [n.logs.groups[p] for n in pump.nodes.values()]
+        assert all(sorted(g.members) == sorted(target) for g in groups)
+        led = [g.me for g in groups if g.is_leader()]
+        assert len(led) == 1
+        leaders[led[0]] = leaders.get(led[0], 0) + 1
+    assert sorted(leaders) == ["n1", "n2", "n3"] and min(leaders.values()) >= 4
+
+
+def test_writes_and_increments_through_every_node_are_linearizable() -> None:
+    pump = _settled(3)
+    key = b"\x00\x03abc"
+    assert isinstance(local(pump, "n2", TableWrite(BUCKET, key, b"v1")), CasResult)
+    for node in ("n1", "n2", "n3"):
+        assert local(pump, node, TableRead(BUCKET, key, True)) == CasResult(b"v1", b"v1")
+    for i in range(12):
+        got = local(pump, f"n{i % 3 + 1}", CasRequest(BUCKET, b"\x00\x01c", _incr))
+        assert got == CasResult(None if i == 0 else str(i).encode(), str(i + 1).encode())
+
+
+def test_a_condition_is_evaluated_against_the_latest_write() -> None:
+    pump = _settled(3)
+
+    def create(old: bytes | None) -> bytes:
+        if old is not None:
+            raise Abort("exists")
+        return b"mine"
+
+    first = local(pump, "n1", CasRequest(BUCKET, b"\x00\x01k", create))
+    second = local(pump, "n3", CasRequest(BUCKET, b"\x00\x01k", create))
+    assert isinstance(first, CasResult) and isinstance(second, CasAborted)
+
+
+def test_a_restarted_node_keeps_its_log_and_the_cluster_its_writes() -> None:
+    pump = _settled(3)
+    for i in range(5):
+        local(pump, "n1", TableWrite(BUCKET, b"\x00\x01%d" % i, b"%d" % i))
+    pump.restart("n2")
+    pump.advance(5_000)
+    for i in range(5):
+        assert local(pump, "n2", TableRead(BUCKET, b"\x00\x01%d" % i, True)) == CasResult(
+            b"%d" % i, b"%d" % i)
+    assert pump.nodes["n2"].logs.groups
+
+
+def test_a_joining_node_catches_up_from_a_snapshot_once_the_log_was_compacted() -> None:
+    settings = CoreSettings(q=16, raft=Timings(log_entries_max=8, log_entries_kept=2))
+    pump = _settled(3, settings)
+    keys = [b"\x00\x02k%d" % i for i in range(60)]
+    for key in keys:
+        local(pump, "n1", TableWrite(BUCKET, key, key))
+    pump.add_node("n4")
+    pump.settle()
+    pump.advance(20_000)
+    n4 = pump.nodes["n4"]
+    assert n4.logs.groups and n4.logs.holds_groups()
+    assert n4.logs.snapshots_installed > 0
+    for key in keys:
+        assert local(pump, "n4", TableRead(BUCKET, key, True)) == CasResult(key, key)
+    mine = [p for p, g in n4.logs.groups.items() if "n4" in g.members]
+    held = {k for k in keys if n4.ring is not None and n4.ring.partition_for(BUCKET, k) in mine}
+    assert held and all(n4.raw_store.get(BUCKET, k) is not None for k in held)
