@@ -248,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "slower (default os)")
     start.add_argument("--metrics", metavar="HOST:PORT",
                        help="serve Prometheus metrics at http://HOST:PORT/metrics")
+    start.add_argument("--wall-clock-offset-ms", type=int, default=0, metavar="MS",
+                       help="FOR FAULT TESTS ONLY: run this node's wall clock MS ahead "
+                       "(negative: behind), to check that no clock decides a table write")
     start.add_argument("--http", metavar="HOST:PORT",
                        help="serve the DynamoDB-compatible HTTP API")
     start.add_argument("--ring-size", type=int, default=64, metavar="Q",
@@ -497,6 +500,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         use_uvloop=not args.no_uvloop,
         auto_join=not args.staged_join,
         aae_interval_ms=int(args.aae_interval * 1000),
+        wall_clock_offset_ms=args.wall_clock_offset_ms,
     )
     config.validate()
     for flag, address in (("--metrics", args.metrics), ("--http", args.http)):

@@ -217,6 +217,11 @@ class NodeCore:
             return False
         return node in ring.preference_list(ring.partition_for(bucket, key), self._n_of(bucket))
 
+    def log_leader(self, partition: int) -> str:
+        """The leader of ``partition``'s log as this node knows it ("" if none)."""
+        group = self.logs.groups.get(partition)
+        return group.leader if group is not None else ""
+
     def _min_n(self) -> int:
         return min([self.settings.quorum.n, *(p.n for p in self.buckets.values())])
 

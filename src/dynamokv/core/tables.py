@@ -78,6 +78,8 @@ class TableNode(Protocol):
 
     def merge_into_store(self, bucket: str, key: bytes, obj: VersionedObject) -> None: ...
 
+    def log_leader(self, partition: int) -> str: ...
+
 
 @dataclass(slots=True)
 class ReadOp:
@@ -165,7 +167,13 @@ class TableOps:
             targets = primaries
         else:
             needed = 1
-            targets = [self.node.node_id] if self.node.node_id in primaries else primaries[:1]
+            # The partition's log leader has applied every acknowledged write: prefer it, so
+            # a scan or query right after a write through another node sees it.
+            leader = self.node.log_leader(partition)
+            if leader in primaries:
+                targets = [leader]
+            else:
+                targets = [self.node.node_id] if self.node.node_id in primaries else primaries[:1]
         op_id = self._new_id()
         op = ReadOp(client, bucket, reverse, max(limit, 1), tuple(targets), needed)
         self.reads[op_id] = op

@@ -31,6 +31,8 @@ class NodeConfig:
     use_uvloop: bool = True
     auto_join: bool = True  # False: the join waits for `dynamokv cluster plan/commit`
     aae_interval_ms: int = 2_000  # how often an anti-entropy exchange may start
+    # For fault testing only: this node's wall clock runs this far ahead (negative: behind).
+    wall_clock_offset_ms: int = 0
 
     def validate(self) -> None:
         if not self.node_id or len(self.node_id) > 64 or not self.node_id.isprintable():

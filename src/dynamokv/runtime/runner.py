@@ -51,8 +51,9 @@ _OP_NAMES: dict[type, str] = {
 
 class NodeRunner:
     def __init__(self, core: NodeCore, *, data_dir: Any, metrics: NodeMetrics,
-                 storage_info: dict[str, Any]) -> None:
+                 storage_info: dict[str, Any], wall_clock_offset_ms: int = 0) -> None:
         self.core = core
+        self._wall_offset_ms = wall_clock_offset_ms
         self.data_dir = data_dir
         self.metrics = metrics
         self.storage_info = storage_info
@@ -81,9 +82,8 @@ class NodeRunner:
     def now_ms(self) -> int:
         return int((time.monotonic() - self._t0) * 1000)
 
-    @staticmethod
-    def wall_ms() -> int:
-        return time.time_ns() // 1_000_000
+    def wall_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self._wall_offset_ms
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self, host: str, port: int) -> None:

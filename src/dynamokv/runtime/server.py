@@ -99,6 +99,7 @@ async def start_node(config: NodeConfig) -> RunningNode:
         metrics = NodeMetrics()
         info = engine.info
         runner = NodeRunner(core, data_dir=config.data_dir, metrics=metrics,
+                            wall_clock_offset_ms=config.wall_clock_offset_ms,
                             storage_info={"engine": info.name, "durable": info.durable,
                                           "sync": info.sync_mode})
         host, port = parse_address(config.listen)

@@ -369,6 +369,9 @@ class RaftGroup:
         n = sorted(matches, reverse=True)[self._majority() - 1]
         if n > self.commit and self.log.term_at(n) == self.term:
             self.commit = n
+            for node, peer in self.peers.items():  # followers apply it now, not a beat later
+                if peer.next_index > self.log.last_index and peer.match >= n:
+                    self._send_append(node, peer, now_ms)
         if self.transfer_until_ms is None:
             sent = [now_ms if v == self.me else self.peers[v].acked_sent_ms
                     for v in voters if v == self.me or v in self.peers]
