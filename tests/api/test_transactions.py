@@ -349,9 +349,13 @@ def test_single_item_writes_on_a_held_item_conflict() -> None:
             ("PutItem", {"TableName": TABLE, "Item": {**key("a"), "bal": {"N": "0"}},
                          "ConditionExpression": "attribute_exists(pk)"}),
             ("DeleteItem", {"TableName": TABLE, "Key": key("b"), "ReturnValues": "ALL_OLD"}),
+            # Plain writes too: they must not overwrite the intent of a live transaction.
+            ("PutItem", {"TableName": TABLE, "Item": {**key("a"), "bal": {"N": "7"}}}),
+            ("DeleteItem", {"TableName": TABLE, "Key": key("b")}),
         ):
             status, out = await call(app, operation, body_)
             assert status == 400 and error_type(out) == "TransactionConflictException", out
+        assert has_intent(stored(app, "a")) and has_intent(stored(app, "b"))
         # Another transaction meeting the live intent is cancelled with TransactionConflict.
         status, out = await call(app, "TransactWriteItems", {"TransactItems": [
             {"Put": {"TableName": TABLE, "Item": key("z")}},

@@ -32,6 +32,7 @@ __all__ = [
     "Abort",
     "NodeHandle",
     "Page",
+    "WriteRefused",
     "compose_key",
     "split_key",
     "table_bucket",
@@ -42,6 +43,15 @@ def table_bucket(table_id: str) -> str:
     """The bucket holding a table's items (``table_id`` is unique per table incarnation, so a
     table deleted and created again never sees its predecessor's items)."""
     return TABLE_BUCKET_PREFIX + table_id
+
+
+class WriteRefused(Exception):
+    """A ``write`` with ``refuse_prefix`` found the item's value starting with it (an item a
+    transaction holds): nothing was written. ``current`` is that value."""
+
+    def __init__(self, current: bytes | None) -> None:
+        super().__init__("the item holds a refused value")
+        self.current = current
 
 
 class Abort(Exception):
@@ -66,8 +76,11 @@ class NodeHandle(Protocol):
         acknowledged before the read began); otherwise the fast eventually consistent path."""
         ...
 
-    async def write(self, bucket: str, key: bytes, value: bytes | None) -> None:
-        """Unconditional last-writer-wins put (``None`` deletes), acknowledged by a quorum."""
+    async def write(self, bucket: str, key: bytes, value: bytes | None, *,
+                    refuse_prefix: bytes = b"") -> None:
+        """Unconditional put (``None`` deletes), sequenced by the partition's log and
+        acknowledged once a majority has it. With ``refuse_prefix``, raise ``WriteRefused`` (and
+        write nothing) if the latest value starts with it."""
         ...
 
     async def cas(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 
-from dynamokv.api.handle import Decide, Page, compose_key
+from dynamokv.api.handle import Decide, Page, WriteRefused, compose_key
 from dynamokv.core.hashing import RING_SIZE, key_position
 
 
@@ -76,10 +76,15 @@ class LocalHandle:
         found = self._buckets.get(bucket)
         return None if found is None else found.data.get(key)
 
-    async def write(self, bucket: str, key: bytes, value: bytes | None) -> None:
+    async def write(self, bucket: str, key: bytes, value: bytes | None, *,
+                    refuse_prefix: bytes = b"") -> None:
         self._count("write")
         await self._pause()
-        self._bucket(bucket).put(key, value)
+        target = self._bucket(bucket)
+        current = target.data.get(key)
+        if refuse_prefix and current is not None and current.startswith(refuse_prefix):
+            raise WriteRefused(current)
+        target.put(key, value)
 
     async def cas(
         self, bucket: str, key: bytes, decide: Decide

@@ -42,6 +42,7 @@ from dynamokv.api.operations_common import (
     read_units,
     write_units,
 )
+from dynamokv.api.operations_items import plain_write
 from dynamokv.api.operations_transact_intents import resolve
 from dynamokv.errors import UnavailableError
 
@@ -269,6 +270,6 @@ async def batch_write_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 def _writer(ctx: ApiContext, write: _Write) -> Callable[[], Awaitable[None]]:
     def call() -> Awaitable[None]:
-        return ctx.handle.write(write.table.bucket, write.key, write.data)
+        return plain_write(ctx, write.table.bucket, write.key, write.data)
 
     return call

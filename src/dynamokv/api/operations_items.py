@@ -19,8 +19,9 @@ the intent is settled by its transaction's record (rolled forward or back) and t
 again, or, if that transaction is live, the write fails with TransactionConflictException, as
 DynamoDB's does. A GetItem that reads an intent returns the committed value as of the
 transaction's state (:func:`dynamokv.api.operations_transact_intents.resolve`). Plain writes
-read nothing, so they cannot see an intent: one that lands on a held item replaces it, which
-orders the plain write after that transaction (whose write of this item is then superseded).
+are refused by the partition's leader when the item holds an intent (``refuse_prefix``); they
+then settle it like a conditional write, or fail with TransactionConflictException while its
+transaction is live.
 
 Global secondary indexes. Every successful write hands the old item (if the path read it; a
 plain write did not) and the new one to :func:`dynamokv.api.indexes.maintain`, which updates
@@ -35,6 +36,7 @@ from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_
 from dynamokv.api.catalog import TableInfo
 from dynamokv.api.errors import ConditionalCheckFailedException, DynamoDBError, ValidationException
 from dynamokv.api.expressions import UpdateExpression, apply_update, evaluate, project
+from dynamokv.api.handle import WriteRefused
 from dynamokv.api.indexes import UNKNOWN, maintain
 from dynamokv.api.items import INTENT_MARK, decode_item, encode_item, stored_wire
 from dynamokv.api.operations_common import (
@@ -111,6 +113,16 @@ def delete_decision(prepared: Prepared) -> tuple[Any, list[Item | None]]:
     return put_decision(prepared, None)
 
 
+async def plain_write(ctx: ApiContext, bucket: str, key: bytes, data: bytes | None) -> None:
+    """An unconditional put or delete: one log write, unless the item holds a transaction's
+    intent; then the intent is settled first, or the write fails with
+    TransactionConflictException while that transaction is live (as DynamoDB's does)."""
+    try:
+        await ctx.handle.write(bucket, key, data, refuse_prefix=INTENT_MARK)
+    except WriteRefused:
+        await write_cas(ctx, bucket, key, put_decision(Prepared(), data)[0])
+
+
 def update_decision(
     table: TableInfo, prepared: Prepared, key: Item
 ) -> tuple[Any, list[Item | None]]:
@@ -163,7 +175,7 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     data = encode_item(item)
     out: dict[str, Any] = {}
     if prepared.condition is None and returns == "NONE":
-        await ctx.handle.write(table.bucket, key, data)
+        await plain_write(ctx, table.bucket, key, data)
         await maintain(ctx, table, key, UNKNOWN, item)
     else:
         decide, box = put_decision(prepared, data)
@@ -218,7 +230,7 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     out: dict[str, Any] = {}
     size = 0
     if prepared.condition is None and returns == "NONE":
-        await ctx.handle.write(table.bucket, key, None)
+        await plain_write(ctx, table.bucket, key, None)
     else:
         decide, box = delete_decision(prepared)
         try:

@@ -530,6 +530,7 @@ class LogWrite:
     conditional: bool = False
     expected: bytes | None = None
     timeout_ms: int = 0
+    refuse_prefix: bytes = b""  # see ``TableWrite``
 
 
 @dataclass(frozen=True, slots=True)
@@ -560,8 +561,8 @@ class LogRange:
 class LogReply:
     """Answer to ``LogWrite``/``LogRead``/``LogRange``: ``value`` is the item (reads), the
     item's current value (a failed condition), or the old value (writes). ``code`` empty:
-    success; ``ConditionFailed``, ``NotLeader`` (``leader`` names whom to ask) or an error
-    code otherwise."""
+    success; ``ConditionFailed``, ``Refused`` (the item holds the write's refused prefix),
+    ``NotLeader`` (``leader`` names whom to ask) or an error code otherwise."""
 
     req_id: int
     code: str

@@ -35,6 +35,16 @@ class TableWrite:
     key: bytes
     value: bytes | None
     timeout_ms: int | None = None
+    # Refuse (``WriteRefused``) if the item's latest value starts with this (b"": never):
+    # a plain write must not overwrite an item a transaction holds.
+    refuse_prefix: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRefused:
+    """A ``TableWrite`` found the item holding ``refuse_prefix``: nothing was written."""
+
+    current: bytes | None
 
 
 @dataclass(frozen=True, slots=True)

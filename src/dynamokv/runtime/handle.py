@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from dynamokv.api import handle as api_handle
 from dynamokv.api.handle import Abort, Decide, Page
 from dynamokv.core.hashing import compose_key, key_partition
 from dynamokv.core.messages import ErrorReply
@@ -23,6 +24,7 @@ from dynamokv.core.requests import (
     ScanRequest,
     TableRead,
     TableWrite,
+    WriteRefused,
 )
 from dynamokv.errors import DynamoKVError, ProtocolError, error_from_code
 from dynamokv.runtime.runner import NodeRunner
@@ -50,9 +52,13 @@ class ClusterHandle:
             raise ProtocolError(f"unexpected reply {type(reply).__name__}")
         return reply.old
 
-    async def write(self, bucket: str, key: bytes, value: bytes | None) -> None:
-        reply = await self.runner.local_request(TableWrite(bucket, key, value))
+    async def write(self, bucket: str, key: bytes, value: bytes | None, *,
+                    refuse_prefix: bytes = b"") -> None:
+        reply = await self.runner.local_request(
+            TableWrite(bucket, key, value, refuse_prefix=refuse_prefix))
         _raise_if_error(reply)
+        if isinstance(reply, WriteRefused):
+            raise api_handle.WriteRefused(reply.current)
         if not isinstance(reply, CasResult):
             raise ProtocolError(f"unexpected reply {type(reply).__name__}")
 

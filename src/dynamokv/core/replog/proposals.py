@@ -47,6 +47,7 @@ from dynamokv.core.requests import (
     RangeResult,
     TableRead,
     TableWrite,
+    WriteRefused,
 )
 from dynamokv.core.settings import Limits
 from dynamokv.errors import DynamoKVError, RequestTimeout, UnavailableError
@@ -55,6 +56,7 @@ ID_BASE = 3 << 40  # request ids of table requests (see Coordinator and TableOps
 RETRY_MS = 20
 DECIDE_ATTEMPTS_MAX = 32
 OK, NOT_LEADER, RETRY, CONDITION_FAILED = "", "NotLeader", "Retry", "ConditionFailed"
+REFUSED = "Refused"
 
 
 @dataclass(slots=True)
@@ -76,6 +78,7 @@ class TableOp:
     remote_step: str = ""  # "read" (latest value for decide) or "write"
     attempts: int = 0
     leader_hint: str = ""
+    refuse_prefix: bytes = b""
 
 
 @dataclass(slots=True)
@@ -116,7 +119,8 @@ class TableRequests:
         if isinstance(request, TableWrite):
             return TableOp(client, "write", request.bucket, request.key,
                            partition_for(request.bucket, request.key),
-                           now_ms + self._timeout(request.timeout_ms), value=request.value)
+                           now_ms + self._timeout(request.timeout_ms), value=request.value,
+                           refuse_prefix=request.refuse_prefix)
         if isinstance(request, TableRead):
             return TableOp(client, "read", request.bucket, request.key,
                            partition_for(request.bucket, request.key),
@@ -178,7 +182,7 @@ class TableRequests:
             return LogRead(op_id, op.bucket, op.key, latest=op.kind == "cas")
         if op.kind == "cas":
             return LogWrite(op_id, op.bucket, op.key, op.value, True, op.old)
-        return LogWrite(op_id, op.bucket, op.key, op.value)
+        return LogWrite(op_id, op.bucket, op.key, op.value, refuse_prefix=op.refuse_prefix)
 
     def _eventual_read(self, op_id: int, op: TableOp, raft: RaftGroup | None) -> list[Effect]:
         if raft is not None and self.logs.me in raft.members:
@@ -210,6 +214,8 @@ class TableRequests:
         except DynamoKVError as exc:
             return self._finish(op_id, _error(exc))
         new = op.value
+        if _refused(old, op.refuse_prefix):
+            return self._finish(op_id, WriteRefused(old))
         if op.kind == "cas":
             assert op.decide is not None
             try:
@@ -283,6 +289,8 @@ class TableRequests:
             return self._later(op, now_ms)
         if msg.code == RETRY:
             return self._later(op, now_ms)
+        if msg.code == REFUSED:
+            return self._finish(msg.req_id, WriteRefused(msg.value))
         if msg.code == CONDITION_FAILED and op.kind == "cas":
             return self._decide_remote(msg.req_id, op, msg.value, now_ms)
         if msg.code:
@@ -355,6 +363,8 @@ class TableRequests:
         old = self._latest(raft, msg.bucket, msg.key)
         if msg.conditional and old != msg.expected:
             return [Send(src, LogReply(msg.req_id, CONDITION_FAILED, old))]
+        if _refused(old, msg.refuse_prefix):
+            return [Send(src, LogReply(msg.req_id, REFUSED, old))]
         index = raft.propose(PUT, now_ms, msg.bucket, msg.key, msg.value)
         self._waiters.setdefault((raft.group, index), []).append(
             (raft.term, RemoteWait(src, msg.req_id, old)))
@@ -400,6 +410,10 @@ class TableRequests:
                 op.remote = ""
                 op.retry_at_ms = now_ms + RETRY_MS
         return []
+
+
+def _refused(current: bytes | None, prefix: bytes) -> bool:
+    return bool(prefix) and current is not None and current.startswith(prefix)
 
 
 def _error(exc: DynamoKVError) -> ErrorReply:
