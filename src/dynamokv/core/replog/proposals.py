@@ -79,6 +79,7 @@ class TableOp:
     attempts: int = 0
     leader_hint: str = ""
     refuse_prefix: bytes = b""
+    optimistic: bool = False  # decide ran on our own replica's value, not the leader's
 
 
 @dataclass(slots=True)
@@ -152,6 +153,16 @@ class TableRequests:
             return self._eventual_read(op_id, op, raft)
         if raft is not None and raft.is_leader():
             return self._at_leader(op_id, op, raft, now_ms)
+        if (op.kind == "cas" and not op.remote_step and not op.attempts and raft is not None
+                and self.logs.me in raft.members):
+            # Optimistic: our replica trails the leader by about one message, so its value is
+            # most likely the latest; the leader checks that it is (one round trip, not two).
+            try:
+                current = live_value(self.logs.store.get(op.bucket, op.key))
+            except DynamoKVError as exc:
+                return self._finish(op_id, _error(exc))
+            op.optimistic = True
+            return self._decide_remote(op_id, op, current, now_ms)
         target = op.leader_hint or (raft.leader if raft is not None else "")
         op.leader_hint = ""
         if not target or target == self.logs.me or target not in self.logs.node.up_nodes():
@@ -308,6 +319,8 @@ class TableRequests:
 
     def _decide_remote(self, op_id: int, op: TableOp, current: bytes | None, now_ms: int
                        ) -> list[Effect]:
+        """Run ``decide`` here on what we believe is the latest value, then ask the leader to
+        write its result only if that belief holds."""
         op.attempts += 1
         if op.attempts > DECIDE_ATTEMPTS_MAX:
             return self._finish(op_id, _error(UnavailableError(
@@ -317,7 +330,12 @@ class TableRequests:
         try:
             new = op.decide(current)
         except Exception as exc:
+            if op.optimistic:
+                # A refusal must rest on the leader's value, not on our possibly stale one.
+                op.optimistic, op.remote_step = False, ""
+                return self._drive(op_id, op, now_ms)
             return self._finish(op_id, CasAborted(exc))
+        op.optimistic = False
         op.old, op.value, op.remote_step = current, new, "write"
         return self._drive(op_id, op, now_ms)
 
