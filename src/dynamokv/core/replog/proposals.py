@@ -57,6 +57,7 @@ RETRY_MS = 20
 DECIDE_ATTEMPTS_MAX = 32
 OK, NOT_LEADER, RETRY, CONDITION_FAILED = "", "NotLeader", "Retry", "ConditionFailed"
 REFUSED = "Refused"
+TAKEN_KEPT = 100_000  # forwarded writes remembered against duplicates (ids never repeat)
 
 
 @dataclass(slots=True)
@@ -80,6 +81,7 @@ class TableOp:
     leader_hint: str = ""
     refuse_prefix: bytes = b""
     optimistic: bool = False  # decide ran on our own replica's value, not the leader's
+    send_id: int = 0  # the request id of our one message in flight (replies must match it)
 
 
 @dataclass(slots=True)
@@ -100,6 +102,10 @@ class TableRequests:
         self._next_id = ID_BASE + id_offset
         # (group, index) -> [(term, waiter)]: who waits for which entry to be applied
         self._waiters: dict[tuple[int, int], list[tuple[int, int | RemoteWait]]] = {}
+        self._sends: dict[int, int] = {}  # request id of a message in flight -> op id
+        # Forwarded writes already taken (sender, request id): a duplicated message must never
+        # be sequenced twice, nor answered "condition failed" by its own first copy.
+        self._taken: dict[tuple[str, int], None] = {}
         logs.applied_hooks.append(self._on_applied)
 
     # ---- starting ----------------------------------------------------------------------------
@@ -183,17 +189,27 @@ class TableRequests:
         op.retry_at_ms = now_ms + RETRY_MS
         return []
 
+    def _send_id(self, op_id: int, op: TableOp) -> int:
+        """A fresh request id for ``op``'s next message: a late or duplicated reply to an
+        earlier message can never pass for the answer to this one."""
+        self._sends.pop(op.send_id, None)
+        self._next_id += 1
+        op.send_id = self._next_id
+        self._sends[op.send_id] = op_id
+        return op.send_id
+
     def _remote_message(self, op_id: int, op: TableOp) -> Message:
+        send_id = self._send_id(op_id, op)
         if op.kind == "range":
             r = op.range
             assert r is not None
-            return LogRange(op_id, r.bucket, r.hash_part, r.start, r.end, r.reverse, r.limit)
+            return LogRange(send_id, r.bucket, r.hash_part, r.start, r.end, r.reverse, r.limit)
         if op.kind == "read" or (op.kind == "cas" and op.remote_step != "write"):
             op.remote_step = "read"
-            return LogRead(op_id, op.bucket, op.key, latest=op.kind == "cas")
+            return LogRead(send_id, op.bucket, op.key, latest=op.kind == "cas")
         if op.kind == "cas":
-            return LogWrite(op_id, op.bucket, op.key, op.value, True, op.old)
-        return LogWrite(op_id, op.bucket, op.key, op.value, refuse_prefix=op.refuse_prefix)
+            return LogWrite(send_id, op.bucket, op.key, op.value, True, op.old)
+        return LogWrite(send_id, op.bucket, op.key, op.value, refuse_prefix=op.refuse_prefix)
 
     def _eventual_read(self, op_id: int, op: TableOp, raft: RaftGroup | None) -> list[Effect]:
         if raft is not None and self.logs.me in raft.members:
@@ -207,7 +223,8 @@ class TableRequests:
             return self._finish(op_id, _error(UnavailableError(
                 "no replica of this item is up", {"partition": op.partition})))
         op.remote = target
-        return [Send(target, LogRead(op_id, op.bucket, op.key, consistent=False))]
+        return [Send(target, LogRead(self._send_id(op_id, op), op.bucket, op.key,
+                                     consistent=False))]
 
     def _at_leader(self, op_id: int, op: TableOp, raft: RaftGroup, now_ms: int
                    ) -> list[Effect]:
@@ -285,36 +302,40 @@ class TableRequests:
         self.deadlines.cancel(op_id)
         if op is None:
             return []
+        self._sends.pop(op.send_id, None)
         return [Reply(op.client, result)]
 
     # ---- replies from the leader -------------------------------------------------------------
     def on_reply(self, src: str, msg: LogReply, now_ms: int) -> list[Effect]:
-        op = self.ops.get(msg.req_id)
-        if op is None or op.remote != src or op.waiting is not None:
+        op_id = self._sends.get(msg.req_id, -1)
+        op = self.ops.get(op_id)
+        if op is None or op.send_id != msg.req_id or op.remote != src or op.waiting is not None:
             return []
+        del self._sends[msg.req_id]
+        op.send_id = 0
         op.remote = ""
         if msg.code == NOT_LEADER:
             op.leader_hint = msg.leader if msg.leader != src else ""
             if op.leader_hint:
-                return self._drive(msg.req_id, op, now_ms)
+                return self._drive(op_id, op, now_ms)
             return self._later(op, now_ms)
         if msg.code == RETRY:
             return self._later(op, now_ms)
         if msg.code == REFUSED:
-            return self._finish(msg.req_id, WriteRefused(msg.value))
+            return self._finish(op_id, WriteRefused(msg.value))
         if msg.code == CONDITION_FAILED and op.kind == "cas":
-            return self._decide_remote(msg.req_id, op, msg.value, now_ms)
+            return self._decide_remote(op_id, op, msg.value, now_ms)
         if msg.code:
-            return self._finish(msg.req_id, ErrorReply(0, msg.code, msg.message))
+            return self._finish(op_id, ErrorReply(0, msg.code, msg.message))
         if op.kind == "range":
             items = [(i.key, v) for i in msg.items if (v := live_value(i.obj)) is not None]
             last = msg.items[-1].key if msg.more and msg.items else None
-            return self._finish(msg.req_id, RangeResult(items, last))
+            return self._finish(op_id, RangeResult(items, last))
         if op.kind == "read":
-            return self._finish(msg.req_id, CasResult(msg.value, msg.value))
+            return self._finish(op_id, CasResult(msg.value, msg.value))
         if op.kind == "cas" and op.remote_step == "read":
-            return self._decide_remote(msg.req_id, op, msg.value, now_ms)
-        return self._finish(msg.req_id, CasResult(op.old if op.kind == "cas" else msg.value,
+            return self._decide_remote(op_id, op, msg.value, now_ms)
+        return self._finish(op_id, CasResult(op.old if op.kind == "cas" else msg.value,
                                                   op.value))
 
     def _decide_remote(self, op_id: int, op: TableOp, current: bytes | None, now_ms: int
@@ -351,6 +372,8 @@ class TableRequests:
         partition = ring.partition_for(msg.bucket, key if key is not None
                                        else compose_key(msg.hash_part))  # type: ignore[union-attr]
         raft = self.logs.groups.get(partition)
+        if isinstance(msg, LogWrite) and (src, msg.req_id) in self._taken:
+            return []  # a duplicate of a write we sequenced: its answer comes with the first
         try:
             if isinstance(msg, LogRead) and not msg.consistent:
                 value = live_value(self.logs.store.get(msg.bucket, msg.key))
@@ -384,6 +407,9 @@ class TableRequests:
         if _refused(old, msg.refuse_prefix):
             return [Send(src, LogReply(msg.req_id, REFUSED, old))]
         index = raft.propose(PUT, now_ms, msg.bucket, msg.key, msg.value)
+        self._taken[(src, msg.req_id)] = None
+        if len(self._taken) > TAKEN_KEPT:
+            del self._taken[next(iter(self._taken))]
         self._waiters.setdefault((raft.group, index), []).append(
             (raft.term, RemoteWait(src, msg.req_id, old)))
         return self.logs._after(raft, now_ms)
