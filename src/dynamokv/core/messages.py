@@ -558,6 +558,18 @@ class LogRange:
 
 
 @dataclass(frozen=True, slots=True)
+class LogScan:
+    """Forwarded scan of ``bucket`` in ring partition ``partition`` after key ``after``,
+    answered by the partition's leader from its applied state."""
+
+    req_id: int
+    bucket: str
+    partition: int
+    after: bytes | None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class LogReply:
     """Answer to ``LogWrite``/``LogRead``/``LogRange``: ``value`` is the item (reads), the
     item's current value (a failed condition), or the old value (writes). ``code`` empty:
@@ -635,6 +647,7 @@ ALL_MESSAGES: tuple[type, ...] = (
     LogRead,
     LogRange,
     LogReply,
+    LogScan,
 )
 
 Message = Any  # any instance of a class in ALL_MESSAGES

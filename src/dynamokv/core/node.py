@@ -32,7 +32,7 @@ from dynamokv.core.events import (
 from dynamokv.core.exchange import AAE_ID_BASE, AntiEntropy
 from dynamokv.core.failure import FailureDetector
 from dynamokv.core.handoff import HandoffManager
-from dynamokv.core.hashing import RESERVED_BUCKET_PREFIX
+from dynamokv.core.hashing import RESERVED_BUCKET_PREFIX, compose_key
 from dynamokv.core.hints import BUSY, HintReplayer
 from dynamokv.core.membership import Staging, remove_member
 from dynamokv.core.messages import (
@@ -57,6 +57,7 @@ from dynamokv.core.messages import (
     LogRange,
     LogRead,
     LogReply,
+    LogScan,
     LogWrite,
     Message,
     PaxosAccepted,
@@ -217,6 +218,16 @@ class NodeCore:
             return False
         return node in ring.preference_list(ring.partition_for(bucket, key), self._n_of(bucket))
 
+    def _knows_fresh_replica(self, bucket: str, hash_part: bytes) -> bool:
+        """An eventually consistent range read needs a replica that is in the partition's
+        log: its leader, or ourselves as a voter. A node that just joined may be a replica
+        in the ring before it holds any data."""
+        ring = self.ring
+        if ring is None:
+            return False
+        group = self.logs.groups.get(ring.partition_for(bucket, compose_key(hash_part)))
+        return group is not None and (bool(group.leader) or self.node_id in group.members)
+
     def log_leader(self, partition: int) -> str:
         """The leader of ``partition``'s log as this node knows it ("" if none)."""
         group = self.logs.groups.get(partition)
@@ -266,11 +277,15 @@ class NodeCore:
         if isinstance(request, CasRequest | TableWrite | TableRead):
             return self.table_requests.start(client, request, now_ms)
         if isinstance(request, RangeRequest):
-            if request.consistent:
+            if request.consistent or not self._knows_fresh_replica(request.bucket,
+                                                                   request.hash_part):
                 return self.table_requests.start(client, request, now_ms)
             return self.tables.start_range(client, request, now_ms)
         if isinstance(request, ScanRequest):
-            return self.tables.start_scan(client, request, now_ms)
+            group = self.logs.groups.get(request.partition)
+            if group is not None and (group.leader or self.node_id in group.members):
+                return self.tables.start_scan(client, request, now_ms)
+            return self.table_requests.start(client, request, now_ms)
         if isinstance(request, GetRequest):
             return self.coordinator.start_get(Origin(request.req_id, client=client), request,
                                               now_ms)
@@ -341,7 +356,7 @@ class NodeCore:
                                ) -> list[Effect]:
         if isinstance(msg, (*RAFT_MESSAGES, RaftSnapshotChunk, RaftSnapshotAck)):
             return self.logs.on_message(src, msg, now_ms)
-        if isinstance(msg, LogWrite | LogRead | LogRange):
+        if isinstance(msg, LogWrite | LogRead | LogRange | LogScan):
             return self.table_requests.on_request(src, msg, now_ms)
         if isinstance(msg, LogReply):
             return self.table_requests.on_reply(src, msg, now_ms)

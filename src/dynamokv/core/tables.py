@@ -170,7 +170,7 @@ class TableOps:
             # The partition's log leader has applied every acknowledged write: prefer it, so
             # a scan or query right after a write through another node sees it.
             leader = self.node.log_leader(partition)
-            if leader in primaries:
+            if leader in up:
                 targets = [leader]
             else:
                 targets = [self.node.node_id] if self.node.node_id in primaries else primaries[:1]

@@ -32,6 +32,7 @@ from dynamokv.core.messages import (
     LogRange,
     LogRead,
     LogReply,
+    LogScan,
     LogWrite,
     Message,
 )
@@ -45,6 +46,7 @@ from dynamokv.core.requests import (
     Decide,
     RangeRequest,
     RangeResult,
+    ScanRequest,
     TableRead,
     TableWrite,
     WriteRefused,
@@ -63,7 +65,7 @@ TAKEN_KEPT = 100_000  # forwarded writes remembered against duplicates (ids neve
 @dataclass(slots=True)
 class TableOp:
     client: int
-    kind: str  # "write" | "cas" | "read" | "range"
+    kind: str  # "write" | "cas" | "read" | "range" | "scan"
     bucket: str
     key: bytes
     partition: int
@@ -72,6 +74,7 @@ class TableOp:
     decide: Decide | None = None
     consistent: bool = True
     range: RangeRequest | None = None
+    scan: ScanRequest | None = None
     retry_at_ms: int | None = None
     waiting: tuple[int, int] | None = None  # (index, term) of our entry
     old: bytes | None = None
@@ -138,6 +141,9 @@ class TableRequests:
             return TableOp(client, kind, request.bucket, request.key,
                            partition_for(request.bucket, request.key),
                            now_ms + self._timeout(request.timeout_ms), decide=request.decide)
+        if isinstance(request, ScanRequest):
+            return TableOp(client, "scan", request.bucket, b"", request.partition,
+                           now_ms + self._timeout(request.timeout_ms), scan=request)
         assert isinstance(request, RangeRequest)
         from dynamokv.core.hashing import compose_key
 
@@ -200,6 +206,10 @@ class TableRequests:
 
     def _remote_message(self, op_id: int, op: TableOp) -> Message:
         send_id = self._send_id(op_id, op)
+        if op.kind == "scan":
+            sc = op.scan
+            assert sc is not None
+            return LogScan(send_id, sc.bucket, sc.partition, sc.after, sc.limit)
         if op.kind == "range":
             r = op.range
             assert r is not None
@@ -228,6 +238,11 @@ class TableRequests:
 
     def _at_leader(self, op_id: int, op: TableOp, raft: RaftGroup, now_ms: int
                    ) -> list[Effect]:
+        if op.kind == "scan":  # eventually consistent: the leader's applied state, no lease
+            try:
+                return self._finish(op_id, self._read_now(op))
+            except DynamoKVError as exc:
+                return self._finish(op_id, _error(exc))
         if op.kind in ("read", "range"):
             if not raft.can_read(now_ms):
                 return self._later(op, now_ms)
@@ -258,6 +273,12 @@ class TableRequests:
 
     def _read_now(self, op: TableOp) -> object:
         store = self.logs.store
+        if op.kind == "scan":
+            sc = op.scan
+            assert sc is not None
+            rows, more = store.scan_bucket(sc.partition, sc.bucket, sc.after, max(1, sc.limit))
+            items = [(k, v) for k, obj in rows if (v := live_value(obj)) is not None]
+            return RangeResult(items, rows[-1][0] if more and rows else None)
         if op.kind == "range":
             r = op.range
             assert r is not None
@@ -327,7 +348,7 @@ class TableRequests:
             return self._decide_remote(op_id, op, msg.value, now_ms)
         if msg.code:
             return self._finish(op_id, ErrorReply(0, msg.code, msg.message))
-        if op.kind == "range":
+        if op.kind in ("range", "scan"):
             items = [(i.key, v) for i in msg.items if (v := live_value(i.obj)) is not None]
             last = msg.items[-1].key if msg.more and msg.items else None
             return self._finish(op_id, RangeResult(items, last))
@@ -361,16 +382,17 @@ class TableRequests:
         return self._drive(op_id, op, now_ms)
 
     # ---- leader side -------------------------------------------------------------------------
-    def on_request(self, src: str, msg: LogWrite | LogRead | LogRange, now_ms: int
+    def on_request(self, src: str, msg: LogWrite | LogRead | LogRange | LogScan, now_ms: int
                    ) -> list[Effect]:
         ring = self.logs.node.ring
         if ring is None:
             return [Send(src, LogReply(msg.req_id, RETRY))]
-        key = msg.key if not isinstance(msg, LogRange) else None
+        if isinstance(msg, LogScan):
+            return self._remote_scan(src, msg, ring.q)
         from dynamokv.core.hashing import compose_key
 
-        partition = ring.partition_for(msg.bucket, key if key is not None
-                                       else compose_key(msg.hash_part))  # type: ignore[union-attr]
+        key = compose_key(msg.hash_part) if isinstance(msg, LogRange) else msg.key
+        partition = ring.partition_for(msg.bucket, key)
         raft = self.logs.groups.get(partition)
         if isinstance(msg, LogWrite) and (src, msg.req_id) in self._taken:
             return []  # a duplicate of a write we sequenced: its answer comes with the first
@@ -396,6 +418,19 @@ class TableRequests:
             return [Send(src, LogReply(msg.req_id, OK, items=items, more=more))]
         except DynamoKVError as exc:
             return [Send(src, LogReply(msg.req_id, exc.code, message=str(exc)))]
+
+    def _remote_scan(self, src: str, msg: LogScan, q: int) -> list[Effect]:
+        raft = self.logs.groups.get(msg.partition) if 0 <= msg.partition < q else None
+        if raft is None or not raft.is_leader():
+            hint = raft.leader if raft is not None else ""
+            return [Send(src, LogReply(msg.req_id, NOT_LEADER, leader=hint))]
+        try:
+            rows, more = self.logs.store.scan_bucket(msg.partition, msg.bucket, msg.after,
+                                                     max(1, min(msg.limit, 10_000)))
+        except (DynamoKVError, ValueError) as exc:
+            return [Send(src, LogReply(msg.req_id, "InvalidRequest", message=str(exc)))]
+        items = tuple(KeyObject(msg.bucket, k, o) for k, o in rows)
+        return [Send(src, LogReply(msg.req_id, OK, items=items, more=more))]
 
     def _remote_write(self, src: str, msg: LogWrite, raft: RaftGroup, now_ms: int
                       ) -> list[Effect]:
@@ -448,7 +483,7 @@ class TableRequests:
         not: the node may have sequenced one already, and applying it twice is not
         linearizable; they wait for an answer or their deadline."""
         for op in self.ops.values():
-            reading = op.kind in ("read", "range") or (op.kind == "cas"
+            reading = op.kind in ("read", "range", "scan") or (op.kind == "cas"
                                                        and op.remote_step == "read")
             if op.remote == node and op.waiting is None and reading:
                 op.remote = ""
