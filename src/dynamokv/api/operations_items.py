@@ -133,7 +133,7 @@ def update_decision(
             check_item_size(new, UPDATE_TOO_LARGE)
             table.validate_index_keys(new)
         except DynamoDBError as exc:
-            raise Refused(exc) from None
+            raise Refused(prepared.update_error(exc)) from None
         box[1] = new
         return encode_item(new)
 
