@@ -41,6 +41,7 @@ from dynamokv.api.attributes import (
     item_to_wire,
 )
 from dynamokv.api.catalog import IndexInfo, TableInfo
+from dynamokv.api.consumed import read_consumed
 from dynamokv.api.errors import ValidationException
 from dynamokv.api.expressions import (
     Condition,
@@ -81,7 +82,6 @@ from dynamokv.api.operations_common import (
     ApiContext,
     Params,
     Prepared,
-    capacity,
     capacity_mode,
     prepare_expressions,
     read_units,
@@ -277,7 +277,7 @@ class _Page:
         out["ScannedCount"] = self.scanned
         if stopped and self.last is not None:
             out["LastEvaluatedKey"] = self.table.wire_key_of(self.last, self.index)
-        consumed = capacity(self.table.name, read_units(self.size, consistent), mode, read=True)
+        consumed = read_consumed(self.table, self.index, mode, read_units(self.size, consistent))
         if consumed is not None:
             out["ConsumedCapacity"] = consumed
         return out
