@@ -41,6 +41,7 @@ from dynamokv.api.operations_common import (
     prepare_expressions,
     read_units,
     write_units,
+    wrong_type,
 )
 from dynamokv.api.operations_transact_intents import resolve
 from dynamokv.errors import UnavailableError
@@ -207,9 +208,7 @@ async def batch_write_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     writes: list[_Write] = []
     for name, raw_requests in request_items.items():
         if not isinstance(raw_requests, list):
-            raise ValidationException(
-                f"Invalid BatchWriteItem request: RequestItems.{name} must be a list"
-            )
+            raise wrong_type(raw_requests, "list")
         if not 1 <= len(raw_requests) <= MAX_WRITES:
             raise one_error(
                 f"Value at 'requestItems.{name}.member' failed to satisfy constraint: Member must "

@@ -372,7 +372,8 @@ def prepare_expressions(
         out.condition = parse_condition(text, attributes=attrs)
         used = True
     elif condition and legacy_params and (params.has("Expected") or joiner is not None):
-        out.condition = legacy.expected_condition(params.raw("Expected") or {}, joiner)
+        expected = params.raw("Expected") if params.has("Expected") else {}
+        out.condition = legacy.expected_condition(expected, joiner)
     if update and (text := params.string("UpdateExpression")) is not None:
         out.update = parse_update(text, attributes=attrs)
         used = True

@@ -29,6 +29,7 @@ from dynamokv.api.attributes import (
     L,
     N,
     S,
+    check_attribute_name,
     compare_values,
     from_wire,
 )
@@ -143,8 +144,8 @@ def _null_error(label: str) -> ValidationException:
 
 
 def _members(raw: Any) -> list[tuple[str, dict[str, Any]]]:
-    """The ``name -> structure`` entries of a legacy map parameter."""
-    return [(name, _map(entry)) for name, entry in _map(raw).items()]
+    """The ``name -> structure`` entries of a legacy map parameter (names checked)."""
+    return [(check_attribute_name(name), _map(entry)) for name, entry in _map(raw).items()]
 
 
 # ------------------------------------------------------------------------------ mixing
@@ -453,7 +454,7 @@ def update_error(error: DynamoDBError) -> DynamoDBError:
 
 def attributes_to_get(raw: Any, label: str = "attributesToGet") -> tuple[Path, ...]:
     """``AttributesToGet`` as projection paths (top-level names, taken literally)."""
-    names = [_string(name) for name in _list(raw)]
+    names = [check_attribute_name(_string(name)) for name in _list(raw)]
     if not names:
         raise ValidationException(
             f"1 validation error detected: Value '[]' at '{label}' failed to satisfy "
