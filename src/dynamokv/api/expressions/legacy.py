@@ -192,6 +192,11 @@ def _values(raw: Any) -> list[AttributeValue]:
     return [from_wire(entry) for entry in _list(raw)]
 
 
+def _operands(entry: dict[str, Any]) -> list[AttributeValue]:
+    raw = entry.get("AttributeValueList")
+    return [] if raw is None else _values(raw)
+
+
 def _check_operands(operator: str, values: Sequence[AttributeValue]) -> None:
     """Arity, one type for all, the operator's types, BETWEEN bounds in order."""
     low, high = _ARITY.get(operator, (1, 1))
@@ -273,7 +278,7 @@ def filter_condition(raw: Any, operator: str | None, member: str) -> Condition |
     for name, entry in entries:
         op = _operator(entry, f"{label}.{name}.member.comparisonOperator", required=True)
         assert op is not None
-        parsed.append((name, op, _values(entry.get("AttributeValueList") or [])))
+        parsed.append((name, op, _operands(entry)))
     parts = []
     for name, op, values in parsed:
         _check_operands(op, values)
@@ -352,7 +357,7 @@ def key_conditions(
     for name, entry in entries:
         op = _operator(entry, f"keyConditions.{name}.member.comparisonOperator", required=True)
         assert op is not None
-        parsed[name] = (op, _values(entry.get("AttributeValueList") or []))
+        parsed[name] = (op, _operands(entry))
     for op, values in parsed.values():
         _check_operands(op, values)
     if len(parsed) not in (1, 2):
