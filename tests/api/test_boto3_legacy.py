@@ -582,3 +582,25 @@ def test_scan_filter(ddb: Any, sorted_table: str) -> None:
         "a": {"ComparisonOperator": "NOT_CONTAINS", "AttributeValueList": []}}) == (
         "ValidationException",
         _INVALID + "Invalid number of argument(s) for the NOT_CONTAINS ComparisonOperator")
+
+
+def test_expression_attribute_values_without_a_value_expression(
+    ddb: Any, table: str, sorted_table: str
+) -> None:
+    values = {":v": {"N": "1"}}
+    assert failure(ddb.update_item, TableName=table, Key={"pk": {"S": "k"}},
+                   AttributeUpdates={"a": {"Value": {"N": "1"}}},
+                   ExpressionAttributeValues=values) == (
+        "ValidationException",
+        "ExpressionAttributeValues can only be specified when using expressions: "
+        "UpdateExpression and ConditionExpression are null")
+    assert failure(ddb.put_item, TableName=table, Item={"pk": {"S": "k"}},
+                   ExpressionAttributeValues=values) == (
+        "ValidationException",
+        "ExpressionAttributeValues can only be specified when using expressions: "
+        "ConditionExpression is null")
+    assert failure(ddb.query, TableName=sorted_table, KeyConditions={"pk": eq_p()},
+                   ProjectionExpression="a", ExpressionAttributeValues=values) == (
+        "ValidationException",
+        "ExpressionAttributeValues can only be specified when using expressions: "
+        "FilterExpression and KeyConditionExpression are null")

@@ -356,10 +356,12 @@ def prepare_expressions(
     kinds in one request is refused as DynamoDB does.
     """
     accepted = _accepted(condition, update, projection, filter, legacy_filter, key_condition)
+    present = {name: params.has(name) for name in accepted}
     if legacy_params:
-        legacy.check_not_mixed({name: params.has(name) for name in accepted})
+        legacy.check_not_mixed(present)
     names = params.mapping("ExpressionAttributeNames")
     values = params.mapping("ExpressionAttributeValues")
+    legacy.check_maps_have_expressions(present, names is not None, values is not None)
     attrs = ExpressionAttributes(names, values)
     out = Prepared()
     used = False

@@ -181,6 +181,26 @@ def check_not_mixed(present: Mapping[str, bool]) -> None:
         )
 
 
+def check_maps_have_expressions(
+    present: Mapping[str, bool], names_given: bool, values_given: bool
+) -> None:
+    """ExpressionAttributeNames need some expression of the request; ExpressionAttributeValues
+    one that can use values (any but ProjectionExpression), named in DynamoDB's message."""
+    if names_given and not any(present.get(name) for name in _EXPRESSION_ORDER):
+        raise ValidationException(
+            "ExpressionAttributeNames can only be specified when using expressions"
+        )
+    takes_values = [
+        name for name in _EXPRESSION_ORDER if name in present and name != "ProjectionExpression"
+    ]
+    if values_given and takes_values and not any(present[name] for name in takes_values):
+        verb = "are" if len(takes_values) > 1 else "is"
+        raise ValidationException(
+            "ExpressionAttributeValues can only be specified when using expressions: "
+            f"{' and '.join(takes_values)} {verb} null"
+        )
+
+
 # ------------------------------------------------------------------------------ conditions
 
 
