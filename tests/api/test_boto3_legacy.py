@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.api.test_app_harness import ServerThread, make_table
+from tests.api.test_gsi import eventually
 
 _names = itertools.count()
 _INVALID = "One or more parameter values were invalid: "
@@ -604,3 +605,40 @@ def test_expression_attribute_values_without_a_value_expression(
         "ValidationException",
         "ExpressionAttributeValues can only be specified when using expressions: "
         "FilterExpression and KeyConditionExpression are null")
+
+
+def test_key_conditions_on_secondary_indexes(ddb: Any) -> None:
+    name = f"legacy_idx_{next(_names)}"
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": t}
+                              for n, t in (("pk", "S"), ("sk", "S"), ("g", "S"), ("l", "N"))],
+        GlobalSecondaryIndexes=[{
+            "IndexName": "by_g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "ALL"}}],
+        LocalSecondaryIndexes=[{
+            "IndexName": "by_l", "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                                               {"AttributeName": "l", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"}}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for i in range(3):
+        ddb.put_item(TableName=name, Item={"pk": {"S": "p"}, "sk": {"S": f"s{i}"},
+                                           "g": {"S": "x"}, "l": {"N": str(10 - i)}})
+    on_lsi = ddb.query(TableName=name, IndexName="by_l", KeyConditions={
+        "pk": eq_p(), "l": {"ComparisonOperator": "LE", "AttributeValueList": [{"N": "9"}]}},
+        AttributesToGet=["sk"], ConsistentRead=True)
+    assert on_lsi["Items"] == [{"sk": {"S": "s2"}}, {"sk": {"S": "s1"}}]
+
+    def on_gsi() -> None:
+        # Global index entries are kept up to date in the background: a bounded wait.
+        found = ddb.query(TableName=name, IndexName="by_g", KeyConditions={
+            "g": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "x"}]}})
+        assert sorted(i["sk"]["S"] for i in found["Items"]) == ["s0", "s1", "s2"]
+
+    eventually(on_gsi)
+    assert failure(ddb.query, TableName=name, IndexName="by_g", KeyConditions={
+        "g": {"ComparisonOperator": "EQ", "AttributeValueList": [{"N": "1"}]}}) == (
+        "ValidationException", _INVALID + "Condition parameter type does not match schema type")
