@@ -294,3 +294,17 @@ def test_any_json_is_either_a_value_or_a_dynamodb_error(data: Any) -> None:
         from_wire(data)
     except DynamoDBError:
         pass
+
+
+def test_item_attribute_names_are_not_empty_and_at_most_65535_bytes() -> None:
+    assert attr.item_from_wire({"é" * 32767: {"S": "x"}})  # 65534 bytes
+    for name, message in (
+        ("", "One or more parameter values were invalid: An attribute name cannot be empty"),
+        ("x" * 65536, "One or more parameter values were invalid: Attribute name exceeds the "
+                      "maximum allowed length of 65535 bytes"),
+        ("é" * 32768, "One or more parameter values were invalid: Attribute name exceeds the "
+                      "maximum allowed length of 65535 bytes"),
+    ):
+        with pytest.raises(ValidationException) as info:
+            attr.item_from_wire({name: {"S": "x"}})
+        assert info.value.message == message

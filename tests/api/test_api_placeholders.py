@@ -93,3 +93,15 @@ def test_either_maps_or_tracker() -> None:
     attrs = ExpressionAttributes()
     with pytest.raises(TypeError):
         parse_projection("a", {"#a": "a"}, attributes=attrs)
+
+
+def test_name_values_must_be_strings_up_to_65535_bytes() -> None:
+    with pytest.raises(DynamoDBError) as info:
+        ExpressionAttributes({"#a": 1})
+    assert (info.value.error_type, info.value.message) == (
+        "SerializationException", "NUMBER_VALUE cannot be converted to String")
+    ExpressionAttributes({"#a": "x" * 65535})
+    assert error_of(lambda: ExpressionAttributes({"#a": "x" * 65536})) == (
+        "ExpressionAttributeNames contains invalid value: Attribute name exceeds the maximum "
+        "allowed length of 65535 bytes for key #a"
+    )

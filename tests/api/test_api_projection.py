@@ -135,3 +135,23 @@ class TestErrors:
 
     def test_empty(self) -> None:
         assert projection_error("") == self.p("The expression can not be empty;")
+
+
+def test_path_nesting_limit_is_32_levels() -> None:
+    assert projected("a" + ".b" * 31, {}) == {}
+    assert projection_error("a" + ".b" * 32) == (
+        "Invalid ProjectionExpression: The document path has too many nesting levels; "
+        "nesting levels: 33"
+    )
+
+
+def test_list_index_past_32_bits_is_out_of_range() -> None:
+    assert projected("l[2147483647]", {}) == {}
+    assert projection_error("l[2147483648]") == (
+        "Invalid ProjectionExpression: List index is not within the allowable range; "
+        "index: [2147483648]"
+    )
+    assert projection_error("l[99999999999999999999]") == (
+        "Invalid ProjectionExpression: List index is not within the allowable range; "
+        "index: [99999999999999999999]"
+    )

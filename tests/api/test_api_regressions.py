@@ -76,8 +76,17 @@ def test_deep_update_value_parentheses() -> None:
     )
 
 
-def test_200_nested_list_appends_apply() -> None:
+def test_200_nested_list_appends_are_refused_not_crashed_on() -> None:
+    # DynamoDB parses a list_append nested in another but refuses it; 200 levels must still
+    # get that answer, not a recursion error.
     text = "SET a = " + "list_append(" * 200 + ":v" + ", :v)" * 200
+    assert error_of(lambda: parse_update(text, None, {":v": {"L": [{"N": "1"}]}})) == (
+        "Invalid UpdateExpression: The function is not allowed to be used this way in an "
+        "expression; function: list_append"
+    )
+
+
+def test_list_append_of_if_not_exists_applies() -> None:
+    text = "SET a = list_append(if_not_exists(a, :v), :v)"
     update = parse_update(text, None, {":v": {"L": [{"N": "1"}]}})
-    result = apply_update(update, {})
-    assert result["a"] == L(tuple(N(Decimal(1)) for _ in range(201)))
+    assert apply_update(update, {})["a"] == L(tuple(N(Decimal(1)) for _ in range(2)))

@@ -54,3 +54,9 @@ def test_tokens_cover_all_non_space_text(text: str) -> None:
     assert tokens[-1].kind is Kind.EOF
     rebuilt = "".join(text[t.start : t.end] for t in tokens)
     assert rebuilt == "".join(c for c in text if c not in " \t\r\n")
+
+
+def test_bare_names_start_with_a_letter_placeholders_need_not() -> None:
+    assert kinds("_123") == [(Kind.INVALID, "_"), (Kind.NUMBER, "123"), (Kind.EOF, "")]
+    assert kinds("a_1 #_ :1") == [
+        (Kind.NAME, "a_1"), (Kind.ATTR_NAME, "#_"), (Kind.ATTR_VALUE, ":1"), (Kind.EOF, "")]

@@ -400,3 +400,18 @@ class TestParseErrors:
     def test_paths_property_lists_every_target(self) -> None:
         update = parse_update("SET a = :v REMOVE b.c ADD d :v", None, {":v": nv(1)})
         assert [str(p) for p in update.paths] == ["[a]", "[b, c]", "[d]"]
+
+
+@pytest.mark.parametrize("name", ["_123", "_abc"])
+def test_names_starting_with_underscore_are_syntax_errors(name: str) -> None:
+    assert update_error(f"SET {name} = :v", values={":v": nv("1")}) == (
+        f'Invalid UpdateExpression: Syntax error; token: "_", near: "SET {name}"'
+    )
+
+
+def test_nested_list_append_is_refused() -> None:
+    values = {":a": {"L": []}, ":b": {"L": []}}
+    assert update_error("SET l = list_append(list_append(:a, :b), :a)", values=values) == (
+        "Invalid UpdateExpression: The function is not allowed to be used this way in an "
+        "expression; function: list_append"
+    )

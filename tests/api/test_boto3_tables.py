@@ -292,3 +292,31 @@ def test_table_operations_on_missing_tables(ddb: Any) -> None:
     ]:
         code, _, status = error(call, **kwargs)
         assert (code, status) == ("ResourceNotFoundException", 400)
+
+
+def test_delete_table_answers_the_short_description(ddb: Any) -> None:
+    name = fresh()
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
+                              for n in ("pk", "sk", "x")],
+        GlobalSecondaryIndexes=[{"IndexName": "by_x", "KeySchema": [
+            {"AttributeName": "x", "KeyType": "HASH"}], "Projection": {"ProjectionType": "ALL"}}],
+        LocalSecondaryIndexes=[{"IndexName": "by_pk_x", "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "x", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"}}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    got = ddb.delete_table(TableName=name)["TableDescription"]
+    assert got["TableName"] == name and got["TableStatus"] == "DELETING"
+    assert got["TableArn"].startswith("arn:") and len(got["TableId"]) == 36
+    for absent in ("CreationDateTime", "KeySchema", "AttributeDefinitions",
+                   "GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        assert absent not in got
+    assert got["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert got["BillingModeSummary"]["LastUpdateToPayPerRequestDateTime"] is not None
+    assert got["ProvisionedThroughput"] == {
+        "NumberOfDecreasesToday": 0, "ReadCapacityUnits": 0, "WriteCapacityUnits": 0}
+    assert got["ItemCount"] == 0 and got["TableSizeBytes"] == 0

@@ -221,7 +221,25 @@ def item_from_wire(data: Any) -> Item:
     """Validate a wire item (``{"name": {"S": "x"}, ...}``)."""
     if not isinstance(data, Mapping):
         raise SerializationException("Start of structure or map found where not expected")
-    return {_wire_name(name): from_wire(value) for name, value in data.items()}
+    return {
+        check_attribute_name(_wire_name(name)): from_wire(value) for name, value in data.items()
+    }
+
+
+MAX_NAME_BYTES = 65535
+
+
+def check_attribute_name(name: str) -> str:
+    """A top-level attribute name as a request gives it: not empty, at most 64 KB - 1 bytes."""
+    if not name:
+        raise ValidationException(_INVALID + "An attribute name cannot be empty")
+    # Cheap test first: a name is at most 4 bytes per character in UTF-8.
+    if len(name) * 4 > MAX_NAME_BYTES and len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ValidationException(
+            _INVALID + "Attribute name exceeds the maximum allowed length of "
+            f"{MAX_NAME_BYTES} bytes"
+        )
+    return name
 
 
 # --------------------------------------------------------------------------- values -> wire

@@ -41,6 +41,7 @@ from dynamokv.api.operations_common import (
     prepare_expressions,
     read_units,
     write_units,
+    wrong_type,
 )
 from dynamokv.api.operations_items import plain_write
 from dynamokv.api.operations_transact_intents import resolve
@@ -138,7 +139,7 @@ async def batch_get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
     responses: dict[str, list[dict[str, Any]]] = {entry.table.name: [] for entry in tables}
     unprocessed: dict[str, dict[str, Any]] = {}
-    sizes: dict[str, int] = {}
+    units: dict[str, float] = {}
     sent = 0
     for (entry, raw_key), result in zip(owners, results, strict=True):
         name = entry.table.name
@@ -148,12 +149,15 @@ async def batch_get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
             )
             pending["Keys"].append(raw_key)
             continue
+        size = 0
+        if result is not None:
+            item = decode_item(result)
+            size = item_size(item)
+        # Each key is its own read: rounded up to 4 KB (a missing item costs the minimum).
+        units[name] = units.get(name, 0.0) + read_units(size, entry.consistent)
         if result is None:
             continue
-        item = decode_item(result)
-        size = item_size(item)
         sent += size
-        sizes[name] = sizes.get(name, 0) + size
         if entry.prepared.projection is not None:
             item = project(item, entry.prepared.projection)
         responses[name].append(item_to_wire(item))
@@ -162,7 +166,7 @@ async def batch_get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
         out["ConsumedCapacity"] = [
             capacity(
                 entry.table.name,
-                read_units(sizes.get(entry.table.name, 0), entry.consistent) * len(entry.keys),
+                units.get(entry.table.name, 0.0),
                 mode,
                 read=True,
             )
@@ -205,9 +209,7 @@ async def batch_write_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     writes: list[_Write] = []
     for name, raw_requests in request_items.items():
         if not isinstance(raw_requests, list):
-            raise ValidationException(
-                f"Invalid BatchWriteItem request: RequestItems.{name} must be a list"
-            )
+            raise wrong_type(raw_requests, "list")
         if not 1 <= len(raw_requests) <= MAX_WRITES:
             raise one_error(
                 f"Value at 'requestItems.{name}.member' failed to satisfy constraint: Member must "

@@ -38,6 +38,7 @@ from dynamokv.api.expressions import (
     Path,
     Projection,
     UpdateExpression,
+    legacy,
     parse_condition,
     parse_filter,
     parse_projection,
@@ -304,10 +305,35 @@ class Prepared:
     update: UpdateExpression | None = None
     projection: tuple[Path, ...] | None = None
     filter: Condition | None = None
+    # Which parameter the projection / filter came from (they name it in their messages).
+    projection_member: str = "ProjectionExpression"
+    filter_member: str = "Filter Expression"
+    # The update came from AttributeUpdates (its runtime errors are worded differently).
+    legacy_update: bool = False
+
+    def update_error(self, error: DynamoDBError) -> DynamoDBError:
+        return legacy.update_error(error) if self.legacy_update else error
 
 
-_LEGACY = ("Expected", "AttributeUpdates", "KeyConditions", "QueryFilter", "ScanFilter",
-           "ConditionalOperator")
+def _accepted(
+    condition: bool, update: bool, projection: bool, filter: bool, legacy_filter: str | None,
+    key_condition: bool,
+) -> list[str]:
+    """The expression and legacy parameters an operation with these parts accepts."""
+    names: list[str] = []
+    if condition:
+        names += ["ConditionExpression", "Expected", "ConditionalOperator"]
+    if update:
+        names += ["UpdateExpression", "AttributeUpdates"]
+    if projection:
+        names += ["ProjectionExpression", "AttributesToGet"]
+    if filter:
+        names += ["FilterExpression"]
+        if legacy_filter is not None:
+            names += [legacy_filter, "ConditionalOperator"]
+    if key_condition:
+        names += ["KeyConditionExpression", "KeyConditions"]
+    return names
 
 
 def prepare_expressions(
@@ -318,61 +344,76 @@ def prepare_expressions(
     projection: bool = False,
     filter: bool = False,
     extra: Callable[[ExpressionAttributes], None] | None = None,
+    legacy_filter: str | None = None,
+    key_condition: bool = False,
+    legacy_params: bool = True,
 ) -> Prepared:
-    """Parse the expressions a request may carry, judging unused placeholders across all."""
-    for member in _LEGACY:
-        if params.has(member):
-            raise ValidationException(
-                f"The legacy parameter {member} is not supported by dynamokv; use the "
-                "equivalent expression parameter instead"
-            )
+    """Parse the expressions a request may carry, judging unused placeholders across all.
+
+    With ``legacy_params`` the pre-expression parameters the operation accepts (Expected,
+    AttributeUpdates, AttributesToGet, ``legacy_filter``: QueryFilter / ScanFilter) are
+    translated into the same trees (:mod:`dynamokv.api.expressions.legacy`); mixing the two
+    kinds in one request is refused as DynamoDB does.
+    """
+    accepted = _accepted(condition, update, projection, filter, legacy_filter, key_condition)
+    present = {name: params.has(name) for name in accepted}
+    if legacy_params:
+        legacy.check_not_mixed(present)
     names = params.mapping("ExpressionAttributeNames")
     values = params.mapping("ExpressionAttributeValues")
+    legacy.check_maps_have_expressions(present, names is not None, values is not None)
     attrs = ExpressionAttributes(names, values)
     out = Prepared()
     used = False
+    joiner = (
+        _conditional_operator(params)
+        if legacy_params and "ConditionalOperator" in accepted
+        else None
+    )
     if condition and (text := params.string("ConditionExpression")) is not None:
         out.condition = parse_condition(text, attributes=attrs)
         used = True
+    elif condition and legacy_params and (params.has("Expected") or joiner is not None):
+        expected = params.raw("Expected") if params.has("Expected") else {}
+        out.condition = legacy.expected_condition(expected, joiner)
     if update and (text := params.string("UpdateExpression")) is not None:
         out.update = parse_update(text, attributes=attrs)
         used = True
+    elif update and legacy_params and params.has("AttributeUpdates"):
+        out.update = legacy.attribute_updates(params.raw("AttributeUpdates"))
+        out.legacy_update = True
     if extra is not None:
         extra(attrs)
         used = True
     if filter and (text := params.string("FilterExpression")) is not None:
         out.filter = parse_filter(text, attributes=attrs)
         used = True
+    elif filter and legacy_filter is not None and params.has(legacy_filter):
+        out.filter = legacy.filter_condition(params.raw(legacy_filter), joiner, legacy_filter)
+        out.filter_member = legacy_filter
     if projection:
         projection_text = params.string("ProjectionExpression")
-        legacy = params.strings("AttributesToGet")
-        if projection_text is not None and legacy is not None:
-            raise ValidationException(
-                "Can not use both expression and non-expression parameters in the same "
-                "request: Non-expression parameters: {AttributesToGet} Expression parameters: "
-                "{ProjectionExpression}"
-            )
         if projection_text is not None:
             parsed: Projection = parse_projection(projection_text, attributes=attrs)
             out.projection = parsed.paths
             used = True
-        elif legacy is not None:
-            if not legacy:
-                raise one_error(
-                    f"Value '[]' at '{params.label('AttributesToGet')}' failed to satisfy "
-                    "constraint: Member must have length greater than or equal to 1"
-                )
-            if len(set(legacy)) != len(legacy):
-                raise ValidationException(
-                    "One or more parameter values were invalid: Duplicate value in attribute "
-                    "name: " + next(n for n in legacy if legacy.count(n) > 1)
-                )
-            out.projection = tuple(Path((name,)) for name in legacy)
+        elif params.has("AttributesToGet"):
+            out.projection = legacy.attributes_to_get(
+                params.raw("AttributesToGet"), params.label("AttributesToGet")
+            )
+            out.projection_member = "AttributesToGet"
     if used:
         attrs.check_unused()
     else:
         attrs.check_given_without_expressions()
     return out
+
+
+def _conditional_operator(params: Params) -> str | None:
+    value = params.string("ConditionalOperator")
+    if value is not None and value not in legacy.CONDITIONAL_OPERATORS:
+        raise enum_error(value, "ConditionalOperator", legacy.CONDITIONAL_OPERATORS)
+    return value
 
 
 # ------------------------------------------------------------------------------ capacity

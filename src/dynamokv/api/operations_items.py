@@ -34,6 +34,7 @@ from typing import Any
 
 from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_size, item_to_wire
 from dynamokv.api.catalog import TableInfo
+from dynamokv.api.consumed import read_consumed, write_consumed
 from dynamokv.api.errors import ConditionalCheckFailedException, DynamoDBError, ValidationException
 from dynamokv.api.expressions import UpdateExpression, apply_update, evaluate, project
 from dynamokv.api.handle import WriteRefused
@@ -45,11 +46,9 @@ from dynamokv.api.operations_common import (
     Params,
     Prepared,
     Refused,
-    capacity,
     capacity_mode,
     prepare_expressions,
     read_units,
-    write_units,
 )
 from dynamokv.api.operations_transact_intents import IntentFound, resolve, write_cas
 
@@ -145,7 +144,7 @@ def update_decision(
             check_item_size(new, UPDATE_TOO_LARGE)
             table.validate_index_keys(new)
         except DynamoDBError as exc:
-            raise Refused(exc) from None
+            raise Refused(prepared.update_error(exc)) from None
         box[1] = new
         return encode_item(new)
 
@@ -174,6 +173,7 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     key = table.storage_key(item)
     data = encode_item(item)
     out: dict[str, Any] = {}
+    old: Item | None = None
     if prepared.condition is None and returns == "NONE":
         await plain_write(ctx, table.bucket, key, data)
         await maintain(ctx, table, key, UNKNOWN, item)
@@ -188,7 +188,7 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
         if returns == "ALL_OLD" and old is not None:
             out["Attributes"] = item_to_wire(old)
             size = max(size, item_size(old))
-    consumed = capacity(table.name, write_units(size), mode, read=False)
+    consumed = write_consumed(table, mode, size, old, item)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
     return out
@@ -207,14 +207,15 @@ async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     size = 0
     if raw is not None:
         if prepared.projection is None:
-            # The stored form is the wire form: no need to build typed values.
+            # The stored form is the wire form: no need to build typed values (nor to measure
+            # the item, unless its capacity is asked for).
             out["Item"] = stored_wire(raw)
-            size = len(raw)
+            size = item_size(decode_item(raw)) if mode != "NONE" else 0
         else:
             item = decode_item(raw)
             size = item_size(item)
             out["Item"] = item_to_wire(project(item, prepared.projection))
-    consumed = capacity(table.name, read_units(size, consistent), mode, read=True)
+    consumed = read_consumed(table, None, mode, read_units(size, consistent))
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
     return out
@@ -229,6 +230,7 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     mode = capacity_mode(params)
     out: dict[str, Any] = {}
     size = 0
+    old: Item | None = None
     if prepared.condition is None and returns == "NONE":
         await plain_write(ctx, table.bucket, key, None)
     else:
@@ -243,7 +245,7 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
             size = item_size(old)
             if returns == "ALL_OLD":
                 out["Attributes"] = item_to_wire(old)
-    consumed = capacity(table.name, write_units(size), mode, read=False)
+    consumed = write_consumed(table, mode, size, old, None)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
     return out
@@ -283,7 +285,7 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     if attributes:
         out["Attributes"] = item_to_wire(attributes)
     size = max(item_size(old) if old else 0, item_size(new) if new else 0)
-    consumed = capacity(table.name, write_units(size), mode, read=False)
+    consumed = write_consumed(table, mode, size, old, new)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
     return out

@@ -41,6 +41,7 @@ from dynamokv.api.attributes import (
     item_to_wire,
 )
 from dynamokv.api.catalog import IndexInfo, TableInfo
+from dynamokv.api.consumed import read_consumed
 from dynamokv.api.errors import ValidationException
 from dynamokv.api.expressions import (
     Condition,
@@ -49,6 +50,7 @@ from dynamokv.api.expressions import (
     Path,
     RangeCondition,
     evaluate,
+    legacy,
     parse_key_condition,
     project,
     range_matches,
@@ -80,7 +82,6 @@ from dynamokv.api.operations_common import (
     ApiContext,
     Params,
     Prepared,
-    capacity,
     capacity_mode,
     prepare_expressions,
     read_units,
@@ -276,7 +277,7 @@ class _Page:
         out["ScannedCount"] = self.scanned
         if stopped and self.last is not None:
             out["LastEvaluatedKey"] = self.table.wire_key_of(self.last, self.index)
-        consumed = capacity(self.table.name, read_units(self.size, consistent), mode, read=True)
+        consumed = read_consumed(self.table, self.index, mode, read_units(self.size, consistent))
         if consumed is not None:
             out["ConsumedCapacity"] = consumed
         return out
@@ -297,7 +298,7 @@ def _select(params: Params, prepared: Prepared, index: IndexInfo | None) -> str:
     if select != "SPECIFIC_ATTRIBUTES" and prepared.projection is not None:
         what = "only the COUNT" if select == "COUNT" else select
         raise ValidationException(
-            f"Cannot specify the ProjectionExpression when choosing to get {what}"
+            f"Cannot specify the {prepared.projection_member} when choosing to get {what}"
         )
     if select == "ALL_PROJECTED_ATTRIBUTES" and index is None:
         raise ValidationException(
@@ -339,8 +340,8 @@ def _check_filter(prepared: Prepared, key_names: set[str]) -> None:
     for path in condition_paths(prepared.filter):
         if path.head in key_names:
             raise ValidationException(
-                "Filter Expression can only contain non-primary key attributes: Primary key "
-                f"attribute: {path.head}"
+                f"{prepared.filter_member} can only contain non-primary key attributes: Primary "
+                f"key attribute: {path.head}"
             )
 
 
@@ -404,16 +405,24 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     found: list[KeyCondition] = []
 
     def key_condition(attrs: ExpressionAttributes) -> None:
-        if text is not None:
-            found.append(
-                parse_key_condition(
-                    text, hash_key=hash_key, range_key=range_key, key_types=table.types,
-                    attributes=attrs,
-                )
+        assert text is not None
+        found.append(
+            parse_key_condition(
+                text, hash_key=hash_key, range_key=range_key, key_types=table.types,
+                attributes=attrs,
             )
+        )
 
-    prepared = prepare_expressions(params, projection=True, filter=True, extra=key_condition)
-    condition = found[0]
+    prepared = prepare_expressions(
+        params, projection=True, filter=True, extra=key_condition if text is not None else None,
+        legacy_filter="QueryFilter", key_condition=True,
+    )
+    if text is not None:
+        condition = found[0]
+    else:
+        condition = legacy.key_conditions(
+            params.raw("KeyConditions"), hash_key, range_key, table.types
+        )
     key_names = {hash_key} | ({range_key} if range_key else set())
     _check_filter(prepared, key_names)
     select = _select(params, prepared, index)
@@ -572,7 +581,9 @@ async def _query_gsi(
 async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
     index = _index(ctx, params, table)
-    prepared = prepare_expressions(params, projection=True, filter=True)
+    prepared = prepare_expressions(
+        params, projection=True, filter=True, legacy_filter="ScanFilter"
+    )
     select = _select(params, prepared, index)
     limit = params.integer("Limit", minimum=1)
     consistent = _consistent(params, index)

@@ -205,7 +205,19 @@ async def delete_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     # take long on a big table and need not delay the answer.
     drop_buckets(ctx, [info.bucket, *stored_gsi_buckets(info.description)],
                  f"drop of table {name}")
-    return {"TableDescription": describe(ctx, info, status="DELETING")}
+    return {"TableDescription": deleted_description(describe(ctx, info, status="DELETING"))}
+
+
+# DeleteTable answers less than DescribeTable does: no schema, no indexes, no creation time.
+_NOT_IN_DELETE = frozenset({
+    "CreationDateTime", "KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes",
+    "LocalSecondaryIndexes",
+})
+
+
+def deleted_description(description: dict[str, Any]) -> dict[str, Any]:
+    """The TableDescription of a DeleteTable answer, from the table's full description."""
+    return {k: v for k, v in description.items() if k not in _NOT_IN_DELETE}
 
 
 def _gsi_updates(

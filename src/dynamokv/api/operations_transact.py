@@ -167,12 +167,14 @@ async def _prepare_op(ctx: ApiContext, element: Any, position: int) -> tuple[_Op
         item = item_from_wire(p.req_mapping("Item"))
         table.validate_item(item)
         size = check_item_size(item)
-        prepared = prepare_expressions(p, condition=True)
+        prepared = prepare_expressions(p, condition=True, legacy_params=False)
         op = _Op(position - 1, kind, table, table.storage_key(item), prepared,
                  data=encode_item(item), return_old=return_old, size=size)
         return op, size + extra
     key_item, key = table.key_from_wire(p.req_mapping("Key"))
-    prepared = prepare_expressions(p, condition=True, update=kind == "Update")
+    prepared = prepare_expressions(
+        p, condition=True, update=kind == "Update", legacy_params=False
+    )
     if kind == "ConditionCheck" and prepared.condition is None:
         raise p.missing("ConditionExpression")
     if kind == "Update":
@@ -538,7 +540,7 @@ async def transact_get_items(ctx: ApiContext, params: Params) -> dict[str, Any]:
         assert p is not None
         table = await ctx.table(p)
         _, key = table.key_from_wire(p.req_mapping("Key"))
-        gets.append(_Get(table, key, prepare_expressions(p, projection=True)))
+        gets.append(_Get(table, key, prepare_expressions(p, projection=True, legacy_params=False)))
     targets = [(g.table.bucket, g.key) for g in gets]
     if len(set(targets)) != len(targets):
         raise ValidationException(SAME_ITEM)

@@ -14,10 +14,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dynamokv.api.attributes import AttributeValue, from_wire
-from dynamokv.api.errors import ValidationException, invalid_expression
+from dynamokv.api.attributes import MAX_NAME_BYTES, AttributeValue, from_wire
+from dynamokv.api.errors import SerializationException, ValidationException, invalid_expression
 
 _PLACEHOLDER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _not_a_string(value: Any) -> SerializationException:
+    """DynamoDB's SerializationException for a JSON value where a string belongs."""
+    if isinstance(value, dict):
+        return SerializationException("Start of structure or map found where not expected")
+    if isinstance(value, list):
+        return SerializationException("Start of list found where not expected")
+    if isinstance(value, bool):
+        return SerializationException("BOOLEAN cannot be converted to String")
+    if isinstance(value, (int, float)):
+        return SerializationException("NUMBER_VALUE cannot be converted to String")
+    return SerializationException("Unexpected value cannot be converted to String")
 
 
 def _valid_placeholder(key: Any, sigil: str) -> bool:
@@ -55,10 +68,17 @@ class ExpressionAttributes:
                     raise ValidationException(
                         f'ExpressionAttributeNames contains invalid key: Syntax error; key: "{key}"'
                     )
-                if not isinstance(name, str) or not name:
+                if not isinstance(name, str):
+                    raise _not_a_string(name)
+                if not name:
                     raise ValidationException(
                         "ExpressionAttributeNames contains invalid value: Empty attribute name "
                         f"for key {key}"
+                    )
+                if len(name) * 4 > MAX_NAME_BYTES and len(name.encode("utf-8")) > MAX_NAME_BYTES:
+                    raise ValidationException(
+                        "ExpressionAttributeNames contains invalid value: Attribute name exceeds "
+                        f"the maximum allowed length of {MAX_NAME_BYTES} bytes for key {key}"
                     )
                 self.names[key] = name
         if values is not None:

@@ -42,6 +42,10 @@ CATEGORY_FUNCTION = "function"
 CATEGORY_OVERLAP = "overlap"
 CATEGORY_CONFLICT = "conflict"
 CATEGORY_OPERAND_TYPE = "operand_type"
+# A document path past DynamoDB's limits: list index beyond 32 bits, more than 32 levels.
+CATEGORY_PATH_LIMIT = "path_limit"
+MAX_LIST_INDEX = 2**31 - 1
+MAX_PATH_DEPTH = 32
 
 REDUNDANT_PARENS = "The expression has redundant parentheses;"
 
@@ -152,9 +156,20 @@ class BaseParser:
                 if token.kind is not Kind.NUMBER:
                     raise self.syntax_error()
                 self.advance()
+                if int(token.text) > MAX_LIST_INDEX:
+                    self.problems.add(
+                        CATEGORY_PATH_LIMIT,
+                        f"List index is not within the allowable range; index: [{token.text}]",
+                    )
                 elements.append(int(token.text))
                 self.expect_punct("]")
             else:
+                if len(elements) > MAX_PATH_DEPTH:
+                    self.problems.add(
+                        CATEGORY_PATH_LIMIT,
+                        "The document path has too many nesting levels; nesting levels: "
+                        f"{len(elements)}",
+                    )
                 return Path(tuple(elements))
 
     def _path_member(self) -> str:

@@ -15,7 +15,7 @@ from enum import Enum
 
 
 class Kind(Enum):
-    NAME = "name"  # bare attribute name, keyword or function name: [A-Za-z_][A-Za-z0-9_]*
+    NAME = "name"  # bare attribute name, keyword or function name: [A-Za-z][A-Za-z0-9_]*
     ATTR_NAME = "attr_name"  # expression attribute name placeholder: #[A-Za-z0-9_]+
     ATTR_VALUE = "attr_value"  # expression attribute value placeholder: :[A-Za-z0-9_]+
     NUMBER = "number"  # digits; only meaningful as a list index
@@ -44,9 +44,11 @@ class Token:
 
 
 _WHITESPACE = frozenset(" \t\r\n")
-_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+# A bare name starts with a letter: DynamoDB's lexer does not take "_123" as a name, so its
+# "_" is a syntax error (a placeholder may still start with "_" or a digit after its sigil).
+_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _DIGITS = frozenset("0123456789")
-_NAME_PART = _NAME_START | _DIGITS
+_NAME_PART = _NAME_START | _DIGITS | {"_"}
 _TWO_CHAR = frozenset({"<=", ">=", "<>"})
 _ONE_CHAR = frozenset("()[],.=<>+-")
 

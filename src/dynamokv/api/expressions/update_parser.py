@@ -200,6 +200,13 @@ class UpdateParser(BaseParser):
         else:
             for arg in args:
                 self._literal_type(name, arg, "L")
+                if isinstance(arg, FunctionOperand) and arg.name == "list_append":
+                    # DynamoDB refuses list_append(list_append(...), ...) although it parses.
+                    self.problems.add(
+                        CATEGORY_FUNCTION,
+                        "The function is not allowed to be used this way in an expression; "
+                        f"function: {arg.name}",
+                    )
 
 
 def parse_update_tree(text: str, attributes: ExpressionAttributes) -> UpdateExpression:
