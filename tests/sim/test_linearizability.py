@@ -217,7 +217,7 @@ histories = st.builds(
     lambda seed, count, conc, spread, unknown: random_history(
         random.Random(seed), count, concurrency=conc, spread=spread, unknown=unknown),
     st.integers(0, 2**32), st.integers(1, 6), st.integers(1, 4), st.sampled_from([2, 8, 20]),
-    st.sampled_from([0.0, 0.3]))
+    st.sampled_from([0.0, 0.3, 0.6]))
 
 
 @settings(max_examples=150, deadline=None)

@@ -67,7 +67,7 @@ def test_call_later_runs_in_time_order_the_same_every_time() -> None:
     loop): a pure function of the calls, so every run of a seed agrees."""
 
     def run_once() -> list[str]:
-        sim, loop = make()
+        _, loop = make()
         calls: list[str] = []
 
         async def main() -> None:
@@ -102,7 +102,7 @@ def test_a_task_waiting_on_nothing_is_reported_as_stalled() -> None:
 
 
 def test_shutdown_cancels_background_tasks() -> None:
-    sim, loop = make()
+    _, loop = make()
     cancelled: list[bool] = []
 
     async def forever() -> None:

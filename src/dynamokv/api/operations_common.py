@@ -2,8 +2,9 @@
 context, expression preparation, ReturnValues and consumed-capacity figures.
 
 Owns: :class:`Params` (reading a request's JSON fields with DynamoDB's SerializationException /
-ValidationException for wrong types, missing members and out-of-range values), :class:`ApiContext`
-(handle, catalog, region/account, clock, ids and randomness, transaction bookkeeping), :func:`prepare_expressions`,
+ValidationException for wrong types, missing members and out-of-range values),
+:class:`ApiContext` (handle, catalog, region/account, clock, ids and randomness, transaction
+bookkeeping), :func:`prepare_expressions`,
 :func:`capacity` and :class:`CheckFailed` / :class:`Refused` (the ``Abort`` payloads ``cas``
 decisions raise).
 May import: stdlib, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.catalog`,

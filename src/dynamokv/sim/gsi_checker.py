@@ -48,7 +48,7 @@ def _freeze(value: Any) -> Hashable:
         return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
     if isinstance(value, list):
         return tuple(_freeze(v) for v in value)
-    return value
+    return value if isinstance(value, Hashable) else repr(value)
 
 
 def _key_of(item: Item, names: tuple[str, ...]) -> Hashable | None:
@@ -93,14 +93,14 @@ def check_gsi(base_items: Iterable[Item], entries: Iterable[Item],
             report(f"item {where} indexed more than once")
             continue
         seen.add(key)
-        item = base.get(key)
-        if item is None:
+        backing = base.get(key)
+        if backing is None:
             report(f"entry for item {where}, which does not exist (orphan)")
-        elif _key_of(item, spec.index_key) is None:
+        elif _key_of(backing, spec.index_key) is None:
             report(f"entry for item {where}, which no longer has the index key "
                    f"{'/'.join(spec.index_key)} (stale)")
         else:
-            _compare(spec.project(item), entry, where, report)
+            _compare(spec.project(backing), entry, where, report)
     for key, item in base.items():
         if key not in seen and _key_of(item, spec.index_key) is not None:
             report(f"item {_show_key(item, spec.table_key)} has the index key "

@@ -57,13 +57,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 MAX_OPS_PER_KEY = 10_000
-STEP_BUDGET = 2_000_000
+STEP_BUDGET = 100_000
 
 Kind = Literal["read", "put", "delete", "cput", "cdelete", "add"]
 KINDS = ("read", "put", "delete", "cput", "cdelete", "add")
 Outcome = Literal["ok", "violation", "unknown", "skipped"]
 Value = bytes | None
 
+CHAIN_STATES = 256  # see _Search._worth_injecting
+_CHAINING = ("cput", "cdelete", "add")  # unknown ops whose effect depends on the state
 _NUMBER = re.compile(rb"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _INF = float("inf")
 
@@ -273,6 +275,22 @@ def _validate(op: Op, key: Hashable) -> None:
         raise ValueError(f"a completed add must carry the new value: {op.describe()}")
 
 
+def _remember(seen: dict[tuple[int, Value], list[int]], where: tuple[int, Value],
+              applied: int) -> bool:
+    """Record a configuration; False if it is dominated by one explored before (same definite
+    ops and state, a subset of these unknown ops applied: everything still possible here was
+    possible there)."""
+    explored = seen.get(where)
+    if explored is None:
+        seen[where] = [applied]
+        return True
+    if any(prev & ~applied == 0 for prev in explored):
+        return False
+    explored[:] = [prev for prev in explored if applied & ~prev != 0]  # drop the dominated
+    explored.append(applied)
+    return True
+
+
 def _canonical_op(op: Op) -> Op:
     result = op.result
     if op.kind == "read":
@@ -283,9 +301,10 @@ def _canonical_op(op: Op) -> Op:
 
 @dataclass(slots=True)
 class _Frame:
-    mask: int
+    done: int  # bitmask of the definite ops linearized
+    applied: int  # bitmask of the unknown ops linearized
     state: Value
-    low_invoke: int  # index in invoke order of the first op not linearized
+    low: int  # index in ``definite_by_invoke`` of the first definite op not linearized
     low_complete: int  # index in completion order of the first definite op not linearized
     path_len: int  # length of the path when this frame was entered (after forced moves)
     candidates: list[int]
@@ -293,24 +312,34 @@ class _Frame:
 
 
 class _Search:
+    """Configurations are ``(done, applied, state)``: the definite ops linearized, the unknown
+    ops linearized, the register. Success depends only on ``done``, ``state`` and the unknown
+    ops still available, so a configuration is dominated -- and skipped -- when one with the
+    same ``done`` and ``state`` and a subset of its ``applied`` was explored before. Definite
+    candidates are tried before unknown ones, so the configurations with fewer unknown ops
+    applied come first."""
+
     def __init__(self, ops: list[Op], initial: Value, budget: int) -> None:
         self.ops = ops
         self.initial = initial
         self.budget = budget
         n = len(ops)
-        self.by_invoke = sorted(range(n), key=lambda i: (ops[i].invoke, i))
-        definite = [i for i in range(n) if ops[i].complete is not None]
-        self.by_complete = sorted(definite, key=lambda i: (ops[i].complete, i))
-        self.definite = sum(1 << i for i in definite)
+        order = sorted(range(n), key=lambda i: (ops[i].invoke, i))
+        self.by_invoke = order
+        self.definite_by_invoke = [i for i in order if ops[i].complete is not None]
+        self.unknown_by_invoke = [i for i in order if ops[i].complete is None]
+        self.by_complete = sorted(self.definite_by_invoke, key=lambda i: (ops[i].complete, i))
+        self.bit = [1 << i for i in range(n)]
+        self.all_definite = sum(self.bit[i] for i in self.definite_by_invoke)
         self.path: list[int] = []
         self.best: list[int] = []
         self.best_state: Value = initial
         self.steps = 0
 
     def run(self, key: Hashable) -> KeyVerdict:
-        ops = self.ops
-        seen: set[tuple[int, Value]] = set()
-        first = self._enter(0, self.initial, 0, 0)
+        ops, bit = self.ops, self.bit
+        seen: dict[tuple[int, Value], list[int]] = {}
+        first = self._enter(0, 0, self.initial, 0, 0)
         if first is None:
             return self._verdict(key, "ok")
         stack = [first]
@@ -318,7 +347,6 @@ class _Search:
             frame = stack[-1]
             if frame.next >= len(frame.candidates):
                 stack.pop()
-                del self.path[frame.path_len:]
                 if stack:
                     del self.path[stack[-1].path_len:]
                 continue
@@ -326,53 +354,101 @@ class _Search:
             frame.next += 1
             op = ops[i]
             legal, state = apply(frame.state, op)
-            if not legal or (op.complete is None and state == frame.state):
+            unknown = op.complete is None
+            if not legal or (unknown and state == frame.state):
                 continue  # an unknown op that changes nothing here is as good as never
-            mask = frame.mask | (1 << i)
-            if (mask, state) in seen:
+            if unknown and not self._worth_injecting(state, frame, i):
+                continue
+            done = frame.done if unknown else frame.done | bit[i]
+            applied = frame.applied | bit[i] if unknown else frame.applied
+            if not _remember(seen, (done, state), applied):
                 continue
             self.steps += 1
             if self.steps > self.budget:
                 return self._verdict(key, "unknown",
                                      f"gave up after {self.budget} steps (the step budget)")
-            seen.add((mask, state))
             self.path.append(i)
-            child = self._enter(mask, state, frame.low_invoke, frame.low_complete)
+            child = self._enter(done, applied, state, frame.low, frame.low_complete)
             if child is None:
                 return self._verdict(key, "ok")
             stack.append(child)
         return self._verdict(key, "violation")
 
-    def _enter(self, mask: int, state: Value, low_i: int, low_c: int) -> _Frame | None:
-        """The frame of configuration ``(mask, state)`` after its forced moves, or ``None``
-        when every definite op is linearized (success)."""
+    def _worth_injecting(self, after: Value, frame: _Frame, unknown: int) -> bool:
+        """Whether linearizing unknown op ``unknown`` here, leaving ``after``, can matter.
+
+        In a valid order, move each unknown op as late as it goes: just before the next
+        definite op (real time allows it: nothing must follow an op that never completed).
+        Then a run of unknown ops before a definite op ``o`` matters only if ``o`` depends on
+        the state (not a blind put or delete, which would overwrite it) and is legal after the
+        run, and an op of the run followed by a blind unknown put or delete can be dropped. So
+        an injection is tried only if, from ``after``, a chain of the other available unknown
+        conditionals and adds (none at all, most often) reaches a state where some
+        state-dependent candidate is legal. The chains are searched up to ``CHAIN_STATES``
+        states; past that the injection is tried anyway (never a linearization lost)."""
         ops = self.ops
+        targets = [ops[j] for j in frame.candidates
+                   if ops[j].complete is not None and ops[j].kind not in ("put", "delete")]
+        if not targets:
+            return False
+        links = [ops[j] for j in frame.candidates
+                 if ops[j].complete is None and j != unknown and ops[j].kind in _CHAINING
+                 and not self.bit[j] & frame.applied]
+        frontier = [(after, 0)]
+        visited = {(after, 0)}
+        while frontier:
+            state, used = frontier.pop()
+            if any(apply(state, o)[0] for o in targets):
+                return True
+            for k, link in enumerate(links):
+                if used >> k & 1:
+                    continue
+                legal, nxt = apply(state, link)
+                if not legal or nxt == state or (nxt, used | 1 << k) in visited:
+                    continue
+                if len(visited) >= CHAIN_STATES:
+                    return True
+                visited.add((nxt, used | 1 << k))
+                frontier.append((nxt, used | 1 << k))
+        return False
+
+    def _enter(self, done: int, applied: int, state: Value, low: int, low_c: int
+               ) -> _Frame | None:
+        """The frame of a configuration after its forced moves, or ``None`` when every definite
+        op is linearized (success)."""
+        ops, bit = self.ops, self.bit
+        by_invoke = self.definite_by_invoke
         while True:
-            if mask & self.definite == self.definite:
+            if done == self.all_definite:
                 return None
-            while (1 << self.by_invoke[low_i]) & mask:
-                low_i += 1
-            while (1 << self.by_complete[low_c]) & mask:
+            while bit[by_invoke[low]] & done:
+                low += 1
+            while bit[self.by_complete[low_c]] & done:
                 low_c += 1
             horizon = ops[self.by_complete[low_c]].complete
             assert horizon is not None
             candidates = []
             forced = -1
-            for j in range(low_i, len(self.by_invoke)):
-                i = self.by_invoke[j]
+            for j in range(low, len(by_invoke)):
+                i = by_invoke[j]
                 op = ops[i]
                 if op.invoke > horizon:
                     break
-                if (1 << i) & mask:
+                if bit[i] & done:
                     continue
                 if _never_changes(op) and apply(state, op)[0]:
                     forced = i
                     break
                 candidates.append(i)
             if forced < 0:
+                for i in self.unknown_by_invoke:
+                    if ops[i].invoke > horizon:
+                        break
+                    if not bit[i] & applied:
+                        candidates.append(i)
                 self._note_depth(state)
-                return _Frame(mask, state, low_i, low_c, len(self.path), candidates)
-            mask |= 1 << forced
+                return _Frame(done, applied, state, low, low_c, len(self.path), candidates)
+            done |= bit[forced]
             self.path.append(forced)
 
     def _note_depth(self, state: Value) -> None:

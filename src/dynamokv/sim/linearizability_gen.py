@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from dynamokv.sim.linearizability import Op, Value, apply
+from dynamokv.sim.linearizability import Kind, Op, Value, apply
 
 _WRITES = ("put", "delete", "cput", "cdelete", "add")
 
@@ -72,7 +72,7 @@ def _draw(rng: random.Random, key: str, k: int, state: Value, written: list[Valu
     if roll < 0.6:
         return Op(key, "delete", invoke, complete, label=label)
     if roll < 0.85:
-        kind = "cput" if roll < 0.8 else "cdelete"
+        kind: Kind = "cput" if roll < 0.8 else "cdelete"
         expected = state if rng.random() < 0.6 else rng.choice(written)
         value = str(1000 * (k + 1)).encode() if kind == "cput" else None
         return Op(key, kind, invoke, complete, value=value, expected=expected,

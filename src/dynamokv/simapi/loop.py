@@ -88,7 +88,8 @@ class VirtualLoop(asyncio.BaseEventLoop):
             until = now + self.idle_limit_ms
         else:
             until = now + max(1, math.ceil(timeout * 1000 - _RESOLUTION * 1000))
-        woke = self.sim.run_while(lambda: not self._ready, until)
+        ready: Any = self._ready  # type: ignore[attr-defined]  # BaseEventLoop's deque
+        woke = self.sim.run_while(lambda: not ready, until)
         if not woke and timeout is None:
             raise Stalled(f"no task could progress from t={now} ms to t={until} ms: every task "
                           "waits on something the simulator never delivered")
