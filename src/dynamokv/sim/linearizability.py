@@ -28,13 +28,22 @@ unknown read constrains nothing and is dropped). Op A precedes op B in real time
 The search (Wing & Gong 1993, with Lowe's memoisation, "Testing for linearizability", 2017, as
 in porcupine): depth-first over linearization orders. The next op may be any op not yet
 linearized that was invoked no later than the earliest completion among the definite ops not
-yet linearized; it must be legal in the current state. A configuration ``(set of linearized
-ops as a bitmask, register state)`` is explored once. Two reductions keep the branching small:
-an op that never changes the state (a read, a failed conditional write) is linearized as soon
-as it is legal, without branching -- any linearization with it later stays valid with it moved
-first -- and an unknown op is only
-linearized where it changes the state (elsewhere it is the same as never). The history is
-linearizable when every definite op is linearized.
+yet linearized; it must be legal in the current state. A configuration -- the definite ops
+linearized (a bitmask), the unknown ops linearized (another), the register -- is explored once.
+Three reductions keep the search small:
+
+- an op that never changes the state (a read, a failed conditional write) is linearized as
+  soon as it is legal, without branching: any linearization with it later stays valid with it
+  moved first;
+- a configuration is dominated, and skipped, by an explored one with the same definite ops and
+  state and a subset of its unknown ops: leaving an unknown op out is always allowed;
+- an unknown op is only linearized where it changes the state and where that can matter: just
+  before a state-dependent definite op it makes legal, possibly through a chain of other
+  unknown conditionals and adds (``_Search._worth_injecting`` has the argument). Without this,
+  every unknown op could be injected at every later point, and a violation late in a history
+  with a few dozen unknown ops took minutes to prove.
+
+The history is linearizable when every definite op is linearized.
 
 Bounds: keys with more than ``MAX_OPS_PER_KEY`` operations are skipped (outcome ``skipped``,
 with the reason), and the search gives up after ``STEP_BUDGET`` configurations (outcome
@@ -56,7 +65,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-MAX_OPS_PER_KEY = 10_000
+MAX_OPS_PER_KEY = 5_000  # bitmasks of this many bits, one per explored configuration
 STEP_BUDGET = 100_000
 
 Kind = Literal["read", "put", "delete", "cput", "cdelete", "add"]
@@ -64,8 +73,7 @@ KINDS = ("read", "put", "delete", "cput", "cdelete", "add")
 Outcome = Literal["ok", "violation", "unknown", "skipped"]
 Value = bytes | None
 
-CHAIN_STATES = 256  # see _Search._worth_injecting
-_CHAINING = ("cput", "cdelete", "add")  # unknown ops whose effect depends on the state
+SUMS_MAX = 4_096  # see _Search._worth_injecting
 _NUMBER = re.compile(rb"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _INF = float("inf")
 
@@ -309,6 +317,49 @@ class _Frame:
     path_len: int  # length of the path when this frame was entered (after forced moves)
     candidates: list[int]
     next: int = 0
+    plan: _Plan | None = None  # made when an unknown op is first considered here
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What unknown ops injected at a frame could lead to (``_Search._worth_injecting``)."""
+
+    targets: list[Op]  # state-dependent definite candidates
+    links: list[Op]  # available unknown conditionals
+    sums: set[Decimal] | None  # what the available unknown adds can add; None: too many
+
+    def reaches(self, x: Value, want: Value) -> bool:
+        """Can the adds take ``x`` to ``want`` (over-approximated)?"""
+        if x == want:
+            return True
+        if self.sums is None:
+            return True
+        base = Decimal(0) if x is None else _number(x)
+        goal = _number(want)
+        return base is not None and goal is not None and goal - base in self.sums
+
+    def satisfied(self, x: Value, o: Op) -> bool:
+        """Is definite op ``o`` legal in some state the adds can take ``x`` to?"""
+        if o.kind == "read":
+            return self.reaches(x, o.result)
+        if o.kind in ("cput", "cdelete"):
+            if o.result:
+                return self.reaches(x, o.expected)
+            return x != o.expected or self.sums is None or len(self.sums) > 1
+        wanted = _to_value(o.result)
+        before = _number(wanted) if wanted is not None else None
+        if before is None:
+            return False
+        return self.reaches(x, _encode(before - Decimal(o.amount)))
+
+
+def _subset_sums(amounts: list[Decimal]) -> set[Decimal] | None:
+    sums = {Decimal(0)}
+    for amount in amounts:
+        sums |= {s + amount for s in sums}
+        if len(sums) > SUMS_MAX:
+            return None
+    return sums
 
 
 class _Search:
@@ -382,35 +433,35 @@ class _Search:
         Then a run of unknown ops before a definite op ``o`` matters only if ``o`` depends on
         the state (not a blind put or delete, which would overwrite it) and is legal after the
         run, and an op of the run followed by a blind unknown put or delete can be dropped. So
-        an injection is tried only if, from ``after``, a chain of the other available unknown
-        conditionals and adds (none at all, most often) reaches a state where some
-        state-dependent candidate is legal. The chains are searched up to ``CHAIN_STATES``
-        states; past that the injection is tried anyway (never a linearization lost)."""
+        an injection is tried only if, from ``after``, the other available unknown
+        conditionals and adds can reach a state where some state-dependent candidate is
+        legal (most often: none needed). That reachability is over-approximated (adds may
+        count twice, sums past ``SUMS_MAX`` count as anything), so no linearization is lost.
+        """
+        plan = frame.plan
+        if plan is None:
+            plan = frame.plan = self._plan(frame)
+        if not plan.targets:
+            return False
+        bases = [after]
+        for x in bases:
+            if any(plan.satisfied(x, o) for o in plan.targets):
+                return True
+            for link in plan.links:
+                new = link.value if link.kind == "cput" else None
+                if new not in bases and plan.reaches(x, link.expected):
+                    bases.append(new)
+        return False
+
+    def _plan(self, frame: _Frame) -> _Plan:
         ops = self.ops
         targets = [ops[j] for j in frame.candidates
                    if ops[j].complete is not None and ops[j].kind not in ("put", "delete")]
-        if not targets:
-            return False
-        links = [ops[j] for j in frame.candidates
-                 if ops[j].complete is None and j != unknown and ops[j].kind in _CHAINING
-                 and not self.bit[j] & frame.applied]
-        frontier = [(after, 0)]
-        visited = {(after, 0)}
-        while frontier:
-            state, used = frontier.pop()
-            if any(apply(state, o)[0] for o in targets):
-                return True
-            for k, link in enumerate(links):
-                if used >> k & 1:
-                    continue
-                legal, nxt = apply(state, link)
-                if not legal or nxt == state or (nxt, used | 1 << k) in visited:
-                    continue
-                if len(visited) >= CHAIN_STATES:
-                    return True
-                visited.add((nxt, used | 1 << k))
-                frontier.append((nxt, used | 1 << k))
-        return False
+        available = [ops[j] for j in frame.candidates
+                     if ops[j].complete is None and not self.bit[j] & frame.applied]
+        links = [o for o in available if o.kind in ("cput", "cdelete")]
+        amounts = [Decimal(o.amount) for o in available if o.kind == "add"]
+        return _Plan(targets, links, _subset_sums(amounts))
 
     def _enter(self, done: int, applied: int, state: Value, low: int, low_c: int
                ) -> _Frame | None:
