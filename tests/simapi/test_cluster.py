@@ -162,3 +162,31 @@ def test_concurrent_clients_through_every_node_are_linearizable() -> None:
     # the clients really overlapped: some operation began before another one ended
     spans = sorted((o.invoke, o.complete) for o in history)
     assert any(b[0] < a[1] for a, b in itertools.pairwise(spans))
+
+
+def test_a_crashed_node_answers_service_unavailable_and_the_others_carry_on() -> None:
+    cluster = SimApiCluster(8)
+    cluster.bootstrap()
+    sim = cluster.sim
+    item = {"TableName": TABLE, "Item": {**key("x"), "v": {"S": "1"}}}
+
+    async def main() -> list[tuple[str, int, str]]:
+        out: list[tuple[str, int, str]] = []
+        assert (await cluster.call("n1", "CreateTable", CREATE)).ok
+        sim.call_at(sim.now_ms + 2, "crash n3", lambda: sim.crash("n3"))
+        for node in ("n3", "n3", "n1"):  # in flight at the crash, then refused, then elsewhere
+            r = await cluster.call(node, "PutItem", item)
+            out.append((node, r.status, r.body.get("message", "")))
+        sim.restart("n3")
+        await asyncio.sleep(2)
+        got = await cluster.call("n3", "GetItem", {"TableName": TABLE, "Key": key("x"),
+                                                   "ConsistentRead": True})
+        out.append(("n3", got.status, got.body["Item"]["v"]["S"]))
+        return out
+
+    unavailable = "The service is unavailable: "
+    assert cluster.run(main()) == [
+        ("n3", 503, unavailable + "connection to n3 lost mid-request"),
+        ("n3", 503, unavailable + "n3 refused the connection"),
+        ("n1", 200, ""), ("n3", 200, "1")]
+    cluster.close()
