@@ -17,6 +17,9 @@ ALLOWED: dict[str, set[str]] = {
     "sim": {"core", "wire", "storage"},
     "runtime": {"core", "wire", "storage", "api"},
     "cli": {"core", "wire", "storage", "api", "runtime", "client", "sim"},
+    # The bridge between the async API and the asyncio-free simulator: it drives api/ on a
+    # virtual-time event loop over sim/, so it needs both, and never runtime's real loop/sockets.
+    "simapi": {"core", "sim", "api"},
 }
 FORBIDDEN_IN_CORE = {"asyncio", "socket", "time", "uuid", "os", "threading", "subprocess",
                      "selectors", "msgpack", "lmdb", "sqlite3"}

@@ -19,6 +19,8 @@ import asyncio
 import base64
 import logging
 import os
+import random
+import uuid
 import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -90,9 +92,11 @@ class Response:
     body: bytes
 
 
-def request_id() -> str:
-    """52 characters of [A-Z0-9], the shape of DynamoDB's request ids."""
-    return base64.b32encode(os.urandom(35)).decode("ascii")[:52].replace("=", "A")
+def request_id(ids: Callable[[], uuid.UUID] | None = None) -> str:
+    """52 characters of [A-Z0-9], the shape of DynamoDB's request ids (from ``ids`` when
+    given, so a simulated run replays them)."""
+    raw = os.urandom(35) if ids is None else b"".join(ids().bytes for _ in range(3))[:35]
+    return base64.b32encode(raw).decode("ascii")[:52].replace("=", "A")
 
 
 def crc32(body: bytes) -> str:
@@ -128,15 +132,30 @@ class DynamoDBApp:
         account_id: str = "000000000000",
         catalog_ttl: float = 3.0,
         request_timeout: float | None = 60.0,
+        clock: Callable[[], float] | None = None,
+        monotonic: Callable[[], float] | None = None,
+        ids: Callable[[], uuid.UUID] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """``clock`` (wall seconds), ``monotonic`` (the catalog cache's clock), ``ids`` and
+        ``rng``: production's when ``None``; the simulator passes virtual and seeded ones."""
         self.auth = auth
         self.request_timeout = request_timeout
+        self._ids = ids
+        catalog = (Catalog(handle, ttl=catalog_ttl) if monotonic is None
+                   else Catalog(handle, ttl=catalog_ttl, clock=monotonic))
         self.context = ApiContext(
             handle=handle,
-            catalog=Catalog(handle, ttl=catalog_ttl),
+            catalog=catalog,
             region=region,
             account_id=account_id,
         )
+        if clock is not None:
+            self.context.clock = clock
+        if ids is not None:
+            self.context.ids = ids
+        if rng is not None:
+            self.context.rng = rng
         self.stats: Counter[str] = Counter()
 
     async def handle(
@@ -144,7 +163,7 @@ class DynamoDBApp:
     ) -> Response:
         """Answer one request. ``target`` is the request target (path and query);
         ``headers`` has lower-case names. Never raises (except on cancellation)."""
-        rid = request_id()
+        rid = request_id(self._ids)
         path, _, query = target.partition("?")
         if method in ("GET", "HEAD") and path == "/":
             return Response(

@@ -5,9 +5,11 @@ building the storage key of an item, and ``Abort`` (raised by a ``cas`` decision
 nothing).
 May import: stdlib, ``dynamokv.core.hashing``.
 
-Implementations: ``dynamokv.runtime.handle.ClusterHandle`` (a real node: quorum reads and
-writes, per-key Paxos for ``cas`` and consistent reads) and ``dynamokv.api.local_handle``
-(one process, one copy: the reference model the API's unit tests run against).
+Implementations: ``dynamokv.api.request_handle.RequestHandle`` over a node's local requests
+(quorum reads and writes, per-key Paxos for ``cas`` and consistent reads) -- bound to a real
+node as ``dynamokv.runtime.handle.ClusterHandle``, to a simulated one by
+``dynamokv.simapi.requester.SimRequester`` -- and ``dynamokv.api.local_handle`` (one process,
+one copy: the reference model the API's unit tests run against).
 
 Storage keys of items. A table's items live in bucket ``table_bucket(table_id)``; an item's key
 is ``compose_key(hash_part, sort_part)`` where both parts are the order-preserving encodings of

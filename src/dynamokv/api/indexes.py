@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -177,7 +176,7 @@ class IndexWork:
         self.inline = 0  # jobs running inline right now
         self.repairing: set[tuple[str, bytes]] = set()  # queued repairs (deduplicated)
         self.backfills: set[str] = set()  # index buckets this node is backfilling
-        self.owner = uuid.uuid4().hex  # this node's name in backfill leases
+        self.owner = ctx.ids().hex  # this node's name in backfill leases
         self.stats: Counter[str] = Counter()
 
     # ---- the queue ---------------------------------------------------------------------------

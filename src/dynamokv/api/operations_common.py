@@ -2,8 +2,9 @@
 context, expression preparation, ReturnValues and consumed-capacity figures.
 
 Owns: :class:`Params` (reading a request's JSON fields with DynamoDB's SerializationException /
-ValidationException for wrong types, missing members and out-of-range values), :class:`ApiContext`
-(handle, catalog, region/account, transaction bookkeeping), :func:`prepare_expressions`,
+ValidationException for wrong types, missing members and out-of-range values),
+:class:`ApiContext` (handle, catalog, region/account, clock, ids and randomness, transaction
+bookkeeping), :func:`prepare_expressions`,
 :func:`capacity` and :class:`CheckFailed` / :class:`Refused` (the ``Abort`` payloads ``cas``
 decisions raise).
 May import: stdlib, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.catalog`,
@@ -19,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import re
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -268,7 +271,12 @@ class ApiContext:
     catalog: Catalog
     region: str = "us-east-1"
     account_id: str = "000000000000"
+    # Where the handlers get wall time (seconds), fresh ids (TableId, index buckets,
+    # transaction ids, lease owners) and random choices: the defaults are production's; the
+    # simulator (``dynamokv.simapi``) passes its virtual clock and seeded ones, so a seed replays.
     clock: Callable[[], float] = time.time
+    ids: Callable[[], uuid.UUID] = uuid.uuid4
+    rng: random.Random = field(default_factory=random.Random)
     # ClientRequestToken -> outcome of TransactWriteItems, kept for ``token_ttl`` seconds.
     tokens: dict[str, TokenEntry] = field(default_factory=dict)
     token_ttl: float = 600.0

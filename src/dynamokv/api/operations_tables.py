@@ -18,7 +18,6 @@ drops the index's bucket in the background.
 from __future__ import annotations
 
 import copy
-import uuid
 from typing import Any
 
 from dynamokv.api.catalog import INDEX_INTERNAL, TableInfo, gsi_bucket, table_arn
@@ -146,7 +145,7 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     tags = parse_tags(params)
     description: dict[str, Any] = {
         "TableName": name,
-        "TableId": str(uuid.uuid4()),
+        "TableId": str(ctx.ids()),
         "KeySchema": schema,
         "AttributeDefinitions": definitions,
         "CreationDateTime": round(ctx.clock(), 3),
@@ -306,7 +305,7 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         params.mapping(member)
     params.boolean("DeletionProtectionEnabled")
     params.string("TableClass")
-    creating = {"IndexStatus": CREATING, "BucketId": uuid.uuid4().hex[:12], **lease_fields(ctx)}
+    creating = {"IndexStatus": CREATING, "BucketId": ctx.ids().hex[:12], **lease_fields(ctx)}
     old_buckets: list[str] = []
 
     def change(old: dict[str, Any]) -> dict[str, Any]:

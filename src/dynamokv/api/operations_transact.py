@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,7 +308,7 @@ class _Transaction:
         self.ctx = ctx
         self.ops = ops
         self.token = token
-        self.txn = uuid.uuid4().hex
+        self.txn = ctx.ids().hex
         self.name = token_record(token) if token is not None else plain_record(self.txn)
         self.created = ctx.clock()
         self.record = Record(self.txn, PENDING, self.created,

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import random
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -313,7 +312,7 @@ def maybe_sweep(ctx: ApiContext) -> None:
     _last_sweep[key] = now
 
     async def run() -> None:
-        await sweep(ctx, random.randrange(SWEEP_SEGMENTS), SWEEP_SEGMENTS)
+        await sweep(ctx, ctx.rng.randrange(SWEEP_SEGMENTS), SWEEP_SEGMENTS)
 
     ctx.spawn(run(), "transaction record sweep")
 

@@ -1,131 +1,38 @@
 """ClusterHandle: the DynamoDB API's ``NodeHandle`` over this node's core.
 
-Owns: turning the API's async calls into local requests of the node (item writes, conditional
-writes and consistent reads through the partitions' replicated logs; range and scan reads) and
-their replies into values or exceptions.
-May import: ``asyncio``, ``dynamokv.api.handle``, ``dynamokv.core``, ``dynamokv.runtime.runner``.
+Owns: binding ``dynamokv.api.request_handle.RequestHandle`` (which turns the API's calls into
+local requests and their replies into values or exceptions) to this process's ``NodeRunner``.
+May import: ``dynamokv.api``, ``dynamokv.core``, ``dynamokv.runtime.runner``.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
-from dynamokv.api import handle as api_handle
-from dynamokv.api.handle import Abort, Decide, Page
-from dynamokv.core.hashing import compose_key, key_partition
-from dynamokv.core.messages import ErrorReply
-from dynamokv.core.requests import (
-    CasAborted,
-    CasRequest,
-    CasResult,
-    RangeRequest,
-    RangeResult,
-    ScanRequest,
-    TableRead,
-    TableWrite,
-    WriteRefused,
-)
-from dynamokv.errors import DynamoKVError, ProtocolError, error_from_code
+from dynamokv.api.request_handle import RequestHandle
+from dynamokv.core.hashing import compose_key
 from dynamokv.runtime.runner import NodeRunner
 
 
-def _raise_if_error(reply: Any) -> None:
-    if isinstance(reply, ErrorReply):
-        raise error_from_code(reply.code, reply.message, reply.details)
+class _RunnerRequester:
+    """A ``Requester`` over a ``NodeRunner``: its futures and its core's partition count."""
 
-
-class ClusterHandle:
     def __init__(self, runner: NodeRunner) -> None:
         self.runner = runner
-        self._ids = itertools.count(1)
 
     @property
     def q(self) -> int:
         ring = self.runner.core.ring
         return ring.q if ring is not None else self.runner.core.settings.q
 
-    async def read(self, bucket: str, key: bytes, *, consistent: bool = False) -> bytes | None:
-        reply = await self.runner.local_request(TableRead(bucket, key, consistent))
-        _raise_if_error(reply)
-        if not isinstance(reply, CasResult):
-            raise ProtocolError(f"unexpected reply {type(reply).__name__}")
-        return reply.old
+    def local_request(self, request: object) -> Any:
+        return self.runner.local_request(request)
 
-    async def write(self, bucket: str, key: bytes, value: bytes | None, *,
-                    refuse_prefix: bytes = b"") -> None:
-        reply = await self.runner.local_request(
-            TableWrite(bucket, key, value, refuse_prefix=refuse_prefix))
-        _raise_if_error(reply)
-        if isinstance(reply, WriteRefused):
-            raise api_handle.WriteRefused(reply.current)
-        if not isinstance(reply, CasResult):
-            raise ProtocolError(f"unexpected reply {type(reply).__name__}")
 
-    async def cas(self, bucket: str, key: bytes, decide: Decide
-                  ) -> tuple[bytes | None, bytes | None]:
-        return await self._cas(bucket, key, decide, read_only=False)
-
-    async def _cas(self, bucket: str, key: bytes, decide: Decide | None, *, read_only: bool
-                   ) -> tuple[bytes | None, bytes | None]:
-        reply = await self.runner.local_request(CasRequest(bucket, key, decide, read_only))
-        _raise_if_error(reply)
-        if isinstance(reply, CasAborted):
-            if isinstance(reply.error, Abort | DynamoKVError):
-                raise reply.error
-            raise reply.error
-        if not isinstance(reply, CasResult):
-            raise ProtocolError(f"unexpected reply {type(reply).__name__}")
-        return reply.old, reply.new
-
-    async def query(self, bucket: str, hash_part: bytes, start: bytes | None,
-                    end: bytes | None, *, reverse: bool = False, limit: int = 1000,
-                    consistent: bool = False) -> Page:
-        reply = await self.runner.local_request(RangeRequest(
-            bucket, hash_part, start, end, reverse, limit, consistent))
-        _raise_if_error(reply)
-        if not isinstance(reply, RangeResult):
-            raise ProtocolError(f"unexpected reply {type(reply).__name__}")
-        return Page(reply.items, reply.last_key)
-
-    async def scan(self, bucket: str, segment: int, total_segments: int,
-                   after: bytes | None, limit: int) -> Page:
-        """The ring's partitions split evenly among segments; cursors are storage keys (the
-        partition of a cursor is the key's own, so a page can resume mid-partition)."""
-        q = self.q
-        first = segment * q // total_segments
-        stop = (segment + 1) * q // total_segments
-        partition, key = first, None
-        if after is not None:
-            partition, key = key_partition(bucket, after, q), after
-            if not first <= partition < stop:
-                return Page([], None)  # a cursor from another segment: nothing here
-        items: list[tuple[bytes, bytes]] = []
-        while partition < stop and len(items) < limit:
-            reply = await self.runner.local_request(
-                ScanRequest(bucket, partition, key, limit - len(items)))
-            _raise_if_error(reply)
-            if not isinstance(reply, RangeResult):
-                raise ProtocolError(f"unexpected reply {type(reply).__name__}")
-            items.extend(reply.items)
-            if reply.last_key is not None:
-                return Page(items, reply.last_key)
-            partition, key = partition + 1, None
-        if partition < stop and items:
-            return Page(items, items[-1][0])
-        return Page(items, None)
-
-    async def drop_bucket(self, bucket: str) -> None:
-        """Delete every item of ``bucket`` by scanning it and writing tombstones."""
-        for segment in range(4):
-            after: bytes | None = None
-            for _ in range(1_000_000):
-                page = await self.scan(bucket, segment, 4, after, 500)
-                for key, _ in page.items:
-                    await self.write(bucket, key, None)
-                if page.last_key is None:
-                    break
-                after = page.last_key
+class ClusterHandle(RequestHandle):
+    def __init__(self, runner: NodeRunner) -> None:
+        super().__init__(_RunnerRequester(runner))
+        self.runner = runner
 
 
 __all__ = ["ClusterHandle", "compose_key"]

@@ -1,0 +1,149 @@
+"""RequestHandle: the DynamoDB API's ``NodeHandle`` over a node's local requests.
+
+Owns: ``Requester`` (what it needs of a node: ``q`` and ``local_request``) and
+``RequestHandle`` -- turning the API's async calls into local requests of the node (item writes,
+conditional writes and reads through the partitions' replicated logs; range and scan reads)
+and their replies into values or exceptions.
+May import: stdlib, ``dynamokv.api.handle``, ``dynamokv.core``, ``dynamokv.errors``.
+
+Requesters: ``dynamokv.runtime.handle.ClusterHandle`` (a real node's ``NodeRunner``) and
+``dynamokv.simapi.requester.SimRequester`` (a node of the simulator, in virtual time).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from dynamokv.api import handle as api_handle
+from dynamokv.api.handle import Abort, Decide, Page
+from dynamokv.core.hashing import key_partition
+from dynamokv.core.messages import ErrorReply
+from dynamokv.core.requests import (
+    CasAborted,
+    CasRequest,
+    CasResult,
+    RangeRequest,
+    RangeResult,
+    ScanRequest,
+    TableRead,
+    TableWrite,
+    WriteRefused,
+)
+from dynamokv.errors import DynamoKVError, ProtocolError, error_from_code
+
+def _raise_if_error(reply: Any) -> None:
+    if isinstance(reply, ErrorReply):
+        raise error_from_code(reply.code, reply.message, reply.details)
+
+
+class Requester(Protocol):
+    """What ``RequestHandle`` needs of a node: its partition count and its local requests."""
+
+    @property
+    def q(self) -> int:
+        """The ring's partition count (the node's setting before it has a ring)."""
+        ...
+
+    def local_request(self, request: object) -> Awaitable[Any]:
+        """Hand ``request`` to the node's core; resolves with the core's reply message."""
+        ...
+
+
+class RequestHandle:
+    """A ``NodeHandle`` over any ``Requester``."""
+
+    def __init__(self, requester: Requester) -> None:
+        self.requester = requester
+        self._ids = itertools.count(1)
+
+    @property
+    def q(self) -> int:
+        return self.requester.q
+
+    async def read(self, bucket: str, key: bytes, *, consistent: bool = False) -> bytes | None:
+        reply = await self.requester.local_request(TableRead(bucket, key, consistent))
+        _raise_if_error(reply)
+        if not isinstance(reply, CasResult):
+            raise ProtocolError(f"unexpected reply {type(reply).__name__}")
+        return reply.old
+
+    async def write(self, bucket: str, key: bytes, value: bytes | None, *,
+                    refuse_prefix: bytes = b"") -> None:
+        reply = await self.requester.local_request(
+            TableWrite(bucket, key, value, refuse_prefix=refuse_prefix))
+        _raise_if_error(reply)
+        if isinstance(reply, WriteRefused):
+            raise api_handle.WriteRefused(reply.current)
+        if not isinstance(reply, CasResult):
+            raise ProtocolError(f"unexpected reply {type(reply).__name__}")
+
+    async def cas(self, bucket: str, key: bytes, decide: Decide
+                  ) -> tuple[bytes | None, bytes | None]:
+        return await self._cas(bucket, key, decide, read_only=False)
+
+    async def _cas(self, bucket: str, key: bytes, decide: Decide | None, *, read_only: bool
+                   ) -> tuple[bytes | None, bytes | None]:
+        reply = await self.requester.local_request(CasRequest(bucket, key, decide, read_only))
+        _raise_if_error(reply)
+        if isinstance(reply, CasAborted):
+            if isinstance(reply.error, Abort | DynamoKVError):
+                raise reply.error
+            raise reply.error
+        if not isinstance(reply, CasResult):
+            raise ProtocolError(f"unexpected reply {type(reply).__name__}")
+        return reply.old, reply.new
+
+    async def query(self, bucket: str, hash_part: bytes, start: bytes | None,
+                    end: bytes | None, *, reverse: bool = False, limit: int = 1000,
+                    consistent: bool = False) -> Page:
+        reply = await self.requester.local_request(RangeRequest(
+            bucket, hash_part, start, end, reverse, limit, consistent))
+        _raise_if_error(reply)
+        if not isinstance(reply, RangeResult):
+            raise ProtocolError(f"unexpected reply {type(reply).__name__}")
+        return Page(reply.items, reply.last_key)
+
+    async def scan(self, bucket: str, segment: int, total_segments: int,
+                   after: bytes | None, limit: int) -> Page:
+        """The ring's partitions split evenly among segments; cursors are storage keys (the
+        partition of a cursor is the key's own, so a page can resume mid-partition)."""
+        q = self.q
+        first = segment * q // total_segments
+        stop = (segment + 1) * q // total_segments
+        partition, key = first, None
+        if after is not None:
+            partition, key = key_partition(bucket, after, q), after
+            if not first <= partition < stop:
+                return Page([], None)  # a cursor from another segment: nothing here
+        items: list[tuple[bytes, bytes]] = []
+        while partition < stop and len(items) < limit:
+            reply = await self.requester.local_request(
+                ScanRequest(bucket, partition, key, limit - len(items)))
+            _raise_if_error(reply)
+            if not isinstance(reply, RangeResult):
+                raise ProtocolError(f"unexpected reply {type(reply).__name__}")
+            items.extend(reply.items)
+            if reply.last_key is not None:
+                return Page(items, reply.last_key)
+            partition, key = partition + 1, None
+        if partition < stop and items:
+            return Page(items, items[-1][0])
+        return Page(items, None)
+
+    async def drop_bucket(self, bucket: str) -> None:
+        """Delete every item of ``bucket`` by scanning it and writing tombstones."""
+        for segment in range(4):
+            after: bytes | None = None
+            for _ in range(1_000_000):
+                page = await self.scan(bucket, segment, 4, after, 500)
+                for key, _ in page.items:
+                    await self.write(bucket, key, None)
+                if page.last_key is None:
+                    break
+                after = page.last_key
+
+
+
+__all__ = ["RequestHandle", "Requester"]
