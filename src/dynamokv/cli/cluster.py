@@ -344,8 +344,16 @@ def running_nodes(doc: dict[str, Any]) -> list[tuple[str, int]]:
 
 
 def port_in_use(address: str) -> bool:
+    """Whether something listens on (or holds) ``address``, as the node's bind would see it.
+
+    SO_REUSEADDR as the node's own listener sets it: connections of a cluster stopped a moment
+    ago linger in TIME_WAIT for a minute, and they must not make a free port look taken.
+    """
     host, _, port = address.rpartition(":")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, int(port)))
         except OSError:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from dynamokv.cli import cluster, membership, render
+from dynamokv.cli import cluster, membership, node_options, render
 from dynamokv.client import Client, Context
 from dynamokv.core.claim import balance
 from dynamokv.core.ring import Ring
@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "`dynamokv cluster commit` (as riak-admin cluster join)")
     start.add_argument("--aae-interval", type=_seconds, default=2.0, metavar="SECONDS",
                        help="how often an anti-entropy exchange may start (default 2)")
+    node_options.add_options(start)
 
     # cluster
     cl = _command(
@@ -366,8 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
         "dynamokv ring --node 127.0.0.1:7001", cmd_ring, parents=[client],
         details="""\
         Lists each node's partitions, its share, the imbalance ratio (largest partition count
-        over the ideal Q/S) and any window of N consecutive partitions without N distinct
-        owners (keys there get fewer than N distinct replicas).""",
+        over the ideal Q/S), how many distinct replicas every key gets (N, unless fewer
+        nodes own partitions), and windows of N consecutive partitions that repeat an owner
+        (their preference lists skip the repeat, so replica counts are unaffected).""",
     )
     ring.add_argument("--n", type=_positive_int, default=QuorumDefaults().n,
                       help="N to check windows against (default %(default)s)")
@@ -482,6 +484,7 @@ def _run_sim(argv: list[str]) -> int:
 
 
 def cmd_node_start(args: argparse.Namespace) -> int:
+    args = node_options.resolve(args)
     seeds = tuple(s.strip() for s in args.seeds.split(",") if s.strip())
     config = NodeConfig(
         node_id=args.node_id,
@@ -497,6 +500,10 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         use_uvloop=not args.no_uvloop,
         auto_join=not args.staged_join,
         aae_interval_ms=int(args.aae_interval * 1000),
+        cluster_name=args.cluster_name,
+        advertise=args.advertise,
+        tls=node_options.tls_files(args),
+        limits=args.limits,
     )
     config.validate()
     for flag, address in (("--metrics", args.metrics), ("--http", args.http)):

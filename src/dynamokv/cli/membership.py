@@ -93,7 +93,7 @@ def _print_plan(console: Console, result: dict[str, Any]) -> None:
     if balance:
         console.print(f"after commit: partitions per node {balance.get('per_node')}, "
                       f"imbalance {balance.get('imbalance')}, "
-                      f"windows without N distinct nodes: {len(balance.get('violations', []))}")
+                      f"windows repeating an owner: {len(balance.get('violations', []))}")
     console.print("run `dynamokv cluster commit` to apply, `dynamokv cluster clear` to drop")
 
 

@@ -111,6 +111,8 @@ class CoreSettings:
     aae: AaeSettings = field(default_factory=AaeSettings)
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
     prune: PruneLimits = field(default_factory=PruneLimits)
+    # Peers, joins and rings of another cluster are refused (a node pointed at the wrong seed).
+    cluster_name: str = "dynamokv"
 
     def default_bucket_props(self) -> BucketProps:
         return BucketProps(n=self.quorum.n, r=self.quorum.r, w=self.quorum.w)

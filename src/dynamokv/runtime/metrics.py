@@ -12,6 +12,7 @@ now, so each op also keeps a bounded reservoir of its most recent samples.
 from __future__ import annotations
 
 import math
+import socket
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -230,7 +231,8 @@ class MetricsHTTPServer:
 
     def __init__(self, metrics: NodeMetrics, host: str, port: int) -> None:
         handler = _make_handler(metrics)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        server_class = _IPv6HTTPServer if ":" in host else ThreadingHTTPServer
+        self._server = server_class((host, port), handler)
         self._server.daemon_threads = True
         self.host = host
         self.port: int = self._server.server_address[1]
@@ -249,6 +251,10 @@ class MetricsHTTPServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class _IPv6HTTPServer(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
 
 def _make_handler(metrics: NodeMetrics) -> type[BaseHTTPRequestHandler]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -51,7 +52,8 @@ _OP_NAMES: dict[type, str] = {
 
 class NodeRunner:
     def __init__(self, core: NodeCore, *, data_dir: Any, metrics: NodeMetrics,
-                 storage_info: dict[str, Any]) -> None:
+                 storage_info: dict[str, Any], server_ssl: ssl.SSLContext | None = None,
+                 client_ssl: ssl.SSLContext | None = None) -> None:
         self.core = core
         self.data_dir = data_dir
         self.metrics = metrics
@@ -63,10 +65,13 @@ class NodeRunner:
             on_peer_message=self._on_peer_message,
             on_client_message=self._on_client_message,
             on_unreachable=self._on_unreachable,
-            hello=lambda: Hello(core.node_id, core.ring.version if core.ring else 0),
+            hello=lambda: Hello(core.node_id, core.ring.version if core.ring else 0,
+                                core.settings.cluster_name),
             frame_bytes_max=limits.frame_bytes_max,
             send_queue_bytes_max=limits.send_queue_bytes_max,
             connect_timeout_ms=limits.connect_timeout_ms,
+            server_ssl=server_ssl,
+            client_ssl=client_ssl,
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
@@ -186,7 +191,8 @@ class NodeRunner:
             elif isinstance(effect, SendTo):
                 self.transport.send_to_address(effect.address, effect.msg)
             elif isinstance(effect, PersistRing):
-                save_ring(self.data_dir, effect.ring, effect.buckets, effect.buckets_version)
+                save_ring(self.data_dir, effect.ring, effect.buckets, effect.buckets_version,
+                          cluster=self.core.settings.cluster_name)
             elif isinstance(effect, Log):
                 level = getattr(logging, effect.level.upper(), logging.INFO)
                 log.log(level, "%s %s", effect.message, effect.fields or "")
