@@ -140,7 +140,7 @@ def _put(out: dict[str, Any], keys: dict[str, tuple[str, Convert]], key: str, va
     entry = keys.get(key)
     if entry is None:
         known = ", ".join(sorted(keys) + ([f"[{t}]" for t in TABLES] if not prefix else []))
-        raise ConfigError(f"{path}: unknown key {prefix}{key!r}; known: {known}")
+        raise ConfigError(f"{path}: unknown key '{prefix}{key}'; known: {known}")
     dest, convert = entry
     try:
         out[dest] = convert(value, base)
