@@ -104,5 +104,5 @@ def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
 def test_half_a_tls_setup_is_refused(tmp_path: Path) -> None:
     args = _start_args("--id", "n1", "--listen", "127.0.0.1:7001", "--data-dir", "d",
                        "--tls-cert", "c.pem")
-    with pytest.raises(ConfigError, match="missing: --tls-key .* --tls-ca"):
+    with pytest.raises(ConfigError, match=r"missing: --tls-key .* --tls-ca"):
         node_options.tls_files(args)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from dynamokv.cli import cluster, membership, node_options, render
+from dynamokv.cli import client_tls, cluster, membership, node_options, render
 from dynamokv.client import Client, Context
 from dynamokv.core.claim import balance
 from dynamokv.core.ring import Ring
@@ -88,7 +88,7 @@ def _attr(module: str, name: str, what: str) -> Any:
 
 def make_client(nodes: Sequence[str], routing: str, timeout_s: float) -> ClientLike:
     """The client for one command; tests replace this function."""
-    return Client(list(nodes), routing=routing, timeout_s=timeout_s)
+    return Client(list(nodes), routing=routing, timeout_s=timeout_s, tls=client_tls.context())
 
 
 def context_from_base64(text: str) -> Context:
@@ -195,6 +195,7 @@ def _client_options() -> argparse.ArgumentParser:
         help="give up on a request after this long (default 5)",
     )
     g.add_argument("--json", action="store_true", help="print JSON instead of text")
+    client_tls.add_options(g)
     return common
 
 
@@ -431,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         getattr(args, "help_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        client_tls.configure(args)
         return handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

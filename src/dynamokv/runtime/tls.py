@@ -112,6 +112,8 @@ def describe(exc: BaseException) -> str:
         return (f"the peer's certificate was rejected: {exc.verify_message} (is it signed by "
                 "this cluster's CA, and still valid?)")
     reason = getattr(exc, "reason", None) or str(exc)
+    if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNEXPECTED_EOF_WHILE_READING"):
+        return f"the peer does not speak TLS, or not this TLS ({reason}): is TLS set up on it?"
     if "EXPIRED" in str(reason).upper():
         return f"the peer rejected our certificate: it has expired ({reason})"
     if "UNKNOWN_CA" in str(reason).upper() or "BAD_CERTIFICATE" in str(reason).upper():
