@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from dynamokv.cli import client_tls, cluster, membership, node_options, render
+from dynamokv.cli import client_tls, cluster, membership, node_options, operator_verbs, render
 from dynamokv.client import Client, Context
 from dynamokv.core.claim import balance
 from dynamokv.core.ring import Ring
@@ -363,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--bucket", default="default", help="bucket (default: default)")
     delete.add_argument("--w", type=_positive_int, help="acks to wait for (default: bucket's W)")
 
+    operator_verbs.add_commands(sub, _command, client)
     ring = _command(
         sub, "ring", "Show who owns which partitions, and how evenly.",
         "dynamokv ring --node 127.0.0.1:7001", cmd_ring, parents=[client],

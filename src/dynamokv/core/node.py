@@ -274,7 +274,7 @@ class NodeCore:
         if isinstance(msg, BucketPropsRequest):
             return self._on_bucket_props(client, msg)
         if isinstance(msg, ClusterRequest):
-            return self._on_cluster(client, msg)
+            return self._on_cluster(client, msg, now_ms)
         req_id = getattr(msg, "req_id", 0)
         exc = InvalidRequest(f"{type(msg).__name__} is not a client request")
         return [Reply(client, error_reply(req_id if isinstance(req_id, int) else 0, exc))]
@@ -664,8 +664,8 @@ class NodeCore:
 
     # ---- admin requests (core/admin.py) ------------------------------------------------------
 
-    def _on_cluster(self, client: int, msg: ClusterRequest) -> list[Effect]:
-        return admin.on_cluster(self, client, msg)
+    def _on_cluster(self, client: int, msg: ClusterRequest, now_ms: int = 0) -> list[Effect]:
+        return admin.on_cluster(self, client, msg, now_ms)
 
     def _on_bucket_props(self, client: int, msg: BucketPropsRequest) -> list[Effect]:
         return admin.on_bucket_props(self, client, msg)
