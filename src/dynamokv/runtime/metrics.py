@@ -72,6 +72,9 @@ class NodeMetrics:
         self._reservoir_size = reservoir_size
         self._reservoirs: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+        # Published by the node's loop every 2 s, read by the HTTP thread (node_pages.py).
+        self.health: dict[str, Any] = {}
+        self.status: dict[str, Any] = {}
 
         r = self.registry
         self.request_seconds = Histogram(
@@ -171,6 +174,12 @@ class NodeMetrics:
     def set_connected_peers(self, count: int) -> None:
         self.connected_peers.set(count)
 
+    def set_health(self, health: dict[str, Any], status: dict[str, Any]) -> None:
+        """Publish the node's health (``/health``) and status (``/status.json``); each is
+        replaced whole, so the HTTP thread never sees half of one."""
+        self.health = health
+        self.status = status
+
     def set_background(self, values: dict[str, float]) -> None:
         """Publish the node's background-work figures (see the ``dynamokv_background`` help)."""
         for what, value in values.items():
@@ -260,6 +269,12 @@ class _IPv6HTTPServer(ThreadingHTTPServer):
 def _make_handler(metrics: NodeMetrics) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            from dynamokv.runtime.node_pages import page
+
+            extra = page(self.path.split("?", 1)[0], metrics.health, metrics.status)
+            if extra is not None:
+                self._send(*extra)
+                return
             if self.path.split("?", 1)[0] != "/metrics":
                 self._send(404, b"not found: metrics are served at /metrics\n", "text/plain")
                 return

@@ -112,7 +112,26 @@ class NodeRunner:
             "admission_rate_per_s": core.admission.rate,
         })
         self.metrics.set_connected_peers(self.transport.peer_count())
+        self._publish_health()
         asyncio.get_running_loop().call_later(2.0, self._publish_gauges)
+
+    def _publish_health(self) -> None:
+        """Ready once the node is a member of a ring it has not left (readiness probes)."""
+        core = self.core
+        ring = core.ring
+        joined = ring is not None and ring.member(core.node_id) is not None and not core.left
+        health = {"node": core.node_id, "cluster": core.settings.cluster_name,
+                  "ready": joined, "ring_version": ring.version if ring else 0,
+                  "left": core.left}
+        try:
+            status = {**core.status(self.now_ms()), **self.runtime_status()}
+            if ring is not None:  # who owns which partition, for the dashboard's ring
+                status["owners"] = {m.node_id: list(ring.partitions_of(m.node_id))
+                                    for m in ring.members}
+        except Exception:  # a status that fails to build must not stop the gauges
+            log.exception("building the status page failed")
+            status = {}
+        self.metrics.set_health(health, status)
 
     async def stop(self) -> None:
         self._stopped = True
