@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.cluster_harness import LocalCluster, NodeProc, free_ports
 
 pytestmark = pytest.mark.cluster
