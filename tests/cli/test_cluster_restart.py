@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.cli.test_cluster_up import SRC, free_run, run
 
 pytestmark = pytest.mark.cluster
