@@ -106,3 +106,14 @@ def test_half_a_tls_setup_is_refused(tmp_path: Path) -> None:
                        "--tls-cert", "c.pem")
     with pytest.raises(ConfigError, match=r"missing: --tls-key .* --tls-ca"):
         node_options.tls_files(args)
+
+
+def test_cluster_up_gives_every_node_the_cluster_name(tmp_path: Path) -> None:
+    from dynamokv.cli import cluster
+
+    specs = cluster.plan(nodes=2, data_dir=tmp_path, cluster_name="beta")
+    for spec in specs:
+        args = node_options.resolve(build_parser().parse_args(list(spec.argv[3:])))
+        assert args.cluster_name == "beta"
+    default = cluster.plan(nodes=1, data_dir=tmp_path)[0]
+    assert "--cluster-name" not in default.argv

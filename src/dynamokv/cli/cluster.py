@@ -83,6 +83,7 @@ def plan(
     ring_size: int = 64,
     quorum: tuple[int | None, int | None, int | None] = (None, None, None),
     python: str | None = None,
+    cluster_name: str | None = None,
 ) -> list[NodeSpec]:
     """The nodes of a local cluster. A base port of 0 turns that listener off (http, metrics).
 
@@ -129,6 +130,8 @@ def plan(
         for flag, value in (("--n", n), ("--r", r), ("--w", w)):
             if value is not None:
                 argv += [flag, str(value)]
+        if cluster_name is not None:
+            argv += ["--cluster-name", cluster_name]
         specs.append(
             NodeSpec(node_id, address, http, metrics, node_dir, node_dir / "node.log", tuple(argv))
         )

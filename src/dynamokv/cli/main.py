@@ -305,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how long to wait for the nodes to answer (default 30)")
     up.add_argument("--detach", action="store_true",
                     help="return once the nodes answer, leaving them running")
+    up.add_argument("--cluster-name", metavar="NAME",
+                    help="the nodes' cluster name (default dynamokv); two local clusters "
+                    "with different names never merge")
     down = _command(
         cl_sub, "down", "Stop a cluster started with `cluster up --detach`.",
         "dynamokv cluster down --data-dir ./data", cmd_cluster_down,
@@ -529,6 +532,7 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         metrics_base_port=args.metrics_base_port,
         ring_size=args.ring_size,
         quorum=(args.n, args.r, args.w),
+        cluster_name=args.cluster_name,
     )
     # Check what every node would reject before starting any: one clear error, not N logs.
     d = QuorumDefaults()
@@ -536,6 +540,7 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         node_id=specs[0].node_id, listen=specs[0].address, data_dir=specs[0].data_dir,
         ring_size=args.ring_size,
         quorum=QuorumDefaults(n=args.n or d.n, r=args.r or d.r, w=args.w or d.w),
+        **({"cluster_name": args.cluster_name} if args.cluster_name else {}),
     ).validate()
     return cluster.up(
         specs, args.data_dir, probe=probe_status, ring_probe=probe_ring_members,
