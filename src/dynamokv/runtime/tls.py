@@ -48,6 +48,8 @@ class _ReportingSSLObject(ssl.SSLObject):
 def report(text: str) -> None:
     now = time.monotonic()
     if now - _reported.get(text, -1e9) >= REPORT_EVERY_S:
+        if len(_reported) > 1000:
+            _reported.clear()
         _reported[text] = now
         log.error("%s", text)
 

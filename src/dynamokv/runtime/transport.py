@@ -317,6 +317,8 @@ class Transport:
         key = (msg.node_id, msg.cluster)
         now = time.monotonic()
         if now - self._refused_logged.get(key, -1e9) >= 30:  # a retrying joiner: not every s
+            if len(self._refused_logged) > 1000:  # names are the sender's choice: bound them
+                self._refused_logged.clear()
             self._refused_logged[key] = now
             log.error("refused peer %s at %s: it belongs to cluster %r, this node %s to %r; "
                       "check --seeds and cluster_name on both", msg.node_id, where, msg.cluster,
