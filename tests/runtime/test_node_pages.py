@@ -102,5 +102,8 @@ def test_the_dashboard_renders_the_node_in_headless_chromium(node: tuple[NodePro
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
          f"--user-data-dir={tmp_path}", "--dump-dom", node[1] + "/"],
         capture_output=True, text=True, timeout=120, check=False)
-    assert "dynamokv node n1" in out.stdout, out.stderr[-2000:]
-    assert "cannot load status" not in out.stdout
+    dom = out.stdout
+    assert "dynamokv node n1" in dom, out.stderr[-2000:]
+    assert '<div id="err"></div>' in dom  # status.json loaded without an error
+    assert "<td>n1</td>" in dom and "<td>up</td>" in dom.replace(' class="up"', "")
+    assert dom.count("<path") == 64  # the ring: one arc per partition
