@@ -254,7 +254,8 @@ class MetricsHTTPServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/metrics"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
 
     def stop(self) -> None:
         self._server.shutdown()
