@@ -87,7 +87,7 @@ GET_REPLY_RAW = msgpack.unpackb(encode(GetReply(1, (), VectorClock.empty(), True
 ERROR_RAW = msgpack.unpackb(encode(ErrorReply(1, "E", "m")), raw=False)
 READ_REPLY_RAW = msgpack.unpackb(encode(ReplicaReadReply(1, OBJ)), raw=False)
 COORD_RAW = msgpack.unpackb(encode(CoordinatePut(1, PUT)), raw=False)
-GOSSIP_RAW = [TAGS[GossipRing], RING_RAW, {}, 0]
+GOSSIP_RAW = [TAGS[GossipRing], RING_RAW, {}, 0, "dynamokv"]
 RING_REPLY_RAW = [TAGS[RingReply], 1, RING_RAW, {}]
 HINT_RAW = msgpack.unpackb(encode(HintBatch(1, (KeyObject("b", b"k", OBJ),))), raw=False)
 AAE_RAW = msgpack.unpackb(encode(AaeLevelRequest(1, 0, 0, (1, 2))), raw=False)

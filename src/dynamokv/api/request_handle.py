@@ -33,6 +33,7 @@ from dynamokv.core.requests import (
 )
 from dynamokv.errors import DynamoKVError, ProtocolError, error_from_code
 
+
 def _raise_if_error(reply: Any) -> None:
     if isinstance(reply, ErrorReply):
         raise error_from_code(reply.code, reply.message, reply.details)

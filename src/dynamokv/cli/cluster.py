@@ -83,6 +83,7 @@ def plan(
     ring_size: int = 64,
     quorum: tuple[int | None, int | None, int | None] = (None, None, None),
     python: str | None = None,
+    cluster_name: str | None = None,
 ) -> list[NodeSpec]:
     """The nodes of a local cluster. A base port of 0 turns that listener off (http, metrics).
 
@@ -129,6 +130,8 @@ def plan(
         for flag, value in (("--n", n), ("--r", r), ("--w", w)):
             if value is not None:
                 argv += [flag, str(value)]
+        if cluster_name is not None:
+            argv += ["--cluster-name", cluster_name]
         specs.append(
             NodeSpec(node_id, address, http, metrics, node_dir, node_dir / "node.log", tuple(argv))
         )
@@ -344,8 +347,16 @@ def running_nodes(doc: dict[str, Any]) -> list[tuple[str, int]]:
 
 
 def port_in_use(address: str) -> bool:
+    """Whether something listens on (or holds) ``address``, as the node's bind would see it.
+
+    SO_REUSEADDR as the node's own listener sets it: connections of a cluster stopped a moment
+    ago linger in TIME_WAIT for a minute, and they must not make a free port look taken.
+    """
     host, _, port = address.rpartition(":")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, int(port)))
         except OSError:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from dynamokv.cli import cluster, membership, render
+from dynamokv.cli import client_tls, cluster, membership, node_options, operator_verbs, render
 from dynamokv.client import Client, Context
 from dynamokv.core.claim import balance
 from dynamokv.core.ring import Ring
@@ -88,7 +88,7 @@ def _attr(module: str, name: str, what: str) -> Any:
 
 def make_client(nodes: Sequence[str], routing: str, timeout_s: float) -> ClientLike:
     """The client for one command; tests replace this function."""
-    return Client(list(nodes), routing=routing, timeout_s=timeout_s)
+    return Client(list(nodes), routing=routing, timeout_s=timeout_s, tls=client_tls.context())
 
 
 def context_from_base64(text: str) -> Context:
@@ -195,6 +195,7 @@ def _client_options() -> argparse.ArgumentParser:
         help="give up on a request after this long (default 5)",
     )
     g.add_argument("--json", action="store_true", help="print JSON instead of text")
+    client_tls.add_options(g)
     return common
 
 
@@ -264,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "`dynamokv cluster commit` (as riak-admin cluster join)")
     start.add_argument("--aae-interval", type=_seconds, default=2.0, metavar="SECONDS",
                        help="how often an anti-entropy exchange may start (default 2)")
+    node_options.add_options(start)
 
     # cluster
     cl = _command(
@@ -306,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how long to wait for the nodes to answer (default 30)")
     up.add_argument("--detach", action="store_true",
                     help="return once the nodes answer, leaving them running")
+    up.add_argument("--cluster-name", metavar="NAME",
+                    help="the nodes' cluster name (default dynamokv); two local clusters "
+                    "with different names never merge")
     down = _command(
         cl_sub, "down", "Stop a cluster started with `cluster up --detach`.",
         "dynamokv cluster down --data-dir ./data", cmd_cluster_down,
@@ -364,13 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--bucket", default="default", help="bucket (default: default)")
     delete.add_argument("--w", type=_positive_int, help="acks to wait for (default: bucket's W)")
 
+    operator_verbs.add_commands(sub, _command, client)
     ring = _command(
         sub, "ring", "Show who owns which partitions, and how evenly.",
         "dynamokv ring --node 127.0.0.1:7001", cmd_ring, parents=[client],
         details="""\
         Lists each node's partitions, its share, the imbalance ratio (largest partition count
-        over the ideal Q/S) and any window of N consecutive partitions without N distinct
-        owners (keys there get fewer than N distinct replicas).""",
+        over the ideal Q/S), how many distinct replicas every key gets (N, unless fewer
+        nodes own partitions), and windows of N consecutive partitions that repeat an owner
+        (their preference lists skip the repeat, so replica counts are unaffected).""",
     )
     ring.add_argument("--n", type=_positive_int, default=QuorumDefaults().n,
                       help="N to check windows against (default %(default)s)")
@@ -432,6 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         getattr(args, "help_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        client_tls.configure(args)
         return handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -485,6 +493,7 @@ def _run_sim(argv: list[str]) -> int:
 
 
 def cmd_node_start(args: argparse.Namespace) -> int:
+    args = node_options.resolve(args)
     seeds = tuple(s.strip() for s in args.seeds.split(",") if s.strip())
     config = NodeConfig(
         node_id=args.node_id,
@@ -501,6 +510,10 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         auto_join=not args.staged_join,
         aae_interval_ms=int(args.aae_interval * 1000),
         wall_clock_offset_ms=args.wall_clock_offset_ms,
+        cluster_name=args.cluster_name,
+        advertise=args.advertise,
+        tls=node_options.tls_files(args),
+        limits=args.limits,
     )
     config.validate()
     for flag, address in (("--metrics", args.metrics), ("--http", args.http)):
@@ -523,6 +536,7 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         metrics_base_port=args.metrics_base_port,
         ring_size=args.ring_size,
         quorum=(args.n, args.r, args.w),
+        cluster_name=args.cluster_name,
     )
     # Check what every node would reject before starting any: one clear error, not N logs.
     d = QuorumDefaults()
@@ -530,6 +544,7 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         node_id=specs[0].node_id, listen=specs[0].address, data_dir=specs[0].data_dir,
         ring_size=args.ring_size,
         quorum=QuorumDefaults(n=args.n or d.n, r=args.r or d.r, w=args.w or d.w),
+        **({"cluster_name": args.cluster_name} if args.cluster_name else {}),
     ).validate()
     return cluster.up(
         specs, args.data_dir, probe=probe_status, ring_probe=probe_ring_members,

@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from dynamokv.cli import render
+from dynamokv.cli import client_tls, render
 from dynamokv.client import Client
 from dynamokv.errors import DynamoKVError
 
@@ -50,7 +50,7 @@ def add_commands(cl_sub: Any, command: Any, client_parent: argparse.ArgumentPars
 
 def cmd_membership(args: argparse.Namespace) -> int:
     nodes = [n.strip() for item in (args.nodes or ["127.0.0.1:7001"]) for n in item.split(",")]
-    with Client(nodes, timeout_s=args.timeout) as client:
+    with Client(nodes, timeout_s=args.timeout, tls=client_tls.context()) as client:
         result = client.cluster(args.action, getattr(args, "node_id", ""),
                                 getattr(args, "address", ""))
     if args.json:
@@ -93,7 +93,7 @@ def _print_plan(console: Console, result: dict[str, Any]) -> None:
     if balance:
         console.print(f"after commit: partitions per node {balance.get('per_node')}, "
                       f"imbalance {balance.get('imbalance')}, "
-                      f"windows without N distinct nodes: {len(balance.get('violations', []))}")
+                      f"windows repeating an owner: {len(balance.get('violations', []))}")
     console.print("run `dynamokv cluster commit` to apply, `dynamokv cluster clear` to drop")
 
 
@@ -103,7 +103,7 @@ def _print_plan(console: Console, result: dict[str, Any]) -> None:
 def gather(nodes: list[str], timeout_s: float) -> dict[str, Any]:
     """Every member's own status, found from the members list of the first node that answers."""
     views: dict[str, Any] = {}
-    with Client(nodes, timeout_s=timeout_s) as client:
+    with Client(nodes, timeout_s=timeout_s, tls=client_tls.context()) as client:
         first = client.status()
     members = {m["node"]: m["address"] for m in first.get("members", [])}
     views[first["node"]] = first
@@ -111,7 +111,8 @@ def gather(nodes: list[str], timeout_s: float) -> dict[str, Any]:
         if node_id in views:
             continue
         try:
-            with Client([address], timeout_s=min(timeout_s, 2.0)) as c:
+            with Client([address], timeout_s=min(timeout_s, 2.0),
+                        tls=client_tls.context()) as c:
                 views[node_id] = c.status()
         except DynamoKVError as exc:
             views[node_id] = {"node": node_id, "unreachable": f"{exc.code}: {exc}"}

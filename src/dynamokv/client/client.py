@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -111,9 +112,11 @@ class Client(_Base):
     """
 
     def __init__(self, nodes: str | Sequence[str] | None = None, *, routing: str = "server",
-                 timeout_s: float = 5.0, ring_refresh_s: float = 10.0) -> None:
+                 timeout_s: float = 5.0, ring_refresh_s: float = 10.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         super().__init__(nodes, routing, timeout_s, ring_refresh_s)
         self._conns: dict[str, BlockingConnection] = {}
+        self.tls = tls  # for nodes run with TLS: see dynamokv.runtime.tls.client_context
 
     def __enter__(self) -> Client:
         return self
@@ -203,7 +206,7 @@ class Client(_Base):
                 break
             conn = self._conns.get(address)
             if conn is None:
-                conn = self._conns[address] = BlockingConnection(address)
+                conn = self._conns[address] = BlockingConnection(address, self.tls)
             try:
                 reply = conn.request(msg, remaining)
             except Undelivered as exc:
@@ -225,9 +228,11 @@ class AsyncClient(_Base):
     """The asyncio twin of ``Client``: many requests in flight on one connection per node."""
 
     def __init__(self, nodes: str | Sequence[str] | None = None, *, routing: str = "server",
-                 timeout_s: float = 5.0, ring_refresh_s: float = 10.0) -> None:
+                 timeout_s: float = 5.0, ring_refresh_s: float = 10.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         super().__init__(nodes, routing, timeout_s, ring_refresh_s)
         self._conns: dict[str, AsyncConnection] = {}
+        self.tls = tls
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -292,7 +297,7 @@ class AsyncClient(_Base):
                 break
             conn = self._conns.get(address)
             if conn is None or conn.closed:
-                conn = self._conns[address] = AsyncConnection(address)
+                conn = self._conns[address] = AsyncConnection(address, self.tls)
             try:
                 reply = await conn.request(msg, remaining)
             except Undelivered as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 import time
 
@@ -32,8 +33,9 @@ def _split(address: str) -> tuple[str, int]:
 
 
 class BlockingConnection:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, tls: ssl.SSLContext | None = None) -> None:
         self.address = address
+        self.tls = tls  # TLS to the node (mutual, if the context holds a certificate)
         self._sock: socket.socket | None = None
         self._decoder = FrameDecoder(FRAME_BYTES_MAX)
         self._lock = threading.Lock()
@@ -50,8 +52,20 @@ class BlockingConnection:
         except OSError as exc:
             raise Undelivered(f"cannot connect to {self.address}: {exc}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            sock = self._handshake(sock)
         self._decoder = FrameDecoder(FRAME_BYTES_MAX)
         return sock
+
+    def _handshake(self, sock: socket.socket) -> socket.socket:
+        assert self.tls is not None
+        host = _split(self.address)[0]
+        try:
+            return self.tls.wrap_socket(sock, server_hostname=host if self.tls.check_hostname
+                                        else None)
+        except OSError as exc:
+            sock.close()
+            raise Undelivered(f"TLS handshake with {self.address} failed: {exc}") from exc
 
     def request(self, msg: Message, timeout_s: float) -> Message:
         with self._lock:
@@ -95,7 +109,9 @@ class BlockingConnection:
                 self.close()
                 if got_any:
                     raise ProtocolError(f"{self.address} closed the connection mid-reply")
-                raise Undelivered(f"{self.address} closed the connection")
+                hint = (" (with TLS: did it refuse our client certificate? its log says)"
+                        if self.tls is not None else "")
+                raise Undelivered(f"{self.address} closed the connection{hint}")
             got_any = True
             try:
                 for payload in self._decoder.feed(data):
@@ -108,8 +124,9 @@ class BlockingConnection:
 
 
 class AsyncConnection:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, tls: ssl.SSLContext | None = None) -> None:
         self.address = address
+        self.tls = tls
         self.closed = False
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -131,8 +148,8 @@ class AsyncConnection:
                 return self._writer
             host, port = _split(self.address)
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
-                                                        CONNECT_TIMEOUT_S)
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port, ssl=self.tls), CONNECT_TIMEOUT_S)
             except (TimeoutError, OSError) as exc:
                 self.closed = True
                 raise Undelivered(f"cannot connect to {self.address}: {exc}") from exc

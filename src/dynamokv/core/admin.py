@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dynamokv.core import operator_actions
 from dynamokv.core.coordinator import error_reply
 from dynamokv.core.effects import Effect, Reply
 from dynamokv.core.messages import (
@@ -27,9 +28,14 @@ if TYPE_CHECKING:
     from dynamokv.core.node import NodeCore
 
 
-def on_cluster(node: NodeCore, client: int, msg: ClusterRequest) -> list[Effect]:
+def on_cluster(node: NodeCore, client: int, msg: ClusterRequest, now_ms: int = 0
+               ) -> list[Effect]:
     ring = node.ring
     try:
+        local = operator_actions.LOCAL_ACTIONS.get(msg.action)
+        if local is not None:  # about this node itself: any node answers
+            result, effects = local(node, msg, now_ms)
+            return [Reply(client, ClusterReply(msg.req_id, result)), *effects]
         if ring is None:
             raise UnavailableError(f"node {node.node_id} has not joined a cluster yet")
         if ring.claimant != node.node_id:
@@ -54,6 +60,8 @@ def cluster_action(node: NodeCore, client: int, msg: ClusterRequest, ring: Ring)
     elif msg.action == "commit":
         new = node.staging.commit(ring, n)
         effects.extend(node.adopt_own(new, "committed staged changes", node.node_id))
+    elif msg.action == "drain":
+        effects.extend(operator_actions.drain(node, ring, msg.node, n))
     elif msg.action != "plan":
         raise InvalidRequest(f"unknown cluster action {msg.action!r}; use join, leave, "
                              "plan, commit or clear")

@@ -115,6 +115,13 @@ class AntiEntropy:
         self.current = exchange
         return [Send(peer, AaeLevelRequest(exchange.req_id, partition, 0, (0,)))], 1
 
+    def start(self, partition: int, peer: str, now_ms: int) -> AaeLevelRequest:
+        """Begin an exchange of ``partition`` with ``peer`` now (an operator's request); the
+        caller checked that none is running and that the tree is built."""
+        exchange = _Exchange(partition, peer, self._new_id(), 0, (0,), now_ms, now_ms)
+        self.current = exchange
+        return AaeLevelRequest(exchange.req_id, partition, 0, (0,))
+
     # ---- our exchange --------------------------------------------------------------------------
     def on_level_reply(self, src: str, msg: AaeLevelReply, now_ms: int) -> list[Effect]:
         ex = self.current

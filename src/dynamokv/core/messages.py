@@ -18,6 +18,9 @@ from dynamokv.core.ring import Ring
 from dynamokv.core.vclock import VectorClock
 from dynamokv.core.versioned import VersionedObject
 
+# The cluster a node belongs to unless configured otherwise; peers of other clusters are refused.
+DEFAULT_CLUSTER = "dynamokv"
+
 # ---- client -> node -------------------------------------------------------------------------
 
 
@@ -129,6 +132,7 @@ class Hello:
 
     node_id: str
     ring_version: int = 0
+    cluster: str = DEFAULT_CLUSTER  # a peer of another cluster is refused at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +187,7 @@ class JoinRequest:
     http_address: str = ""
     metrics_address: str = ""
     staged: bool = False  # stage for `cluster plan/commit` instead of joining at once
+    cluster: str = DEFAULT_CLUSTER  # the cluster the joiner means to join
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +197,7 @@ class GossipRing:
     ring: Ring
     buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
     buckets_version: int = 0
+    cluster: str = DEFAULT_CLUSTER  # receivers of another cluster never merge this ring
 
 
 # ---- issue 3: hints, handoff, anti-entropy, membership, heartbeats ---------------------------

@@ -50,6 +50,7 @@ from dynamokv.core.messages import (
     HandoffAck,
     HandoffBatch,
     HandoffIdle,
+    Hello,
     HintBatch,
     HintBatchAck,
     JoinRequest,
@@ -314,7 +315,7 @@ class NodeCore:
         if isinstance(msg, BucketPropsRequest):
             return self._on_bucket_props(client, msg)
         if isinstance(msg, ClusterRequest):
-            return self._on_cluster(client, msg)
+            return self._on_cluster(client, msg, now_ms)
         req_id = getattr(msg, "req_id", 0)
         exc = InvalidRequest(f"{type(msg).__name__} is not a client request")
         return [Reply(client, error_reply(req_id if isinstance(req_id, int) else 0, exc))]
@@ -324,6 +325,9 @@ class NodeCore:
             self._client_started[(client, req_id)] = now_ms
 
     def _on_message(self, src: str, msg: Message, now_ms: int, wall_ms: int) -> list[Effect]:
+        if (isinstance(msg, Hello | JoinRequest | GossipRing)
+                and msg.cluster != self.settings.cluster_name):
+            return [self._foreign_cluster(src, msg)]
         effects: list[Effect] = []
         if self.detector.heard_from(src, now_ms):
             effects.append(Log("info", "peer is back", {"node": src}))
@@ -577,7 +581,8 @@ class NodeCore:
     def _ask_to_join(self) -> list[Effect]:
         me = self.me
         join = JoinRequest(me.node_id, me.address, me.http_address, me.metrics_address,
-                           staged=not self.settings.auto_join)
+                           staged=not self.settings.auto_join,
+                           cluster=self.settings.cluster_name)
         if self.ring is not None and self.ring.claimant != self.node_id:
             return [Send(self.ring.claimant, join)]
         if not self.seeds:
@@ -699,7 +704,7 @@ class NodeCore:
     def _gossip_message(self) -> GossipRing:
         assert self.ring is not None
         buckets = {name: props.as_dict() for name, props in sorted(self.buckets.items())}
-        return GossipRing(self.ring, buckets, self.buckets_version)
+        return GossipRing(self.ring, buckets, self.buckets_version, self.settings.cluster_name)
 
     def persist_effect(self) -> PersistRing:
         assert self.ring is not None
@@ -708,8 +713,8 @@ class NodeCore:
 
     # ---- admin requests (core/admin.py) ------------------------------------------------------
 
-    def _on_cluster(self, client: int, msg: ClusterRequest) -> list[Effect]:
-        return admin.on_cluster(self, client, msg)
+    def _on_cluster(self, client: int, msg: ClusterRequest, now_ms: int = 0) -> list[Effect]:
+        return admin.on_cluster(self, client, msg, now_ms)
 
     def _on_bucket_props(self, client: int, msg: BucketPropsRequest) -> list[Effect]:
         return admin.on_bucket_props(self, client, msg)
@@ -719,3 +724,10 @@ class NodeCore:
 
     def status(self, now_ms: int) -> dict[str, Any]:
         return admin.status(self, now_ms)
+
+    def _foreign_cluster(self, src: str, msg: Hello | JoinRequest | GossipRing) -> Log:
+        """A peer of another cluster (a node pointed at the wrong seed): never let it in, never
+        merge its ring; the message is dropped and the operator told what to fix."""
+        return Log("error", f"refused {type(msg).__name__} from {src}: it belongs to cluster "
+                   f"{msg.cluster!r}, this node to {self.settings.cluster_name!r}; check the "
+                   "seeds and cluster_name of both", {"node": src, "cluster": msg.cluster})

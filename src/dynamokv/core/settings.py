@@ -114,6 +114,8 @@ class CoreSettings:
     prune: PruneLimits = field(default_factory=PruneLimits)
     raft: Timings = field(default_factory=Timings)  # the table partitions' replicated logs
     log_sync: bool = False  # sync every log write before acting on it (power-loss safety)
+    # Peers, joins and rings of another cluster are refused (a node pointed at the wrong seed).
+    cluster_name: str = "dynamokv"
 
     def default_bucket_props(self) -> BucketProps:
         return BucketProps(n=self.quorum.n, r=self.quorum.r, w=self.quorum.w)

@@ -22,6 +22,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from ssl import SSLContext
 from typing import cast
 
 import httptools  # type: ignore[import-untyped,unused-ignore]
@@ -339,13 +340,14 @@ async def start_http_api(
     limits: HttpLimits | None = None,
     region: str = "us-east-1",
     app: DynamoDBApp | None = None,
+    ssl: SSLContext | None = None,  # HTTPS (runtime/tls.py); None: plain HTTP
 ) -> HttpApiServer:
     """Serve the DynamoDB API for ``handle`` on ``host:port`` (port 0 picks a free port)."""
     api = app if app is not None else DynamoDBApp(handle, auth=auth, region=region)
     result = HttpApiServer(api, limits or HttpLimits(), host=host)
     loop = asyncio.get_running_loop()
     result.server = await loop.create_server(
-        lambda: _Connection(result), host, port, reuse_address=True, backlog=1024
+        lambda: _Connection(result), host, port, reuse_address=True, backlog=1024, ssl=ssl
     )
     sockets = result.server.sockets
     if sockets:

@@ -12,6 +12,7 @@ now, so each op also keeps a bounded reservoir of its most recent samples.
 from __future__ import annotations
 
 import math
+import socket
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -71,6 +72,9 @@ class NodeMetrics:
         self._reservoir_size = reservoir_size
         self._reservoirs: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+        # Published by the node's loop every 2 s, read by the HTTP thread (node_pages.py).
+        self.health: dict[str, Any] = {}
+        self.status: dict[str, Any] = {}
 
         r = self.registry
         self.request_seconds = Histogram(
@@ -170,6 +174,12 @@ class NodeMetrics:
     def set_connected_peers(self, count: int) -> None:
         self.connected_peers.set(count)
 
+    def set_health(self, health: dict[str, Any], status: dict[str, Any]) -> None:
+        """Publish the node's health (``/health``) and status (``/status.json``); each is
+        replaced whole, so the HTTP thread never sees half of one."""
+        self.health = health
+        self.status = status
+
     def set_background(self, values: dict[str, float]) -> None:
         """Publish the node's background-work figures (see the ``dynamokv_background`` help)."""
         for what, value in values.items():
@@ -230,7 +240,8 @@ class MetricsHTTPServer:
 
     def __init__(self, metrics: NodeMetrics, host: str, port: int) -> None:
         handler = _make_handler(metrics)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        server_class = _IPv6HTTPServer if ":" in host else ThreadingHTTPServer
+        self._server = server_class((host, port), handler)
         self._server.daemon_threads = True
         self.host = host
         self.port: int = self._server.server_address[1]
@@ -243,7 +254,8 @@ class MetricsHTTPServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/metrics"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -251,9 +263,19 @@ class MetricsHTTPServer:
         self._thread.join(timeout=5)
 
 
+class _IPv6HTTPServer(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 def _make_handler(metrics: NodeMetrics) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            from dynamokv.runtime.node_pages import page
+
+            extra = page(self.path.split("?", 1)[0], metrics.health, metrics.status)
+            if extra is not None:
+                self._send(*extra)
+                return
             if self.path.split("?", 1)[0] != "/metrics":
                 self._send(404, b"not found: metrics are served at /metrics\n", "text/plain")
                 return

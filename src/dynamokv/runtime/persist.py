@@ -2,7 +2,8 @@
 
 Owns: the ring file (``ring.bin``: ring, bucket table, their versions) and the incarnation file
 that makes this data directory's version-vector actor unique.
-May import: stdlib, ``dynamokv.wire.codec``, ``dynamokv.core``.
+May import: stdlib, ``msgpack`` (only to read ring files older than the cluster name),
+``dynamokv.wire.codec``, ``dynamokv.core``.
 
 Both are written atomically (write a temporary file, fsync, rename, fsync the directory), so a
 crash leaves either the old file or the new one, never a torn one.
@@ -15,10 +16,12 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from dynamokv.core.messages import GossipRing
+import msgpack
+
+from dynamokv.core.messages import DEFAULT_CLUSTER, GossipRing
 from dynamokv.core.ring import Ring
-from dynamokv.errors import StorageError
-from dynamokv.wire.codec import decode, encode
+from dynamokv.errors import ProtocolError, StorageError
+from dynamokv.wire.codec import TAGS, decode, encode
 
 RING_FILE = "ring.bin"
 INCARNATION_FILE = "incarnation"
@@ -43,18 +46,46 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def save_ring(data_dir: Path, ring: Ring, buckets: dict[str, dict[str, Any]],
-              buckets_version: int) -> None:
-    _atomic_write(Path(data_dir) / RING_FILE, encode(GossipRing(ring, buckets, buckets_version)))
+              buckets_version: int, *, cluster: str = DEFAULT_CLUSTER) -> None:
+    _atomic_write(Path(data_dir) / RING_FILE,
+                  encode(GossipRing(ring, buckets, buckets_version, cluster)))
 
 
 def load_ring(data_dir: Path) -> tuple[Ring, dict[str, dict[str, Any]], int] | None:
     path = Path(data_dir) / RING_FILE
     if not path.exists():
         return None
-    msg = decode(path.read_bytes())
+    msg = _read_ring_file(path)
+    return msg.ring, dict(msg.buckets), msg.buckets_version
+
+
+def stored_cluster(data_dir: Path) -> str | None:
+    """The cluster whose ring this data directory keeps (None: no ring yet)."""
+    path = Path(data_dir) / RING_FILE
+    return _read_ring_file(path).cluster if path.exists() else None
+
+
+def _read_ring_file(path: Path) -> GossipRing:
+    data = path.read_bytes()
+    try:
+        msg = decode(data)
+    except ProtocolError:
+        msg = decode(_legacy_ring_file(data))
     if not isinstance(msg, GossipRing):
         raise StorageError(f"{path.name} does not hold a ring; move it away to rejoin afresh")
-    return msg.ring, dict(msg.buckets), msg.buckets_version
+    return msg
+
+
+def _legacy_ring_file(data: bytes) -> bytes:
+    """A ring file written before rings carried their cluster's name: it is of the default
+    cluster (the only one there was). Anything else is returned as is, to fail as before."""
+    try:
+        fields = msgpack.unpackb(data)
+    except Exception:
+        return data
+    if isinstance(fields, list) and len(fields) == 4 and fields[0] == TAGS[GossipRing]:
+        return bytes(msgpack.packb([*fields, DEFAULT_CLUSTER], use_bin_type=True))
+    return data
 
 
 def incarnation(data_dir: Path) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -51,7 +52,9 @@ _OP_NAMES: dict[type, str] = {
 
 class NodeRunner:
     def __init__(self, core: NodeCore, *, data_dir: Any, metrics: NodeMetrics,
-                 storage_info: dict[str, Any], wall_clock_offset_ms: int = 0) -> None:
+                 storage_info: dict[str, Any], server_ssl: ssl.SSLContext | None = None,
+                 client_ssl: ssl.SSLContext | None = None,
+                 wall_clock_offset_ms: int = 0) -> None:
         self.core = core
         self._wall_offset_ms = wall_clock_offset_ms
         self.data_dir = data_dir
@@ -64,10 +67,13 @@ class NodeRunner:
             on_peer_message=self._on_peer_message,
             on_client_message=self._on_client_message,
             on_unreachable=self._on_unreachable,
-            hello=lambda: Hello(core.node_id, core.ring.version if core.ring else 0),
+            hello=lambda: Hello(core.node_id, core.ring.version if core.ring else 0,
+                                core.settings.cluster_name),
             frame_bytes_max=limits.frame_bytes_max,
             send_queue_bytes_max=limits.send_queue_bytes_max,
             connect_timeout_ms=limits.connect_timeout_ms,
+            server_ssl=server_ssl,
+            client_ssl=client_ssl,
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
@@ -107,7 +113,26 @@ class NodeRunner:
             "admission_rate_per_s": core.admission.rate,
         })
         self.metrics.set_connected_peers(self.transport.peer_count())
+        self._publish_health()
         asyncio.get_running_loop().call_later(2.0, self._publish_gauges)
+
+    def _publish_health(self) -> None:
+        """Ready once the node is a member of a ring it has not left (readiness probes)."""
+        core = self.core
+        ring = core.ring
+        joined = ring is not None and ring.member(core.node_id) is not None and not core.left
+        health = {"node": core.node_id, "cluster": core.settings.cluster_name,
+                  "ready": joined, "ring_version": ring.version if ring else 0,
+                  "left": core.left}
+        try:
+            status = {**core.status(self.now_ms()), **self.runtime_status()}
+            if ring is not None:  # who owns which partition, for the dashboard's ring
+                status["owners"] = {m.node_id: list(ring.partitions_of(m.node_id))
+                                    for m in ring.members}
+        except Exception:  # a status that fails to build must not stop the gauges
+            log.exception("building the status page failed")
+            status = {}
+        self.metrics.set_health(health, status)
 
     async def stop(self) -> None:
         self._stopped = True
@@ -186,7 +211,8 @@ class NodeRunner:
             elif isinstance(effect, SendTo):
                 self.transport.send_to_address(effect.address, effect.msg)
             elif isinstance(effect, PersistRing):
-                save_ring(self.data_dir, effect.ring, effect.buckets, effect.buckets_version)
+                save_ring(self.data_dir, effect.ring, effect.buckets, effect.buckets_version,
+                          cluster=self.core.settings.cluster_name)
             elif isinstance(effect, Log):
                 level = getattr(logging, effect.level.upper(), logging.INFO)
                 log.log(level, "%s %s", effect.message, effect.fields or "")

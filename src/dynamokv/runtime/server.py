@@ -21,11 +21,11 @@ from dynamokv.core.ids import actor_for
 from dynamokv.core.node import NodeCore
 from dynamokv.core.ring import Member, MemberStatus
 from dynamokv.core.settings import CoreSettings
-from dynamokv.errors import DynamoKVError
+from dynamokv.errors import ConfigError, DynamoKVError
 from dynamokv.runtime.config import NodeConfig, parse_address
 from dynamokv.runtime.handle import ClusterHandle
 from dynamokv.runtime.metrics import MetricsHTTPServer, NodeMetrics
-from dynamokv.runtime.persist import incarnation, load_ring, mark_clean_stop
+from dynamokv.runtime.persist import incarnation, load_ring, mark_clean_stop, stored_cluster
 from dynamokv.runtime.runner import NodeRunner
 from dynamokv.storage.base import StorageEngine
 from dynamokv.storage.node_store import NodeStore
@@ -67,13 +67,16 @@ def core_settings(config: NodeConfig, q: int) -> CoreSettings:
                         gossip_interval_ms=config.gossip_interval_ms,
                         auto_join=config.auto_join,
                         aae=replace(base.aae, interval_ms=config.aae_interval_ms),
-                        log_sync=config.engine_sync == "fsync")
+                        log_sync=config.engine_sync == "fsync",
+                        cluster_name=config.cluster_name)
 
 
 async def start_node(config: NodeConfig) -> RunningNode:
     """Open the node's storage and start serving on its addresses."""
     config.validate()
+    server_ssl, client_ssl = _peer_tls(config)  # bad certificates fail before anything opens
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    _check_cluster_of_data_dir(config)
     settings = core_settings(config, config.ring_size)
     engine = open_engine(config.engine, config.data_dir, sync_mode=config.engine_sync)
     try:
@@ -83,15 +86,16 @@ async def start_node(config: NodeConfig) -> RunningNode:
             log.warning("keeping the stored ring size %d (asked for %d)", ring.q, config.ring_size)
             settings = core_settings(config, ring.q)
         store = NodeStore(engine, settings.q)
-        me = Member(config.node_id, config.listen, MemberStatus.VALID,
-                    config.http_listen or "", config.metrics_listen or "")
+        me = Member(config.node_id, config.advertised(), MemberStatus.VALID,
+                    config.advertised_for(config.http_listen),
+                    config.advertised_for(config.metrics_listen))
         core = NodeCore(
             me=me,
             actor=actor_for(config.node_id, incarnation(config.data_dir)),
             store=store,
             settings=settings,
             rng=random.Random(),
-            seeds=tuple(s for s in config.seeds if s != config.listen),
+            seeds=tuple(s for s in config.seeds if s not in (config.listen, config.advertised())),
             ring=ring,
             buckets=buckets,
             buckets_version=buckets_version,
@@ -101,7 +105,8 @@ async def start_node(config: NodeConfig) -> RunningNode:
         runner = NodeRunner(core, data_dir=config.data_dir, metrics=metrics,
                             wall_clock_offset_ms=config.wall_clock_offset_ms,
                             storage_info={"engine": info.name, "durable": info.durable,
-                                          "sync": info.sync_mode})
+                                          "sync": info.sync_mode},
+                            server_ssl=server_ssl, client_ssl=client_ssl)
         host, port = parse_address(config.listen)
         await runner.start(host, port)
         metrics_server = None
@@ -128,7 +133,32 @@ async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
         return None
     assert config.http_listen is not None and node.handle is not None
     host, port = parse_address(config.http_listen)
-    return await start_http_api(node.handle, host, port)
+    if config.tls is None:
+        return await start_http_api(node.handle, host, port)
+    from dynamokv.runtime.tls import http_server_context
+
+    return await start_http_api(node.handle, host, port, ssl=http_server_context(config.tls))
+
+
+def _peer_tls(config: NodeConfig) -> tuple[Any, Any]:
+    """The binary protocol's (server, client) SSL contexts; (None, None) without TLS."""
+    if config.tls is None:
+        return None, None
+    from dynamokv.runtime.tls import http_server_context, peer_client_context, peer_server_context
+
+    if config.http_listen:
+        http_server_context(config.tls)  # check the API's certificate now, not at the end
+    return peer_server_context(config.tls), peer_client_context(config.tls)
+
+
+def _check_cluster_of_data_dir(config: NodeConfig) -> None:
+    """A data dir holds the ring of one cluster: starting it under another name would announce
+    that ring to the other cluster's nodes."""
+    stored = stored_cluster(config.data_dir)
+    if stored is not None and stored != config.cluster_name:
+        raise ConfigError(f"data dir {config.data_dir} holds a ring of cluster {stored!r}, but "
+                          f"this node is configured for cluster {config.cluster_name!r}; fix "
+                          "cluster_name, or use an empty data dir to join the other cluster")
 
 
 def serve(config: NodeConfig) -> int:
@@ -157,8 +187,9 @@ async def _serve(config: NodeConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    log.info("node %s serving on %s (engine %s, data %s)", config.node_id, config.listen,
-             config.engine, config.data_dir)
+    log.info("node %s of cluster %s serving on %s as %s (engine %s, data %s%s)", config.node_id,
+             config.cluster_name, config.listen, config.advertised(), config.engine,
+             config.data_dir, ", mutual TLS" if config.tls else "")
     print(f"ready {config.node_id} {config.listen}", flush=True)
     await stop.wait()
     log.info("node %s stopping", config.node_id)

@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import ssl
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -90,6 +92,8 @@ class _Conn(asyncio.Protocol):
     # internals -------------------------------------------------------------------------------
     def _dispatch(self, msg: Message) -> None:
         owner = self.owner
+        if self.closed or (isinstance(msg, Hello) and not owner.accept_hello(self, msg)):
+            return
         if self.outbound:
             assert self.peer is not None
             owner.on_peer_message(self.peer, msg)
@@ -171,7 +175,8 @@ class PeerLink:
             loop = asyncio.get_running_loop()
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: _Conn(self.owner, peer=self.node, outbound=True), host, int(port)
+                    lambda: _Conn(self.owner, peer=self.node, outbound=True), host.strip("[]"),
+                    int(port), ssl=self.owner.client_ssl,
                 ),
                 self.owner.connect_timeout_s,
             )
@@ -181,7 +186,9 @@ class PeerLink:
                 conn.send(payload)
             self.pending.clear()
         except (TimeoutError, OSError, ConnectionError) as exc:
-            log.debug("cannot connect to %s at %s: %s", self.node, address, exc)
+            # A TLS failure is a configuration error an operator must see, not a flaky peer.
+            log.log(logging.ERROR if isinstance(exc, ssl.SSLError) else logging.DEBUG,
+                    "cannot connect to %s at %s: %s", self.node, address, exc)
             self.pending.clear()
             self.owner._report_unreachable(self.node)
         finally:
@@ -207,6 +214,8 @@ class Transport:
         frame_bytes_max: int,
         send_queue_bytes_max: int,
         connect_timeout_ms: int,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
     ) -> None:
         self.node_id = node_id
         self.address_of = address_of
@@ -222,11 +231,14 @@ class Transport:
         self._client_ids = itertools.count(1)
         self._server: asyncio.AbstractServer | None = None
         self._inbound: set[_Conn] = set()
+        self.server_ssl = server_ssl  # mutual TLS (runtime/tls.py); None: plain TCP
+        self.client_ssl = client_ssl
+        self._refused_logged: dict[tuple[str, str], float] = {}
 
     async def listen(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._accept, host, port, reuse_address=True,
-                                                backlog=1024)
+                                                backlog=1024, ssl=self.server_ssl)
 
     def _accept(self) -> _Conn:
         conn = _Conn(self)
@@ -294,3 +306,27 @@ class Transport:
 
     def stats(self) -> dict[str, Any]:
         return {"peers_connected": self.peer_count(), "clients_connected": self.client_count()}
+
+    def accept_hello(self, conn: _Conn, msg: Hello) -> bool:
+        """Whether ``conn``'s peer may talk to us: it must belong to our cluster. A refused
+        inbound peer gets our own Hello before the close, so its log says why."""
+        mine = self.hello()
+        if msg.cluster == mine.cluster:
+            return True
+        where = conn.transport.get_extra_info("peername") if conn.transport else None
+        key = (msg.node_id, msg.cluster)
+        now = time.monotonic()
+        if now - self._refused_logged.get(key, -1e9) >= 30:  # a retrying joiner: not every s
+            if len(self._refused_logged) > 1000:  # names are the sender's choice: bound them
+                self._refused_logged.clear()
+            self._refused_logged[key] = now
+            log.error("refused peer %s at %s: it belongs to cluster %r, this node %s to %r; "
+                      "check --seeds and cluster_name on both", msg.node_id, where, msg.cluster,
+                      self.node_id, mine.cluster)
+        if not conn.outbound and conn.transport is not None:
+            conn.transport.write(frame_header(len(payload := encode(mine))) + payload)
+            conn.transport.close()  # after the write: close() flushes, abort() would not
+        else:
+            conn.abort()
+        conn.closed = True
+        return False
