@@ -3,7 +3,8 @@
 Owns: ``NodeHandle`` (the protocol the API layer needs from a node), ``ItemKey`` helpers for
 building the storage key of an item, and ``Abort`` (raised by a ``cas`` decision to change
 nothing).
-May import: stdlib, ``dynamokv.core.hashing``.
+May import: stdlib, ``dynamokv.core.hashing``, ``dynamokv.core.settings`` (the limits a node
+enforces on bucket names and keys: ``MAX_BUCKET_BYTES``, ``MAX_KEY_BYTES``).
 
 Implementations: ``dynamokv.runtime.handle.ClusterHandle`` (a real node: quorum reads and
 writes, per-key Paxos for ``cas`` and consistent reads) and ``dynamokv.api.local_handle``
@@ -26,8 +27,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dynamokv.core.hashing import TABLE_BUCKET_PREFIX, compose_key, split_key
+from dynamokv.core.settings import Limits
+
+# What a node accepts. The API keeps every bucket name and storage key it makes within them
+# (an index bucket's name is shortened; user key attributes are size-checked first), so a
+# write the API has accepted is never refused by the node underneath.
+MAX_BUCKET_BYTES = Limits().bucket_name_bytes_max
+MAX_KEY_BYTES = Limits().key_bytes_max
 
 __all__ = [
+    "MAX_BUCKET_BYTES",
+    "MAX_KEY_BYTES",
     "TABLE_BUCKET_PREFIX",
     "Abort",
     "NodeHandle",

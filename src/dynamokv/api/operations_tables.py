@@ -24,7 +24,6 @@ from typing import Any
 from dynamokv.api.catalog import INDEX_INTERNAL, TableInfo, gsi_bucket, table_arn
 from dynamokv.api.errors import (
     LimitExceededException,
-    ResourceInUseException,
     ResourceNotFoundException,
     ValidationException,
 )
@@ -46,6 +45,7 @@ from dynamokv.api.table_requests import (
     parse_billing,
     parse_definitions,
     parse_index_name,
+    parse_index_schemas,
     parse_indexes,
     parse_key_schema,
     parse_projection,
@@ -131,18 +131,21 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     name = params.table_name()
     definitions = parse_definitions(params)
     schema = parse_key_schema(params, "KeySchema", "")
+    local = parse_index_schemas(params, "LocalSecondaryIndexes", False)
+    global_ = parse_index_schemas(params, "GlobalSecondaryIndexes", True)
+    key_names = [e["AttributeName"] for e in schema]
+    for _, _, index_schema in local + global_:
+        key_names += [e["AttributeName"] for e in index_schema]
+    # DynamoDB matches AttributeDefinitions against the keys before the other index rules.
+    check_definitions(definitions, key_names, bool(local or global_))
     mode, throughput = parse_billing(params, creating=True)
     provisioned = (mode or "PROVISIONED") == "PROVISIONED"
-    lsis = parse_indexes(params, "LocalSecondaryIndexes", False, provisioned, schema)
-    gsis = parse_indexes(params, "GlobalSecondaryIndexes", True, provisioned, schema)
+    lsis = parse_indexes(local, False, provisioned, schema)
+    gsis = parse_indexes(global_, True, provisioned, schema)
     names = [index["IndexName"] for index in lsis + gsis]
     if len(set(names)) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
         raise ValidationException(INVALID + f"Duplicate index name: {duplicate}")
-    key_names = [e["AttributeName"] for e in schema]
-    for index in lsis + gsis:
-        key_names += [e["AttributeName"] for e in index["KeySchema"]]
-    check_definitions(definitions, key_names, bool(lsis or gsis))
     tags = parse_tags(params)
     description: dict[str, Any] = {
         "TableName": name,
@@ -208,77 +211,133 @@ async def delete_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     return {"TableDescription": describe(ctx, info, status="DELETING")}
 
 
+_ACTIONS = ("Create", "Update", "Delete")
+_ONE_ONLINE = ("Subscriber limit exceeded: Only 1 online index can be created or deleted "
+               "simultaneously per table")
+NO_CHANGE = (
+    "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
+    "GlobalSecondaryIndexUpdates, SSESpecification, ReplicaUpdates, MultiAccountReplicaReady, "
+    "ReplicaTransitRoleArn, MultiRegionConsistency, DeletionProtectionEnabled, "
+    "OnDemandThroughput, WarmThroughput or TableClass is required"
+)
+
+
+def parse_gsi_actions(params: Params) -> list[tuple[str, str, Params]]:
+    """GlobalSecondaryIndexUpdates as (action, index name, its parameters), with the checks
+    that need no table: one action per entry, one entry per index, one Create or Delete."""
+    raw = params.sequence("GlobalSecondaryIndexUpdates") or []
+    actions: list[tuple[str, str, Params]] = []
+    for i, element in enumerate(raw, 1):
+        p = Params(element, f"globalSecondaryIndexUpdates.{i}.member.")
+        present = [a for a in _ACTIONS if p.has(a)]
+        if not present:
+            raise ValidationException(
+                INVALID + "One of GlobalSecondaryIndexUpdate.Update, GlobalSecondaryIndexUpdate."
+                "Create, GlobalSecondaryIndexUpdate.Delete must not be null"
+            )
+        if len(present) > 1:
+            raise ValidationException(
+                INVALID + "Only one global secondary index action is allowed per "
+                "GlobalSecondaryIndexUpdate object"
+            )
+        action = present[0]
+        nested = p.nested(action)
+        assert nested is not None
+        actions.append((action, parse_index_name(nested), nested))
+    names = [name for _, name, _ in actions]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValidationException(
+                INVALID + "Only one global secondary index update per index is allowed "
+                f"simultaneously. Index: {name}"
+            )
+    if sum(action != "Update" for action, _, _ in actions) > 1:
+        raise LimitExceededException(_ONE_ONLINE)
+    return actions
+
+
+def _create_index(name: str, p: Params, provisioned: bool,
+                  definitions: list[dict[str, str]] | None, creating: dict[str, Any]
+                  ) -> dict[str, Any]:
+    index: dict[str, Any] = {
+        "IndexName": name,
+        "KeySchema": parse_key_schema(p, "KeySchema", "", multi=True),
+        "Projection": parse_projection(p),
+        **creating,
+    }
+    throughput = parse_throughput(p, "ProvisionedThroughput")
+    if provisioned and throughput is None:
+        raise ValidationException(
+            INVALID + f"Both ReadCapacityUnits and WriteCapacityUnits must be specified for "
+            f"index: {name}"
+        )
+    if not provisioned and throughput is not None:
+        raise ValidationException(
+            INVALID + f"Neither ReadCapacityUnits nor WriteCapacityUnits can be specified for "
+            f"index: {name} when BillingMode is PAY_PER_REQUEST"
+        )
+    if throughput is not None:
+        index["ProvisionedThroughput"] = throughput
+    if definitions is None:
+        raise ValidationException(
+            INVALID + f"AttributeDefinitions is not specified for index: {name}"
+        )
+    defined = {d["AttributeName"] for d in definitions}
+    missing = [e["AttributeName"] for e in index["KeySchema"] if e["AttributeName"] not in defined]
+    if missing:
+        raise ValidationException(
+            INVALID + "Some index key attributes are not defined in "
+            f"AttributeDefinitions. Keys: [{', '.join(missing)}], AttributeDefinitions: "
+            f"[{', '.join(sorted(defined))}]"
+        )
+    return index
+
+
 def _gsi_updates(
-    params: Params,
+    actions: list[tuple[str, str, Params]],
     description: dict[str, Any],
-    definitions: list[dict[str, str]],
+    definitions: list[dict[str, str]] | None,
     creating: dict[str, Any],
 ) -> bool:
     """Apply GlobalSecondaryIndexUpdates to ``description``; a created index gets the members
-    in ``creating`` (its status, bucket id and backfill lease)."""
-    raw = params.sequence("GlobalSecondaryIndexUpdates")
-    if raw is None:
+    in ``creating`` (its status, bucket id and backfill lease). ``definitions``: the request's
+    AttributeDefinitions merged with the table's (None: the request has none)."""
+    if not actions:
         return False
     gsis: list[dict[str, Any]] = list(description.get("GlobalSecondaryIndexes") or [])
-    lsis: list[dict[str, Any]] = list(description.get("LocalSecondaryIndexes") or [])
+    lsis = {idx["IndexName"] for idx in description.get("LocalSecondaryIndexes") or ()}
     provisioned = description.get("BillingMode", "PROVISIONED") == "PROVISIONED"
-    for i, element in enumerate(raw, 1):
-        p = Params(element, f"globalSecondaryIndexUpdates.{i}.member.")
+    online = any(action != "Update" for action, _, _ in actions)
+    if online and any(g.get("IndexStatus", CREATING) == CREATING for g in gsis):
+        raise LimitExceededException(_ONE_ONLINE)
+    for action, name, p in actions:
         existing = {g["IndexName"] for g in gsis}
-        if (create := p.nested("Create")) is not None:
-            name = parse_index_name(create)
-            if name in existing or name in {idx["IndexName"] for idx in lsis}:
-                raise ResourceInUseException("Attempting to create an index which already exists")
-            index: dict[str, Any] = {
-                "IndexName": name,
-                "KeySchema": parse_key_schema(create, "KeySchema", ""),
-                "Projection": parse_projection(create),
-                **creating,
-            }
-            throughput = parse_throughput(create, "ProvisionedThroughput")
-            if provisioned and throughput is None:
-                raise ValidationException(
-                    INVALID + f"ProvisionedThroughput must be specified for index: {name}"
-                )
-            if throughput is not None:
-                index["ProvisionedThroughput"] = throughput
+        if action == "Create":
+            if name in existing or name in lsis:
+                raise ValidationException("Attempting to create an index which already exists")
+            index = _create_index(name, p, provisioned, definitions, creating)
             if len(gsis) >= MAX_GSI:
                 raise LimitExceededException(
                     f"Subscriber limit exceeded: Number of GlobalSecondaryIndexes exceeds "
                     f"per-table limit of {MAX_GSI}"
                 )
-            defined = {d["AttributeName"] for d in definitions}
-            missing = [e["AttributeName"] for e in index["KeySchema"]
-                       if e["AttributeName"] not in defined]
-            if missing:
-                raise ValidationException(
-                    INVALID + "Some index key attributes are not defined in "
-                    f"AttributeDefinitions. Keys: [{', '.join(missing)}], AttributeDefinitions: "
-                    f"[{', '.join(sorted(defined))}]"
-                )
             gsis.append(index)
-        elif (update := p.nested("Update")) is not None:
-            name = parse_index_name(update)
-            if name not in existing:
-                raise ResourceNotFoundException(
-                    f"Requested resource not found: Index: {name} not found"
-                )
-            throughput = parse_throughput(update, "ProvisionedThroughput")
+            continue
+        if name in lsis:
+            raise ValidationException(
+                f"Cannot {action.lower()} an index that is not a GlobalSecondaryIndex: {name}"
+            )
+        if name not in existing:
+            raise ResourceNotFoundException(
+                f"Requested resource not found: Index: {name} not found"
+            )
+        if action == "Update":
+            throughput = parse_throughput(p, "ProvisionedThroughput")
             for g in gsis:
                 if g["IndexName"] == name and throughput is not None:
                     g["ProvisionedThroughput"] = throughput
-        elif (delete := p.nested("Delete")) is not None:
-            name = parse_index_name(delete)
-            if name not in existing:
-                raise ResourceNotFoundException(
-                    f"Requested resource not found: Index: {name} not found"
-                )
-            gsis = [g for g in gsis if g["IndexName"] != name]
         else:
-            raise ValidationException(
-                "One or more parameter values were invalid: One of GlobalSecondaryIndexUpdate "
-                "actions (Create, Update, Delete) must be specified"
-            )
+            gsis = [g for g in gsis if g["IndexName"] != name]
     if gsis:
         description["GlobalSecondaryIndexes"] = gsis
     else:
@@ -294,6 +353,9 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         params.mapping(member)
     params.boolean("DeletionProtectionEnabled")
     params.string("TableClass")
+    actions = parse_gsi_actions(params)
+    if params.sequence("GlobalSecondaryIndexUpdates") == [] and _other_changes(params):
+        raise ValidationException(INVALID + "List of GlobalSecondaryIndexUpdates is empty")
     creating = {"IndexStatus": CREATING, "BucketId": uuid.uuid4().hex[:12], **lease_fields(ctx)}
     old_buckets: list[str] = []
 
@@ -325,16 +387,14 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
             changed = True
         definitions = list(new["AttributeDefinitions"])
         if new_definitions is not None:
+            # Only a Create uses them; an entry re-typing a defined attribute is ignored, as
+            # DynamoDB ignores it (the stored definition stays).
             known = {d["AttributeName"]: d for d in definitions}
             for d in new_definitions:
-                if d["AttributeName"] in known and known[d["AttributeName"]] != d:
-                    raise ValidationException(
-                        INVALID + "Cannot change the type of an existing attribute definition: "
-                        + d["AttributeName"]
-                    )
-                known[d["AttributeName"]] = d
+                known.setdefault(d["AttributeName"], d)
             definitions = list(known.values())
-        if _gsi_updates(params, new, definitions, creating):
+        given = definitions if new_definitions is not None else None
+        if _gsi_updates(actions, new, given, creating):
             changed = True
         used = [e["AttributeName"] for e in new["KeySchema"]]
         for kind in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
@@ -353,10 +413,7 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
             new["TableClass"] = params.string("TableClass")
             changed = True
         if not changed:
-            raise ValidationException(
-                "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
-                "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required"
-            )
+            raise ValidationException(NO_CHANGE)
         return new
 
     info = await ctx.catalog.update(name, change)
@@ -368,6 +425,13 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         if bucket not in old_buckets and index.get("IndexStatus") == CREATING:
             start_backfill(ctx, name, index["IndexName"], bucket)
     return {"TableDescription": describe(ctx, info)}
+
+
+def _other_changes(params: Params) -> bool:
+    """Whether UpdateTable asks for a change besides GlobalSecondaryIndexUpdates."""
+    members = ("BillingMode", "ProvisionedThroughput", "StreamSpecification", "SSESpecification",
+               "DeletionProtectionEnabled", "TableClass", "OnDemandThroughput", "WarmThroughput")
+    return any(params.has(member) for member in members)
 
 
 # ------------------------------------------------------------------------------ tags, TTL
