@@ -65,7 +65,7 @@ KEY_MISMATCH = "The provided key element does not match the schema"
 # Members of a stored global secondary index that are ours, not DynamoDB's (DescribeTable
 # leaves them out): the suffix of the index's bucket name, and the lease of the node running its
 # backfill (see :mod:`dynamokv.api.indexes`).
-INDEX_INTERNAL = ("BucketId", "BackfillLease", "BackfillOwner")
+INDEX_INTERNAL = ("BucketId", "BackfillLease", "BackfillOwner", "BackfillFailures")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +87,7 @@ class IndexInfo:
     owner: str | None = None  # who holds that lease
     hash_keys: tuple[str, ...] = ()  # every partition-key attribute (empty: just hash_key)
     range_keys: tuple[str, ...] = ()  # every sort-key attribute (empty: range_key, if any)
+    failures: int = 0  # backfill runs that failed (see dynamokv.api.indexes)
 
     @property
     def partition_names(self) -> tuple[str, ...]:
@@ -161,6 +162,7 @@ class TableInfo:
                     index.get("BackfillOwner"),
                     hash_keys,
                     range_keys,
+                    index.get("BackfillFailures", 0),
                 )
         self.gsis = tuple(index for index in self.indexes.values() if index.is_global)
 

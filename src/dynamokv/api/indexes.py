@@ -50,9 +50,10 @@ import asyncio
 import logging
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from dynamokv.api.attributes import MAX_HASH_KEY_SIZE, AttributeValue, B, Item, N, S, value_size
 from dynamokv.api.catalog import IndexInfo, TableInfo, gsi_bucket, index_key_limit
@@ -75,8 +76,12 @@ RENEW = 10.0  # seconds between two renewals of it
 BACKFILL_CHUNK = 500  # base items per scan page of a backfill
 BACKFILL_CONCURRENCY = 16  # entry writes in flight during a backfill
 SETTLE = 0.5  # extra seconds a backfill waits, beyond the catalog TTL, before it scans
+BACKFILL_RUNS = 5  # failed backfill runs (cluster-wide, stored with the index) before giving up
+BACKFILL_RETRY = 5.0  # seconds between a failed run and the next
+DROP_ATTEMPTS = 3  # tries of dropping a bucket
 
 CREATING, ACTIVE = "CREATING", "ACTIVE"
+T = TypeVar("T")
 
 
 class _Unknown:
@@ -395,7 +400,7 @@ def resume_backfills(ctx: ApiContext, info: TableInfo) -> None:
     for index in info.gsis:
         if index.status != CREATING or index.bucket in upkeep.backfills:
             continue
-        if index.lease is not None and index.lease > now:
+        if (index.lease is not None and index.lease > now) or index.failures >= BACKFILL_RUNS:
             continue
         assert index.bucket is not None
         upkeep.backfills.add(index.bucket)  # claimed below; released if the claim fails
@@ -406,20 +411,64 @@ def resume_backfills(ctx: ApiContext, info: TableInfo) -> None:
 async def _claim(ctx: ApiContext, table: str, name: str, bucket: str) -> None:
     upkeep = work(ctx)
 
+    try:
+        await _backfill_runs(ctx, upkeep, table, name, bucket, claimed=False)
+    finally:
+        upkeep.backfills.discard(bucket)
+
+
+def _claimer(ctx: ApiContext, owner: str) -> Callable[[dict[str, Any]], None]:
+    """A catalog edit taking a CREATING index's backfill lease: refused while another node's
+    lease runs, and once the index's failed runs reached ``BACKFILL_RUNS``."""
+
     def claim(index: dict[str, Any]) -> None:
         lease = index.get("BackfillLease")
         if index.get("IndexStatus", CREATING) != CREATING or (
-            lease is not None and lease > ctx.clock()
-        ):
+            lease is not None and lease > ctx.clock() and index.get("BackfillOwner") != owner
+        ) or index.get("BackfillFailures", 0) >= BACKFILL_RUNS:
             raise _LeaseLost("not ours")
         index["IndexStatus"] = CREATING
         index.update(lease_fields(ctx))
 
-    try:
-        if await _edit(ctx, table, bucket, claim):
+    return claim
+
+
+async def _backfill_runs(ctx: ApiContext, upkeep: IndexWork, table: str, name: str, bucket: str,
+                         *, claimed: bool) -> None:
+    """Backfill runs until one finishes, the lease is lost, or ``BACKFILL_RUNS`` failed (each
+    failure is counted in the stored index, with its error, which DescribeTable shows)."""
+    while True:
+        if not claimed and not await _edit(ctx, table, bucket, _claimer(ctx, upkeep.owner)):
+            return
+        claimed = False
+        try:
             await _backfill_run(ctx, upkeep, table, name, bucket)
-    finally:
-        upkeep.backfills.discard(bucket)
+            return
+        except Exception as exc:
+            upkeep.stats["backfill_failed"] += 1
+            failures = await _record_failure(ctx, upkeep, table, bucket, exc)
+            log.warning("backfill of index %s of table %s failed (run %s of %s): %s", name,
+                        table, failures, BACKFILL_RUNS, exc, exc_info=True)
+            if failures is None or failures >= BACKFILL_RUNS:
+                return
+        await asyncio.sleep(BACKFILL_RETRY)
+
+
+async def _record_failure(ctx: ApiContext, upkeep: IndexWork, table: str, bucket: str,
+                          exc: Exception) -> int | None:
+    """Count a failed run in the stored index (None: the index is no longer ours)."""
+    counted: list[int] = []
+
+    def failed(index: dict[str, Any]) -> None:
+        if index.get("IndexStatus") != CREATING or index.get("BackfillOwner") != upkeep.owner:
+            raise _LeaseLost("not ours")
+        counted.append(index.get("BackfillFailures", 0) + 1)
+        index["BackfillFailures"] = counted[0]
+        index["BackfillError"] = f"{type(exc).__name__}: {exc}"[:500]
+
+    if not await _edit(ctx, table, bucket, failed):
+        return None
+    return counted[0]
 
 
 def start_backfill(ctx: ApiContext, table: str, name: str, bucket: str) -> None:
@@ -434,7 +483,7 @@ def start_backfill(ctx: ApiContext, table: str, name: str, bucket: str) -> None:
 async def _backfill(ctx: ApiContext, table_name: str, name: str, bucket: str) -> None:
     upkeep = work(ctx)
     try:
-        await _backfill_run(ctx, upkeep, table_name, name, bucket)
+        await _backfill_runs(ctx, upkeep, table_name, name, bucket, claimed=True)
     finally:
         upkeep.backfills.discard(bucket)
 
@@ -454,7 +503,7 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
     def done(index: dict[str, Any]) -> None:
         ours(index)
         index["IndexStatus"] = ACTIVE
-        for member in ("BackfillLease", "BackfillOwner"):
+        for member in ("BackfillLease", "BackfillOwner", "BackfillFailures", "BackfillError"):
             index.pop(member, None)
 
     # Until every node's cached description lists the index, writes through other nodes do not
@@ -477,9 +526,9 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
                 raw = value
             item = decode_item(raw)
             entry = entry_key(info, index, item)
-            if entry is not None:
-                await handle.write(bucket, entry,
-                                   encode_item(index_projection(info, index, item)))
+            if entry is not None:  # None: not indexed (no key, wrong type, empty, oversized)
+                await _retried(partial(handle.write, bucket, entry,
+                                       encode_item(index_projection(info, index, item))))
 
     after: bytes | None = None
     while True:
@@ -487,7 +536,7 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
             if not await _edit(ctx, table_name, bucket, renew):
                 return
             renewed = ctx.clock()
-        page = await handle.scan(info.bucket, 0, 1, after, BACKFILL_CHUNK)
+        page = await _retried(partial(handle.scan, info.bucket, 0, 1, after, BACKFILL_CHUNK))
         await asyncio.gather(*(put(key, raw) for key, raw in page.items))
         upkeep.stats["backfilled"] += len(page.items)
         if page.last_key is None or not page.items:
@@ -501,9 +550,21 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
 
 
 def drop_buckets(ctx: ApiContext, buckets: Iterable[str], what: str) -> None:
-    """Delete the entries of dropped indexes (or tables), in the background."""
+    """Delete the entries of dropped indexes (or tables), in the background (retried; a drop
+    that still fails is logged by ``spawn``)."""
     for bucket in buckets:
-        ctx.spawn(ctx.handle.drop_bucket(bucket), what)
+        ctx.spawn(_retried(partial(ctx.handle.drop_bucket, bucket), DROP_ATTEMPTS), what)
+
+
+async def _retried(step: Callable[[], Awaitable[T]], attempts: int = ATTEMPTS) -> T:
+    """``step()``, tried up to ``attempts`` times with growing pauses; the last failure
+    propagates."""
+    for attempt in range(attempts - 1):
+        try:
+            return await step()
+        except Exception:
+            await asyncio.sleep(RETRY_DELAY * 4**attempt)
+    return await step()
 
 
 def stored_gsi_buckets(description: Mapping[str, Any]) -> list[str]:

@@ -29,6 +29,7 @@ from dynamokv.api.errors import (
 )
 from dynamokv.api.indexes import (
     ACTIVE,
+    BACKFILL_RUNS,
     CREATING,
     drop_buckets,
     lease_fields,
@@ -100,7 +101,9 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
             # An index stored without a status predates stored indexes: it is backfilled.
             index_status = index.get("IndexStatus", CREATING)
             if index_status == CREATING:
-                entry["Backfilling"] = True
+                # A backfill that failed BACKFILL_RUNS times stopped: the index stays CREATING
+                # with its last error (BackfillError) until it is deleted.
+                entry["Backfilling"] = index.get("BackfillFailures", 0) < BACKFILL_RUNS
             entry.update(
                 IndexStatus=index_status,
                 ProvisionedThroughput={
@@ -307,8 +310,10 @@ def _gsi_updates(
     gsis: list[dict[str, Any]] = list(description.get("GlobalSecondaryIndexes") or [])
     lsis = {idx["IndexName"] for idx in description.get("LocalSecondaryIndexes") or ()}
     provisioned = description.get("BillingMode", "PROVISIONED") == "PROVISIONED"
-    online = any(action != "Update" for action, _, _ in actions)
-    if online and any(g.get("IndexStatus", CREATING) == CREATING for g in gsis):
+    # One index created or deleted at a time: none while another is still being created.
+    online = {name for action, name, _ in actions if action != "Update"}
+    if online and any(g.get("IndexStatus", CREATING) == CREATING and g["IndexName"] not in online
+                      for g in gsis):
         raise LimitExceededException(_ONE_ONLINE)
     for action, name, p in actions:
         existing = {g["IndexName"] for g in gsis}

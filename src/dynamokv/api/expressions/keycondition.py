@@ -100,7 +100,7 @@ def composite_condition(
             raise ValidationException(_NOT_SUPPORTED)
         hash_values.append(_key_values(name, operands, key_types)[0])
     prefix: list[KeyValue] = []
-    for name in range_keys[: used - 1]:
+    for name in range_keys[: max(used - 1, 0)]:
         op, operands = by_name[name]
         if op != "=":
             raise ValidationException(_NOT_SUPPORTED)
