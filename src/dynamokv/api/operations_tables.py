@@ -25,6 +25,7 @@ from dynamokv.api.catalog import INDEX_INTERNAL, TableInfo, gsi_bucket, table_ar
 from dynamokv.api.errors import (
     LimitExceededException,
     ResourceNotFoundException,
+    TableNotFoundException,
     ValidationException,
 )
 from dynamokv.api.indexes import (
@@ -42,6 +43,7 @@ from dynamokv.api.table_requests import (
     INVALID,
     MAX_GSI,
     MAX_TAGS,
+    TOO_MANY_TAGS,
     check_definitions,
     parse_billing,
     parse_definitions,
@@ -466,7 +468,7 @@ async def _tagged_table(ctx: ApiContext, params: Params) -> tuple[str, str]:
 
 
 async def tag_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    arn, name = await _tagged_table(ctx, params)
+    _, name = await _tagged_table(ctx, params)
     if params.sequence("Tags", required=True) == []:
         raise ValidationException("Atleast one Tag needs to be provided as Input.")
     tags = parse_tags(params)
@@ -475,9 +477,7 @@ async def tag_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
         merged = {t["Key"]: t["Value"] for t in old.get("Tags") or ()}
         merged.update({t["Key"]: t["Value"] for t in tags})
         if len(merged) > MAX_TAGS:
-            raise LimitExceededException(
-                f"The number of tags on resource {arn} would exceed the limit of {MAX_TAGS}"
-            )
+            raise ValidationException(TOO_MANY_TAGS)
         return {**old, "Tags": [{"Key": k, "Value": v} for k, v in merged.items()]}
 
     await ctx.catalog.update(name, change)
@@ -537,6 +537,11 @@ async def update_time_to_live(ctx: ApiContext, params: Params) -> dict[str, Any]
 
     def change(old: dict[str, Any]) -> dict[str, Any]:
         current = old.get("TimeToLive") or {}
+        if current.get("Enabled") and current.get("AttributeName") != attribute:
+            raise ValidationException(
+                "TimeToLive is active on a different AttributeName: current AttributeName is "
+                + current["AttributeName"]
+            )
         if enabled and current.get("Enabled"):
             raise ValidationException("TimeToLive is already enabled")
         if not enabled and not current.get("Enabled"):
@@ -557,7 +562,9 @@ async def describe_limits(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 
 async def describe_continuous_backups(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    await ctx.catalog.require(params.table_name())
+    name = params.table_name()
+    if await ctx.catalog.get(name) is None:
+        raise TableNotFoundException(f"Table not found: {name}")
     return {
         "ContinuousBackupsDescription": {
             "ContinuousBackupsStatus": "DISABLED",

@@ -17,6 +17,7 @@ INVALID = "One or more parameter values were invalid: "
 MAX_LSI = 5
 MAX_GSI = 20
 MAX_TAGS = 50
+TOO_MANY_TAGS = "Number of Tags exceed the current limit for the provided ResourceArn"
 MAX_KEY_ATTRIBUTES = 4  # HASH (and RANGE) elements of a multi-attribute global index key
 MAX_NON_KEY = 20  # NonKeyAttributes of one projection
 KEY_TYPES = ("HASH", "RANGE")
@@ -239,7 +240,29 @@ def parse_tags(params: Params, name: str = "Tags") -> list[dict[str, str]]:
                 "must have length less than or equal to 256"
             )
         tags.append({"Key": key, "Value": value})
+    for tag in tags:
+        if not _tag_text(tag["Key"]):
+            raise ValidationException(f"The Tag Key provided is invalid, Key: {tag['Key']}")
+        if not _tag_text(tag["Value"]):
+            raise ValidationException(
+                f"The Tag Value provided is invalid, Value: {tag['Value']}"
+            )
+        if tag["Key"].startswith("aws:"):
+            raise ValidationException(f"Tag Key cannot be prefixed with aws:, Key: {tag['Key']}")
+    keys = [tag["Key"] for tag in tags]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ValidationException(
+                f"Duplicate Tag Keys provided as input: Duplicate Tag Key found {key}"
+            )
+    if len(tags) > MAX_TAGS:
+        raise ValidationException(TOO_MANY_TAGS)
     return tags
+
+
+def _tag_text(text: str) -> bool:
+    """Letters, digits and white space of any script, and ``_ . : / = + - @``."""
+    return all(ch.isalnum() or ch.isspace() or ch in "_.:/=+-@" for ch in text)
 
 
 def check_definitions(
