@@ -15,7 +15,6 @@ from botocore.exceptions import ClientError
 from dynamokv.api.attributes import S
 from dynamokv.api.handle import TABLE_BUCKET_PREFIX, compose_key
 from dynamokv.api.keycodec import encode_key
-from dynamokv.core.hashing import RING_SIZE, key_position
 from tests.api.test_app_harness import ServerThread
 
 _names = itertools.count()
@@ -145,7 +144,7 @@ def test_a_parallel_scan_start_key_must_lie_in_its_segment(ddb: Any,
     assert bucket.startswith(TABLE_BUCKET_PREFIX)
 
     def segment_of(pk: str) -> int:
-        return key_position(bucket, compose_key(encode_key(S(pk)))) * 4 // RING_SIZE
+        return running.handle.segment_of(bucket, compose_key(encode_key(S(pk))), 4)
 
     inside = next(f"k{i}" for i in range(1000) if segment_of(f"k{i}") == 1)
     outside = next(f"k{i}" for i in range(1000) if segment_of(f"k{i}") != 1)

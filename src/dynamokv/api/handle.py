@@ -114,3 +114,8 @@ class NodeHandle(Protocol):
     async def drop_bucket(self, bucket: str) -> None:
         """Delete every item of ``bucket`` (DeleteTable), in the background if large."""
         ...
+
+    def segment_of(self, bucket: str, key: bytes, total_segments: int) -> int:
+        """Which of ``total_segments`` scan segments ``key`` falls in (a parallel Scan's
+        ExclusiveStartKey is checked against it)."""
+        ...

@@ -165,6 +165,10 @@ class LocalHandle:
             items.append((key, found.data[key]))
         return Page(items, None)
 
+    def segment_of(self, bucket: str, key: bytes, total_segments: int) -> int:
+        """The scan segment ``key`` falls in (the split :meth:`scan` uses)."""
+        return key_position(bucket, key) * total_segments // RING_SIZE
+
     async def drop_bucket(self, bucket: str) -> None:
         self._count("drop_bucket")
         await self._pause()

@@ -7,8 +7,7 @@ Segment/TotalSegments for ``handle.scan``, and index reads.
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
 :mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.items`, :mod:`dynamokv.api.keycodec`,
-:mod:`dynamokv.api.operations_common`, :mod:`dynamokv.api.operations_transact_intents`,
-:mod:`dynamokv.core.hashing` (which segment of a parallel Scan a key lies in).
+:mod:`dynamokv.api.operations_common`, :mod:`dynamokv.api.operations_transact_intents`.
 
 Global secondary indexes have their own buckets (:mod:`dynamokv.api.indexes`): a Query is a
 range read of the index's partition, a Scan scans the index bucket, and every entry read is
@@ -87,7 +86,6 @@ from dynamokv.api.operations_common import (
     read_units,
 )
 from dynamokv.api.operations_transact_intents import resolve
-from dynamokv.core.hashing import RING_SIZE, key_position
 
 PAGE_BYTES = 1024 * 1024
 CHUNK = 1000
@@ -604,7 +602,7 @@ async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
         )
     start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
     if start_key is not None and total is not None:
-        _check_segment(table, index, start_key, segment or 0, total)
+        _check_segment(ctx, table, index, start_key, segment or 0, total)
     page = _Page(table, index, prepared, select, limit)
     source: AsyncIterator[Item]
     if index is not None and index.is_global:
@@ -619,15 +617,15 @@ async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
     return page.response(stopped, mode, consistent)
 
 
-def _check_segment(table: TableInfo, index: IndexInfo | None, start_key: tuple[Item, bytes],
-                   segment: int, total: int) -> None:
+def _check_segment(ctx: ApiContext, table: TableInfo, index: IndexInfo | None,
+                   start_key: tuple[Item, bytes], segment: int, total: int) -> None:
     """A parallel Scan's ExclusiveStartKey must lie in its segment (a split of the ring)."""
     if index is not None and index.is_global:
         assert index.bucket is not None
         bucket, key = index.bucket, _entry_position(table, index, start_key)
     else:
         bucket, key = table.bucket, start_key[1]
-    if key_position(bucket, key) * total // RING_SIZE != segment:
+    if ctx.handle.segment_of(bucket, key, total) != segment:
         raise ValidationException(
             "The provided Exclusive start key does not map to the provided Segment and "
             "TotalSegments values."
