@@ -473,3 +473,27 @@ def test_a_backfill_that_cannot_write_stops_after_its_bound_and_says_why(
     server.handle.broken = set()
     ddb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[
         {"Delete": {"IndexName": "h_index"}}])
+
+
+def test_upkeep_that_gives_up_rebuilds_the_index(ddb: Any, server: Server,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(indexes, "RETRY_DELAY", 0.001)
+    monkeypatch.setattr(indexes, "BACKFILL_RETRY", 0.2)
+    table = make(ddb, gsi("by_g", key("g")), g="S")
+    ddb.put_item(TableName=table, Item={"pk": {"S": "before"}, "g": {"S": "x"}})
+    server.idle()
+    server.handle.broken = {server.bucket_of(table, "by_g")}
+    ddb.put_item(TableName=table, Item={"pk": {"S": "lost"}, "g": {"S": "x"}})
+    server.idle()
+
+    def status() -> str:
+        described = ddb.describe_table(TableName=table)["Table"]
+        return str(described["GlobalSecondaryIndexes"][0]["IndexStatus"])
+
+    assert eventually(lambda: status() == "UPDATING"), "the failed upkeep was not reported"
+    server.handle.broken = set()
+    assert eventually(lambda: status() == "ACTIVE"), "the index was not rebuilt"
+    out = ddb.query(TableName=table, IndexName="by_g", KeyConditionExpression="g = :g",
+                    ExpressionAttributeValues={":g": {"S": "x"}})
+    assert sorted(i["pk"]["S"] for i in out["Items"]) == ["before", "lost"]
+    assert work(server.app.context).stats["repairs_marked"] >= 1

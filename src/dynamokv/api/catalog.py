@@ -65,7 +65,8 @@ KEY_MISMATCH = "The provided key element does not match the schema"
 # Members of a stored global secondary index that are ours, not DynamoDB's (DescribeTable
 # leaves them out): the suffix of the index's bucket name, and the lease of the node running its
 # backfill (see :mod:`dynamokv.api.indexes`).
-INDEX_INTERNAL = ("BucketId", "BackfillLease", "BackfillOwner", "BackfillFailures")
+INDEX_INTERNAL = ("BucketId", "BackfillLease", "BackfillOwner", "BackfillFailures",
+                  "RepairNeeded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class IndexInfo:
     hash_keys: tuple[str, ...] = ()  # every partition-key attribute (empty: just hash_key)
     range_keys: tuple[str, ...] = ()  # every sort-key attribute (empty: range_key, if any)
     failures: int = 0  # backfill runs that failed (see dynamokv.api.indexes)
+    repair: bool = False  # an ACTIVE index whose upkeep gave up: rebuilt by a backfill run
 
     @property
     def partition_names(self) -> tuple[str, ...]:
@@ -163,6 +165,7 @@ class TableInfo:
                     hash_keys,
                     range_keys,
                     index.get("BackfillFailures", 0),
+                    bool(index.get("RepairNeeded")),
                 )
         self.gsis = tuple(index for index in self.indexes.values() if index.is_global)
 

@@ -197,6 +197,7 @@ class IndexWork:
         self.inline = 0  # jobs running inline right now
         self.repairing: set[tuple[str, bytes]] = set()  # queued repairs (deduplicated)
         self.backfills: set[str] = set()  # index buckets this node is backfilling
+        self.marking: set[str] = set()  # tables whose indexes are being marked for repair
         self.owner = uuid.uuid4().hex  # this node's name in backfill leases
         self.stats: Counter[str] = Counter()
 
@@ -243,8 +244,10 @@ class IndexWork:
             except Exception:
                 if attempt == ATTEMPTS - 1:
                     self.stats["failed"] += 1
-                    log.warning("index upkeep of table %s gave up", job.table.name,
-                                exc_info=True)
+                    log.error("index upkeep of table %s gave up; its indexes are rebuilt",
+                              job.table.name, exc_info=True)
+                    if isinstance(job, _Change):  # a failed retraction leaves a stale entry,
+                        self.mark_for_repair(job.table)  # which reads drop: nothing is lost
                     break
                 await asyncio.sleep(RETRY_DELAY * 4**attempt)
         if isinstance(job, _Repair):
@@ -280,6 +283,28 @@ class IndexWork:
             self.stats["restored"] += 1
             await handle.write(index.bucket, entry, encode_item(index_projection(table, index,
                                                                                  item)))
+
+    def mark_for_repair(self, table: TableInfo) -> None:
+        """An entry write was given up: the table's global indexes may miss entries. Mark
+        them (DescribeTable shows them UPDATING) and rebuild them by a backfill run."""
+        if table.name in self.marking:
+            return
+        self.marking.add(table.name)
+        self.ctx.spawn(self._mark(table.name), f"repair of the indexes of table {table.name}")
+
+    async def _mark(self, name: str) -> None:
+        def mark(description: dict[str, Any]) -> dict[str, Any]:
+            for index in description.get("GlobalSecondaryIndexes") or ():
+                if index.get("IndexStatus") == ACTIVE:
+                    index["RepairNeeded"] = True
+            return description
+
+        try:
+            info = await _retried(partial(self.ctx.catalog.update, name, mark))
+            self.stats["repairs_marked"] += 1
+            resume_backfills(self.ctx, info)
+        finally:
+            self.marking.discard(name)
 
     def repair(self, table: TableInfo, index: IndexInfo, entry: bytes, base: bytes) -> None:
         """Retract a stale entry in the background (skipped if the queue is full: the next read
@@ -385,6 +410,12 @@ async def _edit(ctx: ApiContext, table: str, bucket: str,
     return True
 
 
+def _building(index: Mapping[str, Any]) -> bool:
+    """Whether a stored index is being built: CREATING, or marked for repair (rebuilt in
+    place while it stays readable)."""
+    return index.get("IndexStatus", CREATING) == CREATING or bool(index.get("RepairNeeded"))
+
+
 def lease_fields(ctx: ApiContext) -> dict[str, Any]:
     """The lease members of a stored index whose backfill this node starts now."""
     # The backfill first waits out the catalog TTL without renewing: the lease outlasts that.
@@ -393,12 +424,12 @@ def lease_fields(ctx: ApiContext) -> dict[str, Any]:
 
 
 def resume_backfills(ctx: ApiContext, info: TableInfo) -> None:
-    """Take over the backfill of every CREATING index of ``info`` whose lease has run out (its
-    node died, or the index predates stored indexes)."""
+    """Take over the backfill of every CREATING index of ``info`` (or one marked for repair)
+    whose lease has run out (its node died, or the index predates stored indexes)."""
     upkeep = work(ctx)
     now = ctx.clock()
     for index in info.gsis:
-        if index.status != CREATING or index.bucket in upkeep.backfills:
+        if not (index.status == CREATING or index.repair) or index.bucket in upkeep.backfills:
             continue
         if (index.lease is not None and index.lease > now) or index.failures >= BACKFILL_RUNS:
             continue
@@ -423,11 +454,11 @@ def _claimer(ctx: ApiContext, owner: str) -> Callable[[dict[str, Any]], None]:
 
     def claim(index: dict[str, Any]) -> None:
         lease = index.get("BackfillLease")
-        if index.get("IndexStatus", CREATING) != CREATING or (
+        if not _building(index) or (
             lease is not None and lease > ctx.clock() and index.get("BackfillOwner") != owner
         ) or index.get("BackfillFailures", 0) >= BACKFILL_RUNS:
             raise _LeaseLost("not ours")
-        index["IndexStatus"] = CREATING
+        index.setdefault("IndexStatus", CREATING)
         index.update(lease_fields(ctx))
 
     return claim
@@ -460,7 +491,7 @@ async def _record_failure(ctx: ApiContext, upkeep: IndexWork, table: str, bucket
     counted: list[int] = []
 
     def failed(index: dict[str, Any]) -> None:
-        if index.get("IndexStatus") != CREATING or index.get("BackfillOwner") != upkeep.owner:
+        if not _building(index) or index.get("BackfillOwner") != upkeep.owner:
             raise _LeaseLost("not ours")
         counted.append(index.get("BackfillFailures", 0) + 1)
         index["BackfillFailures"] = counted[0]
@@ -493,7 +524,7 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
     owner = upkeep.owner
 
     def ours(index: dict[str, Any]) -> None:
-        if index.get("IndexStatus") != CREATING or index.get("BackfillOwner") != owner:
+        if not _building(index) or index.get("BackfillOwner") != owner:
             raise _LeaseLost("not ours")
 
     def renew(index: dict[str, Any]) -> None:
@@ -503,7 +534,8 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
     def done(index: dict[str, Any]) -> None:
         ours(index)
         index["IndexStatus"] = ACTIVE
-        for member in ("BackfillLease", "BackfillOwner", "BackfillFailures", "BackfillError"):
+        for member in ("BackfillLease", "BackfillOwner", "BackfillFailures", "BackfillError",
+                       "RepairNeeded"):
             index.pop(member, None)
 
     # Until every node's cached description lists the index, writes through other nodes do not

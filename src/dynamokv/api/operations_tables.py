@@ -102,6 +102,8 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
             index_throughput = index.get("ProvisionedThroughput") or {}
             # An index stored without a status predates stored indexes: it is backfilled.
             index_status = index.get("IndexStatus", CREATING)
+            if index_status == ACTIVE and index.get("RepairNeeded"):
+                index_status = "UPDATING"  # being rebuilt after its upkeep gave up; readable
             if index_status == CREATING:
                 # A backfill that failed BACKFILL_RUNS times stopped: the index stays CREATING
                 # with its last error (BackfillError) until it is deleted.
