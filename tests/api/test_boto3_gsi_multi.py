@@ -497,3 +497,37 @@ def test_upkeep_that_gives_up_rebuilds_the_index(ddb: Any, server: Server,
                     ExpressionAttributeValues={":g": {"S": "x"}})
     assert sorted(i["pk"]["S"] for i in out["Items"]) == ["before", "lost"]
     assert work(server.app.context).stats["repairs_marked"] >= 1
+
+
+def test_update_table_combinations_and_billing_switches(ddb: Any) -> None:
+    invalid = "One or more parameter values were invalid: "
+    table = make(ddb, gsi("by_g", key("g")), g="S")
+    create = {"AttributeDefinitions": definitions(h="S"),
+              "GlobalSecondaryIndexUpdates": [{"Create": gsi("by_h", key("h"))}]}
+    for extra, message in [
+        ({"DeletionProtectionEnabled": True},
+         "DeletionProtection modification must be the only operation in the request"),
+        ({"TableClass": "STANDARD"},
+         "TableClass modification must be the only operation in the request"),
+        ({"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}},
+         "You cannot create or delete index while changing stream status"),
+    ]:
+        assert error(ddb.update_table, TableName=table, **create, **extra) == (
+            "ValidationException", invalid + message)
+    throughput = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+    assert error(ddb.update_table, TableName=table, GlobalSecondaryIndexUpdates=[
+        {"Update": {"IndexName": "by_g", "ProvisionedThroughput": throughput}}]) == (
+        "ValidationException", invalid + "The only Updates for index: by_g when "
+        "TableThroughputMode is PAY_PER_REQUEST can be to OnDemandThroughput, WarmThroughput")
+    assert error(ddb.update_table, TableName=table, BillingMode="PROVISIONED",
+                 ProvisionedThroughput=throughput) == (
+        "ValidationException", invalid + "ProvisionedThroughput must be specified for index: "
+        "by_g")
+    ddb.update_table(TableName=table, BillingMode="PROVISIONED", ProvisionedThroughput=throughput,
+                     GlobalSecondaryIndexUpdates=[{"Update": {
+                         "IndexName": "by_g", "ProvisionedThroughput": throughput}}])
+    index = ddb.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"][0]
+    assert index["ProvisionedThroughput"]["ReadCapacityUnits"] == 5
+    ddb.update_table(TableName=table, BillingMode="PAY_PER_REQUEST")
+    index = ddb.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"][0]
+    assert index["ProvisionedThroughput"]["ReadCapacityUnits"] == 0

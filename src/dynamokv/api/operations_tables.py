@@ -342,6 +342,11 @@ def _gsi_updates(
             )
         if action == "Update":
             throughput = parse_throughput(p, "ProvisionedThroughput")
+            if throughput is not None and not provisioned:
+                raise ValidationException(
+                    INVALID + f"The only Updates for index: {name} when TableThroughputMode is "
+                    "PAY_PER_REQUEST can be to OnDemandThroughput, WarmThroughput"
+                )
             for g in gsis:
                 if g["IndexName"] == name and throughput is not None:
                     g["ProvisionedThroughput"] = throughput
@@ -365,6 +370,8 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     actions = parse_gsi_actions(params)
     if params.sequence("GlobalSecondaryIndexUpdates") == [] and _other_changes(params):
         raise ValidationException(INVALID + "List of GlobalSecondaryIndexUpdates is empty")
+    if any(action != "Update" for action, _, _ in actions):
+        _alone_with_an_online_index(params)
     creating = {"IndexStatus": CREATING, "BucketId": uuid.uuid4().hex[:12], **lease_fields(ctx)}
     old_buckets: list[str] = []
 
@@ -405,6 +412,7 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         given = definitions if new_definitions is not None else None
         if _gsi_updates(actions, new, given, creating):
             changed = True
+        _index_throughput_follows_billing(old, new)
         used = [e["AttributeName"] for e in new["KeySchema"]]
         for kind in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
             for index in new.get(kind) or ():
@@ -434,6 +442,40 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         if bucket not in old_buckets and index.get("IndexStatus") == CREATING:
             start_backfill(ctx, name, index["IndexName"], bucket)
     return {"TableDescription": describe(ctx, info)}
+
+
+def _index_throughput_follows_billing(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A switch to PROVISIONED needs throughput for every global index (in the same call);
+    a switch to PAY_PER_REQUEST drops theirs."""
+    if old.get("BillingMode") == new.get("BillingMode"):
+        return
+    for index in new.get("GlobalSecondaryIndexes") or ():
+        if new.get("BillingMode") == "PAY_PER_REQUEST":
+            index.pop("ProvisionedThroughput", None)
+        elif "ProvisionedThroughput" not in index:
+            raise ValidationException(
+                INVALID + f"ProvisionedThroughput must be specified for index: "
+                f"{index['IndexName']}"
+            )
+
+
+_NOT_WITH_AN_INDEX = (  # what may not accompany an index Create or Delete, and DynamoDB's words
+    ("ProvisionedThroughput", "You cannot create or delete index while updating table IOPS"),
+    ("StreamSpecification", "You cannot create or delete index while changing stream status"),
+    ("DeletionProtectionEnabled",
+     "DeletionProtection modification must be the only operation in the request"),
+    ("SSESpecification",
+     "Server-Side Encryption modification must be the only operation in the request"),
+    ("TableClass", "TableClass modification must be the only operation in the request"),
+)
+
+
+def _alone_with_an_online_index(params: Params) -> None:
+    """An index Create or Delete shares an UpdateTable only with BillingMode and index
+    Updates."""
+    for member, message in _NOT_WITH_AN_INDEX:
+        if params.has(member):
+            raise ValidationException(INVALID + message)
 
 
 def _other_changes(params: Params) -> bool:
