@@ -29,11 +29,22 @@ _names = itertools.count()
 
 
 class FlakyHandle(LocalHandle):
-    """A LocalHandle whose writes to buckets named in ``broken`` fail."""
+    """A LocalHandle whose writes to buckets named in ``broken`` fail and whose scans of
+    buckets named in ``held`` wait until they are released."""
 
     def __init__(self) -> None:
         super().__init__()
         self.broken: set[str] = set()
+        self.held: set[str] = set()
+        self.waiting = 0  # scans held right now
+
+    async def scan(self, bucket: str, segment: int, total_segments: int, after: bytes | None,
+                   limit: int) -> Any:
+        while bucket in self.held:
+            self.waiting += 1
+            await asyncio.sleep(0.01)
+            self.waiting -= 1
+        return await super().scan(bucket, segment, total_segments, after, limit)
 
     async def write(self, bucket: str, key: bytes, value: bytes | None) -> None:
         if bucket in self.broken:
@@ -531,3 +542,30 @@ def test_update_table_combinations_and_billing_switches(ddb: Any) -> None:
     ddb.update_table(TableName=table, BillingMode="PAY_PER_REQUEST")
     index = ddb.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"][0]
     assert index["ProvisionedThroughput"]["ReadCapacityUnits"] == 0
+
+
+def test_a_repair_asked_for_during_a_repair_run_runs_again(ddb: Any, server: Server) -> None:
+    table = make(ddb, gsi("by_g", key("g")), g="S")
+    for i in range(3):
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"p{i}"}, "g": {"S": "x"}})
+    server.idle()
+    upkeep = work(server.app.context)
+    before = upkeep.stats["backfilled"]
+    info = asyncio.run_coroutine_threadsafe(server.app.context.catalog.require(table),
+                                            server.loop).result(10)
+
+    def mark() -> None:
+        asyncio.run_coroutine_threadsafe(upkeep._mark(table), server.loop).result(10)
+
+    server.handle.held = {info.bucket}
+    mark()  # the repair run starts, and its scan waits
+    assert eventually(lambda: server.handle.waiting > 0)
+    mark()  # another upkeep gave up while the run was under way
+    server.handle.held = set()
+
+    def status() -> str:
+        described = ddb.describe_table(TableName=table)["Table"]
+        return str(described["GlobalSecondaryIndexes"][0]["IndexStatus"])
+
+    assert eventually(lambda: status() == "ACTIVE")
+    assert upkeep.stats["backfilled"] - before >= 6  # two runs over the three items

@@ -295,8 +295,9 @@ class IndexWork:
     async def _mark(self, name: str) -> None:
         def mark(description: dict[str, Any]) -> dict[str, Any]:
             for index in description.get("GlobalSecondaryIndexes") or ():
-                if index.get("IndexStatus") == ACTIVE:
-                    index["RepairNeeded"] = True
+                if index.get("IndexStatus") == ACTIVE:  # a generation: a run that began
+                    index["RepairNeeded"] = int(index.get("RepairNeeded", 0)) + 1  # before
+                    # this does not clear it
             return description
 
         try:
@@ -448,11 +449,14 @@ async def _claim(ctx: ApiContext, table: str, name: str, bucket: str) -> None:
         upkeep.backfills.discard(bucket)
 
 
-def _claimer(ctx: ApiContext, owner: str) -> Callable[[dict[str, Any]], None]:
+def _claimer(ctx: ApiContext, owner: str, seen: list[int]
+             ) -> Callable[[dict[str, Any]], None]:
     """A catalog edit taking a CREATING index's backfill lease: refused while another node's
-    lease runs, and once the index's failed runs reached ``BACKFILL_RUNS``."""
+    lease runs, and once the index's failed runs reached ``BACKFILL_RUNS``. Appends to ``seen``
+    the repair generation it found."""
 
     def claim(index: dict[str, Any]) -> None:
+        seen[:] = [int(index.get("RepairNeeded", 0))]
         lease = index.get("BackfillLease")
         if not _building(index) or (
             lease is not None and lease > ctx.clock() and index.get("BackfillOwner") != owner
@@ -469,12 +473,15 @@ async def _backfill_runs(ctx: ApiContext, upkeep: IndexWork, table: str, name: s
     """Backfill runs until one finishes, the lease is lost, or ``BACKFILL_RUNS`` failed (each
     failure is counted in the stored index, with its error, which DescribeTable shows)."""
     while True:
-        if not claimed and not await _edit(ctx, table, bucket, _claimer(ctx, upkeep.owner)):
+        seen = [0]  # the repair generation this run covers (0: a new index)
+        if not claimed and not await _edit(ctx, table, bucket,
+                                           _claimer(ctx, upkeep.owner, seen)):
             return
         claimed = False
         try:
-            await _backfill_run(ctx, upkeep, table, name, bucket)
-            return
+            if await _backfill_run(ctx, upkeep, table, name, bucket, seen[0]):
+                return
+            continue  # another repair was asked for while this one ran: run again
         except Exception as exc:
             upkeep.stats["backfill_failed"] += 1
             failures = await _record_failure(ctx, upkeep, table, bucket, exc)
@@ -520,8 +527,11 @@ async def _backfill(ctx: ApiContext, table_name: str, name: str, bucket: str) ->
 
 
 async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, name: str,
-                        bucket: str) -> None:
+                        bucket: str, generation: int = 0) -> bool:
+    """One run: write every base item's entry, then mark the index ACTIVE. False when a
+    repair was asked for after the run began (upkeep given up meanwhile): run again."""
     owner = upkeep.owner
+    again: list[bool] = []
 
     def ours(index: dict[str, Any]) -> None:
         if not _building(index) or index.get("BackfillOwner") != owner:
@@ -533,6 +543,11 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
 
     def done(index: dict[str, Any]) -> None:
         ours(index)
+        if int(index.get("RepairNeeded", 0)) != generation:
+            again.append(True)
+            for member in ("BackfillLease", "BackfillOwner"):
+                index.pop(member, None)
+            return
         index["IndexStatus"] = ACTIVE
         for member in ("BackfillLease", "BackfillOwner", "BackfillFailures", "BackfillError",
                        "RepairNeeded"):
@@ -545,7 +560,7 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
     info = await ctx.catalog.get(table_name)
     index = info.indexes.get(name) if info is not None else None
     if info is None or index is None or index.bucket != bucket:
-        return
+        return True  # the index (or its table) is gone
     handle = ctx.handle
     semaphore = asyncio.Semaphore(BACKFILL_CONCURRENCY)
 
@@ -566,7 +581,7 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
     while True:
         if ctx.clock() - renewed >= RENEW:
             if not await _edit(ctx, table_name, bucket, renew):
-                return
+                return True  # the lease is lost: its new holder goes on
             renewed = ctx.clock()
         page = await _retried(partial(handle.scan, info.bucket, 0, 1, after, BACKFILL_CHUNK))
         await asyncio.gather(*(put(key, raw) for key, raw in page.items))
@@ -574,8 +589,9 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
         if page.last_key is None or not page.items:
             break
         after = page.last_key
-    if await _edit(ctx, table_name, bucket, done):
+    if await _edit(ctx, table_name, bucket, done) and not again:
         log.info("index %s of table %s is ACTIVE", name, table_name)
+    return not again
 
 
 # ------------------------------------------------------------------------------ dropping
