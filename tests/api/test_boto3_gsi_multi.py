@@ -569,3 +569,18 @@ def test_a_repair_asked_for_during_a_repair_run_runs_again(ddb: Any, server: Ser
 
     assert eventually(lambda: status() == "ACTIVE")
     assert upkeep.stats["backfilled"] - before >= 6  # two runs over the three items
+
+
+def test_describe_sorts_attribute_definitions_and_non_key_attributes(ddb: Any) -> None:
+    name = fresh()
+    ddb.create_table(TableName=name, KeySchema=key("pk"), BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=definitions(z="S", pk="S", m="N"),
+                     GlobalSecondaryIndexes=[
+                         {**gsi("by_zm", key("z", "/", "m"), "INCLUDE"),
+                          "Projection": {"ProjectionType": "INCLUDE",
+                                         "NonKeyAttributes": ["zz", "aa", "mm"]}}])
+    described = ddb.describe_table(TableName=name)["Table"]
+    assert [a["AttributeName"] for a in described["AttributeDefinitions"]] == ["m", "pk", "z"]
+    index = described["GlobalSecondaryIndexes"][0]
+    assert index["Projection"]["NonKeyAttributes"] == ["aa", "mm", "zz"]
+    assert index["KeySchema"] == key("z", "/", "m")  # submitted order

@@ -66,7 +66,9 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
     created = d["CreationDateTime"]
     throughput = d.get("ProvisionedThroughput") or {}
     out: dict[str, Any] = {
-        "AttributeDefinitions": d["AttributeDefinitions"],
+        # DynamoDB answers AttributeDefinitions (and NonKeyAttributes) sorted by name.
+        "AttributeDefinitions": sorted(d["AttributeDefinitions"],
+                                       key=lambda a: a["AttributeName"]),
         "TableName": info.name,
         "KeySchema": d["KeySchema"],
         "TableStatus": status,
@@ -90,6 +92,7 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
     if d.get("LocalSecondaryIndexes"):
         out["LocalSecondaryIndexes"] = [
             {**{k: v for k, v in index.items() if k not in INDEX_INTERNAL},
+             "Projection": _sorted_projection(index["Projection"]),
              "IndexSizeBytes": 0, "ItemCount": 0,
              "IndexArn": f"{arn}/index/{index['IndexName']}"}
             for index in d["LocalSecondaryIndexes"]
@@ -99,6 +102,7 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
         for index in d["GlobalSecondaryIndexes"]:
             entry = {key: value for key, value in index.items()
                      if key != "ProvisionedThroughput" and key not in INDEX_INTERNAL}
+            entry["Projection"] = _sorted_projection(index["Projection"])
             index_throughput = index.get("ProvisionedThroughput") or {}
             # An index stored without a status predates stored indexes: it is backfilled.
             index_status = index.get("IndexStatus", CREATING)
@@ -129,6 +133,12 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
     if d.get("SSESpecification", {}).get("Enabled"):
         out["SSEDescription"] = {"Status": "ENABLED", "SSEType": "KMS"}
     return out
+
+
+def _sorted_projection(projection: dict[str, Any]) -> dict[str, Any]:
+    if "NonKeyAttributes" not in projection:
+        return projection
+    return {**projection, "NonKeyAttributes": sorted(projection["NonKeyAttributes"])}
 
 
 # ------------------------------------------------------------------------------ operations
