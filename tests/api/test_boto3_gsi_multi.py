@@ -482,8 +482,12 @@ def test_a_backfill_that_cannot_write_stops_after_its_bound_and_says_why(
     info = asyncio.run_coroutine_threadsafe(catalog.require(table), server.loop).result(10)
     assert "ConnectionError" in info.description["GlobalSecondaryIndexes"][1]["BackfillError"]
     server.handle.broken = set()
+    assert error(ddb.delete_table, TableName=table) == (
+        "ResourceInUseException",
+        "Cannot delete table while indexes are being created, updated, or deleted")
     ddb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[
         {"Delete": {"IndexName": "h_index"}}])
+    ddb.delete_table(TableName=table)
 
 
 def test_upkeep_that_gives_up_rebuilds_the_index(ddb: Any, server: Server,

@@ -24,6 +24,7 @@ from typing import Any
 from dynamokv.api.catalog import INDEX_INTERNAL, TableInfo, gsi_bucket, table_arn
 from dynamokv.api.errors import (
     LimitExceededException,
+    ResourceInUseException,
     ResourceNotFoundException,
     TableNotFoundException,
     ValidationException,
@@ -219,6 +220,11 @@ async def delete_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
                 "Resource cannot be deleted as it is currently protected against deletion. "
                 "Disable deletion protection first."
             )
+        for index in description.get("GlobalSecondaryIndexes") or ():
+            if index.get("IndexStatus", CREATING) != ACTIVE or index.get("RepairNeeded"):
+                raise ResourceInUseException(
+                    "Cannot delete table while indexes are being created, updated, or deleted"
+                )
 
     info = await ctx.catalog.delete(name, check)
     # Table ids are never reused, so the old items are unreachable at once; removing them may
