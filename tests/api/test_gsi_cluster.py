@@ -207,3 +207,73 @@ def test_backfill_and_drop_across_nodes(tmp_path: Path) -> None:
                 await n.stop()
 
     asyncio.run(main())
+
+
+def test_long_names_large_keys_and_multi_attribute_keys_across_nodes(tmp_path: Path) -> None:
+    """The index regressions on a real cluster: a 255-character index name (its bucket name
+    stays within the node's limit), a legal 2048-byte index partition-key value and a
+    2048-byte table partition key (the composed storage keys are longer than 2048 bytes), a
+    multi-attribute key, a backfill over an item whose key the index cannot hold, and
+    DeleteTable dropping the index's entries."""
+
+    long_name = "x" * 255
+    big = "b" * 2048
+
+    async def main() -> None:
+        running = await _cluster(tmp_path)
+        try:
+            a, b, c = [Node(n.handle) for n in running if n.handle is not None]
+            await a.ok("CreateTable", {
+                "TableName": TABLE, "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"}
+                                         for n in ("pk", "g1", "g2", "r")],
+                "GlobalSecondaryIndexes": [{
+                    "IndexName": long_name, "Projection": {"ProjectionType": "ALL"},
+                    "KeySchema": [{"AttributeName": "g1", "KeyType": "HASH"},
+                                  {"AttributeName": "g2", "KeyType": "HASH"},
+                                  {"AttributeName": "r", "KeyType": "RANGE"}]}]})
+            for i, g2 in enumerate((big, "small", big)):
+                await b.ok("PutItem", {"TableName": TABLE, "Item": {
+                    "pk": S(f"{i}" * 2048), "g1": S("one"), "g2": S(g2), "r": S(f"r{i}"),
+                    "s": S("y" * 1025 if i == 1 else f"s{i}")}})
+
+            async def found() -> None:
+                got = await c.query_all(long_name, "g1 = :a AND g2 = :b AND r >= :r",
+                                        {":a": S("one"), ":b": S(big), ":r": S("r1")})
+                assert [x["r"]["S"] for x in got] == ["r2"]
+
+            await eventually(found)
+            # An index over "s", which one item holds with 1025 bytes: too long for a sort key.
+            await a.ok("UpdateTable", {
+                "TableName": TABLE,
+                "AttributeDefinitions": [{"AttributeName": "s", "AttributeType": "S"}],
+                "GlobalSecondaryIndexUpdates": [{"Create": {
+                    "IndexName": "by_s", "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    "KeySchema": [{"AttributeName": "g1", "KeyType": "HASH"},
+                                  {"AttributeName": "s", "KeyType": "RANGE"}]}}]})
+
+            async def active() -> None:
+                described = (await b.ok("DescribeTable", {"TableName": TABLE}))["Table"]
+                statuses = {i["IndexName"]: i["IndexStatus"]
+                            for i in described.get("GlobalSecondaryIndexes") or ()}
+                assert statuses.get("by_s") == "ACTIVE"
+
+            await eventually(active)
+            got = await c.query_all("by_s", "g1 = :a", {":a": S("one")})
+            assert [x["s"]["S"] for x in got] == ["s0", "s2"]
+            info = await a.app.context.catalog.require(TABLE)
+            bucket = info.indexes[long_name].bucket
+            assert bucket is not None and len(bucket.encode()) <= 255
+            assert await bucket_keys(a.handle, bucket) == 3
+            await c.ok("DeleteTable", {"TableName": TABLE})
+
+            async def dropped() -> None:
+                assert await bucket_keys(b.handle, bucket) == 0
+
+            await eventually(dropped)
+        finally:
+            for n in running:
+                await n.stop()
+
+    asyncio.run(main())

@@ -201,7 +201,7 @@ def test_metrics_endpoint(local_cluster: LocalCluster) -> None:
 
 
 def test_errors_exit_1(local_cluster: LocalCluster) -> None:
-    too_big = run("get", "--node", local_cluster.node, "x" * 5000)
+    too_big = run("get", "--node", local_cluster.node, "x" * 40000)
     assert too_big.returncode == 1
     assert too_big.stderr.startswith("error: ")
 

@@ -122,7 +122,7 @@ def test_invalid_quorum_and_sizes_are_rejected() -> None:
     pump.settle()
     reply = pump.request("n1", GetRequest(1, "b", b"k", r=5))
     assert isinstance(reply, ErrorReply) and reply.code == "InvalidRequest"
-    reply = pump.request("n1", PutRequest(1, "b", b"x" * 5000, b"v", EMPTY))
+    reply = pump.request("n1", PutRequest(1, "b", b"x" * 40000, b"v", EMPTY))
     assert isinstance(reply, ErrorReply) and reply.code == "KeyTooLarge"
     reply = pump.request("n1", PutRequest(1, "b", b"k", b"v" * (2 << 20), EMPTY))
     assert isinstance(reply, ErrorReply) and reply.code == "ValueTooLarge"

@@ -19,6 +19,7 @@ deleted or updated elsewhere may look unchanged here for up to ``ttl`` seconds.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,7 +48,13 @@ from dynamokv.api.errors import (
     SerializationException,
     ValidationException,
 )
-from dynamokv.api.handle import Abort, NodeHandle, compose_key, table_bucket
+from dynamokv.api.handle import (
+    MAX_BUCKET_BYTES,
+    Abort,
+    NodeHandle,
+    compose_key,
+    table_bucket,
+)
 from dynamokv.api.keycodec import encode_key
 
 CATALOG_BUCKET = "~catalog"
@@ -58,11 +65,17 @@ KEY_MISMATCH = "The provided key element does not match the schema"
 # Members of a stored global secondary index that are ours, not DynamoDB's (DescribeTable
 # leaves them out): the suffix of the index's bucket name, and the lease of the node running its
 # backfill (see :mod:`dynamokv.api.indexes`).
-INDEX_INTERNAL = ("BucketId", "BackfillLease", "BackfillOwner")
+INDEX_INTERNAL = ("BucketId", "BackfillLease", "BackfillOwner", "BackfillFailures",
+                  "RepairNeeded")
 
 
 @dataclass(frozen=True, slots=True)
 class IndexInfo:
+    """A secondary index. A global index may have a multi-attribute key (up to four partition
+    and four sort-key attributes): ``hash_keys`` / ``range_keys`` list them in schema order,
+    ``hash_key`` / ``range_key`` are their first elements (the whole key of a one-attribute
+    index)."""
+
     name: str
     hash_key: str
     range_key: str | None
@@ -73,6 +86,25 @@ class IndexInfo:
     status: str = "ACTIVE"  # CREATING while a global index is being backfilled
     lease: float | None = None  # when the backfill's lease ends (wall clock), while CREATING
     owner: str | None = None  # who holds that lease
+    hash_keys: tuple[str, ...] = ()  # every partition-key attribute (empty: just hash_key)
+    range_keys: tuple[str, ...] = ()  # every sort-key attribute (empty: range_key, if any)
+    failures: int = 0  # backfill runs that failed (see dynamokv.api.indexes)
+    repair: bool = False  # an ACTIVE index whose upkeep gave up: rebuilt by a backfill run
+
+    @property
+    def partition_names(self) -> tuple[str, ...]:
+        return self.hash_keys or (self.hash_key,)
+
+    @property
+    def sort_names(self) -> tuple[str, ...]:
+        if self.range_keys:
+            return self.range_keys
+        return () if self.range_key is None else (self.range_key,)
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        """The index's key attributes: partition attributes, then sort attributes."""
+        return self.partition_names + self.sort_names
 
 
 def gsi_bucket(table_id: str, index: Mapping[str, Any]) -> str:
@@ -81,7 +113,14 @@ def gsi_bucket(table_id: str, index: Mapping[str, Any]) -> str:
     created by UpdateTable carries a fresh ``BucketId``, so one deleted and created again never
     sees its predecessor's entries."""
     suffix = f".{index['BucketId']}" if index.get("BucketId") else ""
-    return table_bucket(f"{table_id}.gsi.{index['IndexName']}{suffix}")
+    name = index["IndexName"]
+    bucket = table_bucket(f"{table_id}.gsi.{name}{suffix}")
+    if len(bucket.encode()) <= MAX_BUCKET_BYTES:
+        return bucket
+    # A long index name (legal up to 255 characters) would make the bucket name longer than a
+    # node accepts: name the bucket by a digest of the index name instead (still unique).
+    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+    return table_bucket(f"{table_id}.gsi.~{digest}{suffix}")
 
 
 @dataclass(slots=True)
@@ -108,6 +147,7 @@ class TableInfo:
         for kind, is_global in (("LocalSecondaryIndexes", False), ("GlobalSecondaryIndexes", True)):
             for index in d.get(kind) or ():
                 hash_key, range_key = _schema_keys(index["KeySchema"])
+                hash_keys, range_keys = _schema_key_lists(index["KeySchema"])
                 projection = index.get("Projection") or {}
                 self.indexes[index["IndexName"]] = IndexInfo(
                     index["IndexName"],
@@ -122,6 +162,10 @@ class TableInfo:
                     index.get("IndexStatus", "CREATING") if is_global else "ACTIVE",
                     index.get("BackfillLease"),
                     index.get("BackfillOwner"),
+                    hash_keys,
+                    range_keys,
+                    index.get("BackfillFailures", 0),
+                    bool(index.get("RepairNeeded")),
                 )
         self.gsis = tuple(index for index in self.indexes.values() if index.is_global)
 
@@ -172,8 +216,8 @@ class TableInfo:
 
     def validate_index_keys(self, item: Mapping[str, AttributeValue]) -> None:
         for index in self.indexes.values():
-            for name in (index.hash_key, index.range_key):
-                if name is None or name in self.key_names:
+            for name in index.key_names:
+                if name in self.key_names:
                     continue
                 value = item.get(name)
                 if value is None:
@@ -193,7 +237,7 @@ class TableInfo:
                         f"attribute cannot contain an empty {'string' if isinstance(value, S) else 'binary'} "  # noqa: E501
                         f"value. IndexName: {index.name}, IndexKey: {name}"
                     )
-                limit = MAX_HASH_KEY_SIZE if name == index.hash_key else MAX_RANGE_KEY_SIZE
+                limit = index_key_limit(index, name)
                 if value_size(value) > limit:
                     raise ValidationException(
                         _INVALID + f"Size of key attribute {name} of index {index.name} "
@@ -204,7 +248,7 @@ class TableInfo:
         """The key attributes of ``item`` (the table's, plus the index's for index reads)."""
         names = list(self.key_names)
         if index is not None:
-            names += [n for n in (index.hash_key, index.range_key) if n is not None]
+            names += [n for n in index.key_names if n not in names]
         return {name: item[name] for name in names if name in item}
 
     def wire_key_of(
@@ -224,6 +268,17 @@ def _schema_keys(schema: list[dict[str, str]]) -> tuple[str, str | None]:
     hash_key = next(e["AttributeName"] for e in schema if e["KeyType"] == "HASH")
     range_key = next((e["AttributeName"] for e in schema if e["KeyType"] == "RANGE"), None)
     return hash_key, range_key
+
+
+def index_key_limit(index: IndexInfo, name: str) -> int:
+    """The size limit of one key attribute of ``index``: a partition-key attribute's 2048
+    bytes or a sort-key attribute's 1024 (each attribute of a multi-attribute key alone)."""
+    return MAX_HASH_KEY_SIZE if name in index.partition_names else MAX_RANGE_KEY_SIZE
+
+
+def _schema_key_lists(schema: list[dict[str, str]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return (tuple(e["AttributeName"] for e in schema if e["KeyType"] == "HASH"),
+            tuple(e["AttributeName"] for e in schema if e["KeyType"] == "RANGE"))
 
 
 def key_value_sort(value: KeyValue) -> bytes:

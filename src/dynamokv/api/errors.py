@@ -101,6 +101,12 @@ class ResourceNotFoundException(DynamoDBError):
     default_message = "Requested resource not found"
 
 
+class TableNotFoundException(DynamoDBError):
+    """DescribeContinuousBackups (and the backup operations) of a missing table."""
+
+    error_type = "TableNotFoundException"
+
+
 class ResourceInUseException(DynamoDBError):
     error_type = "ResourceInUseException"
 

@@ -3,7 +3,8 @@
 Owns: ``NodeHandle`` (the protocol the API layer needs from a node), ``ItemKey`` helpers for
 building the storage key of an item, and ``Abort`` (raised by a ``cas`` decision to change
 nothing).
-May import: stdlib, ``dynamokv.core.hashing``.
+May import: stdlib, ``dynamokv.core.hashing``, ``dynamokv.core.settings`` (the limits a node
+enforces on bucket names and keys: ``MAX_BUCKET_BYTES``, ``MAX_KEY_BYTES``).
 
 Implementations: ``dynamokv.api.request_handle.RequestHandle`` over a node's local requests
 (quorum reads and writes, per-key Paxos for ``cas`` and consistent reads) -- bound to a real
@@ -28,8 +29,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dynamokv.core.hashing import TABLE_BUCKET_PREFIX, compose_key, split_key
+from dynamokv.core.settings import Limits
+
+# What a node accepts. The API keeps every bucket name and storage key it makes within them
+# (an index bucket's name is shortened; user key attributes are size-checked first), so a
+# write the API has accepted is never refused by the node underneath.
+MAX_BUCKET_BYTES = Limits().bucket_name_bytes_max
+MAX_KEY_BYTES = Limits().key_bytes_max
 
 __all__ = [
+    "MAX_BUCKET_BYTES",
+    "MAX_KEY_BYTES",
     "TABLE_BUCKET_PREFIX",
     "Abort",
     "NodeHandle",
@@ -118,4 +128,9 @@ class NodeHandle(Protocol):
 
     async def drop_bucket(self, bucket: str) -> None:
         """Delete every item of ``bucket`` (DeleteTable), in the background if large."""
+        ...
+
+    def segment_of(self, bucket: str, key: bytes, total_segments: int) -> int:
+        """Which of ``total_segments`` scan segments ``key`` falls in (a parallel Scan's
+        ExclusiveStartKey is checked against it)."""
         ...

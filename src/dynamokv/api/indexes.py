@@ -49,12 +49,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-from dynamokv.api.attributes import AttributeValue, B, Item, N, S
-from dynamokv.api.catalog import IndexInfo, TableInfo, gsi_bucket
+from dynamokv.api.attributes import MAX_HASH_KEY_SIZE, AttributeValue, B, Item, N, S, value_size
+from dynamokv.api.catalog import IndexInfo, TableInfo, gsi_bucket, index_key_limit
 from dynamokv.api.errors import DynamoDBError
 from dynamokv.api.handle import compose_key, split_key
 from dynamokv.api.items import INTENT_MARK, decode_item, encode_item
@@ -74,8 +75,12 @@ RENEW = 10.0  # seconds between two renewals of it
 BACKFILL_CHUNK = 500  # base items per scan page of a backfill
 BACKFILL_CONCURRENCY = 16  # entry writes in flight during a backfill
 SETTLE = 0.5  # extra seconds a backfill waits, beyond the catalog TTL, before it scans
+BACKFILL_RUNS = 5  # failed backfill runs (cluster-wide, stored with the index) before giving up
+BACKFILL_RETRY = 5.0  # seconds between a failed run and the next
+DROP_ATTEMPTS = 3  # tries of dropping a bucket
 
 CREATING, ACTIVE = "CREATING", "ACTIVE"
+T = TypeVar("T")
 
 
 class _Unknown:
@@ -96,47 +101,62 @@ def index_projection(table: TableInfo, index: IndexInfo, item: Mapping[str, Attr
     INCLUDE list."""
     if index.projection_type == "ALL":
         return dict(item)
-    keep = set(table.key_names) | {index.hash_key}
-    if index.range_key is not None:
-        keep.add(index.range_key)
+    keep = set(table.key_names) | set(index.key_names)
     if index.projection_type == "INCLUDE":
         keep.update(index.non_key_attributes)
     return {name: value for name, value in item.items() if name in keep}
 
 
-def _key_part(table: TableInfo, name: str, item: Mapping[str, AttributeValue]) -> bytes | None:
+def _key_part(table: TableInfo, name: str, item: Mapping[str, AttributeValue],
+              limit: int = MAX_HASH_KEY_SIZE) -> bytes | None:
+    """The encoding of one key attribute, or ``None`` when DynamoDB would not index the item
+    by it: missing, of another type than defined, empty, or over the size limit (an item
+    written before the index existed may have any of these)."""
     value = item.get(name)
     if not isinstance(value, (S, N, B)) or value.type_name != table.types.get(name):
         return None
+    if isinstance(value, (S, B)) and (not value.value or value_size(value) > limit):
+        return None
     return encode_key(value)
+
+
+def _parts(table: TableInfo, index: IndexInfo | None, names: Iterable[str],
+           item: Mapping[str, AttributeValue]) -> bytes | None:
+    """The concatenated encodings of ``names`` (``index``'s key attributes, size-checked; or,
+    with ``index`` None, the base key, valid already)."""
+    out = b""
+    for name in names:
+        limit = index_key_limit(index, name) if index is not None else MAX_HASH_KEY_SIZE
+        part = _key_part(table, name, item, limit)
+        if part is None:
+            return None
+        out += part
+    return out
 
 
 def entry_key(table: TableInfo, index: IndexInfo, item: Mapping[str, AttributeValue]
               ) -> bytes | None:
     """The key of ``item``'s entry in ``index`` (``None``: the item is not in the index). Also
-    the position of an ExclusiveStartKey (index keys plus base keys) in the index."""
-    hash_part = _key_part(table, index.hash_key, item)
+    the position of an ExclusiveStartKey (index keys plus base keys) in the index.
+
+    The hash part is the partition-key attributes' encodings in schema order, the sort part
+    the sort-key attributes' then the base key's: encodings are self-delimiting, so the
+    concatenations sort attribute by attribute and split again."""
+    hash_part = _parts(table, index, index.partition_names, item)
     if hash_part is None:
         return None
-    sort_part = b""
-    if index.range_key is not None:
-        range_part = _key_part(table, index.range_key, item)
-        if range_part is None:
-            return None
-        sort_part = range_part
-    for name in table.key_names:
-        part = _key_part(table, name, item)
-        if part is None:
-            return None
-        sort_part += part
-    return compose_key(hash_part, sort_part)
+    sort_part = _parts(table, index, index.sort_names, item)
+    base_part = _parts(table, None, table.key_names, item)
+    if sort_part is None or base_part is None:
+        return None
+    return compose_key(hash_part, sort_part + base_part)
 
 
 def base_key_of(index: IndexInfo, key: bytes) -> bytes:
     """The storage key of the base item an entry key refers to."""
     _, sort_part = split_key(key)
     position = 0
-    if index.range_key is not None:
+    for _ in index.sort_names:
         _, position = decode_key_prefix(sort_part, position)
     _, middle = decode_key_prefix(sort_part, position)
     return compose_key(sort_part[position:middle], sort_part[middle:])
@@ -176,6 +196,7 @@ class IndexWork:
         self.inline = 0  # jobs running inline right now
         self.repairing: set[tuple[str, bytes]] = set()  # queued repairs (deduplicated)
         self.backfills: set[str] = set()  # index buckets this node is backfilling
+        self.marking: set[str] = set()  # tables whose indexes are being marked for repair
         self.owner = ctx.ids().hex  # this node's name in backfill leases
         self.stats: Counter[str] = Counter()
 
@@ -222,8 +243,10 @@ class IndexWork:
             except Exception:
                 if attempt == ATTEMPTS - 1:
                     self.stats["failed"] += 1
-                    log.warning("index upkeep of table %s gave up", job.table.name,
-                                exc_info=True)
+                    log.error("index upkeep of table %s gave up; its indexes are rebuilt",
+                              job.table.name, exc_info=True)
+                    if isinstance(job, _Change):  # a failed retraction leaves a stale entry,
+                        self.mark_for_repair(job.table)  # which reads drop: nothing is lost
                     break
                 await asyncio.sleep(RETRY_DELAY * 4**attempt)
         if isinstance(job, _Repair):
@@ -259,6 +282,29 @@ class IndexWork:
             self.stats["restored"] += 1
             await handle.write(index.bucket, entry, encode_item(index_projection(table, index,
                                                                                  item)))
+
+    def mark_for_repair(self, table: TableInfo) -> None:
+        """An entry write was given up: the table's global indexes may miss entries. Mark
+        them (DescribeTable shows them UPDATING) and rebuild them by a backfill run."""
+        if table.name in self.marking:
+            return
+        self.marking.add(table.name)
+        self.ctx.spawn(self._mark(table.name), f"repair of the indexes of table {table.name}")
+
+    async def _mark(self, name: str) -> None:
+        def mark(description: dict[str, Any]) -> dict[str, Any]:
+            for index in description.get("GlobalSecondaryIndexes") or ():
+                if index.get("IndexStatus") == ACTIVE:  # a generation: a run that began
+                    index["RepairNeeded"] = int(index.get("RepairNeeded", 0)) + 1  # before
+                    # this does not clear it
+            return description
+
+        try:
+            info = await _retried(partial(self.ctx.catalog.update, name, mark))
+            self.stats["repairs_marked"] += 1
+            resume_backfills(self.ctx, info)
+        finally:
+            self.marking.discard(name)
 
     def repair(self, table: TableInfo, index: IndexInfo, entry: bytes, base: bytes) -> None:
         """Retract a stale entry in the background (skipped if the queue is full: the next read
@@ -364,6 +410,12 @@ async def _edit(ctx: ApiContext, table: str, bucket: str,
     return True
 
 
+def _building(index: Mapping[str, Any]) -> bool:
+    """Whether a stored index is being built: CREATING, or marked for repair (rebuilt in
+    place while it stays readable)."""
+    return index.get("IndexStatus", CREATING) == CREATING or bool(index.get("RepairNeeded"))
+
+
 def lease_fields(ctx: ApiContext) -> dict[str, Any]:
     """The lease members of a stored index whose backfill this node starts now."""
     # The backfill first waits out the catalog TTL without renewing: the lease outlasts that.
@@ -372,14 +424,14 @@ def lease_fields(ctx: ApiContext) -> dict[str, Any]:
 
 
 def resume_backfills(ctx: ApiContext, info: TableInfo) -> None:
-    """Take over the backfill of every CREATING index of ``info`` whose lease has run out (its
-    node died, or the index predates stored indexes)."""
+    """Take over the backfill of every CREATING index of ``info`` (or one marked for repair)
+    whose lease has run out (its node died, or the index predates stored indexes)."""
     upkeep = work(ctx)
     now = ctx.clock()
     for index in info.gsis:
-        if index.status != CREATING or index.bucket in upkeep.backfills:
+        if not (index.status == CREATING or index.repair) or index.bucket in upkeep.backfills:
             continue
-        if index.lease is not None and index.lease > now:
+        if (index.lease is not None and index.lease > now) or index.failures >= BACKFILL_RUNS:
             continue
         assert index.bucket is not None
         upkeep.backfills.add(index.bucket)  # claimed below; released if the claim fails
@@ -390,20 +442,70 @@ def resume_backfills(ctx: ApiContext, info: TableInfo) -> None:
 async def _claim(ctx: ApiContext, table: str, name: str, bucket: str) -> None:
     upkeep = work(ctx)
 
-    def claim(index: dict[str, Any]) -> None:
-        lease = index.get("BackfillLease")
-        if index.get("IndexStatus", CREATING) != CREATING or (
-            lease is not None and lease > ctx.clock()
-        ):
-            raise _LeaseLost("not ours")
-        index["IndexStatus"] = CREATING
-        index.update(lease_fields(ctx))
-
     try:
-        if await _edit(ctx, table, bucket, claim):
-            await _backfill_run(ctx, upkeep, table, name, bucket)
+        await _backfill_runs(ctx, upkeep, table, name, bucket, claimed=False)
     finally:
         upkeep.backfills.discard(bucket)
+
+
+def _claimer(ctx: ApiContext, owner: str, seen: list[int]
+             ) -> Callable[[dict[str, Any]], None]:
+    """A catalog edit taking a CREATING index's backfill lease: refused while another node's
+    lease runs, and once the index's failed runs reached ``BACKFILL_RUNS``. Appends to ``seen``
+    the repair generation it found."""
+
+    def claim(index: dict[str, Any]) -> None:
+        seen[:] = [int(index.get("RepairNeeded", 0))]
+        lease = index.get("BackfillLease")
+        if not _building(index) or (
+            lease is not None and lease > ctx.clock() and index.get("BackfillOwner") != owner
+        ) or index.get("BackfillFailures", 0) >= BACKFILL_RUNS:
+            raise _LeaseLost("not ours")
+        index.setdefault("IndexStatus", CREATING)
+        index.update(lease_fields(ctx))
+
+    return claim
+
+
+async def _backfill_runs(ctx: ApiContext, upkeep: IndexWork, table: str, name: str, bucket: str,
+                         *, claimed: bool) -> None:
+    """Backfill runs until one finishes, the lease is lost, or ``BACKFILL_RUNS`` failed (each
+    failure is counted in the stored index, with its error, which DescribeTable shows)."""
+    while True:
+        seen = [0]  # the repair generation this run covers (0: a new index)
+        if not claimed and not await _edit(ctx, table, bucket,
+                                           _claimer(ctx, upkeep.owner, seen)):
+            return
+        claimed = False
+        try:
+            if await _backfill_run(ctx, upkeep, table, name, bucket, seen[0]):
+                return
+            continue  # another repair was asked for while this one ran: run again
+        except Exception as exc:
+            upkeep.stats["backfill_failed"] += 1
+            failures = await _record_failure(ctx, upkeep, table, bucket, exc)
+            log.warning("backfill of index %s of table %s failed (run %s of %s): %s", name,
+                        table, failures, BACKFILL_RUNS, exc, exc_info=True)
+            if failures is None or failures >= BACKFILL_RUNS:
+                return
+        await asyncio.sleep(BACKFILL_RETRY)
+
+
+async def _record_failure(ctx: ApiContext, upkeep: IndexWork, table: str, bucket: str,
+                          exc: Exception) -> int | None:
+    """Count a failed run in the stored index (None: the index is no longer ours)."""
+    counted: list[int] = []
+
+    def failed(index: dict[str, Any]) -> None:
+        if not _building(index) or index.get("BackfillOwner") != upkeep.owner:
+            raise _LeaseLost("not ours")
+        counted.append(index.get("BackfillFailures", 0) + 1)
+        index["BackfillFailures"] = counted[0]
+        index["BackfillError"] = f"{type(exc).__name__}: {exc}"[:500]
+
+    if not await _edit(ctx, table, bucket, failed):
+        return None
+    return counted[0]
 
 
 def start_backfill(ctx: ApiContext, table: str, name: str, bucket: str) -> None:
@@ -418,17 +520,20 @@ def start_backfill(ctx: ApiContext, table: str, name: str, bucket: str) -> None:
 async def _backfill(ctx: ApiContext, table_name: str, name: str, bucket: str) -> None:
     upkeep = work(ctx)
     try:
-        await _backfill_run(ctx, upkeep, table_name, name, bucket)
+        await _backfill_runs(ctx, upkeep, table_name, name, bucket, claimed=True)
     finally:
         upkeep.backfills.discard(bucket)
 
 
 async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, name: str,
-                        bucket: str) -> None:
+                        bucket: str, generation: int = 0) -> bool:
+    """One run: write every base item's entry, then mark the index ACTIVE. False when a
+    repair was asked for after the run began (upkeep given up meanwhile): run again."""
     owner = upkeep.owner
+    again: list[bool] = []
 
     def ours(index: dict[str, Any]) -> None:
-        if index.get("IndexStatus") != CREATING or index.get("BackfillOwner") != owner:
+        if not _building(index) or index.get("BackfillOwner") != owner:
             raise _LeaseLost("not ours")
 
     def renew(index: dict[str, Any]) -> None:
@@ -437,8 +542,14 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
 
     def done(index: dict[str, Any]) -> None:
         ours(index)
+        if int(index.get("RepairNeeded", 0)) != generation:
+            again.append(True)
+            for member in ("BackfillLease", "BackfillOwner"):
+                index.pop(member, None)
+            return
         index["IndexStatus"] = ACTIVE
-        for member in ("BackfillLease", "BackfillOwner"):
+        for member in ("BackfillLease", "BackfillOwner", "BackfillFailures", "BackfillError",
+                       "RepairNeeded"):
             index.pop(member, None)
 
     # Until every node's cached description lists the index, writes through other nodes do not
@@ -448,7 +559,7 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
     info = await ctx.catalog.get(table_name)
     index = info.indexes.get(name) if info is not None else None
     if info is None or index is None or index.bucket != bucket:
-        return
+        return True  # the index (or its table) is gone
     handle = ctx.handle
     semaphore = asyncio.Semaphore(BACKFILL_CONCURRENCY)
 
@@ -461,33 +572,46 @@ async def _backfill_run(ctx: ApiContext, upkeep: IndexWork, table_name: str, nam
                 raw = value
             item = decode_item(raw)
             entry = entry_key(info, index, item)
-            if entry is not None:
-                await handle.write(bucket, entry,
-                                   encode_item(index_projection(info, index, item)))
+            if entry is not None:  # None: not indexed (no key, wrong type, empty, oversized)
+                await _retried(partial(handle.write, bucket, entry,
+                                       encode_item(index_projection(info, index, item))))
 
     after: bytes | None = None
     while True:
         if ctx.clock() - renewed >= RENEW:
             if not await _edit(ctx, table_name, bucket, renew):
-                return
+                return True  # the lease is lost: its new holder goes on
             renewed = ctx.clock()
-        page = await handle.scan(info.bucket, 0, 1, after, BACKFILL_CHUNK)
+        page = await _retried(partial(handle.scan, info.bucket, 0, 1, after, BACKFILL_CHUNK))
         await asyncio.gather(*(put(key, raw) for key, raw in page.items))
         upkeep.stats["backfilled"] += len(page.items)
         if page.last_key is None or not page.items:
             break
         after = page.last_key
-    if await _edit(ctx, table_name, bucket, done):
+    if await _edit(ctx, table_name, bucket, done) and not again:
         log.info("index %s of table %s is ACTIVE", name, table_name)
+    return not again
 
 
 # ------------------------------------------------------------------------------ dropping
 
 
 def drop_buckets(ctx: ApiContext, buckets: Iterable[str], what: str) -> None:
-    """Delete the entries of dropped indexes (or tables), in the background."""
+    """Delete the entries of dropped indexes (or tables), in the background (retried; a drop
+    that still fails is logged by ``spawn``)."""
     for bucket in buckets:
-        ctx.spawn(ctx.handle.drop_bucket(bucket), what)
+        ctx.spawn(_retried(partial(ctx.handle.drop_bucket, bucket), DROP_ATTEMPTS), what)
+
+
+async def _retried(step: Callable[[], Awaitable[T]], attempts: int = ATTEMPTS) -> T:
+    """``step()``, tried up to ``attempts`` times with growing pauses; the last failure
+    propagates."""
+    for attempt in range(attempts - 1):
+        try:
+            return await step()
+        except Exception:
+            await asyncio.sleep(RETRY_DELAY * 4**attempt)
+    return await step()
 
 
 def stored_gsi_buckets(description: Mapping[str, Any]) -> list[str]:

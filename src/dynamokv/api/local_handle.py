@@ -3,7 +3,11 @@
 Owns: ``LocalHandle``, a correct in-memory implementation of :class:`dynamokv.api.handle.
 NodeHandle` (one sorted map per bucket; ``cas`` under an ``asyncio.Lock``), used by the API
 layer's unit tests and by anyone embedding the DynamoDB API without a cluster.
-May import: stdlib, :mod:`dynamokv.api.handle`, :mod:`dynamokv.core.hashing`.
+May import: stdlib, :mod:`dynamokv.api.handle`, :mod:`dynamokv.core.hashing`,
+:mod:`dynamokv.errors`.
+
+It refuses what a node refuses (a bucket name over ``MAX_BUCKET_BYTES``, a key over
+``MAX_KEY_BYTES``, with the node's error types), so API tests on it meet the same limits.
 
 Everything is linearizable here (there is one copy), so ``consistent`` is accepted and ignored.
 Scan segments are contiguous slices of the ring (by each key's ring position), the same split a
@@ -16,8 +20,26 @@ from __future__ import annotations
 import asyncio
 import bisect
 
-from dynamokv.api.handle import Decide, Page, WriteRefused, compose_key
+from dynamokv.api.handle import (
+    MAX_BUCKET_BYTES,
+    MAX_KEY_BYTES,
+    Decide,
+    Page,
+    WriteRefused,
+    compose_key,
+)
 from dynamokv.core.hashing import RING_SIZE, key_position
+from dynamokv.errors import InvalidRequest, KeyTooLarge
+
+
+def _check(bucket: str, key: bytes | None = None) -> None:
+    """The node's checks of a bucket name and key (``core.coordinator``)."""
+    if not bucket or len(bucket.encode()) > MAX_BUCKET_BYTES:
+        raise InvalidRequest(f"bucket name must be 1 to {MAX_BUCKET_BYTES} bytes",
+                             {"bucket_bytes": len(bucket.encode())})
+    if key is not None and len(key) > MAX_KEY_BYTES:
+        raise KeyTooLarge(f"key is {len(key)} bytes; the limit is {MAX_KEY_BYTES}",
+                          {"key_bytes": len(key), "limit": MAX_KEY_BYTES})
 
 
 class _Bucket:
@@ -72,6 +94,7 @@ class LocalHandle:
 
     async def read(self, bucket: str, key: bytes, *, consistent: bool = False) -> bytes | None:
         self._count("read")
+        _check(bucket, key)
         await self._pause()
         found = self._buckets.get(bucket)
         return None if found is None else found.data.get(key)
@@ -79,6 +102,7 @@ class LocalHandle:
     async def write(self, bucket: str, key: bytes, value: bytes | None, *,
                     refuse_prefix: bytes = b"") -> None:
         self._count("write")
+        _check(bucket, key)
         await self._pause()
         target = self._bucket(bucket)
         current = target.data.get(key)
@@ -90,6 +114,7 @@ class LocalHandle:
         self, bucket: str, key: bytes, decide: Decide
     ) -> tuple[bytes | None, bytes | None]:
         self._count("cas")
+        _check(bucket, key)
         async with self._lock:
             await self._pause()
             target = self._bucket(bucket)
@@ -110,6 +135,7 @@ class LocalHandle:
         consistent: bool = False,
     ) -> Page:
         self._count("query")
+        _check(bucket)
         await self._pause()
         found = self._buckets.get(bucket)
         if found is None or limit <= 0:
@@ -132,6 +158,7 @@ class LocalHandle:
         self, bucket: str, segment: int, total_segments: int, after: bytes | None, limit: int
     ) -> Page:
         self._count("scan")
+        _check(bucket)
         await self._pause()
         found = self._buckets.get(bucket)
         if found is None or limit <= 0:
@@ -149,6 +176,10 @@ class LocalHandle:
                 return Page(items, items[-1][0])
             items.append((key, found.data[key]))
         return Page(items, None)
+
+    def segment_of(self, bucket: str, key: bytes, total_segments: int) -> int:
+        """The scan segment ``key`` falls in (the split :meth:`scan` uses)."""
+        return key_position(bucket, key) * total_segments // RING_SIZE
 
     async def drop_bucket(self, bucket: str) -> None:
         self._count("drop_bucket")

@@ -178,9 +178,7 @@ def condition_paths(condition: Condition) -> list[Path]:
 
 
 def _in_index(index: IndexInfo, item: Item, types: dict[str, str]) -> bool:
-    for name in (index.hash_key, index.range_key):
-        if name is None:
-            continue
+    for name in index.key_names:
         value = item.get(name)
         if value is None or value.type_name != types.get(name, value.type_name):
             return False
@@ -199,7 +197,7 @@ def _start_key(
         return None
     names = list(table.key_names)
     if index is not None:
-        names += [n for n in (index.hash_key, index.range_key) if n and n not in names]
+        names += [n for n in index.key_names if n not in names]
     table_part = {name: raw[name] for name in table.key_names if name in raw}
     try:
         key, storage = table.key_from_wire(table_part)
@@ -396,6 +394,8 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     index = _index(ctx, params, table)
     hash_key = index.hash_key if index is not None else table.hash_key
     range_key = index.range_key if index is not None else table.range_key
+    hash_keys = index.partition_names if index is not None else ()
+    range_keys = index.sort_names if index is not None else ()
     text = params.string("KeyConditionExpression")
     if text is None and not params.has("KeyConditions"):
         raise ValidationException(
@@ -405,13 +405,13 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     found: list[KeyCondition] = []
 
     def key_condition(attrs: ExpressionAttributes) -> None:
-        assert text is not None
-        found.append(
-            parse_key_condition(
-                text, hash_key=hash_key, range_key=range_key, key_types=table.types,
-                attributes=attrs,
+        if text is not None:
+            found.append(
+                parse_key_condition(
+                    text, hash_key=hash_key, range_key=range_key, key_types=table.types,
+                    attributes=attrs, hash_keys=hash_keys, range_keys=range_keys,
+                )
             )
-        )
 
     prepared = prepare_expressions(
         params, projection=True, filter=True, extra=key_condition if text is not None else None,
@@ -423,7 +423,7 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
         condition = legacy.key_conditions(
             params.raw("KeyConditions"), hash_key, range_key, table.types
         )
-    key_names = {hash_key} | ({range_key} if range_key else set())
+    key_names = set(index.key_names) if index is not None else set(table.key_names)
     _check_filter(prepared, key_names)
     select = _select(params, prepared, index)
     limit = params.integer("Limit", minimum=1)
@@ -432,8 +432,9 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     mode = capacity_mode(params)
     start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
     if start_key is not None:
-        start_hash = start_key[0].get(hash_key)
-        if start_hash != condition.hash_value:
+        partition = index.partition_names if index is not None else (hash_key,)
+        start_hash = tuple(start_key[0].get(name) for name in partition)
+        if start_hash != condition.partition_values:
             raise ValidationException(
                 "The provided starting key is outside query boundaries based on provided "
                 "conditions"
@@ -550,8 +551,13 @@ async def _query_gsi(
     """A global index: a range read of the index partition, each entry checked against its
     base item."""
     assert index.bucket is not None
-    hash_part = encode_key(condition.hash_value)
+    hash_part = b"".join(encode_key(value) for value in condition.partition_values)
     start, end = sort_bounds(condition.range_condition, suffixed=True)
+    if condition.sort_prefix:
+        # Equality on the leading sort-key attributes: the range lies within their prefix.
+        prefix = b"".join(encode_key(value) for value in condition.sort_prefix)
+        start = prefix + (start or b"")
+        end = prefix + end if end is not None else prefix_end(prefix)
     if start_key is not None:
         _, after = split_key(_entry_position(table, index, start_key))
         if forward:
@@ -606,6 +612,8 @@ async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
             f"Segment: {segment} is not less than TotalSegments: {total}"
         )
     start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
+    if start_key is not None and total is not None:
+        _check_segment(ctx, table, index, start_key, segment or 0, total)
     page = _Page(table, index, prepared, select, limit)
     source: AsyncIterator[Item]
     if index is not None and index.is_global:
@@ -618,6 +626,21 @@ async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
         )
     stopped = await page.run(source)
     return page.response(stopped, mode, consistent)
+
+
+def _check_segment(ctx: ApiContext, table: TableInfo, index: IndexInfo | None,
+                   start_key: tuple[Item, bytes], segment: int, total: int) -> None:
+    """A parallel Scan's ExclusiveStartKey must lie in its segment (a split of the ring)."""
+    if index is not None and index.is_global:
+        assert index.bucket is not None
+        bucket, key = index.bucket, _entry_position(table, index, start_key)
+    else:
+        bucket, key = table.bucket, start_key[1]
+    if ctx.handle.segment_of(bucket, key, total) != segment:
+        raise ValidationException(
+            "The provided Exclusive start key does not map to the provided Segment and "
+            "TotalSegments values."
+        )
 
 
 async def _scan_table(

@@ -25,10 +25,12 @@ from dynamokv.api.errors import (
     LimitExceededException,
     ResourceInUseException,
     ResourceNotFoundException,
+    TableNotFoundException,
     ValidationException,
 )
 from dynamokv.api.indexes import (
     ACTIVE,
+    BACKFILL_RUNS,
     CREATING,
     drop_buckets,
     lease_fields,
@@ -41,10 +43,12 @@ from dynamokv.api.table_requests import (
     INVALID,
     MAX_GSI,
     MAX_TAGS,
+    TOO_MANY_TAGS,
     check_definitions,
     parse_billing,
     parse_definitions,
     parse_index_name,
+    parse_index_schemas,
     parse_indexes,
     parse_key_schema,
     parse_projection,
@@ -62,7 +66,9 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
     created = d["CreationDateTime"]
     throughput = d.get("ProvisionedThroughput") or {}
     out: dict[str, Any] = {
-        "AttributeDefinitions": d["AttributeDefinitions"],
+        # DynamoDB answers AttributeDefinitions (and NonKeyAttributes) sorted by name.
+        "AttributeDefinitions": sorted(d["AttributeDefinitions"],
+                                       key=lambda a: a["AttributeName"]),
         "TableName": info.name,
         "KeySchema": d["KeySchema"],
         "TableStatus": status,
@@ -86,6 +92,7 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
     if d.get("LocalSecondaryIndexes"):
         out["LocalSecondaryIndexes"] = [
             {**{k: v for k, v in index.items() if k not in INDEX_INTERNAL},
+             "Projection": _sorted_projection(index["Projection"]),
              "IndexSizeBytes": 0, "ItemCount": 0,
              "IndexArn": f"{arn}/index/{index['IndexName']}"}
             for index in d["LocalSecondaryIndexes"]
@@ -95,11 +102,16 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
         for index in d["GlobalSecondaryIndexes"]:
             entry = {key: value for key, value in index.items()
                      if key != "ProvisionedThroughput" and key not in INDEX_INTERNAL}
+            entry["Projection"] = _sorted_projection(index["Projection"])
             index_throughput = index.get("ProvisionedThroughput") or {}
             # An index stored without a status predates stored indexes: it is backfilled.
             index_status = index.get("IndexStatus", CREATING)
+            if index_status == ACTIVE and index.get("RepairNeeded"):
+                index_status = "UPDATING"  # being rebuilt after its upkeep gave up; readable
             if index_status == CREATING:
-                entry["Backfilling"] = True
+                # A backfill that failed BACKFILL_RUNS times stopped: the index stays CREATING
+                # with its last error (BackfillError) until it is deleted.
+                entry["Backfilling"] = index.get("BackfillFailures", 0) < BACKFILL_RUNS
             entry.update(
                 IndexStatus=index_status,
                 ProvisionedThroughput={
@@ -123,6 +135,12 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
     return out
 
 
+def _sorted_projection(projection: dict[str, Any]) -> dict[str, Any]:
+    if "NonKeyAttributes" not in projection:
+        return projection
+    return {**projection, "NonKeyAttributes": sorted(projection["NonKeyAttributes"])}
+
+
 # ------------------------------------------------------------------------------ operations
 
 
@@ -130,18 +148,21 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     name = params.table_name()
     definitions = parse_definitions(params)
     schema = parse_key_schema(params, "KeySchema", "")
+    local = parse_index_schemas(params, "LocalSecondaryIndexes", False)
+    global_ = parse_index_schemas(params, "GlobalSecondaryIndexes", True)
+    key_names = [e["AttributeName"] for e in schema]
+    for _, _, index_schema in local + global_:
+        key_names += [e["AttributeName"] for e in index_schema]
+    # DynamoDB matches AttributeDefinitions against the keys before the other index rules.
+    check_definitions(definitions, key_names, bool(local or global_))
     mode, throughput = parse_billing(params, creating=True)
     provisioned = (mode or "PROVISIONED") == "PROVISIONED"
-    lsis = parse_indexes(params, "LocalSecondaryIndexes", False, provisioned, schema)
-    gsis = parse_indexes(params, "GlobalSecondaryIndexes", True, provisioned, schema)
+    lsis = parse_indexes(local, False, provisioned, schema)
+    gsis = parse_indexes(global_, True, provisioned, schema)
     names = [index["IndexName"] for index in lsis + gsis]
     if len(set(names)) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
         raise ValidationException(INVALID + f"Duplicate index name: {duplicate}")
-    key_names = [e["AttributeName"] for e in schema]
-    for index in lsis + gsis:
-        key_names += [e["AttributeName"] for e in index["KeySchema"]]
-    check_definitions(definitions, key_names, bool(lsis or gsis))
     tags = parse_tags(params)
     description: dict[str, Any] = {
         "TableName": name,
@@ -198,6 +219,11 @@ async def delete_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
                 "Resource cannot be deleted as it is currently protected against deletion. "
                 "Disable deletion protection first."
             )
+        for index in description.get("GlobalSecondaryIndexes") or ():
+            if index.get("IndexStatus", CREATING) != ACTIVE or index.get("RepairNeeded"):
+                raise ResourceInUseException(
+                    "Cannot delete table while indexes are being created, updated, or deleted"
+                )
 
     info = await ctx.catalog.delete(name, check)
     # Table ids are never reused, so the old items are unreachable at once; removing them may
@@ -219,77 +245,140 @@ def deleted_description(description: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in description.items() if k not in _NOT_IN_DELETE}
 
 
+_ACTIONS = ("Create", "Update", "Delete")
+_ONE_ONLINE = ("Subscriber limit exceeded: Only 1 online index can be created or deleted "
+               "simultaneously per table")
+NO_CHANGE = (
+    "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
+    "GlobalSecondaryIndexUpdates, SSESpecification, ReplicaUpdates, MultiAccountReplicaReady, "
+    "ReplicaTransitRoleArn, MultiRegionConsistency, DeletionProtectionEnabled, "
+    "OnDemandThroughput, WarmThroughput or TableClass is required"
+)
+
+
+def parse_gsi_actions(params: Params) -> list[tuple[str, str, Params]]:
+    """GlobalSecondaryIndexUpdates as (action, index name, its parameters), with the checks
+    that need no table: one action per entry, one entry per index, one Create or Delete."""
+    raw = params.sequence("GlobalSecondaryIndexUpdates") or []
+    actions: list[tuple[str, str, Params]] = []
+    for i, element in enumerate(raw, 1):
+        p = Params(element, f"globalSecondaryIndexUpdates.{i}.member.")
+        present = [a for a in _ACTIONS if p.has(a)]
+        if not present:
+            raise ValidationException(
+                INVALID + "One of GlobalSecondaryIndexUpdate.Update, GlobalSecondaryIndexUpdate."
+                "Create, GlobalSecondaryIndexUpdate.Delete must not be null"
+            )
+        if len(present) > 1:
+            raise ValidationException(
+                INVALID + "Only one global secondary index action is allowed per "
+                "GlobalSecondaryIndexUpdate object"
+            )
+        action = present[0]
+        nested = p.nested(action)
+        assert nested is not None
+        actions.append((action, parse_index_name(nested), nested))
+    names = [name for _, name, _ in actions]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValidationException(
+                INVALID + "Only one global secondary index update per index is allowed "
+                f"simultaneously. Index: {name}"
+            )
+    if sum(action != "Update" for action, _, _ in actions) > 1:
+        raise LimitExceededException(_ONE_ONLINE)
+    return actions
+
+
+def _create_index(name: str, p: Params, provisioned: bool,
+                  definitions: list[dict[str, str]] | None, creating: dict[str, Any]
+                  ) -> dict[str, Any]:
+    index: dict[str, Any] = {
+        "IndexName": name,
+        "KeySchema": parse_key_schema(p, "KeySchema", "", multi=True),
+        "Projection": parse_projection(p),
+        **creating,
+    }
+    throughput = parse_throughput(p, "ProvisionedThroughput")
+    if provisioned and throughput is None:
+        raise ValidationException(
+            INVALID + f"Both ReadCapacityUnits and WriteCapacityUnits must be specified for "
+            f"index: {name}"
+        )
+    if not provisioned and throughput is not None:
+        raise ValidationException(
+            INVALID + f"Neither ReadCapacityUnits nor WriteCapacityUnits can be specified for "
+            f"index: {name} when BillingMode is PAY_PER_REQUEST"
+        )
+    if throughput is not None:
+        index["ProvisionedThroughput"] = throughput
+    if definitions is None:
+        raise ValidationException(
+            INVALID + f"AttributeDefinitions is not specified for index: {name}"
+        )
+    defined = {d["AttributeName"] for d in definitions}
+    missing = [e["AttributeName"] for e in index["KeySchema"] if e["AttributeName"] not in defined]
+    if missing:
+        raise ValidationException(
+            INVALID + "Some index key attributes are not defined in "
+            f"AttributeDefinitions. Keys: [{', '.join(missing)}], AttributeDefinitions: "
+            f"[{', '.join(sorted(defined))}]"
+        )
+    return index
+
+
 def _gsi_updates(
-    params: Params,
+    actions: list[tuple[str, str, Params]],
     description: dict[str, Any],
-    definitions: list[dict[str, str]],
+    definitions: list[dict[str, str]] | None,
     creating: dict[str, Any],
 ) -> bool:
     """Apply GlobalSecondaryIndexUpdates to ``description``; a created index gets the members
-    in ``creating`` (its status, bucket id and backfill lease)."""
-    raw = params.sequence("GlobalSecondaryIndexUpdates")
-    if raw is None:
+    in ``creating`` (its status, bucket id and backfill lease). ``definitions``: the request's
+    AttributeDefinitions merged with the table's (None: the request has none)."""
+    if not actions:
         return False
     gsis: list[dict[str, Any]] = list(description.get("GlobalSecondaryIndexes") or [])
-    lsis: list[dict[str, Any]] = list(description.get("LocalSecondaryIndexes") or [])
+    lsis = {idx["IndexName"] for idx in description.get("LocalSecondaryIndexes") or ()}
     provisioned = description.get("BillingMode", "PROVISIONED") == "PROVISIONED"
-    for i, element in enumerate(raw, 1):
-        p = Params(element, f"globalSecondaryIndexUpdates.{i}.member.")
+    # One index created or deleted at a time: none while another is still being created.
+    online = {name for action, name, _ in actions if action != "Update"}
+    if online and any(g.get("IndexStatus", CREATING) == CREATING and g["IndexName"] not in online
+                      for g in gsis):
+        raise LimitExceededException(_ONE_ONLINE)
+    for action, name, p in actions:
         existing = {g["IndexName"] for g in gsis}
-        if (create := p.nested("Create")) is not None:
-            name = parse_index_name(create)
-            if name in existing or name in {idx["IndexName"] for idx in lsis}:
-                raise ResourceInUseException("Attempting to create an index which already exists")
-            index: dict[str, Any] = {
-                "IndexName": name,
-                "KeySchema": parse_key_schema(create, "KeySchema", ""),
-                "Projection": parse_projection(create),
-                **creating,
-            }
-            throughput = parse_throughput(create, "ProvisionedThroughput")
-            if provisioned and throughput is None:
-                raise ValidationException(
-                    INVALID + f"ProvisionedThroughput must be specified for index: {name}"
-                )
-            if throughput is not None:
-                index["ProvisionedThroughput"] = throughput
+        if action == "Create":
+            if name in existing or name in lsis:
+                raise ValidationException("Attempting to create an index which already exists")
+            index = _create_index(name, p, provisioned, definitions, creating)
             if len(gsis) >= MAX_GSI:
                 raise LimitExceededException(
                     f"Subscriber limit exceeded: Number of GlobalSecondaryIndexes exceeds "
                     f"per-table limit of {MAX_GSI}"
                 )
-            defined = {d["AttributeName"] for d in definitions}
-            missing = [e["AttributeName"] for e in index["KeySchema"]
-                       if e["AttributeName"] not in defined]
-            if missing:
-                raise ValidationException(
-                    INVALID + "Some index key attributes are not defined in "
-                    f"AttributeDefinitions. Keys: [{', '.join(missing)}], AttributeDefinitions: "
-                    f"[{', '.join(sorted(defined))}]"
-                )
             gsis.append(index)
-        elif (update := p.nested("Update")) is not None:
-            name = parse_index_name(update)
-            if name not in existing:
-                raise ResourceNotFoundException(
-                    f"Requested resource not found: Index: {name} not found"
+            continue
+        if name in lsis:
+            raise ValidationException(
+                f"Cannot {action.lower()} an index that is not a GlobalSecondaryIndex: {name}"
+            )
+        if name not in existing:
+            raise ResourceNotFoundException(
+                f"Requested resource not found: Index: {name} not found"
+            )
+        if action == "Update":
+            throughput = parse_throughput(p, "ProvisionedThroughput")
+            if throughput is not None and not provisioned:
+                raise ValidationException(
+                    INVALID + f"The only Updates for index: {name} when TableThroughputMode is "
+                    "PAY_PER_REQUEST can be to OnDemandThroughput, WarmThroughput"
                 )
-            throughput = parse_throughput(update, "ProvisionedThroughput")
             for g in gsis:
                 if g["IndexName"] == name and throughput is not None:
                     g["ProvisionedThroughput"] = throughput
-        elif (delete := p.nested("Delete")) is not None:
-            name = parse_index_name(delete)
-            if name not in existing:
-                raise ResourceNotFoundException(
-                    f"Requested resource not found: Index: {name} not found"
-                )
-            gsis = [g for g in gsis if g["IndexName"] != name]
         else:
-            raise ValidationException(
-                "One or more parameter values were invalid: One of GlobalSecondaryIndexUpdate "
-                "actions (Create, Update, Delete) must be specified"
-            )
+            gsis = [g for g in gsis if g["IndexName"] != name]
     if gsis:
         description["GlobalSecondaryIndexes"] = gsis
     else:
@@ -305,6 +394,11 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         params.mapping(member)
     params.boolean("DeletionProtectionEnabled")
     params.string("TableClass")
+    actions = parse_gsi_actions(params)
+    if params.sequence("GlobalSecondaryIndexUpdates") == [] and _other_changes(params):
+        raise ValidationException(INVALID + "List of GlobalSecondaryIndexUpdates is empty")
+    if any(action != "Update" for action, _, _ in actions):
+        _alone_with_an_online_index(params)
     creating = {"IndexStatus": CREATING, "BucketId": ctx.ids().hex[:12], **lease_fields(ctx)}
     old_buckets: list[str] = []
 
@@ -336,17 +430,16 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
             changed = True
         definitions = list(new["AttributeDefinitions"])
         if new_definitions is not None:
+            # Only a Create uses them; an entry re-typing a defined attribute is ignored, as
+            # DynamoDB ignores it (the stored definition stays).
             known = {d["AttributeName"]: d for d in definitions}
             for d in new_definitions:
-                if d["AttributeName"] in known and known[d["AttributeName"]] != d:
-                    raise ValidationException(
-                        INVALID + "Cannot change the type of an existing attribute definition: "
-                        + d["AttributeName"]
-                    )
-                known[d["AttributeName"]] = d
+                known.setdefault(d["AttributeName"], d)
             definitions = list(known.values())
-        if _gsi_updates(params, new, definitions, creating):
+        given = definitions if new_definitions is not None else None
+        if _gsi_updates(actions, new, given, creating):
             changed = True
+        _index_throughput_follows_billing(old, new)
         used = [e["AttributeName"] for e in new["KeySchema"]]
         for kind in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
             for index in new.get(kind) or ():
@@ -364,10 +457,7 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
             new["TableClass"] = params.string("TableClass")
             changed = True
         if not changed:
-            raise ValidationException(
-                "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
-                "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required"
-            )
+            raise ValidationException(NO_CHANGE)
         return new
 
     info = await ctx.catalog.update(name, change)
@@ -379,6 +469,47 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         if bucket not in old_buckets and index.get("IndexStatus") == CREATING:
             start_backfill(ctx, name, index["IndexName"], bucket)
     return {"TableDescription": describe(ctx, info)}
+
+
+def _index_throughput_follows_billing(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A switch to PROVISIONED needs throughput for every global index (in the same call);
+    a switch to PAY_PER_REQUEST drops theirs."""
+    if old.get("BillingMode") == new.get("BillingMode"):
+        return
+    for index in new.get("GlobalSecondaryIndexes") or ():
+        if new.get("BillingMode") == "PAY_PER_REQUEST":
+            index.pop("ProvisionedThroughput", None)
+        elif "ProvisionedThroughput" not in index:
+            raise ValidationException(
+                INVALID + f"ProvisionedThroughput must be specified for index: "
+                f"{index['IndexName']}"
+            )
+
+
+_NOT_WITH_AN_INDEX = (  # what may not accompany an index Create or Delete, and DynamoDB's words
+    ("ProvisionedThroughput", "You cannot create or delete index while updating table IOPS"),
+    ("StreamSpecification", "You cannot create or delete index while changing stream status"),
+    ("DeletionProtectionEnabled",
+     "DeletionProtection modification must be the only operation in the request"),
+    ("SSESpecification",
+     "Server-Side Encryption modification must be the only operation in the request"),
+    ("TableClass", "TableClass modification must be the only operation in the request"),
+)
+
+
+def _alone_with_an_online_index(params: Params) -> None:
+    """An index Create or Delete shares an UpdateTable only with BillingMode and index
+    Updates."""
+    for member, message in _NOT_WITH_AN_INDEX:
+        if params.has(member):
+            raise ValidationException(INVALID + message)
+
+
+def _other_changes(params: Params) -> bool:
+    """Whether UpdateTable asks for a change besides GlobalSecondaryIndexUpdates."""
+    members = ("BillingMode", "ProvisionedThroughput", "StreamSpecification", "SSESpecification",
+               "DeletionProtectionEnabled", "TableClass", "OnDemandThroughput", "WarmThroughput")
+    return any(params.has(member) for member in members)
 
 
 # ------------------------------------------------------------------------------ tags, TTL
@@ -408,7 +539,7 @@ async def _tagged_table(ctx: ApiContext, params: Params) -> tuple[str, str]:
 
 
 async def tag_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    arn, name = await _tagged_table(ctx, params)
+    _, name = await _tagged_table(ctx, params)
     if params.sequence("Tags", required=True) == []:
         raise ValidationException("Atleast one Tag needs to be provided as Input.")
     tags = parse_tags(params)
@@ -417,9 +548,7 @@ async def tag_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
         merged = {t["Key"]: t["Value"] for t in old.get("Tags") or ()}
         merged.update({t["Key"]: t["Value"] for t in tags})
         if len(merged) > MAX_TAGS:
-            raise LimitExceededException(
-                f"The number of tags on resource {arn} would exceed the limit of {MAX_TAGS}"
-            )
+            raise ValidationException(TOO_MANY_TAGS)
         return {**old, "Tags": [{"Key": k, "Value": v} for k, v in merged.items()]}
 
     await ctx.catalog.update(name, change)
@@ -479,6 +608,11 @@ async def update_time_to_live(ctx: ApiContext, params: Params) -> dict[str, Any]
 
     def change(old: dict[str, Any]) -> dict[str, Any]:
         current = old.get("TimeToLive") or {}
+        if current.get("Enabled") and current.get("AttributeName") != attribute:
+            raise ValidationException(
+                "TimeToLive is active on a different AttributeName: current AttributeName is "
+                + current["AttributeName"]
+            )
         if enabled and current.get("Enabled"):
             raise ValidationException("TimeToLive is already enabled")
         if not enabled and not current.get("Enabled"):
@@ -499,7 +633,9 @@ async def describe_limits(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 
 async def describe_continuous_backups(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    await ctx.catalog.require(params.table_name())
+    name = params.table_name()
+    if await ctx.catalog.get(name) is None:
+        raise TableNotFoundException(f"Table not found: {name}")
     return {
         "ContinuousBackupsDescription": {
             "ContinuousBackupsStatus": "DISABLED",

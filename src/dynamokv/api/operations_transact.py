@@ -44,7 +44,7 @@ from typing import Any
 import orjson
 
 from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_size, item_to_wire
-from dynamokv.api.catalog import TableInfo
+from dynamokv.api.catalog import KEY_MISMATCH, TableInfo
 from dynamokv.api.errors import (
     DynamoDBError,
     IdempotentParameterMismatchException,
@@ -133,6 +133,7 @@ class _Op:
     size: int = 0
     attempted: bool = False  # a prepare cas was sent (our intent may be there)
     held: bool = False  # our intent is there
+    invalid: dict[str, Any] | None = None  # a key of the wrong type: the cancellation reason
 
 
 def _items(params: Params, name: str) -> list[Any]:
@@ -162,15 +163,22 @@ async def _prepare_op(ctx: ApiContext, element: Any, position: int) -> tuple[_Op
     return_old = on_failure(p)
     values = p.mapping("ExpressionAttributeValues")
     extra = len(orjson.dumps(values)) if values else 0
+    wire = p.req_mapping("Item" if kind == "Put" else "Key")
+    mismatch = _key_type_mismatch(table, wire, kind == "Put")
+    if mismatch is not None:
+        # DynamoDB cancels the transaction with this item's reason (ValidationError).
+        op = _Op(position - 1, kind, table, b"\x00invalid%d" % position, Prepared(),
+                 invalid={"Code": "ValidationError", "Message": mismatch})
+        return op, 0
     if kind == "Put":
-        item = item_from_wire(p.req_mapping("Item"))
+        item = item_from_wire(wire)
         table.validate_item(item)
         size = check_item_size(item)
         prepared = prepare_expressions(p, condition=True, legacy_params=False)
         op = _Op(position - 1, kind, table, table.storage_key(item), prepared,
                  data=encode_item(item), return_old=return_old, size=size)
         return op, size + extra
-    key_item, key = table.key_from_wire(p.req_mapping("Key"))
+    key_item, key = table.key_from_wire(wire)
     prepared = prepare_expressions(
         p, condition=True, update=kind == "Update", legacy_params=False
     )
@@ -182,6 +190,22 @@ async def _prepare_op(ctx: ApiContext, element: Any, position: int) -> tuple[_Op
         check_update_keys(table, prepared.update)
     op = _Op(position - 1, kind, table, key, prepared, key_item=key_item, return_old=return_old)
     return op, item_size(key_item) + extra
+
+
+def _key_type_mismatch(table: TableInfo, wire: Any, whole_item: bool) -> str | None:
+    """The message for a request item whose key attributes are all there but one has another
+    type than the table's (None: no such mismatch; other key errors are raised as usual)."""
+    if not isinstance(wire, dict) or any(name not in wire for name in table.key_names):
+        return None
+    for name in table.key_names:
+        value = wire[name]
+        actual = next(iter(value), None) if isinstance(value, dict) and len(value) == 1 else None
+        if actual is not None and actual != table.types[name]:
+            if whole_item:
+                return (f"One or more parameter values were invalid: Type mismatch for key "
+                        f"{name} expected: {table.types[name]} actual: {actual}")
+            return KEY_MISMATCH
+    return None
 
 
 def _fingerprint(body: dict[str, Any]) -> str:
@@ -256,6 +280,9 @@ async def transact_write_items(ctx: ApiContext, params: Params) -> dict[str, Any
     targets = [(op.table.bucket, op.key) for op in ops]
     if len(set(targets)) != len(targets):
         raise ValidationException(SAME_ITEM)
+    invalid = {op.index: op.invalid for op in ops if op.invalid is not None}
+    if invalid:
+        raise _cancel(ops, invalid)
     if total > MAX_BYTES:
         raise ValidationException(TOO_LARGE)
     maybe_sweep(ctx)

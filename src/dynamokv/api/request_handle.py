@@ -133,6 +133,11 @@ class RequestHandle:
             return Page(items, items[-1][0])
         return Page(items, None)
 
+    def segment_of(self, bucket: str, key: bytes, total_segments: int) -> int:
+        """The scan segment ``key`` falls in (the inverse of the split in :meth:`scan`)."""
+        partition = key_partition(bucket, key, self.q)
+        return ((partition + 1) * total_segments - 1) // self.q
+
     async def drop_bucket(self, bucket: str) -> None:
         """Delete every item of ``bucket`` by scanning it and writing tombstones."""
         for segment in range(4):

@@ -10,23 +10,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from dynamokv.api.errors import LimitExceededException, ValidationException
+from dynamokv.api.errors import ValidationException
 from dynamokv.api.operations_common import Params, check_table_name, one_error
 
 INVALID = "One or more parameter values were invalid: "
 MAX_LSI = 5
 MAX_GSI = 20
 MAX_TAGS = 50
+TOO_MANY_TAGS = "Number of Tags exceed the current limit for the provided ResourceArn"
+MAX_KEY_ATTRIBUTES = 4  # HASH (and RANGE) elements of a multi-attribute global index key
+MAX_NON_KEY = 20  # NonKeyAttributes of one projection
 KEY_TYPES = ("HASH", "RANGE")
 ATTRIBUTE_TYPES = ("B", "N", "S")
 BILLING_MODES = ("PROVISIONED", "PAY_PER_REQUEST")
 PROJECTION_TYPES = ("ALL", "KEYS_ONLY", "INCLUDE")
 
 
-def parse_key_schema(params: Params, name: str, what: str) -> list[dict[str, str]]:
+def parse_key_schema(params: Params, name: str, what: str, *, multi: bool = False
+                     ) -> list[dict[str, str]]:
+    """A KeySchema: HASH then optional RANGE; ``multi`` (a global index) allows up to
+    ``MAX_KEY_ATTRIBUTES`` HASH elements followed by up to as many RANGE elements."""
     raw = params.sequence(name, required=True)
     assert raw is not None
-    if not 1 <= len(raw) <= 2:
+    if not raw or (len(raw) > 2 and not multi):
         raise one_error(
             f"Value '{raw}' at '{params.label(name)}' failed to satisfy constraint: Member must "
             f"have length {'less' if raw else 'greater'} than or equal to {2 if raw else 1}"
@@ -44,20 +50,46 @@ def parse_key_schema(params: Params, name: str, what: str) -> list[dict[str, str
         if not key_type:
             raise p.missing("KeyType")
         schema.append({"AttributeName": attribute, "KeyType": key_type})
+    if multi and len(schema) > 1 and [e["KeyType"] for e in schema] != ["HASH", "RANGE"]:
+        _check_multi_schema(schema)
+        return schema
+    if len(schema) == 2 and schema[0]["AttributeName"] == schema[1]["AttributeName"]:
+        raise ValidationException(
+            "Both the Hash Key and the Range Key element in the KeySchema have the same name"
+        )
     if schema[0]["KeyType"] != "HASH":
         raise ValidationException(
             f"Invalid KeySchema: The first KeySchemaElement is not a HASH key type{what}"
         )
-    if len(schema) == 2:
-        if schema[1]["KeyType"] != "RANGE":
-            raise ValidationException(
-                f"Invalid KeySchema: The second KeySchemaElement is not a RANGE key type{what}"
-            )
-        if schema[0]["AttributeName"] == schema[1]["AttributeName"]:
-            raise ValidationException(
-                "Both the Hash Key and the Range Key element in the KeySchema have the same name"
-            )
+    if len(schema) == 2 and schema[1]["KeyType"] != "RANGE" and not multi:
+        raise ValidationException(
+            f"Invalid KeySchema: The second KeySchemaElement is not a RANGE key type{what}"
+        )
     return schema
+
+
+def _check_multi_schema(schema: list[dict[str, str]]) -> None:
+    """The rules of a multi-attribute global index key (DynamoDB's messages)."""
+    names = [e["AttributeName"] for e in schema]
+    if len(set(names)) != len(names):
+        raise ValidationException(
+            "The KeySchema contains multiple key attributes with the same name"
+        )
+    if schema[0]["KeyType"] != "HASH":
+        raise ValidationException(
+            "Invalid KeySchema: The first KeySchemaElement is not a HASH key type"
+        )
+    kinds = [e["KeyType"] for e in schema]
+    if kinds != sorted(kinds):  # "HASH" < "RANGE": every HASH before every RANGE
+        raise ValidationException(
+            INVALID + "All HASH key attributes must precede RANGE key attributes in the KeySchema"
+        )
+    for kind in KEY_TYPES:
+        if kinds.count(kind) > MAX_KEY_ATTRIBUTES:
+            raise ValidationException(
+                INVALID + "The KeySchema exceeds the maximum allowed number of "
+                f"{kind} key attributes"
+            )
 
 
 def parse_throughput(params: Params, name: str) -> dict[str, int] | None:
@@ -76,18 +108,33 @@ def parse_throughput(params: Params, name: str) -> dict[str, int] | None:
 def parse_projection(params: Params) -> dict[str, Any]:
     p = params.nested("Projection", required=True)
     assert p is not None
-    kind = p.enum("ProjectionType", PROJECTION_TYPES, "ALL")
+    kind = p.enum("ProjectionType", PROJECTION_TYPES, "")
     non_key = p.strings("NonKeyAttributes")
+    if non_key is not None and not 1 <= len(non_key) <= MAX_NON_KEY:
+        raise one_error(
+            f"Value '{non_key}' at '{p.label('NonKeyAttributes')}' failed to satisfy constraint: "
+            f"Member must have length {'less' if non_key else 'greater'} than or equal to "
+            f"{MAX_NON_KEY if non_key else 1}"
+        )
+    if not kind:
+        raise ValidationException(INVALID + "Unknown ProjectionType: null")
     projection: dict[str, Any] = {"ProjectionType": kind}
     if non_key is not None:
         if kind != "INCLUDE":
             raise ValidationException(
                 INVALID + "ProjectionType is " + kind + ", but NonKeyAttributes is specified"
             )
+        seen: set[str] = set()
+        for attribute in non_key:
+            if attribute in seen:
+                raise ValidationException(
+                    INVALID + f"Duplicate element in NonKeyAttributes: {attribute}"
+                )
+            seen.add(attribute)
         projection["NonKeyAttributes"] = non_key
     elif kind == "INCLUDE":
         raise ValidationException(
-            INVALID + "NonKeyAttributes must not be empty when ProjectionType is INCLUDE"
+            INVALID + "ProjectionType is INCLUDE, but NonKeyAttributes is not specified"
         )
     return projection
 
@@ -97,13 +144,12 @@ def parse_index_name(p: Params) -> str:
     return check_table_name(name, p.label("IndexName"))
 
 
-def parse_indexes(
-    params: Params,
-    name: str,
-    is_global: bool,
-    provisioned: bool,
-    table_schema: list[dict[str, str]],
-) -> list[dict[str, Any]]:
+IndexEntry = tuple[Params, str, list[dict[str, str]]]  # the request member, name, key schema
+
+
+def parse_index_schemas(params: Params, name: str, is_global: bool) -> list[IndexEntry]:
+    """First pass over Local/GlobalSecondaryIndexes: the list, names and key schemas (checked
+    before AttributeDefinitions are matched against the keys, as DynamoDB does)."""
     raw = params.sequence(name)
     if raw is None:
         return []
@@ -111,48 +157,67 @@ def parse_indexes(
         raise ValidationException(INVALID + f"List of {name} is empty")
     limit = MAX_GSI if is_global else MAX_LSI
     if len(raw) > limit:
-        raise LimitExceededException(
-            f"One or more parameter values were invalid: Number of {name} exceeds per-table "
-            f"limit of {limit}"
-        )
-    out: list[dict[str, Any]] = []
+        what = ("GlobalSecondaryIndex count exceeds the per-table limit of" if is_global
+                else "Number of LocalSecondaryIndexes exceeds per-table limit of")
+        raise ValidationException(INVALID + f"{what} {limit}")
+    out: list[IndexEntry] = []
     for i, element in enumerate(raw, 1):
         p = Params(element, f"{params.label(name)}.{i}.member.")
-        index_name = parse_index_name(p)
-        schema = parse_key_schema(p, "KeySchema", "")
+        out.append((p, parse_index_name(p), parse_key_schema(p, "KeySchema", "", multi=is_global)))
+    return out
+
+
+def parse_indexes(
+    entries: list[IndexEntry],
+    is_global: bool,
+    provisioned: bool,
+    table_schema: list[dict[str, str]],
+) -> list[dict[str, Any]]:
+    """Second pass: projections, throughput and the local index rules."""
+    out: list[dict[str, Any]] = []
+    for p, index_name, schema in entries:
         index: dict[str, Any] = {
             "IndexName": index_name,
             "KeySchema": schema,
             "Projection": parse_projection(p),
         }
         if not is_global:
-            if len(table_schema) < 2:
-                raise ValidationException(
-                    INVALID + "Table KeySchema does not have a range key, which is required "
-                    "when specifying a LocalSecondaryIndex"
-                )
-            if schema[0]["AttributeName"] != table_schema[0]["AttributeName"]:
-                raise ValidationException(
-                    INVALID + "Index KeySchema does not have the same leading hash key as "
-                    f"table KeySchema for index: {index_name}. index hash key: "
-                    f"{schema[0]['AttributeName']}, table hash key: "
-                    f"{table_schema[0]['AttributeName']}"
-                )
-            if len(schema) < 2:
-                raise ValidationException(
-                    INVALID + f"Index KeySchema does not have a range key for index: "
-                    f"{index_name}"
-                )
+            _check_local_schema(index_name, schema, table_schema)
         else:
             throughput = parse_throughput(p, "ProvisionedThroughput")
             if provisioned and throughput is None:
                 raise ValidationException(
-                    INVALID + f"ProvisionedThroughput must be specified for index: {index_name}"
+                    INVALID + f"ProvisionedThroughput is not specified for index: {index_name}"
+                )
+            if not provisioned and throughput is not None:
+                raise ValidationException(
+                    INVALID + f"ProvisionedThroughput should not be specified for index: "
+                    f"{index_name} when BillingMode is PAY_PER_REQUEST"
                 )
             if throughput is not None:
                 index["ProvisionedThroughput"] = throughput
         out.append(index)
     return out
+
+
+def _check_local_schema(index_name: str, schema: list[dict[str, str]],
+                        table_schema: list[dict[str, str]]) -> None:
+    if len(table_schema) < 2:
+        raise ValidationException(
+            INVALID + "Table KeySchema does not have a range key, which is required "
+            "when specifying a LocalSecondaryIndex"
+        )
+    if schema[0]["AttributeName"] != table_schema[0]["AttributeName"]:
+        raise ValidationException(
+            INVALID + "Index KeySchema does not have the same leading hash key as "
+            f"table KeySchema for index: {index_name}. index hash key: "
+            f"{schema[0]['AttributeName']}, table hash key: "
+            f"{table_schema[0]['AttributeName']}"
+        )
+    if len(schema) < 2:
+        raise ValidationException(
+            INVALID + f"Index KeySchema does not have a range key for index: {index_name}"
+        )
 
 
 def parse_tags(params: Params, name: str = "Tags") -> list[dict[str, str]]:
@@ -175,7 +240,29 @@ def parse_tags(params: Params, name: str = "Tags") -> list[dict[str, str]]:
                 "must have length less than or equal to 256"
             )
         tags.append({"Key": key, "Value": value})
+    for tag in tags:
+        if not _tag_text(tag["Key"]):
+            raise ValidationException(f"The Tag Key provided is invalid, Key: {tag['Key']}")
+        if not _tag_text(tag["Value"]):
+            raise ValidationException(
+                f"The Tag Value provided is invalid, Value: {tag['Value']}"
+            )
+        if tag["Key"].startswith("aws:"):
+            raise ValidationException(f"Tag Key cannot be prefixed with aws:, Key: {tag['Key']}")
+    keys = [tag["Key"] for tag in tags]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ValidationException(
+                f"Duplicate Tag Keys provided as input: Duplicate Tag Key found {key}"
+            )
+    if len(tags) > MAX_TAGS:
+        raise ValidationException(TOO_MANY_TAGS)
     return tags
+
+
+def _tag_text(text: str) -> bool:
+    """Letters, digits and white space of any script, and ``_ . : / = + - @``."""
+    return all(ch.isalnum() or ch.isspace() or ch in "_.:/=+-@" for ch in text)
 
 
 def check_definitions(
@@ -183,7 +270,8 @@ def check_definitions(
 ) -> None:
     defined = [d["AttributeName"] for d in definitions]
     if len(set(defined)) != len(defined):
-        raise ValidationException("Cannot have two attributes with the same name")
+        duplicate = next(n for n in defined if defined.count(n) > 1)
+        raise ValidationException(f"Attribute Name is duplicated: {duplicate}")
     missing = [k for k in dict.fromkeys(key_names) if k not in defined]
     if missing:
         raise ValidationException(

@@ -38,7 +38,9 @@ class QuorumDefaults:
 class Limits:
     """Every bound a node enforces. Requests past one get a precise error, never a crash."""
 
-    key_bytes_max: int = 2048
+    # The DynamoDB API composes keys of a user's key attributes (a 2048-byte partition key, a
+    # 1024-byte sort key, an index entry's up to eight attributes plus the base key), escaped.
+    key_bytes_max: int = 32 * 1024
     value_bytes_max: int = 1024 * 1024
     bucket_name_bytes_max: int = 255
     frame_bytes_max: int = 4 * 1024 * 1024 + 65536

@@ -24,7 +24,7 @@ Several expressions in one request (unused placeholders are judged over all of t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dynamokv.api.expressions.condition_parser import parse_condition_tree
@@ -142,15 +142,19 @@ def parse_key_condition(
     *,
     key_types: Mapping[str, str] | None = None,
     attributes: ExpressionAttributes | None = None,
+    hash_keys: Sequence[str] = (),
+    range_keys: Sequence[str] = (),
 ) -> KeyCondition:
     """Parse a KeyConditionExpression against a key schema (table's or index's).
 
-    ``key_types`` maps key attribute names to "S" / "N" / "B" for the type check.
+    ``key_types`` maps key attribute names to "S" / "N" / "B" for the type check;
+    ``hash_keys`` / ``range_keys`` name every attribute of a multi-attribute index key.
     """
     if not hash_key:
         raise TypeError("hash_key is required")
     tracker, owned = _attributes(names, values, attributes)
-    condition = parse_key_condition_tree(text, tracker, hash_key, range_key, key_types)
+    condition = parse_key_condition_tree(text, tracker, hash_key, range_key, key_types,
+                                         hash_keys=hash_keys, range_keys=range_keys)
     if owned:
         tracker.check_unused()
     return condition

@@ -2,7 +2,9 @@
 
 Owns: checking that a parsed condition has the only shape a Query accepts -- ``hash = :v``,
 optionally AND one sort-key condition (``=``, ``<``, ``<=``, ``>``, ``>=``, ``BETWEEN``,
-``begins_with``) with the key on either side of a comparison -- with DynamoDB's messages, then
+``begins_with``) with the key on either side of a comparison; on a multi-attribute index key,
+equality on every partition-key attribute and sort-key attributes left to right, equality on
+all but the last (:func:`composite_condition`) -- with DynamoDB's messages, then
 turning it into a :class:`KeyCondition` the storage layer can range-scan with; and
 :func:`range_matches` to test one sort-key value against it.
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.errors` and the
@@ -11,7 +13,7 @@ sibling modules.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from dynamokv.api.attributes import AttributeValue, B, KeyValue, N, S, compare_values
 from dynamokv.api.errors import ValidationException
@@ -47,6 +49,9 @@ def parse_key_condition_tree(
     hash_key: str,
     range_key: str | None,
     key_types: Mapping[str, str] | None,
+    *,
+    hash_keys: Sequence[str] = (),
+    range_keys: Sequence[str] = (),
 ) -> KeyCondition:
     condition = ConditionParser(text, "KeyConditionExpression", attributes).parse()
     _check_operators(condition)
@@ -55,9 +60,59 @@ def parse_key_condition_tree(
     names = [name for name, _, _ in terms]
     if len(set(names)) != len(names):
         raise ValidationException("KeyConditionExpressions must only contain one condition per key")
+    if len(hash_keys) > 1 or len(range_keys) > 1:
+        return composite_condition(terms, tuple(hash_keys), tuple(range_keys), key_types or {})
     if len(terms) > 2:
         raise ValidationException("Conditions can be of length 1 or 2 only")
     return _against_schema(terms, hash_key, range_key, key_types or {})
+
+
+Term = tuple[str, str, tuple[Operand, ...]]
+
+
+def composite_condition(
+    terms: Sequence[Term],
+    hash_keys: tuple[str, ...],
+    range_keys: tuple[str, ...],
+    key_types: Mapping[str, str],
+) -> KeyCondition:
+    """The condition on a multi-attribute key: equality on every partition-key attribute, and
+    conditions on sort-key attributes taken left to right without a gap, each but the last an
+    equality."""
+    by_name = {name: (op, others) for name, op, others in terms}
+    for name in hash_keys:
+        if name not in by_name:
+            raise ValidationException(f"Query condition missed key schema element: {name}")
+    used = 0
+    while used < len(range_keys) and range_keys[used] in by_name:
+        used += 1
+    known = set(hash_keys) | set(range_keys[:used])
+    if any(name not in known for name in by_name):
+        if used < len(range_keys):
+            raise ValidationException(
+                f"Query condition missed key schema element: {range_keys[used]}"
+            )
+        raise ValidationException(_NOT_SUPPORTED)
+    hash_values: list[KeyValue] = []
+    for name in hash_keys:
+        op, operands = by_name[name]
+        if op != "=":
+            raise ValidationException(_NOT_SUPPORTED)
+        hash_values.append(_key_values(name, operands, key_types)[0])
+    prefix: list[KeyValue] = []
+    for name in range_keys[: max(used - 1, 0)]:
+        op, operands = by_name[name]
+        if op != "=":
+            raise ValidationException(_NOT_SUPPORTED)
+        prefix.append(_key_values(name, operands, key_types)[0])
+    range_key: str | None = None
+    range_condition: RangeCondition | None = None
+    if used:
+        range_key = range_keys[used - 1]
+        op, operands = by_name[range_key]
+        range_condition = RangeCondition(op, _key_values(range_key, operands, key_types))
+    return KeyCondition(hash_keys[0], hash_values[0], range_key, range_condition,
+                        tuple(hash_values), tuple(prefix))
 
 
 def _check_operators(condition: Condition) -> None:

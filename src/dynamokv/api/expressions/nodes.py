@@ -198,7 +198,18 @@ class RangeCondition:
 
 @dataclass(frozen=True, slots=True)
 class KeyCondition:
+    """A Query's key condition. For a multi-attribute index key, ``hash_values`` holds every
+    partition-key value in schema order (``hash_value`` is the first), ``sort_prefix`` the
+    values of the leading sort-key attributes matched by equality, and ``range_key`` /
+    ``range_condition`` the condition on the sort-key attribute after them."""
+
     hash_key: str
     hash_value: KeyValue
     range_key: str | None = None
     range_condition: RangeCondition | None = None
+    hash_values: tuple[KeyValue, ...] = ()
+    sort_prefix: tuple[KeyValue, ...] = ()
+
+    @property
+    def partition_values(self) -> tuple[KeyValue, ...]:
+        return self.hash_values or (self.hash_value,)
