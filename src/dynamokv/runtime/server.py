@@ -124,9 +124,25 @@ async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
         log.warning("the DynamoDB-compatible HTTP API is not available in this build; "
                     "serving the binary protocol only")
         return None
+    from dynamokv.api.sigv4 import load_credentials
+
     assert config.http_listen is not None and node.handle is not None
     host, port = parse_address(config.http_listen)
-    return await start_http_api(node.handle, host, port)
+    auth = load_credentials(config.http_credentials) if config.http_credentials else None
+    return await start_http_api(node.handle, host, port, auth=auth,
+                                limits=http_limits(config), metrics=node.runner.metrics)
+
+
+def http_limits(config: NodeConfig) -> Any:
+    from dynamokv.runtime.http_api import HttpLimits
+
+    return HttpLimits(
+        max_connections=config.http_max_connections,
+        max_connections_per_client=config.http_max_connections_per_client,
+        max_buffered_bytes=config.http_max_buffered_bytes,
+        idle_timeout=config.http_idle_timeout_s,
+        compress_min_bytes=config.http_compress_min_bytes,
+    )
 
 
 def serve(config: NodeConfig) -> int:
