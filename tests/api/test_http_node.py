@@ -165,7 +165,7 @@ def test_with_credentials_dynamodb_errors(secured_node: HttpNode,
         "message": "Request is missing Authentication Token"}
 
     for shift, words in [(-3600, "Signature expired: "), (3600, "Signature not yet current: ")]:
-        then = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) + \
+        then = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + \
             datetime.timedelta(seconds=shift)
         monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda then=then: then)
         code, text, status = code_and_message(secured_node.client().list_tables)

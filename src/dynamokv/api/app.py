@@ -193,6 +193,7 @@ class DynamoDBApp:
             operation = self._operation(headers)
             body = await self._decoded(operation, headers, body)
             params = self._decode(body)
+            front.precheck_items(operation, params.body)
             self.stats[operation] += 1
             result = await self._run(operation, params, headers)
             return 200, orjson.dumps(result)

@@ -58,9 +58,32 @@ def body_cap(target: str, max_body: int) -> BodyCap:
     """The cap for the operation named by an ``X-Amz-Target`` value."""
     operation = target.rpartition(".")[2]
     message = ITEM_TOO_LARGE.get(operation)
-    if message is not None and ITEM_BODY_CAP < max_body:
+    if message is not None and max_body > ITEM_BODY_CAP:
         return BodyCap(ITEM_BODY_CAP, ValidationException(message))
     return BodyCap(max_body, RequestTooLarge())
+
+
+def precheck_items(operation: str, params: Mapping[str, object]) -> None:
+    """Refuse an item write whose attribute names alone pass 400 KB, before the item is
+    converted and validated (about 15 us per attribute on the event loop): the names are a
+    lower bound of the item's size, summed in a few ms even for 600,000 attributes."""
+    if operation == "PutItem":
+        _check_names(params.get("Item"), ITEM_TOO_LARGE["PutItem"])
+    elif operation == "BatchWriteItem":
+        tables = params.get("RequestItems")
+        for writes in tables.values() if isinstance(tables, dict) else ():
+            for write in writes if isinstance(writes, list) else ():
+                put = write.get("PutRequest") if isinstance(write, dict) else None
+                if isinstance(put, dict):
+                    _check_names(put.get("Item"), ITEM_TOO_LARGE["PutItem"])
+
+
+def _check_names(item: object, message: str) -> None:
+    if not isinstance(item, dict) or len(item) <= MAX_ITEM_SIZE // 64:
+        return  # only an item of thousands of attributes is worth the sum
+    names: dict[str, object] = item
+    if sum(map(len, names)) > MAX_ITEM_SIZE:  # characters <= UTF-8 bytes: a lower bound
+        raise ValidationException(message)
 
 
 # --------------------------------------------------------------------------- health, CORS, 404
