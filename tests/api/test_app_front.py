@@ -243,3 +243,19 @@ def test_idle_connections_are_closed() -> None:
         assert server.server.refused["idle_timeout"] == 1
     finally:
         server.stop()
+
+
+def test_an_item_whose_names_pass_400_kb_is_refused_before_conversion(
+        running: ServerThread) -> None:
+    item = {"pk": {"S": "names"}} | {f"attribute_{i:07d}": {"NULL": True} for i in range(25_000)}
+    body = orjson.dumps({"TableName": "front", "Item": item})
+    assert len(body) < ITEM_BODY_CAP  # under the size cap: parsed, then refused by its names
+    status, _, payload = exchange(running, request_bytes(body, "PutItem"))
+    assert status == 400
+    assert json.loads(payload)["message"] == "Item size has exceeded the maximum allowed size"
+    batch = orjson.dumps({"RequestItems": {"front": [{"PutRequest": {"Item": item}}]}})
+    status, _, payload = exchange(running, request_bytes(batch, "BatchWriteItem"))
+    assert status == 400
+    assert json.loads(payload)["message"] == "Item size has exceeded the maximum allowed size"
+    small = {"pk": {"S": "fine"}} | {f"a{i}": {"NULL": True} for i in range(7_000)}
+    running.client().put_item(TableName="front", Item=small)  # many attributes, small item
