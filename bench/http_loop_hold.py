@@ -11,7 +11,8 @@ socket, and reports the GetItems' latency during that request. Scenarios:
   refused as over 400 KB;
 * ``batch-16mb``: a BatchWriteItem of ~15 MiB of tiny attributes, the worst body still parsed.
 
-Usage: ``python bench/http_loop_hold.py [--rounds 3]``. The node is stopped by PID at the end.
+Usage: ``python bench/http_loop_hold.py [--rounds 3] [--scenarios idle,put-12mb]``.
+The node is stopped by PID at the end.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def scenario(port: int, operation: str, body: bytes) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scenarios", default="idle,put-12mb,put-4.5mb,batch-16mb",
+                        help="comma-separated subset of the scenarios, in order")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="loop-hold-"))
     listen, http_port = free_port(), free_port()
@@ -131,14 +134,23 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.2)
-        post(http_port, "CreateTable", orjson.dumps({
+        table = orjson.dumps({
             "TableName": "bench", "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-            "BillingMode": "PAY_PER_REQUEST"}))
-        post(http_port, "PutItem", b'{"TableName": "bench", "Item": {"pk": {"S": "k"}}}')
+            "BillingMode": "PAY_PER_REQUEST"})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # a new node answers 503 until its ring settles
+            created = post(http_port, "CreateTable", table)
+            if post(http_port, "PutItem",
+                    b'{"TableName": "bench", "Item": {"pk": {"S": "k"}}}')[0] == 200:
+                break
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"the node never accepted a write: {created}")
         bodies = big_bodies()
         for round_ in range(args.rounds):
-            for name, (operation, body) in bodies.items():
+            for name in args.scenarios.split(","):
+                operation, body = bodies[name]
                 result = scenario(http_port, operation, body)
                 print(json.dumps({"round": round_ + 1, "scenario": name, **result}), flush=True)
     finally:

@@ -212,6 +212,8 @@ def test_unfinished_bodies_cannot_grow_the_node(tmp_path: Path) -> None:
                 sock.sendall(chunk)
         time.sleep(1.0)  # let the node read what the kernel still buffers
         grown = node.rss_bytes() - before
+        print(f"\nRSS {before / MIB:.0f} MiB before, grew {grown / MIB:.0f} MiB with 40 x 14 MiB "
+              "of unfinished bodies (budget 32 MiB)")
         assert grown < 32 * MIB + 80 * MIB, f"RSS grew by {grown / MIB:.0f} MiB"
         http_status = node.status()["http"]
         assert http_status["refused"]["buffer_full"] >= 37
