@@ -273,3 +273,42 @@ def test_a_huge_put_item_does_not_hold_the_loop(tmp_path: Path) -> None:
         assert worst < 2.0  # generous: the machine is shared; before the fix it was 4.3 s
     finally:
         node.proc.stop()
+
+
+def test_cluster_up_passes_credentials_to_every_node(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"{KEY} {SECRET}\n")
+    base, http_base = free_ports(2)
+    data = tmp_path / "cluster"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dynamokv", *args], capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    up = cli("cluster", "up", "--nodes", "1", "--data-dir", str(data), "--base-port", str(base),
+             "--http-base-port", str(http_base), "--metrics-base-port", "0", "--n", "1",
+             "--r", "1", "--w", "1", "--ring-size", "8", "--engine", "memory",
+             "--credentials", str(keys), "--detach")
+    try:
+        assert up.returncode == 0, up.stderr
+        node = HttpNode(NodeProc("n1", f"127.0.0.1:{base}", data / "n1", []),
+                        f"127.0.0.1:{http_base}", "")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert node.client().list_tables()["TableNames"] == []
+                break
+            except ClientError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        assert code_and_message(node.client("AKIDUNKNOWN", "x").list_tables)[0] == (
+            "UnrecognizedClientException")
+        status = cli("status", "--node", f"127.0.0.1:{base}")
+        assert "DynamoDB HTTP API per node" in status.stdout, status.stdout + status.stderr
+    finally:
+        down = cli("cluster", "down", "--data-dir", str(data))
+        assert down.returncode == 0, down.stderr
