@@ -158,7 +158,7 @@ class _Connection(asyncio.Protocol):
         self.body_bytes = 0
         self.reject: tuple[int, str, str] | None = None
         self.reserved = 0
-        self.cap = front.BodyCap(self.limits.max_body_bytes, front.RequestTooLarge())
+        self.cap = self.server.default_cap  # the operation's, once its headers are read
         self.answer: Response | None = None  # set: the body is dropped, this is the answer
         self.answer_now: Response | None = None  # set: answer before the body, then close
 
@@ -210,6 +210,7 @@ class _Connection(asyncio.Protocol):
         self.queue.clear()
         self.body = []
         server.release(released)
+        server.report_load()
 
     def pause_writing(self) -> None:
         self.can_write.clear()
@@ -438,6 +439,10 @@ class HttpApiServer:
     per_client: Counter[str] = field(default_factory=Counter)
     buffered: int = 0  # body bytes reserved by requests being read or answered
     refused: Counter[str] = field(default_factory=Counter)  # refusals by reason
+    default_cap: front.BodyCap = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.default_cap = front.BodyCap(self.limits.max_body_bytes, front.RequestTooLarge())
 
     def reserve(self, count: int) -> bool:
         if self.buffered + count > self.limits.max_buffered_bytes:
