@@ -259,3 +259,14 @@ def test_an_item_whose_names_pass_400_kb_is_refused_before_conversion(
     assert json.loads(payload)["message"] == "Item size has exceeded the maximum allowed size"
     small = {"pk": {"S": "fine"}} | {f"a{i}": {"NULL": True} for i in range(7_000)}
     running.client().put_item(TableName="front", Item=small)  # many attributes, small item
+
+
+def test_a_refused_body_behind_expect_continue_is_answered_at_once(
+        running: ServerThread) -> None:
+    head = (f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {ITEM_BODY_CAP + 1}\r\n"
+            "Expect: 100-continue\r\nX-Amz-Target: DynamoDB_20120810.PutItem\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", running.server.port), timeout=10) as sock:
+        sock.sendall(head)  # no body is sent: the answer comes instead of 100 Continue
+        status, headers, payload = read_response(sock, bytearray())
+        assert status == 400 and headers["connection"] == "close"
+        assert json.loads(payload)["message"] == "Item size has exceeded the maximum allowed size"
