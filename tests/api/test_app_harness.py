@@ -40,7 +40,9 @@ class ServerThread:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.handle = LocalHandle(yield_points=yield_points)
-        self.app = DynamoDBApp(self.handle, auth=auth)
+        limits = limits or HttpLimits()
+        self.app = DynamoDBApp(self.handle, auth=auth, max_body_bytes=limits.max_body_bytes,
+                               compress_min_bytes=limits.compress_min_bytes)
         self.server: HttpApiServer = self.call(
             start_http_api(self.handle, "127.0.0.1", 0, limits=limits, app=self.app)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,8 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from dynamokv.api.errors import DynamoDBError
-from dynamokv.api.sigv4 import AuthConfig, verify_request
+from dynamokv.api.sigv4 import AuthConfig, load_credentials, verify_request
+from dynamokv.errors import ConfigError
 from tests.api.test_app_harness import ServerThread
 
 KEYS = AuthConfig({"AKIDEXAMPLE": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"})
@@ -94,3 +96,71 @@ def test_boto3_against_a_secured_server(secured: ServerThread) -> None:
             bad.list_tables()
         assert info.value.response["Error"]["Code"] == code
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def message(request: AWSRequest, **kw: Any) -> str:
+    with pytest.raises(DynamoDBError) as info:
+        verify(request, **kw)
+    return info.value.message
+
+
+def test_expired_and_future_wording() -> None:
+    request = signed()
+    stamp = request.headers["X-Amz-Date"]
+    signed_at = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+    text = message(request, now=signed_at + 3600)
+    assert text == (f"Signature expired: {stamp} is now earlier than "
+                    f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(signed_at + 2700))} "
+                    f"({time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(signed_at + 3600))} - 15 min.)")
+    assert message(request, now=signed_at - 3600).startswith(
+        f"Signature not yet current: {stamp} is still later than ")
+
+
+def test_incomplete_and_scope_wording() -> None:
+    request = signed()
+    request.headers.replace_header("Authorization", "AWS4-")
+    assert message(request) == (
+        "Authorization header requires 'Credential' parameter. "
+        "Authorization header requires 'Signature' parameter. "
+        "Authorization header requires 'SignedHeaders' parameter. Authorization=AWS4-")
+    request = signed()
+    request.headers.replace_header("Authorization", "AWS4")
+    assert failure(request) == ("MissingAuthenticationTokenException", 400)
+    request = signed()
+    request.headers.replace_header("Authorization", str(request.headers["Authorization"])
+                                   .replace("/dynamodb/", "/"))
+    assert message(request).startswith("Credential must have exactly 5 slash-delimited elements")
+    request = signed()
+    request.headers.replace_header("Authorization", str(request.headers["Authorization"])
+                                   .replace("/dynamodb/", "/s3/"))
+    assert message(request) == "Credential should be scoped to correct service: 'dynamodb'."
+    request = signed()
+    request.headers.replace_header("X-Amz-Date", "201")
+    assert message(request).startswith("Date must be in ISO-8601 'basic format'. Got '201'.")
+
+
+def test_signature_mismatch_shows_the_canonical_request() -> None:
+    text = message(signed(secret="wrong"))
+    assert text.startswith("The request signature we calculated does not match the signature "
+                           "you provided.")
+    assert "The Canonical String for this request should have been\n'POST\n/\n" in text
+
+
+def test_session_tokens_are_refused() -> None:
+    request = signed()
+    request.headers["X-Amz-Security-Token"] = "token"
+    assert failure(request) == ("UnrecognizedClientException", 400)
+
+
+def test_credentials_file(tmp_path: Any) -> None:
+    path = tmp_path / "keys.txt"
+    path.write_text("# local keys\nAKID1 secret1\n\nAKID2  secret2  # second\n")
+    assert dict(load_credentials(path).credentials) == {"AKID1": "secret1", "AKID2": "secret2"}
+    for text, words in [("AKID1\n", "line 1: expected ACCESS_KEY_ID SECRET"),
+                        ("A s\nA t\n", "line 2: A is listed twice"),
+                        ("# nothing\n", "no access keys")]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=words):
+            load_credentials(path)
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load_credentials(tmp_path / "missing.txt")

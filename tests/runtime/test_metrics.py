@@ -176,3 +176,17 @@ def test_http_endpoint_serves_metrics_and_stops() -> None:
         server.stop()
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=1):
         pass
+
+
+def test_http_refusals_and_load_for_status_and_scrape() -> None:
+    m = NodeMetrics()
+    assert m.http_status() == {}  # a node without the HTTP API shows nothing
+    m.set_http_load(3, 2048)
+    m.count_http_refusal("buffer_full")
+    m.count_http_refusal("buffer_full")
+    m.count_http_refusal("idle_timeout")
+    assert m.http_status() == {"http": {"connections": 3, "buffered_bytes": 2048, "refused": {
+        "buffer_full": 2, "idle_timeout": 1}}}
+    assert m.registry.get_sample_value(
+        "dynamokv_http_refused_total", {"reason": "buffer_full"}) == 2
+    assert m.registry.get_sample_value("dynamokv_http_buffered_bytes") == 2048

@@ -17,7 +17,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-
 from tests.cluster_harness import LocalCluster, NodeProc, free_ports
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]

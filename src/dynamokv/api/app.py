@@ -3,7 +3,10 @@
 Owns: :class:`DynamoDBApp` -- authentication (SigV4), routing by ``X-Amz-Target``, decoding the
 JSON body, running the operation, and shaping every outcome into DynamoDB's response: the JSON
 body, ``x-amzn-RequestId``, ``x-amz-crc32`` (botocore checks it) and the error envelope
-``{"__type": ..., "message": ...}`` with its HTTP status. Also the health answer to ``GET /``.
+``{"__type": ..., "message": ...}`` with its HTTP status. What comes before an operation (health,
+CORS, unknown methods, Content-Encoding both ways) is :mod:`dynamokv.api.front`'s; this module
+only calls it in DynamoDB's order: CORS preflight, health, method and content type, signature,
+target, body decoding, then the operation.
 May import: stdlib, ``orjson``, :mod:`dynamokv.errors` and the modules of :mod:`dynamokv.api`;
 never :mod:`dynamokv.runtime` (the HTTP server there calls this, transport-free, object).
 
@@ -25,11 +28,12 @@ import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from dynamokv.api import (
+    front,
     operations_batch,
     operations_items,
     operations_query,
@@ -48,14 +52,18 @@ from dynamokv.api.errors import (
 )
 from dynamokv.api.handle import NodeHandle
 from dynamokv.api.operations_common import ApiContext, Params, wrong_type
-from dynamokv.api.sigv4 import AuthConfig, verify_request
+from dynamokv.api.sigv4 import AuthConfig, payload_hash_of, verify_request
 from dynamokv.errors import DynamoKVError, InvalidRequest, Overloaded, UnavailableError
 
 log = logging.getLogger("dynamokv.api")
 
 TARGET_PREFIX = "DynamoDB_20120810."
 CONTENT_TYPE = "application/x-amz-json-1.0"
-HEALTH_BODY = b"healthy: dynamokv"
+# Hashing, inflating and deflating release the GIL: above this size they run in a thread so
+# that one large body does not hold the event loop.
+OFFLOAD_BYTES = 256 * 1024
+
+T = TypeVar("T")
 
 Operation = Callable[[ApiContext, Params], Awaitable[dict[str, Any]]]
 
@@ -136,6 +144,8 @@ class DynamoDBApp:
         monotonic: Callable[[], float] | None = None,
         ids: Callable[[], uuid.UUID] | None = None,
         rng: random.Random | None = None,
+        max_body_bytes: int = 16 * 1024 * 1024,
+        compress_min_bytes: int = 4096,
     ) -> None:
         """``clock`` (wall seconds), ``monotonic`` (the catalog cache's clock), ``ids`` and
         ``rng``: production's when ``None``; the simulator passes virtual and seeded ones."""
@@ -144,6 +154,9 @@ class DynamoDBApp:
         self._ids = ids
         catalog = (Catalog(handle, ttl=catalog_ttl) if monotonic is None
                    else Catalog(handle, ttl=catalog_ttl, clock=monotonic))
+        self.region = region
+        self.max_body_bytes = max_body_bytes
+        self.compress_min_bytes = compress_min_bytes  # 0: never compress responses
         self.context = ApiContext(
             handle=handle,
             catalog=catalog,
@@ -164,38 +177,60 @@ class DynamoDBApp:
         """Answer one request. ``target`` is the request target (path and query);
         ``headers`` has lower-case names. Never raises (except on cancellation)."""
         rid = request_id(self._ids)
+        cors = front.cors_headers(headers)
+        if method == "OPTIONS" and cors:
+            return Response(200, [("x-amzn-RequestId", rid), *front.preflight_headers(headers)],
+                            b"")
+        if method in ("GET", "HEAD"):
+            health = front.health_body(self.region)
+            return Response(200, [("x-amzn-RequestId", rid), ("x-amz-crc32", crc32(health)),
+                                  *cors], health if method == "GET" else b"")
+        if method != "POST" or front.refused_content_type(headers, body):
+            self.stats["error:UnknownOperationException"] += 1
+            return Response(404, [("x-amzn-RequestId", rid),
+                                  ("x-amz-crc32", crc32(front.NOT_FOUND_BODY)), *cors],
+                            front.NOT_FOUND_BODY)
+        status, payload = await self._answer(method, target, headers, body, rid)
+        out = [("x-amzn-RequestId", rid), ("Content-Type", front.response_type(headers)), *cors]
+        coding = front.accepted_coding(headers) if self.compress_min_bytes else None
+        if coding is not None and len(payload) >= self.compress_min_bytes:
+            payload = await _offload(len(payload), front.compress, payload, coding)
+            out.append(("Content-Encoding", coding))
+        # DynamoDB's checksum covers the bytes sent, compressed or not.
+        out.append(("x-amz-crc32", crc32(payload)))
+        return Response(status, out, payload)
+
+    async def _answer(self, method: str, target: str, headers: Mapping[str, str], body: bytes,
+                      rid: str) -> tuple[int, bytes]:
         path, _, query = target.partition("?")
-        if method in ("GET", "HEAD") and path == "/":
-            return Response(
-                200,
-                [("x-amzn-RequestId", rid), ("Content-Type", "text/plain"),
-                 ("x-amz-crc32", crc32(HEALTH_BODY))],
-                HEALTH_BODY if method == "GET" else b"",
-            )
         operation = "?"
         try:
-            if method != "POST":
-                raise UnknownOperationException(f"Method {method} is not supported")
-            verify_request(self.auth, method, path, query, headers, body)
+            body_hash = None
+            if self.auth is not None:
+                body_hash = await _offload(len(body), payload_hash_of, body)
+            verify_request(self.auth, method, path, query, headers, body, body_hash=body_hash)
             operation = self._operation(headers)
+            body = await self._decoded(operation, headers, body)
             params = self._decode(body)
+            front.precheck_items(operation, params.body)
             self.stats[operation] += 1
             result = await self._run(operation, params, headers)
-            payload = orjson.dumps(result)
-            status = 200
+            return 200, orjson.dumps(result)
         except Exception as exc:  # every failure becomes an envelope: never a crash
             error = translate(exc)
             if error.status >= 500 and not isinstance(exc, (DynamoDBError, DynamoKVError)):
                 log.exception("%s failed (request %s)", operation, rid)
             self.stats["error:" + error.type] += 1
-            status = error.status
-            payload = orjson.dumps(error.to_json())
-        return Response(
-            status,
-            [("x-amzn-RequestId", rid), ("x-amz-crc32", crc32(payload)),
-             ("Content-Type", CONTENT_TYPE)],
-            payload,
-        )
+            return error.status, orjson.dumps(error.to_json())
+
+    async def _decoded(self, operation: str, headers: Mapping[str, str], body: bytes) -> bytes:
+        """The body with its Content-Encoding undone, within the operation's size cap."""
+        cap = front.body_cap(operation, self.max_body_bytes)
+        if headers.get("content-encoding"):
+            body = await _offload(len(body), front.decode_body, headers, body, cap.limit)
+        if len(body) > cap.limit:
+            raise cap.error
+        return body
 
     @staticmethod
     def _operation(headers: Mapping[str, str]) -> str:
@@ -233,3 +268,10 @@ class DynamoDBApp:
             return await call
         async with asyncio.timeout(self.request_timeout):
             return await call
+
+
+async def _offload(size: int, function: Callable[..., T], *args: Any) -> T:
+    """Run a GIL-releasing byte transform in a thread when its input (``size``) is large."""
+    if size <= OFFLOAD_BYTES:
+        return function(*args)
+    return await asyncio.to_thread(function, *args)

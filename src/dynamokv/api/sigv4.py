@@ -1,17 +1,20 @@
-"""AWS Signature Version 4 verification of incoming DynamoDB requests.
+"""AWS Signature Version 4 verification of incoming DynamoDB requests, and the access keys.
 
-Owns: :class:`AuthConfig` (the access keys a server accepts) and :func:`verify_request`, which
-rebuilds the canonical request and string to sign of a request, derives the signing key with
-the HMAC chain and compares signatures; and DynamoDB's errors for each way a request can fail
-authentication.
-May import: stdlib, :mod:`dynamokv.api.errors`.
+Owns: :class:`AuthConfig` (the access keys a server accepts), :func:`load_credentials` (reads
+them from a file of ``ACCESS_KEY_ID SECRET`` lines) and :func:`verify_request`, which checks a
+request in the order DynamoDB does -- an ``AWS4-`` Authorization header, its parameters and a
+date, the date's format and freshness, ``host`` among the signed headers, the algorithm, the
+credential scope, the access key, then the signature itself (canonical request, string to sign,
+HMAC chain) -- and raises DynamoDB's error, with its wording, for the first check that fails.
+May import: stdlib, :mod:`dynamokv.api.errors`, :mod:`dynamokv.errors`.
 
 Policy. Without an ``AuthConfig`` (the default, meant for local use like DynamoDB Local) every
 request is accepted, signed or not, whatever its credentials: SDKs always sign, with whatever
 keys they were given, and nothing is checked. With an ``AuthConfig`` every request must carry
 an ``Authorization: AWS4-HMAC-SHA256 ...`` header signed by one of its access keys, within
-``max_skew_seconds`` of the server's clock. The region and service in the credential scope are
-taken from the request (a client signs for the region it was configured with).
+``max_skew_seconds`` (15 minutes, as AWS) of the server's clock. The region in the credential
+scope is taken from the request (a client signs for the region it was configured with); the
+service must be ``dynamodb``. Session tokens (temporary credentials) are never valid here.
 """
 
 from __future__ import annotations
@@ -23,11 +26,19 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from dynamokv.api.errors import DynamoDBError, MissingAuthenticationTokenException
+from dynamokv.api.errors import (
+    CORAL_SERVICE_NAMESPACE,
+    DynamoDBError,
+    MissingAuthenticationTokenException,
+)
+from dynamokv.errors import ConfigError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+SERVICE = "dynamodb"
 _UNSIGNED = "UNSIGNED-PAYLOAD"
+_STAMP = "%Y%m%dT%H%M%SZ"
 
 
 @dataclass(frozen=True)
@@ -38,12 +49,41 @@ class AuthConfig:
     max_skew_seconds: float = 900.0
 
 
-class UnrecognizedClientException(DynamoDBError):
+def load_credentials(path: Path) -> AuthConfig:
+    """Read ``ACCESS_KEY_ID SECRET`` lines (blank lines and ``#`` comments skipped)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--credentials {path}: cannot read it: {exc}") from None
+    keys: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise ConfigError(
+                f"--credentials {path}, line {number}: expected ACCESS_KEY_ID SECRET "
+                f"(two words), found {len(fields)}"
+            )
+        key, secret = fields
+        if key in keys:
+            raise ConfigError(f"--credentials {path}, line {number}: {key} is listed twice")
+        keys[key] = secret
+    if not keys:
+        raise ConfigError(f"--credentials {path}: no access keys in the file")
+    return AuthConfig(keys)
+
+
+class _AuthError(DynamoDBError):
+    namespace = CORAL_SERVICE_NAMESPACE
+
+
+class UnrecognizedClientException(_AuthError):
     error_type = "UnrecognizedClientException"
     default_message = "The security token included in the request is invalid."
 
 
-class InvalidSignatureException(DynamoDBError):
+class InvalidSignatureException(_AuthError):
     error_type = "InvalidSignatureException"
     default_message = (
         "The request signature we calculated does not match the signature you provided. "
@@ -52,7 +92,7 @@ class InvalidSignatureException(DynamoDBError):
     )
 
 
-class IncompleteSignatureException(DynamoDBError):
+class IncompleteSignatureException(_AuthError):
     error_type = "IncompleteSignatureException"
 
 
@@ -65,39 +105,34 @@ class _Authorization:
     terminal: str
     signed_headers: tuple[str, ...]
     signature: str
+    algorithm: str
+    credential: str
 
 
-def parse_authorization(value: str) -> _Authorization:
+def parse_authorization(value: str, has_date: bool = True) -> _Authorization:
     """Split ``AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...``."""
     algorithm, _, rest = value.strip().partition(" ")
-    if algorithm != ALGORITHM:
-        raise IncompleteSignatureException(
-            f"Unsupported AWS 'algorithm': '{algorithm}' (only {ALGORITHM} is supported)"
-        )
     parts: dict[str, str] = {}
-    for piece in rest.split(","):
-        name, sep, text = piece.strip().partition("=")
+    for piece in rest.replace(",", " ").split():
+        name, sep, text = piece.partition("=")
         if sep:
-            parts[name.strip()] = text.strip()
-    missing = [p for p in ("Credential", "SignedHeaders", "Signature") if not parts.get(p)]
-    if missing:
-        raise IncompleteSignatureException(
-            " ".join(f"Authorization header requires '{p}' parameter." for p in missing)
-            + f" Authorization={value}"
-        )
-    scope = parts["Credential"].split("/")
-    if len(scope) != 5 or not all(scope):
-        raise IncompleteSignatureException(
-            f"Credential should be scoped to a valid region, not '{parts['Credential']}'. "
-        )
+            parts[name] = text
+    message = "".join(
+        f"Authorization header requires '{p}' parameter. "
+        for p in ("Credential", "Signature", "SignedHeaders") if not parts.get(p)
+    )
+    if not has_date:
+        message += ("Authorization header requires existence of either a 'X-Amz-Date' or a "
+                    "'Date' header. ")
+    if message:
+        raise IncompleteSignatureException(message + f"Authorization={value}")
+    scope = parts["Credential"].rstrip("/").split("/")
+    if len(scope) != 5:
+        scope = ["", "", "", "", ""]  # reported after the date and algorithm checks, as AWS
     access_key, date, region, service, terminal = scope
-    if terminal != "aws4_request":
-        raise IncompleteSignatureException(
-            "Credential should be scoped with a valid terminator: 'aws4_request', "
-            f"not '{terminal}'. "
-        )
-    signed = tuple(parts["SignedHeaders"].split(";"))
-    return _Authorization(access_key, date, region, service, terminal, signed, parts["Signature"])
+    signed = tuple(parts["SignedHeaders"].lower().split(";"))
+    return _Authorization(access_key, date, region, service, terminal, signed,
+                          parts["Signature"], algorithm, parts["Credential"])
 
 
 def _uri_encode(text: str) -> str:
@@ -143,9 +178,14 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 
 def _parse_amz_date(text: str) -> float | None:
     try:
-        return float(calendar.timegm(time.strptime(text, "%Y%m%dT%H%M%SZ")))
+        return float(calendar.timegm(time.strptime(text, _STAMP)))
     except ValueError:
         return None
+
+
+def payload_hash_of(body: bytes) -> str:
+    """The SHA-256 of a body (hashlib releases the GIL: large bodies can hash in a thread)."""
+    return hashlib.sha256(body).hexdigest()
 
 
 def verify_request(
@@ -157,52 +197,96 @@ def verify_request(
     body: bytes,
     *,
     now: float | None = None,
+    body_hash: str | None = None,
 ) -> str | None:
     """Check the request's signature; return the access key id that signed it.
 
     ``headers`` has lower-case names (repeated headers joined by ``,``). Without ``auth``
-    nothing is checked and ``None`` is returned. Raises the DynamoDB error the service would.
+    nothing is checked and ``None`` is returned. ``body_hash`` is the body's SHA-256 if the
+    caller computed it already. Raises the DynamoDB error the service would.
     """
     if auth is None:
         return None
-    header = headers.get("authorization")
-    if not header:
-        raise MissingAuthenticationTokenException()
-    parsed = parse_authorization(header)
-    secret = auth.credentials.get(parsed.access_key)
-    if secret is None:
-        raise UnrecognizedClientException()
-    amz_date = headers.get("x-amz-date", "")
-    signed_at = _parse_amz_date(amz_date)
-    if signed_at is None:
-        raise IncompleteSignatureException(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
-            "header."
-        )
+    header = headers.get("authorization", "")
+    if not header.strip().startswith("AWS4-"):
+        raise MissingAuthenticationTokenException(status=400)
+    amz_date = headers.get("x-amz-date") or headers.get("date", "")
+    parsed = parse_authorization(header, has_date=bool(amz_date))
+    _check_date(amz_date, time.time() if now is None else now, auth.max_skew_seconds)
     if "host" not in parsed.signed_headers:
         raise InvalidSignatureException(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
         )
-    clock = time.time() if now is None else now
-    if abs(clock - signed_at) > auth.max_skew_seconds:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(clock))
-        raise InvalidSignatureException(
-            f"Signature expired: {amz_date} is now earlier than {stamp} "
-            f"({stamp} - {int(auth.max_skew_seconds // 60)} min.)"
-            if signed_at < clock
-            else f"Signature not yet current: {amz_date} is still later than {stamp} "
-            f"({stamp} + {int(auth.max_skew_seconds // 60)} min.)"
+    if parsed.algorithm != ALGORITHM:
+        raise IncompleteSignatureException(
+            f"Unsupported AWS 'algorithm': '{parsed.algorithm}' (only {ALGORITHM} for now). "
         )
-    if not amz_date.startswith(parsed.date):
-        raise InvalidSignatureException(
-            f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
-            f"from HTTP: '{parsed.date}' != '{amz_date[:8]}', from '{amz_date}'."
-        )
-    payload_hash = headers.get("x-amz-content-sha256") or hashlib.sha256(body).hexdigest()
-    if payload_hash != _UNSIGNED and payload_hash != hashlib.sha256(body).hexdigest():
+    _check_scope(parsed, amz_date)
+    secret = auth.credentials.get(parsed.access_key)
+    if secret is None:
+        raise UnrecognizedClientException()
+    if headers.get("x-amz-security-token"):
+        # Temporary credentials are never issued here, so no session token can be valid.
+        raise UnrecognizedClientException("The security token included in the request is invalid")
+    digest = body_hash or payload_hash_of(body)
+    payload_hash = headers.get("x-amz-content-sha256") or digest
+    if payload_hash not in (_UNSIGNED, digest):
         raise InvalidSignatureException(
             "The provided 'x-amz-content-sha256' header does not match what was computed."
         )
+    _check_signature(parsed, secret, method, path, query, headers, amz_date, payload_hash)
+    return parsed.access_key
+
+
+def _check_date(amz_date: str, clock: float, skew: float) -> None:
+    signed_at = _parse_amz_date(amz_date)
+    if signed_at is None:
+        raise IncompleteSignatureException(
+            f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. "
+            "See http://en.wikipedia.org/wiki/ISO_8601"
+        )
+    minutes = int(skew // 60)
+    if signed_at < clock - skew:
+        raise InvalidSignatureException(
+            f"Signature expired: {amz_date} is now earlier than {_stamp(clock - skew)} "
+            f"({_stamp(clock)} - {minutes} min.)"
+        )
+    if signed_at > clock + skew:
+        raise InvalidSignatureException(
+            f"Signature not yet current: {amz_date} is still later than {_stamp(clock + skew)} "
+            f"({_stamp(clock)} + {minutes} min.)"
+        )
+
+
+def _stamp(seconds: float) -> str:
+    return time.strftime(_STAMP, time.gmtime(seconds))
+
+
+def _check_scope(parsed: _Authorization, amz_date: str) -> None:
+    if not parsed.access_key:
+        raise IncompleteSignatureException(
+            "Credential must have exactly 5 slash-delimited elements, e.g. "
+            f"keyid/date/region/service/term, got '{parsed.credential}'"
+        )
+    problems = ""
+    if not parsed.region:
+        problems += f"Credential should be scoped to a valid region, not '{parsed.region}'. "
+    if parsed.service != SERVICE:
+        problems += f"Credential should be scoped to correct service: '{SERVICE}'. "
+    if parsed.terminal != "aws4_request":
+        problems += ("Credential should be scoped with a valid terminator: 'aws4_request', "
+                     f"not '{parsed.terminal}'. ")
+    if parsed.date != amz_date[:8]:
+        problems += (
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
+            f"from HTTP: '{parsed.date}' != '{amz_date[:8]}', from '{amz_date}'."
+        )
+    if problems:
+        raise InvalidSignatureException(problems.strip())
+
+
+def _check_signature(parsed: _Authorization, secret: str, method: str, path: str, query: str,
+                     headers: Mapping[str, str], amz_date: str, payload_hash: str) -> None:
     request = canonical_request(method, path, query, headers, parsed.signed_headers, payload_hash)
     scope = f"{parsed.date}/{parsed.region}/{parsed.service}/{parsed.terminal}"
     string_to_sign = "\n".join(
@@ -211,5 +295,9 @@ def verify_request(
     key = signing_key(secret, parsed.date, parsed.region, parsed.service)
     expected = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, parsed.signature):
-        raise InvalidSignatureException()
-    return parsed.access_key
+        # AWS shows what it signed, so a client author can find the step that differs.
+        raise InvalidSignatureException(
+            InvalidSignatureException.default_message
+            + f"\n\nThe Canonical String for this request should have been\n'{request}'\n\n"
+            f"The String-to-Sign should have been\n'{string_to_sign}'\n"
+        )

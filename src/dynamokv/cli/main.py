@@ -6,12 +6,14 @@ errors are shown.
 May import: stdlib, ``dynamokv.errors``, ``dynamokv.client``, ``dynamokv.runtime.config``,
 ``dynamokv.core.ring``, ``dynamokv.core.claim``, ``dynamokv.cli.*``; lazily (so ``--help``
 stays fast and a missing component fails only the commands that need it):
-``dynamokv.runtime.server`` (storage engines, asyncio) and ``dynamokv.sim.run``.
+``dynamokv.runtime.server`` (storage engines, asyncio), ``dynamokv.sim.run`` and
+``dynamokv.api.sigv4`` (to check a --credentials file before any node starts).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import sys
@@ -233,7 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_node_start,
         details="""\
         Without --seeds the node starts a new cluster; with them it joins the cluster those
-        nodes belong to. The data dir keeps its ring and data across restarts.""",
+        nodes belong to. The data dir keeps its ring and data across restarts.
+
+        The DynamoDB API (--http) accepts any credentials unless --credentials names a file
+        of access keys, one "ACCESS_KEY_ID SECRET" pair a line (# starts a comment). Then
+        every request must be SigV4-signed by one of them, as DynamoDB checks it. Create one:
+          umask 077; echo "AKIDLOCAL1 $(openssl rand -hex 20)" > keys.txt""",
     )
     start.add_argument("--id", required=True, dest="node_id", help="node id, e.g. n1")
     start.add_argument("--listen", required=True, metavar="HOST:PORT",
@@ -266,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--aae-interval", type=_seconds, default=2.0, metavar="SECONDS",
                        help="how often an anti-entropy exchange may start (default 2)")
     node_options.add_options(start)
+    _http_options(start)
 
     # cluster
     cl = _command(
@@ -311,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--cluster-name", metavar="NAME",
                     help="the nodes' cluster name (default dynamokv); two local clusters "
                     "with different names never merge")
+    up.add_argument("--credentials", type=Path, metavar="FILE",
+                    help="access keys every node's DynamoDB API requires (see `dynamokv node "
+                    "start --help`); default: any credentials are accepted")
     down = _command(
         cl_sub, "down", "Stop a cluster started with `cluster up --detach`.",
         "dynamokv cluster down --data-dir ./data", cmd_cluster_down,
@@ -414,6 +425,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _http_options(p: argparse.ArgumentParser) -> None:
+    d = NodeConfig(node_id="n", listen="127.0.0.1:1", data_dir=Path("."))
+    g = p.add_argument_group("DynamoDB HTTP API (with --http)")
+    g.add_argument("--credentials", type=Path, metavar="FILE",
+                   help="file of 'ACCESS_KEY_ID SECRET' lines; requests must be SigV4-signed "
+                   "by one of them (default: accept any credentials, for local use)")
+    g.add_argument("--http-max-connections", type=_positive_int, metavar="N",
+                   default=d.http_max_connections,
+                   help="open connections on the port (default %(default)s)")
+    g.add_argument("--http-max-connections-per-client", type=_positive_int, metavar="N",
+                   default=d.http_max_connections_per_client,
+                   help="open connections from one client address (default %(default)s)")
+    g.add_argument("--http-max-buffered-mb", type=_positive_int, metavar="MB",
+                   default=d.http_max_buffered_bytes // (1024 * 1024),
+                   help="request body megabytes the node holds at once; a body past it is "
+                   "refused with 503 (default %(default)s)")
+    g.add_argument("--http-idle-timeout", type=_seconds, metavar="SECONDS",
+                   default=d.http_idle_timeout_s,
+                   help="close a connection idle this long (default %(default)s)")
+    g.add_argument("--http-compress-min-bytes", type=int, metavar="N",
+                   default=d.http_compress_min_bytes,
+                   help="compress responses of at least N bytes when the client accepts gzip "
+                   "or deflate; 0: never (default %(default)s)")
+
+
 def _quorum_options(p: argparse.ArgumentParser, *, defaults: bool = True) -> None:
     d = QuorumDefaults()
     for flag, default, what in (("--n", d.n, "replicas per key"), ("--r", d.r, "read quorum"),
@@ -514,8 +550,19 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         advertise=args.advertise,
         tls=node_options.tls_files(args),
         limits=args.limits,
+        http_credentials=args.credentials,
+        http_max_connections=args.http_max_connections,
+        http_max_connections_per_client=args.http_max_connections_per_client,
+        http_max_buffered_bytes=args.http_max_buffered_mb * 1024 * 1024,
+        http_idle_timeout_s=args.http_idle_timeout,
+        http_compress_min_bytes=args.http_compress_min_bytes,
     )
     config.validate()
+    if args.credentials is not None:
+        # A bad key file is a usage error now, not a log line of a node that never serves.
+        from dynamokv.api.sigv4 import load_credentials
+
+        load_credentials(args.credentials)
     for flag, address in (("--metrics", args.metrics), ("--http", args.http)):
         if address is not None:
             try:
@@ -546,6 +593,12 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         quorum=QuorumDefaults(n=args.n or d.n, r=args.r or d.r, w=args.w or d.w),
         **({"cluster_name": args.cluster_name} if args.cluster_name else {}),
     ).validate()
+    if args.credentials is not None:
+        from dynamokv.api.sigv4 import load_credentials
+
+        load_credentials(args.credentials)
+        keys = ("--credentials", str(args.credentials.resolve()))
+        specs = [dataclasses.replace(spec, argv=spec.argv + keys) for spec in specs]
     return cluster.up(
         specs, args.data_dir, probe=probe_status, ring_probe=probe_ring_members,
         detach=args.detach, start_timeout_s=args.start_timeout,

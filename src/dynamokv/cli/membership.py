@@ -165,6 +165,22 @@ def render_cluster(console: Console, data: dict[str, Any]) -> None:
             str(admission.get("rate_per_s", "")), str(admission.get("foreground_p99_ms", "")),
         )
     console.print(table)
+    render_http(console, members, views)
+
+
+def render_http(console: Console, members: list[str], views: dict[str, Any]) -> None:
+    """The DynamoDB HTTP API's load and refusals per node, if any node serves it."""
+    rows = [(m, views[m]["http"]) for m in members if "http" in views.get(m, {})]
+    if not rows:
+        return
+    table = Table(title="DynamoDB HTTP API per node (refused: by limit, since start)")
+    for col in ("node", "connections", "buffered MiB", "refused"):
+        table.add_column(col)
+    for node_id, http in rows:
+        refused = ", ".join(f"{k} {v}" for k, v in http.get("refused", {}).items()) or "-"
+        table.add_row(node_id, str(http.get("connections", 0)),
+                      f"{http.get('buffered_bytes', 0) / 2**20:.1f}", refused)
+    console.print(table)
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:

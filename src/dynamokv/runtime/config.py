@@ -42,6 +42,13 @@ class NodeConfig:
     cluster_name: str = DEFAULT_CLUSTER  # peers of another cluster are refused
     advertise: str | None = None  # "host:port" peers and clients dial; None: ``listen``
     tls: TlsFiles | None = None  # mutual TLS between nodes and clients, HTTPS for the API
+    # The DynamoDB-compatible HTTP API (plain fields, one per `node start` flag).
+    http_credentials: Path | None = None  # file of "ACCESS_KEY_ID SECRET" lines; None: accept any
+    http_max_connections: int = 1024
+    http_max_connections_per_client: int = 256
+    http_max_buffered_bytes: int = 128 * 1024 * 1024
+    http_idle_timeout_s: float = 120.0
+    http_compress_min_bytes: int = 4096  # 0: never compress responses
 
     def validate(self) -> None:
         if not self.node_id or len(self.node_id) > 64 or not self.node_id.isprintable():
@@ -56,6 +63,18 @@ class NodeConfig:
             raise ConfigError(f"ring size {q} must be a power of two between 8 and 4096")
         self.quorum.validate()
         self._validate_network()
+        self._validate_http()
+
+    def _validate_http(self) -> None:
+        for name in ("http_max_connections", "http_max_connections_per_client"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if self.http_max_buffered_bytes < 1024 * 1024:
+            raise ConfigError("http_max_buffered_bytes must be at least 1 MiB")
+        if not self.http_idle_timeout_s > 0:
+            raise ConfigError("http_idle_timeout_s must be more than 0 seconds")
+        if self.http_compress_min_bytes < 0:
+            raise ConfigError("http_compress_min_bytes must be 0 (never) or more")
 
     def _validate_network(self) -> None:
         name = self.cluster_name

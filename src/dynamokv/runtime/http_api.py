@@ -2,10 +2,20 @@
 
 Owns: :func:`start_http_api` and :class:`HttpApiServer` -- an asyncio server that parses
 HTTP/1.1 with ``httptools`` (keep-alive, pipelining answered in order, Content-Length and
-chunked bodies), enforces limits (body size -> 413, header size -> 431, concurrent
-connections -> 503, slow or idle connections are closed), and hands each complete request to
-:class:`dynamokv.api.app.DynamoDBApp`.
+chunked bodies), enforces limits (body size -> 413, header size -> 431, connections per port
+and per client address -> 503, request body bytes buffered by the whole server -> 503, a body
+above its operation's cap -> that operation's error, slow or idle connections are closed), and
+hands each complete request to :class:`dynamokv.api.app.DynamoDBApp`. Every refusal is counted
+by reason (``HttpApiServer.refused`` and, on a node, the ``dynamokv_http_refused`` metric).
 May import: stdlib, ``httptools``, ``orjson``, :mod:`dynamokv.api`, :mod:`dynamokv.runtime`.
+
+Memory. A body is only buffered once its bytes are reserved against ``max_buffered_bytes``:
+the declared Content-Length when the headers end, or chunk by chunk for a chunked body. A
+request that cannot reserve, or whose body is above its operation's cap (a PutItem far above
+the 400 KB item limit), is not buffered: its bytes are read and dropped and it is answered, in
+order, with the error, so the connection stays usable and an SDK sees a proper answer (503
+ServiceUnavailable is retried by every SDK). Reservations end when the answer is written or the
+connection is lost.
 
 Each connection has one worker task that answers its requests one at a time, in order; a
 client that pipelines more than ``max_pipelined`` requests is paused (its socket is not read)
@@ -20,15 +30,17 @@ import email.utils
 import http
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from ssl import SSLContext
-from typing import cast
+from typing import Protocol, cast
 
 import httptools  # type: ignore[import-untyped,unused-ignore]
 import orjson
 
+from dynamokv.api import front
 from dynamokv.api.app import DynamoDBApp, Response, crc32, request_id
+from dynamokv.api.errors import DynamoDBError, ServiceUnavailable
 from dynamokv.api.handle import NodeHandle
 from dynamokv.api.sigv4 import AuthConfig
 
@@ -42,9 +54,20 @@ class HttpLimits:
     max_body_bytes: int = 16 * 1024 * 1024
     max_header_bytes: int = 64 * 1024  # request line plus all headers
     max_connections: int = 1024
+    max_connections_per_client: int = 256  # per client IP address
+    max_buffered_bytes: int = 128 * 1024 * 1024  # request bodies held by the whole server
     max_pipelined: int = 16
     idle_timeout: float = 120.0  # an open connection with nothing to do
     receive_timeout: float = 60.0  # from the first byte of a request to its last
+    compress_min_bytes: int = 4096  # smallest response body sent compressed; 0: never
+
+
+class HttpMetrics(Protocol):
+    """Where a node's HTTP front end reports (``dynamokv.runtime.metrics.NodeMetrics``)."""
+
+    def count_http_refusal(self, reason: str) -> None: ...
+
+    def set_http_load(self, connections: int, buffered_bytes: int) -> None: ...
 
 
 @dataclass
@@ -54,6 +77,8 @@ class _Request:
     headers: dict[str, str]
     body: bytes
     keep_alive: bool
+    reserved: int = 0  # bytes of the server's body budget this request holds
+    answer: Response | None = None  # refused before it was read: the answer is known
 
 
 def _status_line(status: int) -> bytes:
@@ -98,6 +123,13 @@ def _error_response(status: int, error_type: str, message: str) -> Response:
     return Response(status, headers, body)
 
 
+def _answer_for(error: DynamoDBError, headers: dict[str, str]) -> Response:
+    body = orjson.dumps(error.to_json())
+    out = [("x-amzn-RequestId", request_id()), ("x-amz-crc32", crc32(body)),
+           ("Content-Type", front.response_type(headers)), *front.cors_headers(headers)]
+    return Response(error.status, out, body)
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, server: HttpApiServer) -> None:
         self.server = server
@@ -113,6 +145,9 @@ class _Connection(asyncio.Protocol):
         self.closing = False
         self.reading_paused = False
         self.in_message = False
+        self.client = ""  # the peer's IP address, once counted against its limit
+        self.active: _Request | None = None  # the request the worker is answering
+        self.timer_reason = "idle_timeout"
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -123,6 +158,10 @@ class _Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.body_bytes = 0
         self.reject: tuple[int, str, str] | None = None
+        self.reserved = 0
+        self.cap = self.server.default_cap  # the operation's, once its headers are read
+        self.answer: Response | None = None  # set: the body is dropped, this is the answer
+        self.answer_now: Response | None = None  # set: answer before the body, then close
 
     # ----------------------------------------------------------------------- lifecycle
 
@@ -130,20 +169,49 @@ class _Connection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
-        if len(self.server.connections) >= self.limits.max_connections:
+        server = self.server
+        if len(server.connections) >= self.limits.max_connections:
+            server.refuse("connections")
             self._fail(503, "ServiceUnavailable", "Too many open connections")
             return
-        self.server.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        if server.per_client[client] >= self.limits.max_connections_per_client:
+            server.refuse("client_connections")
+            self._fail(503, "ServiceUnavailable",
+                       f"Too many open connections from {client} "
+                       f"(at most {self.limits.max_connections_per_client})")
+            return
+        self.client = client
+        server.per_client[client] += 1
+        server.connections.add(self)
+        server.report_load()
         self.worker = asyncio.get_running_loop().create_task(self._work())
-        self._arm(self.limits.idle_timeout)
+        self._arm(self.limits.idle_timeout, "idle_timeout")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        self.server.connections.discard(self)
+        server = self.server
+        if self in server.connections:
+            server.connections.discard(self)
+            server.per_client[self.client] -= 1
+            if server.per_client[self.client] <= 0:
+                del server.per_client[self.client]
         self._disarm()
         if self.worker is not None:
             self.worker.cancel()
         self.can_write.set()
+        # Whatever this connection still holds of the body budget goes back.
+        held = [self.active, *self.queue] if self.active else list(self.queue)
+        released = self.reserved + sum(r.reserved for r in held if r is not None)
+        self.reserved = 0
+        for request in held:
+            if request is not None:
+                request.reserved = 0
+        self.queue.clear()
+        self.body = []
+        server.release(released)
+        server.report_load()
 
     def pause_writing(self) -> None:
         self.can_write.clear()
@@ -161,6 +229,12 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             if self.reject is None:
                 self.reject = (400, "SerializationException", f"Malformed HTTP request: {exc}")
+        if self.answer_now is not None and self.reject is None:
+            if self.transport is not None and not self.closing:
+                self.transport.write(render(self.answer_now, close=True,
+                                            date=self.server.date.get()))
+            self.close()
+            return
         if self.reject is not None:
             status, error_type, message = self.reject
             self._fail(status, error_type, message)
@@ -185,8 +259,9 @@ class _Connection(asyncio.Protocol):
 
     # ----------------------------------------------------------------------- timers
 
-    def _arm(self, delay: float) -> None:
+    def _arm(self, delay: float, reason: str) -> None:
         self._disarm()
+        self.timer_reason = reason
         self.timer = asyncio.get_running_loop().call_later(delay, self._expired)
 
     def _disarm(self) -> None:
@@ -197,6 +272,7 @@ class _Connection(asyncio.Protocol):
     def _expired(self) -> None:
         self.timer = None
         if self.transport is not None:
+            self.server.refuse(self.timer_reason)
             self.transport.abort()
 
     # ----------------------------------------------------------------------- parser callbacks
@@ -204,18 +280,21 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._reset_message()
         self.in_message = True
-        self._arm(self.limits.receive_timeout)
+        self._arm(self.limits.receive_timeout, "receive_timeout")
 
     def on_url(self, url: bytes) -> None:
         self.header_bytes += len(url)
         if self.header_bytes > self.limits.max_header_bytes:
             self.reject = (414, "ValidationException", "Request URI too long")
+            self.server.refuse("header_too_large")
         elif self.reject is None:
             self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_bytes += len(name) + len(value) + 4
         if self.header_bytes > self.limits.max_header_bytes:
+            if self.reject is None:
+                self.server.refuse("header_too_large")
             self.reject = (431, "ValidationException", "Request headers too large")
             return
         key = name.decode("latin-1").lower()
@@ -226,22 +305,65 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         if self.reject is not None:
             return
-        length = self.headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.limits.max_body_bytes:
+        length_text = self.headers.get("content-length", "")
+        length = int(length_text) if length_text.isdigit() else 0
+        if length > self.limits.max_body_bytes:
+            self.server.refuse("body_too_large")
             self.reject = (413, "ValidationException", "Request body too large")
             return
+        self.cap = front.body_cap(self.headers.get("x-amz-target", ""),
+                                  self.limits.max_body_bytes)
+        if length > self.cap.limit:
+            self._drop_body("item_too_large", self.cap.error)
+        elif length and not self._reserve(length):
+            return
         if self.headers.get("expect", "").lower() == "100-continue" and self.transport:
-            self.transport.write(_CONTINUE)
+            if self.answer is None:
+                self.transport.write(_CONTINUE)
+            elif not self.queue and self.active is None:
+                # Refused: answer now (nothing is ahead of it) instead of asking for the body.
+                self.answer_now = self.answer
+
+    def _reserve(self, count: int) -> bool:
+        """Hold ``count`` more body bytes against the server's budget, or drop the body."""
+        if self.server.reserve(count):
+            self.reserved += count
+            return True
+        self._drop_body("buffer_full", ServiceUnavailable(
+            "The node holds too many request bytes (limit "
+            f"{self.limits.max_buffered_bytes} bytes); retry later"))
+        return False
+
+    def _drop_body(self, reason: str, error: DynamoDBError) -> None:
+        """Read the rest of this body without keeping it; answer ``error`` once it ends."""
+        self.server.refuse(reason)
+        self.answer = _answer_for(error, self.headers)
+        self.body = []
+        self.server.release(self.reserved)
+        self.reserved = 0
 
     def on_body(self, body: bytes) -> None:
         if self.reject is not None:
             return
         self.body_bytes += len(body)
         if self.body_bytes > self.limits.max_body_bytes:
+            self.server.refuse("body_too_large")
             self.reject = (413, "ValidationException", "Request body too large")
-            self.body = []
+            self._drop_body_silently()
+            return
+        if self.answer is not None:
+            return
+        if self.body_bytes > self.cap.limit:
+            self._drop_body("item_too_large", self.cap.error)
+            return
+        if self.body_bytes > self.reserved and not self._reserve(self.body_bytes - self.reserved):
             return
         self.body.append(body)
+
+    def _drop_body_silently(self) -> None:
+        self.body = []
+        self.server.release(self.reserved)
+        self.reserved = 0
 
     def on_message_complete(self) -> None:
         self.in_message = False
@@ -255,7 +377,10 @@ class _Connection(asyncio.Protocol):
             self.headers,
             b"".join(self.body),
             bool(self.parser.should_keep_alive()),
+            self.reserved,
+            self.answer,
         )
+        self.reserved = 0  # now the request's to give back
         self.queue.append(request)
         self._reset_message()
         self.wakeup.set()
@@ -274,8 +399,9 @@ class _Connection(asyncio.Protocol):
                 self.reading_paused = False
                 assert self.transport is not None
                 self.transport.resume_reading()
+            self.active = request
             try:
-                response = await app.handle(
+                response = request.answer or await app.handle(
                     request.method, request.target, request.headers, request.body
                 )
             except asyncio.CancelledError:
@@ -283,6 +409,10 @@ class _Connection(asyncio.Protocol):
             except Exception:  # the app never raises; this is a last resort, not a path
                 log.exception("the API application raised")
                 response = _error_response(500, "InternalServerError", "Internal server error")
+            self.active = None
+            request.body = b""
+            self.server.release(request.reserved)
+            request.reserved = 0
             await self.can_write.wait()
             if self.closing or self.transport is None:
                 return
@@ -292,7 +422,7 @@ class _Connection(asyncio.Protocol):
                 self.close()
                 return
             if not self.queue and not self.in_message:
-                self._arm(self.limits.idle_timeout)
+                self._arm(self.limits.idle_timeout, "idle_timeout")
 
 
 @dataclass
@@ -306,6 +436,35 @@ class HttpApiServer:
     server: asyncio.Server | None = None
     connections: set[_Connection] = field(default_factory=set)
     date: _DateCache = field(default_factory=_DateCache)
+    metrics: HttpMetrics | None = None
+    per_client: Counter[str] = field(default_factory=Counter)
+    buffered: int = 0  # body bytes reserved by requests being read or answered
+    refused: Counter[str] = field(default_factory=Counter)  # refusals by reason
+    default_cap: front.BodyCap = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.default_cap = front.BodyCap(self.limits.max_body_bytes, front.RequestTooLarge())
+
+    def reserve(self, count: int) -> bool:
+        if self.buffered + count > self.limits.max_buffered_bytes:
+            return False
+        self.buffered += count
+        self.report_load()
+        return True
+
+    def release(self, count: int) -> None:
+        if count:
+            self.buffered -= count
+            self.report_load()
+
+    def refuse(self, reason: str) -> None:
+        self.refused[reason] += 1
+        if self.metrics is not None:
+            self.metrics.count_http_refusal(reason)
+
+    def report_load(self) -> None:
+        if self.metrics is not None:
+            self.metrics.set_http_load(len(self.connections), self.buffered)
 
     @property
     def endpoint(self) -> str:
@@ -340,11 +499,15 @@ async def start_http_api(
     limits: HttpLimits | None = None,
     region: str = "us-east-1",
     app: DynamoDBApp | None = None,
+    metrics: HttpMetrics | None = None,
     ssl: SSLContext | None = None,  # HTTPS (runtime/tls.py); None: plain HTTP
 ) -> HttpApiServer:
     """Serve the DynamoDB API for ``handle`` on ``host:port`` (port 0 picks a free port)."""
-    api = app if app is not None else DynamoDBApp(handle, auth=auth, region=region)
-    result = HttpApiServer(api, limits or HttpLimits(), host=host)
+    limits = limits or HttpLimits()
+    api = app if app is not None else DynamoDBApp(
+        handle, auth=auth, region=region, max_body_bytes=limits.max_body_bytes,
+        compress_min_bytes=limits.compress_min_bytes)
+    result = HttpApiServer(api, limits, host=host, metrics=metrics)
     loop = asyncio.get_running_loop()
     result.server = await loop.create_server(
         lambda: _Connection(result), host, port, reuse_address=True, backlog=1024, ssl=ssl

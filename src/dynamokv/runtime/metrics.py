@@ -117,6 +117,20 @@ class NodeMetrics:
         self.errors = Counter(
             "dynamokv_errors", "Errors by dynamokv error code.", ["code"], registry=r
         )
+        self.http_refused = Counter(
+            "dynamokv_http_refused", "Requests and connections the DynamoDB HTTP API refused "
+            "or cut by a limit, by reason: connections, client_connections, buffer_full, "
+            "body_too_large, item_too_large, header_too_large, idle_timeout, receive_timeout.",
+            ["reason"], registry=r,
+        )
+        self.http_connections = Gauge(
+            "dynamokv_http_connections", "Open connections to the DynamoDB HTTP API.", registry=r
+        )
+        self.http_buffered_bytes = Gauge(
+            "dynamokv_http_buffered_bytes", "Request body bytes the DynamoDB HTTP API holds "
+            "now (bounded by its max_buffered_bytes).", registry=r,
+        )
+        self._http: dict[str, Any] | None = None  # None until an HTTP API reports
         # Labelled children, looked up once: ``labels()`` costs a few microseconds per call
         # (it validates and sorts the label values and takes a lock), more than the observation
         # itself, and every finished request records one. Label sets are few (ops x outcomes,
@@ -199,7 +213,32 @@ class NodeMetrics:
                 self._error_children[code] = child
         child.inc()
 
+    def count_http_refusal(self, reason: str) -> None:
+        """One request or connection the DynamoDB HTTP API refused or cut, and why."""
+        self.http_refused.labels(reason=reason).inc()
+        http = self._http_state()
+        http["refused"][reason] = http["refused"].get(reason, 0) + 1
+
+    def set_http_load(self, connections: int, buffered_bytes: int) -> None:
+        self.http_connections.set(connections)
+        self.http_buffered_bytes.set(buffered_bytes)
+        http = self._http_state()
+        http["connections"] = connections
+        http["buffered_bytes"] = buffered_bytes
+
+    def _http_state(self) -> dict[str, Any]:
+        if self._http is None:
+            self._http = {"connections": 0, "buffered_bytes": 0, "refused": {}}
+        return self._http
+
     # -- reading ---------------------------------------------------------------------------
+
+    def http_status(self) -> dict[str, Any]:
+        """``{"http": {connections, buffered_bytes, refused: {reason: n}}}`` for ``status``,
+        or nothing on a node without the HTTP API."""
+        if self._http is None:
+            return {}
+        return {"http": {**self._http, "refused": dict(sorted(self._http["refused"].items()))}}
 
     def percentiles(self, op: str) -> dict[str, float]:
         """p50, p99 and p999 in seconds over the op's most recent samples (0.0 when none)."""

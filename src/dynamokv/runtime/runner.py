@@ -247,4 +247,5 @@ class NodeRunner:
             "storage": self.storage_info,
             "uptime_s": round(time.monotonic() - self._t0, 1),
             **self.transport.stats(),
+            **self.metrics.http_status(),
         }

@@ -131,13 +131,19 @@ async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
         log.warning("the DynamoDB-compatible HTTP API is not available in this build; "
                     "serving the binary protocol only")
         return None
+    from dynamokv.api.sigv4 import load_credentials
+
     assert config.http_listen is not None and node.handle is not None
     host, port = parse_address(config.http_listen)
-    if config.tls is None:
-        return await start_http_api(node.handle, host, port)
-    from dynamokv.runtime.tls import http_server_context
+    auth = load_credentials(config.http_credentials) if config.http_credentials else None
+    context = None
+    if config.tls is not None:
+        from dynamokv.runtime.tls import http_server_context
 
-    return await start_http_api(node.handle, host, port, ssl=http_server_context(config.tls))
+        context = http_server_context(config.tls)
+    return await start_http_api(node.handle, host, port, auth=auth,
+                                limits=http_limits(config), metrics=node.runner.metrics,
+                                ssl=context)
 
 
 def _peer_tls(config: NodeConfig) -> tuple[Any, Any]:
