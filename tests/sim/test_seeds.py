@@ -181,10 +181,10 @@ def test_cli_prints_seed_first_and_passes(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_cli_failure_prints_reproduce_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--seed", "2", "--duration-ms", "2000", "--faults", "+crash,-power",
+    assert main(["--seed", "3", "--duration-ms", "2000", "--faults", "+crash,-power",
                  "--bug", "lying-disk"]) == 1
     out = capsys.readouterr().out
-    assert ("reproduce with: python -m dynamokv.sim --seed 2 --duration-ms 2000 "
+    assert ("reproduce with: python -m dynamokv.sim --seed 3 --duration-ms 2000 "
             "--faults +crash,-power --bug lying-disk --verbose") in out
 
 

@@ -146,6 +146,18 @@ async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
                                 ssl=context)
 
 
+def http_limits(config: NodeConfig) -> Any:
+    from dynamokv.runtime.http_api import HttpLimits
+
+    return HttpLimits(
+        max_connections=config.http_max_connections,
+        max_connections_per_client=config.http_max_connections_per_client,
+        max_buffered_bytes=config.http_max_buffered_bytes,
+        idle_timeout=config.http_idle_timeout_s,
+        compress_min_bytes=config.http_compress_min_bytes,
+    )
+
+
 def _peer_tls(config: NodeConfig) -> tuple[Any, Any]:
     """The binary protocol's (server, client) SSL contexts; (None, None) without TLS."""
     if config.tls is None:

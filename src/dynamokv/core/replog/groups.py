@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,7 +32,7 @@ from dynamokv.core.messages import (
 )
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.replog.lease import Timings
-from dynamokv.core.replog.log import CONFIG, PUT, LogStore, RaftLog
+from dynamokv.core.replog.log import CONFIG, PUT, HardState, LogStore, RaftLog
 from dynamokv.core.replog.membership import next_step
 from dynamokv.core.replog.raft import RaftGroup
 from dynamokv.core.replog.snapshot import SnapshotSender, is_log_managed
@@ -435,18 +435,18 @@ class _SyncingLogStore:
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
 
-    def load_log(self, group: int) -> tuple[object, list[LogEntry]]:
+    def load_log(self, group: int) -> tuple[HardState | None, list[LogEntry]]:
         return self.inner.load_log(group)
 
     def log_groups(self) -> list[int]:
         return self.inner.log_groups()
 
-    def save_hard_state(self, group: int, state: object) -> None:
-        self.inner.save_hard_state(group, state)  # type: ignore[arg-type]
+    def save_hard_state(self, group: int, state: HardState) -> None:
+        self.inner.save_hard_state(group, state)
         self.inner.sync()
 
-    def append_log(self, group: int, entries: object) -> None:
-        self.inner.append_log(group, entries)  # type: ignore[arg-type]
+    def append_log(self, group: int, entries: Sequence[LogEntry]) -> None:
+        self.inner.append_log(group, entries)
         self.inner.sync()
 
     def truncate_log(self, group: int, from_index: int) -> None:
