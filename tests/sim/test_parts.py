@@ -7,7 +7,6 @@ import random
 import pytest
 
 from dynamokv.core.messages import GetRequest
-from dynamokv.core.paxos import AcceptorState, Ballot
 from dynamokv.core.ring import Member, Ring
 from dynamokv.core.vclock import VectorClock
 from dynamokv.core.versioned import Dot, Sibling, VersionedObject
@@ -162,11 +161,9 @@ def test_disk_flushes_writes_older_than_the_writeback_delay() -> None:
     disk.put(B, b"old", obj(sib(b"v", "a", 1)))
     now[0] = 150
     disk.put(B, b"young", obj(sib(b"w", "a", 1)))
-    disk.put_paxos(B, b"young", AcceptorState(Ballot(5, "n1")))
-    assert [u.kind for u in disk.unsynced()] == ["object", "paxos"]
-    assert disk.crash(lose_unsynced=True) == 2
+    assert [u.kind for u in disk.unsynced()] == ["object"]
+    assert disk.crash(lose_unsynced=True) == 1
     assert disk.get(B, b"old") is not None and disk.get(B, b"young") is None
-    assert (disk.get_paxos(B, b"young") or AcceptorState()) == AcceptorState()
 
 
 def test_disk_faults_and_lies() -> None:
@@ -325,8 +322,8 @@ def test_world_power_loss_never_destroys_the_last_copy() -> None:
     assert "last copy" in sim.power_loss_unsafe("n1")
     sim.nodes["n3"].disk.put_hint("n1", B, b"k2", obj(sib(b"v2", "w", 2, clock(w=1))))
     assert sim.power_loss_unsafe("n1") == ""  # superseded by a write held on n3
-    sim.nodes["n1"].disk.put_paxos("~t/x", b"k", AcceptorState(Ballot(1, "n1")))
-    assert "Paxos" in sim.power_loss_unsafe("n1")
+    sim.nodes["n1"].disk.put("~t/x", b"k", obj(sib(b"v", "w", 1)))
+    assert "table data" in sim.power_loss_unsafe("n1")
 
 
 def test_world_joins_a_fresh_node_and_jumps_clocks() -> None:

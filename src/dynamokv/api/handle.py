@@ -7,7 +7,7 @@ May import: stdlib, ``dynamokv.core.hashing``, ``dynamokv.core.settings`` (the l
 enforces on bucket names and keys: ``MAX_BUCKET_BYTES``, ``MAX_KEY_BYTES``).
 
 Implementations: ``dynamokv.api.request_handle.RequestHandle`` over a node's local requests
-(quorum reads and writes, per-key Paxos for ``cas`` and consistent reads) -- bound to a real
+(item writes, ``cas`` and consistent reads through the partitions' replicated logs) -- bound to a real
 node as ``dynamokv.runtime.handle.ClusterHandle``, to a simulated one by
 ``dynamokv.simapi.requester.SimRequester`` -- and ``dynamokv.api.local_handle`` (one process,
 one copy: the reference model the API's unit tests run against).
@@ -101,7 +101,7 @@ class NodeHandle(Protocol):
         """Linearizable read-modify-write of one item: ``decide(current)`` returns the new
         value (``None`` deletes) or raises ``Abort`` to change nothing (re-raised here).
         Returns ``(old, new)``. Two racing ``cas`` calls on one key never both apply on the
-        same old value (per-key Paxos among the key's replicas)."""
+        same old value (the partition's leader sequences them in its log)."""
         ...
 
     async def query(

@@ -92,7 +92,7 @@ def check_update_keys(table: TableInfo, update: UpdateExpression | None) -> None
 
 
 def put_decision(prepared: Prepared, data: bytes | None) -> tuple[Any, list[Item | None]]:
-    """The Paxos decision of a conditional put (``data``) or delete (``None``): check the
+    """The ``cas`` decision of a conditional put (``data``) or delete (``None``): check the
     condition on the current item, remember it in the box, write ``data``."""
     box: list[Item | None] = [None]
 

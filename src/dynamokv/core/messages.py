@@ -318,7 +318,8 @@ class LeaveComplete:
     node_id: str
 
 
-# ---- issue 4: range reads for tables, per-key Paxos ------------------------------------------
+# ---- range reads for tables; the Paxos messages are of the retired per-key Paxos (their wire
+# tags stay reserved; a node ignores them) --------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,12 +61,6 @@ from dynamokv.core.messages import (
     LogScan,
     LogWrite,
     Message,
-    PaxosAccepted,
-    PaxosCommit,
-    PaxosCommitAck,
-    PaxosPrepare,
-    PaxosPromise,
-    PaxosPropose,
     Ping,
     PutReply,
     PutRequest,
@@ -364,18 +358,6 @@ class NodeCore:
             return self.table_requests.on_request(src, msg, now_ms)
         if isinstance(msg, LogReply):
             return self.table_requests.on_reply(src, msg, now_ms)
-        if isinstance(msg, PaxosPrepare):
-            return [Send(src, self.tables.on_prepare_msg(msg))]
-        if isinstance(msg, PaxosPropose):
-            return [Send(src, self.tables.on_propose_msg(msg))]
-        if isinstance(msg, PaxosCommit):
-            return [Send(src, self.tables.on_commit_msg(msg))]
-        if isinstance(msg, PaxosPromise):
-            return self.tables.on_promise(src, msg, wall_ms)
-        if isinstance(msg, PaxosAccepted):
-            return self.tables.on_accepted(src, msg, wall_ms)
-        if isinstance(msg, PaxosCommitAck):
-            return self.tables.on_commit_ack(src, msg, wall_ms)
         if isinstance(msg, HintBatch):
             return self._on_hint_batch(src, msg, now_ms)
         if isinstance(msg, HintBatchAck):
@@ -401,7 +383,9 @@ class NodeCore:
             return self._on_leave_complete(msg)
         if isinstance(msg, HandoffIdle):
             return self._on_handoff_idle(msg)
-        return []  # Ping, Hello: heard_from above is all they are for
+        # Ping, Hello: heard_from above is all they are for. Paxos messages of the retired
+        # per-key Paxos (an older node during an upgrade) are ignored.
+        return []
 
     # ---- timers ------------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from dynamokv.core.paxos import AcceptorState
 from dynamokv.core.versioned import VersionedObject
 
 
@@ -61,7 +60,7 @@ class ObjectStore(Protocol):
         """Make every write so far durable (the engine's strongest setting)."""
         ...
 
-    # Tables: ordered reads within one partition key, and per-key Paxos state.
+    # Tables: ordered reads within one partition key.
     def scan_range(self, bucket: str, hash_part: bytes, start: bytes | None, end: bytes | None,
                    reverse: bool, limit: int
                    ) -> tuple[list[tuple[bytes, VersionedObject]], bool]: ...
@@ -69,6 +68,4 @@ class ObjectStore(Protocol):
     def scan_bucket(self, partition: int, bucket: str, after: bytes | None, limit: int
                     ) -> tuple[list[tuple[bytes, VersionedObject]], bool]: ...
 
-    def get_paxos(self, bucket: str, key: bytes) -> AcceptorState | None: ...
 
-    def put_paxos(self, bucket: str, key: bytes, state: AcceptorState) -> None: ...

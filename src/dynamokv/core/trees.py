@@ -17,7 +17,6 @@ from collections.abc import Iterator
 
 from dynamokv.core.hashing import RESERVED_BUCKET_PREFIX, key_partition
 from dynamokv.core.merkle import MerkleTree
-from dynamokv.core.paxos import AcceptorState
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.versioned import VersionedObject, object_digest
 
@@ -140,8 +139,3 @@ class TreeStore:
                     ) -> tuple[list[tuple[bytes, VersionedObject]], bool]:
         return self.inner.scan_bucket(partition, bucket, after, limit)
 
-    def get_paxos(self, bucket: str, key: bytes) -> AcceptorState | None:
-        return self.inner.get_paxos(bucket, key)
-
-    def put_paxos(self, bucket: str, key: bytes, state: AcceptorState) -> None:
-        self.inner.put_paxos(bucket, key, state)

@@ -18,7 +18,7 @@ Faults:
 - Unsynced-write loss (``loses_unsynced``): the production engines acknowledge a write once it
   reached the OS (``engine_sync = "os"``), which survives the death of the process but not of
   the machine. The OS writes dirty data back ``flush_ms`` after it was written (or at once on
-  ``sync()``), so every write younger than that is kept in an undo log (objects, hints and Paxos
+  ``sync()``), so every write younger than that is kept in an undo log (objects and hints
   acceptor state alike: they share one engine) and rolled back by ``crash(lose_unsynced=True)``,
   the power loss. A process crash (``lose_unsynced=False``) loses nothing. The ring and
   incarnation files are written atomically with fsync in production, so they always survive.
@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from dynamokv.core.messages import LogEntry
-from dynamokv.core.paxos import AcceptorState
 from dynamokv.core.replog.log import HardState
 from dynamokv.core.ring import Ring
 from dynamokv.core.versioned import VersionedObject
@@ -50,7 +49,7 @@ PutObserver = Callable[[str, str, bytes, VersionedObject], None]
 """Called as ``observer(node_id, bucket, key, obj)`` after every write that reached the disk
 (hints included: a hint holds the same siblings as the object it stands in for)."""
 
-Before = VersionedObject | AcceptorState | None
+Before = VersionedObject | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +57,7 @@ class Unsynced:
     """One write the OS has not flushed yet: what a power loss would roll back."""
 
     at_ms: int
-    kind: str  # "object", "hint" or "paxos"
+    kind: str  # "object" or "hint"
     target: str  # the hint's target node ("" otherwise)
     bucket: str
     key: bytes
@@ -166,7 +165,7 @@ class SimDisk:
         self.store.sync()
         self._undo.clear()
 
-    # ---- ObjectStore: tables and per-key Paxos state -------------------------------------------
+    # ---- ObjectStore: tables -------------------------------------------
 
     def scan_range(self, bucket: str, hash_part: bytes, start: bytes | None, end: bytes | None,
                    reverse: bool, limit: int
@@ -176,13 +175,6 @@ class SimDisk:
     def scan_bucket(self, partition: int, bucket: str, after: bytes | None, limit: int
                     ) -> tuple[list[tuple[bytes, VersionedObject]], bool]:
         return self.store.scan_bucket(partition, bucket, after, limit)
-
-    def get_paxos(self, bucket: str, key: bytes) -> AcceptorState | None:
-        return self.store.get_paxos(bucket, key)
-
-    def put_paxos(self, bucket: str, key: bytes, state: AcceptorState) -> None:
-        self._remember("paxos", "", bucket, key)
-        self.store.put_paxos(bucket, key, state)
 
     # ---- ObjectStore: replication logs (made durable by the core's sync when power loss is on)
 
@@ -237,11 +229,6 @@ class SimDisk:
 
     def _restore(self, entry: Unsynced) -> None:
         before, bucket, key = entry.before, entry.bucket, entry.key
-        if entry.kind == "paxos":
-            # No state and the zero state read alike (``get_paxos(...) or AcceptorState()``).
-            assert before is None or isinstance(before, AcceptorState)
-            self.store.put_paxos(bucket, key, before or AcceptorState())
-            return
         assert before is None or isinstance(before, VersionedObject)
         if entry.kind == "hint":
             if before is None:
@@ -269,9 +256,7 @@ class SimDisk:
         if not self.faults.loses_unsynced:
             return
         before: Before
-        if kind == "paxos":
-            before = self.store.get_paxos(bucket, key)
-        elif kind == "hint":
+        if kind == "hint":
             before = self.store.get_hint(target, bucket, key)
         else:
             before = self.store.get(bucket, key)

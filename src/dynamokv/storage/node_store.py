@@ -12,7 +12,8 @@ isolation without a second set of files to sync)::
 
     0xFF 0xFF 'H' | len(target) (1 byte) | target | len(bucket) (1 byte) | bucket | key
 
-Paxos acceptor state lives under ``0xFF 0xFF 'P' | len(bucket) | bucket | key``.
+``0xFF 0xFF 'P'`` held the acceptor state of the retired per-key Paxos; it is not written
+any more.
 
 Replication logs of table partitions (``core.replog``) live under ``0xFF 0xFF 'R' | group (4
 bytes, big-endian)``, followed by ``'H'`` for the hard state or ``'E' | index (8 bytes,
@@ -29,7 +30,6 @@ import msgpack
 
 from dynamokv.core.hashing import compose_key, key_partition
 from dynamokv.core.messages import LogEntry
-from dynamokv.core.paxos import AcceptorState, Ballot
 from dynamokv.core.replog.log import HardState
 from dynamokv.core.versioned import VersionedObject
 from dynamokv.errors import InvalidRequest, StorageError
@@ -42,7 +42,7 @@ from dynamokv.storage.objects import (
     encode_storage_key,
     partition_range,
 )
-from dynamokv.wire.codec import decode_object, encode_object
+from dynamokv.wire.codec import encode_object
 
 HINT_PREFIX = b"\xff\xffH"
 RAFT_PREFIX = b"\xff\xffR"
@@ -187,26 +187,6 @@ class NodeStore(EngineObjectStore):
         return out, len(rows) > limit
 
     # ---- paxos -----------------------------------------------------------------------------------
-    def get_paxos(self, bucket: str, key: bytes) -> AcceptorState | None:
-        with _engine_errors("get paxos"):
-            raw = self.engine.get(PAXOS_PREFIX + _name(bucket, "bucket name") + key)
-        if raw is None:
-            return None
-        try:
-            pm, pn, am, an, obj, cm, cn = msgpack.unpackb(raw, raw=False)
-            return AcceptorState(Ballot(pm, pn), Ballot(am, an),
-                                 None if obj is None else decode_object(obj), Ballot(cm, cn))
-        except Exception as exc:
-            raise StorageError(f"paxos state of {bucket}/{key[:40]!r} is corrupt: {exc}") from exc
-
-    def put_paxos(self, bucket: str, key: bytes, state: AcceptorState) -> None:
-        obj = None if state.accepted_obj is None else encode_object(state.accepted_obj)
-        raw = msgpack.packb([state.promised.ms, state.promised.node, state.accepted.ms,
-                             state.accepted.node, obj, state.committed.ms,
-                             state.committed.node], use_bin_type=True)
-        with _engine_errors("put paxos"):
-            self.engine.put(PAXOS_PREFIX + _name(bucket, "bucket name") + key, raw)
-
     # ---- replication logs ------------------------------------------------------------------------
     def load_log(self, group: int) -> tuple[HardState | None, list[LogEntry]]:
         prefix = _raft_group(group)

@@ -224,6 +224,8 @@ class PartitionLogs:
             if group == raft.group:
                 through = min(through, sender.base_index)
         if through > raft.log.base_index:
+            if self.log_sync:
+                self.store.sync()  # what the base claims applied must be on disk first
             raft.log.compact(through)
 
     # ---- time --------------------------------------------------------------------------------
@@ -399,6 +401,8 @@ class PartitionLogs:
             for item in msg.items:
                 self.store.put(item.bucket, item.key, item.obj)
             if msg.done:
+                if self.log_sync:
+                    self.store.sync()  # the snapshot's items before the base that names them
                 del self._receiving[msg.group]
                 self.snapshots_installed += 1
                 raft.install_snapshot(msg.base_index, msg.base_term,
