@@ -18,8 +18,8 @@ the key attributes (``dynamokv.api.keycodec``). Buckets of tables place keys on 
 hash part alone (``dynamokv.core.hashing``), so every item of one partition key lives on the
 same replicas, stored contiguously in sort-key order: a Query is a range read on one replica set.
 
-Values are opaque bytes to the handle (the API serialises items itself). Tables resolve
-conflicts server-side, last writer wins, ordered by a hybrid logical clock.
+Values are opaque bytes to the handle (the API serialises items itself). Every write of a table
+partition is ordered by that partition's replicated log (``docs/replicated-logs.md``).
 """
 
 from __future__ import annotations
