@@ -46,10 +46,11 @@ class FlakyHandle(LocalHandle):
             self.waiting -= 1
         return await super().scan(bucket, segment, total_segments, after, limit)
 
-    async def write(self, bucket: str, key: bytes, value: bytes | None) -> None:
+    async def write(self, bucket: str, key: bytes, value: bytes | None, *,
+                    refuse_prefix: bytes = b"") -> None:
         if bucket in self.broken:
             raise ConnectionError(f"replicas of {bucket} unreachable")
-        await super().write(bucket, key, value)
+        await super().write(bucket, key, value, refuse_prefix=refuse_prefix)
 
 
 class Server:

@@ -8,6 +8,7 @@ import pytest
 
 from dynamokv.cli import node_options
 from dynamokv.cli.main import build_parser
+from dynamokv.core.settings import Limits
 from dynamokv.errors import ConfigError
 from dynamokv.runtime import config_file
 
@@ -62,7 +63,7 @@ def test_every_key_reaches_its_option(tmp_path: Path) -> None:
     tls = node_options.tls_files(args)
     assert tls is not None and tls.ca == tmp_path / "certs" / "ca.pem" and tls.verify_hostname
     assert args.limits.value_bytes_max == 400000 and args.limits.connect_timeout_ms == 2000
-    assert args.limits.key_bytes_max == 2048  # untouched fields keep their defaults
+    assert args.limits.key_bytes_max == Limits().key_bytes_max  # untouched: the default
 
 
 def test_flags_override_the_file_and_defaults_fill_the_rest(tmp_path: Path) -> None:
