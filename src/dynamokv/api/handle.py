@@ -7,8 +7,8 @@ May import: stdlib, ``dynamokv.core.hashing``, ``dynamokv.core.settings`` (the l
 enforces on bucket names and keys: ``MAX_BUCKET_BYTES``, ``MAX_KEY_BYTES``).
 
 Implementations: ``dynamokv.api.request_handle.RequestHandle`` over a node's local requests
-(item writes, ``cas`` and consistent reads through the partitions' replicated logs) -- bound to a real
-node as ``dynamokv.runtime.handle.ClusterHandle``, to a simulated one by
+(item writes, ``cas`` and consistent reads through the partitions' replicated logs) --
+bound to a real node as ``dynamokv.runtime.handle.ClusterHandle``, to a simulated one by
 ``dynamokv.simapi.requester.SimRequester`` -- and ``dynamokv.api.local_handle`` (one process,
 one copy: the reference model the API's unit tests run against).
 
