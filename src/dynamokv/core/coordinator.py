@@ -3,7 +3,7 @@
 Owns: ``Origin``, ``GetOp``, ``PutOp``, ``ForwardOp`` and ``Coordinator``, which starts them,
 feeds them replies and failures, answers when the tally decides, and issues read repair.
 May import: ``dynamokv.core.{quorum,messages,effects,versioned,vclock,ring,failure,deadlines,
-settings,ports}``, ``dynamokv.errors``.
+settings,ports,actors}``, ``dynamokv.errors``.
 
 Flow of a put (the paper, section 5): the coordinator must be a replica of the key, because it
 stamps the new version with its own actor, so a node outside the preference list forwards the
@@ -21,6 +21,7 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
+from dynamokv.core.actors import ActorBook
 from dynamokv.core.apl import Replica, ReplicaKind, active_preference_list
 from dynamokv.core.deadlines import Deadlines
 from dynamokv.core.effects import Effect, Reply, Send
@@ -132,6 +133,7 @@ class NodeView(Protocol):
 
     node_id: str
     actor: str
+    actors: ActorBook
     store: ObjectStore
     ring: Ring | None
     detector: FailureDetector
@@ -233,13 +235,13 @@ class Coordinator:
                 # Last writer wins by a hybrid clock: never stamp below what this replica has
                 # seen, so a node whose clock lags cannot lose a later write to an earlier one.
                 stamp = max(stamp, local.max_timestamp_ms() + 1)
-            actor = node.actor
-            if mine.kind is ReplicaKind.FALLBACK or local is None:
-                # Counters are only remembered through the local copy. A fallback's copy is a
-                # hint that is deleted after its handoff, and a key may have been handed off
-                # (deleted) here before: with no local copy, stamp with a one-off actor,
-                # unique by construction, instead of risking a counter issued before.
-                actor = f"{node.actor}/{node.rng.getrandbits(64):016x}"
+            # Counters are only remembered through the local copy (core/actors.py): the
+            # partition's actor is replaced whenever this node forgot a key of it. A fallback's
+            # copy is a hint that is deleted after its handoff: a one-off actor there.
+            if mine.kind is ReplicaKind.FALLBACK:
+                actor = node.actors.one_off()
+            else:
+                actor = node.actors.for_key(req.bucket, req.key)
             # Prune the writer's context as the paper does (oldest entries past the size and
             # age limits): at worst a spurious sibling later, never a lost write.
             context = req.context.prune(wall_ms, node.prune_limits)

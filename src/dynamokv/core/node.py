@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from dynamokv.core import admin
+from dynamokv.core.actors import ActorBook
 from dynamokv.core.admission import AdmissionController
 from dynamokv.core.claim import claim
 from dynamokv.core.coordinator import Coordinator, Origin, error_reply
@@ -105,6 +106,7 @@ class NodeCore:
         self.raw_store = store
         self.trees = TreeStore(store, settings.q if ring is None else ring.q)
         self.store: ObjectStore = self.trees
+        self.actors = ActorBook(actor, rng, self.trees)
         self.settings = settings
         self.limits = settings.limits
         self.prune_limits = settings.prune
