@@ -147,6 +147,8 @@ class NodeView(Protocol):
 
     def hint_room(self) -> bool: ...
 
+    def suspect_replica(self, bucket: str, key: bytes, node: str) -> None: ...
+
 
 class Coordinator:
     """Every request this node coordinates or forwards, by internal request id."""
@@ -158,6 +160,10 @@ class Coordinator:
         # A random start per process: a reply to a request sent before a restart cannot be
         # taken for the answer to a new one (replies name the request id, not the key).
         self._next_id = node.rng.randrange(1 << 38)
+        # Puts answered before every replica acknowledged: op id -> (bucket, key, replicas
+        # still owing an ack). A replica still silent at the op's deadline may have missed the
+        # write, which anti-entropy then checks first (``NodeView.suspect_replica``).
+        self.unconfirmed: dict[int, tuple[str, bytes, set[str]]] = {}
 
     # ---- starting requests -------------------------------------------------------------------
 
@@ -314,6 +320,7 @@ class Coordinator:
     def on_write_ack(self, src: str, op_id: int, error: str) -> list[Effect]:
         op = self.ops.get(op_id)
         if not isinstance(op, PutOp):
+            self._late_ack(src, op_id, error)
             return []
         if error:
             op.tally.record_failure(src, error)
@@ -354,6 +361,7 @@ class Coordinator:
     def on_timer(self, now_ms: int) -> list[Effect]:
         effects: list[Effect] = []
         for op_id in self.deadlines.pop_due(now_ms):
+            self._unacknowledged(op_id)
             op = self.ops.get(op_id)
             if isinstance(op, GetOp):
                 effects.extend(self._progress_get(op_id, op, final=True))
@@ -423,10 +431,13 @@ class Coordinator:
         if decision is Decision.PENDING and not final:
             return []
         del self.ops[op_id]
+        deadline = self.deadlines.at(op_id)
         self.deadlines.cancel(op_id)
+        self._await_late_acks(op_id, op, deadline)
         for failed in op.tally.failed:
             if failed == self.node.node_id:
                 continue
+            self.node.suspect_replica(op.bucket, op.key, op.stands_in_for.get(failed, failed))
             # The write did not reach this replica: hint it here for the primary it was meant
             # for (itself, or the down primary a failed fallback stood in for).
             target = op.stands_in_for.get(failed, failed)
@@ -438,6 +449,36 @@ class Coordinator:
             msg = error_reply(op.origin.req_id, quorum_error("write", op.tally.report(), decision),
                               self._ring_version())
         return [op.origin.answer(msg)]
+
+    def _await_late_acks(self, op_id: int, op: PutOp, deadline: int | None) -> None:
+        """Keep watching the replicas a decided put still waits on, until its deadline."""
+        waiting = {op.stands_in_for.get(n, n) for n in op.tally.waiting_on()
+                   if n != self.node.node_id}
+        if not waiting or deadline is None:
+            for node in waiting:
+                self.node.suspect_replica(op.bucket, op.key, node)
+            return
+        if len(self.unconfirmed) >= self.node.limits.in_flight_requests_max:
+            oldest = next(iter(self.unconfirmed))
+            self.deadlines.cancel(oldest)
+            self._unacknowledged(oldest)  # bounded: give up watching, suspect at once
+        self.unconfirmed[op_id] = (op.bucket, op.key, waiting)
+        self.deadlines.set(op_id, deadline)
+
+    def _late_ack(self, src: str, op_id: int, error: str) -> None:
+        entry = self.unconfirmed.get(op_id)
+        if entry is None or error:
+            return  # an error: the deadline suspects the replica
+        entry[2].discard(src)
+        if not entry[2]:
+            del self.unconfirmed[op_id]
+            self.deadlines.cancel(op_id)
+
+    def _unacknowledged(self, op_id: int) -> None:
+        entry = self.unconfirmed.pop(op_id, None)
+        if entry is not None:
+            for node in sorted(entry[2]):
+                self.node.suspect_replica(entry[0], entry[1], node)
 
     def _retry_forward(self, op_id: int, op: ForwardOp) -> list[Effect]:
         if not op.candidates:

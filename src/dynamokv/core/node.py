@@ -191,6 +191,11 @@ class NodeCore:
     def hint_room(self) -> bool:
         return self.hints.has_room()
 
+    def suspect_replica(self, bucket: str, key: bytes, node: str) -> None:
+        """``node`` may have missed a write of ``key``: anti-entropy checks that pair first."""
+        if self.ring is not None and node != self.node_id:
+            self.aae.suspect(self.ring.partition_for(bucket, key), node)
+
     def _n_of(self, bucket: str) -> int:
         return self.bucket_props(bucket).n
 
