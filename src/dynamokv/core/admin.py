@@ -117,6 +117,8 @@ def status(node: NodeCore, now_ms: int) -> dict[str, Any]:
                   "in_flight": node.hints.in_flight(),
                   "backlog_max": node.settings.hints.backlog_max},
         "handoff": node.handoff.status(),
+        # Undecodable stored records moved aside since the node started (docs/anti-entropy.md).
+        "quarantined": sum(node.store.quarantined().values()),
         "anti_entropy": node.aae.status(),
         "merkle_roots": node.aae.roots(),
         "admission": node.admission.status(),

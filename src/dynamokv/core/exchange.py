@@ -3,7 +3,7 @@
 Owns: ``AntiEntropy`` — which trees to build and when, the exchange state machine
 (COMPARING_LEVEL(k) → COMPARING_KEYS → REPAIRING → DONE), answering a peer's exchange requests,
 and the record of the last exchange per (partition, peer); ``AaeSettings``.
-May import: ``dynamokv.core.{merkle,trees,messages,effects,ring}``.
+May import: ``dynamokv.core.{merkle,trees,messages,effects,ring}``, ``dynamokv.errors``.
 
 One exchange at a time per node, started every ``interval_ms`` when the admission controller
 grants a slot, rotating over (partition, peer) pairs of partitions this node replicates. An
@@ -33,12 +33,14 @@ from dynamokv.core.messages import (
 from dynamokv.core.ring import Ring
 from dynamokv.core.trees import TreeStore
 from dynamokv.core.versioned import VersionedObject
+from dynamokv.errors import StorageError
 
 # Request ids of anti-entropy reads live above every coordinator id, so replies are routed here.
 AAE_ID_BASE = 1 << 48
 # Exchanges of a suspect pair that may find it out of sync in a row before it is left to the
 # rotation (a partition written all the time always differs a little).
 SUSPECT_TRIES_MAX = 3
+BUILD_RETRY_MS = 5_000  # a partition whose tree build failed waits this long to try again
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,7 @@ class AntiEntropy:
         self.suspects: dict[tuple[int, str], int] = {}
         self.returned: dict[tuple[int, str], None] = {}
         self._up_before: frozenset[str] = frozenset()
+        self._build_failed: dict[int, int] = {}  # partition -> when to try its build again
 
     # ---- scheduling ----------------------------------------------------------------------------
     def my_partitions(self, ring: Ring, n: int) -> list[int]:
@@ -109,10 +112,10 @@ class AntiEntropy:
         for partition in list(self.store.trees):
             if partition not in mine:
                 self.store.drop_tree(partition)
-        unbuilt = [p for p in mine if p not in self.store.trees]
+        unbuilt = [p for p in mine if p not in self.store.trees
+                   and self._build_failed.get(p, 0) <= now_ms]
         if unbuilt:
-            self.store.build(unbuilt[0])  # one partition per slot keeps each slice short
-            return [], 1
+            return self._build(unbuilt[0], now_ms), 1  # one per slot keeps each slice short
         current = self.current
         if current is not None:
             if current.peer in up and now_ms - current.step_ms < self.settings.timeout_ms:
@@ -141,6 +144,18 @@ class AntiEntropy:
                              tries=tries, queue=queue)
         self.current = exchange
         return [Send(peer, AaeLevelRequest(exchange.req_id, partition, 0, (0,)))], 1
+
+    def _build(self, partition: int, now_ms: int) -> list[Effect]:
+        """Build one tree; a storage failure puts that partition off for a while, and the
+        others go on (undecodable records are quarantined by the store, not failures)."""
+        try:
+            self.store.build(partition)
+        except StorageError as exc:
+            self._build_failed[partition] = now_ms + BUILD_RETRY_MS
+            return [Log("warning", "anti-entropy tree build failed; other partitions go on",
+                        {"partition": partition, "error": str(exc)})]
+        self._build_failed.pop(partition, None)
+        return []
 
     def suspect(self, partition: int, peer: str) -> None:
         """``peer``'s replica of ``partition`` may lack something ours has: exchange it soon."""

@@ -77,8 +77,11 @@ class TreeStore:
         return tree.key_count()
 
     def forgotten(self, partition: int) -> int:
-        """How many keys of ``partition`` were deleted through this store so far."""
-        return self._forgotten.get(partition, 0)
+        """How many keys of ``partition`` this process deleted or quarantined so far."""
+        return self._forgotten.get(partition, 0) + self.inner.quarantined().get(partition, 0)
+
+    def quarantined(self) -> dict[int, int]:
+        return self.inner.quarantined()
 
     def drop_tree(self, partition: int) -> None:
         self.trees.pop(partition, None)

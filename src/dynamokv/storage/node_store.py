@@ -12,7 +12,9 @@ isolation without a second set of files to sync)::
 
     0xFF 0xFF 'H' | len(target) (1 byte) | target | len(bucket) (1 byte) | bucket | key
 
-Paxos acceptor state lives under ``0xFF 0xFF 'P' | len(bucket) | bucket | key``.
+Paxos acceptor state lives under ``0xFF 0xFF 'P' | len(bucket) | bucket | key``, and records
+that could not be decoded are moved under ``0xFF 0xFF 'Q' | their key`` when a scan meets them
+(``objects.QUARANTINE_PREFIX``).
 
 Partition prefixes are at most 0x0FFF (q <= 4096), so these ranges can never overlap one.
 """
@@ -30,7 +32,7 @@ from dynamokv.storage.objects import (
     EngineObjectStore,
     _decode,
     _engine_errors,
-    decode_storage_key,
+    decoded_row,
     encode_storage_key,
     partition_range,
 )
@@ -88,10 +90,15 @@ class NodeStore(EngineObjectStore):
         if after is not None:
             start = encode_storage_key(partition, after[0], after[1]) + b"\x00"
         out = []
+        bad: list[tuple[bytes, bytes]] = []
         with _engine_errors("scan"):
             for skey, raw in self.engine.scan(start, end, limit=limit):
-                _, bucket, key = decode_storage_key(skey)
-                out.append((bucket, key, _decode(raw, bucket, key)))
+                row = decoded_row(skey, raw)
+                if row is None:
+                    bad.append((skey, raw))
+                else:
+                    out.append(row)
+        self.quarantine(partition, bad)
         return out
 
     def nonempty_partitions(self) -> list[int]:
@@ -103,7 +110,10 @@ class NodeStore(EngineObjectStore):
             counts: dict[str, int] = {}
             with _engine_errors("scan hints"):
                 for skey, _ in self.engine.scan(HINT_PREFIX, _prefix_end(HINT_PREFIX)):
-                    target = _split_hint_key(skey)[0]
+                    try:
+                        target = _split_hint_key(skey)[0]
+                    except (IndexError, UnicodeDecodeError):
+                        continue  # a corrupt key no target's scan reaches: nothing to replay
                     counts[target] = counts.get(target, 0) + 1
             self._hint_counts = counts
         return self._hint_counts
@@ -139,10 +149,18 @@ class NodeStore(EngineObjectStore):
     def scan_hints(self, target: str, limit: int) -> list[tuple[str, bytes, VersionedObject]]:
         prefix = hint_target_prefix(target)
         out = []
+        bad: list[tuple[bytes, bytes]] = []
         with _engine_errors("scan hints"):
             for skey, raw in self.engine.scan(prefix, _prefix_end(prefix), limit=limit):
-                _, bucket, key = _split_hint_key(skey)
-                out.append((bucket, key, _decode(raw, bucket, key)))
+                try:
+                    _, bucket, key = _split_hint_key(skey)
+                    out.append((bucket, key, _decode(raw, bucket, key)))
+                except (IndexError, UnicodeDecodeError, StorageError):
+                    bad.append((skey, raw))
+        if bad:
+            self.quarantine(-1, bad)
+            counts = self._counts()
+            counts[target] = max(counts.get(target, 0) - len(bad), 0)
         return out
 
     # ---- table ranges ----------------------------------------------------------------------------
