@@ -1,9 +1,11 @@
-"""Which anti-entropy exchange starts next: suspect pairs, then returned peers, then rotation."""
+"""Which anti-entropy exchange starts next (suspect pairs, returned peers, rotation), and how a
+put a replica missed makes its pair suspect (and, on a late failure, leaves a hint)."""
 
 from __future__ import annotations
 
 from dynamokv.core.claim import claim
 from dynamokv.core.effects import Effect, Send
+from dynamokv.core.events import PeerUnreachable
 from dynamokv.core.exchange import SUSPECT_TRIES_MAX, AaeSettings, AntiEntropy
 from dynamokv.core.hashing import key_partition
 from dynamokv.core.messages import (
@@ -152,3 +154,18 @@ def test_a_put_that_a_replica_never_acknowledged_makes_that_pair_suspect() -> No
     current = n1.aae.current
     assert pair in n1.aae.suspects or (
         current is not None and (current.partition, current.peer) == pair)
+
+
+def test_a_replica_that_fails_after_the_answer_gets_a_hint() -> None:
+    pump = Pump.with_nodes(3)
+    pump.settle()
+    pump.advance(20_000)
+    n1 = pump.nodes["n1"]
+    pump.silent.add("n3")  # no ack yet, and no error either
+    reply = pump.request("n1", PutRequest(1, "b", b"k", b"v", VectorClock.empty(), w=2))
+    assert isinstance(reply, PutReply)
+    assert n1.hints.pending() == {}
+    # Then its connection breaks: the answered put is hinted for it, as an earlier failure is.
+    pump._run("n1", n1.handle(PeerUnreachable("n3"), pump.now_ms, 1_000_000 + pump.now_ms))
+    assert n1.hints.pending() == {"n3": 1}
+    assert n1.coordinator.unconfirmed == {}

@@ -161,9 +161,11 @@ class Coordinator:
         # taken for the answer to a new one (replies name the request id, not the key).
         self._next_id = node.rng.randrange(1 << 38)
         # Puts answered before every replica acknowledged: op id -> (bucket, key, replicas
-        # still owing an ack). A replica still silent at the op's deadline may have missed the
-        # write, which anti-entropy then checks first (``NodeView.suspect_replica``).
-        self.unconfirmed: dict[int, tuple[str, bytes, set[str]]] = {}
+        # still owing an ack -> the node each stands for, the object written). A replica that
+        # fails later gets a hint, as one that failed before the answer does; one still silent
+        # at the op's deadline may have missed the write, which anti-entropy then checks first
+        # (``suspect_replica``).
+        self.unconfirmed: dict[int, tuple[str, bytes, dict[str, str], VersionedObject]] = {}
 
     # ---- starting requests -------------------------------------------------------------------
 
@@ -346,6 +348,9 @@ class Coordinator:
 
     def on_peer_unreachable(self, node: str) -> list[Effect]:
         effects: list[Effect] = []
+        for op_id, entry in list(self.unconfirmed.items()):
+            if node in entry[2]:
+                self._late_failure(op_id, node)
         for op_id, op in list(self.ops.items()):
             if isinstance(op, ForwardOp):
                 if op.target == node:
@@ -452,33 +457,48 @@ class Coordinator:
 
     def _await_late_acks(self, op_id: int, op: PutOp, deadline: int | None) -> None:
         """Keep watching the replicas a decided put still waits on, until its deadline."""
-        waiting = {op.stands_in_for.get(n, n) for n in op.tally.waiting_on()
+        waiting = {n: op.stands_in_for.get(n, n) for n in op.tally.waiting_on()
                    if n != self.node.node_id}
         if not waiting or deadline is None:
-            for node in waiting:
-                self.node.suspect_replica(op.bucket, op.key, node)
+            for target in waiting.values():
+                self.node.suspect_replica(op.bucket, op.key, target)
             return
         if len(self.unconfirmed) >= self.node.limits.in_flight_requests_max:
             oldest = next(iter(self.unconfirmed))
             self.deadlines.cancel(oldest)
             self._unacknowledged(oldest)  # bounded: give up watching, suspect at once
-        self.unconfirmed[op_id] = (op.bucket, op.key, waiting)
+        self.unconfirmed[op_id] = (op.bucket, op.key, waiting, op.obj)
         self.deadlines.set(op_id, deadline)
 
     def _late_ack(self, src: str, op_id: int, error: str) -> None:
         entry = self.unconfirmed.get(op_id)
-        if entry is None or error:
-            return  # an error: the deadline suspects the replica
-        entry[2].discard(src)
+        if entry is None:
+            return
+        if error:
+            self._late_failure(op_id, src)
+            return
+        entry[2].pop(src, None)
         if not entry[2]:
+            del self.unconfirmed[op_id]
+            self.deadlines.cancel(op_id)
+
+    def _late_failure(self, op_id: int, node: str) -> None:
+        """A replica of an answered put failed: hint the write for the node it stood for (itself,
+        or the down primary a fallback stood in for), as a failure before the answer does."""
+        bucket, key, waiting, obj = self.unconfirmed[op_id]
+        target = waiting.pop(node, None)
+        if target is not None:
+            self._keep_hint(target, bucket, key, obj)
+            self.node.suspect_replica(bucket, key, target)
+        if not waiting:
             del self.unconfirmed[op_id]
             self.deadlines.cancel(op_id)
 
     def _unacknowledged(self, op_id: int) -> None:
         entry = self.unconfirmed.pop(op_id, None)
         if entry is not None:
-            for node in sorted(entry[2]):
-                self.node.suspect_replica(entry[0], entry[1], node)
+            for target in sorted(entry[2].values()):
+                self.node.suspect_replica(entry[0], entry[1], target)
 
     def _retry_forward(self, op_id: int, op: ForwardOp) -> list[Effect]:
         if not op.candidates:
