@@ -9,18 +9,20 @@ actor has issued for the key, and a coordinator learns that from its *local copy
 (``versioned.new_sibling``). That is exact only while the local copy has held every dot the
 actor issued for the key, and two things break it:
 
-- the node forgets keys: ownership handoff deletes what it handed over, and the key may come
-  back later (the node is a replica again after a leave) through a write, a read repair, a
-  handoff or anti-entropy, from a replica that never saw the node's last dots;
+- the node forgets keys: ownership handoff deletes what it handed over (and a scan quarantines
+  a record it cannot decode), and the key may come back later (the node is a replica again
+  after a leave) through a write, a read repair, a handoff or anti-entropy, from a replica
+  that never saw the node's last dots;
 - a power loss rolls back the local copy's last writes.
 
 So the actor is ``<node actor>/<nonce>``, one per partition, and the nonce is drawn afresh when
 the process starts (the book lives in memory only, so a restart, clean or not, begins with
-fresh actors) and whenever the node has deleted a key of the partition since the nonce was
-drawn. A fresh actor has issued nothing anywhere, so every counter it issues is one the local
-copy remembers: the copy only grows (merges never drop a dot from the context) until a delete,
-which rotates the actor, or a power loss, which ends the process. This is riak's vnode id,
-which changes when a vnode's data is dropped after handoff.
+fresh actors) and whenever the node has deleted or quarantined a key of the partition since
+the nonce was drawn (``TreeStore.forgotten``). A fresh actor has issued nothing anywhere, so
+every counter it issues is one the local copy remembers: the copy only grows (merges never
+drop a dot from the context) until a delete or quarantine, which rotates the actor, or a power
+loss, which ends the process. This is riak's vnode id, which changes when a vnode's data is
+dropped after handoff.
 
 The price is one vector-clock entry per (node, process, forgotten partition) instead of one per
 node; pruning (``vclock.prune``) bounds clocks as before.
