@@ -13,6 +13,7 @@ from dynamokv.core.versioned import Dot, Sibling, VersionedObject
 from dynamokv.errors import InvalidRequest, StorageError
 from dynamokv.storage.memory import MemoryEngine
 from dynamokv.storage.objects import (
+    QUARANTINE_PREFIX,
     EngineObjectStore,
     decode_storage_key,
     encode_storage_key,
@@ -118,15 +119,22 @@ def test_bad_partition_and_q() -> None:
         EngineObjectStore(MemoryEngine(), 1 << 17)
 
 
-def test_corrupt_object_is_a_storage_error() -> None:
+def test_corrupt_object_is_a_storage_error_on_get_and_quarantined_by_a_scan() -> None:
     engine = MemoryEngine()
     store = EngineObjectStore(engine, Q)
-    engine.put(store.storage_key("b", b"k"), b"\xff\x00 not an object")
+    bad = store.storage_key("b", b"k")
+    engine.put(bad, b"\xff\x00 not an object")
+    store.put("b", b"k2", obj(b"fine"))
     with pytest.raises(StorageError, match="cannot be decoded"):
         store.get("b", b"k")
-    with pytest.raises(StorageError):
-        for partition in range(Q):
-            list(store.fold_partition(partition))
+    partition = key_partition("b", b"k", Q)
+    rows = [row for p in range(Q) for row in store.fold_partition(p)]
+    assert [(b, k) for b, k, _ in rows] == [("b", b"k2")]  # the scan went on past it
+    assert store.quarantined() == {partition: 1}
+    assert store.get("b", b"k") is None  # moved aside: anti-entropy restores it
+    assert engine.get(QUARANTINE_PREFIX + bad) == b"\xff\x00 not an object"  # kept
+    assert [row for p in range(Q) for row in store.fold_partition(p)] == rows
+    assert store.quarantined() == {partition: 1}
 
 
 class _Broken(MemoryEngine):

@@ -28,10 +28,13 @@ from dynamokv.core.versioned import Dot, Sibling, VersionedObject
 
 U64_MAX = 2**64 - 1
 
-uints = st.integers(min_value=0, max_value=U64_MAX)
+# The ranges the codec accepts from a peer (wire.values INT_MAX and CLOCK_INT_MAX).
+INT_MAX = (1 << 63) - 1
+CLOCK_INT_MAX = (1 << 62) - 1
+uints = st.integers(min_value=0, max_value=INT_MAX)
 optional_uints = st.none() | uints
-counters = st.integers(min_value=1, max_value=U64_MAX)
-timestamps = st.integers(min_value=0, max_value=2**63 - 1)
+counters = st.integers(min_value=1, max_value=CLOCK_INT_MAX)
+timestamps = st.integers(min_value=0, max_value=CLOCK_INT_MAX)
 # Small alphabets make equal and ordered actors likely, which is where sorting bugs live.
 actors = st.text(alphabet="abcnode-é1", max_size=8)
 node_ids = st.text(alphabet="abcn123", min_size=1, max_size=6)

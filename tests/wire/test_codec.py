@@ -478,6 +478,48 @@ BAD_MESSAGES: list[tuple[str, Any, str]] = [
         with_field(AAE_RAW, 4, ["1"]),
         r"AaeLevelRequest\.indexes\[0\] must be an int, got str",
     ),
+    # Out of range: values no node could have produced, which would overflow later (a sibling
+    # timestamp of 2^63 raised in every timer event that digested it).
+    (
+        "sibling timestamp 2^63",
+        with_field(WRITE_RAW, 4, [[b"x", "a", 1, [], 1 << 63]]),
+        r"ReplicaWrite\.obj: sibling 0 timestamp_ms must be <= 4611686018427387903",
+    ),
+    (
+        "sibling counter 2^62",
+        with_field(WRITE_RAW, 4, [[b"x", "a", 1 << 62, [], 10]]),
+        r"sibling 0 dot counter must be <= 4611686018427387903",
+    ),
+    (
+        "context timestamp 2^64 - 1",
+        with_field(WRITE_RAW, 4, [[b"x", "a", 1, [["c", 1, (1 << 64) - 1]], 10]]),
+        r"sibling 0 context: timestamp_ms of actor 'c' must be <= 4611686018427387903",
+    ),
+    (
+        "clock counter 2^62",
+        with_field(PUT_RAW, 5, [["a", 1 << 62, 1000]]),
+        r"PutRequest\.context: counter of actor 'a' must be <= 4611686018427387903",
+    ),
+    (
+        "request id 2^63",
+        with_field(PUT_RAW, 1, 1 << 63),
+        r"PutRequest\.req_id must be <= 9223372036854775807",
+    ),
+    (
+        "optional int 2^63",
+        with_field(PUT_RAW, 7, 1 << 63),
+        r"PutRequest\.\w+ must be <= 9223372036854775807",
+    ),
+    (
+        "ring version 2^63",
+        with_field(RING_REPLY_RAW, 2, with_field(RING_RAW, 3, 1 << 63)),
+        r"version must be <= 9223372036854775807",
+    ),
+    (
+        "index 2^63",
+        with_field(AAE_RAW, 4, [1 << 63]),
+        r"AaeLevelRequest\.indexes\[0\] must be <= 9223372036854775807",
+    ),
 ]
 
 

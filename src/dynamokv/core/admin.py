@@ -126,6 +126,8 @@ def status(node: NodeCore, now_ms: int) -> dict[str, Any]:
                   "backlog_max": node.settings.hints.backlog_max},
         "handoff": node.handoff.status(),
         "table_logs": node.logs.status(now_ms),
+        # Undecodable stored records moved aside since the node started (docs/anti-entropy.md).
+        "quarantined": sum(node.store.quarantined().values()),
         "anti_entropy": node.aae.status(),
         "merkle_roots": node.aae.roots(),
         "admission": node.admission.status(),

@@ -3,7 +3,7 @@
 Owns: ``Origin``, ``GetOp``, ``PutOp``, ``ForwardOp`` and ``Coordinator``, which starts them,
 feeds them replies and failures, answers when the tally decides, and issues read repair.
 May import: ``dynamokv.core.{quorum,messages,effects,versioned,vclock,ring,failure,deadlines,
-settings,ports}``, ``dynamokv.errors``.
+settings,ports,actors}``, ``dynamokv.errors``.
 
 Flow of a put (the paper, section 5): the coordinator must be a replica of the key, because it
 stamps the new version with its own actor, so a node outside the preference list forwards the
@@ -21,6 +21,7 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
+from dynamokv.core.actors import ActorBook
 from dynamokv.core.apl import Replica, ReplicaKind, active_preference_list
 from dynamokv.core.deadlines import Deadlines
 from dynamokv.core.effects import Effect, Reply, Send
@@ -132,6 +133,7 @@ class NodeView(Protocol):
 
     node_id: str
     actor: str
+    actors: ActorBook
     store: ObjectStore
     ring: Ring | None
     detector: FailureDetector
@@ -145,6 +147,8 @@ class NodeView(Protocol):
 
     def hint_room(self) -> bool: ...
 
+    def suspect_replica(self, bucket: str, key: bytes, node: str) -> None: ...
+
 
 class Coordinator:
     """Every request this node coordinates or forwards, by internal request id."""
@@ -156,6 +160,12 @@ class Coordinator:
         # A random start per process: a reply to a request sent before a restart cannot be
         # taken for the answer to a new one (replies name the request id, not the key).
         self._next_id = node.rng.randrange(1 << 38)
+        # Puts answered before every replica acknowledged: op id -> (bucket, key, replicas
+        # still owing an ack -> the node each stands for, the object written). A replica that
+        # fails later gets a hint, as one that failed before the answer does; one still silent
+        # at the op's deadline may have missed the write, which anti-entropy then checks first
+        # (``suspect_replica``).
+        self.unconfirmed: dict[int, tuple[str, bytes, dict[str, str], VersionedObject]] = {}
 
     # ---- starting requests -------------------------------------------------------------------
 
@@ -233,13 +243,13 @@ class Coordinator:
                 # Last writer wins by a hybrid clock: never stamp below what this replica has
                 # seen, so a node whose clock lags cannot lose a later write to an earlier one.
                 stamp = max(stamp, local.max_timestamp_ms() + 1)
-            actor = node.actor
-            if mine.kind is ReplicaKind.FALLBACK or local is None:
-                # Counters are only remembered through the local copy. A fallback's copy is a
-                # hint that is deleted after its handoff, and a key may have been handed off
-                # (deleted) here before: with no local copy, stamp with a one-off actor,
-                # unique by construction, instead of risking a counter issued before.
-                actor = f"{node.actor}/{node.rng.getrandbits(64):016x}"
+            # Counters are only remembered through the local copy (core/actors.py): the
+            # partition's actor is replaced whenever this node forgot a key of it. A fallback's
+            # copy is a hint that is deleted after its handoff: a one-off actor there.
+            if mine.kind is ReplicaKind.FALLBACK:
+                actor = node.actors.one_off()
+            else:
+                actor = node.actors.for_key(req.bucket, req.key)
             # Prune the writer's context as the paper does (oldest entries past the size and
             # age limits): at worst a spurious sibling later, never a lost write.
             context = req.context.prune(wall_ms, node.prune_limits)
@@ -312,6 +322,7 @@ class Coordinator:
     def on_write_ack(self, src: str, op_id: int, error: str) -> list[Effect]:
         op = self.ops.get(op_id)
         if not isinstance(op, PutOp):
+            self._late_ack(src, op_id, error)
             return []
         if error:
             op.tally.record_failure(src, error)
@@ -337,6 +348,9 @@ class Coordinator:
 
     def on_peer_unreachable(self, node: str) -> list[Effect]:
         effects: list[Effect] = []
+        for op_id, entry in list(self.unconfirmed.items()):
+            if node in entry[2]:
+                self._late_failure(op_id, node)
         for op_id, op in list(self.ops.items()):
             if isinstance(op, ForwardOp):
                 if op.target == node:
@@ -352,6 +366,7 @@ class Coordinator:
     def on_timer(self, now_ms: int) -> list[Effect]:
         effects: list[Effect] = []
         for op_id in self.deadlines.pop_due(now_ms):
+            self._unacknowledged(op_id)
             op = self.ops.get(op_id)
             if isinstance(op, GetOp):
                 effects.extend(self._progress_get(op_id, op, final=True))
@@ -421,10 +436,13 @@ class Coordinator:
         if decision is Decision.PENDING and not final:
             return []
         del self.ops[op_id]
+        deadline = self.deadlines.at(op_id)
         self.deadlines.cancel(op_id)
+        self._await_late_acks(op_id, op, deadline)
         for failed in op.tally.failed:
             if failed == self.node.node_id:
                 continue
+            self.node.suspect_replica(op.bucket, op.key, op.stands_in_for.get(failed, failed))
             # The write did not reach this replica: hint it here for the primary it was meant
             # for (itself, or the down primary a failed fallback stood in for).
             target = op.stands_in_for.get(failed, failed)
@@ -436,6 +454,51 @@ class Coordinator:
             msg = error_reply(op.origin.req_id, quorum_error("write", op.tally.report(), decision),
                               self._ring_version())
         return [op.origin.answer(msg)]
+
+    def _await_late_acks(self, op_id: int, op: PutOp, deadline: int | None) -> None:
+        """Keep watching the replicas a decided put still waits on, until its deadline."""
+        waiting = {n: op.stands_in_for.get(n, n) for n in op.tally.waiting_on()
+                   if n != self.node.node_id}
+        if not waiting or deadline is None:
+            for target in waiting.values():
+                self.node.suspect_replica(op.bucket, op.key, target)
+            return
+        if len(self.unconfirmed) >= self.node.limits.in_flight_requests_max:
+            oldest = next(iter(self.unconfirmed))
+            self.deadlines.cancel(oldest)
+            self._unacknowledged(oldest)  # bounded: give up watching, suspect at once
+        self.unconfirmed[op_id] = (op.bucket, op.key, waiting, op.obj)
+        self.deadlines.set(op_id, deadline)
+
+    def _late_ack(self, src: str, op_id: int, error: str) -> None:
+        entry = self.unconfirmed.get(op_id)
+        if entry is None:
+            return
+        if error:
+            self._late_failure(op_id, src)
+            return
+        entry[2].pop(src, None)
+        if not entry[2]:
+            del self.unconfirmed[op_id]
+            self.deadlines.cancel(op_id)
+
+    def _late_failure(self, op_id: int, node: str) -> None:
+        """A replica of an answered put failed: hint the write for the node it stood for (itself,
+        or the down primary a fallback stood in for), as a failure before the answer does."""
+        bucket, key, waiting, obj = self.unconfirmed[op_id]
+        target = waiting.pop(node, None)
+        if target is not None:
+            self._keep_hint(target, bucket, key, obj)
+            self.node.suspect_replica(bucket, key, target)
+        if not waiting:
+            del self.unconfirmed[op_id]
+            self.deadlines.cancel(op_id)
+
+    def _unacknowledged(self, op_id: int) -> None:
+        entry = self.unconfirmed.pop(op_id, None)
+        if entry is not None:
+            for target in sorted(entry[2].values()):
+                self.node.suspect_replica(entry[0], entry[1], target)
 
     def _retry_forward(self, op_id: int, op: ForwardOp) -> list[Effect]:
         if not op.candidates:

@@ -23,6 +23,10 @@ class Deadlines:
         self._live[key] = at_ms
         heapq.heappush(self._heap, (at_ms, self._seq, key))
 
+    def at(self, key: int) -> int | None:
+        """When ``key`` is due (``None`` if it is not set)."""
+        return self._live.get(key)
+
     def cancel(self, key: int) -> None:
         self._live.pop(key, None)
 

@@ -3,7 +3,7 @@
 Owns: ``AntiEntropy`` — which trees to build and when, the exchange state machine
 (COMPARING_LEVEL(k) → COMPARING_KEYS → REPAIRING → DONE), answering a peer's exchange requests,
 and the record of the last exchange per (partition, peer); ``AaeSettings``.
-May import: ``dynamokv.core.{merkle,trees,messages,effects,ring}``.
+May import: ``dynamokv.core.{merkle,trees,messages,effects,ring}``, ``dynamokv.errors``.
 
 One exchange at a time per node, started every ``interval_ms`` when the admission controller
 grants a slot, rotating over (partition, peer) pairs of partitions this node replicates. An
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dynamokv.core.effects import Effect, Log, Send
 from dynamokv.core.merkle import diff_level
@@ -32,16 +33,23 @@ from dynamokv.core.messages import (
 from dynamokv.core.ring import Ring
 from dynamokv.core.trees import TreeStore
 from dynamokv.core.versioned import VersionedObject
+from dynamokv.errors import StorageError
 
 # Request ids of anti-entropy reads live above every coordinator id, so replies are routed here.
 AAE_ID_BASE = 1 << 48
+# Exchanges of a suspect pair that may find it out of sync in a row before it is left to the
+# rotation (a partition written all the time always differs a little).
+SUSPECT_TRIES_MAX = 3
+BUILD_RETRY_MS = 5_000  # a partition whose tree build failed waits this long to try again
 
 
 @dataclass(frozen=True, slots=True)
 class AaeSettings:
     enabled: bool = True
     interval_ms: int = 2_000  # start an exchange this often (when admitted)
-    timeout_ms: int = 10_000  # an exchange step not answered by then is abandoned
+    # An exchange step not answered by then is abandoned (a step is one round trip, answered
+    # at once: a lost message must not hold up every other exchange of the node for long).
+    timeout_ms: int = 3_000
     segments_per_request_max: int = 256  # leaves whose keys one AaeKeysRequest asks for
     repairs_per_exchange_max: int = 10_000  # keys repaired in one exchange (the rest next time)
 
@@ -57,6 +65,8 @@ class _Exchange:
     step_ms: int
     segments: list[int] = field(default_factory=list)
     state: str = "comparing_level"
+    tries: int = 0  # earlier exchanges of this pair that found it out of sync in a row
+    queue: str = "rotation"  # where the pair came from: suspects, returned or rotation
 
 
 @dataclass(slots=True)
@@ -79,6 +89,14 @@ class AntiEntropy:
         self._next_start_ms = 0
         self._turn = 0
         self.pull_keys: dict[int, tuple[str, bytes]] = {}  # pull request id -> key
+        # Pairs (partition, peer) likely out of sync, oldest first -> out-of-sync exchanges
+        # in a row: a write known not to have reached the peer, or an exchange that repaired
+        # or failed. They go first, one per step; then the pairs of peers that came back
+        # (``returned``), then the rotation (see ``step``).
+        self.suspects: dict[tuple[int, str], int] = {}
+        self.returned: dict[tuple[int, str], None] = {}
+        self._up_before: frozenset[str] = frozenset()
+        self._build_failed: dict[int, int] = {}  # partition -> when to try its build again
 
     # ---- scheduling ----------------------------------------------------------------------------
     def my_partitions(self, ring: Ring, n: int) -> list[int]:
@@ -90,28 +108,40 @@ class AntiEntropy:
         if not self.settings.enabled or admit <= 0:
             return [], 0
         mine = self.my_partitions(ring, n)
+        self._suspect_returned(ring, n, up, mine)
         for partition in list(self.store.trees):
             if partition not in mine:
                 self.store.drop_tree(partition)
-        unbuilt = [p for p in mine if p not in self.store.trees]
+        unbuilt = [p for p in mine if p not in self.store.trees
+                   and self._build_failed.get(p, 0) <= now_ms]
         if unbuilt:
-            self.store.build(unbuilt[0])  # one partition per slot keeps each slice short
-            return [], 1
+            return self._build(unbuilt[0], now_ms), 1  # one per slot keeps each slice short
         current = self.current
         if current is not None:
-            if now_ms - current.step_ms < self.settings.timeout_ms:
+            if current.peer in up and now_ms - current.step_ms < self.settings.timeout_ms:
                 return [], 0
-            self._finish(current, now_ms, 0, "timed out")
+            self._finish(current, now_ms, 0, "timed out" if current.peer in up else "peer down")
+        pair: tuple[int, str] | None = None
         if now_ms < self._next_start_ms:
-            return [], 0
-        pairs = [(p, peer) for p in mine for peer in ring.preference_list(p, n)
-                 if peer != self.node_id and peer in up]
-        if not pairs:
-            return [], 0
-        self._next_start_ms = now_ms + self.settings.interval_ms
-        partition, peer = pairs[self._turn % len(pairs)]
-        self._turn += 1
-        exchange = _Exchange(partition, peer, self._new_id(), 0, (0,), now_ms, now_ms)
+            pair = (self._next_pair(self.suspects, ring, n, up, mine)
+                    or self._next_pair(self.returned, ring, n, up, mine))
+            if pair is None:
+                return [], 0
+        else:
+            pairs = [(p, peer) for p in mine for peer in ring.preference_list(p, n)
+                     if peer != self.node_id and peer in up]
+            if not pairs:
+                return [], 0
+            self._next_start_ms = now_ms + self.settings.interval_ms
+            pair = pairs[self._turn % len(pairs)]
+            self._turn += 1
+        queue = ("suspects" if pair in self.suspects else
+                 "returned" if pair in self.returned else "rotation")
+        tries = self.suspects.pop(pair, 0)
+        self.returned.pop(pair, None)
+        partition, peer = pair
+        exchange = _Exchange(partition, peer, self._new_id(), 0, (0,), now_ms, now_ms,
+                             tries=tries, queue=queue)
         self.current = exchange
         return [Send(peer, AaeLevelRequest(exchange.req_id, partition, 0, (0,)))], 1
 
@@ -121,6 +151,46 @@ class AntiEntropy:
         exchange = _Exchange(partition, peer, self._new_id(), 0, (0,), now_ms, now_ms)
         self.current = exchange
         return AaeLevelRequest(exchange.req_id, partition, 0, (0,))
+
+    def _build(self, partition: int, now_ms: int) -> list[Effect]:
+        """Build one tree; a storage failure puts that partition off for a while, and the
+        others go on (undecodable records are quarantined by the store, not failures)."""
+        try:
+            self.store.build(partition)
+        except StorageError as exc:
+            self._build_failed[partition] = now_ms + BUILD_RETRY_MS
+            return [Log("warning", "anti-entropy tree build failed; other partitions go on",
+                        {"partition": partition, "error": str(exc)})]
+        self._build_failed.pop(partition, None)
+        return []
+
+    def suspect(self, partition: int, peer: str) -> None:
+        """``peer``'s replica of ``partition`` may lack something ours has: exchange it soon."""
+        self.suspects.setdefault((partition, peer), 0)
+
+    def _suspect_returned(self, ring: Ring, n: int, up: frozenset[str], mine: list[int]
+                          ) -> None:
+        """A peer that is up again (or first seen up by this process) may have missed writes
+        while it was away, and nobody knows which: every partition shared with it is suspect.
+        Exchanges of in-sync partitions cost one round trip each."""
+        returned = sorted(up - self._up_before - {self.node_id})
+        self._up_before = up
+        for peer in returned:
+            for partition in mine:
+                if peer in ring.preference_list(partition, n):
+                    self.returned[(partition, peer)] = None
+
+    @staticmethod
+    def _next_pair(queue: dict[tuple[int, str], Any], ring: Ring, n: int, up: frozenset[str],
+                   mine: list[int]) -> tuple[int, str] | None:
+        """The oldest pair of ``queue`` whose peer is up; pairs no longer replicated go."""
+        for pair in list(queue):
+            partition, peer = pair
+            if partition not in mine or peer not in ring.preference_list(partition, n):
+                del queue[pair]
+            elif peer in up:
+                return pair
+        return None
 
     # ---- our exchange --------------------------------------------------------------------------
     def on_level_reply(self, src: str, msg: AaeLevelReply, now_ms: int) -> list[Effect]:
@@ -204,6 +274,18 @@ class AntiEntropy:
 
     def _finish(self, ex: _Exchange, now_ms: int, repaired: int, outcome: str) -> None:
         self.records[(ex.partition, ex.peer)] = ExchangeRecord(now_ms, repaired, outcome)
+        pair = (ex.partition, ex.peer)
+        if outcome == "repaired" and ex.tries < SUSPECT_TRIES_MAX:
+            # Repairs are pushed and pulled without acknowledgement: look again soon, until
+            # the pair is seen in sync.
+            self.suspects.setdefault(pair, ex.tries + 1)
+        elif outcome not in ("in sync", "repaired", "running"):
+            # The exchange failed (timed out, peer down, tree not built): it found nothing,
+            # so a queued pair goes back to the end of its queue.
+            if ex.queue == "suspects":
+                self.suspects.setdefault(pair, ex.tries)
+            elif ex.queue == "returned":
+                self.returned.setdefault(pair, None)
         self.current = None
         self.exchanges += 1
         if len(self.pull_keys) > 100_000:  # replies that never came: forget them, boundedly

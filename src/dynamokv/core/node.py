@@ -13,10 +13,12 @@ time (deadlines), ``wall_ms`` is the node's wall clock (version timestamps only)
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from dynamokv.core import admin
+from dynamokv.core.actors import ActorBook
 from dynamokv.core.admission import AdmissionController
 from dynamokv.core.claim import claim
 from dynamokv.core.coordinator import Coordinator, Origin, error_reply
@@ -109,6 +111,7 @@ class NodeCore:
         self.raw_store = store
         self.trees = TreeStore(store, settings.q if ring is None else ring.q)
         self.store: ObjectStore = self.trees
+        self.actors = ActorBook(actor, rng, self.trees)
         self.settings = settings
         self.limits = settings.limits
         self.prune_limits = settings.prune
@@ -143,6 +146,7 @@ class NodeCore:
         self._idle_reports: dict[int, set[str]] = {}  # claimant: ring version -> idle nodes
         self._idle_sent_ms = -1_000_000
         self.left = False
+        self.quarantined_logged = 0  # quarantined records already logged
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -199,6 +203,11 @@ class NodeCore:
 
     def hint_room(self) -> bool:
         return self.hints.has_room()
+
+    def suspect_replica(self, bucket: str, key: bytes, node: str) -> None:
+        """``node`` may have missed a write of ``key``: anti-entropy checks that pair first."""
+        if self.ring is not None and node != self.node_id:
+            self.aae.suspect(self.ring.partition_for(bucket, key), node)
 
     def _n_of(self, bucket: str) -> int:
         return self.bucket_props(bucket).n
@@ -433,10 +442,31 @@ class NodeCore:
         """Background work never fails the node: a storage failure in it is logged and the
         work is tried again on a later tick (nothing is deleted before it is acknowledged)."""
         try:
-            return self._background_work(now_ms)
+            effects = self._background_work(now_ms)
         except DynamoKVError as exc:
-            return [Log("warning", "background work failed; retrying later",
+            effects = [Log("warning", "background work failed; retrying later",
+                           {"error": f"{exc.code}: {exc}"})]
+        return effects + self._quarantine_news()
+
+    def _guarded(self, what: str, work: Callable[[], list[Effect]]) -> list[Effect]:
+        """One part of the background tick: its storage failure leaves the other parts (and
+        the effects they already produced) alone."""
+        try:
+            return work()
+        except DynamoKVError as exc:
+            return [Log("warning", f"{what} failed; retrying later",
                         {"error": f"{exc.code}: {exc}"})]
+
+    def _quarantine_news(self) -> list[Effect]:
+        """Log records the store quarantined since the last tick (status: ``quarantined``)."""
+        counts = self.store.quarantined()
+        total = sum(counts.values())
+        if total == self.quarantined_logged:
+            return []
+        self.quarantined_logged = total
+        return [Log("error", "quarantined undecodable stored records; anti-entropy restores "
+                    "them from the replicas", {"total": total, "partitions": {
+                        str(p): n for p, n in sorted(counts.items())}})]
 
     def _background_work(self, now_ms: int) -> list[Effect]:
         """Hint replay, then handoff, then anti-entropy, within the admitted slots."""
@@ -449,17 +479,18 @@ class NodeCore:
         up = self.up_nodes()
         effects: list[Effect] = []
         before = self.hints.in_flight()
-        effects.extend(self.hints.replay(now_ms, up, frozenset(ring.node_ids()), admit,
-                                         self._first_replica))
+        effects.extend(self._guarded("hint replay", lambda: self.hints.replay(
+            now_ms, up, frozenset(ring.node_ids()), admit, self._first_replica)))
         admit -= self.hints.in_flight() - before
         if admit > 0:
-            sent = self.handoff.step(now_ms, ring, self._n_of, self._min_n(), up, admit)
+            sent = self._guarded("handoff", lambda: self.handoff.step(
+                now_ms, ring, self._n_of, self._min_n(), up, admit))
             admit -= sum(1 for e in sent if isinstance(e, Send))
             effects.extend(sent)
         if admit > 0:
-            aae_effects, _ = self.aae.step(now_ms, ring, self._max_n(), up, admit)
-            effects.extend(aae_effects)
-        effects.extend(self._maybe_leave_complete(ring))
+            effects.extend(self._guarded("anti-entropy", lambda: self.aae.step(
+                now_ms, ring, self._max_n(), up, admit)[0]))
+        effects.extend(self._guarded("leave", lambda: self._maybe_leave_complete(ring)))
         if (ring.previous_owners and self.handoff.idle_for(ring.version)
                 and now_ms - self._idle_sent_ms >= 1_000):
             self._idle_sent_ms = now_ms

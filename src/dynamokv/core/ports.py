@@ -45,6 +45,12 @@ class ObjectStore(Protocol):
         """Partitions holding at least one object."""
         ...
 
+    def quarantined(self) -> dict[int, int]:
+        """Records the scans above moved aside because they could not be decoded, per partition
+        (-1: hints), since this store was opened. A scan skips such a record instead of
+        failing, and the key then reads as absent."""
+        ...
+
     # Hints: writes a fallback accepted for a down node, kept apart from its own objects.
     def hint_counts(self) -> dict[str, int]: ...
 

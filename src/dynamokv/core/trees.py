@@ -1,7 +1,8 @@
 """Anti-entropy trees kept current on every write, through a store wrapper.
 
 Owns: ``TreeStore`` — an ``ObjectStore`` that forwards to the real store and updates the
-partition's ``MerkleTree`` and its per-segment key digests on every put and delete.
+partition's ``MerkleTree`` and its per-segment key digests on every put and delete, and counts
+the keys deleted per partition (``forgotten``, which ``core.actors`` rotates actors on).
 May import: ``dynamokv.core.{merkle,versioned,hashing,ports}``.
 
 Trees are built once per partition (a fold of the partition, paced by the caller) and then kept
@@ -61,6 +62,9 @@ class TreeStore:
         self.inner = inner
         self.q = q
         self.trees: dict[int, PartitionTree] = {}
+        # Keys deleted per partition in this process: a coordinator's local copy no longer
+        # remembers every dot its actor issued once a key was deleted (``core.actors``).
+        self._forgotten: dict[int, int] = {}
 
     # ---- tracking ------------------------------------------------------------------------------
     def build(self, partition: int) -> int:
@@ -70,6 +74,13 @@ class TreeStore:
             tree.set(bucket, key, object_digest(obj))
         self.trees[partition] = tree
         return tree.key_count()
+
+    def forgotten(self, partition: int) -> int:
+        """How many keys of ``partition`` this process deleted or quarantined so far."""
+        return self._forgotten.get(partition, 0) + self.inner.quarantined().get(partition, 0)
+
+    def quarantined(self) -> dict[int, int]:
+        return self.inner.quarantined()
 
     def drop_tree(self, partition: int) -> None:
         self.trees.pop(partition, None)
@@ -88,6 +99,8 @@ class TreeStore:
         self._track(bucket, key, obj)
 
     def delete(self, bucket: str, key: bytes) -> None:
+        partition = key_partition(bucket, key, self.q)
+        self._forgotten[partition] = self._forgotten.get(partition, 0) + 1
         self.inner.delete(bucket, key)
         self._track(bucket, key, None)
 

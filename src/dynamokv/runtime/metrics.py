@@ -105,7 +105,8 @@ class NodeMetrics:
         self.background = Gauge(
             "dynamokv_background", "Background work of this node: hints pending (a backlog "
             "bounded by hints.backlog_max), hints replayed, handoffs active and queued, "
-            "anti-entropy exchanges and keys repaired, admitted background batches per second.",
+            "anti-entropy exchanges and keys repaired, admitted background batches per second, "
+            "undecodable stored records quarantined.",
             ["what"], registry=r,
         )
         self.bytes_in = Counter(

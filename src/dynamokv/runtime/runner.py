@@ -111,6 +111,7 @@ class NodeRunner:
             "aae_exchanges": core.aae.exchanges,
             "aae_keys_repaired": core.aae.keys_repaired,
             "admission_rate_per_s": core.admission.rate,
+            "quarantined": sum(core.store.quarantined().values()),
         })
         self.metrics.set_connected_peers(self.transport.peer_count())
         self._publish_health()

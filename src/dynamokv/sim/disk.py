@@ -137,6 +137,9 @@ class SimDisk:
     def nonempty_partitions(self) -> list[int]:
         return self.store.nonempty_partitions()
 
+    def quarantined(self) -> dict[int, int]:
+        return self.store.quarantined()
+
     # ---- ObjectStore: hints --------------------------------------------------------------------
 
     def hint_counts(self) -> dict[str, int]:

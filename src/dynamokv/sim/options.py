@@ -194,6 +194,10 @@ class SimOptions:
         for name in ("r", "w"):
             if not 1 <= getattr(self, name) <= self.n:
                 raise ValueError(f"{name}={getattr(self, name)} must be between 1 and N={self.n}")
+        if self.q < 1 or self.q & (self.q - 1):
+            raise ValueError(f"q={self.q} must be a power of two")
+        if self.aae_interval_ms < 1 or self.liveness_ms_max < 1:
+            raise ValueError("aae_interval_ms and liveness_ms_max must be positive")
         if self.bug and self.bug not in BUGS:
             raise ValueError(f"unknown bug {self.bug!r}; known: {', '.join(BUGS)}")
         if self.delay_min_ms < 0 or self.delay_max_ms < self.delay_min_ms:

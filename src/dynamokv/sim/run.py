@@ -157,6 +157,10 @@ def _unconverged(sim: Simulator) -> list[str]:
     if sorted(members) != sorted(live):
         out.append(f"ring members {sorted(members)} are not the running nodes {sorted(live)}")
     out += [f"{n} is still {s.value}" for n, s in members.items() if s is not MemberStatus.VALID]
+    if ring.previous_owners:
+        # The claimant settles an ownership change with one more ring version once every member
+        # handed off: wait for it, or the rings may still differ when the final reads end.
+        out.append(f"ownership change of ring v{ring.version} not settled yet")
     for node_id, core in cores.items():
         assert core is not None
         pending = core.hints.pending()
@@ -298,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
                         + ", ".join(FAULT_KINDS))
     p.add_argument("--cas-clients", type=int, default=None,
                    help="clients running Paxos increments of one counter (default: drawn, 0-2)")
+    p.add_argument("--q", type=int, default=None,
+                   help="partitions of the ring (default: drawn, 8, 16 or 32; production 64)")
+    p.add_argument("--aae-interval-ms", type=int, default=None,
+                   help="anti-entropy rotation interval (default: drawn, 50-300; production "
+                        "2000)")
+    p.add_argument("--liveness-ms", type=int, default=None,
+                   help="how long the healed cluster may take to converge (default 60000)")
     p.add_argument("--bug", choices=BUGS, default=None,
                    help="inject a known bug on purpose (to see the checkers catch it)")
     p.add_argument("--verbose", action="store_true", help="print every trace line")
@@ -318,6 +329,10 @@ def _repro(args: argparse.Namespace, seed: int) -> str:
         parts.append(f"--faults {args.faults}")
     if args.cas_clients is not None:
         parts.append(f"--cas-clients {args.cas_clients}")
+    for flag, value in (("--q", args.q), ("--aae-interval-ms", args.aae_interval_ms),
+                        ("--liveness-ms", args.liveness_ms)):
+        if value is not None:
+            parts.append(f"{flag} {value}")
     if args.bug:
         parts.append(f"--bug {args.bug}")
     return " ".join(parts) + " --verbose"
@@ -340,7 +355,9 @@ def _run_one(args: argparse.Namespace, seed: int) -> bool:
     try:
         options = SimOptions.from_seed(seed, workload_ms=args.duration_ms, steps_max=args.steps,
                                        nodes=args.nodes, bug=args.bug,
-                                       cas_clients=args.cas_clients)
+                                       cas_clients=args.cas_clients, q=args.q,
+                                       aae_interval_ms=args.aae_interval_ms,
+                                       liveness_ms_max=args.liveness_ms)
         if args.faults is not None:
             options = dataclasses.replace(options,
                                           faults=parse_faults(args.faults, options.faults))

@@ -13,7 +13,8 @@ isolation without a second set of files to sync)::
     0xFF 0xFF 'H' | len(target) (1 byte) | target | len(bucket) (1 byte) | bucket | key
 
 ``0xFF 0xFF 'P'`` held the acceptor state of the retired per-key Paxos; it is not written
-any more.
+any more. Records that could not be decoded are moved under ``0xFF 0xFF 'Q' | their key`` when a
+scan meets them (``objects.QUARANTINE_PREFIX``).
 
 Replication logs of table partitions (``core.replog``) live under ``0xFF 0xFF 'R' | group (4
 bytes, big-endian)``, followed by ``'H'`` for the hard state or ``'E' | index (8 bytes,
@@ -38,7 +39,7 @@ from dynamokv.storage.objects import (
     EngineObjectStore,
     _decode,
     _engine_errors,
-    decode_storage_key,
+    decoded_row,
     encode_storage_key,
     partition_range,
 )
@@ -97,10 +98,15 @@ class NodeStore(EngineObjectStore):
         if after is not None:
             start = encode_storage_key(partition, after[0], after[1]) + b"\x00"
         out = []
+        bad: list[tuple[bytes, bytes]] = []
         with _engine_errors("scan"):
             for skey, raw in self.engine.scan(start, end, limit=limit):
-                _, bucket, key = decode_storage_key(skey)
-                out.append((bucket, key, _decode(raw, bucket, key)))
+                row = decoded_row(skey, raw)
+                if row is None:
+                    bad.append((skey, raw))
+                else:
+                    out.append(row)
+        self.quarantine(partition, bad)
         return out
 
     def nonempty_partitions(self) -> list[int]:
@@ -112,7 +118,10 @@ class NodeStore(EngineObjectStore):
             counts: dict[str, int] = {}
             with _engine_errors("scan hints"):
                 for skey, _ in self.engine.scan(HINT_PREFIX, _prefix_end(HINT_PREFIX)):
-                    target = _split_hint_key(skey)[0]
+                    try:
+                        target = _split_hint_key(skey)[0]
+                    except (IndexError, UnicodeDecodeError):
+                        continue  # a corrupt key no target's scan reaches: nothing to replay
                     counts[target] = counts.get(target, 0) + 1
             self._hint_counts = counts
         return self._hint_counts
@@ -148,10 +157,18 @@ class NodeStore(EngineObjectStore):
     def scan_hints(self, target: str, limit: int) -> list[tuple[str, bytes, VersionedObject]]:
         prefix = hint_target_prefix(target)
         out = []
+        bad: list[tuple[bytes, bytes]] = []
         with _engine_errors("scan hints"):
             for skey, raw in self.engine.scan(prefix, _prefix_end(prefix), limit=limit):
-                _, bucket, key = _split_hint_key(skey)
-                out.append((bucket, key, _decode(raw, bucket, key)))
+                try:
+                    _, bucket, key = _split_hint_key(skey)
+                    out.append((bucket, key, _decode(raw, bucket, key)))
+                except (IndexError, UnicodeDecodeError, StorageError):
+                    bad.append((skey, raw))
+        if bad:
+            self.quarantine(-1, bad)
+            counts = self._counts()
+            counts[target] = max(counts.get(target, 0) - len(bad), 0)
         return out
 
     # ---- table ranges ----------------------------------------------------------------------------

@@ -8,6 +8,12 @@ Key layout::
 
     partition (2 bytes, big-endian) | len(bucket) (1 byte) | bucket (utf-8) | key
 
+Records that cannot be decoded are moved aside when a scan meets them (*quarantined*) rather than
+failing the scan: one corrupt record must not stop handoff, anti-entropy or hint replay of
+everything else. They are kept, byte for byte, under ``QUARANTINE_PREFIX | storage key`` for the
+operator, and counted per partition (``quarantined()``); the key then reads as absent here, and
+anti-entropy brings it back from the other replicas.
+
 The partition comes first so that one partition is one contiguous key range (handoff and
 anti-entropy fold a partition with a single range scan, and dropping a handed-off partition is a
 range delete); the length-prefixed bucket comes next so that one bucket inside a partition is
@@ -27,6 +33,7 @@ from dynamokv.storage.base import StorageEngine
 from dynamokv.wire.codec import decode_object, encode_object
 
 PARTITION_BYTES = 2
+QUARANTINE_PREFIX = b"\xff\xffQ"  # partition prefixes stay below 0x1000: no overlap
 MAX_PARTITIONS = 1 << (8 * PARTITION_BYTES)
 BUCKET_NAME_BYTES_MAX = 255  # what the 1-byte length prefix can say
 
@@ -84,6 +91,7 @@ class EngineObjectStore:
         self.engine = engine
         self.q = q
         self._keys: dict[tuple[str, bytes], bytes] = {}
+        self._quarantined: dict[int, int] = {}  # partition (-1: hints) -> records, this process
 
     def storage_key(self, bucket: str, key: bytes) -> bytes:
         """Where ``key`` of ``bucket`` is stored: its partition, then the bucket, then the key.
@@ -140,10 +148,31 @@ class EngineObjectStore:
     def fold_partition(self, partition: int) -> Iterator[tuple[str, bytes, VersionedObject]]:
         self._check_partition(partition)
         start, end = partition_range(partition)
+        bad: list[tuple[bytes, bytes]] = []
         with _engine_errors("fold"):
             for skey, raw in self.engine.scan(start, end):
-                _, bucket, key = decode_storage_key(skey)
-                yield bucket, key, _decode(raw, bucket, key)
+                row = decoded_row(skey, raw)
+                if row is None:
+                    bad.append((skey, raw))
+                else:
+                    yield row
+        self.quarantine(partition, bad)
+
+    def quarantined(self) -> dict[int, int]:
+        """Records moved aside by this store object because they could not be decoded, per
+        partition (-1 for hints)."""
+        return dict(self._quarantined)
+
+    def quarantine(self, partition: int, rows: list[tuple[bytes, bytes]]) -> None:
+        """Move undecodable records ``(storage key, raw)`` aside, atomically, and count them."""
+        if not rows:
+            return
+        ops: list[tuple[bytes, bytes | None]] = []
+        for skey, raw in rows:
+            ops += [(QUARANTINE_PREFIX + skey, raw), (skey, None)]
+        with _engine_errors("quarantine"):
+            self.engine.write_batch(ops)
+        self._quarantined[partition] = self._quarantined.get(partition, 0) + len(rows)
 
     def partition_is_empty(self, partition: int) -> bool:
         self._check_partition(partition)
@@ -181,6 +210,15 @@ class EngineObjectStore:
             raise ValueError(f"partition {partition} is outside 0..{self.q - 1}")
 
 
+def decoded_row(skey: bytes, raw: bytes) -> tuple[str, bytes, VersionedObject] | None:
+    """``(bucket, key, object)`` of a stored object, or ``None`` if it cannot be decoded."""
+    try:
+        _, bucket, key = decode_storage_key(skey)
+        return bucket, key, _decode(raw, bucket, key)
+    except StorageError:
+        return None
+
+
 def _decode(raw: bytes, bucket: str, key: bytes) -> VersionedObject:
     try:
         return decode_object(raw)
@@ -213,8 +251,10 @@ def _storage_error(op: str, exc: Exception) -> StorageError:
 
 
 __all__ = [
+    "QUARANTINE_PREFIX",
     "EngineObjectStore",
     "decode_storage_key",
+    "decoded_row",
     "encode_storage_key",
     "partition_range",
 ]

@@ -23,7 +23,8 @@ byte (``OBJECT_FORMAT_VERSION``, ``CLOCK_FORMAT_VERSION``) so the layout can cha
 guessing what old bytes mean.
 
 ``decode*`` take bytes from the network or the disk, so they trust nothing: every field's type and
-range is checked (exact types, so a msgpack bool is never taken for an int), clocks and objects
+range is checked (exact types, so a msgpack bool is never taken for an int; unsigned ints at most
+``INT_MAX``, clock counters and timestamps at most ``CLOCK_INT_MAX``), clocks and objects
 must be in their canonical sorted order, and any failure at all is a ``ProtocolError`` naming the
 field at fault. ``encode*`` trust their input (it is mypy-typed and comes from this process): a
 value msgpack cannot pack raises msgpack's ``TypeError``, a programming error rather than a
@@ -52,6 +53,8 @@ from dynamokv.core.vclock import VectorClock
 from dynamokv.core.versioned import VersionedObject
 from dynamokv.errors import ProtocolError
 from dynamokv.wire.values import (
+    CLOCK_INT_MAX,
+    INT_MAX,
     MAX_PLAIN_DEPTH,
     _bad_arity,
     _bad_int,
@@ -73,6 +76,8 @@ from dynamokv.wire.values import (
 
 __all__ = [
     "CLOCK_FORMAT_VERSION",
+    "CLOCK_INT_MAX",
+    "INT_MAX",
     "MAX_PLAIN_DEPTH",
     "OBJECT_FORMAT_VERSION",
     "TAGS",
@@ -152,9 +157,11 @@ class _Call(typing.NamedTuple):
 
 
 _FIELD_CODECS: Final[dict[Any, _Inline | _Call]] = {
-    int: _Inline("type({v}) is not int or {v} < 0", "_bad_int({label}, {v}, 0)"),
+    int: _Inline("type({v}) is not int or {v} < 0 or {v} > _INT_MAX",
+                 "_bad_int({label}, {v}, 0)"),
     int | None: _Inline(
-        "{v} is not None and (type({v}) is not int or {v} < 0)", "_bad_opt_int({label}, {v})"
+        "{v} is not None and (type({v}) is not int or {v} < 0 or {v} > _INT_MAX)",
+        "_bad_opt_int({label}, {v})",
     ),
     str: _Inline("type({v}) is not str", "_wrong_type({label}, 'a str', {v})"),
     bytes: _Inline("type({v}) is not bytes", "_wrong_type({label}, 'bytes (msgpack bin)', {v})"),
@@ -225,6 +232,7 @@ class _ClassCodec:
             "ProtocolError": ProtocolError,
             "_bad_int": _bad_int,
             "_bad_opt_int": _bad_opt_int,
+            "_INT_MAX": INT_MAX,
             "_bad_arity": _bad_arity,
             "_wrong_type": _wrong_type,
             "_make": _fast_constructor(cls),

@@ -22,6 +22,12 @@ from dynamokv.errors import ProtocolError
 # How deep a plain value inside a dict field may nest: real details and props are a few levels
 # deep, and a bound keeps a hostile peer from making us recurse to Python's limit.
 MAX_PLAIN_DEPTH: Final = 32
+# Ints a peer may send: a message's unsigned fields fit a signed 64-bit int, and clock counters
+# and timestamps leave headroom below that for the increments made on them (the next dot, a
+# last-writer-wins stamp one past the largest seen), which the digests pack into 8 bytes. A
+# larger value is refused here, at the edge, instead of raising in every timer event it reaches.
+INT_MAX: Final = (1 << 63) - 1
+CLOCK_INT_MAX: Final = (1 << 62) - 1
 
 _EMPTY_CLOCK: Final = VectorClock.empty()
 _STATUS_BY_VALUE: Final[dict[str, MemberStatus]] = {s.value: s for s in MemberStatus}
@@ -80,15 +86,19 @@ def _wrong_type(label: str, expected: str, v: object) -> ProtocolError:
     return ProtocolError(f"{label} must be {expected}, got {_describe(v)}")
 
 
-def _bad_int(label: str, v: object, minimum: int) -> ProtocolError:
+def _bad_int(label: str, v: object, minimum: int, maximum: int = INT_MAX) -> ProtocolError:
     if type(v) is int:
-        return ProtocolError(f"{label} must be >= {minimum}, got {v}")
+        if v < minimum:
+            return ProtocolError(f"{label} must be >= {minimum}, got {v}")
+        return ProtocolError(f"{label} must be <= {maximum}, got {v}")
     return _wrong_type(label, "an int", v)
 
 
 def _bad_opt_int(label: str, v: object) -> ProtocolError:
     if type(v) is int:
-        return ProtocolError(f"{label} must be >= 0, got {v}")
+        if v < 0:
+            return ProtocolError(f"{label} must be >= 0, got {v}")
+        return ProtocolError(f"{label} must be <= {INT_MAX}, got {v}")
     return _wrong_type(label, "an int or nil", v)
 
 
@@ -117,6 +127,8 @@ def _dec_clock(v: Any, label: str) -> VectorClock:
                 or type(ts) is not int
                 or counter < 1
                 or ts < 0
+                or counter > CLOCK_INT_MAX
+                or ts > CLOCK_INT_MAX
                 or (prev is not None and actor <= prev)
             ):
                 break
@@ -137,10 +149,10 @@ def _clock_error(v: Any, label: str) -> ProtocolError:
         actor, counter, ts = e
         if type(actor) is not str:
             return _wrong_type(f"{label}: entry {i} actor", "a str", actor)
-        if type(counter) is not int or counter < 1:
-            return _bad_int(f"{label}: counter of actor {actor!r}", counter, 1)
-        if type(ts) is not int or ts < 0:
-            return _bad_int(f"{label}: timestamp_ms of actor {actor!r}", ts, 0)
+        if type(counter) is not int or not 1 <= counter <= CLOCK_INT_MAX:
+            return _bad_int(f"{label}: counter of actor {actor!r}", counter, 1, CLOCK_INT_MAX)
+        if type(ts) is not int or not 0 <= ts <= CLOCK_INT_MAX:
+            return _bad_int(f"{label}: timestamp_ms of actor {actor!r}", ts, 0, CLOCK_INT_MAX)
         # Sorted, unique actors make equal clocks equal values; a peer that sends otherwise is
         # broken, and silently re-sorting would hide it.
         if i and actor <= prev:
@@ -181,6 +193,8 @@ def _dec_object(v: Any, label: str) -> VersionedObject:
                     or type(ts) is not int
                     or counter < 1
                     or ts < 0
+                    or counter > CLOCK_INT_MAX
+                    or ts > CLOCK_INT_MAX
                 ):
                     break
                 dot = (actor, counter)
@@ -214,10 +228,10 @@ def _object_error(v: Any, label: str) -> ProtocolError:
             return _wrong_type(f"{label}: sibling {i} value", "bytes (msgpack bin) or nil", value)
         if type(actor) is not str:
             return _wrong_type(f"{label}: sibling {i} dot actor", "a str", actor)
-        if type(counter) is not int or counter < 1:
-            return _bad_int(f"{label}: sibling {i} dot counter", counter, 1)
-        if type(ts) is not int or ts < 0:
-            return _bad_int(f"{label}: sibling {i} timestamp_ms", ts, 0)
+        if type(counter) is not int or not 1 <= counter <= CLOCK_INT_MAX:
+            return _bad_int(f"{label}: sibling {i} dot counter", counter, 1, CLOCK_INT_MAX)
+        if type(ts) is not int or not 0 <= ts <= CLOCK_INT_MAX:
+            return _bad_int(f"{label}: sibling {i} timestamp_ms", ts, 0, CLOCK_INT_MAX)
         dot = (actor, counter)
         if i and dot <= prev:
             return ProtocolError(
@@ -294,7 +308,7 @@ def _dec_ring(v: Any, label: str) -> Ring:
                 f"got {decoded[-1].node_id!r} before {member.node_id!r}"
             )
         decoded.append(member)
-    if type(version) is not int or version < 0:
+    if type(version) is not int or not 0 <= version <= INT_MAX:
         raise _bad_int(f"{label}: version", version, 0)
     if type(claimant) is not str:
         raise _wrong_type(f"{label}: claimant", "a str", claimant)
@@ -313,7 +327,7 @@ def _dec_uint_tuple(v: Any, label: str) -> tuple[int, ...]:
     if type(v) is not tuple:
         raise _wrong_type(label, "an array of ints", v)
     for i, x in enumerate(v):
-        if type(x) is not int or x < 0:
+        if type(x) is not int or not 0 <= x <= INT_MAX:
             raise _bad_int(f"{label}[{i}]", x, 0)
     return v
 
