@@ -32,13 +32,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE.parent.parent / "shared" / "tools" / "loadgen.py"
@@ -129,19 +128,13 @@ async def conditional_puts(lg: ModuleType, urls: list[str], args: argparse.Names
             "p50_ms": stats.get("p50_ms"), "p99_ms": stats.get("p99_ms")}
 
 
-def status_of(metrics_address: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://{metrics_address}/status", timeout=3) as r:
-        return dict(json.loads(r.read()))
-
-
 def leaders_per_node(cluster: common.LocalCluster) -> dict[str, int]:
+    from dynamokv import Client
+
     out: dict[str, int] = {}
     for node in manifest(cluster)["nodes"]:
-        done = subprocess.run([sys.executable, "-m", "dynamokv", "status", "--json",
-                               "--one", "--node", node["address"]], capture_output=True, text=True,
-                              timeout=20, check=False)
-        with contextlib.suppress(ValueError, KeyError):
-            out[node["id"]] = int(json.loads(done.stdout)["table_logs"]["leading"])
+        with contextlib.suppress(Exception), Client(node["address"]) as client:
+            out[node["id"]] = int(client.status()["table_logs"]["leading"])
     return out
 
 
