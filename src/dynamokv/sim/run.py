@@ -199,6 +199,11 @@ def _logs_unsettled(ring: Ring, cores: dict[str, NodeCore | None], n: int) -> li
             out.append(f"partition {partition}: log voters {sorted(leader.members)}, "
                        f"ring replicas {target}")
             continue
+        stale = [nid for nid, g in groups.items() if g is not None and nid not in target]
+        if stale:
+            out.append(f"partition {partition}: {', '.join(sorted(stale))} still hold its log "
+                       "(not replicas any more)")
+            continue
         behind = [nid for nid in target
                   if groups.get(nid) is None or groups[nid].applied < leader.commit]  # type: ignore[union-attr]
         if behind:
