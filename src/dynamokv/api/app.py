@@ -33,8 +33,9 @@ from dynamokv.api import (
     operations_query,
     operations_tables,
     operations_transact,
+    streams,
 )
-from dynamokv.api.catalog import Catalog
+from dynamokv.api.catalog import Catalog, TableInfo
 from dynamokv.api.errors import (
     DynamoDBError,
     InternalServerError,
@@ -52,6 +53,7 @@ from dynamokv.errors import DynamoKVError, InvalidRequest, Overloaded, Unavailab
 log = logging.getLogger("dynamokv.api")
 
 TARGET_PREFIX = "DynamoDB_20120810."
+STREAMS_PREFIX = "DynamoDBStreams_20120810."  # same endpoint; operations named "Streams.<op>"
 CONTENT_TYPE = "application/x-amz-json-1.0"
 HEALTH_BODY = b"healthy: dynamokv"
 
@@ -81,6 +83,7 @@ OPERATIONS: dict[str, Operation] = {
     "TransactWriteItems": operations_transact.transact_write_items,
     "TransactGetItems": operations_transact.transact_get_items,
 }
+OPERATIONS.update({f"Streams.{name}": op for name, op in streams.OPERATIONS.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,15 @@ def translate(error: BaseException) -> DynamoDBError:
     return InternalServerError()
 
 
+def _stream_noter(handle: NodeHandle) -> Callable[[TableInfo], None] | None:
+    """Tell a handle that flags streamed writes which tables have a stream, as the catalog
+    learns it (``runtime.handle.ClusterHandle.note_stream``)."""
+    note = getattr(handle, "note_stream", None)
+    if note is None:
+        return None
+    return lambda info: note(info.bucket, streams.stream_enabled(info.description))
+
+
 class DynamoDBApp:
     """A DynamoDB endpoint over a ``NodeHandle``; transport-agnostic (see runtime/http_api)."""
 
@@ -133,7 +145,7 @@ class DynamoDBApp:
         self.request_timeout = request_timeout
         self.context = ApiContext(
             handle=handle,
-            catalog=Catalog(handle, ttl=catalog_ttl),
+            catalog=Catalog(handle, ttl=catalog_ttl, on_table=_stream_noter(handle)),
             region=region,
             account_id=account_id,
         )
@@ -182,6 +194,8 @@ class DynamoDBApp:
     def _operation(headers: Mapping[str, str]) -> str:
         target = headers.get("x-amz-target", "")
         prefix, dot, name = target.partition(".")
+        if prefix + dot == STREAMS_PREFIX and name in streams.OPERATIONS:
+            return f"Streams.{name}"
         if not dot or prefix + "." != TARGET_PREFIX or (
             name not in OPERATIONS and name != "DescribeEndpoints"
         ):

@@ -253,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(negative: behind), to check that no clock decides a table write")
     start.add_argument("--http", metavar="HOST:PORT",
                        help="serve the DynamoDB-compatible HTTP API")
+    start.add_argument("--table-sweep-interval", type=float, default=60.0, metavar="SECONDS",
+                       help="seconds between passes that expire TTL items and count table "
+                       "items (default 60)")
     start.add_argument("--ring-size", type=int, default=64, metavar="Q",
                        help="partitions on the ring, a power of two (default 64); fixed for "
                        "the cluster's lifetime")
@@ -501,6 +504,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         auto_join=not args.staged_join,
         aae_interval_ms=int(args.aae_interval * 1000),
         wall_clock_offset_ms=args.wall_clock_offset_ms,
+        table_sweep_interval_s=args.table_sweep_interval,
     )
     config.validate()
     for flag, address in (("--metrics", args.metrics), ("--http", args.http)):

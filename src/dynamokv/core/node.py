@@ -80,11 +80,21 @@ from dynamokv.core.messages import (
     RingRequest,
     StatusReply,
     StatusRequest,
+    StreamFetch,
+    StreamFetchReply,
 )
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.replog.groups import RAFT_MESSAGES, PartitionLogs
 from dynamokv.core.replog.proposals import TableRequests
-from dynamokv.core.requests import CasRequest, RangeRequest, ScanRequest, TableRead, TableWrite
+from dynamokv.core.replog.streams import StreamRecords
+from dynamokv.core.requests import (
+    CasRequest,
+    RangeRequest,
+    ScanRequest,
+    StreamRead,
+    TableRead,
+    TableWrite,
+)
 from dynamokv.core.ring import Member, MemberStatus, Ring, reconcile
 from dynamokv.core.settings import BucketProps, CoreSettings
 from dynamokv.core.tables import TableOps
@@ -138,6 +148,7 @@ class NodeCore:
                                   log_sync=settings.log_sync)
         self.table_requests = TableRequests(self.logs, settings.limits,
                                             rng.randrange(1 << 38))
+        self.streams = StreamRecords(self.logs, store, rng.randrange(1 << 38))
         self._client_started: dict[tuple[int, int], int] = {}
         self._timers: dict[str, int | None] = {
             "gossip": None, "join": None, "heartbeat": None, "background": None,
@@ -181,6 +192,7 @@ class NodeCore:
             return 0  # a Paxos retry wants its backoff chosen now
         times = [t for t in (self.coordinator.deadlines.next(), self.tables.next_deadline(),
                              self.logs.next_deadline(), self.table_requests.next_deadline(),
+                             self.streams.next_deadline(), self.streams.deadlines.next(),
                              *self._timers.values()) if t is not None]
         return min(times) if times else None
 
@@ -228,6 +240,7 @@ class NodeCore:
     # ---- dispatch ----------------------------------------------------------------------------
 
     def handle(self, event: Event, now_ms: int, wall_ms: int) -> list[Effect]:
+        self.streams.wall_ms = wall_ms  # stamps the stream records this event applies
         if isinstance(event, MessageReceived):
             effects = self._on_message(event.src, event.msg, now_ms, wall_ms)
         elif isinstance(event, ClientRequested):
@@ -246,6 +259,7 @@ class NodeCore:
             effects.extend(self.tables.on_timer(now_ms, wall_ms))
             effects.extend(self.logs.on_timer(now_ms))
             effects.extend(self.table_requests.on_timer(now_ms))
+            effects.extend(self.streams.on_timer(now_ms))
         else:
             raise TypeError(f"unknown event {event!r}")
         if self._client_started:
@@ -271,6 +285,8 @@ class NodeCore:
             return self.tables.start_range(client, request, now_ms)
         if isinstance(request, ScanRequest):
             return self.tables.start_scan(client, request, now_ms)
+        if isinstance(request, StreamRead):
+            return self.streams.start_read(client, request, now_ms)
         if isinstance(request, GetRequest):
             return self.coordinator.start_get(Origin(request.req_id, client=client), request,
                                               now_ms)
@@ -345,6 +361,10 @@ class NodeCore:
             return self.table_requests.on_request(src, msg, now_ms)
         if isinstance(msg, LogReply):
             return self.table_requests.on_reply(src, msg, now_ms)
+        if isinstance(msg, StreamFetch):
+            return self.streams.on_fetch(src, msg)
+        if isinstance(msg, StreamFetchReply):
+            return self.streams.on_fetch_reply(msg)
         if isinstance(msg, PaxosPrepare):
             return [Send(src, self.tables.on_prepare_msg(msg))]
         if isinstance(msg, PaxosPropose):

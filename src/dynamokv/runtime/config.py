@@ -33,6 +33,8 @@ class NodeConfig:
     aae_interval_ms: int = 2_000  # how often an anti-entropy exchange may start
     # For fault testing only: this node's wall clock runs this far ahead (negative: behind).
     wall_clock_offset_ms: int = 0
+    # Seconds between passes of the table upkeep (TTL expiry, ItemCount/TableSizeBytes).
+    table_sweep_interval_s: float = 60.0
 
     def validate(self) -> None:
         if not self.node_id or len(self.node_id) > 64 or not self.node_id.isprintable():
@@ -46,6 +48,8 @@ class NodeConfig:
         if q < 8 or q > 4096 or q & (q - 1):
             raise ConfigError(f"ring size {q} must be a power of two between 8 and 4096")
         self.quorum.validate()
+        if not 0.1 <= self.table_sweep_interval_s <= 86_400:
+            raise ConfigError("the table sweep interval must be 0.1 to 86400 seconds")
 
 
 def parse_address(text: str) -> tuple[str, int]:

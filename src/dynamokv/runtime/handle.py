@@ -1,8 +1,9 @@
 """ClusterHandle: the DynamoDB API's ``NodeHandle`` over this node's core.
 
 Owns: turning the API's async calls into local requests of the node (item writes, conditional
-writes and consistent reads through the partitions' replicated logs; range and scan reads) and
-their replies into values or exceptions.
+writes and consistent reads through the partitions' replicated logs; range and scan reads;
+stream record reads, TTL deletes) and their replies into values or exceptions, and which table
+buckets have a stream (their writes carry the ``STREAMED`` flag into the log).
 May import: ``asyncio``, ``dynamokv.api.handle``, ``dynamokv.core``, ``dynamokv.runtime.runner``.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 from dynamokv.api.handle import Abort, Decide, Page
 from dynamokv.core.hashing import compose_key, key_partition
 from dynamokv.core.messages import ErrorReply
+from dynamokv.core.replog.log import SERVICE, STREAMED
 from dynamokv.core.requests import (
     CasAborted,
     CasRequest,
@@ -21,6 +23,8 @@ from dynamokv.core.requests import (
     RangeRequest,
     RangeResult,
     ScanRequest,
+    StreamRead,
+    StreamResult,
     TableRead,
     TableWrite,
 )
@@ -37,6 +41,17 @@ class ClusterHandle:
     def __init__(self, runner: NodeRunner) -> None:
         self.runner = runner
         self._ids = itertools.count(1)
+        self.streamed: set[str] = set()  # table buckets whose StreamSpecification is enabled
+
+    def note_stream(self, bucket: str, enabled: bool) -> None:
+        """What the catalog last said about a table's stream (see ``api.catalog``)."""
+        if enabled:
+            self.streamed.add(bucket)
+        else:
+            self.streamed.discard(bucket)
+
+    def _flags(self, bucket: str) -> int:
+        return STREAMED if bucket in self.streamed else 0
 
     @property
     def q(self) -> int:
@@ -51,7 +66,8 @@ class ClusterHandle:
         return reply.old
 
     async def write(self, bucket: str, key: bytes, value: bytes | None) -> None:
-        reply = await self.runner.local_request(TableWrite(bucket, key, value))
+        reply = await self.runner.local_request(TableWrite(bucket, key, value,
+                                                           flags=self._flags(bucket)))
         _raise_if_error(reply)
         if not isinstance(reply, CasResult):
             raise ProtocolError(f"unexpected reply {type(reply).__name__}")
@@ -60,9 +76,16 @@ class ClusterHandle:
                   ) -> tuple[bytes | None, bytes | None]:
         return await self._cas(bucket, key, decide, read_only=False)
 
-    async def _cas(self, bucket: str, key: bytes, decide: Decide | None, *, read_only: bool
-                   ) -> tuple[bytes | None, bytes | None]:
-        reply = await self.runner.local_request(CasRequest(bucket, key, decide, read_only))
+    async def expire(self, bucket: str, key: bytes, decide: Decide
+                     ) -> tuple[bytes | None, bytes | None]:
+        """A ``cas`` made by the service itself (TTL): its stream record says so."""
+        return await self._cas(bucket, key, decide, read_only=False, flags=SERVICE)
+
+    async def _cas(self, bucket: str, key: bytes, decide: Decide | None, *, read_only: bool,
+                   flags: int = 0) -> tuple[bytes | None, bytes | None]:
+        flags |= 0 if read_only else self._flags(bucket)
+        reply = await self.runner.local_request(CasRequest(bucket, key, decide, read_only,
+                                                           flags=flags))
         _raise_if_error(reply)
         if isinstance(reply, CasAborted):
             if isinstance(reply.error, Abort | DynamoKVError):
@@ -109,8 +132,25 @@ class ClusterHandle:
             return Page(items, items[-1][0])
         return Page(items, None)
 
+    async def stream_read(self, partition: int, bucket: str, after: int, limit: int
+                          ) -> StreamResult:
+        """Stream records of ``bucket`` in ``partition`` after log index ``after``."""
+        reply = await self.runner.local_request(StreamRead(partition, bucket, max(after, 0),
+                                                           max(limit, 0)))
+        _raise_if_error(reply)
+        if not isinstance(reply, StreamResult):
+            raise ProtocolError(f"unexpected reply {type(reply).__name__}")
+        return reply
+
+    def leading_partitions(self) -> list[int]:
+        """Partitions whose log this node leads (where TTL sweeps and counts are cheap)."""
+        logs = self.runner.core.logs
+        return sorted(g for g, raft in logs.groups.items() if raft.is_leader())
+
     async def drop_bucket(self, bucket: str) -> None:
-        """Delete every item of ``bucket`` by scanning it and writing tombstones."""
+        """Delete every item of ``bucket`` by scanning it and writing tombstones (no stream
+        records: a deleted table's stream ends with the table)."""
+        self.streamed.discard(bucket)
         for segment in range(4):
             after: bytes | None = None
             for _ in range(1_000_000):

@@ -128,7 +128,12 @@ async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
         return None
     assert config.http_listen is not None and node.handle is not None
     host, port = parse_address(config.http_listen)
-    return await start_http_api(node.handle, host, port)
+    api = await start_http_api(node.handle, host, port)
+    # TTL expiry and item counts of the partitions this node leads; stopped with the node.
+    from dynamokv.api.maintenance import Maintenance
+
+    node.extra_servers.append(Maintenance(api.app.context, config.table_sweep_interval_s).start())
+    return api
 
 
 def serve(config: NodeConfig) -> int:

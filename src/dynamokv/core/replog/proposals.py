@@ -36,7 +36,7 @@ from dynamokv.core.messages import (
     Message,
 )
 from dynamokv.core.replog.groups import PartitionLogs, live_value
-from dynamokv.core.replog.log import PUT
+from dynamokv.core.replog.log import PUT, SERVICE, STREAMED, is_put
 from dynamokv.core.replog.raft import RaftGroup
 from dynamokv.core.requests import (
     CasAborted,
@@ -76,6 +76,7 @@ class TableOp:
     remote_step: str = ""  # "read" (latest value for decide) or "write"
     attempts: int = 0
     leader_hint: str = ""
+    flags: int = 0  # log.STREAMED / log.SERVICE, carried by the entry
 
 
 @dataclass(slots=True)
@@ -116,7 +117,8 @@ class TableRequests:
         if isinstance(request, TableWrite):
             return TableOp(client, "write", request.bucket, request.key,
                            partition_for(request.bucket, request.key),
-                           now_ms + self._timeout(request.timeout_ms), value=request.value)
+                           now_ms + self._timeout(request.timeout_ms), value=request.value,
+                           flags=request.flags)
         if isinstance(request, TableRead):
             return TableOp(client, "read", request.bucket, request.key,
                            partition_for(request.bucket, request.key),
@@ -126,7 +128,8 @@ class TableRequests:
             kind = "read" if request.read_only or request.decide is None else "cas"
             return TableOp(client, kind, request.bucket, request.key,
                            partition_for(request.bucket, request.key),
-                           now_ms + self._timeout(request.timeout_ms), decide=request.decide)
+                           now_ms + self._timeout(request.timeout_ms), decide=request.decide,
+                           flags=request.flags)
         assert isinstance(request, RangeRequest)
         from dynamokv.core.hashing import compose_key
 
@@ -177,8 +180,8 @@ class TableRequests:
             op.remote_step = "read"
             return LogRead(op_id, op.bucket, op.key, latest=op.kind == "cas")
         if op.kind == "cas":
-            return LogWrite(op_id, op.bucket, op.key, op.value, True, op.old)
-        return LogWrite(op_id, op.bucket, op.key, op.value)
+            return LogWrite(op_id, op.bucket, op.key, op.value, True, op.old, flags=op.flags)
+        return LogWrite(op_id, op.bucket, op.key, op.value, flags=op.flags)
 
     def _eventual_read(self, op_id: int, op: TableOp, raft: RaftGroup | None) -> list[Effect]:
         if raft is not None and self.logs.me in raft.members:
@@ -217,7 +220,7 @@ class TableRequests:
             except Exception as exc:  # Abort and anything else decide raises: nothing written
                 return self._finish(op_id, CasAborted(exc))
         op.old, op.value = old, new
-        index = raft.propose(PUT, now_ms, op.bucket, op.key, new)
+        index = raft.propose(PUT | op.flags, now_ms, op.bucket, op.key, new)
         op.waiting = (index, raft.term)
         self._waiters.setdefault((raft.group, index), []).append((raft.term, op_id))
         return self.logs._after(raft, now_ms)
@@ -239,7 +242,7 @@ class TableRequests:
         for entry in reversed(raft.log.entries):
             if entry.index <= raft.applied:
                 break
-            if entry.kind == PUT and entry.key == key and entry.bucket == bucket:
+            if is_put(entry.kind) and entry.key == key and entry.bucket == bucket:
                 return entry.value
         return live_value(self.logs.store.get(bucket, key))
 
@@ -355,7 +358,8 @@ class TableRequests:
         old = self._latest(raft, msg.bucket, msg.key)
         if msg.conditional and old != msg.expected:
             return [Send(src, LogReply(msg.req_id, CONDITION_FAILED, old))]
-        index = raft.propose(PUT, now_ms, msg.bucket, msg.key, msg.value)
+        index = raft.propose(PUT | _put_flags(msg.flags), now_ms, msg.bucket, msg.key,
+                             msg.value)
         self._waiters.setdefault((raft.group, index), []).append(
             (raft.term, RemoteWait(src, msg.req_id, old)))
         return self.logs._after(raft, now_ms)
@@ -400,6 +404,11 @@ class TableRequests:
                 op.remote = ""
                 op.retry_at_ms = now_ms + RETRY_MS
         return []
+
+
+def _put_flags(flags: int) -> int:
+    """Only the known flags of a peer's request (anything else would change the kind)."""
+    return flags & (STREAMED | SERVICE)
 
 
 def _error(exc: DynamoKVError) -> ErrorReply:
