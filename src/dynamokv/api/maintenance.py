@@ -162,7 +162,7 @@ class Maintenance:
 
 async def table_counts(ctx: ApiContext, info: TableInfo) -> dict[str, int]:
     """ItemCount and TableSizeBytes as the last passes counted them (0 before any)."""
-    raw = await ctx.handle.read(STATS_BUCKET, info.table_id.encode())
+    raw = await ctx.handle.read(STATS_BUCKET, info.table_id.encode(), consistent=True)
     if raw is None:
         return {"ItemCount": 0, "TableSizeBytes": 0}
     counts = orjson.loads(raw)
