@@ -109,7 +109,10 @@ class Maintenance:
         partitions = leading()
         if not partitions:
             return
-        for info in await self.ctx.catalog.all_tables():
+        for listed in await self.ctx.catalog.all_tables():
+            # Through the cache, so the handle learns whether the table has a stream (its
+            # TTL deletes are then stream records too).
+            info = await self.ctx.catalog.get(listed.name) or listed
             ttl = info.description.get("TimeToLive") or {}
             attribute = ttl.get("AttributeName") if ttl.get("Enabled") else None
             counts: dict[str, list[float]] = {}

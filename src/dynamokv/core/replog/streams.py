@@ -28,7 +28,8 @@ from dynamokv.errors import DynamoKVError, RequestTimeout, UnavailableError
 RETENTION_MS = 24 * 3600 * 1000
 CAP_PER_PARTITION = 100_000  # records; the oldest beyond it are trimmed
 TRIM_EVERY_MS = 1_000
-TRIM_BATCH = 2_000  # records deleted per partition per pass at most
+TRIM_BATCH = 2_000  # records deleted per partition per pass at most (about)
+TRIM_CHUNK = 64  # records read at a time while trimming
 SCAN_MAX = 1_000  # records examined per read
 ID_BASE = 5 << 40  # request ids of forwarded stream reads
 READ_TIMEOUT_MS = 5_000
@@ -107,13 +108,18 @@ class StreamRecords:
             if last > 0:
                 self.store.trim_stream(group, last)
             return
-        through = self.store.stream_trimmed(group)
+        trimmed = through = self.store.stream_trimmed(group)
         oldest_kept = self.wall_ms - RETENTION_MS
-        for record in self.store.scan_stream(group, through, TRIM_BATCH):
-            if record.wall_ms >= oldest_kept and record.index > last - CAP_PER_PARTITION:
+        while through - trimmed < TRIM_BATCH:
+            chunk = self.store.scan_stream(group, through, TRIM_CHUNK)
+            for record in chunk:
+                if record.wall_ms >= oldest_kept and record.index > last - CAP_PER_PARTITION:
+                    chunk = []  # the oldest record stays, and so does every later one
+                    break
+                through = record.index
+            if len(chunk) < TRIM_CHUNK:
                 break
-            through = record.index
-        if through > self.store.stream_trimmed(group):
+        if through > trimmed:
             self.store.trim_stream(group, through)
 
     # ---- reading -----------------------------------------------------------------------------
