@@ -118,6 +118,7 @@ def status(node: NodeCore, now_ms: int) -> dict[str, Any]:
                   "backlog_max": node.settings.hints.backlog_max},
         "handoff": node.handoff.status(),
         "table_logs": node.logs.status(now_ms),
+        "streams": node.streams.status(),
         "anti_entropy": node.aae.status(),
         "merkle_roots": node.aae.roots(),
         "admission": node.admission.status(),
