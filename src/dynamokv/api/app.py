@@ -39,8 +39,9 @@ from dynamokv.api import (
     operations_query,
     operations_tables,
     operations_transact,
+    streams,
 )
-from dynamokv.api.catalog import Catalog
+from dynamokv.api.catalog import Catalog, TableInfo
 from dynamokv.api.errors import (
     DynamoDBError,
     InternalServerError,
@@ -58,6 +59,7 @@ from dynamokv.errors import DynamoKVError, InvalidRequest, Overloaded, Unavailab
 log = logging.getLogger("dynamokv.api")
 
 TARGET_PREFIX = "DynamoDB_20120810."
+STREAMS_PREFIX = "DynamoDBStreams_20120810."  # same endpoint; operations named "Streams.<op>"
 CONTENT_TYPE = "application/x-amz-json-1.0"
 # Hashing, inflating and deflating release the GIL: above this size they run in a thread so
 # that one large body does not hold the event loop.
@@ -91,6 +93,7 @@ OPERATIONS: dict[str, Operation] = {
     "TransactWriteItems": operations_transact.transact_write_items,
     "TransactGetItems": operations_transact.transact_get_items,
 }
+OPERATIONS.update({f"Streams.{name}": op for name, op in streams.OPERATIONS.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,15 @@ def translate(error: BaseException) -> DynamoDBError:
     return InternalServerError()
 
 
+def _stream_noter(handle: NodeHandle) -> Callable[[TableInfo], None] | None:
+    """Tell a handle that flags streamed writes which tables have a stream, as the catalog
+    learns it (``runtime.handle.ClusterHandle.note_stream``)."""
+    note = getattr(handle, "note_stream", None)
+    if note is None:
+        return None
+    return lambda info: note(info.bucket, streams.stream_enabled(info.description))
+
+
 class DynamoDBApp:
     """A DynamoDB endpoint over a ``NodeHandle``; transport-agnostic (see runtime/http_api)."""
 
@@ -152,8 +164,9 @@ class DynamoDBApp:
         self.auth = auth
         self.request_timeout = request_timeout
         self._ids = ids
-        catalog = (Catalog(handle, ttl=catalog_ttl) if monotonic is None
-                   else Catalog(handle, ttl=catalog_ttl, clock=monotonic))
+        noter = _stream_noter(handle)
+        catalog = (Catalog(handle, ttl=catalog_ttl, on_table=noter) if monotonic is None
+                   else Catalog(handle, ttl=catalog_ttl, clock=monotonic, on_table=noter))
         self.region = region
         self.max_body_bytes = max_body_bytes
         self.compress_min_bytes = compress_min_bytes  # 0: never compress responses
@@ -236,6 +249,8 @@ class DynamoDBApp:
     def _operation(headers: Mapping[str, str]) -> str:
         target = headers.get("x-amz-target", "")
         prefix, dot, name = target.partition(".")
+        if prefix + dot == STREAMS_PREFIX and name in streams.OPERATIONS:
+            return f"Streams.{name}"
         if not dot or prefix + "." != TARGET_PREFIX or (
             name not in OPERATIONS and name != "DescribeEndpoints"
         ):

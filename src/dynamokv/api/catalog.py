@@ -315,8 +315,10 @@ class Catalog:
         *,
         ttl: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
+        on_table: Callable[[TableInfo], None] | None = None,
     ) -> None:
         self._handle = handle
+        self._on_table = on_table  # told every description this node reads or writes
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, _Cached] = {}
@@ -328,6 +330,8 @@ class Catalog:
 
     def _remember(self, info: TableInfo) -> TableInfo:
         self._cache[info.name] = _Cached(info, self._clock())
+        if self._on_table is not None:
+            self._on_table(info)
         return info
 
     def invalidate(self, name: str | None = None) -> None:

@@ -5,6 +5,7 @@ UntagResource, ListTagsOfResource, DescribeTimeToLive, UpdateTimeToLive, Describ
 TableDescription document they return.
 May import: stdlib, :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`,
 :mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.operations_common`,
+:mod:`dynamokv.api.streams` (StreamSpecification), :mod:`dynamokv.api.maintenance` (counts),
 :mod:`dynamokv.api.table_requests` (request parsing and validation).
 
 Tables are ACTIVE as soon as CreateTable returns (there is nothing to provision), so SDK
@@ -20,6 +21,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from dynamokv.api import streams
 from dynamokv.api.catalog import INDEX_INTERNAL, TableInfo, gsi_bucket, table_arn
 from dynamokv.api.errors import (
     LimitExceededException,
@@ -38,6 +40,7 @@ from dynamokv.api.indexes import (
     start_backfill,
     stored_gsi_buckets,
 )
+from dynamokv.api.maintenance import table_counts
 from dynamokv.api.operations_common import ApiContext, Params, one_error
 from dynamokv.api.table_requests import (
     INVALID,
@@ -125,9 +128,7 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
             )
             gsis.append(entry)
         out["GlobalSecondaryIndexes"] = gsis
-    stream = d.get("StreamSpecification")
-    if stream and stream.get("StreamEnabled"):
-        out["StreamSpecification"] = stream
+    out.update(streams.describe_fields(ctx, info))
     if d.get("TableClass"):
         out["TableClassSummary"] = {"TableClass": d["TableClass"]}
     if d.get("SSESpecification", {}).get("Enabled"):
@@ -164,6 +165,7 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         duplicate = next(n for n in names if names.count(n) > 1)
         raise ValidationException(INVALID + f"Duplicate index name: {duplicate}")
     tags = parse_tags(params)
+    stream = streams.parse_spec(params)
     description: dict[str, Any] = {
         "TableName": name,
         "TableId": str(ctx.ids()),
@@ -181,10 +183,11 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         description["GlobalSecondaryIndexes"] = [{**g, "IndexStatus": ACTIVE} for g in gsis]
     if tags:
         description["Tags"] = tags
-    for extra in ("StreamSpecification", "SSESpecification"):
-        value = params.mapping(extra)
-        if value is not None:
-            description[extra] = value
+    sse = params.mapping("SSESpecification")
+    if sse is not None:
+        description["SSESpecification"] = sse
+    if stream is not None:
+        streams.apply_spec(description, stream, ctx.clock(), updating=False)
     table_class = params.string("TableClass")
     if table_class is not None:
         description["TableClass"] = table_class
@@ -197,7 +200,9 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
 async def describe_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     info = await ctx.catalog.require(params.table_name())
     resume_backfills(ctx, info)  # a CREATING index whose backfill's node is gone
-    return {"Table": describe(ctx, info)}
+    out = describe(ctx, info)
+    out.update(await table_counts(ctx, info))
+    return {"Table": out}
 
 
 async def list_tables(ctx: ApiContext, params: Params) -> dict[str, Any]:
@@ -390,8 +395,8 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     name = params.table_name()
     mode, throughput = parse_billing(params, creating=False)
     new_definitions = parse_definitions(params) if params.has("AttributeDefinitions") else None
-    for member in ("StreamSpecification", "SSESpecification"):
-        params.mapping(member)
+    params.mapping("SSESpecification")
+    stream = streams.parse_spec(params)
     params.boolean("DeletionProtectionEnabled")
     params.string("TableClass")
     actions = parse_gsi_actions(params)
@@ -445,11 +450,13 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
             for index in new.get(kind) or ():
                 used += [e["AttributeName"] for e in index["KeySchema"]]
         new["AttributeDefinitions"] = [d for d in definitions if d["AttributeName"] in used]
-        for member in ("StreamSpecification", "SSESpecification"):
-            value = params.mapping(member)
-            if value is not None:
-                new[member] = value
-                changed = True
+        sse = params.mapping("SSESpecification")
+        if sse is not None:
+            new["SSESpecification"] = sse
+            changed = True
+        if stream is not None:
+            streams.apply_spec(new, stream, ctx.clock(), updating=True)
+            changed = True
         if params.has("DeletionProtectionEnabled"):
             new["DeletionProtectionEnabled"] = params.boolean("DeletionProtectionEnabled")
             changed = True

@@ -20,6 +20,7 @@ from dynamokv.api import handle as api_handle
 from dynamokv.api.handle import Abort, Decide, Page
 from dynamokv.core.hashing import key_partition
 from dynamokv.core.messages import ErrorReply
+from dynamokv.core.replog.log import SERVICE, STREAMED
 from dynamokv.core.requests import (
     CasAborted,
     CasRequest,
@@ -27,6 +28,8 @@ from dynamokv.core.requests import (
     RangeRequest,
     RangeResult,
     ScanRequest,
+    StreamRead,
+    StreamResult,
     TableRead,
     TableWrite,
     WriteRefused,
@@ -58,6 +61,18 @@ class RequestHandle:
     def __init__(self, requester: Requester) -> None:
         self.requester = requester
         self._ids = itertools.count(1)
+        self.streamed: set[str] = set()  # table buckets whose StreamSpecification is enabled
+
+    def note_stream(self, bucket: str, enabled: bool) -> None:
+        """What the catalog last said about a table's stream (see ``api.catalog``): writes of
+        a streamed table carry the ``STREAMED`` flag into the log."""
+        if enabled:
+            self.streamed.add(bucket)
+        else:
+            self.streamed.discard(bucket)
+
+    def _flags(self, bucket: str) -> int:
+        return STREAMED if bucket in self.streamed else 0
 
     @property
     def q(self) -> int:
@@ -73,7 +88,8 @@ class RequestHandle:
     async def write(self, bucket: str, key: bytes, value: bytes | None, *,
                     refuse_prefix: bytes = b"") -> None:
         reply = await self.requester.local_request(
-            TableWrite(bucket, key, value, refuse_prefix=refuse_prefix))
+            TableWrite(bucket, key, value, refuse_prefix=refuse_prefix,
+                       flags=self._flags(bucket)))
         _raise_if_error(reply)
         if isinstance(reply, WriteRefused):
             raise api_handle.WriteRefused(reply.current)
@@ -84,9 +100,16 @@ class RequestHandle:
                   ) -> tuple[bytes | None, bytes | None]:
         return await self._cas(bucket, key, decide, read_only=False)
 
-    async def _cas(self, bucket: str, key: bytes, decide: Decide | None, *, read_only: bool
-                   ) -> tuple[bytes | None, bytes | None]:
-        reply = await self.requester.local_request(CasRequest(bucket, key, decide, read_only))
+    async def expire(self, bucket: str, key: bytes, decide: Decide
+                     ) -> tuple[bytes | None, bytes | None]:
+        """A ``cas`` made by the service itself (TTL): its stream record says so."""
+        return await self._cas(bucket, key, decide, read_only=False, flags=SERVICE)
+
+    async def _cas(self, bucket: str, key: bytes, decide: Decide | None, *, read_only: bool,
+                   flags: int = 0) -> tuple[bytes | None, bytes | None]:
+        flags |= 0 if read_only else self._flags(bucket)
+        reply = await self.requester.local_request(CasRequest(bucket, key, decide, read_only,
+                                                              flags=flags))
         _raise_if_error(reply)
         if isinstance(reply, CasAborted):
             if isinstance(reply.error, Abort | DynamoKVError):
@@ -138,8 +161,19 @@ class RequestHandle:
         partition = key_partition(bucket, key, self.q)
         return ((partition + 1) * total_segments - 1) // self.q
 
+    async def stream_read(self, partition: int, bucket: str, after: int, limit: int
+                          ) -> StreamResult:
+        """Stream records of ``bucket`` in ``partition`` after log index ``after``."""
+        reply = await self.requester.local_request(
+            StreamRead(partition, bucket, max(after, 0), max(limit, 0)))
+        _raise_if_error(reply)
+        if not isinstance(reply, StreamResult):
+            raise ProtocolError(f"unexpected reply {type(reply).__name__}")
+        return reply
+
     async def drop_bucket(self, bucket: str) -> None:
         """Delete every item of ``bucket`` by scanning it and writing tombstones."""
+        self.streamed.discard(bucket)  # a deleted table's stream ends with it
         for segment in range(4):
             after: bytes | None = None
             for _ in range(1_000_000):

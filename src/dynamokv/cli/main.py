@@ -261,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(negative: behind), to check that no clock decides a table write")
     start.add_argument("--http", metavar="HOST:PORT",
                        help="serve the DynamoDB-compatible HTTP API")
+    start.add_argument("--table-sweep-interval", type=float, default=60.0, metavar="SECONDS",
+                       help="seconds between passes that expire TTL items and count table "
+                       "items (default 60)")
     start.add_argument("--ring-size", type=int, default=64, metavar="Q",
                        help="partitions on the ring, a power of two (default 64); fixed for "
                        "the cluster's lifetime")
@@ -556,6 +559,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         http_max_buffered_bytes=args.http_max_buffered_mb * 1024 * 1024,
         http_idle_timeout_s=args.http_idle_timeout,
         http_compress_min_bytes=args.http_compress_min_bytes,
+        table_sweep_interval_s=args.table_sweep_interval,
     )
     config.validate()
     if args.credentials is not None:

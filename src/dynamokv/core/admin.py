@@ -128,6 +128,7 @@ def status(node: NodeCore, now_ms: int) -> dict[str, Any]:
         "table_logs": node.logs.status(now_ms),
         # Undecodable stored records moved aside since the node started (docs/anti-entropy.md).
         "quarantined": sum(node.store.quarantined().values()),
+        "streams": node.streams.status(),
         "anti_entropy": node.aae.status(),
         "merkle_roots": node.aae.roots(),
         "admission": node.admission.status(),

@@ -538,6 +538,7 @@ class LogWrite:
     expected: bytes | None = None
     timeout_ms: int = 0
     refuse_prefix: bytes = b""  # see ``TableWrite``
+    flags: int = 0  # put flags of the entry (``replog.log.STREAMED``, ``SERVICE``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,6 +591,46 @@ class LogReply:
     message: str = ""
     items: tuple[KeyObject, ...] = ()
     more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFetch:
+    """Stream records of ``bucket`` in partition ``group`` after log index ``after``, from a
+    replica of the partition (``limit`` 0: only the bounds)."""
+
+    req_id: int
+    group: int
+    bucket: str
+    after: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One stream record: an applied put entry flagged ``STREAMED`` (images are the stored
+    item values; ``wall_ms`` the applying replica's clock; ``service``: a TTL delete)."""
+
+    index: int
+    bucket: str
+    key: bytes
+    old: bytes | None
+    new: bytes | None
+    wall_ms: int
+    service: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFetchReply:
+    """Answer to ``StreamFetch``: ``code`` empty on success; ``trimmed``/``last``/``scanned``
+    as in ``requests.StreamResult``."""
+
+    req_id: int
+    code: str
+    message: str = ""
+    trimmed: int = 0
+    last: int = 0
+    scanned: int = 0
+    records: tuple[StreamRecord, ...] = ()
 
 
 CLIENT_REQUESTS = (GetRequest, PutRequest, RingRequest, StatusRequest, BucketPropsRequest,
@@ -655,6 +696,9 @@ ALL_MESSAGES: tuple[type, ...] = (
     LogRange,
     LogReply,
     LogScan,
+    StreamFetch,
+    StreamRecord,
+    StreamFetchReply,
 )
 
 Message = Any  # any instance of a class in ALL_MESSAGES

@@ -78,11 +78,21 @@ from dynamokv.core.messages import (
     RingRequest,
     StatusReply,
     StatusRequest,
+    StreamFetch,
+    StreamFetchReply,
 )
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.replog.groups import RAFT_MESSAGES, PartitionLogs
 from dynamokv.core.replog.proposals import TableRequests
-from dynamokv.core.requests import CasRequest, RangeRequest, ScanRequest, TableRead, TableWrite
+from dynamokv.core.replog.streams import StreamRecords
+from dynamokv.core.requests import (
+    CasRequest,
+    RangeRequest,
+    ScanRequest,
+    StreamRead,
+    TableRead,
+    TableWrite,
+)
 from dynamokv.core.ring import Member, MemberStatus, Ring, reconcile
 from dynamokv.core.settings import BucketProps, CoreSettings
 from dynamokv.core.tables import TableOps
@@ -137,6 +147,7 @@ class NodeCore:
                                   log_sync=settings.log_sync)
         self.table_requests = TableRequests(self.logs, settings.limits,
                                             rng.randrange(1 << 38))
+        self.streams = StreamRecords(self.logs, store, rng.randrange(1 << 38))
         self._client_started: dict[tuple[int, int], int] = {}
         self._timers: dict[str, int | None] = {
             "gossip": None, "join": None, "heartbeat": None, "background": None,
@@ -181,6 +192,7 @@ class NodeCore:
             return 0  # a Paxos retry wants its backoff chosen now
         times = [t for t in (self.coordinator.deadlines.next(), self.tables.next_deadline(),
                              self.logs.next_deadline(), self.table_requests.next_deadline(),
+                             self.streams.next_deadline(), self.streams.deadlines.next(),
                              *self._timers.values()) if t is not None]
         return min(times) if times else None
 
@@ -243,6 +255,7 @@ class NodeCore:
     # ---- dispatch ----------------------------------------------------------------------------
 
     def handle(self, event: Event, now_ms: int, wall_ms: int) -> list[Effect]:
+        self.streams.wall_ms = wall_ms  # stamps the stream records this event applies
         if isinstance(event, MessageReceived):
             effects = self._on_message(event.src, event.msg, now_ms, wall_ms)
         elif isinstance(event, ClientRequested):
@@ -261,6 +274,7 @@ class NodeCore:
             effects.extend(self.tables.on_timer(now_ms, wall_ms))
             effects.extend(self.logs.on_timer(now_ms))
             effects.extend(self.table_requests.on_timer(now_ms))
+            effects.extend(self.streams.on_timer(now_ms))
         else:
             raise TypeError(f"unknown event {event!r}")
         if self._client_started:
@@ -290,6 +304,8 @@ class NodeCore:
             if group is not None and (group.leader or self.node_id in group.members):
                 return self.tables.start_scan(client, request, now_ms)
             return self.table_requests.start(client, request, now_ms)
+        if isinstance(request, StreamRead):
+            return self.streams.start_read(client, request, now_ms)
         if isinstance(request, GetRequest):
             return self.coordinator.start_get(Origin(request.req_id, client=client), request,
                                               now_ms)
@@ -367,6 +383,10 @@ class NodeCore:
             return self.table_requests.on_request(src, msg, now_ms)
         if isinstance(msg, LogReply):
             return self.table_requests.on_reply(src, msg, now_ms)
+        if isinstance(msg, StreamFetch):
+            return self.streams.on_fetch(src, msg)
+        if isinstance(msg, StreamFetchReply):
+            return self.streams.on_fetch_reply(msg)
         if isinstance(msg, HintBatch):
             return self._on_hint_batch(src, msg, now_ms)
         if isinstance(msg, HintBatchAck):

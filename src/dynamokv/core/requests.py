@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 Decide = Callable[[bytes | None], bytes | None]
 
@@ -24,6 +25,7 @@ class CasRequest:
     decide: Decide | None
     read_only: bool = False
     timeout_ms: int | None = None
+    flags: int = 0  # put flags of the entry (``replog.log.STREAMED``, ``SERVICE``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class TableWrite:
     key: bytes
     value: bytes | None
     timeout_ms: int | None = None
+    flags: int = 0  # put flags of the entry (``replog.log.STREAMED``, ``SERVICE``)
     # Refuse (``WriteRefused``) if the item's latest value starts with this (b"": never):
     # a plain write must not overwrite an item a transaction holds.
     refuse_prefix: bytes = b""
@@ -100,3 +103,22 @@ class CasAborted:
 class RangeResult:
     items: list[tuple[bytes, bytes]]  # (key, value) of live items, in the order asked
     last_key: bytes | None  # the last key examined when more may follow, else None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRead:
+    """Stream records of ``bucket`` in ring partition ``partition`` after log index ``after``
+    (at most ``limit``; 0: only the bounds), from a replica of the partition."""
+
+    partition: int
+    bucket: str
+    after: int
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    trimmed: int  # records up to this log index were trimmed (retention)
+    last: int  # the replica's last applied log index of the partition
+    scanned: int  # the next read continues after this index
+    records: list[Any]  # ``replog.streams.Record``, in log order

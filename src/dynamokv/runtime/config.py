@@ -49,6 +49,8 @@ class NodeConfig:
     http_max_buffered_bytes: int = 128 * 1024 * 1024
     http_idle_timeout_s: float = 120.0
     http_compress_min_bytes: int = 4096  # 0: never compress responses
+    # Seconds between passes of the table upkeep (TTL expiry, ItemCount/TableSizeBytes).
+    table_sweep_interval_s: float = 60.0
 
     def validate(self) -> None:
         if not self.node_id or len(self.node_id) > 64 or not self.node_id.isprintable():
@@ -64,6 +66,8 @@ class NodeConfig:
         self.quorum.validate()
         self._validate_network()
         self._validate_http()
+        if not 0.1 <= self.table_sweep_interval_s <= 86_400:
+            raise ConfigError("the table sweep interval must be 0.1 to 86400 seconds")
 
     def _validate_http(self) -> None:
         for name in ("http_max_connections", "http_max_connections_per_client"):

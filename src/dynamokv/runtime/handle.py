@@ -34,5 +34,10 @@ class ClusterHandle(RequestHandle):
         super().__init__(_RunnerRequester(runner))
         self.runner = runner
 
+    def leading_partitions(self) -> list[int]:
+        """Partitions whose log this node leads (where TTL sweeps and counts are cheap)."""
+        logs = self.runner.core.logs
+        return sorted(g for g, raft in logs.groups.items() if raft.is_leader())
+
 
 __all__ = ["ClusterHandle", "compose_key"]

@@ -141,9 +141,14 @@ async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
         from dynamokv.runtime.tls import http_server_context
 
         context = http_server_context(config.tls)
-    return await start_http_api(node.handle, host, port, auth=auth,
-                                limits=http_limits(config), metrics=node.runner.metrics,
-                                ssl=context)
+    api = await start_http_api(node.handle, host, port, auth=auth,
+                               limits=http_limits(config), metrics=node.runner.metrics,
+                               ssl=context)
+    # TTL expiry and item counts of the partitions this node leads; stopped with the node.
+    from dynamokv.api.maintenance import Maintenance
+
+    node.extra_servers.append(Maintenance(api.app.context, config.table_sweep_interval_s).start())
+    return api
 
 
 def http_limits(config: NodeConfig) -> Any:

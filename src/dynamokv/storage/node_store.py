@@ -20,6 +20,10 @@ Replication logs of table partitions (``core.replog``) live under ``0xFF 0xFF 'R
 bytes, big-endian)``, followed by ``'H'`` for the hard state or ``'E' | index (8 bytes,
 big-endian)`` for each entry, so a group's entries scan in index order.
 
+Stream records of table partitions (``core.replog.streams``) live under ``0xFF 0xFF 'S' | group
+(4 bytes, big-endian)``, followed by ``'E' | index (8 bytes, big-endian)`` for each record (so a
+partition's records scan in log order) or ``'T'`` for the index records were trimmed through.
+
 Partition prefixes are at most 0x0FFF (q <= 4096), so these ranges can never overlap one.
 """
 
@@ -30,7 +34,7 @@ from collections.abc import Sequence
 import msgpack
 
 from dynamokv.core.hashing import compose_key, key_partition
-from dynamokv.core.messages import LogEntry
+from dynamokv.core.messages import LogEntry, StreamRecord
 from dynamokv.core.replog.log import HardState
 from dynamokv.core.versioned import VersionedObject
 from dynamokv.errors import InvalidRequest, StorageError
@@ -48,6 +52,7 @@ from dynamokv.wire.codec import encode_object
 HINT_PREFIX = b"\xff\xffH"
 RAFT_PREFIX = b"\xff\xffR"
 PAXOS_PREFIX = b"\xff\xffP"
+STREAM_PREFIX = b"\xff\xffS"
 
 
 def _name(text: str, what: str) -> bytes:
@@ -266,6 +271,66 @@ class NodeStore(EngineObjectStore):
                     return
                 for k in keys:
                     self.engine.delete(k)
+
+
+    # ---- stream records ----------------------------------------------------------------------
+    def put_stream_record(self, group: int, record: StreamRecord) -> None:
+        raw = msgpack.packb([record.bucket, record.key, record.old, record.new, record.wall_ms,
+                             record.service], use_bin_type=True)
+        with _engine_errors("put stream record"):
+            self.engine.put(_stream_group(group) + b"E" + record.index.to_bytes(8, "big"), raw)
+
+    def scan_stream(self, group: int, after: int, limit: int) -> list[StreamRecord]:
+        """Up to ``limit`` records of ``group`` with index > ``after``, in index order."""
+        prefix = _stream_group(group) + b"E"
+        start = prefix + (max(after, -1) + 1).to_bytes(8, "big")
+        with _engine_errors("scan stream"):
+            rows = list(self.engine.scan(start, _prefix_end(prefix), limit=limit))
+        out = []
+        try:
+            for skey, raw in rows:
+                bucket, key, old, new, wall_ms, service = msgpack.unpackb(raw, raw=False)
+                out.append(StreamRecord(int.from_bytes(skey[len(prefix):], "big"), bucket,
+                                        key, old, new, wall_ms, service))
+        except Exception as exc:
+            raise StorageError(f"stream records of group {group} are corrupt: {exc}") from exc
+        return out
+
+    def last_stream_index(self, group: int) -> int:
+        prefix = _stream_group(group) + b"E"
+        with _engine_errors("scan stream"):
+            rows = list(self.engine.scan(prefix, _prefix_end(prefix), reverse=True, limit=1))
+        return int.from_bytes(rows[0][0][len(prefix):], "big") if rows else 0
+
+    def stream_trimmed(self, group: int) -> int:
+        with _engine_errors("get stream trim mark"):
+            raw = self.engine.get(_stream_group(group) + b"T")
+        return int.from_bytes(raw, "big") if raw else 0
+
+    def trim_stream(self, group: int, through: int) -> None:
+        """Delete the records with index <= ``through`` and remember that they are gone."""
+        prefix = _stream_group(group) + b"E"
+        with _engine_errors("trim stream"):
+            self.engine.put(_stream_group(group) + b"T", max(through, 0).to_bytes(8, "big"))
+        self._delete_range(prefix, prefix + (max(through, 0) + 1).to_bytes(8, "big"))
+
+    def stream_groups(self) -> list[int]:
+        """Groups with stream records or a trim mark."""
+        groups: list[int] = []
+        at = STREAM_PREFIX
+        with _engine_errors("scan stream groups"):
+            while True:
+                rows = list(self.engine.scan(at, _prefix_end(STREAM_PREFIX), limit=1))
+                if not rows:
+                    return groups
+                group = int.from_bytes(rows[0][0][len(STREAM_PREFIX):len(STREAM_PREFIX) + 4],
+                                       "big")
+                groups.append(group)
+                at = _prefix_end(_stream_group(group))
+
+
+def _stream_group(group: int) -> bytes:
+    return STREAM_PREFIX + group.to_bytes(4, "big")
 
 
 def _raft_group(group: int) -> bytes:

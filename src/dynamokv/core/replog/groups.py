@@ -32,7 +32,7 @@ from dynamokv.core.messages import (
 )
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.replog.lease import Timings
-from dynamokv.core.replog.log import CONFIG, PUT, HardState, LogStore, RaftLog
+from dynamokv.core.replog.log import CONFIG, PUT, HardState, LogStore, RaftLog, is_put
 from dynamokv.core.replog.membership import next_step
 from dynamokv.core.replog.raft import RaftGroup
 from dynamokv.core.replog.snapshot import SnapshotSender, is_log_managed
@@ -72,6 +72,7 @@ class Change:
     key: bytes
     old: bytes | None
     new: bytes | None
+    kind: int = PUT  # with its flags (``log.STREAMED``, ``log.SERVICE``)
 
 
 def stored_object(partition: int, entry: LogEntry) -> VersionedObject:
@@ -187,7 +188,7 @@ class PartitionLogs:
     def _apply(self, raft: RaftGroup) -> list[Effect]:
         effects: list[Effect] = []
         for entry in raft.pending():
-            if entry.kind == PUT:
+            if is_put(entry.kind):
                 try:
                     self._apply_put(raft.group, entry)
                 except DynamoKVError as exc:
@@ -210,7 +211,7 @@ class PartitionLogs:
             self.store.put(entry.bucket, entry.key, stored_object(group, entry))
         self.changes_applied += 1
         change = Change(group, entry.index, entry.term, entry.bucket, entry.key, old,
-                        entry.value)
+                        entry.value, entry.kind)
         self.feed.append(change)
         for listener in self.feed_listeners:
             listener(change)

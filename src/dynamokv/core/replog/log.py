@@ -19,6 +19,15 @@ from typing import Protocol
 from dynamokv.core.messages import LogEntry
 
 NOOP, PUT, CONFIG = 0, 1, 2
+# Flags a put entry may carry (kind = PUT | flags), decided once by the leader so every replica
+# reads the same: STREAMED, record the change in the table's stream (its StreamSpecification
+# was enabled when the write was made); SERVICE, a delete made by the service itself (TTL).
+STREAMED, SERVICE = 4, 8
+
+
+def is_put(kind: int) -> bool:
+    """A put or delete of one item, with or without flags."""
+    return kind & 3 == PUT
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from dynamokv.core.messages import (
     Message,
 )
 from dynamokv.core.replog.groups import PartitionLogs, live_value
-from dynamokv.core.replog.log import PUT
+from dynamokv.core.replog.log import PUT, SERVICE, STREAMED, is_put
 from dynamokv.core.replog.raft import RaftGroup
 from dynamokv.core.requests import (
     CasAborted,
@@ -85,6 +85,7 @@ class TableOp:
     refuse_prefix: bytes = b""
     optimistic: bool = False  # decide ran on our own replica's value, not the leader's
     send_id: int = 0  # the request id of our one message in flight (replies must match it)
+    flags: int = 0  # log.STREAMED / log.SERVICE, carried by the entry
 
 
 @dataclass(slots=True)
@@ -130,7 +131,7 @@ class TableRequests:
             return TableOp(client, "write", request.bucket, request.key,
                            partition_for(request.bucket, request.key),
                            now_ms + self._timeout(request.timeout_ms), value=request.value,
-                           refuse_prefix=request.refuse_prefix)
+                           refuse_prefix=request.refuse_prefix, flags=request.flags)
         if isinstance(request, TableRead):
             return TableOp(client, "read", request.bucket, request.key,
                            partition_for(request.bucket, request.key),
@@ -140,7 +141,8 @@ class TableRequests:
             kind = "read" if request.read_only or request.decide is None else "cas"
             return TableOp(client, kind, request.bucket, request.key,
                            partition_for(request.bucket, request.key),
-                           now_ms + self._timeout(request.timeout_ms), decide=request.decide)
+                           now_ms + self._timeout(request.timeout_ms), decide=request.decide,
+                           flags=request.flags)
         if isinstance(request, ScanRequest):
             return TableOp(client, "scan", request.bucket, b"", request.partition,
                            now_ms + self._timeout(request.timeout_ms), scan=request)
@@ -218,8 +220,9 @@ class TableRequests:
             op.remote_step = "read"
             return LogRead(send_id, op.bucket, op.key, latest=op.kind == "cas")
         if op.kind == "cas":
-            return LogWrite(send_id, op.bucket, op.key, op.value, True, op.old)
-        return LogWrite(send_id, op.bucket, op.key, op.value, refuse_prefix=op.refuse_prefix)
+            return LogWrite(send_id, op.bucket, op.key, op.value, True, op.old, flags=op.flags)
+        return LogWrite(send_id, op.bucket, op.key, op.value, refuse_prefix=op.refuse_prefix,
+                        flags=op.flags)
 
     def _eventual_read(self, op_id: int, op: TableOp, raft: RaftGroup | None) -> list[Effect]:
         if raft is not None and self.logs.me in raft.members:
@@ -266,7 +269,7 @@ class TableRequests:
             except Exception as exc:  # Abort and anything else decide raises: nothing written
                 return self._finish(op_id, CasAborted(exc))
         op.old, op.value = old, new
-        index = raft.propose(PUT, now_ms, op.bucket, op.key, new)
+        index = raft.propose(PUT | op.flags, now_ms, op.bucket, op.key, new)
         op.waiting = (index, raft.term)
         self._waiters.setdefault((raft.group, index), []).append((raft.term, op_id))
         return self.logs._after(raft, now_ms)
@@ -294,7 +297,7 @@ class TableRequests:
         for entry in reversed(raft.log.entries):
             if entry.index <= raft.applied:
                 break
-            if entry.kind == PUT and entry.key == key and entry.bucket == bucket:
+            if is_put(entry.kind) and entry.key == key and entry.bucket == bucket:
                 return entry.value
         return live_value(self.logs.store.get(bucket, key))
 
@@ -441,7 +444,8 @@ class TableRequests:
             return [Send(src, LogReply(msg.req_id, CONDITION_FAILED, old))]
         if _refused(old, msg.refuse_prefix):
             return [Send(src, LogReply(msg.req_id, REFUSED, old))]
-        index = raft.propose(PUT, now_ms, msg.bucket, msg.key, msg.value)
+        index = raft.propose(PUT | _put_flags(msg.flags), now_ms, msg.bucket, msg.key,
+                             msg.value)
         self._taken[(src, msg.req_id)] = None
         if len(self._taken) > TAKEN_KEPT:
             del self._taken[next(iter(self._taken))]
@@ -493,6 +497,11 @@ class TableRequests:
 
 def _refused(current: bytes | None, prefix: bytes) -> bool:
     return bool(prefix) and current is not None and current.startswith(prefix)
+
+
+def _put_flags(flags: int) -> int:
+    """Only the known flags of a peer's request (anything else would change the kind)."""
+    return flags & (STREAMED | SERVICE)
 
 
 def _error(exc: DynamoKVError) -> ErrorReply:

@@ -1,0 +1,144 @@
+"""What a stream costs: PutItem throughput of a table with and without a stream, and GetRecords
+throughput, on a three-node cluster inside one process (lmdb, ring of 16).
+
+Owns: nothing the product imports; run by hand.
+May import: ``dynamokv``.
+
+Usage (from the repository root)::
+
+    PYTHONPATH=src python bench/streams_bench.py [--items N] [--rounds R]
+
+Writes are sequential through node 1's API object (no HTTP), so the figures are latency-bound:
+they show the relative cost of recording, not the cluster's capacity. Rounds alternate the two
+tables; each figure is the best round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+try:
+    import dynamokv  # noqa: F401
+except ImportError:  # run without PYTHONPATH: use the source tree next to this script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import orjson
+
+from dynamokv.api.app import DynamoDBApp
+from dynamokv.runtime.config import NodeConfig
+from dynamokv.runtime.server import RunningNode, start_node
+
+
+def _ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+async def _cluster(root: Path) -> list[RunningNode]:
+    ports = _ports(3)
+    nodes = []
+    for i, port in enumerate(ports, start=1):
+        nodes.append(await start_node(NodeConfig(
+            node_id=f"n{i}", listen=f"127.0.0.1:{port}", data_dir=root / f"n{i}",
+            seeds=() if i == 1 else (f"127.0.0.1:{ports[0]}",), ring_size=16)))
+    for _ in range(400):
+        rings = {n.runner.core.ring for n in nodes}
+        ring = next(iter(rings))
+        if len(rings) == 1 and ring is not None and len(ring.members) == 3:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(8)  # let the partition logs settle on their members and leaders
+    return nodes
+
+
+async def _call(app: DynamoDBApp, op: str, body: dict[str, Any], prefix: str = "DynamoDB_20120810."
+                ) -> dict[str, Any]:
+    for _ in range(50):
+        r = await app.handle("POST", "/", {"x-amz-target": prefix + op}, orjson.dumps(body))
+        out: dict[str, Any] = orjson.loads(r.body)
+        if r.status == 200:
+            return out
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{op} failed: {out}")
+
+
+def _table(name: str, stream: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "TableName": name, "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST"}
+    if stream:
+        spec["StreamSpecification"] = {"StreamEnabled": True,
+                                       "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    return spec
+
+
+async def _puts(app: DynamoDBApp, table: str, items: int, round_: int) -> float:
+    start = time.perf_counter()
+    for i in range(items):
+        await _call(app, "PutItem", {"TableName": table, "Item": {
+            "pk": {"S": f"k{i}"}, "round": {"N": str(round_)}, "pad": {"S": "x" * 100}}})
+    return items / (time.perf_counter() - start)
+
+
+async def _read_all(app: DynamoDBApp, arn: str) -> tuple[int, float]:
+    s = "DynamoDBStreams_20120810."
+    start = time.perf_counter()
+    shards = (await _call(app, "DescribeStream", {"StreamArn": arn}, s))[
+        "StreamDescription"]["Shards"]
+    count = 0
+    for shard in shards:
+        it = (await _call(app, "GetShardIterator", {
+            "StreamArn": arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"},
+            s))["ShardIterator"]
+        while True:
+            page = await _call(app, "GetRecords", {"ShardIterator": it}, s)
+            count += len(page["Records"])
+            if not page["Records"]:
+                break
+            it = page["NextShardIterator"]
+    return count, count / (time.perf_counter() - start)
+
+
+async def main(items: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        nodes = await _cluster(Path(tmp))
+        try:
+            assert nodes[0].handle is not None
+            app = DynamoDBApp(nodes[0].handle)
+            await _call(app, "CreateTable", _table("plain", False))
+            created = await _call(app, "CreateTable", _table("streamed", True))
+            arn = created["TableDescription"]["LatestStreamArn"]
+            best = {"plain": 0.0, "streamed": 0.0}
+            for r in range(rounds):
+                for table in ("plain", "streamed"):
+                    best[table] = max(best[table], await _puts(app, table, items, r))
+            count, rate = await _read_all(app, arn)
+            print(f"PutItem, no stream:          {best['plain']:8.0f} items/s")
+            print(f"PutItem, NEW_AND_OLD_IMAGES: {best['streamed']:8.0f} items/s "
+                  f"({100 * (best['streamed'] / best['plain'] - 1):+.0f}%)")
+            print(f"GetRecords (TRIM_HORIZON, all shards): {count} records, {rate:8.0f} "
+                  "records/s")
+        finally:
+            for n in nodes:
+                await n.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(main(args.items, args.rounds))

@@ -1,0 +1,401 @@
+"""DynamoDB Streams: a table's StreamSpecification and the Streams API over the stream records.
+
+Owns: parsing and applying ``StreamSpecification`` (CreateTable, UpdateTable), the stream
+members of a TableDescription, and the ``DynamoDBStreams_20120810`` operations: ListStreams,
+DescribeStream, GetShardIterator, GetRecords (shard iterators, sequence numbers, records).
+May import: stdlib, ``orjson``, :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`,
+:mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
+
+Where records come from. A write of a table whose stream is enabled (as this node's catalog
+sees it) is a log entry flagged ``STREAMED``; every replica of the partition keeps a record of
+it, keyed by the log index, when it applies the entry (``core.replog.streams``). A stream has
+one shard per ring partition; a record's sequence number is its log index and partition
+(``{index:016d}{partition:05d}``), so sequence numbers grow within a shard and name one record
+in the stream. Records of one item are in its partition's log order.
+
+Shard iterators are opaque (base64url of the stream, shard, position and creation time) and
+expire after 15 minutes, as DynamoDB's do. Records are kept 24 hours, at most
+``core.replog.streams.CAP_PER_PARTITION`` per partition (all tables of the partition together).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime
+from typing import Any, Protocol
+
+import orjson
+
+from dynamokv.api.catalog import TableInfo, table_arn
+from dynamokv.api.errors import DynamoDBError, ResourceNotFoundException, ValidationException
+from dynamokv.api.items import committed_value, stored_wire
+from dynamokv.api.operations_common import ApiContext, Params, enum_error
+
+VIEW_TYPES = ("NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY")
+ITERATOR_TYPES = ("TRIM_HORIZON", "LATEST", "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER")
+ITERATOR_LIFETIME_MS = 15 * 60 * 1000
+# Records stamped this long before a stream was created still belong to it (the replicas'
+# clocks stamp records, the coordinator's clock names the stream); older ones are of an
+# earlier stream of the same table.
+CLOCK_MARGIN_MS = 5_000
+SERVICE_IDENTITY = {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
+
+
+class TrimmedDataAccessException(DynamoDBError):
+    error_type = "TrimmedDataAccessException"
+
+
+class ExpiredIteratorException(DynamoDBError):
+    error_type = "ExpiredIteratorException"
+
+
+class StreamHandle(Protocol):
+    """What the Streams API needs beyond ``NodeHandle`` (``runtime.handle.ClusterHandle``)."""
+
+    @property
+    def q(self) -> int: ...
+
+    async def stream_read(self, partition: int, bucket: str, after: int, limit: int
+                          ) -> Any: ...
+
+
+# ------------------------------------------------------------------------------ the table side
+
+
+def parse_spec(params: Params) -> dict[str, Any] | None:
+    """A request's StreamSpecification, validated: ``{"StreamEnabled": bool,
+    "StreamViewType": ...}`` (no view type when disabled), or None when absent."""
+    spec = params.nested("StreamSpecification")
+    if spec is None:
+        return None
+    if spec.raw("StreamEnabled") is None:
+        raise spec.missing("StreamEnabled")
+    enabled = spec.boolean("StreamEnabled")
+    view = spec.string("StreamViewType")
+    if view is not None and view not in VIEW_TYPES:
+        raise enum_error(view, spec.label("StreamViewType"), VIEW_TYPES)
+    if enabled and view is None:
+        raise ValidationException(
+            "One or more parameter values were invalid: StreamViewType is required when "
+            "StreamEnabled is true")
+    if not enabled and view is not None:
+        raise ValidationException(
+            "One or more parameter values were invalid: StreamViewType cannot be specified "
+            "when StreamEnabled is false")
+    return {"StreamEnabled": True, "StreamViewType": view} if enabled else {
+        "StreamEnabled": False}
+
+
+def apply_spec(description: dict[str, Any], spec: dict[str, Any], now: float,
+               *, updating: bool) -> None:
+    """Enable or disable the stream of a stored table description (in place). Enabling
+    starts a new stream (a new label); disabling keeps the last one readable."""
+    name = description["TableName"]
+    enabled_now = stream_enabled(description)
+    if spec["StreamEnabled"]:
+        if enabled_now:
+            raise ValidationException(f"Table already has an enabled stream: TableName: {name}")
+        description["StreamSpecification"] = spec
+        description["LatestStreamLabel"] = _label(now)
+        description["StreamCreatedMs"] = int(now * 1000)
+        description.pop("StreamDisabledMs", None)
+    elif updating:
+        if not enabled_now:
+            raise ValidationException(f"Table has no stream to disable: TableName: {name}")
+        was = description["StreamSpecification"].get("StreamViewType", "KEYS_ONLY")
+        description["StreamSpecification"] = spec
+        description["StreamViewTypeWas"] = was
+        description["StreamDisabledMs"] = int(now * 1000)
+
+
+def stream_enabled(description: dict[str, Any]) -> bool:
+    spec = description.get("StreamSpecification") or {}
+    return bool(spec.get("StreamEnabled"))
+
+
+def describe_fields(ctx: ApiContext, info: TableInfo) -> dict[str, Any]:
+    """The stream members of a TableDescription."""
+    d = info.description
+    out: dict[str, Any] = {}
+    if stream_enabled(d):
+        out["StreamSpecification"] = d["StreamSpecification"]
+    label = d.get("LatestStreamLabel")
+    if label:
+        out["LatestStreamLabel"] = label
+        out["LatestStreamArn"] = stream_arn(ctx, info.name, label)
+    return out
+
+
+def _label(now: float) -> str:
+    moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def stream_arn(ctx: ApiContext, table: str, label: str) -> str:
+    return f"{table_arn(ctx.region, ctx.account_id, table)}/stream/{label}"
+
+
+# ------------------------------------------------------------------------------ streams and shards
+
+
+def _handle(ctx: ApiContext) -> StreamHandle:
+    handle = ctx.handle
+    if not hasattr(handle, "stream_read"):
+        raise ValidationException("DynamoDB Streams are not available on this endpoint")
+    return handle  # type: ignore[return-value]
+
+
+def _not_found(arn: str) -> ResourceNotFoundException:
+    return ResourceNotFoundException(f"Requested resource not found: Stream: {arn} not found")
+
+
+async def _stream(ctx: ApiContext, arn: str) -> TableInfo:
+    """The table whose latest stream ``arn`` names."""
+    prefix = f"arn:aws:dynamodb:{ctx.region}:{ctx.account_id}:table/"
+    if not arn.startswith("arn:aws:dynamodb:") or "/stream/" not in arn:
+        raise ValidationException(f"Invalid StreamArn: {arn}")
+    if not arn.startswith(prefix):
+        raise _not_found(arn)
+    table, _, label = arn[len(prefix):].partition("/stream/")
+    info = await ctx.catalog.get(table) if 3 <= len(table) <= 255 else None
+    if info is None or info.description.get("LatestStreamLabel") != label:
+        raise _not_found(arn)
+    return info
+
+
+def _created_ms(info: TableInfo) -> int:
+    return int(info.description.get("StreamCreatedMs", 0))
+
+
+def shard_id(info: TableInfo, partition: int) -> str:
+    return f"shardId-{_created_ms(info):020d}-{partition:08x}"
+
+
+def _partition_of(info: TableInfo, shard: str, q: int) -> int:
+    head = f"shardId-{_created_ms(info):020d}-"
+    tail = shard[len(head):]
+    if shard.startswith(head) and len(tail) == 8:
+        try:
+            partition = int(tail, 16)
+        except ValueError:
+            partition = -1
+        if 0 <= partition < q:
+            return partition
+    raise ResourceNotFoundException(
+        f"Requested resource not found: Shard does not exist: {shard}")
+
+
+def sequence_number(index: int, partition: int) -> str:
+    return f"{index:016d}{partition:05d}"
+
+
+def _parse_sequence(text: str, partition: int) -> int:
+    """The log index a sequence number of ``partition``'s shard names."""
+    if len(text) == 21 and text.isdigit() and int(text[16:]) == partition:
+        return int(text[:16])
+    raise ValidationException(
+        f"Invalid SequenceNumber: {text} is not a sequence number of this shard")
+
+
+async def list_streams(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    _handle(ctx)
+    limit = params.integer("Limit", minimum=1, maximum=100) or 100
+    start = params.string("ExclusiveStartStreamArn")
+    name = params.string("TableName")
+    if name is not None:
+        tables = [await ctx.catalog.require(params.table_name())]
+    else:
+        tables = await ctx.catalog.all_tables()
+    streams = sorted(
+        ({"StreamArn": stream_arn(ctx, t.name, t.description["LatestStreamLabel"]),
+          "TableName": t.name, "StreamLabel": t.description["LatestStreamLabel"]}
+         for t in tables if t.description.get("LatestStreamLabel")),
+        key=lambda s: s["StreamArn"])
+    if start is not None:
+        streams = [s for s in streams if s["StreamArn"] > start]
+    out: dict[str, Any] = {"Streams": streams[:limit]}
+    if len(streams) > limit:
+        out["LastEvaluatedStreamArn"] = streams[limit - 1]["StreamArn"]
+    return out
+
+
+async def describe_stream(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    handle = _handle(ctx)
+    arn = params.req_string("StreamArn")
+    limit = params.integer("Limit", minimum=1, maximum=100) or 100
+    start = params.string("ExclusiveStartShardId")
+    info = await _stream(ctx, arn)
+    q = handle.q
+    first = 0 if start is None else _partition_of(info, start, q) + 1
+    partitions = list(range(first, min(q, first + limit)))
+    bounds = await asyncio.gather(*(handle.stream_read(p, info.bucket, 0, 0)
+                                    for p in partitions))
+    enabled = stream_enabled(info.description)
+    shards = []
+    for p, b in zip(partitions, bounds, strict=True):
+        numbers = {"StartingSequenceNumber": sequence_number(b.trimmed + 1, p)}
+        if not enabled:
+            numbers["EndingSequenceNumber"] = sequence_number(max(b.last, b.trimmed + 1), p)
+        shards.append({"ShardId": shard_id(info, p), "SequenceNumberRange": numbers})
+    d = info.description
+    spec = d.get("StreamSpecification") or {}
+    description: dict[str, Any] = {
+        "StreamArn": arn,
+        "StreamLabel": d["LatestStreamLabel"],
+        "StreamStatus": "ENABLED" if enabled else "DISABLED",
+        "StreamViewType": spec.get("StreamViewType") or d.get("StreamViewTypeWas", "KEYS_ONLY"),
+        "CreationRequestDateTime": _created_ms(info) / 1000,
+        "TableName": info.name,
+        "KeySchema": d["KeySchema"],
+        "Shards": shards,
+    }
+    if partitions and partitions[-1] < q - 1:
+        description["LastEvaluatedShardId"] = shard_id(info, partitions[-1])
+    return {"StreamDescription": description}
+
+
+# ------------------------------------------------------------------------------ iterators
+
+
+def _encode_iterator(arn: str, partition: int, after: int, horizon: bool, now_ms: int) -> str:
+    raw = orjson.dumps([arn, partition, after, horizon, now_ms])
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def _decode_iterator(text: str) -> tuple[str, int, int, bool, int]:
+    try:
+        arn, partition, after, horizon, created = orjson.loads(
+            base64.urlsafe_b64decode(text.encode("ascii")))
+        if not (isinstance(arn, str) and isinstance(partition, int)
+                and isinstance(after, int) and isinstance(horizon, bool)
+                and isinstance(created, int)):
+            raise ValueError("wrong member types")
+    except (ValueError, TypeError, UnicodeError, binascii.Error, orjson.JSONDecodeError):
+        raise ValidationException("Invalid ShardIterator") from None
+    return arn, partition, after, horizon, created
+
+
+async def get_shard_iterator(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    handle = _handle(ctx)
+    arn = params.req_string("StreamArn")
+    shard = params.req_string("ShardId")
+    kind = params.string("ShardIteratorType", required=True)
+    assert kind is not None
+    if kind not in ITERATOR_TYPES:
+        raise enum_error(kind, params.label("ShardIteratorType"), ITERATOR_TYPES)
+    number = params.string("SequenceNumber")
+    info = await _stream(ctx, arn)
+    partition = _partition_of(info, shard, handle.q)
+    bounds = await handle.stream_read(partition, info.bucket, 0, 0)
+    now_ms = int(ctx.clock() * 1000)
+    if kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
+        if number is None:
+            raise ValidationException(
+                f"Must specify a SequenceNumber for ShardIteratorType {kind}")
+        index = _parse_sequence(number, partition)
+        after = index - 1 if kind == "AT_SEQUENCE_NUMBER" else index
+        if after < bounds.trimmed:
+            raise TrimmedDataAccessException(
+                "The operation attempted to read past the oldest stream record in a shard.")
+        return {"ShardIterator": _encode_iterator(arn, partition, after, False, now_ms)}
+    if number is not None:
+        raise ValidationException(
+            f"SequenceNumber cannot be specified for ShardIteratorType {kind}")
+    if kind == "LATEST":
+        return {"ShardIterator": _encode_iterator(arn, partition, bounds.last, False, now_ms)}
+    return {"ShardIterator": _encode_iterator(arn, partition, bounds.trimmed, True, now_ms)}
+
+
+async def get_records(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    handle = _handle(ctx)
+    text = params.req_string("ShardIterator")
+    limit = params.integer("Limit", minimum=1, maximum=1000) or 1000
+    arn, partition, after, horizon, created = _decode_iterator(text)
+    now_ms = int(ctx.clock() * 1000)
+    if now_ms - created > ITERATOR_LIFETIME_MS:
+        raise ExpiredIteratorException(
+            f"Iterator expired. The iterator was created at time {_when(created)} while right "
+            f"now it is {_when(now_ms)} which is further in the future than the tolerated "
+            f"delay of {ITERATOR_LIFETIME_MS} milliseconds.")
+    info = await _stream(ctx, arn)
+    if not 0 <= partition < handle.q:
+        raise ValidationException("Invalid ShardIterator")
+    read = await handle.stream_read(partition, info.bucket, after, limit)
+    if not horizon and after < read.trimmed:
+        raise TrimmedDataAccessException(
+            "The operation attempted to read past the oldest stream record in a shard.")
+    records = [r for rec in read.records
+               if (r := _record(ctx, info, partition, rec)) is not None]
+    out: dict[str, Any] = {"Records": records}
+    closed = not stream_enabled(info.description) and not read.records and read.scanned >= read.last
+    if not closed:
+        out["NextShardIterator"] = _encode_iterator(arn, partition, read.scanned, False, now_ms)
+    return out
+
+
+def _when(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime(
+        "%a %b %d %H:%M:%S UTC %Y")
+
+
+# ------------------------------------------------------------------------------ records
+
+
+def _record(ctx: ApiContext, info: TableInfo, partition: int, rec: Any
+            ) -> dict[str, Any] | None:
+    """The DynamoDB Streams record of one stored record, shaped by the stream's view type
+    (None: a record of an earlier stream, or a write that left the item as it was)."""
+    d = info.description
+    if rec.wall_ms < _created_ms(info) - CLOCK_MARGIN_MS:
+        return None
+    disabled = d.get("StreamDisabledMs")
+    if disabled is not None and rec.wall_ms > int(disabled) + CLOCK_MARGIN_MS:
+        return None
+    old = committed_value(rec.old) if rec.old is not None else None
+    new = committed_value(rec.new) if rec.new is not None else None
+    if old == new:
+        return None  # a transaction's intent came or went: the item did not change
+    old_wire = stored_wire(old) if old is not None else None
+    new_wire = stored_wire(new) if new is not None else None
+    image = new_wire if new_wire is not None else old_wire
+    assert image is not None
+    keys = {name: image[name] for name in info.key_names if name in image}
+    view = (d.get("StreamSpecification") or {}).get("StreamViewType") or d.get(
+        "StreamViewTypeWas", "KEYS_ONLY")
+    body: dict[str, Any] = {
+        "ApproximateCreationDateTime": rec.wall_ms // 1000,
+        "Keys": keys,
+        "SequenceNumber": sequence_number(rec.index, partition),
+        "StreamViewType": view,
+    }
+    size = len(orjson.dumps(keys))
+    if view in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES") and new_wire is not None:
+        body["NewImage"] = new_wire
+        size += len(new)  # type: ignore[arg-type]
+    if view in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES") and old_wire is not None:
+        body["OldImage"] = old_wire
+        size += len(old)  # type: ignore[arg-type]
+    body["SizeBytes"] = size
+    out: dict[str, Any] = {
+        "eventID": f"{partition:08x}{rec.index:024x}",
+        "eventName": "INSERT" if old is None else "REMOVE" if new is None else "MODIFY",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": ctx.region,
+        "dynamodb": body,
+    }
+    if rec.service:
+        out["userIdentity"] = dict(SERVICE_IDENTITY)
+    return out
+
+
+OPERATIONS = {
+    "ListStreams": list_streams,
+    "DescribeStream": describe_stream,
+    "GetShardIterator": get_shard_iterator,
+    "GetRecords": get_records,
+}
+
+__all__ = ["OPERATIONS", "apply_spec", "describe_fields", "parse_spec", "stream_enabled"]

@@ -1,0 +1,194 @@
+"""DynamoDB Streams and TTL on a real 3-process cluster (lmdb, ring of 16, ``--http``, the table
+sweep every second): boto3's ``dynamodbstreams`` client reads through one node what was written
+through the others, TTL expiry shows up as service deletes in the stream and expired items go,
+DescribeTable counts the items; then a smoke test of ``aws dynamodbstreams`` and the TTL
+commands of ``aws dynamodb``. Every process is stopped by PID; every wait is bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import pytest
+
+from tests.api.test_cluster_dynamodb import CREDENTIALS, NO_RETRIES, HttpCluster, ring_settled
+from tests.cluster_harness import LocalCluster, NodeProc, free_ports
+
+pytestmark = pytest.mark.cluster
+
+T = TypeVar("T")
+WAIT_S = 40.0
+SERVICE = {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpCluster]:
+    root = tmp_path_factory.mktemp("streams-cluster")
+    ports = free_ports(6)
+    local = LocalCluster(root, ring_size=16)
+    result = HttpCluster(local, [f"127.0.0.1:{p}" for p in ports[3:]])
+    first = f"127.0.0.1:{ports[0]}"
+    for i in range(3):
+        argv = local._argv(f"n{i + 1}", f"127.0.0.1:{ports[i]}", root / f"n{i + 1}",
+                           [first] if i else [],
+                           ["--http", result.http[i], "--table-sweep-interval", "1"])
+        local.nodes.append(NodeProc(f"n{i + 1}", f"127.0.0.1:{ports[i]}", root / f"n{i + 1}",
+                                    argv))
+    try:
+        for count, node in enumerate(local.nodes, start=1):
+            node.start()
+            local.wait_up(node)
+            local.wait_for(lambda count=count: ring_settled(local, count), timeout_s=30,
+                           what=f"{count} members in every node's ring")
+        local.wait_converged()
+        for i in range(3):
+            result.wait_http(i)
+        yield result
+    finally:
+        local.stop()
+
+
+def streams_client(cluster: HttpCluster, i: int) -> Any:
+    return boto3.session.Session().client("dynamodbstreams", endpoint_url=cluster.endpoint(i),
+                                          config=NO_RETRIES, **CREDENTIALS)
+
+
+def eventually(check: Callable[[], T | None], what: str) -> T:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except Exception:  # a leader moving answers a retryable 5xx: try again
+            found = None
+        if found is not None:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"not within {WAIT_S}s: {what}")
+
+
+def all_records(streams: Any, arn: str) -> list[dict[str, Any]]:
+    shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    records: list[dict[str, Any]] = []
+    for shard in shards:
+        it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        for _ in range(100):
+            page = streams.get_records(ShardIterator=it, Limit=100)
+            records += page["Records"]
+            if not page["Records"]:
+                break
+            it = page["NextShardIterator"]
+    return records
+
+
+def test_streams_ttl_and_counts_through_boto3(cluster: HttpCluster) -> None:
+    ddb = [cluster.client(i) for i in range(3)]
+    name = f"stream_{os.getpid()}"
+    created = ddb[0].create_table(
+        TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    arn = created["TableDescription"]["LatestStreamArn"]
+    ddb[1].update_time_to_live(TableName=name, TimeToLiveSpecification={
+        "AttributeName": "ttl", "Enabled": True})
+    now = int(time.time())
+    for i in range(8):
+        ddb[i % 3].put_item(TableName=name, Item={"id": {"S": f"live{i}"}, "n": {"N": "1"},
+                                                  "ttl": {"N": str(now + 3600)}})
+    for i in range(3):
+        ddb[(i + 1) % 3].put_item(TableName=name, Item={"id": {"S": f"gone{i}"},
+                                                        "ttl": {"N": str(now - 60)}})
+    ddb[2].update_item(TableName=name, Key={"id": {"S": "live0"}},
+                       UpdateExpression="SET n = :two", ExpressionAttributeValues={
+                           ":two": {"N": "2"}})
+    ddb[0].delete_item(TableName=name, Key={"id": {"S": "live7"}})
+
+    streams = streams_client(cluster, 2)
+    listed = streams.list_streams(TableName=name)["Streams"]
+    assert [s["StreamArn"] for s in listed] == [arn]
+    description = streams.describe_stream(StreamArn=arn)["StreamDescription"]
+    assert description["StreamStatus"] == "ENABLED" and len(description["Shards"]) == 16
+    assert description["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+
+    def expired_in_stream() -> list[dict[str, Any]] | None:
+        records = all_records(streams, arn)
+        removes = [r for r in records if r.get("userIdentity") == SERVICE]
+        return records if len(removes) == 3 else None
+
+    records = eventually(expired_in_stream, "the three expired items deleted by TTL")
+    by_item: dict[str, list[str]] = {}
+    for r in records:
+        by_item.setdefault(r["dynamodb"]["Keys"]["id"]["S"], []).append(r["eventName"])
+    assert by_item["live0"] == ["INSERT", "MODIFY"]
+    assert by_item["live7"] == ["INSERT", "REMOVE"]
+    assert all(by_item[f"gone{i}"] == ["INSERT", "REMOVE"] for i in range(3))
+    modify = next(r for r in records if r["eventName"] == "MODIFY")
+    assert modify["dynamodb"]["OldImage"]["n"] == {"N": "1"}
+    assert modify["dynamodb"]["NewImage"]["n"] == {"N": "2"}
+    for i in range(3):
+        got = ddb[i].get_item(TableName=name, Key={"id": {"S": f"gone{i}"}}, ConsistentRead=True)
+        assert "Item" not in got
+
+    def counted() -> dict[str, Any] | None:
+        table = ddb[1].describe_table(TableName=name)["Table"]
+        return table if table["ItemCount"] == 7 else None
+
+    table = eventually(counted, "ItemCount 7 in DescribeTable")
+    assert table["TableSizeBytes"] > 0
+
+
+def aws(endpoint: str, home: Path, *args: str) -> Any:
+    exe = shutil.which("aws")
+    argv = [exe] if exe else [sys.executable, "-m", "awscli"]
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home),
+           "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(home / "config"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"), "AWS_PAGER": "",
+           "AWS_MAX_ATTEMPTS": "1"}
+    done = subprocess.run([*argv, *args, "--endpoint-url", endpoint, "--output", "json"],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"aws {args}: {done.stderr}"
+    return json.loads(done.stdout) if done.stdout.strip() else None
+
+
+def test_aws_cli_streams_and_ttl_smoke(cluster: HttpCluster, tmp_path: Path) -> None:
+    if shutil.which("aws") is None:
+        pytest.importorskip("awscli")
+    name = f"cli_stream_{os.getpid()}"
+    e = cluster.endpoint
+    aws(e(0), tmp_path, "dynamodb", "create-table", "--table-name", name,
+        "--attribute-definitions", "AttributeName=id,AttributeType=S",
+        "--key-schema", "AttributeName=id,KeyType=HASH", "--billing-mode", "PAY_PER_REQUEST",
+        "--stream-specification", "StreamEnabled=true,StreamViewType=KEYS_ONLY")
+    aws(e(1), tmp_path, "dynamodb", "update-time-to-live", "--table-name", name,
+        "--time-to-live-specification", "Enabled=true,AttributeName=exp")
+    ttl = aws(e(2), tmp_path, "dynamodb", "describe-time-to-live", "--table-name", name)
+    assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED",
+                                            "AttributeName": "exp"}
+    aws(e(2), tmp_path, "dynamodb", "put-item", "--table-name", name,
+        "--item", '{"id": {"S": "1"}}')
+    listed = aws(e(1), tmp_path, "dynamodbstreams", "list-streams", "--table-name", name)
+    arn = listed["Streams"][0]["StreamArn"]
+    shards = aws(e(0), tmp_path, "dynamodbstreams", "describe-stream", "--stream-arn", arn)[
+        "StreamDescription"]["Shards"]
+    found = []
+    for shard in shards:
+        it = aws(e(1), tmp_path, "dynamodbstreams", "get-shard-iterator", "--stream-arn", arn,
+                 "--shard-id", shard["ShardId"], "--shard-iterator-type", "TRIM_HORIZON")
+        page = aws(e(2), tmp_path, "dynamodbstreams", "get-records", "--shard-iterator",
+                   it["ShardIterator"])
+        found += page["Records"]
+        if found:
+            break
+    assert [(r["eventName"], r["dynamodb"]["Keys"]) for r in found] == [
+        ("INSERT", {"id": {"S": "1"}})]
+    assert "NewImage" not in found[0]["dynamodb"]
