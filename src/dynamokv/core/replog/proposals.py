@@ -483,16 +483,25 @@ class TableRequests:
         return raft.leader if raft is not None else ""
 
     def on_peer_unreachable(self, node: str, now_ms: int) -> list[Effect]:
-        """Reads waiting on an unreachable node's answer are sent again elsewhere. Writes are
-        not: the node may have sequenced one already, and applying it twice is not
-        linearizable; they wait for an answer or their deadline."""
-        for op in self.ops.values():
+        """Reads waiting on an unreachable node's answer are sent again elsewhere. A write is
+        not: the node may have sequenced it already, and applying it twice is not
+        linearizable. It fails at once instead, saying its outcome is unknown, so the client
+        retries now rather than at the deadline (an idempotent retry of a put is safe)."""
+        effects: list[Effect] = []
+        for op_id, op in list(self.ops.items()):
+            if op.remote != node or op.waiting is not None:
+                continue
             reading = op.kind in ("read", "range", "scan") or (op.kind == "cas"
-                                                       and op.remote_step == "read")
-            if op.remote == node and op.waiting is None and reading:
+                                                               and op.remote_step == "read")
+            if reading:
                 op.remote = ""
                 op.retry_at_ms = now_ms + RETRY_MS
-        return []
+            else:
+                effects.extend(self._finish(op_id, _error(RequestTimeout(
+                    f"the leader of partition {op.partition} became unreachable; the write "
+                    "may or may not have been applied", {"partition": op.partition,
+                                                         "leader": node}))))
+        return effects
 
 
 def _refused(current: bytes | None, prefix: bytes) -> bool:
