@@ -47,6 +47,7 @@ class Limits:
     request_timeout_ms_max: int = 60_000
     connect_timeout_ms: int = 1_000
     send_queue_bytes_max: int = 16 * 1024 * 1024
+    reply_bytes_max: int = 1024 * 1024  # a replica's range/scan reply (a larger item goes alone)
 
 
 @dataclass(frozen=True, slots=True)
