@@ -41,9 +41,9 @@ def _obj(value: bytes | None, siblings: int = 1) -> VersionedObject:
 
 
 def _encoded_item(item: KeyObject) -> int:
-    from dynamokv.wire.values import _enc_object  # the wire form of one object
-
     import msgpack
+
+    from dynamokv.wire.values import _enc_object  # the wire form of one object
 
     return len(msgpack.packb([item.bucket, item.key, _enc_object(item.obj)]))
 

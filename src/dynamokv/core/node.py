@@ -84,7 +84,6 @@ from dynamokv.core.trees import TreeStore
 from dynamokv.core.versioned import VersionedObject, resolve_lww, sync
 from dynamokv.errors import DynamoKVError, InvalidRequest, StorageError, UnavailableError
 
-
 # The request id under which a local request's start is tracked: local refs (negative) are
 # unique per request, and local requests (CAS, range, scan) may carry no id of their own.
 LOCAL_REQ = -1

@@ -40,6 +40,7 @@ from dynamokv.core.node import NodeCore
 from dynamokv.core.requests import CasRequest, RangeRequest, ScanRequest
 from dynamokv.runtime.metrics import NodeMetrics
 from dynamokv.runtime.persist import save_ring
+from dynamokv.runtime.sockets import LinkSettings
 from dynamokv.runtime.transport import Transport
 
 log = logging.getLogger("dynamokv.node")
@@ -75,6 +76,8 @@ class NodeRunner:
             frame_bytes_max=limits.frame_bytes_max,
             send_queue_bytes_max=limits.send_queue_bytes_max,
             connect_timeout_ms=limits.connect_timeout_ms,
+            links=LinkSettings.from_limits(limits),
+            metrics=metrics,
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None

@@ -31,8 +31,8 @@ from dynamokv.errors import ProtocolError
 __all__ = [
     "HEADER_SIZE",
     "MAX_PAYLOAD_BYTES",
-    "PROTOCOL_VERSION",
     "OVERSIZE_HEAD_BYTES",
+    "PROTOCOL_VERSION",
     "FrameDecoder",
     "OversizeFrame",
     "frame",
@@ -99,6 +99,11 @@ class FrameDecoder:
     def buffered_bytes(self) -> int:
         """How many bytes of an incomplete frame are waiting for the rest."""
         return len(self._buf)
+
+    @property
+    def in_frame(self) -> bool:
+        """A frame is under way: part of one is buffered, or an oversize body is being skipped."""
+        return bool(self._buf) or self._skip_left > 0
 
     def feed(self, data: bytes) -> list[bytes]:
         """Every payload completed by ``data``, in stream order (often none, often one)."""
