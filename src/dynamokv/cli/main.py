@@ -17,6 +17,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from dynamokv.client import Client, Context
 from dynamokv.core.claim import balance
 from dynamokv.core.ring import Ring
 from dynamokv.errors import ConfigError, DynamoKVError, InvalidRequest, NoNodeAvailable
-from dynamokv.runtime.config import NodeConfig, QuorumDefaults, parse_address
+from dynamokv.runtime.config import Limits, NodeConfig, QuorumDefaults, parse_address
 
 DEFAULT_NODE = "127.0.0.1:7001"
 NODES_ENV = "DYNAMOKV_NODES"
@@ -261,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "`dynamokv cluster commit` (as riak-admin cluster join)")
     start.add_argument("--aae-interval", type=_seconds, default=2.0, metavar="SECONDS",
                        help="how often an anti-entropy exchange may start (default 2)")
+    start.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                       dest="limits", help="override one node limit (repeatable), e.g. "
+                       "--limit connections_max=2048 --limit idle_timeout_ms=60000; names: "
+                       "the fields of dynamokv.core.settings.Limits")
 
     # cluster
     cl = _command(
@@ -497,6 +502,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         use_uvloop=not args.no_uvloop,
         auto_join=not args.staged_join,
         aae_interval_ms=int(args.aae_interval * 1000),
+        limits=parse_limits(args.limits),
     )
     config.validate()
     for flag, address in (("--metrics", args.metrics), ("--http", args.http)):
@@ -531,6 +537,25 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         specs, args.data_dir, probe=probe_status, ring_probe=probe_ring_members,
         detach=args.detach, start_timeout_s=args.start_timeout,
     )
+
+
+def parse_limits(items: list[str]) -> Limits:
+    """``--limit NAME=VALUE`` flags over the default ``Limits`` (every limit is an integer)."""
+    known = Limits.__dataclass_fields__
+    values: dict[str, int] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or name not in known:
+            raise ConfigError(f"--limit {item!r}: expected NAME=VALUE with NAME one of "
+                              f"{', '.join(sorted(known))}")
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(f"--limit {item!r}: {text!r} is not an integer") from None
+        if value < 0:
+            raise ConfigError(f"--limit {item!r}: must be >= 0")
+        values[name] = value
+    return replace(Limits(), **values)
 
 
 def cmd_cluster_down(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ May import: stdlib, ``dynamokv.core.settings``.
 Why both kernel options and our own stall check: during a partition TCP retransmits with an
 exponential back-off, so after the heal a connection may sit silent for tens of seconds before
 its next retransmission, while the peers look alive. ``TCP_USER_TIMEOUT`` makes the kernel give
-up on data unacknowledged for ``link_stall_ms``; keepalive catches an idle connection whose
+up on data unacknowledged for twice ``link_stall_ms``; keepalive catches an idle connection whose
 peer vanished; and the transport's own check (no byte acknowledged for ``link_stall_ms`` while
 bytes wait, counting the event loop's buffer and the kernel's queue) covers a peer that stopped
 reading (zero window), which older kernels do not time out, and platforms without the options.
@@ -61,7 +61,9 @@ def configure_socket(sock: Any, settings: LinkSettings) -> None:
     for name, value in (("TCP_KEEPIDLE", settings.keepalive_idle_s),
                         ("TCP_KEEPINTVL", settings.keepalive_interval_s),
                         ("TCP_KEEPCNT", settings.keepalive_count),
-                        ("TCP_USER_TIMEOUT", settings.link_stall_ms)):
+                        # A backstop at twice the watchdog's bound: the watchdog, which
+                        # logs and counts what it closes, normally acts first.
+                        ("TCP_USER_TIMEOUT", 2 * settings.link_stall_ms)):
         if hasattr(socket, name):
             options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
     for level, option, value in options:

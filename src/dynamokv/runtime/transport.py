@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import itertools
 import logging
 from collections.abc import Callable
@@ -45,6 +46,17 @@ _WARN_EVERY_S = 10.0  # one log line per kind of refusal or closing in this long
 OnPeerMessage = Callable[[str, Message], None]
 OnClientMessage = Callable[[int, Message], None]
 OnUnreachable = Callable[[str], None]
+
+
+def _source_host(listen_host: str) -> str | None:
+    """The address our outbound connections start from: the listen address when it names one
+    interface (peers then see one address per node, as its firewall rules and logs expect),
+    else (a wildcard or a host name) whatever the route picks."""
+    try:
+        ip = ipaddress.ip_address(listen_host.strip("[]"))
+    except ValueError:
+        return None
+    return None if ip.is_unspecified else str(ip)
 
 
 class _Conn(asyncio.Protocol):
@@ -331,12 +343,14 @@ class Transport:
         self._buffered_total = 0
         self._watch: asyncio.TimerHandle | None = None
         self._warned: dict[str, float] = {}
+        self.source_host: str | None = None  # outbound connections start from our listen address
         self.counts: dict[str, int] = {}  # "closed:stall", "refused:address", ... for status
 
     async def listen(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._accept, host, port, reuse_address=True,
                                                 backlog=1024)
+        self.source_host = _source_host(host)
         self._watch = loop.call_later(_WATCH_S, self._watchdog)
 
     async def open_connection(self, address: str, node: str) -> _Conn:
@@ -345,7 +359,8 @@ class Transport:
         loop = asyncio.get_running_loop()
         _, conn = await asyncio.wait_for(
             loop.create_connection(lambda: _Conn(self, peer=node, outbound=True),
-                                   host.strip("[]"), int(port)),
+                                   host.strip("[]"), int(port),
+                                   local_addr=(self.source_host, 0) if self.source_host else None),
             self.connect_timeout_s,
         )
         await conn.connected
