@@ -55,7 +55,7 @@ class Limits:
     connections_per_address_max: int = 256
     idle_timeout_ms: int = 300_000
     frame_timeout_ms: int = 30_000
-    inbound_buffered_bytes_max: int = 256 * 1024 * 1024
+    inbound_buffered_bytes_max: int = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

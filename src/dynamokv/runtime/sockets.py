@@ -40,7 +40,7 @@ class LinkSettings:
     connections_per_address_max: int = 256  # of them from one client address
     idle_timeout_ms: int = 300_000  # an inbound connection with no message for this long closes
     frame_timeout_ms: int = 30_000  # a frame begun must be complete within this long
-    inbound_buffered_bytes_max: int = 256 * 1024 * 1024  # partial inbound frames held in all
+    inbound_buffered_bytes_max: int = 128 * 1024 * 1024  # partial inbound frames held in all
 
     @staticmethod
     def from_limits(limits: Limits) -> LinkSettings:
