@@ -189,11 +189,11 @@ def test_messages_through_frames(msgs: list[Any], chunk: int) -> None:
     assert got == msgs
 
 
-# -- skip_oversize: an oversize frame is skipped and reported, the stream goes on --------------
+# -- skip_up_to: an oversize frame is skipped and reported, the stream goes on --------------
 
 
 def _skipping_feed(stream: bytes, cuts: list[int], limit: int) -> tuple[list[bytes], list[Any]]:
-    dec = FrameDecoder(limit, skip_oversize=True)
+    dec = FrameDecoder(limit, skip_up_to=1 << 20)
     out: list[bytes] = []
     bounds = [0, *sorted(set(cuts)), len(stream)]
     for a, b in itertools.pairwise(bounds):
@@ -222,12 +222,18 @@ def test_skipping_works_under_any_chunking(cuts: list[int]) -> None:
 
 
 def test_skipping_never_buffers_the_oversize_body() -> None:
-    dec = FrameDecoder(100, skip_oversize=True)
-    assert dec.feed(struct.pack(">IB", 10**9, PROTOCOL_VERSION) + b"x" * 500_000) == []
+    dec = FrameDecoder(100, skip_up_to=10**7)
+    assert dec.feed(struct.pack(">IB", 10**6, PROTOCOL_VERSION) + b"x" * 500_000) == []
     assert dec.buffered_bytes == 0 and not dec.skipped  # still skipping, nothing held
 
 
+def test_a_frame_past_what_may_be_skipped_still_fails_the_stream() -> None:
+    dec = FrameDecoder(100, skip_up_to=1000)
+    with pytest.raises(ProtocolError, match="exceeds the limit"):
+        dec.feed(struct.pack(">IB", 1001, PROTOCOL_VERSION) + b"x")
+
+
 def test_a_bad_version_still_fails_a_skipping_decoder() -> None:
-    dec = FrameDecoder(100, skip_oversize=True)
+    dec = FrameDecoder(100, skip_up_to=1000)
     with pytest.raises(ProtocolError, match="unknown protocol version"):
         dec.feed(struct.pack(">IB", 3, PROTOCOL_VERSION + 1) + b"abc")

@@ -41,6 +41,9 @@ from dynamokv.wire.framing import HEADER_SIZE, FrameDecoder, OversizeFrame, fram
 log = logging.getLogger("dynamokv.transport")
 
 _WATCH_S = 0.25  # how often the watchdog looks at every connection
+# A frame over the limit but at most this large is skipped and answered with an error (a peer
+# configured with a larger limit, a client's large request); a larger one means garbage.
+_SKIP_UP_TO = 64 * 1024 * 1024
 _WARN_EVERY_S = 10.0  # one log line per kind of refusal or closing in this long, at most
 
 OnPeerMessage = Callable[[str, Message], None]
@@ -67,7 +70,7 @@ class _Conn(asyncio.Protocol):
         self.peer = peer  # node id once known (outbound: always; inbound: after Hello)
         self.outbound = outbound
         self.client_ref: int | None = None
-        self.decoder = FrameDecoder(owner.frame_bytes_max, skip_oversize=True)
+        self.decoder = FrameDecoder(owner.frame_bytes_max, skip_up_to=_SKIP_UP_TO)
         self.transport: asyncio.Transport | None = None
         self.sock: Any = None
         self.address = ""  # the remote host

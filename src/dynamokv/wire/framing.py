@@ -15,9 +15,10 @@ another protocol is caught on its very first frame, whichever side opened the co
 
 The length limit is checked as soon as a header is complete, before any of the body is waited
 for, so a peer cannot make us buffer a huge frame just by announcing one. By default a frame over
-the limit fails the stream; a decoder made with ``skip_oversize=True`` instead skips the body as
-it streams past (keeping only its first ``OVERSIZE_HEAD_BYTES``, enough to name the request) and
-reports it in ``skipped``, so the connection lives on and the sender can get an error reply.
+the limit fails the stream; a decoder made with ``skip_up_to=N`` instead skips a body of up to N
+bytes as it streams past (keeping only its first ``OVERSIZE_HEAD_BYTES``, enough to name the
+request) and reports it in ``skipped``, so the connection lives on and the sender can get an
+error reply. A frame announcing more than N bytes is taken for garbage and fails the stream.
 """
 
 from __future__ import annotations
@@ -79,20 +80,20 @@ class FrameDecoder:
     """
 
     __slots__ = ("_buf", "_error", "_max", "_skip_head", "_skip_left", "_skip_size",
-                 "_skipping", "skipped")
+                 "_skip_up_to", "skipped")
 
-    def __init__(self, max_frame_bytes: int, *, skip_oversize: bool = False) -> None:
+    def __init__(self, max_frame_bytes: int, *, skip_up_to: int = 0) -> None:
         if max_frame_bytes < 0:
             raise ValueError(f"max_frame_bytes must be >= 0, got {max_frame_bytes}")
         self._max = max_frame_bytes
         # Bytes of the frame in progress (a partial header or body), never a complete frame.
         self._buf = bytearray()
         self._error: ProtocolError | None = None
-        self._skipping = skip_oversize
+        self._skip_up_to = skip_up_to
         self._skip_left = 0  # body bytes of an oversize frame still to skip
         self._skip_size = 0
         self._skip_head = bytearray()
-        #: Oversize frames skipped so far (``skip_oversize`` only); the caller drains it.
+        #: Oversize frames skipped so far (``skip_up_to`` only); the caller drains it.
         self.skipped: list[OversizeFrame] = []
 
     @property
@@ -169,7 +170,7 @@ class FrameDecoder:
                         f"(this node speaks version {PROTOCOL_VERSION})"
                     )
                 if size > self._max:
-                    if not self._skipping:
+                    if size > self._skip_up_to:
                         self._fail(f"frame of {size} bytes exceeds the limit of {self._max} "
                                    "bytes")
                     self._skip_left, self._skip_size = size, size
