@@ -110,7 +110,17 @@ class FrameDecoder:
         """Every payload completed by ``data``, in stream order (often none, often one)."""
         if self._error is not None:
             raise ProtocolError(f"frame stream already failed: {self._error}")
-        frames: list[bytes] = []
+        if not self._buf and not self._skip_left:
+            # The usual case, kept to one scan: whole messages per read, nothing pending. Parse
+            # ``data`` in place and keep only its incomplete tail.
+            frames, used = self._scan(data)
+            if not self._skip_left:
+                if used < len(data):
+                    self._buf += memoryview(data)[used:]
+                return frames
+            data = data[used:]  # an oversize body starts here: skip it, then go on
+        else:
+            frames = []
         while data:
             if self._skip_left:
                 data = self._skip(data)
