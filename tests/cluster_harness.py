@@ -1,5 +1,8 @@
-"""Real node processes on 127.0.0.1 for integration tests: start, kill -9, restart, stop.
+"""Real node processes on loopback for integration tests: start, kill -9, restart, stop.
 
+Every node listens on 127.0.0.1, or with ``distinct_hosts`` node ``i`` on its own address
+127.0.0.(10+i) (a node's outbound connections start from its listen address, so a firewall
+rule can cut one node off from the others while test clients on 127.0.0.1 still reach it).
 Every process is started by this harness and stopped by PID; every wait is bounded.
 """
 
@@ -23,12 +26,17 @@ from dynamokv.errors import DynamoKVError
 T = TypeVar("T")
 
 
-def free_ports(count: int) -> list[int]:
+def host_of(index: int, distinct_hosts: bool) -> str:
+    """The loopback address of the ``index``-th node (1-based)."""
+    return f"127.0.0.{10 + index}" if distinct_hosts else "127.0.0.1"
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     socks = []
     try:
         for _ in range(count):
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
+            s.bind((host, 0))
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
@@ -94,6 +102,7 @@ class LocalCluster:
     w: int = 2
     ring_size: int = 64
     extra_args: tuple[str, ...] = ()  # passed to every `node start`, e.g. --aae-interval 0.2
+    distinct_hosts: bool = False  # node i on 127.0.0.(10+i) instead of all on 127.0.0.1
 
     def _argv(self, node_id: str, address: str, data_dir: Path, seeds: Sequence[str],
               extra_args: Sequence[str] = ()) -> list[str]:
@@ -107,13 +116,16 @@ class LocalCluster:
 
     @staticmethod
     def start(root: Path, count: int = 3, *, engine: str = "lmdb", n: int = 3, r: int = 2,
-              w: int = 2, ring_size: int = 64, extra_args: Sequence[str] = ()) -> LocalCluster:
-        ports = free_ports(count)
+              w: int = 2, ring_size: int = 64, extra_args: Sequence[str] = (),
+              distinct_hosts: bool = False) -> LocalCluster:
         cluster = LocalCluster(root, engine=engine, n=n, r=r, w=w, ring_size=ring_size,
-                               extra_args=tuple(extra_args))
-        first = f"127.0.0.1:{ports[0]}"
-        for i, port in enumerate(ports, start=1):
-            address = f"127.0.0.1:{port}"
+                               extra_args=tuple(extra_args), distinct_hosts=distinct_hosts)
+        hosts = [host_of(i, distinct_hosts) for i in range(1, count + 1)]
+        ports = (free_ports(count) if not distinct_hosts
+                 else [free_ports(1, host)[0] for host in hosts])
+        first = f"{hosts[0]}:{ports[0]}"
+        for i, (host, port) in enumerate(zip(hosts, ports, strict=True), start=1):
+            address = f"{host}:{port}"
             data_dir = root / f"n{i}"
             argv = cluster._argv(f"n{i}", address, data_dir, [first] if i > 1 else [])
             cluster.nodes.append(NodeProc(f"n{i}", address, data_dir, argv))
@@ -133,7 +145,8 @@ class LocalCluster:
         It is part of ``nodes`` from then on (``wait_converged`` expects it in the ring).
         """
         node_id = node_id or f"n{len(self.nodes) + 1}"
-        address = f"127.0.0.1:{free_ports(1)[0]}"
+        host = host_of(len(self.nodes) + 1, self.distinct_hosts)
+        address = f"{host}:{free_ports(1, host)[0]}"
         data_dir = self.root / node_id
         argv = self._argv(node_id, address, data_dir, [self.node(s).address for s in seeds],
                           extra_args)

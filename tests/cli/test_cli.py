@@ -815,3 +815,16 @@ def test_cluster_up_validates_node_config_before_starting(
 def test_describe_exit() -> None:
     assert cluster.describe_exit(3) == "exited with code 3"
     assert cluster.describe_exit(-9) == "was killed by SIGKILL"
+
+
+def test_node_limits_are_set_by_name_with_a_precise_error_otherwise() -> None:
+    from dynamokv.cli.main import parse_limits
+
+    limits = parse_limits(["connections_max=2048", "idle_timeout_ms=60000"])
+    assert limits.connections_max == 2048 and limits.idle_timeout_ms == 60_000
+    assert limits.frame_bytes_max == parse_limits([]).frame_bytes_max  # the rest: defaults
+    for bad, says in (("nope=1", "NAME one of"), ("connections_max", "NAME=VALUE"),
+                      ("connections_max=lots", "not an integer"),
+                      ("connections_max=-1", ">= 0")):
+        with pytest.raises(ConfigError, match=says):
+            parse_limits([bad])

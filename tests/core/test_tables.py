@@ -117,3 +117,13 @@ def test_reserved_buckets_are_refused_from_kv_clients(pump3: Pump) -> None:
 
 def test_unused_reply_type_check() -> None:
     assert Reply(1, None).client == 1
+
+
+def test_local_requests_are_foreground_traffic_for_admission_control(pump3: Pump) -> None:
+    node = pump3.nodes["n2"]
+    seen = node.admission._seen
+    put_item(pump3, "n2", b"cust-9", b"01", b"v")
+    local(pump3, "n2", RangeRequest(BUCKET, b"cust-9", None, None), client=-2)
+    local(pump3, "n2", CasRequest(BUCKET, b"adm", lambda old: b"x"), client=-3)
+    assert node.admission._seen == seen + 3  # every DynamoDB-API request reported a latency
+    assert not node._client_started  # and none is left tracked once answered

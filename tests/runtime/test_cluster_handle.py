@@ -76,3 +76,26 @@ def test_handle_end_to_end(tmp_path: Path) -> None:
                 await n.stop()
 
     asyncio.run(main())
+
+
+def test_dynamodb_api_requests_reach_the_latency_metrics(tmp_path: Path) -> None:
+    async def main() -> None:
+        nodes = await _cluster(tmp_path)
+        try:
+            node = nodes[0]
+            h = node.handle
+            assert h is not None
+            await h.write(BUCKET, compose_key(b"m", b"1"), b"v")
+            assert await h.read(BUCKET, compose_key(b"m", b"1")) == b"v"
+            await h.query(BUCKET, b"m", None, None, limit=10)
+            latency = node.runner.metrics.snapshot()["latency_ms"]
+            assert latency["put"]["samples"] >= 1 and latency["get"]["samples"] >= 1
+            assert latency["range"]["samples"] >= 1
+            registry = node.runner.metrics.registry
+            assert (registry.get_sample_value("dynamokv_request_seconds_count",
+                                              {"op": "range", "outcome": "ok"}) or 0) >= 1
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(main())

@@ -187,3 +187,53 @@ def test_messages_through_frames(msgs: list[Any], chunk: int) -> None:
     for i in range(0, len(stream), chunk):
         got += [decode(p) for p in decoder.feed(stream[i : i + chunk])]
     assert got == msgs
+
+
+# -- skip_up_to: an oversize frame is skipped and reported, the stream goes on --------------
+
+
+def _skipping_feed(stream: bytes, cuts: list[int], limit: int) -> tuple[list[bytes], list[Any]]:
+    dec = FrameDecoder(limit, skip_up_to=1 << 20)
+    out: list[bytes] = []
+    bounds = [0, *sorted(set(cuts)), len(stream)]
+    for a, b in itertools.pairwise(bounds):
+        out.extend(dec.feed(stream[a:b]))
+    assert dec.buffered_bytes == 0
+    return out, dec.skipped
+
+
+def test_skipped_oversize_frame_keeps_its_head_and_the_stream_in_sync() -> None:
+    big = bytes(range(256)) * 40  # 10,240 bytes
+    stream = frame(b"one") + frame(big) + frame(b"two") + frame(big[:20]) + frame(b"three")
+    out, skipped = _skipping_feed(stream, [], 100)
+    assert out == [b"one", b"two", big[:20], b"three"]
+    assert [(s.size, s.head) for s in skipped] == [(len(big), big[:64])]
+
+
+@given(st.lists(st.integers(0, 10_400), max_size=12))
+@settings(max_examples=200, deadline=None)
+def test_skipping_works_under_any_chunking(cuts: list[int]) -> None:
+    big = b"\x01" * 5_000
+    stream = frame(b"a") + frame(big) + frame(big[:30]) + frame(big) + frame(b"b")
+    out, skipped = _skipping_feed(stream, [c % len(stream) for c in cuts], 1_000)
+    assert out == [b"a", big[:30], b"b"]
+    assert [s.size for s in skipped] == [5_000, 5_000]
+    assert all(s.head == big[:64] for s in skipped)
+
+
+def test_skipping_never_buffers_the_oversize_body() -> None:
+    dec = FrameDecoder(100, skip_up_to=10**7)
+    assert dec.feed(struct.pack(">IB", 10**6, PROTOCOL_VERSION) + b"x" * 500_000) == []
+    assert dec.buffered_bytes == 0 and not dec.skipped  # still skipping, nothing held
+
+
+def test_a_frame_past_what_may_be_skipped_still_fails_the_stream() -> None:
+    dec = FrameDecoder(100, skip_up_to=1000)
+    with pytest.raises(ProtocolError, match="exceeds the limit"):
+        dec.feed(struct.pack(">IB", 1001, PROTOCOL_VERSION) + b"x")
+
+
+def test_a_bad_version_still_fails_a_skipping_decoder() -> None:
+    dec = FrameDecoder(100, skip_up_to=1000)
+    with pytest.raises(ProtocolError, match="unknown protocol version"):
+        dec.feed(struct.pack(">IB", 3, PROTOCOL_VERSION + 1) + b"abc")

@@ -19,6 +19,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +28,7 @@ from dynamokv.client import Client, Context
 from dynamokv.core.claim import balance
 from dynamokv.core.ring import Ring
 from dynamokv.errors import ConfigError, DynamoKVError, InvalidRequest, NoNodeAvailable
-from dynamokv.runtime.config import NodeConfig, QuorumDefaults, parse_address
+from dynamokv.runtime.config import Limits, NodeConfig, QuorumDefaults, parse_address
 
 DEFAULT_NODE = "127.0.0.1:7001"
 NODES_ENV = "DYNAMOKV_NODES"
@@ -277,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how often an anti-entropy exchange may start (default 2)")
     node_options.add_options(start)
     _http_options(start)
+    start.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                       dest="limit_flags", help="override one node limit (repeatable), e.g. "
+                       "--limit connections_max=2048 --limit idle_timeout_ms=60000; names: "
+                       "the fields of dynamokv.core.settings.Limits (over a config file's "
+                       "[limits])")
 
     # cluster
     cl = _command(
@@ -552,7 +558,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         cluster_name=args.cluster_name,
         advertise=args.advertise,
         tls=node_options.tls_files(args),
-        limits=args.limits,
+        limits=parse_limits(args.limit_flags or [], args.limits),
         http_credentials=args.credentials,
         http_max_connections=args.http_max_connections,
         http_max_connections_per_client=args.http_max_connections_per_client,
@@ -607,6 +613,26 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         specs, args.data_dir, probe=probe_status, ring_probe=probe_ring_members,
         detach=args.detach, start_timeout_s=args.start_timeout,
     )
+
+
+def parse_limits(items: list[str], base: Limits | None = None) -> Limits:
+    """``--limit NAME=VALUE`` flags over ``base`` (the config file's, else the default
+    ``Limits``; every limit is an integer)."""
+    known = Limits.__dataclass_fields__
+    values: dict[str, int] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or name not in known:
+            raise ConfigError(f"--limit {item!r}: expected NAME=VALUE with NAME one of "
+                              f"{', '.join(sorted(known))}")
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(f"--limit {item!r}: {text!r} is not an integer") from None
+        if value < 0:
+            raise ConfigError(f"--limit {item!r}: must be >= 0")
+        values[name] = value
+    return replace(base or Limits(), **values)
 
 
 def cmd_cluster_down(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 Owns: ``HandoffManager`` (sender: which partitions to transfer, batches, acknowledgements,
 compare-and-delete once handed off; receiver: merging incoming batches) and ``HandoffSettings``.
-May import: ``dynamokv.core.{messages,effects,ports,ring,versioned}``.
+May import: ``dynamokv.core.{batches,messages,effects,ports,ring,versioned}``.
 
 The rule needs only the current ring, which is what makes a transfer resumable after a crash or
 a restart: *a node holding an object of a key whose preference list no longer includes it sends
@@ -11,7 +11,8 @@ unless the object changed meanwhile (a write from a node with an older ring), in
 next pass sends it again. Nodes that stay in a preference list keep their copies; a node that
 enters a list without anyone leaving it (a cluster growing past N) is filled by anti-entropy.
 
-Transfers are streamed in batches of ``batch_count_max`` keys in key order, one batch in flight
+Transfers are streamed in batches of ``batch_count_max`` keys and ``batch_bytes_max`` bytes
+in key order, one batch in flight
 per transfer, at most ``concurrency`` transfers at a time (riak's ``transfer_limit``), and each
 batch is admitted by the admission controller. Reads and writes are served throughout: they
 already follow the new ring, and R >= 2 reads reach at least one node that had the data.
@@ -22,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dynamokv.core.batches import fit_by_bytes, object_wire_bytes
 from dynamokv.core.effects import Effect, Log, Send
 from dynamokv.core.messages import HandoffAck, HandoffBatch, KeyObject
 from dynamokv.core.ports import ObjectStore
@@ -35,6 +37,7 @@ NOfBucket = Callable[[str], int]
 @dataclass(frozen=True, slots=True)
 class HandoffSettings:
     batch_count_max: int = 200
+    batch_bytes_max: int = 1024 * 1024  # and bytes per batch (a larger object goes alone)
     concurrency: int = 2
     ack_timeout_ms: int = 10_000
     recheck_interval_ms: int = 10_000  # how often to look for stray partitions again
@@ -114,6 +117,9 @@ class HandoffManager:
             self.completed += 1
             return [Log("info", "handoff finished", {"partition": transfer.partition,
                                                      "objects": transfer.moved})]
+        # The cursor moves to the last row kept, so the rows cut here lead the next batch.
+        rows = rows[:fit_by_bytes(rows, self.settings.batch_bytes_max,
+                                  lambda row: object_wire_bytes(*row))]
         per_target: dict[str, list[KeyObject]] = {}
         sent: dict[tuple[str, bytes], tuple[VersionedObject, bool]] = {}
         for bucket, key, obj in rows:

@@ -3,7 +3,7 @@
 Owns: ``HintReplayer`` — when and to whom hints are replayed (batched, one batch in flight per
 target, paced by admission control), deleting a hint only once its target acknowledged it and
 only if it did not change meanwhile; ``HintSettings``.
-May import: ``dynamokv.core.{messages,effects,ports}``.
+May import: ``dynamokv.core.{batches,messages,effects,ports}``.
 
 Hints are stored durably by the store (``ObjectStore.put_hint``), so they survive a restart of
 the node holding them. The backlog is bounded (``backlog_max`` hints in all): when it is full,
@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dynamokv.core.batches import fit_by_bytes, object_wire_bytes
 from dynamokv.core.effects import Effect, Log, Send
 from dynamokv.core.messages import HintBatch, KeyObject
 from dynamokv.core.ports import ObjectStore
@@ -29,6 +30,7 @@ BUSY = "busy: foreground first"  # the receiver's admission control refused the 
 @dataclass(frozen=True, slots=True)
 class HintSettings:
     batch_count_max: int = 100  # hints per batch
+    batch_bytes_max: int = 1024 * 1024  # and bytes per batch (a larger hint goes alone)
     backlog_max: int = 1_000_000  # hints held in all before refusing to be a fallback
     ack_timeout_ms: int = 5_000  # a batch not acknowledged by then is sent again later
     replay_interval_ms: int = 500  # how often targets are checked for replay
@@ -82,6 +84,7 @@ class HintReplayer:
             rows = self.store.scan_hints(target, self.settings.batch_count_max)
             if not rows:
                 continue
+            rows = rows[:fit_by_bytes(rows, self.settings.batch_bytes_max, _row_bytes)]
             self._next_id += 1
             items = tuple(KeyObject(b, k, o) for b, k, o in rows)
             self._in_flight[target] = _InFlight(self._next_id, target, items, now_ms)
@@ -136,6 +139,10 @@ class HintReplayer:
             return []
         return [Log("info", "re-homed hints of a node that left",
                     {"target": target, "hints": moved})]
+
+
+def _row_bytes(row: tuple[str, bytes, VersionedObject]) -> int:
+    return object_wire_bytes(*row)
 
 
 def merge_hinted(local: VersionedObject | None, incoming: VersionedObject) -> VersionedObject:

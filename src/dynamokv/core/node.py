@@ -100,6 +100,10 @@ from dynamokv.core.trees import TreeStore
 from dynamokv.core.versioned import VersionedObject, resolve_lww, sync
 from dynamokv.errors import DynamoKVError, InvalidRequest, StorageError, UnavailableError
 
+# The request id under which a local request's start is tracked: local refs (negative) are
+# unique per request, and local requests (CAS, range, scan) may carry no id of their own.
+LOCAL_REQ = -1
+
 
 class NodeCore:
     def __init__(
@@ -283,15 +287,23 @@ class NodeCore:
 
     def _observe_latency(self, effects: list[Effect], now_ms: int) -> None:
         for e in effects:
-            if isinstance(e, Reply) and isinstance(e.msg, GetReply | PutReply | ErrorReply):
+            if not isinstance(e, Reply):
+                continue
+            if e.client < 0:  # a local (DynamoDB API) request: one reply per ref, any type
+                started = self._client_started.pop((e.client, LOCAL_REQ), None)
+            elif isinstance(e.msg, GetReply | PutReply | ErrorReply):
                 started = self._client_started.pop((e.client, e.msg.req_id), None)
-                if started is not None:
-                    self.admission.observe(now_ms - started, now_ms)
+            else:
+                continue
+            if started is not None:
+                self.admission.observe(now_ms - started, now_ms)
 
     def _on_local(self, client: int, request: object, now_ms: int, wall_ms: int
                   ) -> list[Effect]:
         """Requests of this node's own DynamoDB API (system buckets allowed). Writes and
         strongly consistent reads of items go through the partition logs."""
+        # Foreground traffic like the native protocol's: admission control must see it.
+        self._track_client(client, LOCAL_REQ, now_ms)
         if isinstance(request, CasRequest | TableWrite | TableRead):
             return self.table_requests.start(client, request, now_ms)
         if isinstance(request, RangeRequest):
@@ -312,6 +324,7 @@ class NodeCore:
         if isinstance(request, PutRequest):
             return self.coordinator.start_put(Origin(request.req_id, client=client), request,
                                               now_ms, wall_ms)
+        self._client_started.pop((client, LOCAL_REQ), None)
         raise TypeError(f"not a local request: {request!r}")
 
     def _on_client(self, client: int, msg: Message, now_ms: int, wall_ms: int) -> list[Effect]:

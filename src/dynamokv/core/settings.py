@@ -50,6 +50,15 @@ class Limits:
     request_timeout_ms_max: int = 60_000
     connect_timeout_ms: int = 1_000
     send_queue_bytes_max: int = 16 * 1024 * 1024
+    reply_bytes_max: int = 1024 * 1024  # a replica's range/scan reply (a larger item goes alone)
+    # Node links and the binary port (runtime.sockets.LinkSettings says what each bounds).
+    link_stall_ms: int = 1_500
+    reconnect_backoff_max_ms: int = 500
+    connections_max: int = 1_024
+    connections_per_address_max: int = 256
+    idle_timeout_ms: int = 300_000
+    frame_timeout_ms: int = 30_000
+    inbound_buffered_bytes_max: int = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

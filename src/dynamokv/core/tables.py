@@ -204,6 +204,9 @@ class TableOps:
 
     # ---- range and scan: replica -------------------------------------------------------------
     def replica_read(self, msg: ReplicaRange | ReplicaScan) -> ReplicaRangeReply:
+        from dynamokv.core.batches import fit_by_bytes, object_wire_bytes  # (kept local to
+        # this function: the rest of the module is being rewritten in parallel)
+
         limit = max(1, min(msg.limit, 10_000))
         ring = self.node.ring
         if isinstance(msg, ReplicaScan) and (ring is None or not 0 <= msg.partition < ring.q):
@@ -219,8 +222,12 @@ class TableOps:
             return ReplicaRangeReply(msg.req_id, (), False, f"{exc.code}: {exc}")
         except ValueError as exc:  # a malformed request from a peer (sizes, ranges)
             return ReplicaRangeReply(msg.req_id, (), False, f"bad request: {exc}")
-        items = tuple(KeyObject(msg.bucket, k, o) for k, o in rows)
-        return ReplicaRangeReply(msg.req_id, items, more)
+        # Cut at a byte budget too (the coordinator pages on from the last key sent): a count
+        # of large items would overflow a frame and cost the requester its link.
+        kept = fit_by_bytes(rows, self.node.limits.reply_bytes_max,
+                            lambda row: object_wire_bytes(msg.bucket, *row))
+        items = tuple(KeyObject(msg.bucket, k, o) for k, o in rows[:kept])
+        return ReplicaRangeReply(msg.req_id, items, more or kept < len(rows))
 
     # ---- time --------------------------------------------------------------------------------
     def next_deadline(self) -> int | None:

@@ -132,6 +132,25 @@ class NodeMetrics:
             "now (bounded by its max_buffered_bytes).", registry=r,
         )
         self._http: dict[str, Any] | None = None  # None until an HTTP API reports
+        self.connections_refused = Counter(
+            "dynamokv_connections_refused", "Inbound connections refused on the binary port, by "
+            "reason: connections (the port's limit), address (the per-address limit).",
+            ["reason"], registry=r,
+        )
+        self.connections_closed = Counter(
+            "dynamokv_connections_closed", "Connections the node closed, by reason: stall (bytes "
+            "unacknowledged past the stall timeout), idle, slow_frame (a frame not completed in "
+            "time), buffer (partial frames over the memory budget), protocol.",
+            ["reason"], registry=r,
+        )
+        self.oversize_messages = Counter(
+            "dynamokv_oversize_messages", "Messages over the frame limit, answered with an error "
+            "instead of sent (out) or read (in).", ["direction"], registry=r,
+        )
+        self.inbound_connections = Gauge(
+            "dynamokv_inbound_connections", "Open inbound connections on the binary port "
+            "(clients and peers).", registry=r,
+        )
         # Labelled children, looked up once: ``labels()`` costs a few microseconds per call
         # (it validates and sorts the label values and takes a lock), more than the observation
         # itself, and every finished request records one. Label sets are few (ops x outcomes,
@@ -199,6 +218,17 @@ class NodeMetrics:
         """Publish the node's background-work figures (see the ``dynamokv_background`` help)."""
         for what, value in values.items():
             self.background.labels(what=what).set(value)
+
+    def count_connection(self, what: str, reason: str) -> None:
+        """One connection ``what`` ("refused" or "closed") for ``reason``."""
+        counter = self.connections_refused if what == "refused" else self.connections_closed
+        counter.labels(reason=reason).inc()
+
+    def count_oversize(self, direction: str) -> None:
+        self.oversize_messages.labels(direction=direction).inc()
+
+    def set_inbound_connections(self, count: int) -> None:
+        self.inbound_connections.set(count)
 
     def add_bytes_in(self, n: int) -> None:
         self.bytes_in.inc(n)

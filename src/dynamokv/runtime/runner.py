@@ -38,8 +38,10 @@ from dynamokv.core.messages import (
     StatusRequest,
 )
 from dynamokv.core.node import NodeCore
+from dynamokv.core.requests import CasRequest, RangeRequest, ScanRequest
 from dynamokv.runtime.metrics import NodeMetrics
 from dynamokv.runtime.persist import save_ring
+from dynamokv.runtime.sockets import LinkSettings
 from dynamokv.runtime.transport import Transport
 
 log = logging.getLogger("dynamokv.node")
@@ -47,6 +49,13 @@ log = logging.getLogger("dynamokv.node")
 _OP_NAMES: dict[type, str] = {
     GetRequest: "get", PutRequest: "put", RingRequest: "ring", StatusRequest: "status",
     BucketPropsRequest: "bucket",
+}
+
+# Requests of this node's own DynamoDB API (``local_request``); get and put share the native
+# op names, so one latency series covers a key-value operation whichever protocol asked.
+_LOCAL_OP_NAMES: dict[type, str] = {
+    GetRequest: "get", PutRequest: "put", CasRequest: "cas", RangeRequest: "range",
+    ScanRequest: "scan",
 }
 
 
@@ -74,6 +83,8 @@ class NodeRunner:
             connect_timeout_ms=limits.connect_timeout_ms,
             server_ssl=server_ssl,
             client_ssl=client_ssl,
+            links=LinkSettings.from_limits(limits),
+            metrics=metrics,
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
@@ -82,6 +93,7 @@ class NodeRunner:
         self._started: dict[tuple[int, int], tuple[str, float]] = {}
         self._t0 = time.monotonic()
         self._local: dict[int, asyncio.Future[Any]] = {}
+        self._local_started: dict[int, tuple[str, float]] = {}
         self._local_ids = 0
 
     # ---- clocks ------------------------------------------------------------------------------
@@ -174,6 +186,8 @@ class NodeRunner:
         ref = -self._local_ids  # negative: never a transport client
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._local[ref] = fut
+        self._local_started[ref] = (_LOCAL_OP_NAMES.get(type(request), "other"),
+                                    time.perf_counter())
         self._feed(LocalRequested(ref, request))
         return fut
 
@@ -220,6 +234,7 @@ class NodeRunner:
 
     def _reply(self, client: int, msg: Message) -> None:
         if client < 0:
+            self._record(self._local_started.pop(client, None), msg)
             fut = self._local.pop(client, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
@@ -228,15 +243,20 @@ class NodeRunner:
         started = self._started.pop((client, req_id), None) if isinstance(req_id, int) else None
         if isinstance(msg, StatusReply):
             msg = StatusReply(msg.req_id, {**msg.status, **self.runtime_status()})
-        if started is not None:
-            op, t = started
-            outcome = "error" if isinstance(msg, ErrorReply) else "ok"
-            self.metrics.observe_request(op, time.perf_counter() - t, outcome)
-            if isinstance(msg, ErrorReply):
-                self.metrics.count_error(msg.code)
-            elif isinstance(msg, GetReply):
-                self.metrics.observe_siblings(len(msg.values) if msg.found else 0)
+        self._record(started, msg)
         self.transport.reply_to_client(client, msg)
+
+    def _record(self, started: tuple[str, float] | None, msg: object) -> None:
+        """Latency, outcome and siblings of one answered request, native or local alike."""
+        if started is None:
+            return
+        op, t = started
+        outcome = "error" if isinstance(msg, ErrorReply) else "ok"
+        self.metrics.observe_request(op, time.perf_counter() - t, outcome)
+        if isinstance(msg, ErrorReply):
+            self.metrics.count_error(msg.code)
+        elif isinstance(msg, GetReply):
+            self.metrics.observe_siblings(len(msg.values) if msg.found else 0)
 
     def _address_of(self, node: str) -> str | None:
         ring = self.core.ring
