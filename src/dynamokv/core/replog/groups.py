@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,7 +32,7 @@ from dynamokv.core.messages import (
 )
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.replog.lease import Timings
-from dynamokv.core.replog.log import CONFIG, PUT, HardState, LogStore, RaftLog, is_put
+from dynamokv.core.replog.log import CONFIG, PUT, LogStore, RaftLog, is_put
 from dynamokv.core.replog.membership import next_step
 from dynamokv.core.replog.raft import RaftGroup
 from dynamokv.core.replog.snapshot import SnapshotSender, is_log_managed
@@ -136,7 +136,12 @@ class PartitionLogs:
             self.groups[group] = raft
 
     def _durable(self) -> LogStore:
-        return _SyncingLogStore(self.store) if self.log_sync else self.store
+        """Log writes are as durable as the engine makes every write: with ``--sync fsync``
+        each is on disk before it returns, which is what Raft needs to survive power loss
+        (the simulator models log writes so). ``log_sync`` adds the one ordering the engine
+        cannot know: applied items reach the disk before a compaction or snapshot base that
+        says they were applied."""
+        return self.store
 
     def _group_for_leader(self, group: int, now_ms: int) -> RaftGroup:
         """The group a leader talks to us about; created empty if we have none (a new
@@ -432,34 +437,3 @@ class PartitionLogs:
             "changes_applied": self.changes_applied,
             "apply_failures": self.apply_failures,
         }
-
-
-class _SyncingLogStore:
-    """Makes every log write durable before Raft acts on it (``--sync fsync``)."""
-
-    def __init__(self, inner: Storage) -> None:
-        self.inner = inner
-
-    def load_log(self, group: int) -> tuple[HardState | None, list[LogEntry]]:
-        return self.inner.load_log(group)
-
-    def log_groups(self) -> list[int]:
-        return self.inner.log_groups()
-
-    def save_hard_state(self, group: int, state: HardState) -> None:
-        self.inner.save_hard_state(group, state)
-        self.inner.sync()
-
-    def append_log(self, group: int, entries: Sequence[LogEntry]) -> None:
-        self.inner.append_log(group, entries)
-        self.inner.sync()
-
-    def truncate_log(self, group: int, from_index: int) -> None:
-        self.inner.truncate_log(group, from_index)
-        self.inner.sync()
-
-    def compact_log(self, group: int, through_index: int) -> None:
-        self.inner.compact_log(group, through_index)
-
-    def drop_log(self, group: int) -> None:
-        self.inner.drop_log(group)
