@@ -22,7 +22,9 @@ is safely retried. A leader that loses leadership before that keeps waiting as a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from dynamokv.core.batches import fit_by_bytes, object_wire_bytes
 from dynamokv.core.deadlines import Deadlines
 from dynamokv.core.effects import Effect, Reply, Send
 from dynamokv.core.messages import (
@@ -417,8 +419,7 @@ class TableRequests:
             rows, more = self.logs.store.scan_range(msg.bucket, msg.hash_part, msg.start,
                                                     msg.end, msg.reverse,
                                                     max(1, min(msg.limit, 10_000)))
-            items = tuple(KeyObject(msg.bucket, k, o) for k, o in rows)
-            return [Send(src, LogReply(msg.req_id, OK, items=items, more=more))]
+            return [Send(src, self._rows_reply(msg.req_id, msg.bucket, rows, more))]
         except DynamoKVError as exc:
             return [Send(src, LogReply(msg.req_id, exc.code, message=str(exc)))]
 
@@ -432,8 +433,16 @@ class TableRequests:
                                                      max(1, min(msg.limit, 10_000)))
         except (DynamoKVError, ValueError) as exc:
             return [Send(src, LogReply(msg.req_id, "InvalidRequest", message=str(exc)))]
-        items = tuple(KeyObject(msg.bucket, k, o) for k, o in rows)
-        return [Send(src, LogReply(msg.req_id, OK, items=items, more=more))]
+        return [Send(src, self._rows_reply(msg.req_id, msg.bucket, rows, more))]
+
+    def _rows_reply(self, req_id: int, bucket: str, rows: list[tuple[bytes, Any]], more: bool
+                    ) -> LogReply:
+        """Rows cut at the reply byte budget as well as by count (the coordinator pages on
+        from the last key sent): large items must never overflow a frame."""
+        kept = fit_by_bytes(rows, self.limits.reply_bytes_max,
+                            lambda row: object_wire_bytes(bucket, *row))
+        items = tuple(KeyObject(bucket, k, o) for k, o in rows[:kept])
+        return LogReply(req_id, OK, items=items, more=more or kept < len(rows))
 
     def _remote_write(self, src: str, msg: LogWrite, raft: RaftGroup, now_ms: int
                       ) -> list[Effect]:
