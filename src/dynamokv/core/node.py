@@ -18,6 +18,7 @@ from typing import Any
 
 from dynamokv.core import admin
 from dynamokv.core.admission import AdmissionController
+from dynamokv.core.buffer import ObjectBuffer
 from dynamokv.core.claim import claim
 from dynamokv.core.coordinator import Coordinator, Origin, error_reply
 from dynamokv.core.effects import Effect, Log, PersistRing, Reply, Send, SendTo
@@ -111,7 +112,9 @@ class NodeCore:
         self.node_id = me.node_id
         self.actor = actor
         self.raw_store = store
-        self.trees = TreeStore(store, settings.q if ring is None else ring.q)
+        # Writes of buckets with ``buffer`` on wait in memory (paper 6.1); see core/buffer.py.
+        self.buffer = ObjectBuffer(store, settings.buffer, self._buffered)
+        self.trees = TreeStore(self.buffer, settings.q if ring is None else ring.q)
         self.store: ObjectStore = self.trees
         self.settings = settings
         self.limits = settings.limits
@@ -141,6 +144,7 @@ class NodeCore:
         self._client_started: dict[tuple[int, int], int] = {}
         self._timers: dict[str, int | None] = {
             "gossip": None, "join": None, "heartbeat": None, "background": None,
+            "buffer": None,
         }
         self._seed_turn = 0
         self._ping_seq = 0
@@ -166,6 +170,7 @@ class NodeCore:
         self._timers["gossip"] = now_ms + self.settings.gossip_interval_ms
         self._timers["heartbeat"] = now_ms + self.settings.heartbeat_interval_ms
         self._timers["background"] = now_ms + self.settings.background_tick_ms
+        self._timers["buffer"] = now_ms + self.settings.buffer.flush_interval_ms
         if self.ring is None:
             self._timers["join"] = now_ms
         return effects
@@ -410,7 +415,23 @@ class NodeCore:
         if self._due("background", now_ms):
             self._timers["background"] = now_ms + settings.background_tick_ms
             effects.extend(self._background(now_ms))
+        if self._due("buffer", now_ms):
+            self._timers["buffer"] = now_ms + settings.buffer.flush_interval_ms
+            effects.extend(self._flush_buffer())
         return effects
+
+    def _buffered(self, bucket: str) -> bool:
+        return self.bucket_props(bucket).buffer
+
+    def _flush_buffer(self) -> list[Effect]:
+        """The object buffer's periodic write to the engine; a failure keeps the objects
+        buffered (still served to reads) for the next tick."""
+        try:
+            self.buffer.flush()
+        except DynamoKVError as exc:
+            return [Log("warning", "object buffer flush failed; retrying",
+                        {"error": f"{exc.code}: {exc}"})]
+        return []
 
     def _heartbeat(self, now_ms: int) -> list[Effect]:
         ring = self.ring
