@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="partitions on the ring, a power of two (default 64); fixed for "
                        "the cluster's lifetime")
     _quorum_options(start)
+    start.add_argument("--no-admission-control", action="store_true",
+                       help="never slow hint replay, handoff or anti-entropy down when the "
+                            "foreground is slow (for measuring what admission control buys)")
     start.add_argument("--no-uvloop", action="store_true",
                        help="use the standard asyncio event loop even if uvloop is installed")
     start.add_argument("--staged-join", action="store_true",
@@ -501,6 +504,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         auto_join=not args.staged_join,
         aae_interval_ms=int(args.aae_interval * 1000),
         wall_clock_offset_ms=args.wall_clock_offset_ms,
+        admission_control=not args.no_admission_control,
     )
     config.validate()
     for flag, address in (("--metrics", args.metrics), ("--http", args.http)):

@@ -33,6 +33,8 @@ class NodeConfig:
     aae_interval_ms: int = 2_000  # how often an anti-entropy exchange may start
     # For fault testing only: this node's wall clock runs this far ahead (negative: behind).
     wall_clock_offset_ms: int = 0
+    # False: background work never yields to a slow foreground (for measuring the loop's effect).
+    admission_control: bool = True
 
     def validate(self) -> None:
         if not self.node_id or len(self.node_id) > 64 or not self.node_id.isprintable():
