@@ -55,7 +55,7 @@ class Scale:
     quick: bool = False
 
 
-QUICK = Scale(seconds=6.0, concurrency=8, keys=200, quick=True)
+QUICK = Scale(seconds=3.0, concurrency=8, keys=200, quick=True)
 FULL = Scale(seconds=25.0, concurrency=16, keys=2_000)
 
 
@@ -113,7 +113,8 @@ class Progress:
         if not self.enabled:
             yield lambda _s: None
             return
-        from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
 
         with Bar(TextColumn("{task.description:<34}"), BarColumn(), TimeRemainingColumn(),
                  transient=False) as bar:
@@ -238,11 +239,14 @@ def run_routing(scale: Scale, progress: Progress) -> dict[str, Any]:
 
 def _misrouted_after_join(cluster: BenchCluster, scale: Scale, tick: Callable[[float], None],
                           offset: float) -> dict[str, Any]:
-    """A partition-aware client keeps its ring for ``ring_refresh_s``; after a join, count the
-    requests whose first choice is no longer a replica of the key, per second."""
-    refresh_s = max(2.0, scale.seconds / 2)
-    client = Client(cluster.addresses, routing="partition", ring_refresh_s=refresh_s)
+    """After a sixth node joins, per second: the share of requests a partition-aware client
+    sends first to a node that is no longer a replica of the key. ``live``: the real client,
+    which refetches the ring when a reply carries a newer ring version (and every
+    ``ring_refresh_s``); ``polling only``: the ring it held before the join, as a client that
+    only polls (the paper's every-10-s pull) would route until its next poll."""
+    client = Client(cluster.addresses, routing="partition", ring_refresh_s=10.0)
     client.get("warm", bucket="route")
+    stale = client.router.ring
     cluster.add()
     joined = time.monotonic()
     per_second: dict[int, list[int]] = {}
@@ -250,23 +254,26 @@ def _misrouted_after_join(cluster: BenchCluster, scale: Scale, tick: Callable[[f
         with Client(cluster.addresses, timeout_s=3.0) as fresh:
             while (elapsed := time.monotonic() - joined) < scale.seconds:
                 ring = fresh.ring()
-                for i in range(50):
+                for _ in range(20):
                     key = f"k{random.randrange(scale.keys)}".encode()
                     first = client.router.for_key("route", key, time.monotonic())[0]
-                    owners = ring.preference_list(ring.partition_for("route", key), 3)
+                    client.get(key, bucket="route")  # a real request: replies carry versions
+                    owners = set(ring.preference_list(ring.partition_for("route", key), 3))
                     addresses = {m.address for m in ring.members if m.node_id in owners}
-                    row = per_second.setdefault(int(elapsed), [0, 0])
+                    old = stale.preference_list(stale.partition_for("route", key), 3)[0] \
+                        if stale is not None else ""
+                    row = per_second.setdefault(int(elapsed), [0, 0, 0])
                     row[0] += 1
                     row[1] += first not in addresses
-                    if i % 10 == 0:
-                        client.get(key, bucket="route")  # lets the client notice ring changes
+                    row[2] += old not in owners
                 tick(offset + elapsed)
     finally:
         client.close()
-    return {"ring_refresh_s": refresh_s,
+    return {"ring_refresh_s": 10.0,
             "per_second": [{"t_s": s, "requests": r, "misrouted": m,
-                            "share": round(m / r, 4) if r else 0.0}
-                           for s, (r, m) in sorted(per_second.items())]}
+                            "share": round(m / r, 4) if r else 0.0,
+                            "share_polling_only": round(p / r, 4) if r else 0.0}
+                           for s, (r, m, p) in sorted(per_second.items())]}
 
 
 def plot_routing(data: dict[str, Any], plt: Any, path: Path) -> None:
@@ -281,7 +288,10 @@ def plot_routing(data: dict[str, Any], plt: Any, path: Path) -> None:
     a.set_title("5 nodes, N=3: client- vs server-driven")
     a.legend()
     rows = data["after_join"]["per_second"]
-    b.plot([r["t_s"] for r in rows], [r["share"] for r in rows], marker="o")
+    b.plot([r["t_s"] for r in rows], [r["share"] for r in rows], marker="o", label="live")
+    b.plot([r["t_s"] for r in rows], [r["share_polling_only"] for r in rows], marker="x",
+           label="polling only (pre-join ring)")
+    b.legend()
     b.set_title("share misrouted after a join (partition client)")
     b.set_xlabel("s after join")
     fig.tight_layout()
@@ -293,7 +303,7 @@ def plot_routing(data: dict[str, Any], plt: Any, path: Path) -> None:
 
 def run_divergence(scale: Scale, progress: Progress) -> dict[str, Any]:
     out: dict[str, Any] = {"configs": {}}
-    carts = max(20, scale.keys // 10)
+    carts = scale.keys
     with BenchCluster(count=4, ring_size=32) as cluster:
         total = 2 * scale.seconds
         with progress.task("divergence: cart workload", total) as tick:
@@ -302,6 +312,9 @@ def run_divergence(scale: Scale, progress: Progress) -> dict[str, Any]:
                                              i * scale.seconds))
                 out["configs"]["node failures" if failures_on else "no failures"] = hist
     return out
+
+
+BOT_CARTS = 5
 
 
 async def _cart_run(cluster: BenchCluster, scale: Scale, carts: int, failures_on: bool,
@@ -327,12 +340,13 @@ async def _cart_run(cluster: BenchCluster, scale: Scale, carts: int, failures_on
 
     async def bot(c: AsyncClient, rng: random.Random) -> None:
         nonlocal errors
-        while time.monotonic() - t0 < scale.seconds:  # blind writes: no context, no pause
+        while time.monotonic() - t0 < scale.seconds:  # read-modify-write with no pause
+            key = f"cart{rng.randrange(BOT_CARTS)}"  # bots hammer a few carts
             try:
-                await c.put(f"cart{rng.randrange(carts)}", b"bot", bucket="carts")
+                got = await c.get(key, bucket="carts")
+                await c.put(key, b"bot", got.context, bucket="carts")
             except Exception:
                 errors += 1
-            await asyncio.sleep(0.005)
 
     async def failer() -> None:
         if not failures_on:
@@ -372,27 +386,47 @@ def plot_divergence(data: dict[str, Any], plt: Any, path: Path) -> None:
 # ---- 4. load balance (in-process: real ring, claim and key hashing) -------------------------
 
 
+ZIPF_KEYS = 100_000
+ZIPF_S = 0.8
+
+
 def _imbalance(q: int, nodes: int, rate: int, windows: int, rng: random.Random
                ) -> float:
-    """Share of (node, window) pairs whose request count is >15% off the window's mean, with
-    Zipf(1.0)-popular keys over 10^5 keys, each request going to the key's first replica."""
+    """Share of (node, window) pairs whose request count is >15% off the window's mean.
+
+    Each window draws ``rate`` requests over ``ZIPF_KEYS`` keys with Zipf(``ZIPF_S``)
+    popularity; a request goes to one of its key's N=3 replicas at random (any replica may
+    coordinate), placed by the real ring (``claim``) and key hashing (``key_partition``).
+    """
     members = [Member(f"n{i}", f"h{i}:1") for i in range(nodes)]
     ring = claim(None, members, q=q, target_n=3, claimant="n0")
-    weights = [1.0 / (i + 1) for i in range(100_000)]
-    owners = {}
+    cum = _zipf_cumulative()
+    owners: dict[int, tuple[str, ...]] = {}
     out_of_balance = 0
     for _ in range(windows):
         load = dict.fromkeys(ring.node_ids(), 0)
-        for key_id in rng.choices(range(100_000), weights, k=rate):
-            node = owners.get(key_id)
-            if node is None:
+        for key_id in rng.choices(range(ZIPF_KEYS), cum_weights=cum, k=rate):
+            replicas = owners.get(key_id)
+            if replicas is None:
                 key = f"key{key_id}".encode()
-                node = owners[key_id] = ring.preference_list(
-                    key_partition("b", key, q), 1)[0]
-            load[node] += 1
+                replicas = owners[key_id] = tuple(ring.preference_list(
+                    key_partition("b", key, q), min(3, nodes)))
+            load[rng.choice(replicas)] += 1
         mean = rate / nodes
         out_of_balance += sum(1 for v in load.values() if abs(v - mean) > 0.15 * mean)
     return out_of_balance / (windows * nodes)
+
+
+_CUM: list[float] = []
+
+
+def _zipf_cumulative() -> list[float]:
+    if not _CUM:
+        total = 0.0
+        for i in range(ZIPF_KEYS):
+            total += 1.0 / (i + 1) ** ZIPF_S
+            _CUM.append(total)
+    return _CUM
 
 
 def run_balance(scale: Scale, progress: Progress) -> dict[str, Any]:
@@ -402,7 +436,9 @@ def run_balance(scale: Scale, progress: Progress) -> dict[str, Any]:
     qs = [8, 16, 32, 64, 128, 256] + ([] if scale.quick else [512, 1024])
     node_counts = [3, 5, 8, 12] + ([] if scale.quick else [16, 24])
     total = len(rates) + len(qs) + len(node_counts)
-    out: dict[str, Any] = {"method": "in-process", "windows": windows}
+    high = 10_000 if scale.quick else 30_000  # per window: little noise, systematic part left
+    out: dict[str, Any] = {"method": "in-process", "windows": windows, "keys": ZIPF_KEYS,
+                           "zipf_s": ZIPF_S, "high_rate": high}
     with progress.task("balance: imbalance vs rate, Q, nodes", total) as tick:
         done = 0
         out["vs_rate"] = []
@@ -413,14 +449,14 @@ def run_balance(scale: Scale, progress: Progress) -> dict[str, Any]:
             tick(done)
         out["vs_q"] = []
         for q in qs:
-            out["vs_q"].append({"q": q, "out_of_balance": _imbalance(q, 8, 3_000, windows,
+            out["vs_q"].append({"q": q, "out_of_balance": _imbalance(q, 12, high, windows,
                                                                      rng)})
             done += 1
             tick(done)
         out["vs_nodes"] = []
         for n in node_counts:
             out["vs_nodes"].append({"nodes": n, "out_of_balance": _imbalance(
-                64, n, 3_000, windows, rng)})
+                64, n, high, windows, rng)})
             done += 1
             tick(done)
     return out
@@ -430,8 +466,8 @@ def plot_balance(data: dict[str, Any], plt: Any, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (key, x, label) in zip(axes, (("vs_rate", "rate", "requests per window (Q=64, 8 "
                                             "nodes)"),
-                                           ("vs_q", "q", "ring size Q (8 nodes, 3000/window)"),
-                                           ("vs_nodes", "nodes", "nodes (Q=64, 3000/window)")),
+                                           ("vs_q", "q", "ring size Q (12 nodes, high rate)"),
+                                           ("vs_nodes", "nodes", "nodes (Q=64, high rate)")),
                                    strict=True):
         rows = data[key]
         ax.plot([r[x] for r in rows], [r["out_of_balance"] for r in rows], marker="o")
@@ -475,8 +511,9 @@ def run_nrw(scale: Scale, progress: Progress) -> dict[str, Any]:
                     samples, failures = asyncio.run(go())
                     offset += per
                     cfg[kind] = {"summary": lat_only(samples), "failures": failures}
-                cfg["stale"] = asyncio.run(_staleness(cluster, bucket, 20 if scale.quick
-                                                      else 60))
+                cfg["stale"] = asyncio.run(_loaded(cluster, scale, _staleness(
+                    cluster, bucket, 6 if scale.quick else 40,
+                    STALE_DELAYS_MS[::2] if scale.quick else STALE_DELAYS_MS)))
                 offset += 1
                 tick(offset)
                 out["configs"][f"({n},{r},{w})"] = cfg
@@ -490,14 +527,36 @@ def run_nrw(scale: Scale, progress: Progress) -> dict[str, Any]:
     return out
 
 
-async def _staleness(cluster: BenchCluster, bucket: str, trials: int) -> list[dict[str, Any]]:
+async def _loaded(cluster: BenchCluster, scale: Scale, measured: Any) -> Any:
+    """Await ``measured`` while ``scale.concurrency`` writers load the cluster (other keys),
+    so replicas lag as they do under load."""
+    done = False
+
+    async def writer(c: AsyncClient, i: int) -> None:
+        while not done:
+            try:
+                await c.put(f"load{i}-{random.randrange(100)}", b"l" * 256, bucket="load")
+            except Exception:
+                await asyncio.sleep(0.01)
+
+    async with AsyncClient(cluster.addresses, routing="server") as c:
+        tasks = [asyncio.ensure_future(writer(c, i)) for i in range(scale.concurrency)]
+        try:
+            return await measured
+        finally:
+            done = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _staleness(cluster: BenchCluster, bucket: str, trials: int, delays: tuple[int, ...]
+                     ) -> list[dict[str, Any]]:
     """Write through one node, read through another after a delay: share of reads that miss
     the acknowledged write (a read with R replies that does not contain the new value)."""
     rows = []
     writer = AsyncClient([cluster.nodes[0].address], routing="server")
     reader = AsyncClient([cluster.nodes[1].address], routing="server")
     try:
-        for delay in STALE_DELAYS_MS:
+        for delay in delays:
             stale = done = 0
             for t in range(trials):
                 key = f"stale{delay}-{t}"
@@ -576,7 +635,7 @@ def plot_nrw(data: dict[str, Any], plt: Any, path: Path) -> None:
 
 def run_admission(scale: Scale, progress: Progress) -> dict[str, Any]:
     out: dict[str, Any] = {"configs": {}}
-    backlog = 1_500 if scale.quick else 8_000
+    backlog = 800 if scale.quick else 8_000
     total = 2 * (scale.seconds + 10)
     with progress.task("admission: p99 during hint replay", total) as tick:
         for i, on in enumerate((True, False)):
@@ -692,8 +751,22 @@ def selected(spec: str) -> list[str]:
     return names
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (and SIGINT, which background jobs ignore) end the run through the normal
+    exception path, so every cluster context stops its nodes."""
+    import signal
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:
+        _stop_on_sigterm()
     scale = QUICK if args.quick else FULL
     if args.seconds:
         scale = Scale(args.seconds, scale.concurrency, scale.keys, scale.quick)
