@@ -170,7 +170,6 @@ class NodeCore:
         self._timers["gossip"] = now_ms + self.settings.gossip_interval_ms
         self._timers["heartbeat"] = now_ms + self.settings.heartbeat_interval_ms
         self._timers["background"] = now_ms + self.settings.background_tick_ms
-        self._timers["buffer"] = now_ms + self.settings.buffer.flush_interval_ms
         if self.ring is None:
             self._timers["join"] = now_ms
         return effects
@@ -255,6 +254,10 @@ class NodeCore:
             raise TypeError(f"unknown event {event!r}")
         if self._client_started:
             self._observe_latency(effects, now_ms)
+        if self.buffer.entries and self._timers["buffer"] is None:
+            # Armed only while something is buffered: a node without buffered buckets keeps
+            # exactly the timers it had before the buffer existed.
+            self._timers["buffer"] = now_ms + self.settings.buffer.flush_interval_ms
         return effects
 
     def _observe_latency(self, effects: list[Effect], now_ms: int) -> None:
@@ -416,7 +419,7 @@ class NodeCore:
             self._timers["background"] = now_ms + settings.background_tick_ms
             effects.extend(self._background(now_ms))
         if self._due("buffer", now_ms):
-            self._timers["buffer"] = now_ms + settings.buffer.flush_interval_ms
+            self._timers["buffer"] = None  # re-armed by handle() if anything stays buffered
             effects.extend(self._flush_buffer())
         return effects
 
