@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="partitions on the ring, a power of two (default 64); fixed for "
                        "the cluster's lifetime")
     _quorum_options(start)
+    start.add_argument("--no-admission-control", action="store_true",
+                       help="never slow hint replay, handoff or anti-entropy down when the "
+                            "foreground is slow (for measuring what admission control buys)")
     start.add_argument("--no-uvloop", action="store_true",
                        help="use the standard asyncio event loop even if uvloop is installed")
     start.add_argument("--staged-join", action="store_true",
@@ -425,11 +428,20 @@ def build_parser() -> argparse.ArgumentParser:
     _quorum_options(bucket, defaults=False)
     bucket.add_argument("--lww", type=_bool, metavar="true|false",
                         help="last-writer-wins: keep only the newest version, never siblings")
+    bucket.add_argument("--buffer", type=_bool, metavar="true|false",
+                        help="object buffer: replicas acknowledge writes from memory, only the "
+                             "coordinator's copy is synced first (paper 6.1; off by default)")
 
     _command(
         sub, "sim", "Run the deterministic simulator (options: dynamokv sim --help).",
         "dynamokv sim --help", None,
         details="Everything after `sim` is passed to the simulator.",
+    )
+    _command(
+        sub, "bench", "Run a benchmark of a dynamokv checkout (bench/NAME.py).",
+        "dynamokv bench paper --quick", None,
+        details="`dynamokv bench NAME ARGS...` runs `bench/NAME.py ARGS...` from the current "
+                "directory, which must be a dynamokv checkout (bench/ is not installed).",
     )
     return parser
 
@@ -477,6 +489,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["sim"]:
         # The simulator owns its options; argparse here would reject the ones it doesn't know.
         return _run_sim(args_list[1:])
+    if args_list[:1] == ["bench"] and len(args_list) > 1 and not args_list[1].startswith("-"):
+        return _run_bench(args_list[1], args_list[2:])
     parser = build_parser()
     args = parser.parse_args(args_list)
     handler: Handler | None = getattr(args, "handler", None)
@@ -534,6 +548,24 @@ def _run_sim(argv: list[str]) -> int:
     return int(result or 0)
 
 
+def _run_bench(name: str, argv: list[str]) -> int:
+    """``bench/NAME.py`` of the checkout in the current directory, as a child process."""
+    import subprocess
+
+    if not name.replace("_", "").isalnum():
+        print(f"error: {name!r} is not a benchmark name (e.g. paper)", file=sys.stderr)
+        return EXIT_USAGE
+    script = Path.cwd() / "bench" / f"{name}.py"
+    if not script.is_file():
+        print(f"error: no {script}: run `dynamokv bench {name}` from a dynamokv checkout "
+              "(bench/ is not installed with the package)", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        return subprocess.run([sys.executable, str(script), *argv], check=False).returncode
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
 # -- handlers ------------------------------------------------------------------------------
 
 
@@ -566,6 +598,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         http_idle_timeout_s=args.http_idle_timeout,
         http_compress_min_bytes=args.http_compress_min_bytes,
         table_sweep_interval_s=args.table_sweep_interval,
+        admission_control=not args.no_admission_control,
     )
     config.validate()
     if args.credentials is not None:
@@ -780,7 +813,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_bucket(args: argparse.Namespace) -> int:
-    props = {k: getattr(args, k) for k in ("n", "r", "w", "lww") if getattr(args, k) is not None}
+    props = {k: getattr(args, k) for k in ("n", "r", "w", "lww", "buffer")
+             if getattr(args, k) is not None}
 
     def body(client: ClientLike) -> int:
         result = client.bucket_props(args.name, **props)

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from dynamokv.core.actors import ActorBook
 from dynamokv.core.apl import Replica, ReplicaKind, active_preference_list
+from dynamokv.core.buffer import ObjectBuffer
 from dynamokv.core.deadlines import Deadlines
 from dynamokv.core.effects import Effect, Reply, Send
 from dynamokv.core.failure import FailureDetector
@@ -140,6 +141,7 @@ class NodeView(Protocol):
     limits: Limits
     rng: random.Random
     prune_limits: PruneLimits
+    buffer: ObjectBuffer
 
     def bucket_props(self, bucket: str) -> BucketProps: ...
 
@@ -265,6 +267,10 @@ class Coordinator:
                     {"siblings": len(obj.siblings), "limit": node.limits.siblings_max},
                 )
             self._local_put(mine, req.bucket, req.key, obj)
+            if plan.props.buffer:
+                # The one durable copy of a buffered write (paper 6.1): ours, synced before
+                # anything is acknowledged or sent, so no remote replica's fate can undo it.
+                node.buffer.make_durable(req.bucket, req.key)
         except DynamoKVError as exc:
             return [origin.answer(error_reply(origin.req_id, exc, self._ring_version()))]
         op_id = self._new_id()

@@ -20,6 +20,7 @@ from typing import Any
 from dynamokv.core import admin
 from dynamokv.core.actors import ActorBook
 from dynamokv.core.admission import AdmissionController
+from dynamokv.core.buffer import ObjectBuffer
 from dynamokv.core.claim import claim
 from dynamokv.core.coordinator import Coordinator, Origin, error_reply
 from dynamokv.core.effects import Effect, Log, PersistRing, Reply, Send, SendTo
@@ -123,7 +124,9 @@ class NodeCore:
         self.node_id = me.node_id
         self.actor = actor
         self.raw_store = store
-        self.trees = TreeStore(store, settings.q if ring is None else ring.q)
+        # Writes of buckets with ``buffer`` on wait in memory (paper 6.1); see core/buffer.py.
+        self.buffer = ObjectBuffer(store, settings.buffer, self._buffered)
+        self.trees = TreeStore(self.buffer, settings.q if ring is None else ring.q)
         self.store: ObjectStore = self.trees
         self.actors = ActorBook(actor, rng, self.trees)
         self.settings = settings
@@ -155,6 +158,7 @@ class NodeCore:
         self._client_started: dict[tuple[int, int], int] = {}
         self._timers: dict[str, int | None] = {
             "gossip": None, "join": None, "heartbeat": None, "background": None,
+            "buffer": None,
         }
         self._seed_turn = 0
         self._ping_seq = 0
@@ -283,6 +287,10 @@ class NodeCore:
             raise TypeError(f"unknown event {event!r}")
         if self._client_started:
             self._observe_latency(effects, now_ms)
+        if self.buffer.entries and self._timers["buffer"] is None:
+            # Armed only while something is buffered: a node without buffered buckets keeps
+            # exactly the timers it had before the buffer existed.
+            self._timers["buffer"] = now_ms + self.settings.buffer.flush_interval_ms
         return effects
 
     def _observe_latency(self, effects: list[Effect], now_ms: int) -> None:
@@ -455,7 +463,23 @@ class NodeCore:
         if self._due("background", now_ms):
             self._timers["background"] = now_ms + settings.background_tick_ms
             effects.extend(self._background(now_ms))
+        if self._due("buffer", now_ms):
+            self._timers["buffer"] = None  # re-armed by handle() if anything stays buffered
+            effects.extend(self._flush_buffer())
         return effects
+
+    def _buffered(self, bucket: str) -> bool:
+        return self.bucket_props(bucket).buffer
+
+    def _flush_buffer(self) -> list[Effect]:
+        """The object buffer's periodic write to the engine; a failure keeps the objects
+        buffered (still served to reads) for the next tick."""
+        try:
+            self.buffer.flush()
+        except DynamoKVError as exc:
+            return [Log("warning", "object buffer flush failed; retrying",
+                        {"error": f"{exc.code}: {exc}"})]
+        return []
 
     def _heartbeat(self, now_ms: int) -> list[Effect]:
         ring = self.ring

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dynamokv.core.admission import AdmissionSettings
+from dynamokv.core.buffer import BufferSettings
 from dynamokv.core.exchange import AaeSettings
 from dynamokv.core.handoff import HandoffSettings
 from dynamokv.core.hints import HintSettings
@@ -71,10 +72,15 @@ class BucketProps:
     lww: bool = False  # resolve siblings server-side, last writer wins
     pr: int = 0  # primaries that must answer a read (riak's pr); 0: fallbacks count fully
     pw: int = 0  # primaries that must acknowledge a write (riak's pw)
+    # Acknowledge replica writes from an in-memory buffer; only the coordinator's own copy is
+    # synced before the ack (paper 6.1). Off by default: a crash then loses the other N-1
+    # copies of the last flush interval's writes, which only some data can afford.
+    buffer: bool = False
 
     def with_updates(self, updates: dict[str, Any]) -> BucketProps:
         """A copy with ``updates`` applied, validated; unknown props are an error."""
-        allowed = {"n": int, "r": int, "w": int, "lww": bool, "pr": int, "pw": int}
+        allowed = {"n": int, "r": int, "w": int, "lww": bool, "pr": int, "pw": int,
+                   "buffer": bool}
         clean: dict[str, Any] = {}
         for name, value in updates.items():
             kind = allowed.get(name)
@@ -102,7 +108,7 @@ class BucketProps:
 
     def as_dict(self) -> dict[str, Any]:
         return {"n": self.n, "r": self.r, "w": self.w, "lww": self.lww, "pr": self.pr,
-                "pw": self.pw}
+                "pw": self.pw, "buffer": self.buffer}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,7 @@ class CoreSettings:
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
     aae: AaeSettings = field(default_factory=AaeSettings)
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
+    buffer: BufferSettings = field(default_factory=BufferSettings)  # paper 6.1, per bucket
     prune: PruneLimits = field(default_factory=PruneLimits)
     raft: Timings = field(default_factory=Timings)  # the table partitions' replicated logs
     log_sync: bool = False  # sync every log write before acting on it (power-loss safety)

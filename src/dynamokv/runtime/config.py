@@ -51,6 +51,8 @@ class NodeConfig:
     http_compress_min_bytes: int = 4096  # 0: never compress responses
     # Seconds between passes of the table upkeep (TTL expiry, ItemCount/TableSizeBytes).
     table_sweep_interval_s: float = 60.0
+    # False: background work never yields to a slow foreground (for measuring the loop's effect).
+    admission_control: bool = True
 
     def validate(self) -> None:
         if not self.node_id or len(self.node_id) > 64 or not self.node_id.isprintable():

@@ -68,7 +68,10 @@ def core_settings(config: NodeConfig, q: int) -> CoreSettings:
                         auto_join=config.auto_join,
                         aae=replace(base.aae, interval_ms=config.aae_interval_ms),
                         log_sync=config.engine_sync == "fsync",
-                        cluster_name=config.cluster_name)
+                        cluster_name=config.cluster_name,
+                        admission=(base.admission if config.admission_control
+                                   else replace(base.admission,
+                                                p99_threshold_ms=float("inf"))))
 
 
 async def start_node(config: NodeConfig) -> RunningNode:

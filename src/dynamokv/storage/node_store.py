@@ -93,6 +93,13 @@ class NodeStore(EngineObjectStore):
         super().__init__(engine, q)
         self._hint_counts: dict[str, int] | None = None
 
+    def put_objects(self, items: Sequence[tuple[str, bytes, VersionedObject]]) -> None:
+        """Write many objects in one engine transaction (the object buffer's flush: one
+        commit and, under ``--sync fsync``, one fsync for the whole batch)."""
+        ops = [(self.storage_key(b, k), encode_object(o)) for b, k, o in items]
+        with _engine_errors("put"):
+            self.engine.write_batch(ops)
+
     # ---- partitions ----------------------------------------------------------------------------
     def scan_partition(
         self, partition: int, after: tuple[str, bytes] | None, limit: int
