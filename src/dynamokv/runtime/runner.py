@@ -38,7 +38,14 @@ from dynamokv.core.messages import (
     StatusRequest,
 )
 from dynamokv.core.node import NodeCore
-from dynamokv.core.requests import CasRequest, RangeRequest, ScanRequest
+from dynamokv.core.requests import (
+    CasRequest,
+    RangeRequest,
+    ScanRequest,
+    StreamRead,
+    TableRead,
+    TableWrite,
+)
 from dynamokv.runtime.metrics import NodeMetrics
 from dynamokv.runtime.persist import save_ring
 from dynamokv.runtime.sockets import LinkSettings
@@ -55,7 +62,7 @@ _OP_NAMES: dict[type, str] = {
 # op names, so one latency series covers a key-value operation whichever protocol asked.
 _LOCAL_OP_NAMES: dict[type, str] = {
     GetRequest: "get", PutRequest: "put", CasRequest: "cas", RangeRequest: "range",
-    ScanRequest: "scan",
+    ScanRequest: "scan", TableRead: "get", TableWrite: "put", StreamRead: "stream",
 }
 
 
