@@ -246,6 +246,25 @@ class LocalCluster:
                 time.sleep(0.1)
         raise AssertionError(f"{node.node_id} did not come up in {timeout_s}s")
 
+    def wait_seen_up(self, node: NodeProc, timeout_s: float = 20.0) -> None:
+        """``node`` answers, and every other running node's failure detector has seen it back
+        (a coordinator skips a peer it still suspects, however briefly)."""
+        self.wait_up(node, timeout_s)
+
+        def seen() -> bool:
+            for other in self.nodes:
+                if other is node or not other.alive:
+                    continue
+                try:
+                    members = self.status(other.node_id)["members"]
+                except DynamoKVError:
+                    return False
+                if not any(m["node"] == node.node_id and m["up"] for m in members):
+                    return False
+            return True
+
+        self.wait_for(seen, timeout_s=timeout_s, what=f"every node to see {node.node_id} up")
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()

@@ -104,7 +104,7 @@ def test_kill9_one_node_reads_and_writes_go_on_then_restart_keeps_data(
         for i in range(20):
             assert c.get(f"during-{i}").values == [f"d{i}".encode()]
     victim.start()
-    cluster.wait_up(victim)
+    cluster.wait_seen_up(victim)
     # r=1 at n3 answers from n3's own storage first: the data written before the kill is there.
     with cluster.client(only="n3") as c:
         for i in range(50):
@@ -134,7 +134,7 @@ def test_kill9_while_writing_loses_no_acknowledged_write(cluster: LocalCluster) 
                 pass
     assert len(acknowledged) >= 290
     victim.start()
-    cluster.wait_up(victim)
+    cluster.wait_seen_up(victim)
     with cluster.client() as c:
         for i in acknowledged:
             assert f"a{i}".encode() in c.get(f"ack-{i}").values
