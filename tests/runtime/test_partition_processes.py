@@ -17,8 +17,6 @@ and is skipped with the reason otherwise.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from tests.cluster_harness import LocalCluster
+from tests.kernel_faults import dropped_between, iptables_missing
 
 from dynamokv.errors import DynamoKVError
 
@@ -38,32 +37,11 @@ NODE_ARGS = tuple(os.environ.get("DYNAMOKV_PARTITION_NODE_ARGS", "").split())
 RECOVERY_BOUND_S = float(os.environ.get("DYNAMOKV_PARTITION_BOUND_S", "10"))
 
 
-def _iptables_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to add iptables rules on loopback"
-    if shutil.which("iptables") is None:
-        return "needs the iptables command (apt-get install iptables)"
-    probe = subprocess.run(["iptables", "-L", "INPUT", "-n"], capture_output=True, timeout=10)
-    if probe.returncode != 0:
-        return f"iptables does not work here: {probe.stderr.decode(errors='replace')[:200]}"
-    return None
-
-
 @contextmanager
 def _cut_off(victim: str, others: list[str]) -> Iterator[None]:
     """Drop every packet between host ``victim`` and each of ``others`` until the block exits."""
-    rules = [r for other in others
-             for r in (["-s", victim, "-d", other, "-j", "DROP"],
-                       ["-s", other, "-d", victim, "-j", "DROP"])]
-    added: list[list[str]] = []
-    try:
-        for rule in rules:
-            subprocess.run(["iptables", "-I", "INPUT", *rule], check=True, timeout=10)
-            added.append(rule)
+    with dropped_between([victim], others):
         yield
-    finally:
-        for rule in added:
-            subprocess.run(["iptables", "-D", "INPUT", *rule], check=False, timeout=10)
 
 
 def _host(cluster: LocalCluster, node_id: str) -> str:
@@ -82,7 +60,7 @@ def _serves(cluster: LocalCluster, node_id: str, key: str) -> bool:
 
 def test_a_node_cut_off_by_a_partition_serves_within_seconds_of_the_heal(
         tmp_path: Path) -> None:
-    reason = _iptables_missing()
+    reason = iptables_missing()
     if reason:
         pytest.skip(reason)
     cluster = LocalCluster.start(tmp_path, 3, ring_size=16, distinct_hosts=True,

@@ -16,12 +16,8 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +26,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from tests.cluster_harness import LocalCluster, NodeProc, free_ports, host_of
+from tests.kernel_faults import dropped_between, iptables_missing
 
 from dynamokv.sim.linearizability import Op, check_history
 
@@ -45,32 +42,6 @@ CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_t
                 read_timeout=6)
 CREDENTIALS = {"region_name": "us-east-1", "aws_access_key_id": "AKIDTEST",
                "aws_secret_access_key": "secret"}
-
-
-def _iptables_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to add iptables rules on loopback"
-    if shutil.which("iptables") is None:
-        return "needs the iptables command"
-    probe = subprocess.run(["iptables", "-L", "INPUT", "-n"], capture_output=True, timeout=10)
-    if probe.returncode != 0:
-        return "iptables does not work here"
-    return None
-
-
-@contextmanager
-def _split(side_a: list[str], side_b: list[str]) -> Iterator[None]:
-    rules = [["-s", a, "-d", b, "-j", "DROP"] for a in side_a for b in side_b]
-    rules += [["-s", b, "-d", a, "-j", "DROP"] for a in side_a for b in side_b]
-    added: list[list[str]] = []
-    try:
-        for rule in rules:
-            subprocess.run(["iptables", "-I", "INPUT", *rule], check=True, timeout=10)
-            added.append(rule)
-        yield
-    finally:
-        for rule in added:
-            subprocess.run(["iptables", "-D", "INPUT", *rule], check=False, timeout=10)
 
 
 class Jepsen:
@@ -207,11 +178,11 @@ class Jepsen:
         time.sleep(3)
         nodes[4].resume()
         time.sleep(2)
-        with _split([self.host(1), self.host(2)], [self.host(i) for i in (3, 4, 5)]):
+        with dropped_between([self.host(1), self.host(2)], [self.host(i) for i in (3, 4, 5)]):
             done.append("partition n1 n2 | n3 n4 n5")
             time.sleep(6)
         time.sleep(2)
-        with _split([self.host(4)], [self.host(i) for i in (1, 2, 3, 5)]):
+        with dropped_between([self.host(4)], [self.host(i) for i in (1, 2, 3, 5)]):
             done.append("isolate n4")
             time.sleep(4)
         return done
@@ -231,7 +202,7 @@ def _until(fn: Any, timeout_s: float = 60.0) -> Any:
 
 def test_items_stay_linearizable_under_crashes_pauses_partitions_and_skew(tmp_path: Path
                                                                            ) -> None:
-    reason = _iptables_missing()
+    reason = iptables_missing()
     if reason:
         pytest.skip(reason)
     j = Jepsen(tmp_path)
