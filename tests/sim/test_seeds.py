@@ -222,3 +222,18 @@ def test_cli_failure_prints_reproduce_line(capsys: pytest.CaptureFixture[str]) -
 def test_cli_rejects_an_unknown_fault_kind(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--seed", "1", "--faults", "meteor"]) == 1
     assert "unknown fault kind" in capsys.readouterr().err
+
+
+# Open bug found by the last sweep of the session that built the partition logs (seeds
+# 800000-800121, --faults all): a follower is sent an entry that conflicts with one it counts
+# as committed (the Raft group's assertion), after which a leave never completes. Kept here so
+# the seed is run on every change; remove the xfail once the cause is fixed.
+PARTITION_LOG_OPEN_SEEDS = [800082]
+
+
+@pytest.mark.xfail(strict=False, reason="open bug: a committed log entry conflicts on a "
+                   "follower (seed 800082, --faults all); see docs/replicated-logs.md")
+@pytest.mark.parametrize("seed", PARTITION_LOG_OPEN_SEEDS)
+def test_partition_log_open_seed(seed: int) -> None:
+    result = run_seed(SimOptions.from_seed(seed, faults=FAULT_KINDS))
+    assert result.ok, _report(result, " --faults all")
