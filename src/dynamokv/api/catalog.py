@@ -340,8 +340,10 @@ class Catalog:
         else:
             self._cache.pop(name, None)
 
-    async def get(self, name: str) -> TableInfo | None:
-        cached = self._cache.get(name)
+    async def get(self, name: str, *, fresh: bool = False) -> TableInfo | None:
+        """The table's description; ``fresh`` skips the cache (control-plane reads such as
+        DescribeTable must show a change made through any node once it was acknowledged)."""
+        cached = None if fresh else self._cache.get(name)
         if cached is not None and self._clock() - cached.fetched < self._ttl:
             return cached.info
         raw = await self._handle.read(CATALOG_BUCKET, name.encode("utf-8"), consistent=True)
@@ -350,8 +352,8 @@ class Catalog:
             return None
         return self._remember(TableInfo(orjson.loads(raw)))
 
-    async def require(self, name: str) -> TableInfo:
-        info = await self.get(name)
+    async def require(self, name: str, *, fresh: bool = False) -> TableInfo:
+        info = await self.get(name, fresh=fresh)
         if info is None:
             raise ResourceNotFoundException(
                 f"Requested resource not found: Table: {name} not found"

@@ -198,7 +198,7 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 
 async def describe_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    info = await ctx.catalog.require(params.table_name())
+    info = await ctx.catalog.require(params.table_name(), fresh=True)
     resume_backfills(ctx, info)  # a CREATING index whose backfill's node is gone
     out = describe(ctx, info)
     out.update(await table_counts(ctx, info))
@@ -540,7 +540,7 @@ def _table_of_arn(ctx: ApiContext, arn: str) -> str:
 async def _tagged_table(ctx: ApiContext, params: Params) -> tuple[str, str]:
     arn = params.req_string("ResourceArn")
     name = _table_of_arn(ctx, arn)
-    if await ctx.catalog.get(name) is None:
+    if await ctx.catalog.get(name, fresh=True) is None:
         raise _arn_not_found(arn)
     return arn, name
 
@@ -582,12 +582,12 @@ async def untag_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
 async def list_tags_of_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
     _, name = await _tagged_table(ctx, params)
     params.string("NextToken")
-    info = await ctx.catalog.require(name)
+    info = await ctx.catalog.require(name, fresh=True)
     return {"Tags": list(info.description.get("Tags") or [])}
 
 
 async def describe_time_to_live(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    info = await ctx.catalog.require(params.table_name())
+    info = await ctx.catalog.require(params.table_name(), fresh=True)
     ttl = info.description.get("TimeToLive") or {}
     if ttl.get("Enabled"):
         return {
@@ -641,7 +641,7 @@ async def describe_limits(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 async def describe_continuous_backups(ctx: ApiContext, params: Params) -> dict[str, Any]:
     name = params.table_name()
-    if await ctx.catalog.get(name) is None:
+    if await ctx.catalog.get(name, fresh=True) is None:
         raise TableNotFoundException(f"Table not found: {name}")
     return {
         "ContinuousBackupsDescription": {

@@ -159,7 +159,12 @@ async def _stream(ctx: ApiContext, arn: str) -> TableInfo:
     if not arn.startswith(prefix):
         raise _not_found(arn)
     table, _, label = arn[len(prefix):].partition("/stream/")
-    info = await ctx.catalog.get(table) if 3 <= len(table) <= 255 else None
+    if not 3 <= len(table) <= 255:
+        raise _not_found(arn)
+    info = await ctx.catalog.get(table)
+    if info is None or info.description.get("LatestStreamLabel") != label:
+        # The cache may predate a stream enabled through another node: ask once more, fresh.
+        info = await ctx.catalog.get(table, fresh=True)
     if info is None or info.description.get("LatestStreamLabel") != label:
         raise _not_found(arn)
     return info
@@ -205,7 +210,7 @@ async def list_streams(ctx: ApiContext, params: Params) -> dict[str, Any]:
     start = params.string("ExclusiveStartStreamArn")
     name = params.string("TableName")
     if name is not None:
-        tables = [await ctx.catalog.require(params.table_name())]
+        tables = [await ctx.catalog.require(params.table_name(), fresh=True)]
     else:
         tables = await ctx.catalog.all_tables()
     streams = sorted(
