@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import orjson
 
 from dynamokv.api import (
+    bodies,
     front,
     operations_batch,
     operations_items,
@@ -224,7 +225,8 @@ class DynamoDBApp:
             verify_request(self.auth, method, path, query, headers, body, body_hash=body_hash)
             operation = self._operation(headers)
             body = await self._decoded(operation, headers, body)
-            params = self._decode(body)
+            params = (Params(await bodies.decode_large(body, operation))
+                      if bodies.is_large(body) else self._decode(body))
             front.precheck_items(operation, params.body)
             self.stats[operation] += 1
             result = await self._run(operation, params, headers)

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from dynamokv.api import numbers
-from dynamokv.api.errors import SerializationException, ValidationException
+from dynamokv.api.errors import DynamoDBError, SerializationException, ValidationException
 
 MAX_ITEM_SIZE = 400 * 1024
 MAX_NESTING_DEPTH = 32
 MAX_HASH_KEY_SIZE = 2048
 MAX_RANGE_KEY_SIZE = 1024
+
+T = TypeVar("T")
 
 TYPE_NAMES = ("S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS")
 KEY_TYPES = ("S", "N", "B")
@@ -100,6 +102,33 @@ Item: TypeAlias = dict[str, AttributeValue]
 SetValue: TypeAlias = SS | NS | BS
 
 _INVALID = "One or more parameter values were invalid: "
+_VALUE_TYPES = (S, N, B, BOOL, NULL, SS, NS, BS, L, M)
+
+
+def _maker(cls: type[T]) -> Callable[[Any], T]:
+    """``cls(value)`` without the frozen dataclass ``__init__`` (a Python frame that sets the
+    field through ``object.__setattr__``): the same object, built about twice as fast, which
+    counts when a request carries hundreds of thousands of values."""
+    new = object.__new__
+    set_value = cls.__dict__["value"].__set__
+
+    def make(value: Any) -> T:
+        obj = new(cls)
+        set_value(obj, value)
+        return obj
+
+    return make
+
+
+_new_s = _maker(S)
+_new_n = _maker(N)
+_new_b = _maker(B)
+_new_l = _maker(L)
+_new_m = _maker(M)
+# Values are immutable, so the two booleans and NULL need one object each.
+_TRUE = BOOL(True)
+_FALSE = BOOL(False)
+_NULL = NULL()
 
 
 # --------------------------------------------------------------------------- wire -> values
@@ -107,8 +136,26 @@ _INVALID = "One or more parameter values were invalid: "
 
 def from_wire(data: Any, *, _depth: int = 1) -> AttributeValue:
     """Validate one wire attribute value (``{"S": "x"}``) and build its typed value."""
-    if isinstance(data, (S, N, B, BOOL, NULL, SS, NS, BS, L, M)):
+    return _value(data, _depth)
+
+
+def _value(data: Any, depth: int) -> AttributeValue:
+    # The common case, one known type with a value, goes straight to its converter; anything
+    # else (typed values, several or unknown keys, nulls) takes the general path below.
+    if type(data) is dict and len(data) == 1:
+        (kind, raw), = data.items()
+        convert = _CONVERTERS.get(kind)
+        if convert is not None and raw is not None:
+            return convert(raw, depth)
+    return _general_value(data, depth)
+
+
+def _general_value(data: Any, depth: int) -> AttributeValue:
+    if isinstance(data, _VALUE_TYPES):
         return data
+    converted = getattr(data, "converted", None)
+    if converted is not None:  # a WireValue converted ahead of time (see prepare_value)
+        return _converted(converted)
     if not isinstance(data, Mapping):
         raise SerializationException("Start of structure or map found where not expected")
     present = [name for name in TYPE_NAMES if data.get(name) is not None]
@@ -122,30 +169,79 @@ def from_wire(data: Any, *, _depth: int = 1) -> AttributeValue:
             "one of the supported datatypes"
         )
     kind = present[0]
-    raw = data[kind]
-    if kind == "S":
-        return S(_wire_string(raw))
-    if kind == "N":
-        return N(numbers.parse_number(_wire_string(raw)))
-    if kind == "B":
-        return B(_wire_binary(raw))
-    if kind == "BOOL":
-        return BOOL(_wire_bool(raw))
-    if kind == "NULL":
-        # The service used to reject {"NULL": false}; it now accepts it as NULL.
+    return _CONVERTERS[kind](data[kind], depth)
+
+
+def _string_value(raw: Any, depth: int) -> S:
+    if type(raw) is str and raw.isascii():  # isascii is O(1): no encode check needed
+        return _new_s(raw)
+    return _new_s(_wire_string(raw))
+
+
+def _number_value(raw: Any, depth: int) -> N:
+    text = raw if type(raw) is str and raw.isascii() else _wire_string(raw)
+    return _new_n(numbers.parse_number(text))
+
+
+def _binary_value(raw: Any, depth: int) -> B:
+    return _new_b(_wire_binary(raw))
+
+
+def _bool_value(raw: Any, depth: int) -> BOOL:
+    if raw is True:
+        return _TRUE
+    if raw is False:
+        return _FALSE
+    _wire_bool(raw)
+    raise AssertionError("unreachable")  # pragma: no cover - _wire_bool raised
+
+
+def _null_value(raw: Any, depth: int) -> NULL:
+    # The service used to reject {"NULL": false}; it now accepts it as NULL.
+    if raw is not True and raw is not False:
         _wire_bool(raw)
-        return NULL()
-    if kind in ("SS", "NS", "BS"):
-        return _wire_set(kind, raw)
-    if _depth >= MAX_NESTING_DEPTH:
-        raise ValidationException("Nesting Levels have exceeded supported limits")
-    if kind == "L":
-        if not isinstance(raw, list):
-            raise SerializationException("Unexpected value type in payload for L")
-        return L(tuple(from_wire(v, _depth=_depth + 1) for v in raw))
+    return _NULL
+
+
+def _set_value(kind: str) -> Callable[[Any, int], SetValue]:
+    return lambda raw, depth: _wire_set(kind, raw)
+
+
+def _list_value(raw: Any, depth: int) -> L:
+    if depth >= MAX_NESTING_DEPTH:
+        raise ValidationException(NESTING_EXCEEDED)
+    if not isinstance(raw, list):
+        raise SerializationException("Unexpected value type in payload for L")
+    inner = depth + 1
+    return _new_l(tuple([_value(v, inner) for v in raw]))
+
+
+def _map_value(raw: Any, depth: int) -> M:
+    if depth >= MAX_NESTING_DEPTH:
+        raise ValidationException(NESTING_EXCEEDED)
     if not isinstance(raw, Mapping):
         raise SerializationException("Unexpected value type in payload for M")
-    return M({_wire_name(k): from_wire(v, _depth=_depth + 1) for k, v in raw.items()})
+    inner = depth + 1
+    # The name of an entry is checked before its value, as in a plain loop.
+    return _new_m({
+        (k if type(k) is str and k.isascii() else _wire_name(k)): _value(v, inner)
+        for k, v in raw.items()
+    })
+
+
+NESTING_EXCEEDED = "Nesting Levels have exceeded supported limits"
+_CONVERTERS: dict[str, Callable[[Any, int], AttributeValue]] = {
+    "S": _string_value,
+    "N": _number_value,
+    "B": _binary_value,
+    "BOOL": _bool_value,
+    "NULL": _null_value,
+    "M": _map_value,
+    "L": _list_value,
+    "SS": _set_value("SS"),
+    "NS": _set_value("NS"),
+    "BS": _set_value("BS"),
+}
 
 
 def _wire_string(raw: Any) -> str:
@@ -219,11 +315,20 @@ def _wire_set(kind: str, raw: Any) -> SetValue:
 
 def item_from_wire(data: Any) -> Item:
     """Validate a wire item (``{"name": {"S": "x"}, ...}``)."""
-    if not isinstance(data, Mapping):
-        raise SerializationException("Start of structure or map found where not expected")
-    return {
-        check_attribute_name(_wire_name(name)): from_wire(value) for name, value in data.items()
-    }
+    if type(data) is not dict:
+        converted = getattr(data, "converted", None)
+        if converted is not None:  # a WireItem converted ahead of time (see prepare_item)
+            return _converted(converted).copy()
+        if not isinstance(data, Mapping):
+            raise SerializationException("Start of structure or map found where not expected")
+    item: Item = {}
+    for name, value in data.items():
+        # The name of an attribute is checked before its value, as DynamoDB reports them.
+        if type(name) is str and name.isascii() and 0 < len(name) <= MAX_NAME_BYTES:
+            item[name] = _value(value, 1)
+        else:
+            item[check_attribute_name(_wire_name(name))] = _value(value, 1)
+    return item
 
 
 MAX_NAME_BYTES = 65535
@@ -247,29 +352,48 @@ def check_attribute_name(name: str) -> str:
 
 def to_wire(value: AttributeValue) -> dict[str, Any]:
     """The wire form of ``value``; set members come out in a stable (sorted) order."""
-    if isinstance(value, S):
-        return {"S": value.value}
-    if isinstance(value, N):
-        return {"N": numbers.format_number(value.value)}
-    if isinstance(value, B):
-        return {"B": base64.b64encode(value.value).decode("ascii")}
-    if isinstance(value, BOOL):
-        return {"BOOL": value.value}
-    if isinstance(value, NULL):
-        return {"NULL": True}
-    if isinstance(value, SS):
-        return {"SS": sorted(value.value)}
-    if isinstance(value, NS):
-        return {"NS": [numbers.format_number(v) for v in sorted(value.value)]}
-    if isinstance(value, BS):
-        return {"BS": [base64.b64encode(v).decode("ascii") for v in sorted(value.value)]}
-    if isinstance(value, L):
-        return {"L": [to_wire(v) for v in value.value]}
-    return {"M": {k: to_wire(v) for k, v in value.value.items()}}
+    return _TO_WIRE.get(type(value), _general_to_wire)(value)
+
+
+def _general_to_wire(value: AttributeValue) -> dict[str, Any]:
+    # Only reached for a subclass of a value type; the table below covers the types themselves.
+    for kind, convert in _TO_WIRE.items():
+        if isinstance(value, kind):
+            return convert(value)
+    raise TypeError(f"not an attribute value: {type(value).__name__}")
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def _list_to_wire(value: L) -> dict[str, Any]:
+    get = _TO_WIRE.get
+    return {"L": [get(type(v), _general_to_wire)(v) for v in value.value]}
+
+
+def _map_to_wire(value: M) -> dict[str, Any]:
+    get = _TO_WIRE.get
+    return {"M": {k: get(type(v), _general_to_wire)(v) for k, v in value.value.items()}}
+
+
+_TO_WIRE: dict[type, Callable[[Any], dict[str, Any]]] = {
+    S: lambda value: {"S": value.value},
+    N: lambda value: {"N": numbers.format_number(value.value)},
+    NULL: lambda value: {"NULL": True},
+    BOOL: lambda value: {"BOOL": value.value},
+    L: _list_to_wire,
+    M: _map_to_wire,
+    B: lambda value: {"B": _b64(value.value)},
+    SS: lambda value: {"SS": sorted(value.value)},
+    NS: lambda value: {"NS": [numbers.format_number(v) for v in sorted(value.value)]},
+    BS: lambda value: {"BS": [_b64(v) for v in sorted(value.value)]},
+}
 
 
 def item_to_wire(item: Mapping[str, AttributeValue]) -> dict[str, Any]:
-    return {name: to_wire(value) for name, value in item.items()}
+    get = _TO_WIRE.get
+    return {name: get(type(value), _general_to_wire)(value) for name, value in item.items()}
 
 
 def from_python(obj: Any) -> AttributeValue:
@@ -313,29 +437,60 @@ def _set_from_python(obj: Iterable[Any]) -> SetValue:
 
 def value_size(value: AttributeValue) -> int:
     """Bytes ``value`` costs, excluding its attribute name."""
-    if isinstance(value, S):
-        return len(value.value.encode("utf-8"))
-    if isinstance(value, N):
-        return numbers.number_size(value.value)
-    if isinstance(value, B):
-        return len(value.value)
-    if isinstance(value, (BOOL, NULL)):
-        return 1
-    if isinstance(value, SS):
-        return sum(len(v.encode("utf-8")) for v in value.value)
-    if isinstance(value, NS):
-        return sum(numbers.number_size(v) for v in value.value)
-    if isinstance(value, BS):
-        return sum(len(v) for v in value.value)
-    # Documents: 3 bytes of overhead, plus 1 byte per element on top of the element itself.
-    if isinstance(value, L):
-        return 3 + sum(1 + value_size(v) for v in value.value)
-    return 3 + sum(1 + len(k.encode("utf-8")) + value_size(v) for k, v in value.value.items())
+    return _SIZE_OF.get(type(value), _general_size)(value)
+
+
+def _general_size(value: AttributeValue) -> int:
+    # Only reached for a subclass of a value type; the table below covers the types themselves.
+    for kind, size in _SIZE_OF.items():
+        if isinstance(value, kind):
+            return size(value)
+    raise TypeError(f"not an attribute value: {type(value).__name__}")
+
+
+def _text_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+# Documents: 3 bytes of overhead, plus 1 byte per element on top of the element itself.
+def _list_size(value: L) -> int:
+    get = _SIZE_OF.get
+    return 3 + len(value.value) + sum([get(type(v), _general_size)(v) for v in value.value])
+
+
+def _map_size(value: M) -> int:
+    get = _SIZE_OF.get
+    entries = value.value
+    return 3 + len(entries) + sum([
+        (len(k) if k.isascii() else len(k.encode("utf-8"))) + get(type(v), _general_size)(v)
+        for k, v in entries.items()
+    ])
+
+
+_SIZE_OF: dict[type, Callable[[Any], int]] = {
+    S: lambda value: _text_size(value.value),
+    N: lambda value: numbers.number_size(value.value),
+    NULL: lambda value: 1,
+    BOOL: lambda value: 1,
+    L: _list_size,
+    M: _map_size,
+    B: lambda value: len(value.value),
+    SS: lambda value: sum([_text_size(v) for v in value.value]),
+    NS: lambda value: sum([numbers.number_size(v) for v in value.value]),
+    BS: lambda value: sum([len(v) for v in value.value]),
+}
 
 
 def item_size(item: Mapping[str, AttributeValue]) -> int:
     """Bytes ``item`` counts against the 400 KB limit: names plus values."""
-    return sum(len(name.encode("utf-8")) + value_size(v) for name, v in item.items())
+    if type(item) is PreparedItem and item.size is not None:
+        return item.size
+    get = _SIZE_OF.get
+    return sum([
+        (len(name) if name.isascii() else len(name.encode("utf-8")))
+        + get(type(v), _general_size)(v)
+        for name, v in item.items()
+    ])
 
 
 def check_item_size(
@@ -350,6 +505,132 @@ def check_item_size(
     if size > MAX_ITEM_SIZE:
         raise ValidationException(message)
     return size
+
+
+# --------------------------------------------------------------------------- ahead of time
+
+
+class _Memo(dict[str, Any]):
+    """A dict that remembers something derived from its contents; any change forgets it."""
+
+    __slots__ = ()
+
+    def _forget(self) -> None:
+        raise NotImplementedError
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._forget()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._forget()
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> Any:
+        self._forget()
+        return super().__ior__(other)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._forget()
+        super().update(*args, **kwargs)
+
+    def pop(self, *args: Any) -> Any:
+        self._forget()
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, Any]:
+        self._forget()
+        return super().popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self._forget()
+        return super().setdefault(key, default)
+
+    def clear(self) -> None:
+        self._forget()
+        super().clear()
+
+
+class PreparedItem(_Memo):
+    """A typed item converted ahead of time, with its size and (once set) its stored bytes, so
+    the event loop does not walk it again (``item_size``, ``items.encode_item``)."""
+
+    __slots__ = ("encoded", "size")
+
+    def __init__(self, item: Mapping[str, AttributeValue], size: int | None = None,
+                 encoded: bytes | None = None) -> None:
+        super().__init__(item)
+        self.size = size
+        self.encoded = encoded
+
+    def _forget(self) -> None:
+        self.size = None
+        self.encoded = None
+
+    def copy(self) -> PreparedItem:  # type: ignore[override]
+        return PreparedItem(self, self.size, self.encoded)
+
+
+class WireItem(_Memo):
+    """A wire item (contents unchanged: it serialises and reads as the request gave it) that
+    carries what :func:`item_from_wire` makes of it, a :class:`PreparedItem` or the error."""
+
+    __slots__ = ("converted",)
+
+    def __init__(self, wire: Mapping[str, Any], converted: PreparedItem | Exception) -> None:
+        super().__init__(wire)
+        self.converted: PreparedItem | Exception | None = converted
+
+    def _forget(self) -> None:
+        self.converted = None
+
+
+class WireValue(_Memo):
+    """A wire attribute value that carries what :func:`from_wire` makes of it, or the error."""
+
+    __slots__ = ("converted",)
+
+    def __init__(self, wire: Mapping[str, Any], converted: AttributeValue | Exception) -> None:
+        super().__init__(wire)
+        self.converted: AttributeValue | Exception | None = converted
+
+    def _forget(self) -> None:
+        self.converted = None
+
+
+def _converted(converted: T | Exception) -> T:
+    if isinstance(converted, Exception):
+        raise converted
+    return converted
+
+
+def prepare_item(data: Any) -> Any:
+    """``data``, a wire item, as a :class:`WireItem` converted now (with its size), for a
+    caller that has time to spare now and not later (a worker thread). ``data`` itself if it
+    is not a dict, or on an error that is not the request's fault."""
+    if type(data) is not dict:
+        return data
+    try:
+        item = item_from_wire(data)
+        converted: PreparedItem | Exception = PreparedItem(item, item_size(item))
+    except DynamoDBError as exc:
+        converted = exc
+    except Exception:  # the caller converts it again in its own time and reports that
+        return data
+    return WireItem(data, converted)
+
+
+def prepare_value(data: Any) -> Any:
+    """``data``, a wire attribute value, as a :class:`WireValue` converted now."""
+    if type(data) is not dict:
+        return data
+    try:
+        converted: AttributeValue | Exception = from_wire(data)
+    except DynamoDBError as exc:
+        converted = exc
+    except Exception:
+        return data
+    return WireValue(data, converted)
 
 
 # --------------------------------------------------------------------------- equality, order

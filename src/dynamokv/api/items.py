@@ -50,6 +50,7 @@ from dynamokv.api.attributes import (
     L,
     M,
     N,
+    PreparedItem,
     S,
     item_to_wire,
 )
@@ -62,6 +63,8 @@ _FALSE = BOOL(False)
 
 def encode_item(item: Item) -> bytes:
     """The stored bytes of a (validated) item."""
+    if type(item) is PreparedItem and item.encoded is not None:
+        return item.encoded  # encoded ahead of time, off the event loop (api/bodies.py)
     return orjson.dumps(item_to_wire(item))
 
 

@@ -58,7 +58,10 @@ def check_number(value: Decimal) -> Decimal:
         raise ValidationException(NOT_A_NUMBER)
     if value.is_zero():
         return _ZERO
-    if significant_digits(value) > MAX_SIGNIFICANT_DIGITS:
+    # A coefficient of at most 38 digits cannot hold more significant ones: skip the count.
+    if len(value.as_tuple().digits) > MAX_SIGNIFICANT_DIGITS and (
+        significant_digits(value) > MAX_SIGNIFICANT_DIGITS
+    ):
         raise ValidationException(TOO_MANY_DIGITS)
     adjusted = value.adjusted()
     if adjusted > MAX_ADJUSTED_EXPONENT:
@@ -72,6 +75,8 @@ def parse_number(text: str) -> Decimal:
     """Parse the wire form of a Number (the string in ``{"N": "..."}``) into canonical form."""
     if not text:
         raise ValidationException(NOT_A_NUMBER)
+    if _plain_integer(text):
+        return Decimal(text)
     if _NUMBER_SYNTAX.fullmatch(text) is None:
         raise ValidationException(f"{NOT_A_NUMBER}: {text}")
     try:
@@ -79,6 +84,19 @@ def parse_number(text: str) -> Decimal:
     except decimal.InvalidOperation as exc:  # pragma: no cover - syntax already checked
         raise ValidationException(f"{NOT_A_NUMBER}: {text}") from exc
     return check_number(value)
+
+
+def _plain_integer(text: str) -> bool:
+    """The most common Number: an integer of at most 38 digits (so in range), without leading
+    or trailing zeros (so not zero, and ``Decimal(text)`` is already its canonical form)."""
+    digits = text[1:] if text[0] == "-" else text
+    return (
+        len(text) <= MAX_SIGNIFICANT_DIGITS
+        and digits.isascii()
+        and digits.isdigit()
+        and digits[0] != "0"
+        and digits[-1] != "0"
+    )
 
 
 def format_number(value: Decimal) -> str:
@@ -109,7 +127,18 @@ def number_size(value: Decimal) -> int:
         return 1
     sign, digit_tuple, exponent = value.as_tuple()
     assert isinstance(exponent, int)
-    digits = "".join(map(str, digit_tuple))
+    if digit_tuple[-1]:
+        # A canonical coefficient (no trailing zero; never a leading one): the digits left of
+        # the point are the integer part, the rest the fraction, with nothing to strip.
+        count = len(digit_tuple)
+        point = count + exponent
+        if 0 < point < count:
+            return 1 + (point + 1) // 2 + (count - point + 1) // 2 + sign
+        return 1 + (count + 1) // 2 + sign
+    return _number_size_of_digits(sign, "".join(map(str, digit_tuple)), exponent)
+
+
+def _number_size_of_digits(sign: int, digits: str, exponent: int) -> int:
     point = len(digits) + exponent  # position of the decimal point within ``digits``
     if point <= 0:
         int_part, frac_part = "", "0" * (-point) + digits
