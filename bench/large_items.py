@@ -3,8 +3,10 @@
 Two parts:
 
 * ``--stages``: in this process, no node. For each body shape, the best of ``--repeat`` runs of
-  each step of the write path (CPU time of this process, so other load counts little): ``orjson.loads`` of the body, ``item_from_wire`` (validation and
-  typed values), ``item_size`` and ``encode_item`` (the stored bytes), per item, in ms.
+  each step of the write path, in ms of CPU time of this process (other load on the machine
+  counts little): ``orjson.loads`` of the body, ``item_from_wire`` (validation and typed
+  values), ``item_size`` and ``encode_item`` (the stored bytes), and ``prepare_body`` (what a
+  large body now costs in the worker thread: parse and all of the above).
 * the default: one real node (memory engine, ``--n 1``) started in this process, with a ticker
   coroutine on its event loop that sleeps 2 ms at a time and records how late it wakes up. A
   client in another process (so it never shares this GIL) sends each request ``--rounds``
@@ -48,7 +50,8 @@ TABLE = "bench"
 def _deep(levels: int) -> dict[str, Any]:
     value: dict[str, Any] = {"NULL": True}
     for level in range(levels):
-        value = {"L": [value, {"N": str(level)}]} if level % 2 else {"M": {"m": value, "s": {"S": "x"}}}
+        value = ({"L": [value, {"N": str(level)}]} if level % 2
+                 else {"M": {"m": value, "s": {"S": "x"}}})
     return value
 
 
@@ -57,8 +60,8 @@ def items() -> dict[str, dict[str, Any]]:
     return {
         "wide": {f"a{i:05d}": {"S": "xy"} for i in range(50_000)},
         "list-null": {"l": {"L": [{"NULL": True}] * 199_000}},
-        "list-num": {"l": {"L": [{"N": str(i * 7 + 1)} for i in range(125_000)]}},
-        "map-str": {"m": {"M": {f"k{i}": {"S": f"v{i}"} for i in range(40_000)}}},
+        "list-num": {"l": {"L": [{"N": str(i * 7 + 1)} for i in range(82_000)]}},
+        "map-str": {"m": {"M": {f"k{i}": {"S": f"v{i}"} for i in range(33_000)}}},
         "num-set": {"s": {"NS": [str(i) for i in range(95_000)]}},
         "deep": {f"d{i}": _deep(31) for i in range(1_600)},
     }
@@ -106,6 +109,11 @@ def stages(repeat: int) -> None:
     from dynamokv.api.attributes import item_from_wire, item_size
     from dynamokv.api.items import encode_item
 
+    try:
+        from dynamokv.api.bodies import prepare_body
+    except ImportError:  # the code before large bodies went to a worker thread
+        prepare_body = None
+
     for name, item in items().items():
         body = orjson.dumps({"TableName": TABLE, "Item": {"pk": {"S": "x"}} | item})
         loads_ms, parsed = _best_ms(orjson.loads, body, repeat=repeat)
@@ -113,11 +121,14 @@ def stages(repeat: int) -> None:
         typed = {**typed}  # a plain dict: what an item built by an update is
         size_ms, size = _best_ms(item_size, typed, repeat=repeat)
         encode_ms, _ = _best_ms(encode_item, typed, repeat=repeat)
+        prepare_ms = (_best_ms(prepare_body, body, "PutItem", repeat=repeat)[0]
+                      if prepare_body is not None else None)
         print(json.dumps({"shape": name, "body_mb": round(len(body) / 1e6, 2),
                           "item_kb": round(size / 1024, 1), "loads_ms": round(loads_ms, 1),
                           "item_from_wire_ms": round(wire_ms, 1),
                           "item_size_ms": round(size_ms, 1),
-                          "encode_item_ms": round(encode_ms, 1)}), flush=True)
+                          "encode_item_ms": round(encode_ms, 1),
+                          "prepare_body_ms": prepare_ms and round(prepare_ms, 1)}), flush=True)
 
 
 # ------------------------------------------------------------------------------ node

@@ -153,9 +153,10 @@ def _value(data: Any, depth: int) -> AttributeValue:
 def _general_value(data: Any, depth: int) -> AttributeValue:
     if isinstance(data, _VALUE_TYPES):
         return data
-    converted = getattr(data, "converted", None)
-    if converted is not None:  # a WireValue converted ahead of time (see prepare_value)
-        return _converted(converted)
+    if type(data) is WireValue and data.converted is not None:  # see prepare_value
+        if isinstance(data.converted, Exception):
+            raise data.converted
+        return data.converted
     if not isinstance(data, Mapping):
         raise SerializationException("Start of structure or map found where not expected")
     present = [name for name in TYPE_NAMES if data.get(name) is not None]
@@ -316,9 +317,10 @@ def _wire_set(kind: str, raw: Any) -> SetValue:
 def item_from_wire(data: Any) -> Item:
     """Validate a wire item (``{"name": {"S": "x"}, ...}``)."""
     if type(data) is not dict:
-        converted = getattr(data, "converted", None)
-        if converted is not None:  # a WireItem converted ahead of time (see prepare_item)
-            return _converted(converted).copy()
+        if type(data) is WireItem and data.converted is not None:  # see prepare_item
+            if isinstance(data.converted, Exception):
+                raise data.converted
+            return data.converted.copy()
         if not isinstance(data, Mapping):
             raise SerializationException("Start of structure or map found where not expected")
     item: Item = {}
@@ -355,7 +357,7 @@ def to_wire(value: AttributeValue) -> dict[str, Any]:
     return _TO_WIRE.get(type(value), _general_to_wire)(value)
 
 
-def _general_to_wire(value: AttributeValue) -> dict[str, Any]:
+def _general_to_wire(value: Any) -> dict[str, Any]:
     # Only reached for a subclass of a value type; the table below covers the types themselves.
     for kind, convert in _TO_WIRE.items():
         if isinstance(value, kind):
@@ -440,7 +442,7 @@ def value_size(value: AttributeValue) -> int:
     return _SIZE_OF.get(type(value), _general_size)(value)
 
 
-def _general_size(value: AttributeValue) -> int:
+def _general_size(value: Any) -> int:
     # Only reached for a subclass of a value type; the table below covers the types themselves.
     for kind, size in _SIZE_OF.items():
         if isinstance(value, kind):
@@ -526,7 +528,7 @@ class _Memo(dict[str, Any]):
         self._forget()
         super().__delitem__(key)
 
-    def __ior__(self, other: Any) -> Any:
+    def __ior__(self, other: Any) -> Any:  # type: ignore[misc]
         self._forget()
         return super().__ior__(other)
 
@@ -596,12 +598,6 @@ class WireValue(_Memo):
 
     def _forget(self) -> None:
         self.converted = None
-
-
-def _converted(converted: T | Exception) -> T:
-    if isinstance(converted, Exception):
-        raise converted
-    return converted
 
 
 def prepare_item(data: Any) -> Any:

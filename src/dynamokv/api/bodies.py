@@ -51,6 +51,7 @@ MISSES = 64
 DECODE_STEP = 1024 * 1024  # bytes of UTF-8 decoded per C call
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_SPACE = " \t\n\r"
 # A \u escape of a surrogate; only a body with one needs the unpaired-surrogate check.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -84,8 +85,10 @@ def _refuse_constant(text: str) -> Any:
 
 _DECODER = json.JSONDecoder(parse_float=_parse_float, parse_int=_parse_int,
                             parse_constant=_refuse_constant, strict=True)
-_scan = (json.scanner.c_make_scanner or json.scanner.py_make_scanner)(_DECODER)
-_scanstring = json.decoder.scanstring
+# The C scanner (the pure-Python one if the accelerator is missing: slower, same results).
+_scan: Any = (getattr(json.scanner, "c_make_scanner", None) or json.scanner.make_scanner)(
+    _DECODER)  # type: ignore[arg-type]
+_scanstring = getattr(json.decoder, "scanstring")  # noqa: B009 - not in the stubs
 
 
 def is_large(body: bytes) -> bool:
@@ -226,12 +229,18 @@ class _Parser:
                     container.append(value)
                 else:
                     container[frame[1]] = value
-                i = _WHITESPACE.match(text, i).end()  # type: ignore[union-attr]
                 if i >= end:
                     raise _Refused("unexpected end of data")
                 mark = text[i]
+                if mark in _SPACE:
+                    i = _WHITESPACE.match(text, i).end()  # type: ignore[union-attr]
+                    if i >= end:
+                        raise _Refused("unexpected end of data")
+                    mark = text[i]
                 if mark == ",":
-                    i = _WHITESPACE.match(text, i + 1).end()  # type: ignore[union-attr]
+                    i += 1
+                    if i < end and text[i] in _SPACE:
+                        i = _WHITESPACE.match(text, i).end()  # type: ignore[union-attr]
                     if type(container) is dict:
                         frame[1], i = self._key(i)
                     break
@@ -240,7 +249,8 @@ class _Parser:
                 stack.pop()
                 value, i = container, i + 1
 
-    def _open(self, i: int, stack: list[list[Any]]) -> tuple[list[Any] | dict[str, Any] | None, int]:
+    def _open(self, i: int, stack: list[list[Any]]
+              ) -> tuple[list[Any] | dict[str, Any] | None, int]:
         """Open the container at ``i``: ``(None, position of its first member)`` with it pushed
         on ``stack``, or ``(the empty container, position after it)``."""
         text = self.text
@@ -264,16 +274,28 @@ class _Parser:
             key, j = _scanstring(text, i + 1, True)
         except ValueError:
             raise _Refused("bad member name") from None
-        j = _WHITESPACE.match(text, j).end()  # type: ignore[union-attr]
-        if j >= self.end or text[j] != ":":
+        end = self.end
+        if j < end and text[j] in _SPACE:
+            j = _WHITESPACE.match(text, j).end()  # type: ignore[union-attr]
+        if j >= end or text[j] != ":":
             raise _Refused("expected a colon")
-        return key, _WHITESPACE.match(text, j + 1).end()  # type: ignore[union-attr]
+        j += 1
+        if j < end and text[j] in _SPACE:
+            j = _WHITESPACE.match(text, j).end()  # type: ignore[union-attr]
+        return key, j
 
     def _quick(self, i: int) -> tuple[Any, int] | None:
         """The container at ``i`` read by the C scanner from a window, or None if it does not
         fit (or is not valid: reading it member by member finds where). Only a container: its
         closing bracket proves it was not cut by the window's end, while a number cut short
         (``1.5e3`` to ``1.``) still reads as a number."""
+        offset = i - self.base
+        if 0 < offset < len(self.window):  # the common case: the next value of a window
+            try:
+                value, stop = _scan(self.window, offset)
+                return value, self.base + stop
+            except (ValueError, StopIteration, RecursionError, _Refused):
+                self.window = ""  # try again from a window of its own
         if self.budget <= 0:
             return None
         for _ in range(2):
