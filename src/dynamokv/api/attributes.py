@@ -155,7 +155,8 @@ def _general_value(data: Any, depth: int) -> AttributeValue:
         return data
     if type(data) is WireValue and data.converted is not None:  # see prepare_value
         if isinstance(data.converted, Exception):
-            raise data.converted
+            error, data.converted = data.converted, None  # no cycle through its traceback
+            raise error
         return data.converted
     if not isinstance(data, Mapping):
         raise SerializationException("Start of structure or map found where not expected")
@@ -319,7 +320,8 @@ def item_from_wire(data: Any) -> Item:
     if type(data) is not dict:
         if type(data) is WireItem and data.converted is not None:  # see prepare_item
             if isinstance(data.converted, Exception):
-                raise data.converted
+                error, data.converted = data.converted, None  # no cycle through its traceback
+                raise error
             return data.converted.copy()
         if not isinstance(data, Mapping):
             raise SerializationException("Start of structure or map found where not expected")

@@ -6,7 +6,7 @@ items and attribute values it carries (:func:`dynamokv.api.attributes.prepare_it
 ``prepare_value``, with an item's stored bytes from :func:`dynamokv.api.items.encode_item`),
 so that the operation, back on the event loop, finds them done.
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.items`,
-:mod:`dynamokv.api.errors`.
+:mod:`dynamokv.api.heap` (what becomes of the body's objects), :mod:`dynamokv.api.errors`.
 
 Why a thread is not enough by itself: a thread gives the event loop the GIL back every few
 milliseconds only while it runs Python code; one C call keeps it to the end. ``orjson.loads``
@@ -38,7 +38,7 @@ import re
 import threading
 from typing import Any
 
-from dynamokv.api import attributes
+from dynamokv.api import attributes, heap
 from dynamokv.api.errors import SerializationException
 from dynamokv.api.items import encode_item
 
@@ -113,8 +113,11 @@ def _worker() -> concurrent.futures.ThreadPoolExecutor:
 async def decode_large(body: bytes, operation: str) -> Any:
     """The JSON value of ``body`` (``{}`` if it is blank), its items converted ahead of time
     for ``operation``; raises :class:`SerializationException` where ``orjson.loads`` would."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_worker(), prepare_body, body, operation)
+    worker = _worker()
+    value = await asyncio.get_running_loop().run_in_executor(
+        worker, heap.build, prepare_body, body, operation)
+    heap.hold(value, worker)  # freed in the worker once the request is done with it
+    return value
 
 
 def prepare_body(body: bytes, operation: str) -> Any:
