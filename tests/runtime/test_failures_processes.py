@@ -324,7 +324,7 @@ def test_writes_go_on_while_a_node_is_paused(cluster3: LocalCluster) -> None:
         # Clients talk to n1 and n2 only: a paused node accepts connections but never answers.
         with cluster.client(only=["n1", "n2"], timeout_s=15.0) as c:
             deadline = paused_at + 40
-            # Until both coordinators suspect n3 (phi > 8 takes ~9 s of silence), then 30 more:
+            # Until both coordinators suspect n3 (phi > 8 takes 2-3.5 s of silence), then 30 more:
             # those leave hints (earlier ones were sent to n3 and wait in its socket buffer).
             while written < 400 and time.monotonic() < deadline:
                 t = time.monotonic()

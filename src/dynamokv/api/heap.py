@@ -45,7 +45,7 @@ _held: list[Any] = []
 _lock = threading.Lock()
 _freeing = 0  # bodies handed to the worker thread and not yet taken apart
 _frozen_at: float | None = None
-_sweeping = False
+_sweeping: set[asyncio.AbstractEventLoop] = set()  # loops with a sweep scheduled
 
 
 def build(function: Callable[..., T], *args: Any) -> T:
@@ -74,7 +74,7 @@ def _freeze() -> None:
 
 def _thaw_if_idle() -> None:
     global _frozen_at
-    with _lock:
+    with _lock:  # (not reentrant: never called with it held)
         if _frozen_at is not None and not _held and _freeing == 0:
             gc.unfreeze()
             _frozen_at = None
@@ -83,27 +83,34 @@ def _thaw_if_idle() -> None:
 def hold(value: Any, worker: concurrent.futures.Executor) -> None:
     """Keep ``value`` (a result of :func:`build`) until nobody else refers to it, then free it
     in ``worker``. Call on the event loop."""
-    global _sweeping
-    _held.append(value)
-    if not _sweeping:
-        _sweeping = True
-        asyncio.get_running_loop().call_later(SWEEP_S, _sweep, worker)
+    loop = asyncio.get_running_loop()
+    with _lock:
+        _held.append(value)
+        if loop in _sweeping:
+            return
+        _sweeping.add(loop)
+    loop.call_later(SWEEP_S, _sweep, loop, worker)
 
 
-def _sweep(worker: concurrent.futures.Executor) -> None:
-    global _sweeping, _freeing
-    i = 0
-    while i < len(_held):
-        if sys.getrefcount(_held[i]) == 2:  # the list's reference and the argument's
-            with _lock:
+def _sweep(loop: asyncio.AbstractEventLoop, worker: concurrent.futures.Executor) -> None:
+    global _freeing
+    freed = []
+    with _lock:
+        i = 0
+        while i < len(_held):
+            if sys.getrefcount(_held[i]) == 2:  # the list's reference and the argument's
                 _freeing += 1
-            worker.submit(_take_apart, [_held.pop(i)])
-        else:
-            i += 1
-    if _held:
-        asyncio.get_running_loop().call_later(SWEEP_S, _sweep, worker)
-    else:
-        _sweeping = False
+                freed.append([_held.pop(i)])
+            else:
+                i += 1
+        again = bool(_held)
+        if not again:
+            _sweeping.discard(loop)
+    for box in freed:
+        worker.submit(_take_apart, box)
+    del freed
+    if again:
+        loop.call_later(SWEEP_S, _sweep, loop, worker)
 
 
 def _take_apart(box: list[Any]) -> None:
