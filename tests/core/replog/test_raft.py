@@ -155,18 +155,6 @@ def test_a_single_voter_group_leads_itself() -> None:
     assert g.commit == index and g.can_read(net.now)
 
 
-def test_a_single_voter_group_reads_after_any_idle_time() -> None:
-    # No peer acknowledges heartbeats to renew the lease of a lone voter, and none needs to:
-    # nobody else can be elected without its vote.
-    net = Net(["solo"])
-    net.run(2_500)
-    g = net.groups["solo"]
-    g.propose(PUT, net.now, "~t/x", b"k", b"v")
-    net.flush()
-    net.run(10 * T.election_max_ms)
-    assert g.is_leader() and g.can_read(net.now)
-
-
 def test_leadership_transfer_gives_up_the_lease_first() -> None:
     net = Net(["a", "b", "c"])
     net.run(3_000)

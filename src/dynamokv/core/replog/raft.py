@@ -110,13 +110,8 @@ class RaftGroup:
     def can_read(self, now_ms: int) -> bool:
         """Strongly consistent reads from the local state are safe: we lead under a lease, an
         entry of our term committed (so we hold every committed write) and all is applied."""
-        return (self.can_propose() and (now_ms < self.lease_until_ms or self._sole_voter())
+        return (self.can_propose() and now_ms < self.lease_until_ms
                 and self.commit >= self.term_start_index and self.applied >= self.commit)
-
-    def _sole_voter(self) -> bool:
-        # Nobody else can be elected without our vote, so the lease never lapses. (Without
-        # peers there are no heartbeats to renew it: an idle 1-node group refused all reads.)
-        return self.log.members == (self.me,)
 
     def _majority(self) -> int:
         return len(self.members) // 2 + 1
