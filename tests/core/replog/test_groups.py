@@ -90,3 +90,54 @@ def test_a_joining_node_catches_up_from_a_snapshot_once_the_log_was_compacted() 
     mine = [p for p, g in n4.logs.groups.items() if "n4" in g.members]
     held = {k for k in keys if n4.ring is not None and n4.ring.partition_for(BUCKET, k) in mine}
     assert held and all(n4.raw_store.get(BUCKET, k) is not None for k in held)
+
+
+def _follower_group(pump: Pump, node: str) -> int:
+    logs = pump.nodes[node].logs
+    return next(g for g, r in sorted(logs.groups.items())
+                if node in r.members and not r.is_leader())
+
+
+def test_a_snapshot_the_follower_does_not_need_changes_nothing() -> None:
+    from dynamokv.core.messages import RaftSnapshotAck, RaftSnapshotChunk
+    from dynamokv.core.effects import Send
+
+    pump = _settled(3)
+    group = _follower_group(pump, "n2")
+    raft = pump.nodes["n2"].logs.groups[group]
+    before = pump.nodes["n2"].raw_store.scan_partition(group, None, 1000)
+    stale = RaftSnapshotChunk(group, raft.term, 7, raft.commit, raft.log.term_at(raft.commit)
+                              or 0, tuple(m.encode() for m in raft.members), (), True, True)
+    effects = pump.nodes["n2"].logs.on_message(raft.leader, stale, pump.now)
+    assert effects == [Send(raft.leader, RaftSnapshotAck(group, raft.term, 7, True))]
+    assert pump.nodes["n2"].raw_store.scan_partition(group, None, 1000) == before
+
+
+def test_snapshot_chunks_replace_the_followers_copy_range_by_range() -> None:
+    from dynamokv.core.replog.snapshot import CHUNK_ITEMS_MAX, SnapshotSender
+
+    pump = _settled(3)
+    keys = [b"\x00\x02k%d" % i for i in range(700)]
+    for key in keys:
+        local(pump, "n1", TableWrite(BUCKET, key, key))
+    pump.advance(2_000)
+    n2 = pump.nodes["n2"]
+    counts = {g: len(n2.raw_store.scan_partition(g, None, 10_000)) for g in n2.logs.groups}
+    group = max(counts, key=lambda g: counts[g])
+    assert counts[group] > CHUNK_ITEMS_MAX  # several chunks
+    leader_node = pump.nodes[n2.logs.groups[group].leader]
+    wanted = leader_node.raw_store.scan_partition(group, None, 10_000)
+    # n2's copy drifts: a stray item the leader never had, and one item lost
+    stray = b"\x00\x02stray"
+    n2.raw_store.put(BUCKET, stray, wanted[0][2])
+    n2.raw_store.delete(wanted[1][0], wanted[1][1])
+    sender = SnapshotSender(group, "n2", 9, 0, 0, ())
+    logs = n2.logs
+    logs._received_through[group] = None
+    while True:
+        chunk = sender.next_chunk(leader_node.raw_store, 1, pump.now)
+        logs._replace_range(chunk)
+        if chunk.done:
+            break
+    got = n2.raw_store.scan_partition(group, None, 10_000)
+    assert [(b, k) for b, k, _ in got] == [(b, k) for b, k, _ in wanted]

@@ -107,6 +107,7 @@ class PartitionLogs:
         self.snapshots: dict[tuple[int, str], SnapshotSender] = {}
         self._snapshot_ids = rng.randrange(1 << 30)
         self._receiving: dict[int, int] = {}  # group -> snapshot id being received
+        self._received_through: dict[int, tuple[str, bytes] | None] = {}  # its last key
         self._rebalance_at = 0
         self._transferred_ms: dict[int, int] = {}
         self._silent_since: dict[int, int] = {}
@@ -318,14 +319,12 @@ class PartitionLogs:
         ring = self.node.ring
         if ring is None:
             return False
-        if raft.removed():
-            return True
         group = raft.group
         if self.me in self.target(group) or self.me in ring.previous_preference_list(
                 group, self.n):
             self._silent_since.pop(group, None)
             return False
-        if raft.removed_by:
+        if raft.removed() or raft.removed_by:
             return True
         if self.me in raft.members:
             return False
@@ -398,18 +397,21 @@ class PartitionLogs:
             return [Send(src, RaftSnapshotAck(msg.group, raft.term, msg.snapshot_id, False,
                                               "stale term"))]
         raft.heard_from_leader(src, msg.term, now_ms)
+        if msg.first and not raft.snapshot_needed(msg.base_index):
+            # We committed that far already (a reply of ours was late): go on from the log.
+            return [Send(src, RaftSnapshotAck(msg.group, raft.term, msg.snapshot_id, True))]
         try:
             if msg.first:
                 self._receiving[msg.group] = msg.snapshot_id
-                self._clear_data(msg.group)
+                self._received_through[msg.group] = None
             if self._receiving.get(msg.group) != msg.snapshot_id:
                 raise ValueError("a chunk of a snapshot that was not started")
-            for item in msg.items:
-                self.store.put(item.bucket, item.key, item.obj)
+            self._replace_range(msg)
             if msg.done:
                 if self.log_sync:
                     self.store.sync()  # the snapshot's items before the base that names them
                 del self._receiving[msg.group]
+                self._received_through.pop(msg.group, None)
                 self.snapshots_installed += 1
                 raft.install_snapshot(msg.base_index, msg.base_term,
                                       tuple(m.decode() for m in msg.members))
@@ -420,6 +422,39 @@ class PartitionLogs:
                                                            msg.snapshot_id, msg.done))]
         effects.extend(self._after(raft, now_ms))
         return effects
+
+    def _replace_range(self, msg: RaftSnapshotChunk) -> None:
+        """Make our copy of the key range this chunk covers equal to the chunk. Chunks come in
+        key order, so the range runs from the previous chunk's last key (exclusive) to this
+        one's last key, or to the end on the last chunk. Nothing is cleared up front: a
+        transfer cut short leaves every key at an image at least as new as before, which the
+        log then brings to its committed state (images are idempotent)."""
+        for item in msg.items:
+            self.store.put(item.bucket, item.key, item.obj)
+        end = (msg.items[-1].bucket, msg.items[-1].key) if msg.items else None
+        if msg.done or end is not None:
+            self._delete_missing(msg.group, self._received_through.get(msg.group),
+                                 None if msg.done else end,
+                                 {(item.bucket, item.key) for item in msg.items})
+        if end is not None:
+            self._received_through[msg.group] = end
+
+    def _delete_missing(self, group: int, after: tuple[str, bytes] | None,
+                        through: tuple[str, bytes] | None, keep: set[tuple[str, bytes]]
+                        ) -> None:
+        """Delete our log-managed keys after ``after`` up to ``through`` (which we hold; the
+        store's key order decides, ``None``: to the end) that are not in ``keep``."""
+        cursor = after
+        while True:
+            rows = self.store.scan_partition(group, cursor, 512)
+            for bucket, key, _ in rows:
+                if (bucket, key) == through:
+                    return
+                if is_log_managed(bucket) and (bucket, key) not in keep:
+                    self.store.delete(bucket, key)
+            if len(rows) < 512:
+                return
+            cursor = (rows[-1][0], rows[-1][1])
 
     # ---- questions ---------------------------------------------------------------------------
     def holds_groups(self) -> bool:

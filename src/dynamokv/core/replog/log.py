@@ -172,6 +172,11 @@ class RaftLog:
         self.set_hard(base_index=base_index, base_term=base_term, base_members=members)
         self.members = self._find_members()
 
+    def was_member(self, node: str) -> bool:
+        """Whether ``node`` is a voter of the base's configuration or of any in the log."""
+        return node in self.hard.base_members or any(
+            e.kind == CONFIG and node in members_of(e) for e in self.entries)
+
     def members_at(self, index: int) -> tuple[str, ...]:
         found = self.hard.base_members
         for e in self.entries:
