@@ -32,7 +32,7 @@ from dynamokv.core.messages import (
 )
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.replog.lease import Timings
-from dynamokv.core.replog.log import CONFIG, PUT, LogStore, RaftLog, is_put
+from dynamokv.core.replog.log import CONFIG, PUT, HardState, LogStore, RaftLog, is_put
 from dynamokv.core.replog.membership import next_step
 from dynamokv.core.replog.raft import RaftGroup
 from dynamokv.core.replog.snapshot import SnapshotSender, is_log_managed
@@ -90,6 +90,12 @@ def live_value(obj: VersionedObject | None) -> bytes | None:
     return values[0] if values else None
 
 
+def _is_tombstone(hard: HardState | None, entries: list[LogEntry]) -> bool:
+    """What a dropped group leaves behind: a term and vote, no log, no configuration."""
+    return (hard is not None and not entries and hard.base_index == 0
+            and not hard.base_members)
+
+
 class PartitionLogs:
     def __init__(self, node: LogNode, store: Storage, n: int, timings: Timings,
                  rng: random.Random, *, log_sync: bool = False) -> None:
@@ -106,6 +112,7 @@ class PartitionLogs:
         self.applied_hooks: list[Callable[[int, LogEntry], list[Effect]]] = []
         self.snapshots: dict[tuple[int, str], SnapshotSender] = {}
         self._snapshot_ids = rng.randrange(1 << 30)
+        self._tombstones: dict[int, HardState] = {}  # dropped groups: their term and vote
         self._receiving: dict[int, int] = {}  # group -> snapshot id being received
         self._received_through: dict[int, tuple[str, bytes] | None] = {}  # its last key
         self._rebalance_at = 0
@@ -121,6 +128,10 @@ class PartitionLogs:
         """After a restart: every group with persisted state, as a follower."""
         for group in self.store.log_groups():
             hard, entries = self.store.load_log(group)
+            if _is_tombstone(hard, entries):
+                assert hard is not None
+                self._tombstones[group] = hard
+                continue
             log = RaftLog(group, self._durable(), hard, entries)
             self.groups[group] = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms)
 
@@ -149,8 +160,8 @@ class PartitionLogs:
         member learns everything, configuration included, from the leader)."""
         raft = self.groups.get(group)
         if raft is None:
-            raft = RaftGroup(group, self.me, RaftLog(group, self._durable()), self.timings,
-                             self.rng, now_ms)
+            log = RaftLog(group, self._durable(), self._tombstones.pop(group, None))
+            raft = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms)
             self.groups[group] = raft
         return raft
 
@@ -310,6 +321,11 @@ class PartitionLogs:
         del self.groups[raft.group]
         self._clear_data(raft.group)
         self.store.drop_log(raft.group)
+        # Term and vote outlive the log: were we added again, we must not vote twice in a
+        # term we already voted in.
+        tombstone = HardState(term=raft.term, vote=raft.log.hard.vote)
+        self.store.save_hard_state(raft.group, tombstone)
+        self._tombstones[raft.group] = tombstone
         return [Log("info", "left replication group", {"group": raft.group})]
 
     def _may_drop(self, raft: RaftGroup, now_ms: int) -> bool:
