@@ -32,16 +32,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from dynamokv.api import (
-    front,
-    operations_batch,
-    operations_items,
-    operations_query,
-    operations_tables,
-    operations_transact,
-    streams,
-)
-from dynamokv.api.catalog import Catalog, TableInfo
+from dynamokv.api import front, streams
 from dynamokv.api.errors import (
     DynamoDBError,
     InternalServerError,
@@ -52,8 +43,14 @@ from dynamokv.api.errors import (
     ValidationException,
 )
 from dynamokv.api.handle import NodeHandle
-from dynamokv.api.operations_common import ApiContext, Params, wrong_type
+from dynamokv.api.operations import batch as operations_batch
+from dynamokv.api.operations import items as operations_items
+from dynamokv.api.operations import query as operations_query
+from dynamokv.api.operations import tables as operations_tables
+from dynamokv.api.operations.common import ApiContext, Params, wrong_type
+from dynamokv.api.schema.catalog import Catalog, TableInfo
 from dynamokv.api.sigv4 import AuthConfig, payload_hash_of, verify_request
+from dynamokv.api.transactions import coordinator as operations_transact
 from dynamokv.errors import DynamoKVError, InvalidRequest, Overloaded, UnavailableError
 
 log = logging.getLogger("dynamokv.api")

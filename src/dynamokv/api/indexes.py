@@ -6,12 +6,12 @@ Owns: the storage layout of index entries (:func:`entry_key`, :func:`base_key_of
 :class:`IndexWork` queue), the check of entries read by a Query or Scan (:func:`verify`), the
 backfill of an index created by UpdateTable (:func:`start_backfill`, :func:`resume_backfills`)
 and dropping the buckets of deleted indexes (:func:`drop_buckets`).
-May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
-:mod:`dynamokv.api.errors`, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.items`,
-:mod:`dynamokv.api.keycodec`, :mod:`dynamokv.api.operations_common`,
-:mod:`dynamokv.api.operations_transact_intents`.
+May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.schema.catalog`,
+:mod:`dynamokv.api.errors`, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.layout.items`,
+:mod:`dynamokv.api.layout.keycodec`, :mod:`dynamokv.api.operations.common`,
+:mod:`dynamokv.api.transactions.intents`.
 
-Layout. Each global index has its own bucket (:func:`dynamokv.api.catalog.gsi_bucket`, under
+Layout. Each global index has its own bucket (:func:`dynamokv.api.schema.catalog.gsi_bucket`, under
 the table bucket prefix, so the ring places an entry by its hash part). An item's entry is keyed
 ``compose_key(enc(index hash value), enc(index range value) + enc(base hash) + enc(base
 range))`` -- the index's partition, then index sort order, ties broken by the base key, which
@@ -55,13 +55,13 @@ from functools import partial
 from typing import Any, TypeVar
 
 from dynamokv.api.attributes import MAX_HASH_KEY_SIZE, AttributeValue, B, Item, N, S, value_size
-from dynamokv.api.catalog import IndexInfo, TableInfo, gsi_bucket, index_key_limit
 from dynamokv.api.errors import DynamoDBError
 from dynamokv.api.handle import compose_key, split_key
-from dynamokv.api.items import INTENT_MARK, decode_item, encode_item
-from dynamokv.api.keycodec import decode_key_prefix, encode_key
-from dynamokv.api.operations_common import ApiContext
-from dynamokv.api.operations_transact_intents import resolve
+from dynamokv.api.layout.items import INTENT_MARK, decode_item, encode_item
+from dynamokv.api.layout.keycodec import decode_key_prefix, encode_key
+from dynamokv.api.operations.common import ApiContext
+from dynamokv.api.schema.catalog import IndexInfo, TableInfo, gsi_bucket, index_key_limit
+from dynamokv.api.transactions.intents import resolve
 
 log = logging.getLogger("dynamokv.api")
 

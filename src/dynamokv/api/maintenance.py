@@ -5,8 +5,8 @@ log this node leads (each partition is swept by exactly one node, its leader, wh
 from its own replica), deleting expired items of tables with TTL enabled and counting every
 table's items and bytes; :func:`table_counts`, the ItemCount/TableSizeBytes DescribeTable
 shows; the ``~stats`` system bucket holding the counts.
-May import: stdlib, ``orjson``, :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.handle`,
-:mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
+May import: stdlib, ``orjson``, :mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.handle`,
+:mod:`dynamokv.api.layout.items`, :mod:`dynamokv.api.operations.common`.
 
 Expiry goes through the normal write path (the partition's log) as a conditional delete that
 re-checks the item is still expired on its latest value, so an update racing the sweep (one
@@ -31,10 +31,10 @@ from typing import Any
 
 import orjson
 
-from dynamokv.api.catalog import TableInfo
 from dynamokv.api.handle import Abort, Decide
-from dynamokv.api.items import committed_value, has_intent, stored_wire
-from dynamokv.api.operations_common import ApiContext
+from dynamokv.api.layout.items import committed_value, has_intent, stored_wire
+from dynamokv.api.operations.common import ApiContext
+from dynamokv.api.schema.catalog import TableInfo
 
 log = logging.getLogger("dynamokv.api.maintenance")
 

@@ -3,8 +3,8 @@
 Owns: parsing and applying ``StreamSpecification`` (CreateTable, UpdateTable), the stream
 members of a TableDescription, and the ``DynamoDBStreams_20120810`` operations: ListStreams,
 DescribeStream, GetShardIterator, GetRecords (shard iterators, sequence numbers, records).
-May import: stdlib, ``orjson``, :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`,
-:mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
+May import: stdlib, ``orjson``, :mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.errors`,
+:mod:`dynamokv.api.layout.items`, :mod:`dynamokv.api.operations.common`.
 
 Where records come from. A write of a table whose stream is enabled (as this node's catalog
 sees it) is a log entry flagged ``STREAMED``; every replica of the partition keeps a record of
@@ -28,10 +28,10 @@ from typing import Any, Protocol
 
 import orjson
 
-from dynamokv.api.catalog import TableInfo, table_arn
 from dynamokv.api.errors import DynamoDBError, ResourceNotFoundException, ValidationException
-from dynamokv.api.items import committed_value, stored_wire
-from dynamokv.api.operations_common import ApiContext, Params, enum_error
+from dynamokv.api.layout.items import committed_value, stored_wire
+from dynamokv.api.operations.common import ApiContext, Params, enum_error
+from dynamokv.api.schema.catalog import TableInfo, table_arn
 
 VIEW_TYPES = ("NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY")
 ITERATOR_TYPES = ("TRIM_HORIZON", "LATEST", "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER")

@@ -2,10 +2,10 @@
 
 Owns: the request validation, condition evaluation, update application, ReturnValues and
 consumed capacity of the four item operations, and the choice of path through the handle.
-May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
+May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.schema.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
-:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`,
-:mod:`dynamokv.api.operations_transact_intents`.
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.layout.items`,
+:mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.transactions.intents`.
 
 Paths through the handle. A PutItem or DeleteItem with no condition and no ReturnValues is a
 plain ``write`` (last writer wins). Anything that must look at the current item -- a
@@ -13,12 +13,13 @@ condition, ALL_OLD, every UpdateItem -- is one ``cas``: the decision (condition,
 check) runs on the value the cluster agreed on, so it is linearizable and two racing
 conditional writes never both succeed. Decisions are pure and may run more than once.
 
-Transactions. An item a TransactWriteItems holds carries an intent (:mod:`dynamokv.api.items`);
+Transactions. An item a TransactWriteItems holds carries an intent
+(:mod:`dynamokv.api.layout.items`);
 seeing one costs a one-byte check. A ``cas`` decision that meets one raises ``IntentFound``:
 the intent is settled by its transaction's record (rolled forward or back) and the write tried
 again, or, if that transaction is live, the write fails with TransactionConflictException, as
 DynamoDB's does. A GetItem that reads an intent returns the committed value as of the
-transaction's state (:func:`dynamokv.api.operations_transact_intents.resolve`). Plain writes
+transaction's state (:func:`dynamokv.api.transactions.intents.resolve`). Plain writes
 are refused by the partition's leader when the item holds an intent (``refuse_prefix``); they
 then settle it like a conditional write, or fail with TransactionConflictException while its
 transaction is live.
@@ -33,14 +34,12 @@ from __future__ import annotations
 from typing import Any
 
 from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_size, item_to_wire
-from dynamokv.api.catalog import TableInfo
-from dynamokv.api.consumed import read_consumed, write_consumed
 from dynamokv.api.errors import ConditionalCheckFailedException, DynamoDBError, ValidationException
 from dynamokv.api.expressions import UpdateExpression, apply_update, evaluate, project
 from dynamokv.api.handle import WriteRefused
 from dynamokv.api.indexes import UNKNOWN, maintain
-from dynamokv.api.items import INTENT_MARK, decode_item, encode_item, stored_wire
-from dynamokv.api.operations_common import (
+from dynamokv.api.layout.items import INTENT_MARK, decode_item, encode_item, stored_wire
+from dynamokv.api.operations.common import (
     ApiContext,
     CheckFailed,
     Params,
@@ -50,7 +49,9 @@ from dynamokv.api.operations_common import (
     prepare_expressions,
     read_units,
 )
-from dynamokv.api.operations_transact_intents import IntentFound, resolve, write_cas
+from dynamokv.api.operations.consumed import read_consumed, write_consumed
+from dynamokv.api.schema.catalog import TableInfo
+from dynamokv.api.transactions.intents import IntentFound, resolve, write_cas
 
 RETURN_VALUES = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
 RETURN_ON_FAILURE = ("NONE", "ALL_OLD")

@@ -3,8 +3,9 @@
 Owns: request limits (100 keys / 25 writes, no duplicate keys), running the reads and writes
 concurrently through the handle, UnprocessedKeys / UnprocessedItems, and their capacity.
 May import: stdlib, ``orjson``, :mod:`dynamokv.errors`, :mod:`dynamokv.api.attributes`,
-:mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`,
-:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
+:mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`,
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.layout.items`,
+:mod:`dynamokv.api.operations.common`.
 
 A batch is not atomic (nor is it in DynamoDB): each request is an independent read or
 unconditional write. A request the cluster could not serve right now (no quorum, overload,
@@ -26,12 +27,11 @@ from dynamokv.api.attributes import (
     item_size,
     item_to_wire,
 )
-from dynamokv.api.catalog import TableInfo
 from dynamokv.api.errors import ValidationException
 from dynamokv.api.expressions import project
 from dynamokv.api.indexes import UNKNOWN, maintain_many
-from dynamokv.api.items import INTENT_MARK, decode_item, encode_item
-from dynamokv.api.operations_common import (
+from dynamokv.api.layout.items import INTENT_MARK, decode_item, encode_item
+from dynamokv.api.operations.common import (
     ApiContext,
     Params,
     Prepared,
@@ -43,8 +43,9 @@ from dynamokv.api.operations_common import (
     write_units,
     wrong_type,
 )
-from dynamokv.api.operations_items import plain_write
-from dynamokv.api.operations_transact_intents import resolve
+from dynamokv.api.operations.items import plain_write
+from dynamokv.api.schema.catalog import TableInfo
+from dynamokv.api.transactions.intents import resolve
 from dynamokv.errors import UnavailableError
 
 MAX_GET_KEYS = 100

@@ -3,10 +3,10 @@
 Owns: CreateTable, DescribeTable, ListTables, DeleteTable, UpdateTable, TagResource,
 UntagResource, ListTagsOfResource, DescribeTimeToLive, UpdateTimeToLive, DescribeLimits, and the
 TableDescription document they return.
-May import: stdlib, :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`,
-:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.operations_common`,
+May import: stdlib, :mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.errors`,
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.operations.common`,
 :mod:`dynamokv.api.streams` (StreamSpecification), :mod:`dynamokv.api.maintenance` (counts),
-:mod:`dynamokv.api.table_requests` (request parsing and validation).
+:mod:`dynamokv.api.schema.table_requests` (request parsing and validation).
 
 Tables are ACTIVE as soon as CreateTable returns (there is nothing to provision), so SDK
 waiters finish at once. Throughput settings are stored and echoed back, never enforced.
@@ -22,7 +22,6 @@ import copy
 from typing import Any
 
 from dynamokv.api import streams
-from dynamokv.api.catalog import INDEX_INTERNAL, TableInfo, gsi_bucket, table_arn
 from dynamokv.api.errors import (
     LimitExceededException,
     ResourceInUseException,
@@ -41,8 +40,9 @@ from dynamokv.api.indexes import (
     stored_gsi_buckets,
 )
 from dynamokv.api.maintenance import table_counts
-from dynamokv.api.operations_common import ApiContext, Params, one_error
-from dynamokv.api.table_requests import (
+from dynamokv.api.operations.common import ApiContext, Params, one_error
+from dynamokv.api.schema.catalog import INDEX_INTERNAL, TableInfo, gsi_bucket, table_arn
+from dynamokv.api.schema.table_requests import (
     INVALID,
     MAX_GSI,
     MAX_TAGS,

@@ -3,7 +3,7 @@
 Owns: parsing and validating CreateTable/UpdateTable/TagResource parameters (key schema,
 provisioned throughput, projections, secondary index definitions, attribute definitions,
 billing mode and tags) and the limits and enumerations they are checked against.
-May import: stdlib, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.operations_common`.
+May import: stdlib, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.operations.common`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dynamokv.api.errors import ValidationException
-from dynamokv.api.operations_common import Params, check_table_name, one_error
+from dynamokv.api.operations.common import Params, check_table_name, one_error
 
 INVALID = "One or more parameter values were invalid: "
 MAX_LSI = 5
