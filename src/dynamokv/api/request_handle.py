@@ -64,7 +64,7 @@ class RequestHandle:
         self.streamed: set[str] = set()  # table buckets whose StreamSpecification is enabled
 
     def note_stream(self, bucket: str, enabled: bool) -> None:
-        """What the catalog last said about a table's stream (see ``api.catalog``): writes of
+        """What the catalog last said about a table's stream (see ``api.schema.catalog``): writes of
         a streamed table carry the ``STREAMED`` flag into the log."""
         if enabled:
             self.streamed.add(bucket)
