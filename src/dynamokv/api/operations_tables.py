@@ -165,7 +165,7 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         duplicate = next(n for n in names if names.count(n) > 1)
         raise ValidationException(INVALID + f"Duplicate index name: {duplicate}")
     tags = parse_tags(params)
-    stream = streams.parse_spec(params)
+    stream = streams.parse_spec(params, creating=True)
     description: dict[str, Any] = {
         "TableName": name,
         "TableId": str(ctx.ids()),
@@ -227,7 +227,8 @@ async def delete_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         for index in description.get("GlobalSecondaryIndexes") or ():
             if index.get("IndexStatus", CREATING) != ACTIVE or index.get("RepairNeeded"):
                 raise ResourceInUseException(
-                    "Cannot delete table while indexes are being created, updated, or deleted"
+                    "Attempt to change a resource which is still in use: Cannot delete table "
+                    "while indexes are being created, updated, or deleted."
                 )
 
     info = await ctx.catalog.delete(name, check)
@@ -359,7 +360,7 @@ def _gsi_updates(
             index = _create_index(name, p, provisioned, definitions, creating)
             if len(gsis) >= MAX_GSI:
                 raise LimitExceededException(
-                    f"Subscriber limit exceeded: Number of GlobalSecondaryIndexes exceeds "
+                    f"Subscriber limit exceeded: Number of global secondary indexes exceeds "
                     f"per-table limit of {MAX_GSI}"
                 )
             gsis.append(index)
@@ -370,7 +371,8 @@ def _gsi_updates(
             )
         if name not in existing:
             raise ResourceNotFoundException(
-                f"Requested resource not found: Index: {name} not found"
+                f"Requested resource not found: Index {name} for table "
+                f"{description['TableName']}"
             )
         if action == "Update":
             throughput = parse_throughput(p, "ProvisionedThroughput")
@@ -396,7 +398,7 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     mode, throughput = parse_billing(params, creating=False)
     new_definitions = parse_definitions(params) if params.has("AttributeDefinitions") else None
     params.mapping("SSESpecification")
-    stream = streams.parse_spec(params)
+    stream = streams.parse_spec(params, creating=False)
     params.boolean("DeletionProtectionEnabled")
     params.string("TableClass")
     actions = parse_gsi_actions(params)
