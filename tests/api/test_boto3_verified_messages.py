@@ -100,3 +100,52 @@ def test_a_twenty_first_global_index_through_update_table(ddb: Any) -> None:
         "LimitExceededException",
         "Subscriber limit exceeded: Number of global secondary indexes exceeds per-table limit "
         "of 20")
+
+
+# ------------------------------------------------------------------ features dynamokv lacks
+
+
+def test_describing_features_dynamokv_lacks_answers_their_empty_state(ddb: Any) -> None:
+    """Backups, global tables, exports, imports, Contributor Insights and Kinesis destinations
+    do not exist here: describing and listing them says so, in DynamoDB's shapes."""
+    name = table(ddb, AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                            {"AttributeName": "g", "AttributeType": "S"}],
+                 GlobalSecondaryIndexes=[{"IndexName": "by_g", "Projection": {
+                     "ProjectionType": "ALL"}, "KeySchema": [
+                     {"AttributeName": "g", "KeyType": "HASH"}]}])
+    assert ddb.list_backups(TableName=name)["BackupSummaries"] == []
+    assert ddb.list_global_tables()["GlobalTables"] == []
+    assert ddb.list_exports()["ExportSummaries"] == []
+    assert ddb.list_imports()["ImportSummaryList"] == []
+    assert ddb.list_contributor_insights(TableName=name)["ContributorInsightsSummaries"] == []
+    insights = ddb.describe_contributor_insights(TableName=name, IndexName="by_g")
+    assert (insights["TableName"], insights["IndexName"],
+            insights["ContributorInsightsStatus"]) == (name, "by_g", "DISABLED")
+    kinesis = ddb.describe_kinesis_streaming_destination(TableName=name)
+    assert kinesis["TableName"] == name and kinesis["KinesisDataStreamDestinations"] == []
+
+
+def test_describing_features_of_a_missing_table_or_index(ddb: Any) -> None:
+    name = table(ddb)
+    missing = f"missing_{next(_names)}"
+    for call in (ddb.describe_contributor_insights, ddb.describe_kinesis_streaming_destination,
+                 ddb.list_contributor_insights):
+        assert refused(call, TableName=missing) == (
+            "ResourceNotFoundException",
+            f"Requested resource not found: Table: {missing} not found")
+    assert refused(ddb.describe_contributor_insights, TableName=name, IndexName="ghost") == (
+        "ResourceNotFoundException",
+        f"Requested resource not found: Index: ghost not found for table: {name}")
+    code, text = refused(ddb.list_backups, Limit=101)
+    assert (code, text) == ("ValidationException", "1 validation error detected: Value '101' at "
+                            "'limit' failed to satisfy constraint: Member must have value less "
+                            "than or equal to 100")
+
+
+def test_creating_or_enabling_those_features_stays_an_unknown_operation(ddb: Any) -> None:
+    name = table(ddb)
+    code, _ = refused(ddb.create_backup, TableName=name, BackupName="backup1")
+    assert code == "UnknownOperationException"
+    code, _ = refused(ddb.update_contributor_insights, TableName=name,
+                      ContributorInsightsAction="ENABLE")
+    assert code == "UnknownOperationException"

@@ -35,6 +35,7 @@ import orjson
 from dynamokv.api import (
     front,
     operations_batch,
+    operations_features,
     operations_items,
     operations_query,
     operations_tables,
@@ -94,6 +95,7 @@ OPERATIONS: dict[str, Operation] = {
     "TransactGetItems": operations_transact.transact_get_items,
 }
 OPERATIONS.update({f"Streams.{name}": op for name, op in streams.OPERATIONS.items()})
+OPERATIONS.update(operations_features.OPERATIONS)
 
 
 @dataclass(frozen=True, slots=True)
