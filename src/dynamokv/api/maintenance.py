@@ -3,8 +3,9 @@
 Owns: :class:`Maintenance` — a pass every ``interval`` seconds over the ring partitions whose
 log this node leads (each partition is swept by exactly one node, its leader, which reads it
 from its own replica), deleting expired items of tables with TTL enabled and counting every
-table's items and bytes; :func:`table_counts`, the ItemCount/TableSizeBytes DescribeTable
-shows; the ``~stats`` system bucket holding the counts.
+table's items and bytes, and those of each secondary index; :func:`table_counts` and
+:func:`index_counts`, the ItemCount/TableSizeBytes and per-index ItemCount/IndexSizeBytes
+DescribeTable shows; the ``~stats`` system bucket holding the counts.
 May import: stdlib, ``orjson``, :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.handle`,
 :mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
 
@@ -17,8 +18,11 @@ DynamoDB, an expiry time (epoch seconds, type N) more than five years in the pas
 and items may stay readable for a while after they expire (up to one pass here).
 
 Counts are exact for each partition at the moment its leader scanned it and are kept in
-``~stats`` (one item per table: partition -> [items, bytes, when]); DescribeTable sums them.
-DynamoDB refreshes these about every six hours; here they are at most one pass old.
+``~stats`` (one item per table: partition -> [items, bytes, when, {index: [items, bytes]}]);
+DescribeTable sums them. DynamoDB refreshes these about every six hours; here they are at most
+one pass old. An index's counts are taken from the base items, as the items the index holds (every
+key attribute present, of its defined type, not empty) and the size of their projections, so
+entries an index read has not yet found stale are not counted.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from dynamokv.api.catalog import TableInfo
+from dynamokv.api.catalog import IndexInfo, TableInfo
 from dynamokv.api.handle import Abort, Decide
 from dynamokv.api.items import committed_value, has_intent, stored_wire
 from dynamokv.api.operations_common import ApiContext
@@ -115,20 +119,22 @@ class Maintenance:
             info = await self.ctx.catalog.get(listed.name) or listed
             ttl = info.description.get("TimeToLive") or {}
             attribute = ttl.get("AttributeName") if ttl.get("Enabled") else None
-            counts: dict[str, list[float]] = {}
+            counts: dict[str, list[Any]] = {}
             for partition in partitions:
-                items, size = await self._sweep(info, partition, attribute)
-                counts[str(partition)] = [items, size, round(self.ctx.clock(), 3)]
+                tally = _Tally(info)
+                await self._sweep(info, partition, attribute, tally)
+                counts[str(partition)] = [tally.items, tally.size, round(self.ctx.clock(), 3),
+                                          tally.indexes]
             await self._save_counts(info, counts)
         self.passes += 1
 
-    async def _sweep(self, info: TableInfo, partition: int, attribute: str | None
-                     ) -> tuple[int, int]:
-        """Expire what is due in one partition of one table; its items and bytes."""
+    async def _sweep(self, info: TableInfo, partition: int, attribute: str | None,
+                     tally: _Tally) -> None:
+        """Expire what is due in one partition of one table; count what stays in ``tally``."""
         handle = self.ctx.handle
         q: int = getattr(handle, "q")  # noqa: B009 - ClusterHandle's ring size
         expire = getattr(handle, "expire", handle.cas)
-        items = size = deleted = 0
+        deleted = 0
         after: bytes | None = None
         while True:
             page = await handle.scan(info.bucket, partition, q, after, PAGE)
@@ -147,14 +153,13 @@ class Maintenance:
                         continue
                     except Abort:
                         pass
-                items += 1
-                size += len(committed)
+                tally.add(committed)
             if page.last_key is None:
-                return items, size
+                return
             after = page.last_key
             await asyncio.sleep(0)  # pace: let requests in between pages
 
-    async def _save_counts(self, info: TableInfo, counts: dict[str, list[float]]) -> None:
+    async def _save_counts(self, info: TableInfo, counts: dict[str, list[Any]]) -> None:
         def decide(current: bytes | None) -> bytes | None:
             merged = orjson.loads(current) if current is not None else {}
             merged.update(counts)
@@ -163,11 +168,71 @@ class Maintenance:
         await self.ctx.handle.cas(STATS_BUCKET, info.table_id.encode(), decide)
 
 
+class _Tally:
+    """The items and bytes of one partition of a table, and of each of its indexes."""
+
+    def __init__(self, info: TableInfo) -> None:
+        self.info = info
+        self.items = 0
+        self.size = 0
+        self.indexes: dict[str, list[int]] = {name: [0, 0] for name in info.indexes}
+
+    def add(self, stored: bytes) -> None:
+        self.items += 1
+        self.size += len(stored)
+        if not self.indexes:
+            return
+        wire = stored_wire(stored)
+        for index in self.info.indexes.values():
+            if _in_index(self.info, index, wire):
+                counted = self.indexes[index.name]
+                counted[0] += 1
+                counted[1] += _projected_size(self.info, index, wire, len(stored))
+
+
+def _in_index(info: TableInfo, index: IndexInfo, wire: dict[str, Any]) -> bool:
+    """Whether an item belongs in ``index``: every key attribute there, of its defined type,
+    and not an empty string or binary (what the index's upkeep and backfill hold)."""
+    for name in index.key_names:
+        value = wire.get(name)
+        if not isinstance(value, dict) or len(value) != 1:
+            return False
+        ((kind, inner),) = value.items()
+        if kind != info.types.get(name, kind) or inner in ("", None):
+            return False
+    return True
+
+
+def _projected_size(info: TableInfo, index: IndexInfo, wire: dict[str, Any],
+                    whole: int) -> int:
+    """The stored size of an item's projection into ``index``."""
+    if index.projection_type == "ALL":
+        return whole
+    names = set(info.key_names) | set(index.key_names)
+    if index.projection_type == "INCLUDE":
+        names |= set(index.non_key_attributes)
+    return len(orjson.dumps({name: wire[name] for name in names if name in wire}))
+
+
+async def _stats(ctx: ApiContext, info: TableInfo) -> list[list[Any]]:
+    raw = await ctx.handle.read(STATS_BUCKET, info.table_id.encode(), consistent=True)
+    return [] if raw is None else list(orjson.loads(raw).values())
+
+
 async def table_counts(ctx: ApiContext, info: TableInfo) -> dict[str, int]:
     """ItemCount and TableSizeBytes as the last passes counted them (0 before any)."""
-    raw = await ctx.handle.read(STATS_BUCKET, info.table_id.encode(), consistent=True)
-    if raw is None:
-        return {"ItemCount": 0, "TableSizeBytes": 0}
-    counts = orjson.loads(raw)
-    return {"ItemCount": int(sum(c[0] for c in counts.values())),
-            "TableSizeBytes": int(sum(c[1] for c in counts.values()))}
+    counts = await _stats(ctx, info)
+    return {"ItemCount": int(sum(c[0] for c in counts)),
+            "TableSizeBytes": int(sum(c[1] for c in counts))}
+
+
+async def index_counts(ctx: ApiContext, info: TableInfo) -> dict[str, tuple[int, int]]:
+    """Each index's (ItemCount, IndexSizeBytes) as the last passes counted them; an index not
+    counted yet (none before the first pass, or one created since) is absent."""
+    out: dict[str, list[int]] = {}
+    for partition in await _stats(ctx, info):
+        for name, (items, size) in (partition[3] if len(partition) > 3 else {}).items():
+            total = out.setdefault(name, [0, 0])
+            total[0] += items
+            total[1] += size
+    return {name: (items, size) for name, (items, size) in out.items()}

@@ -40,7 +40,7 @@ from dynamokv.api.indexes import (
     start_backfill,
     stored_gsi_buckets,
 )
-from dynamokv.api.maintenance import table_counts
+from dynamokv.api.maintenance import index_counts, table_counts
 from dynamokv.api.operations_common import ApiContext, Params, one_error
 from dynamokv.api.table_requests import (
     INVALID,
@@ -202,6 +202,11 @@ async def describe_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     resume_backfills(ctx, info)  # a CREATING index whose backfill's node is gone
     out = describe(ctx, info)
     out.update(await table_counts(ctx, info))
+    counted = await index_counts(ctx, info)
+    for kind in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
+        for index in out.get(kind) or ():
+            items, size = counted.get(index["IndexName"], (0, 0))
+            index.update(ItemCount=items, IndexSizeBytes=size)
     return {"Table": out}
 
 

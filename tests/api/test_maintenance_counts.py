@@ -1,0 +1,89 @@
+"""The table sweep's counts (api/maintenance.py) as DescribeTable shows them: the table's
+ItemCount/TableSizeBytes and each secondary index's ItemCount/IndexSizeBytes, counted from the
+base items as the index holds them (every key attribute present); refreshed by the next pass.
+Runs the app over a LocalHandle that, like a one-node cluster, leads every partition."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from dynamokv.api.app import DynamoDBApp
+from dynamokv.api.local_handle import LocalHandle
+from dynamokv.api.maintenance import Maintenance
+
+TARGET = "DynamoDB_20120810."
+PARTITIONS = 4
+
+
+class LeadingHandle(LocalHandle):
+    """A LocalHandle that leads every one of ``q`` partitions, as a one-node cluster does."""
+
+    q = PARTITIONS
+
+    def leading_partitions(self) -> list[int]:
+        return list(range(PARTITIONS))
+
+
+async def call(app: DynamoDBApp, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = await app.handle("POST", "/", {"x-amz-target": TARGET + operation},
+                                orjson.dumps(body))
+    out: dict[str, Any] = orjson.loads(response.body)
+    assert response.status == 200, out
+    return out
+
+
+def index_figures(table: dict[str, Any], kind: str) -> dict[str, tuple[int, int]]:
+    return {i["IndexName"]: (i["ItemCount"], i["IndexSizeBytes"]) for i in table[kind]}
+
+
+def test_table_and_index_counts_follow_the_sweep() -> None:
+    async def main() -> None:
+        app = DynamoDBApp(LeadingHandle())
+        s = {"AttributeType": "S"}
+        await call(app, "CreateTable", {
+            "TableName": "counted", "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                          {"AttributeName": "sk", "KeyType": "RANGE"}],
+            "AttributeDefinitions": [{"AttributeName": n, **s} for n in ("pk", "sk", "g", "l")],
+            "GlobalSecondaryIndexes": [{"IndexName": "by_g", "Projection": {
+                "ProjectionType": "KEYS_ONLY"}, "KeySchema": [
+                {"AttributeName": "g", "KeyType": "HASH"}]}],
+            "LocalSecondaryIndexes": [{"IndexName": "by_l", "Projection": {
+                "ProjectionType": "ALL"}, "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "l", "KeyType": "RANGE"}]}]})
+        before = (await call(app, "DescribeTable", {"TableName": "counted"}))["Table"]
+        assert (before["ItemCount"], before["TableSizeBytes"]) == (0, 0)
+        assert index_figures(before, "GlobalSecondaryIndexes") == {"by_g": (0, 0)}
+        big = "x" * 500  # not projected into the KEYS_ONLY index
+        for i in range(6):
+            item = {"pk": {"S": f"p{i}"}, "sk": {"S": "s"}, "body": {"S": big}}
+            if i < 4:
+                item["g"] = {"S": f"g{i % 2}"}
+            if i >= 3:
+                item["l"] = {"S": f"l{i}"}
+            await call(app, "PutItem", {"TableName": "counted", "Item": item})
+        sweep = Maintenance(app.context, 60.0)
+        await sweep.run_pass()
+        table = (await call(app, "DescribeTable", {"TableName": "counted"}))["Table"]
+        assert table["ItemCount"] == 6 and table["TableSizeBytes"] > 6 * 500
+        (g_items, g_bytes), = index_figures(table, "GlobalSecondaryIndexes").values()
+        (l_items, l_bytes), = index_figures(table, "LocalSecondaryIndexes").values()
+        assert (g_items, l_items) == (4, 3)
+        assert 0 < g_bytes < 4 * 100  # keys only: pk, sk and g of four items
+        assert l_bytes > 3 * 500  # ALL: the whole items
+        # A change shows at the next pass: one item leaves the global index, one is deleted.
+        await call(app, "UpdateItem", {"TableName": "counted", "Key": {
+            "pk": {"S": "p0"}, "sk": {"S": "s"}}, "UpdateExpression": "REMOVE g"})
+        await call(app, "DeleteItem", {"TableName": "counted", "Key": {
+            "pk": {"S": "p5"}, "sk": {"S": "s"}}})
+        await sweep.run_pass()
+        table = (await call(app, "DescribeTable", {"TableName": "counted"}))["Table"]
+        assert table["ItemCount"] == 5
+        assert index_figures(table, "GlobalSecondaryIndexes")["by_g"][0] == 3
+        assert index_figures(table, "LocalSecondaryIndexes")["by_l"][0] == 2
+
+    asyncio.run(main())
