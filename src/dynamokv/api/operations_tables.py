@@ -48,15 +48,19 @@ from dynamokv.api.table_requests import (
     MAX_TAGS,
     TOO_MANY_TAGS,
     check_definitions,
+    check_on_demand_mode,
     parse_billing,
     parse_definitions,
     parse_index_name,
     parse_index_schemas,
     parse_indexes,
     parse_key_schema,
+    parse_on_demand,
     parse_projection,
     parse_tags,
     parse_throughput,
+    parse_warm,
+    refuse_unsupported,
 )
 
 # ------------------------------------------------------------------------------ describe
@@ -128,6 +132,10 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
             )
             gsis.append(entry)
         out["GlobalSecondaryIndexes"] = gsis
+    if d.get("OnDemandThroughput"):
+        out["OnDemandThroughput"] = dict(d["OnDemandThroughput"])
+    if d.get("WarmThroughput"):
+        out["WarmThroughput"] = {**d["WarmThroughput"], "Status": "ACTIVE"}
     out.update(streams.describe_fields(ctx, info))
     if d.get("TableClass"):
         out["TableClassSummary"] = {"TableClass": d["TableClass"]}
@@ -157,6 +165,11 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     # DynamoDB matches AttributeDefinitions against the keys before the other index rules.
     check_definitions(definitions, key_names, bool(local or global_))
     mode, throughput = parse_billing(params, creating=True)
+    refuse_unsupported(params, ("ResourcePolicy", "GlobalTableSourceArn",
+                                "GlobalTableSettingsReplicationMode"))
+    on_demand = parse_on_demand(params, creating=True)
+    check_on_demand_mode(on_demand or {}, mode or "PROVISIONED")
+    warm = parse_warm(params)
     provisioned = (mode or "PROVISIONED") == "PROVISIONED"
     lsis = parse_indexes(local, False, provisioned, schema)
     gsis = parse_indexes(global_, True, provisioned, schema)
@@ -176,6 +189,10 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     }
     if throughput is not None:
         description["ProvisionedThroughput"] = throughput
+    if on_demand:
+        description["OnDemandThroughput"] = on_demand
+    if warm:
+        description["WarmThroughput"] = warm
     if lsis:
         description["LocalSecondaryIndexes"] = lsis
     if gsis:
@@ -400,7 +417,10 @@ def _gsi_updates(
 
 async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     name = params.table_name()
+    refuse_unsupported(params, ("ReplicaUpdates", "GlobalTableWitnessUpdates",
+                                "MultiRegionConsistency", "GlobalTableSettingsReplicationMode"))
     mode, throughput = parse_billing(params, creating=False)
+    on_demand, warm = _capacity_hints(params)
     new_definitions = parse_definitions(params) if params.has("AttributeDefinitions") else None
     params.mapping("SSESpecification")
     stream = streams.parse_spec(params, creating=False)
@@ -431,6 +451,14 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
                 new["BillingModeUpdated"] = round(ctx.clock(), 3)
                 if mode == "PAY_PER_REQUEST":
                     new.pop("ProvisionedThroughput", None)
+                else:
+                    new.pop("OnDemandThroughput", None)
+            changed = True
+        if on_demand:
+            _apply_on_demand(new, on_demand)
+            changed = True
+        if warm:
+            _apply_warm(new, warm)
             changed = True
         if throughput is not None:
             if new.get("BillingMode") == "PAY_PER_REQUEST":
@@ -517,6 +545,50 @@ def _alone_with_an_online_index(params: Params) -> None:
     for member, message in _NOT_WITH_AN_INDEX:
         if params.has(member):
             raise ValidationException(INVALID + message)
+
+
+_UPDATE_MEMBERS = ("BillingMode", "ProvisionedThroughput", "StreamSpecification",
+                   "SSESpecification", "DeletionProtectionEnabled", "TableClass",
+                   "GlobalSecondaryIndexUpdates", "OnDemandThroughput", "WarmThroughput")
+
+
+def _capacity_hints(params: Params) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+    """UpdateTable's OnDemandThroughput (only with BillingMode) and WarmThroughput (alone)."""
+    on_demand = parse_on_demand(params, creating=False)
+    warm = parse_warm(params)
+    if on_demand is not None and any(params.has(m) for m in _UPDATE_MEMBERS
+                                     if m not in ("BillingMode", "OnDemandThroughput")):
+        raise ValidationException(
+            INVALID + "OnDemandThroughput can only be combined with BillingMode in an "
+            "UpdateTable request")
+    if warm is not None and any(params.has(m) for m in _UPDATE_MEMBERS if m != "WarmThroughput"):
+        raise ValidationException(
+            INVALID + "WarmThroughput must be the only operation in the request")
+    return on_demand, warm
+
+
+def _apply_on_demand(new: dict[str, Any], on_demand: dict[str, int]) -> None:
+    check_on_demand_mode(on_demand, new.get("BillingMode", "PROVISIONED"))
+    merged = dict(new.get("OnDemandThroughput") or {})
+    for member, value in on_demand.items():
+        if value == -1:
+            merged.pop(member, None)  # -1: no maximum any more
+        else:
+            merged[member] = value
+    if merged:
+        new["OnDemandThroughput"] = merged
+    else:
+        new.pop("OnDemandThroughput", None)
+
+
+def _apply_warm(new: dict[str, Any], warm: dict[str, int]) -> None:
+    current = new.get("WarmThroughput") or {}
+    for member, value in warm.items():
+        if value < current.get(member, 0):
+            raise ValidationException(
+                INVALID + f"Requested {member} for WarmThroughput for table is lower than "
+                "current WarmThroughput, decreasing WarmThroughput is not supported")
+    new["WarmThroughput"] = {**current, **warm}
 
 
 def _other_changes(params: Params) -> bool:
