@@ -130,3 +130,33 @@ def test_update_table_refuses_global_table_members(ddb: Any, member: str, value:
     assert refused(ddb.update_table, TableName=name, **{member: value}) == (
         "ValidationException", INVALID + f"{member} is not supported: dynamokv has no global "
         "tables")
+
+
+def test_a_global_index_keeps_its_own_on_demand_and_warm_throughput(ddb: Any) -> None:
+    name = fresh()
+    index = {"IndexName": "by_g", "Projection": {"ProjectionType": "KEYS_ONLY"},
+             "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+             "OnDemandThroughput": {"MaxReadRequestUnits": 10}}
+    ddb.create_table(**kwargs(name, GlobalSecondaryIndexes=[index], AttributeDefinitions=[
+        {"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "g",
+                                                        "AttributeType": "S"}]))
+    ddb.update_table(TableName=name, GlobalSecondaryIndexUpdates=[{"Update": {
+        "IndexName": "by_g", "WarmThroughput": {"ReadUnitsPerSecond": 15000}}}])
+    ddb.update_table(TableName=name, GlobalSecondaryIndexUpdates=[{"Update": {
+        "IndexName": "by_g", "OnDemandThroughput": {"MaxWriteRequestUnits": 7}}}])
+    (described,) = ddb.describe_table(TableName=name)["Table"]["GlobalSecondaryIndexes"]
+    assert described["OnDemandThroughput"] == {"MaxReadRequestUnits": 10,
+                                               "MaxWriteRequestUnits": 7}
+    assert described["WarmThroughput"] == {"ReadUnitsPerSecond": 15000, "Status": "ACTIVE"}
+    only = (INVALID + "The only Updates for index: by_g when TableThroughputMode is "
+            "PAY_PER_REQUEST can be to OnDemandThroughput, WarmThroughput")
+    assert refused(ddb.update_table, TableName=name, GlobalSecondaryIndexUpdates=[
+        {"Update": {"IndexName": "by_g"}}]) == ("ValidationException", only)
+    assert refused(ddb.update_table, TableName=name, GlobalSecondaryIndexUpdates=[
+        {"Update": {"IndexName": "by_g", "OnDemandThroughput": {"MaxReadRequestUnits": 0}}}]
+    ) == ("ValidationException", INVALID + "Requested MaxReadRequestUnits for "
+          "OnDemandThroughput for index : by_g is outside of valid range")
+    assert refused(ddb.update_table, TableName=name, GlobalSecondaryIndexUpdates=[
+        {"Update": {"IndexName": "by_g", "WarmThroughput": {"ReadUnitsPerSecond": 100}}}]
+    )[1] == (INVALID + "Requested ReadUnitsPerSecond for WarmThroughput for index by_g is "
+             "lower than current WarmThroughput, decreasing WarmThroughput is not supported")

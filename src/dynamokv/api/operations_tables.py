@@ -49,6 +49,7 @@ from dynamokv.api.table_requests import (
     TOO_MANY_TAGS,
     check_definitions,
     check_on_demand_mode,
+    index_hints,
     parse_billing,
     parse_definitions,
     parse_index_name,
@@ -130,6 +131,8 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
                 ItemCount=0,
                 IndexArn=f"{arn}/index/{index['IndexName']}",
             )
+            if index.get("WarmThroughput"):
+                entry["WarmThroughput"] = {**index["WarmThroughput"], "Status": "ACTIVE"}
             gsis.append(entry)
         out["GlobalSecondaryIndexes"] = gsis
     if d.get("OnDemandThroughput"):
@@ -340,6 +343,7 @@ def _create_index(name: str, p: Params, provisioned: bool,
         )
     if throughput is not None:
         index["ProvisionedThroughput"] = throughput
+    index.update(index_hints(p, name, provisioned))
     if definitions is None:
         raise ValidationException(
             INVALID + f"AttributeDefinitions is not specified for index: {name}"
@@ -398,14 +402,22 @@ def _gsi_updates(
             )
         if action == "Update":
             throughput = parse_throughput(p, "ProvisionedThroughput")
-            if throughput is not None and not provisioned:
+            on_demand = parse_on_demand(p, creating=False, subject=f"index : {name}")
+            warm = parse_warm(p)
+            if not provisioned and (throughput is not None or not (on_demand or warm)):
                 raise ValidationException(
                     INVALID + f"The only Updates for index: {name} when TableThroughputMode is "
                     "PAY_PER_REQUEST can be to OnDemandThroughput, WarmThroughput"
                 )
             for g in gsis:
-                if g["IndexName"] == name and throughput is not None:
+                if g["IndexName"] != name:
+                    continue
+                if throughput is not None:
                     g["ProvisionedThroughput"] = throughput
+                if on_demand:
+                    _apply_on_demand(g, on_demand, billing=description.get("BillingMode"))
+                if warm:
+                    _apply_warm(g, warm, subject=f"index {name}")
         else:
             gsis = [g for g in gsis if g["IndexName"] != name]
     if gsis:
@@ -521,7 +533,9 @@ def _index_throughput_follows_billing(old: dict[str, Any], new: dict[str, Any]) 
     for index in new.get("GlobalSecondaryIndexes") or ():
         if new.get("BillingMode") == "PAY_PER_REQUEST":
             index.pop("ProvisionedThroughput", None)
-        elif "ProvisionedThroughput" not in index:
+            continue
+        index.pop("OnDemandThroughput", None)
+        if "ProvisionedThroughput" not in index:
             raise ValidationException(
                 INVALID + f"ProvisionedThroughput must be specified for index: "
                 f"{index['IndexName']}"
@@ -567,8 +581,10 @@ def _capacity_hints(params: Params) -> tuple[dict[str, int] | None, dict[str, in
     return on_demand, warm
 
 
-def _apply_on_demand(new: dict[str, Any], on_demand: dict[str, int]) -> None:
-    check_on_demand_mode(on_demand, new.get("BillingMode", "PROVISIONED"))
+def _apply_on_demand(new: dict[str, Any], on_demand: dict[str, int], *,
+                     billing: str | None = None) -> None:
+    """Merge OnDemandThroughput into a table (or, with its table's ``billing``, an index)."""
+    check_on_demand_mode(on_demand, billing or new.get("BillingMode", "PROVISIONED"))
     merged = dict(new.get("OnDemandThroughput") or {})
     for member, value in on_demand.items():
         if value == -1:
@@ -581,12 +597,12 @@ def _apply_on_demand(new: dict[str, Any], on_demand: dict[str, int]) -> None:
         new.pop("OnDemandThroughput", None)
 
 
-def _apply_warm(new: dict[str, Any], warm: dict[str, int]) -> None:
+def _apply_warm(new: dict[str, Any], warm: dict[str, int], *, subject: str = "table") -> None:
     current = new.get("WarmThroughput") or {}
     for member, value in warm.items():
         if value < current.get(member, 0):
             raise ValidationException(
-                INVALID + f"Requested {member} for WarmThroughput for table is lower than "
+                INVALID + f"Requested {member} for WarmThroughput for {subject} is lower than "
                 "current WarmThroughput, decreasing WarmThroughput is not supported")
     new["WarmThroughput"] = {**current, **warm}
 

@@ -198,6 +198,7 @@ def parse_indexes(
                 )
             if throughput is not None:
                 index["ProvisionedThroughput"] = throughput
+            index.update(index_hints(p, index_name, provisioned))
         out.append(index)
     return out
 
@@ -352,9 +353,11 @@ def refuse_unsupported(params: Params, members: tuple[str, ...]) -> None:
                 INVALID + f"{member} is not supported: {UNSUPPORTED_MEMBERS[member]}")
 
 
-def parse_on_demand(params: Params, *, creating: bool) -> dict[str, int] | None:
-    """OnDemandThroughput: maximum request units (stored and described, never enforced, as
-    ProvisionedThroughput is). On UpdateTable, -1 removes a maximum."""
+def parse_on_demand(params: Params, *, creating: bool, subject: str = "table"
+                    ) -> dict[str, int] | None:
+    """OnDemandThroughput (of the table, or of ``subject`` ``index : NAME``): maximum request
+    units (stored and described, never enforced, as ProvisionedThroughput is). On UpdateTable,
+    -1 removes a maximum."""
     p = params.nested("OnDemandThroughput")
     if p is None:
         return None
@@ -365,8 +368,8 @@ def parse_on_demand(params: Params, *, creating: bool) -> dict[str, int] | None:
             continue
         if value < 1 and not (value == -1 and not creating):
             raise ValidationException(
-                INVALID + f"Requested {member} for OnDemandThroughput for table is outside of "
-                "valid range")
+                INVALID + f"Requested {member} for OnDemandThroughput for {subject} is outside "
+                "of valid range")
         out[member] = value
     return out
 
@@ -387,3 +390,16 @@ def parse_warm(params: Params) -> dict[str, int] | None:
         return None
     return {member: value for member in WARM_MEMBERS
             if (value := p.integer(member, minimum=1)) is not None}
+
+
+def index_hints(p: Params, name: str, provisioned: bool) -> dict[str, Any]:
+    """A new global index's OnDemandThroughput and WarmThroughput, as stored."""
+    out: dict[str, Any] = {}
+    on_demand = parse_on_demand(p, creating=True, subject=f"index : {name}")
+    if on_demand:
+        check_on_demand_mode(on_demand, "PROVISIONED" if provisioned else "PAY_PER_REQUEST")
+        out["OnDemandThroughput"] = on_demand
+    warm = parse_warm(p)
+    if warm:
+        out["WarmThroughput"] = warm
+    return out
