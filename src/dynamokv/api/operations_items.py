@@ -5,7 +5,7 @@ consumed capacity of the four item operations, and the choice of path through th
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
 :mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`,
-:mod:`dynamokv.api.operations_transact_intents`.
+:mod:`dynamokv.api.operations_transact_intents`, :mod:`dynamokv.api.item_collections`.
 
 Paths through the handle. A PutItem or DeleteItem with no condition and no ReturnValues is a
 plain ``write`` (last writer wins). Anything that must look at the current item -- a
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dynamokv.api import item_collections
 from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_size, item_to_wire
 from dynamokv.api.catalog import TableInfo
 from dynamokv.api.consumed import read_consumed, write_consumed
@@ -161,6 +162,13 @@ class _NoItem(CheckFailed):
 # ------------------------------------------------------------------------------ operations
 
 
+async def _add_metrics(ctx: ApiContext, table: TableInfo, key: Item, out: dict[str, Any]
+                       ) -> None:
+    found = await item_collections.metrics(ctx, table, key)
+    if found is not None:
+        out["ItemCollectionMetrics"] = found
+
+
 async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
     item = item_from_wire(params.req_mapping("Item"))
@@ -170,6 +178,7 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     return_old_on_failure = on_failure(params)
     prepared = prepare_expressions(params, condition=True)
     mode = capacity_mode(params)
+    collection = item_collections.wanted(params)
     key = table.storage_key(item)
     data = encode_item(item)
     out: dict[str, Any] = {}
@@ -191,6 +200,8 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     consumed = write_consumed(table, mode, size, old, item)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
+    if collection:
+        await _add_metrics(ctx, table, item, out)
     return out
 
 
@@ -223,11 +234,12 @@ async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
-    _, key = table.key_from_wire(params.req_mapping("Key"))
+    key_item, key = table.key_from_wire(params.req_mapping("Key"))
     returns = return_values(params, ("NONE", "ALL_OLD"))
     return_old_on_failure = on_failure(params)
     prepared = prepare_expressions(params, condition=True)
     mode = capacity_mode(params)
+    collection = item_collections.wanted(params)
     out: dict[str, Any] = {}
     size = 0
     old: Item | None = None
@@ -248,6 +260,8 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     consumed = write_consumed(table, mode, size, old, None)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
+    if collection:
+        await _add_metrics(ctx, table, key_item, out)
     return out
 
 
@@ -259,6 +273,7 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     prepared = prepare_expressions(params, condition=True, update=True)
     check_update_keys(table, prepared.update)
     mode = capacity_mode(params)
+    collection = item_collections.wanted(params)
     decide, box = update_decision(table, prepared, key_item)
     old: Item | None
     new: Item | None
@@ -288,4 +303,6 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     consumed = write_consumed(table, mode, size, old, new)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
+    if collection:
+        await _add_metrics(ctx, table, key_item, out)
     return out
