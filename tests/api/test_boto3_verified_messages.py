@@ -149,3 +149,24 @@ def test_creating_or_enabling_those_features_stays_an_unknown_operation(ddb: Any
     code, _ = refused(ddb.update_contributor_insights, TableName=name,
                       ContributorInsightsAction="ENABLE")
     assert code == "UnknownOperationException"
+
+
+def test_global_tables_and_resource_policies_are_reported_absent(ddb: Any) -> None:
+    name = table(ddb)
+    assert refused(ddb.describe_global_table, GlobalTableName=name) == (
+        "GlobalTableNotFoundException",
+        f"Global table not found: Global table with name: '{name}' does not exist.")
+    assert refused(ddb.describe_global_table_settings, GlobalTableName=name) == (
+        "GlobalTableNotFoundException", f"Global table with name: '{name}' does not exist.")
+    assert refused(ddb.describe_table_replica_auto_scaling, TableName=name) == (
+        "ResourceNotFoundException", f"Global table with name: '{name}' does not exist.")
+    arn = ddb.describe_table(TableName=name)["Table"]["TableArn"]
+    assert refused(ddb.get_resource_policy, ResourceArn=arn) == (
+        "PolicyNotFoundException",
+        f"Resource-based policy not found for the provided ResourceArn: {arn}")
+    missing = arn.replace(name, f"missing_{next(_names)}")
+    assert refused(ddb.get_resource_policy, ResourceArn=missing)[0] == (
+        "ResourceNotFoundException")
+    assert refused(ddb.get_resource_policy, ResourceArn=f"{arn}/index/by_g") == (
+        "ValidationException", INVALID + "Invalid resource arn provided, only table or stream "
+        f"is accepted. Provided resource arn: {arn}/index/by_g")

@@ -1,10 +1,13 @@
 """Read-only answers for DynamoDB features dynamokv does not have: backups, global tables,
-exports and imports, Contributor Insights and Kinesis streaming destinations.
+exports and imports, Contributor Insights, Kinesis streaming destinations and resource-based
+policies.
 
 Owns: ListBackups, ListGlobalTables, ListExports, ListImports, ListContributorInsights,
-DescribeContributorInsights and DescribeKinesisStreamingDestination, each answering the state
-these features truly are in on dynamokv -- none exist, none are enabled -- with DynamoDB's
-response shapes and its errors for a missing table or index. Tools that describe every facet of
+DescribeContributorInsights, DescribeKinesisStreamingDestination, DescribeGlobalTable,
+DescribeGlobalTableSettings, DescribeTableReplicaAutoScaling and GetResourcePolicy, each
+answering the state these features truly are in on dynamokv -- none exist, none are enabled --
+with DynamoDB's response shapes and its errors (a missing table or index, no such global table,
+no policy). Tools that describe every facet of
 a table (infrastructure-as-code providers, consoles, ``aws dynamodb`` describe commands) then
 work; the operations that would create or enable these features stay unknown operations.
 May import: stdlib, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.operations_common`.
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dynamokv.api.errors import ResourceNotFoundException
+from dynamokv.api.errors import DynamoDBError, ResourceNotFoundException, ValidationException
 from dynamokv.api.operations_common import ApiContext, Params
 
 
@@ -82,6 +85,50 @@ async def describe_kinesis_streaming_destination(ctx: ApiContext,
     return {"TableName": description["TableName"], "KinesisDataStreamDestinations": []}
 
 
+def _no_global_table(name: str, *, prefix: str = "") -> DynamoDBError:
+    return DynamoDBError(f"{prefix}Global table with name: '{name}' does not exist.",
+                         error_type="GlobalTableNotFoundException")
+
+
+async def describe_global_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    raise _no_global_table(params.table_name("GlobalTableName"),
+                           prefix="Global table not found: ")
+
+
+async def describe_global_table_settings(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    raise _no_global_table(params.table_name("GlobalTableName"))
+
+
+async def describe_table_replica_auto_scaling(ctx: ApiContext,
+                                              params: Params) -> dict[str, Any]:
+    name = params.table_name()
+    raise ResourceNotFoundException(f"Global table with name: '{name}' does not exist.")
+
+
+_INVALID = "One or more parameter values were invalid: "
+
+
+async def get_resource_policy(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    """No table has a policy here (any key may do everything): PolicyNotFoundException for a
+    table or stream that exists."""
+    arn = params.req_string("ResourceArn")
+    if not arn.startswith("arn:"):
+        raise ValidationException(_INVALID + f"ARNs must start with 'arn:': {arn}")
+    if not arn.startswith("arn:aws:dynamodb:"):
+        raise ValidationException(_INVALID + f"Provided Arn is not a DynamoDB resource arn: {arn}")
+    prefix = f"arn:aws:dynamodb:{ctx.region}:{ctx.account_id}:table/"
+    if not arn.startswith(prefix):
+        raise ValidationException(_INVALID + f"Invalid resource Arn: {arn}")
+    name, _, rest = arn[len(prefix):].partition("/")
+    if rest and not rest.startswith("stream/"):
+        raise ValidationException(
+            _INVALID + "Invalid resource arn provided, only table or stream is accepted. "
+            f"Provided resource arn: {arn}")
+    await _table(ctx, Params({"TableName": name}))
+    raise DynamoDBError(f"Resource-based policy not found for the provided ResourceArn: {arn}",
+                        error_type="PolicyNotFoundException")
+
+
 OPERATIONS = {
     "ListBackups": list_backups,
     "ListGlobalTables": list_global_tables,
@@ -90,6 +137,10 @@ OPERATIONS = {
     "ListContributorInsights": list_contributor_insights,
     "DescribeContributorInsights": describe_contributor_insights,
     "DescribeKinesisStreamingDestination": describe_kinesis_streaming_destination,
+    "DescribeGlobalTable": describe_global_table,
+    "DescribeGlobalTableSettings": describe_global_table_settings,
+    "DescribeTableReplicaAutoScaling": describe_table_replica_auto_scaling,
+    "GetResourcePolicy": get_resource_policy,
 }
 
 __all__ = ["OPERATIONS"]
