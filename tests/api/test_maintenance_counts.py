@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from dynamokv.api.app import DynamoDBApp
+from dynamokv.api.handle import TABLE_BUCKET_PREFIX
 from dynamokv.api.local_handle import LocalHandle
 from dynamokv.api.maintenance import Maintenance
 
@@ -85,5 +86,48 @@ def test_table_and_index_counts_follow_the_sweep() -> None:
         assert table["ItemCount"] == 5
         assert index_figures(table, "GlobalSecondaryIndexes")["by_g"][0] == 3
         assert index_figures(table, "LocalSecondaryIndexes")["by_l"][0] == 2
+
+    asyncio.run(main())
+
+
+class BrokenScans(LeadingHandle):
+    """Scans fail while ``broken``: a sweep pass then fails."""
+
+    broken = True
+
+    async def scan(self, bucket: str, segment: int, total_segments: int, after: bytes | None,
+                   limit: int) -> Any:
+        if self.broken and bucket.startswith(TABLE_BUCKET_PREFIX):
+            raise ConnectionError("replicas unreachable")
+        return await super().scan(bucket, segment, total_segments, after, limit)
+
+
+def test_a_failed_pass_is_counted_and_the_next_pass_retries() -> None:
+    async def main() -> None:
+        handle = BrokenScans()
+        app = DynamoDBApp(handle)
+        await call(app, "CreateTable", {
+            "TableName": "flaky", "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]})
+        await call(app, "PutItem", {"TableName": "flaky", "Item": {"pk": {"S": "a"}}})
+        sweep = Maintenance(app.context, 0.01).start()
+        try:
+            for _ in range(1000):  # bounded: a pass every 10 ms
+                if sweep.failed_passes:
+                    break
+                await asyncio.sleep(0.01)
+            assert sweep.failed_passes >= 1
+            assert sweep.last_error == "ConnectionError: replicas unreachable"
+            handle.broken = False
+            passes = sweep.passes
+            for _ in range(1000):
+                if sweep.passes > passes:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await sweep.stop()
+        described = (await call(app, "DescribeTable", {"TableName": "flaky"}))["Table"]
+        assert described["ItemCount"] == 1
 
     asyncio.run(main())

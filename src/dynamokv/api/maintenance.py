@@ -82,6 +82,8 @@ class Maintenance:
         self.task: asyncio.Task[None] | None = None
         self.expired = 0  # items deleted by TTL on this node
         self.passes = 0
+        self.failed_passes = 0  # passes that raised (each retried by the next pass)
+        self.last_error: str | None = None  # the latest failed pass's error, for status pages
 
     def start(self) -> Maintenance:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -102,6 +104,8 @@ class Maintenance:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the next pass tries again
+                self.failed_passes += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("table maintenance pass failed: %s", exc)
 
     async def run_pass(self) -> None:
