@@ -13,7 +13,7 @@ import orjson
 from dynamokv.api.app import DynamoDBApp
 from dynamokv.api.handle import TABLE_BUCKET_PREFIX
 from dynamokv.api.local_handle import LocalHandle
-from dynamokv.api.maintenance import Maintenance
+from dynamokv.api.maintenance import STATS_BUCKET, Maintenance
 
 TARGET = "DynamoDB_20120810."
 PARTITIONS = 4
@@ -86,6 +86,12 @@ def test_table_and_index_counts_follow_the_sweep() -> None:
         assert table["ItemCount"] == 5
         assert index_figures(table, "GlobalSecondaryIndexes")["by_g"][0] == 3
         assert index_figures(table, "LocalSecondaryIndexes")["by_l"][0] == 2
+        # A deleted table's counts go with the next pass.
+        table_id = table["TableId"].encode()
+        assert await app.context.handle.read(STATS_BUCKET, table_id) is not None
+        await call(app, "DeleteTable", {"TableName": "counted"})
+        await sweep.run_pass()
+        assert await app.context.handle.read(STATS_BUCKET, table_id) is None
 
     asyncio.run(main())
 

@@ -117,7 +117,8 @@ class Maintenance:
         partitions = leading()
         if not partitions:
             return
-        for listed in await self.ctx.catalog.all_tables():
+        tables = await self.ctx.catalog.all_tables()
+        for listed in tables:
             # Through the cache, so the handle learns whether the table has a stream (its
             # TTL deletes are then stream records too).
             info = await self.ctx.catalog.get(listed.name) or listed
@@ -130,6 +131,7 @@ class Maintenance:
                 counts[str(partition)] = [tally.items, tally.size, round(self.ctx.clock(), 3),
                                           tally.indexes]
             await self._save_counts(info, counts)
+        await self._drop_stale_counts({t.table_id for t in tables}, partitions)
         self.passes += 1
 
     async def _sweep(self, info: TableInfo, partition: int, attribute: str | None,
@@ -162,6 +164,22 @@ class Maintenance:
                 return
             after = page.last_key
             await asyncio.sleep(0)  # pace: let requests in between pages
+
+    async def _drop_stale_counts(self, live: set[str], partitions: list[int]) -> None:
+        """Delete the counts of tables that no longer exist (a deleted table's, or one a pass
+        wrote while the table was being deleted), in the partitions this node leads."""
+        handle = self.ctx.handle
+        q: int = getattr(handle, "q")  # noqa: B009 - ClusterHandle's ring size
+        for partition in partitions:
+            after: bytes | None = None
+            while True:
+                page = await handle.scan(STATS_BUCKET, partition, q, after, PAGE)
+                for key, _ in page.items:
+                    if key.decode(errors="replace") not in live:
+                        await handle.write(STATS_BUCKET, key, None)
+                if page.last_key is None:
+                    break
+                after = page.last_key
 
     async def _save_counts(self, info: TableInfo, counts: dict[str, list[Any]]) -> None:
         def decide(current: bytes | None) -> bytes | None:
