@@ -194,46 +194,53 @@ class _Tally:
     """The items and bytes of one partition of a table, and of each of its indexes."""
 
     def __init__(self, info: TableInfo) -> None:
-        self.info = info
         self.items = 0
         self.size = 0
         self.indexes: dict[str, list[int]] = {name: [0, 0] for name in info.indexes}
+        # Per index, worked out once: its key attributes with their defined types, and the
+        # attributes its projection keeps (None: ALL).
+        self._shapes = [(index.name, _key_types(info, index), _projection(info, index))
+                        for index in info.indexes.values()]
 
     def add(self, stored: bytes) -> None:
         self.items += 1
         self.size += len(stored)
-        if not self.indexes:
+        if not self._shapes:
             return
         wire = stored_wire(stored)
-        for index in self.info.indexes.values():
-            if _in_index(self.info, index, wire):
-                counted = self.indexes[index.name]
+        for name, keys, kept in self._shapes:
+            if _in_index(keys, wire):
+                counted = self.indexes[name]
                 counted[0] += 1
-                counted[1] += _projected_size(self.info, index, wire, len(stored))
+                counted[1] += len(stored) if kept is None else len(orjson.dumps(
+                    {attr: wire[attr] for attr in kept if attr in wire}))
 
 
-def _in_index(info: TableInfo, index: IndexInfo, wire: dict[str, Any]) -> bool:
-    """Whether an item belongs in ``index``: every key attribute there, of its defined type,
+def _key_types(info: TableInfo, index: IndexInfo) -> tuple[tuple[str, str | None], ...]:
+    return tuple((name, info.types.get(name)) for name in index.key_names)
+
+
+def _projection(info: TableInfo, index: IndexInfo) -> tuple[str, ...] | None:
+    """The attributes an index's entries keep (None: the whole item)."""
+    if index.projection_type == "ALL":
+        return None
+    names = dict.fromkeys(info.key_names + index.key_names)
+    if index.projection_type == "INCLUDE":
+        names.update(dict.fromkeys(index.non_key_attributes))
+    return tuple(names)
+
+
+def _in_index(keys: tuple[tuple[str, str | None], ...], wire: dict[str, Any]) -> bool:
+    """Whether an item belongs in an index: every key attribute there, of its defined type,
     and not an empty string or binary (what the index's upkeep and backfill hold)."""
-    for name in index.key_names:
+    for name, expected in keys:
         value = wire.get(name)
         if not isinstance(value, dict) or len(value) != 1:
             return False
         ((kind, inner),) = value.items()
-        if kind != info.types.get(name, kind) or inner in ("", None):
+        if (expected is not None and kind != expected) or inner in ("", None):
             return False
     return True
-
-
-def _projected_size(info: TableInfo, index: IndexInfo, wire: dict[str, Any],
-                    whole: int) -> int:
-    """The stored size of an item's projection into ``index``."""
-    if index.projection_type == "ALL":
-        return whole
-    names = set(info.key_names) | set(index.key_names)
-    if index.projection_type == "INCLUDE":
-        names |= set(index.non_key_attributes)
-    return len(orjson.dumps({name: wire[name] for name in names if name in wire}))
 
 
 async def _stats(ctx: ApiContext, info: TableInfo) -> list[list[Any]]:
