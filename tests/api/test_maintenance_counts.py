@@ -14,6 +14,7 @@ from dynamokv.api.app import DynamoDBApp
 from dynamokv.api.handle import TABLE_BUCKET_PREFIX
 from dynamokv.api.local_handle import LocalHandle
 from dynamokv.api.maintenance import STATS_BUCKET, Maintenance
+from dynamokv.runtime.metrics import NodeMetrics
 
 TARGET = "DynamoDB_20120810."
 PARTITIONS = 4
@@ -117,7 +118,8 @@ def test_a_failed_pass_is_counted_and_the_next_pass_retries() -> None:
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]})
         await call(app, "PutItem", {"TableName": "flaky", "Item": {"pk": {"S": "a"}}})
-        sweep = Maintenance(app.context, 0.01).start()
+        metrics = NodeMetrics()
+        sweep = Maintenance(app.context, 0.01, metrics=metrics).start()
         try:
             for _ in range(1000):  # bounded: a pass every 10 ms
                 if sweep.failed_passes:
@@ -135,5 +137,9 @@ def test_a_failed_pass_is_counted_and_the_next_pass_retries() -> None:
             await sweep.stop()
         described = (await call(app, "DescribeTable", {"TableName": "flaky"}))["Table"]
         assert described["ItemCount"] == 1
+        exported = metrics.render().decode()
+        failed = f"{float(sweep.failed_passes)}"
+        assert f'dynamokv_background{{what="table_sweep_failed_passes"}} {failed}' in exported
+        assert 'dynamokv_background{what="table_sweep_passes"}' in exported
 
     asyncio.run(main())

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -75,10 +75,18 @@ def _still_expired(attribute: str, now: float) -> Decide:
     return decide
 
 
+class SweepMetrics(Protocol):
+    """Where a node publishes its background figures (``runtime.metrics.NodeMetrics``)."""
+
+    def set_background(self, values: dict[str, float]) -> None: ...
+
+
 class Maintenance:
-    def __init__(self, ctx: ApiContext, interval: float) -> None:
+    def __init__(self, ctx: ApiContext, interval: float,
+                 metrics: SweepMetrics | None = None) -> None:
         self.ctx = ctx
         self.interval = interval
+        self.metrics = metrics
         self.task: asyncio.Task[None] | None = None
         self.expired = 0  # items deleted by TTL on this node
         self.passes = 0
@@ -107,6 +115,16 @@ class Maintenance:
                 self.failed_passes += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("table maintenance pass failed: %s", exc)
+            self._publish()
+
+    def _publish(self) -> None:
+        """The sweep's figures as ``dynamokv_background{what=...}`` gauges."""
+        if self.metrics is not None:
+            self.metrics.set_background({
+                "table_sweep_passes": self.passes,
+                "table_sweep_failed_passes": self.failed_passes,
+                "ttl_expired": self.expired,
+            })
 
     async def run_pass(self) -> None:
         """One pass over every table, on the partitions this node leads now."""
