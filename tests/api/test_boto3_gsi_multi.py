@@ -485,7 +485,8 @@ def test_a_backfill_that_cannot_write_stops_after_its_bound_and_says_why(
     server.handle.broken = set()
     assert error(ddb.delete_table, TableName=table) == (
         "ResourceInUseException",
-        "Cannot delete table while indexes are being created, updated, or deleted")
+        "Attempt to change a resource which is still in use: Cannot delete table while "
+        "indexes are being created, updated, or deleted.")
     ddb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[
         {"Delete": {"IndexName": "h_index"}}])
     ddb.delete_table(TableName=table)

@@ -44,6 +44,7 @@ from dynamokv.api.errors import (
 )
 from dynamokv.api.handle import NodeHandle
 from dynamokv.api.operations import batch as operations_batch
+from dynamokv.api.operations import features as operations_features
 from dynamokv.api.operations import items as operations_items
 from dynamokv.api.operations import query as operations_query
 from dynamokv.api.operations import tables as operations_tables
@@ -91,6 +92,7 @@ OPERATIONS: dict[str, Operation] = {
     "TransactGetItems": operations_transact.transact_get_items,
 }
 OPERATIONS.update({f"Streams.{name}": op for name, op in streams.OPERATIONS.items()})
+OPERATIONS.update(operations_features.OPERATIONS)
 
 
 @dataclass(frozen=True, slots=True)

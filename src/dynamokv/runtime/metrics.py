@@ -106,7 +106,8 @@ class NodeMetrics:
             "dynamokv_background", "Background work of this node: hints pending (a backlog "
             "bounded by hints.backlog_max), hints replayed, handoffs active and queued, "
             "anti-entropy exchanges and keys repaired, admitted background batches per second, "
-            "undecodable stored records quarantined.",
+            "undecodable stored records quarantined; with the DynamoDB API, table sweep passes "
+            "and failed passes and items deleted by TTL.",
             ["what"], registry=r,
         )
         self.bytes_in = Counter(

@@ -150,7 +150,8 @@ async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
     # TTL expiry and item counts of the partitions this node leads; stopped with the node.
     from dynamokv.api.maintenance import Maintenance
 
-    node.extra_servers.append(Maintenance(api.app.context, config.table_sweep_interval_s).start())
+    node.extra_servers.append(Maintenance(api.app.context, config.table_sweep_interval_s,
+                                          metrics=node.runner.metrics).start())
     return api
 
 

@@ -5,7 +5,8 @@ consumed capacity of the four item operations, and the choice of path through th
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.schema.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
 :mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.layout.items`,
-:mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.transactions.intents`.
+:mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.transactions.intents`,
+:mod:`dynamokv.api.operations.item_collections`.
 
 Paths through the handle. A PutItem or DeleteItem with no condition and no ReturnValues is a
 plain ``write`` (last writer wins). Anything that must look at the current item -- a
@@ -39,6 +40,7 @@ from dynamokv.api.expressions import UpdateExpression, apply_update, evaluate, p
 from dynamokv.api.handle import WriteRefused
 from dynamokv.api.indexes import UNKNOWN, maintain
 from dynamokv.api.layout.items import INTENT_MARK, decode_item, encode_item, stored_wire
+from dynamokv.api.operations import item_collections
 from dynamokv.api.operations.common import (
     ApiContext,
     CheckFailed,
@@ -162,6 +164,13 @@ class _NoItem(CheckFailed):
 # ------------------------------------------------------------------------------ operations
 
 
+async def _add_metrics(ctx: ApiContext, table: TableInfo, key: Item, out: dict[str, Any]
+                       ) -> None:
+    found = await item_collections.metrics(ctx, table, key)
+    if found is not None:
+        out["ItemCollectionMetrics"] = found
+
+
 async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
     item = item_from_wire(params.req_mapping("Item"))
@@ -171,6 +180,7 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     return_old_on_failure = on_failure(params)
     prepared = prepare_expressions(params, condition=True)
     mode = capacity_mode(params)
+    collection = item_collections.wanted(params)
     key = table.storage_key(item)
     data = encode_item(item)
     out: dict[str, Any] = {}
@@ -192,6 +202,8 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     consumed = write_consumed(table, mode, size, old, item)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
+    if collection:
+        await _add_metrics(ctx, table, item, out)
     return out
 
 
@@ -224,11 +236,12 @@ async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
-    _, key = table.key_from_wire(params.req_mapping("Key"))
+    key_item, key = table.key_from_wire(params.req_mapping("Key"))
     returns = return_values(params, ("NONE", "ALL_OLD"))
     return_old_on_failure = on_failure(params)
     prepared = prepare_expressions(params, condition=True)
     mode = capacity_mode(params)
+    collection = item_collections.wanted(params)
     out: dict[str, Any] = {}
     size = 0
     old: Item | None = None
@@ -249,6 +262,8 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     consumed = write_consumed(table, mode, size, old, None)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
+    if collection:
+        await _add_metrics(ctx, table, key_item, out)
     return out
 
 
@@ -260,6 +275,7 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     prepared = prepare_expressions(params, condition=True, update=True)
     check_update_keys(table, prepared.update)
     mode = capacity_mode(params)
+    collection = item_collections.wanted(params)
     decide, box = update_decision(table, prepared, key_item)
     old: Item | None
     new: Item | None
@@ -289,4 +305,6 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     consumed = write_consumed(table, mode, size, old, new)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
+    if collection:
+        await _add_metrics(ctx, table, key_item, out)
     return out

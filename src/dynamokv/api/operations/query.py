@@ -421,7 +421,8 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
         condition = found[0]
     else:
         condition = legacy.key_conditions(
-            params.raw("KeyConditions"), hash_key, range_key, table.types
+            params.raw("KeyConditions"), hash_key, range_key, table.types,
+            hash_keys=hash_keys, range_keys=range_keys,
         )
     key_names = set(index.key_names) if index is not None else set(table.key_names)
     _check_filter(prepared, key_names)

@@ -7,7 +7,8 @@ May import: stdlib, ``orjson``, :mod:`dynamokv.errors`, :mod:`dynamokv.api.attri
 :mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`,
 :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.layout.items`,
 :mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.operations.items`,
-:mod:`dynamokv.api.operations.batch`, :mod:`dynamokv.api.transactions.intents`.
+:mod:`dynamokv.api.operations.batch`, :mod:`dynamokv.api.transactions.intents`,
+:mod:`dynamokv.api.operations.item_collections`.
 
 TransactWriteItems is a two-phase commit whose only shared state is per-key ``cas`` (records
 and intents: :mod:`dynamokv.api.transactions.intents`; the stored form of an intent:
@@ -66,6 +67,7 @@ from dynamokv.api.layout.items import (
     encode_intent,
     encode_item,
 )
+from dynamokv.api.operations import item_collections
 from dynamokv.api.operations.batch import bounded_gather
 from dynamokv.api.operations.common import (
     ApiContext,
@@ -270,7 +272,7 @@ async def transact_write_items(ctx: ApiContext, params: Params) -> dict[str, Any
             "have length less than or equal to 36"
         )
     mode = capacity_mode(params)
-    params.enum("ReturnItemCollectionMetrics", ("SIZE", "NONE"), "NONE")
+    collection = item_collections.wanted(params)
     ops: list[_Op] = []
     total = 0
     for i, element in enumerate(raw_items, 1):
@@ -288,7 +290,25 @@ async def transact_write_items(ctx: ApiContext, params: Params) -> dict[str, Any
     maybe_sweep(ctx)
     digest = _fingerprint(params.body) if token is not None else None
     await _Transaction(ctx, ops, token, digest).run()
-    return _with_capacity({}, ops, mode)
+    out = _with_capacity({}, ops, mode)
+    if collection:
+        metrics = await item_collections.per_table(ctx, _written(ops))
+        if metrics:
+            out["ItemCollectionMetrics"] = metrics
+    return out
+
+
+def _written(ops: list[_Op]) -> list[tuple[TableInfo, Item]]:
+    """The tables and keys (or items) of the operations that write."""
+    out: list[tuple[TableInfo, Item]] = []
+    for op in ops:
+        if op.kind == "ConditionCheck":
+            continue
+        if op.key_item is not None:
+            out.append((op.table, op.key_item))
+        elif op.data is not None:
+            out.append((op.table, decode_item(op.data)))
+    return out
 
 
 def _with_capacity(response: dict[str, Any], ops: list[_Op], mode: str) -> dict[str, Any]:
