@@ -38,8 +38,10 @@ from paper_common import (
     QUICK,
     BenchCluster,
     Progress,
+    Samples,
     Scale,
     closed_loop,
+    interleaved,
     lat_only,
     over_time,
     set_props,
@@ -67,20 +69,20 @@ def run_buffer(scale: Scale, progress: Progress) -> dict[str, Any]:
         set_props(cluster, "buffered", buffer=True)
         set_props(cluster, "durable", buffer=False)
         value = b"x" * 512
-        total = 2 * scale.seconds
-        with progress.task("buffer: buffered vs durable", total) as tick:
-            for i, bucket in enumerate(("durable", "buffered")):
-                async def go(bucket: str = bucket, offset: float = i * scale.seconds
-                             ) -> tuple[list[tuple[float, float]], int]:
-                    async with AsyncClient(cluster.addresses, routing="partition") as c:
-                        async def op(n: int) -> None:
-                            await c.put(f"k{n % scale.keys}", value, bucket=bucket)
-                        await op(0)  # ring fetch outside the measurement
-                        return await closed_loop(op, scale.seconds, scale.concurrency, tick,
-                                                 offset)
-                samples, failures = asyncio.run(go())
-                out["configs"][bucket] = {"summary": lat_only(samples), "failures": failures,
-                                          "over_time": over_time(samples, 1.0)}
+
+        async def measure(bucket: str, seconds: float, tick: Callable[[float], None],
+                          offset: float) -> Samples:
+            async with AsyncClient(cluster.addresses, routing="partition") as c:
+                async def op(n: int) -> None:
+                    await c.put(f"k{n % scale.keys}", value, bucket=bucket)
+                await op(0)  # ring fetch outside the measurement
+                return await closed_loop(op, seconds, scale.concurrency, tick, offset)
+
+        with progress.task("buffer: buffered vs durable", 2 * scale.seconds) as tick:
+            got = interleaved(["durable", "buffered"], measure, scale.seconds, scale, tick)
+        for bucket, (samples, failures) in got.items():
+            out["configs"][bucket] = {"summary": lat_only(samples), "failures": failures,
+                                      "over_time": over_time(samples, 1.0)}
     return out
 
 
@@ -106,28 +108,29 @@ def run_routing(scale: Scale, progress: Progress) -> dict[str, Any]:
     out: dict[str, Any] = {"nodes": 5, "n": 3, "configs": {}, "after_join": {}}
     value = b"v" * 256
     with BenchCluster(count=5, ring_size=64) as cluster:
+
+        async def measure(name: str, seconds: float, tick: Callable[[float], None],
+                          offset: float) -> Samples:
+            routing, kind = name.split("/")
+            async with AsyncClient(cluster.addresses, routing=routing) as c:
+                async def op(n: int) -> None:
+                    key = f"k{n % scale.keys}"
+                    if kind == "put":
+                        await c.put(key, value, bucket="route")
+                    else:
+                        await c.get(key, bucket="route")
+                await op(0)
+                return await closed_loop(op, seconds, scale.concurrency, tick, offset)
+
         total = 4 * scale.seconds / 2 + scale.seconds
         with progress.task("routing: partition vs server", total) as tick:
-            offset = 0.0
-            for routing in ("partition", "server"):
-                for kind in ("put", "get"):
-                    async def go(routing: str = routing, kind: str = kind, off: float = offset
-                                 ) -> tuple[list[tuple[float, float]], int]:
-                        async with AsyncClient(cluster.addresses, routing=routing) as c:
-                            async def op(n: int) -> None:
-                                key = f"k{n % scale.keys}"
-                                if kind == "put":
-                                    await c.put(key, value, bucket="route")
-                                else:
-                                    await c.get(key, bucket="route")
-                            await op(0)
-                            return await closed_loop(op, scale.seconds / 2, scale.concurrency,
-                                                     tick, off)
-                    samples, failures = asyncio.run(go())
-                    offset += scale.seconds / 2
-                    out["configs"][f"{routing}/{kind}"] = {"summary": lat_only(samples),
-                                                           "failures": failures}
-            out["after_join"] = _misrouted_after_join(cluster, scale, tick, offset)
+            names = ["partition/put", "server/put", "partition/get", "server/get"]
+            got = interleaved(names, measure, scale.seconds / 2, scale, tick)
+            for name in names:
+                samples, failures = got[name]
+                out["configs"][name] = {"summary": lat_only(samples), "failures": failures}
+            out["after_join"] = _misrouted_after_join(cluster, scale, tick,
+                                                      2 * scale.seconds)
     return out
 
 
@@ -386,25 +389,25 @@ def run_nrw(scale: Scale, progress: Progress) -> dict[str, Any]:
             set_props(cluster, f"nrw{r}{w}", n=n, r=r, w=w)
         total = len(NRW) * (2 * per + 1) + 1
         with progress.task("nrw: latency, availability", total) as tick:
-            offset = 0.0
+            async def measure(name: str, seconds: float, tick: Callable[[float], None],
+                              offset: float) -> Samples:
+                bucket, kind = name.split("/")
+                async with AsyncClient(cluster.addresses, routing="partition") as c:
+                    async def op(i: int) -> None:
+                        if kind == "put":
+                            await c.put(f"k{i % scale.keys}", value, bucket=bucket)
+                        else:
+                            await c.get(f"k{i % scale.keys}", bucket=bucket)
+                    await op(0)
+                    return await closed_loop(op, seconds, scale.concurrency, tick, offset)
+
+            names = [f"nrw{r}{w}/{kind}" for _, r, w in NRW for kind in ("put", "get")]
+            got = interleaved(names, measure, per, scale, tick)
             for n, r, w in NRW:
-                bucket = f"nrw{r}{w}"
-                cfg: dict[str, Any] = {}
-                for kind in ("put", "get"):
-                    async def go(kind: str = kind, bucket: str = bucket, off: float = offset
-                                 ) -> tuple[list[tuple[float, float]], int]:
-                        async with AsyncClient(cluster.addresses, routing="partition") as c:
-                            async def op(i: int) -> None:
-                                if kind == "put":
-                                    await c.put(f"k{i % scale.keys}", value, bucket=bucket)
-                                else:
-                                    await c.get(f"k{i % scale.keys}", bucket=bucket)
-                            await op(0)
-                            return await closed_loop(op, per, scale.concurrency, tick, off)
-                    samples, failures = asyncio.run(go())
-                    offset += per
-                    cfg[kind] = {"summary": lat_only(samples), "failures": failures}
-                out["configs"][f"({n},{r},{w})"] = cfg
+                out["configs"][f"({n},{r},{w})"] = {
+                    kind: {"summary": lat_only(got[f"nrw{r}{w}/{kind}"][0]),
+                           "failures": got[f"nrw{r}{w}/{kind}"][1]} for kind in ("put", "get")}
+            offset = len(names) * per
             # The loopback baseline of the staleness experiment: no injected delay.
             out["stale_loopback_311"] = asyncio.run(stale_trials(
                 cluster.nodes[0].address, cluster.nodes[1].address, "nrw11", (0,),

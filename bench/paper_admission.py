@@ -170,9 +170,12 @@ def _pool(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     after: list[float] = []
     during: list[float] = []
     timeline: list[tuple[float, float]] = []
+    replaying_s = 0.0
     for r in rounds:
         start = r["replay_started_s"] if r["replay_started_s"] is not None else 0.0
         end = r["replay_s"] if r["replay_s"] is not None else float("inf")
+        last = max((at for at, _ in r["samples"]), default=0.0)
+        replaying_s += max(0.0, min(end, last) - (start - POLL_S))
         for at, lat in r["samples"]:
             (before if at < 0 else after).append(lat)
             if start - POLL_S <= at < end:  # the first poll that saw fewer hints, minus one
@@ -181,6 +184,8 @@ def _pool(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return {"before_restart": common.summarize(before),
             "after_restart": common.summarize(after),
             "while_replaying": common.summarize(during),
+            "while_replaying_ops_per_s": round(len(during) / replaying_s, 1) if replaying_s
+            else None,
             "replay_s": [r["replay_s"] for r in rounds],
             "replay_started_s": [r["replay_started_s"] for r in rounds],
             "throttled_windows": [r["throttled_windows"] for r in rounds],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,3 +140,27 @@ def over_time(samples: list[tuple[float, float]], window_s: float) -> list[dict[
 
 def lat_only(samples: list[tuple[float, float]]) -> dict[str, Any]:
     return common.summarize([lat for _, lat in samples])
+
+
+Samples = tuple[list[tuple[float, float]], int]  # (start offset, latency) samples, failures
+Measure = Callable[[str, float, Callable[[float], None], float], Coroutine[Any, Any, Samples]]
+
+
+def interleaved(names: Sequence[str], measure: Measure, seconds: float, scale: Scale,
+                tick: Callable[[float], None], offset_s: float = 0.0) -> dict[str, Samples]:
+    """Measure every configuration in ``names`` for ``seconds`` in all, in alternating slices
+    (A B, B A, A B, ...; ``measure(name, slice_s, tick, offset)`` measures one slice), so a
+    change in the rest of the machine's load falls on every configuration alike. Sample
+    offsets are shifted so that each configuration's slices follow one another."""
+    slices = 2 if scale.quick else 4
+    per = seconds / slices
+    got: dict[str, Samples] = {name: ([], 0) for name in names}
+    done = offset_s
+    for s in range(slices):
+        for name in (names if s % 2 == 0 else list(reversed(names))):
+            samples, failures = asyncio.run(measure(name, per, tick, done))
+            kept, failed = got[name]
+            kept.extend((at + s * per, lat) for at, lat in samples)
+            got[name] = (kept, failed + failures)
+            done += per
+    return got
