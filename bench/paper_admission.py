@@ -64,6 +64,8 @@ def run_admission(scale: Scale, progress: Progress) -> dict[str, Any]:
             out["rounds_run"].append({"mode": mode, "round": i, **got})
     out["configs"] = {mode: _pool([r for r in out["rounds_run"] if r["mode"] == mode])
                       for mode in clusters}
+    for r in out["rounds_run"]:  # per-second summaries are enough to keep (not every sample)
+        r["over_time"] = over_time([(a + PRE_S, b) for a, b in r.pop("samples")], 1.0)
     return out
 
 
