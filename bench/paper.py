@@ -14,9 +14,12 @@ the ``[plots]`` extra; without it only the JSON is written).
 Experiments: ``buffer`` (6.1 object buffer vs durable writes, ``--sync fsync``), ``routing``
 (6.4 client- vs server-driven coordination), ``divergence`` (6.3 versions per read in a cart
 workload), ``balance`` (6.2 load imbalance vs request rate, Q and node count; in-process over
-the real ring, claim and key hashing), ``nrw`` (6.1 (N,R,W) settings: latency, availability,
-stale reads), ``admission`` (6.5 foreground latency during hint replay with and without the
-feedback loop).
+the real ring, claim and key hashing), ``nrw`` ((N,R,W) settings: latency, availability with a
+node down, stale reads on loopback), ``staleness`` (PBS: stale reads vs time since the write,
+on nodes with ``--inject-replica-delay``; ``paper_staleness.py``), ``admission`` (6.5
+foreground latency during hint replay, feedback loop on and off side by side;
+``paper_admission.py``). Configurations that share a cluster are measured in alternating
+slices (``paper_common.interleaved``), so a loaded machine's drift falls on each alike.
 """
 
 from __future__ import annotations
