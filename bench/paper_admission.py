@@ -41,7 +41,7 @@ DRAIN_TIMEOUT_S = 120.0
 
 def _plan(scale: Scale) -> dict[str, Any]:
     if scale.quick:
-        return {"rounds": 1, "backlog": 600, "measure_s": max(8.0, scale.seconds)}
+        return {"rounds": 1, "backlog": 600, "measure_s": max(7.0, scale.seconds)}
     return {"rounds": 2, "backlog": 4_000, "measure_s": max(8.0, scale.seconds * 0.8)}
 
 
