@@ -450,13 +450,14 @@ def plot_nrw(data: dict[str, Any], plt: Any, path: Path) -> None:
     names = list(data["configs"])
     x = range(len(names))
     cfgs = data["configs"]
-    axes[0].bar([i - 0.2 for i in x], [cfgs[n]["put"]["summary"]["p99_ms"] or 0 for n in names],
-                width=0.4, label="write p99")
-    axes[0].bar([i + 0.2 for i in x], [cfgs[n]["get"]["summary"]["p99_ms"] or 0 for n in names],
-                width=0.4, label="read p99")
+    for off, kind, pct in ((-0.3, "put", "p50_ms"), (-0.1, "put", "p99_ms"),
+                           (0.1, "get", "p50_ms"), (0.3, "get", "p99_ms")):
+        axes[0].bar([i + off for i in x], [cfgs[n][kind]["summary"][pct] or 0 for n in names],
+                    width=0.2, label=f"{'write' if kind == 'put' else 'read'} {pct[:-3]}")
     axes[0].set_xticks(list(x), names)
     axes[0].set_ylabel("ms")
-    axes[0].legend()
+    axes[0].set_ylim(0, axes[0].get_ylim()[1] * 1.3)
+    axes[0].legend(fontsize=8, ncol=2)
     axes[1].bar([i - 0.2 for i in x], [cfgs[n]["one_down"]["put_success"] for n in names],
                 width=0.4, label="writes")
     axes[1].bar([i + 0.2 for i in x], [cfgs[n]["one_down"]["get_success"] for n in names],
