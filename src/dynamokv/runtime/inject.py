@@ -19,7 +19,7 @@ merge them in any order. Nothing here runs unless the option is given: the trans
 calling the runner directly, and ``core/`` never knows.
 
 Distributions (milliseconds): ``fixed:MS``, ``uniform:LO:HI``, ``exp:MEAN`` (exponential),
-``pareto:MIN:ALPHA`` (heavy tail, as measured on production networks by the PBS paper).
+``pareto:MIN:ALPHA`` (a heavy tail, the shape the PBS paper fitted to production latencies).
 """
 
 from __future__ import annotations
