@@ -71,6 +71,10 @@ def add_command(node_sub: Any, _command: Command,
     start.add_argument("--no-admission-control", action="store_true",
                        help="never slow hint replay, handoff or anti-entropy down when the "
                             "foreground is slow (for measuring what admission control buys)")
+    start.add_argument("--inject-replica-delay", metavar="DIST",
+                       help="FOR BENCHMARKS AND TESTS ONLY: apply each replica write from a "
+                       "peer after a delay drawn from DIST (ms): fixed:5, uniform:0:20, exp:10 "
+                       "or pareto:2:1.5, as a slower network would (staleness curves)")
     start.add_argument("--no-uvloop", action="store_true",
                        help="use the standard asyncio event loop even if uvloop is installed")
     start.add_argument("--staged-join", action="store_true",
@@ -147,6 +151,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         http_compress_min_bytes=args.http_compress_min_bytes,
         table_sweep_interval_s=args.table_sweep_interval,
         admission_control=not args.no_admission_control,
+        inject_replica_delay=args.inject_replica_delay,
     )
     config.validate()
     if args.credentials is not None:

@@ -24,6 +24,7 @@ from dynamokv.core.settings import CoreSettings
 from dynamokv.errors import ConfigError, DynamoKVError
 from dynamokv.runtime.config import NodeConfig, parse_address
 from dynamokv.runtime.handle import ClusterHandle
+from dynamokv.runtime.inject import DelaySpec, install_replica_delay
 from dynamokv.runtime.metrics import MetricsHTTPServer, NodeMetrics
 from dynamokv.runtime.persist import incarnation, load_ring, mark_clean_stop, stored_cluster
 from dynamokv.runtime.runner import NodeRunner
@@ -110,6 +111,8 @@ async def start_node(config: NodeConfig) -> RunningNode:
                             storage_info={"engine": info.name, "durable": info.durable,
                                           "sync": info.sync_mode},
                             server_ssl=server_ssl, client_ssl=client_ssl)
+        if config.inject_replica_delay is not None:  # benchmarks and tests only
+            install_replica_delay(runner.transport, DelaySpec.parse(config.inject_replica_delay))
         host, port = parse_address(config.listen)
         await runner.start(host, port)
         metrics_server = None
