@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from dynamokv.cli import cluster, main, node_start, render
+from dynamokv.cli import cluster, components, main, node_start, render
 from dynamokv.core.claim import balance
 from dynamokv.core.ring import Member, MemberStatus, Ring
 from dynamokv.errors import ConfigError, NoNodeAvailable, QuorumNotMet
@@ -197,7 +197,7 @@ def test_node_start_config_errors_exit_2(
 def test_node_start_when_the_server_is_missing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(main, "_import", _missing)
+    monkeypatch.setattr(components, "load", _missing)
     assert main.main(NODE) == 1
     assert "node server" in capsys.readouterr().err
 
