@@ -210,6 +210,9 @@ async def failover(lg: ModuleType, cluster: common.LocalCluster, http: list[str]
             "keys_never_resumed": sum(1 for g in gaps if g == float("inf"))}
 
 
+JOINED: list[subprocess.Popen[bytes]] = []  # nodes join_p99 started, stopped at the end
+
+
 def table_logs_status(address: str) -> dict[str, Any] | None:
     from dynamokv import Client
 
@@ -275,8 +278,9 @@ async def join_p99(lg: ModuleType, cluster: common.LocalCluster, http: list[str]
     finally:
         stop.set()
         await task
-        proc.kill()
-        proc.wait(timeout=10)
+        # n4 stays up: it now holds replicas, and the failover run kills one node only. The
+        # cluster's stop sweeps it with the others (its data dir is inside the cluster's).
+        JOINED.append(proc)
     end = settled_at if settled_at is not None else time.perf_counter()
     pairs = list(zip(acked.get("_at", []), acked.get("_lat", []), strict=True))
     before = [lat for at, lat in pairs if at < joined_at]
@@ -343,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
             log(json.dumps(report["join"]))
         if not args.skip_failover:
             report["failover"] = asyncio.run(failover(lg, cluster, http))
+    for proc in JOINED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
     report["loadavg_end"] = common.loadavg()
     print(json.dumps({k: report[k] for k in report if k != "args"}, indent=2))
     if args.json:
