@@ -105,8 +105,11 @@ class Response:
 
 def request_id(ids: Callable[[], uuid.UUID] | None = None) -> str:
     """52 characters of [A-Z0-9], the shape of DynamoDB's request ids (from ``ids`` when
-    given, so a simulated run replays them)."""
-    raw = os.urandom(35) if ids is None else b"".join(ids().bytes for _ in range(3))[:35]
+    given, so a simulated run replays them). Without ``ids``: 26 random bytes in upper-case
+    hex, which is C all the way (base32 is pure Python and cost ~3% of a GetItem)."""
+    if ids is None:
+        return os.urandom(26).hex().upper()
+    raw = b"".join(ids().bytes for _ in range(3))[:35]
     return base64.b32encode(raw).decode("ascii")[:52].replace("=", "A")
 
 

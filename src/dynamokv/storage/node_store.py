@@ -276,8 +276,9 @@ class NodeStore(EngineObjectStore):
                 keys = [k for k, _ in self.engine.scan(lo, hi, limit=1024)]
                 if not keys:
                     return
-                for k in keys:
-                    self.engine.delete(k)
+                # One transaction per chunk, not per key: a log compaction drops ~3,000
+                # entries, and 3,000 commits held the event loop for hundreds of ms.
+                self.engine.write_batch([(k, None) for k in keys])
 
 
     # ---- stream records ----------------------------------------------------------------------
