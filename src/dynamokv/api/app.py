@@ -186,6 +186,7 @@ class DynamoDBApp:
         if rng is not None:
             self.context.rng = rng
         self.stats: Counter[str] = Counter()
+        self._timer = _RequestTimer()
 
     async def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
@@ -284,8 +285,62 @@ class DynamoDBApp:
         call = OPERATIONS[operation](self.context, params)
         if self.request_timeout is None:
             return await call
-        async with asyncio.timeout(self.request_timeout):
+        task = asyncio.current_task()
+        assert task is not None
+        self._timer.start(task, self.request_timeout)
+        try:
             return await call
+        except asyncio.CancelledError:
+            if self._timer.expired(task):
+                raise TimeoutError from None
+            raise
+        finally:
+            self._timer.stop(task)
+
+
+class _RequestTimer:
+    """The app's request timeout, with one loop timer for all requests in flight instead of
+    one per request (``asyncio.timeout`` cost ~4% of a GetItem's CPU). Every request gets the
+    same timeout, so deadlines come in start order: the timer waits for the oldest request's
+    and, when it fires, cancels every task past its deadline and re-arms for the next one.
+    It is cancelled when no request is in flight, so an idle loop has no timer armed."""
+
+    def __init__(self) -> None:
+        self._deadlines: dict[asyncio.Task[Any], float] = {}  # in start order
+        self._handle: asyncio.TimerHandle | None = None
+        self._expired: set[asyncio.Task[Any]] = set()
+
+    def start(self, task: asyncio.Task[Any], timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._deadlines[task] = deadline
+        if self._handle is None:
+            self._handle = loop.call_at(deadline, self._fire)
+
+    def stop(self, task: asyncio.Task[Any]) -> None:
+        self._deadlines.pop(task, None)
+        if task in self._expired:
+            self._expired.discard(task)
+            task.uncancel()  # our cancellation is over (as ``asyncio.timeout`` leaves it)
+        if not self._deadlines and self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """Whether ``task`` was cancelled by this timer alone (nobody else asked too)."""
+        return task in self._expired and task.cancelling() <= 1
+
+    def _fire(self) -> None:
+        self._handle = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for task, deadline in list(self._deadlines.items()):
+            if deadline > now:
+                self._handle = loop.call_at(deadline, self._fire)
+                return
+            del self._deadlines[task]
+            self._expired.add(task)
+            task.cancel()
 
 
 async def _offload(size: int, function: Callable[..., T], *args: Any) -> T:

@@ -473,7 +473,7 @@ class HttpApiServer:
     _load_report_due: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
-        self.default_cap = front.BodyCap(self.limits.max_body_bytes, front.RequestTooLarge())
+        self.default_cap = front.BodyCap(self.limits.max_body_bytes, front.RequestTooLarge)
 
     def reserve(self, count: int) -> bool:
         if self.buffered + count > self.limits.max_buffered_bytes:
