@@ -209,8 +209,10 @@ class DynamoDBApp:
                             front.NOT_FOUND_BODY)
         status, payload = await self._answer(method, target, headers, body, rid)
         out = [("x-amzn-RequestId", rid), ("Content-Type", front.response_type(headers)), *cors]
-        coding = front.accepted_coding(headers) if self.compress_min_bytes else None
-        if coding is not None and len(payload) >= self.compress_min_bytes:
+        coding = (front.accepted_coding(headers)
+                  if self.compress_min_bytes and len(payload) >= self.compress_min_bytes
+                  else None)  # parsed only for a body worth compressing (most are small)
+        if coding is not None:
             payload = await _offload(len(payload), front.compress, payload, coding)
             out.append(("Content-Encoding", coding))
         # DynamoDB's checksum covers the bytes sent, compressed or not.
