@@ -304,8 +304,10 @@ class _RequestTimer:
     """The app's request timeout, with one loop timer for all requests in flight instead of
     one per request (``asyncio.timeout`` cost ~4% of a GetItem's CPU). Every request gets the
     same timeout, so deadlines come in start order: the timer waits for the oldest request's
-    and, when it fires, cancels every task past its deadline and re-arms for the next one.
-    It is cancelled when no request is in flight, so an idle loop has no timer armed."""
+    and, when it fires, cancels every task past its deadline and re-arms for the next one, if
+    any. It is left armed when the last request ends (a GetItem often starts and ends within
+    one loop step, and re-arming per request would cost what ``asyncio.timeout`` did), so an
+    idle app keeps at most one timer, which fires once and is not renewed."""
 
     def __init__(self) -> None:
         self._deadlines: dict[asyncio.Task[Any], float] = {}  # in start order
@@ -324,9 +326,6 @@ class _RequestTimer:
         if task in self._expired:
             self._expired.discard(task)
             task.uncancel()  # our cancellation is over (as ``asyncio.timeout`` leaves it)
-        if not self._deadlines and self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
 
     def expired(self, task: asyncio.Task[Any]) -> bool:
         """Whether ``task`` was cancelled by this timer alone (nobody else asked too)."""
