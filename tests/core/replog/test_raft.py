@@ -155,6 +155,16 @@ def test_a_single_voter_group_leads_itself() -> None:
     assert g.commit == index and g.can_read(net.now)
 
 
+def test_a_single_voter_group_keeps_serving_reads_when_idle() -> None:
+    net = Net(["solo"])
+    net.run(2_500)
+    g = net.groups["solo"]
+    g.propose(PUT, net.now, "~t/x", b"k", b"v")
+    net.flush()
+    net.run(5_000)  # no writes: nobody acknowledges anything, yet no one else can lead
+    assert net.leaders() == ["solo"] and g.can_read(net.now)
+
+
 def test_leadership_transfer_gives_up_the_lease_first() -> None:
     net = Net(["a", "b", "c"])
     net.run(3_000)

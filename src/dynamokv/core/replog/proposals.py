@@ -119,12 +119,31 @@ class TableRequests:
         ring = self.logs.node.ring
         if ring is None:
             return [Reply(client, _error(UnavailableError("node has not joined a cluster")))]
+        if isinstance(request, TableRead) and not request.consistent:
+            fast = self._local_read(client, request, ring.partition_for(request.bucket,
+                                                                         request.key))
+            if fast is not None:
+                return fast
         op = self._op_for(client, request, ring.partition_for, now_ms)
         self._next_id += 1
         op_id = self._next_id
         self.ops[op_id] = op
         self.deadlines.set(op_id, op.deadline_ms)
         return self._drive(op_id, op, now_ms)
+
+    def _local_read(self, client: int, request: TableRead, partition: int
+                    ) -> list[Effect] | None:
+        """An eventually consistent read our own replica answers (the common GetItem): what
+        ``_eventual_read`` does, without an op, a deadline and their bookkeeping. ``None``:
+        we hold no replica; the general path forwards it."""
+        raft = self.logs.groups.get(partition)
+        if raft is None or self.logs.me not in raft.members:
+            return None
+        try:
+            value = live_value(self.logs.store.get(request.bucket, request.key))
+        except DynamoKVError as exc:
+            return [Reply(client, _error(exc))]
+        return [Reply(client, CasResult(value, value))]
 
     def _op_for(self, client: int, request: object, partition_for: object,
                 now_ms: int) -> TableOp:

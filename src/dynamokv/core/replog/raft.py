@@ -109,8 +109,11 @@ class RaftGroup:
 
     def can_read(self, now_ms: int) -> bool:
         """Strongly consistent reads from the local state are safe: we lead under a lease, an
-        entry of our term committed (so we hold every committed write) and all is applied."""
-        return (self.can_propose() and now_ms < self.lease_until_ms
+        entry of our term committed (so we hold every committed write) and all is applied.
+        A sole voter needs no lease: no other node can win an election without its vote, and
+        with no peers to acknowledge heartbeats its lease would otherwise lapse when idle."""
+        leased = now_ms < self.lease_until_ms or self.members == (self.me,)
+        return (self.can_propose() and leased
                 and self.commit >= self.term_start_index and self.applied >= self.commit)
 
     def _majority(self) -> int:
