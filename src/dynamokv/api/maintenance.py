@@ -78,7 +78,8 @@ def _still_expired(attribute: str, now: float) -> Decide:
 class SweepMetrics(Protocol):
     """Where a node publishes its background figures (``runtime.metrics.NodeMetrics``)."""
 
-    def set_background(self, values: dict[str, float]) -> None: ...
+    def set_background(self, values: dict[str, float],
+                       errors: dict[str, str | None] | None = None) -> None: ...
 
 
 class Maintenance:
@@ -109,6 +110,7 @@ class Maintenance:
             await asyncio.sleep(self.interval)
             try:
                 await self.run_pass()
+                self.last_error = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the next pass tries again
@@ -124,7 +126,7 @@ class Maintenance:
                 "table_sweep_passes": self.passes,
                 "table_sweep_failed_passes": self.failed_passes,
                 "ttl_expired": self.expired,
-            })
+            }, {"table_sweep": self.last_error})
 
     async def run_pass(self) -> None:
         """One pass over every table, on the partitions this node leads now."""

@@ -133,6 +133,8 @@ class NodeMetrics:
             "now (bounded by its max_buffered_bytes).", registry=r,
         )
         self._http: dict[str, Any] | None = None  # None until an HTTP API reports
+        self._background: dict[str, float] = {}
+        self._background_errors: dict[str, str] = {}
         self.connections_refused = Counter(
             "dynamokv_connections_refused", "Inbound connections refused on the binary port, by "
             "reason: connections (the port's limit), address (the per-address limit).",
@@ -215,10 +217,27 @@ class NodeMetrics:
         self.health = health
         self.status = status
 
-    def set_background(self, values: dict[str, float]) -> None:
-        """Publish the node's background-work figures (see the ``dynamokv_background`` help)."""
+    def set_background(self, values: dict[str, float],
+                       errors: dict[str, str | None] | None = None) -> None:
+        """Publish the node's background-work figures (see the ``dynamokv_background`` help);
+        ``errors``: the latest error of a kind of background work (``None``: it recovered),
+        shown by ``dynamokv status``."""
         for what, value in values.items():
             self.background.labels(what=what).set(value)
+        self._background.update(values)
+        for what, error in (errors or {}).items():
+            if error is None:
+                self._background_errors.pop(what, None)
+            else:
+                self._background_errors[what] = error
+
+    def background_status(self) -> dict[str, Any]:
+        """``{"background": {what: value}, "background_errors": {what: error}}`` for
+        ``status`` (the second only when some work failed last time)."""
+        out: dict[str, Any] = {"background": dict(sorted(self._background.items()))}
+        if self._background_errors:
+            out["background_errors"] = dict(sorted(self._background_errors.items()))
+        return out
 
     def count_connection(self, what: str, reason: str) -> None:
         """One connection ``what`` ("refused" or "closed") for ``reason``."""
