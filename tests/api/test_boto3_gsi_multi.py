@@ -39,12 +39,13 @@ class FlakyHandle(LocalHandle):
         self.waiting = 0  # scans held right now
 
     async def scan(self, bucket: str, segment: int, total_segments: int, after: bytes | None,
-                   limit: int) -> Any:
+                   limit: int, *, consistent: bool = False) -> Any:
         while bucket in self.held:
             self.waiting += 1
             await asyncio.sleep(0.01)
             self.waiting -= 1
-        return await super().scan(bucket, segment, total_segments, after, limit)
+        return await super().scan(bucket, segment, total_segments, after, limit,
+                                  consistent=consistent)
 
     async def write(self, bucket: str, key: bytes, value: bytes | None, *,
                     refuse_prefix: bytes = b"") -> None:

@@ -103,10 +103,11 @@ class BrokenScans(LeadingHandle):
     broken = True
 
     async def scan(self, bucket: str, segment: int, total_segments: int, after: bytes | None,
-                   limit: int) -> Any:
+                   limit: int, *, consistent: bool = False) -> Any:
         if self.broken and bucket.startswith(TABLE_BUCKET_PREFIX):
             raise ConnectionError("replicas unreachable")
-        return await super().scan(bucket, segment, total_segments, after, limit)
+        return await super().scan(bucket, segment, total_segments, after, limit,
+                                  consistent=consistent)
 
 
 def test_a_failed_pass_is_counted_and_the_next_pass_retries() -> None:

@@ -120,10 +120,12 @@ class NodeHandle(Protocol):
         ...
 
     async def scan(
-        self, bucket: str, segment: int, total_segments: int, after: bytes | None, limit: int
+        self, bucket: str, segment: int, total_segments: int, after: bytes | None, limit: int,
+        *, consistent: bool = False,
     ) -> Page:
         """Items of ``segment`` of ``total_segments`` (a split of the ring's partitions),
-        after storage key ``after``, at most ``limit``."""
+        after storage key ``after``, at most ``limit``; ``consistent``: every write
+        acknowledged before the scan reached a partition is in it (its leader answers)."""
         ...
 
     async def drop_bucket(self, bucket: str) -> None:

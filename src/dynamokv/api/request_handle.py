@@ -130,7 +130,7 @@ class RequestHandle:
         return Page(reply.items, reply.last_key)
 
     async def scan(self, bucket: str, segment: int, total_segments: int,
-                   after: bytes | None, limit: int) -> Page:
+                   after: bytes | None, limit: int, *, consistent: bool = False) -> Page:
         """The ring's partitions split evenly among segments; cursors are storage keys (the
         partition of a cursor is the key's own, so a page can resume mid-partition)."""
         q = self.q
@@ -144,7 +144,8 @@ class RequestHandle:
         items: list[tuple[bytes, bytes]] = []
         while partition < stop and len(items) < limit:
             reply = await self.requester.local_request(
-                ScanRequest(bucket, partition, key, limit - len(items)))
+                ScanRequest(bucket, partition, key, limit - len(items),
+                            consistent=consistent))
             _raise_if_error(reply)
             if not isinstance(reply, RangeResult):
                 raise ProtocolError(f"unexpected reply {type(reply).__name__}")

@@ -321,7 +321,8 @@ class NodeCore:
             return self.tables.start_range(client, request, now_ms)
         if isinstance(request, ScanRequest):
             group = self.logs.groups.get(request.partition)
-            if group is not None and (group.leader or self.node_id in group.members):
+            if not request.consistent and group is not None and (
+                    group.leader or self.node_id in group.members):
                 return self.tables.start_scan(client, request, now_ms)
             return self.table_requests.start(client, request, now_ms)
         if isinstance(request, StreamRead):

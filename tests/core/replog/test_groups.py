@@ -171,3 +171,30 @@ def test_a_dropped_group_keeps_its_term_and_vote_across_a_restart(
     assert node.logs._tombstones[group].term == term
     pump.advance(3_000)  # its leader still lists it, so it is recreated from the tombstone
     assert node.logs.groups[group].term >= term
+
+
+def test_a_consistent_scan_is_answered_only_under_a_leaders_lease() -> None:
+    from dynamokv.core.effects import Reply
+    from dynamokv.core.events import LocalRequested
+    from dynamokv.core.requests import RangeResult, ScanRequest
+
+    pump = _settled(3)
+    n1 = pump.nodes["n1"]
+    assert n1.ring is not None
+    key = next(b"\x00\x02k%d" % i for i in range(1000)
+               if n1.logs.groups[n1.ring.partition_for(BUCKET, b"\x00\x02k%d" % i)].is_leader())
+    local(pump, "n1", TableWrite(BUCKET, key, b"v"))
+    group = n1.ring.partition_for(BUCKET, key)
+    pump.silent = {"n2", "n3"}  # n1 hears nobody: its lease lapses
+    pump.advance(3_000)
+
+    def ask(consistent: bool, client: int) -> list[object]:
+        effects = n1.handle(LocalRequested(client, ScanRequest(BUCKET, group, None, 100,
+                                                               consistent=consistent)),
+                            pump.now_ms, 1_000_000 + pump.now_ms)
+        return [e.msg for e in effects if isinstance(e, Reply) and e.client == client]
+
+    eventual = ask(False, -7)
+    assert len(eventual) == 1 and isinstance(eventual[0], RangeResult)
+    assert [k for k, _ in eventual[0].items] == [key]
+    assert ask(True, -8) == []  # no lease, no answer (yet): it waits, or fails at its deadline

@@ -654,7 +654,8 @@ async def _scan_table(
     consistent: bool = False,
 ) -> AsyncIterator[Item]:
     while True:
-        page = await ctx.handle.scan(table.bucket, segment, total, after, CHUNK)
+        page = await ctx.handle.scan(table.bucket, segment, total, after, CHUNK,
+                                     consistent=consistent)
         for key, raw in page.items:
             found = await _committed(ctx, table, key, raw, consistent)
             if found is None:

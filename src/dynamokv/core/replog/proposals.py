@@ -232,7 +232,7 @@ class TableRequests:
         if op.kind == "scan":
             sc = op.scan
             assert sc is not None
-            return LogScan(send_id, sc.bucket, sc.partition, sc.after, sc.limit)
+            return LogScan(send_id, sc.bucket, sc.partition, sc.after, sc.limit, sc.consistent)
         if op.kind == "range":
             r = op.range
             assert r is not None
@@ -262,7 +262,10 @@ class TableRequests:
 
     def _at_leader(self, op_id: int, op: TableOp, raft: RaftGroup, now_ms: int
                    ) -> list[Effect]:
-        if op.kind == "scan":  # eventually consistent: the leader's applied state, no lease
+        if op.kind == "scan":  # the leader's applied state; under its lease if consistent
+            assert op.scan is not None
+            if op.scan.consistent and not raft.can_read(now_ms):
+                return self._later(op, now_ms)
             try:
                 return self._finish(op_id, self._read_now(op))
             except DynamoKVError as exc:
@@ -412,7 +415,7 @@ class TableRequests:
         if ring is None:
             return [Send(src, LogReply(msg.req_id, RETRY))]
         if isinstance(msg, LogScan):
-            return self._remote_scan(src, msg, ring.q)
+            return self._remote_scan(src, msg, ring.q, now_ms)
         from dynamokv.core.hashing import compose_key
 
         key = compose_key(msg.hash_part) if isinstance(msg, LogRange) else msg.key
@@ -442,11 +445,13 @@ class TableRequests:
         except DynamoKVError as exc:
             return [Send(src, LogReply(msg.req_id, exc.code, message=str(exc)))]
 
-    def _remote_scan(self, src: str, msg: LogScan, q: int) -> list[Effect]:
+    def _remote_scan(self, src: str, msg: LogScan, q: int, now_ms: int) -> list[Effect]:
         raft = self.logs.groups.get(msg.partition) if 0 <= msg.partition < q else None
         if raft is None or not raft.is_leader():
             hint = raft.leader if raft is not None else ""
             return [Send(src, LogReply(msg.req_id, NOT_LEADER, leader=hint))]
+        if msg.consistent and not raft.can_read(now_ms):
+            return [Send(src, LogReply(msg.req_id, RETRY))]
         try:
             rows, more = self.logs.store.scan_bucket(msg.partition, msg.bucket, msg.after,
                                                      max(1, min(msg.limit, 10_000)))
