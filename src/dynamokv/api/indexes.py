@@ -47,6 +47,7 @@ next DescribeTable or read of the index through any node takes the lease over an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -58,7 +59,7 @@ from dynamokv.api.attributes import MAX_HASH_KEY_SIZE, AttributeValue, B, Item, 
 from dynamokv.api.catalog import IndexInfo, TableInfo, gsi_bucket, index_key_limit
 from dynamokv.api.errors import DynamoDBError
 from dynamokv.api.handle import compose_key, split_key
-from dynamokv.api.items import INTENT_MARK, decode_item, encode_item
+from dynamokv.api.items import INTENT_MARK, committed_value, decode_item, encode_item
 from dynamokv.api.keycodec import decode_key_prefix, encode_key
 from dynamokv.api.operations_common import ApiContext
 from dynamokv.api.operations_transact_intents import resolve
@@ -78,6 +79,13 @@ SETTLE = 0.5  # extra seconds a backfill waits, beyond the catalog TTL, before i
 BACKFILL_RUNS = 5  # failed backfill runs (cluster-wide, stored with the index) before giving up
 BACKFILL_RETRY = 5.0  # seconds between a failed run and the next
 DROP_ATTEMPTS = 3  # tries of dropping a bucket
+POLL_MIN = 0.01  # seconds between two polls of an outbox that had records
+POLL_MAX = 0.2  # ... growing to this while it has none
+POLL_RECORDS = 1_000  # records asked for per poll
+DRAIN_CONCURRENCY = 16  # items reconciled at once
+DRAIN_BACKOFF_MAX = 10.0  # seconds, at most, before a failed batch is tried again
+DRAIN_GIVE_UP = 8  # failed batches in a row before their tables' indexes are rebuilt instead
+RECONCILE_ROUNDS = 4  # rounds of one item's entries while it keeps changing
 
 CREATING, ACTIVE = "CREATING", "ACTIVE"
 T = TypeVar("T")
@@ -317,20 +325,33 @@ class IndexWork:
 
 
 def work(ctx: ApiContext) -> IndexWork:
-    """The node's :class:`IndexWork` (made on first use)."""
+    """The node's :class:`IndexWork` (made on first use, which also starts draining the
+    node's index outbox when its handle has one)."""
     found = ctx.index_work
     if found is None:
         found = ctx.index_work = IndexWork(ctx)
+        start_drain(ctx)
     assert isinstance(found, IndexWork)
     return found
+
+
+def durable(ctx: ApiContext, table: TableInfo) -> bool:
+    """Whether the writes of ``table`` are indexed from the log (its handle flags them
+    ``INDEXED``), rather than by this node's in-memory queue."""
+    indexed = getattr(ctx.handle, "indexed", None)
+    return indexed is not None and table.bucket in indexed
 
 
 async def maintain(ctx: ApiContext, table: TableInfo, key: bytes, old: Any, new: Item | None
                    ) -> None:
     """Bring ``table``'s global indexes up to date with a successful write of the item at
     ``key`` from ``old`` (``UNKNOWN`` if the write did not read it) to ``new`` (``None``:
-    deleted). Queued; inline if the queue is full."""
+    deleted). Nothing to do when the write went through a partition log with the ``INDEXED``
+    flag (the outbox drain does it); otherwise queued, inline if the queue is full."""
     if not table.gsis or (new is None and not isinstance(old, dict)):
+        return
+    if durable(ctx, table):
+        work(ctx)  # make sure this node drains its outbox
         return
     job = _Change(table, key, old, new)
     upkeep = work(ctx)
@@ -347,6 +368,215 @@ async def maintain_many(ctx: ApiContext, changes: Iterable[tuple[TableInfo, byte
                                                                     Item | None]]) -> None:
     for table, key, old, new in changes:
         await maintain(ctx, table, key, old, new)
+
+
+# ------------------------------------------------------------------------------ outbox drain
+
+
+def start_drain(ctx: ApiContext) -> OutboxDrain | None:
+    """Start draining the index outbox of the partitions this node leads, once per handle
+    (a handle without an outbox, such as ``LocalHandle``, needs none)."""
+    handle = ctx.handle
+    if getattr(handle, "outbox_poll", None) is None:
+        return None
+    found = getattr(handle, "index_drain", None)
+    if isinstance(found, OutboxDrain) and not found.stopped:
+        return found
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None  # started on first use inside the loop
+    drain = OutboxDrain(ctx)
+    setattr(handle, "index_drain", drain)  # noqa: B010 - any NodeHandle with an outbox
+    drain.start()
+    return drain
+
+
+class OutboxDrain:
+    """The log-driven upkeep of one node: brings the indexes up to date with the outbox
+    records of the partitions it leads, a partition's records in log order, and asks for the
+    partition's indexed-through mark when a batch is done (see the module docstring)."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+        self.stats: Counter[str] = Counter()
+        self.stopped = False
+        self.task: asyncio.Task[None] | None = None
+        self._after: dict[int, tuple[int, int]] = {}  # partition -> (term, done through)
+        self._failures: dict[int, int] = {}  # partition -> failed batches in a row
+        self._retry_at: dict[int, float] = {}  # partition -> when its batch is tried again
+        self._tables: dict[str, str] = {}  # table bucket -> table name
+        self.pending = 0  # records handed out and not yet done
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        self.ctx.background.add(self.task)  # type: ignore[arg-type]
+        self.task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self.ctx.background.discard(task)  # type: ignore[arg-type]
+        self.stopped = True
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+
+    async def _run(self) -> None:
+        delay = POLL_MIN
+        while True:
+            try:
+                busy = await self.once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.stats["poll_failed"] += 1
+                log.warning("polling the index outbox failed; retrying", exc_info=True)
+                busy = False
+            delay = POLL_MIN if busy else min(delay * 2, POLL_MAX)
+            await asyncio.sleep(0 if busy else delay)
+
+    async def once(self) -> bool:
+        """One poll and the batches it brought; whether there was anything to do."""
+        handle: Any = self.ctx.handle
+        after = tuple((p, term, done) for p, (term, done) in sorted(self._after.items()))
+        batch = await handle.outbox_poll(after, POLL_RECORDS)
+        now = self.ctx.clock()
+        parts = [part for part in batch.parts if self._retry_at.get(part.partition, 0) <= now]
+        if not parts:
+            return False
+        self.pending = sum(len(part.records) for part in parts)
+        try:
+            await asyncio.gather(*(self._part(part) for part in parts))
+        finally:
+            self.pending = 0
+        return True
+
+    async def _part(self, part: Any) -> None:
+        """Index one partition's records, then ask for its mark; a failure leaves them in
+        the outbox, tried again after a growing pause."""
+        try:
+            await self._records(part.records)
+        except Exception as exc:
+            failures = self._failures[part.partition] = self._failures.get(part.partition,
+                                                                           0) + 1
+            self.stats["batch_failed"] += 1
+            pause = min(RETRY_DELAY * 4**failures, DRAIN_BACKOFF_MAX)
+            self._retry_at[part.partition] = self.ctx.clock() + pause
+            log.warning("index upkeep of partition %s failed (%s in a row), retrying in %.1f s:"
+                        " %s", part.partition, failures, pause, exc)
+            if failures < DRAIN_GIVE_UP:
+                return
+            await self._give_up(part.records)
+        self._failures.pop(part.partition, None)
+        self._retry_at.pop(part.partition, None)
+        if await self.ctx.handle.outbox_done(  # type: ignore[attr-defined]
+                part.partition, part.term, part.through):
+            self._after[part.partition] = (part.term, part.through)
+            self.stats["records_done"] += len(part.records)
+            self.stats["marks"] += 1
+        else:
+            self._after.pop(part.partition, None)  # no longer the leader: its successor redoes
+
+    async def _give_up(self, records: Iterable[Any]) -> None:
+        """Records that kept failing: their tables' indexes are rebuilt by a backfill
+        (counted, logged, and shown by DescribeTable), so the outbox can move on."""
+        self.stats["given_up"] += 1
+        for bucket in {record.bucket for record in records}:
+            table = await self._table(bucket)
+            if table is not None:
+                work(self.ctx).mark_for_repair(table)
+        log.error("index upkeep kept failing; the indexes of the tables concerned are rebuilt")
+
+    async def _records(self, records: Iterable[Any]) -> None:
+        by_item: dict[tuple[str, bytes], list[bytes | None]] = {}
+        for record in records:
+            by_item.setdefault((record.bucket, record.key), []).extend((record.old, record.new))
+        semaphore = asyncio.Semaphore(DRAIN_CONCURRENCY)
+
+        async def one(bucket: str, key: bytes, images: list[bytes | None]) -> None:
+            async with semaphore:
+                table = await self._table(bucket)
+                if table is not None and table.gsis:
+                    await _retried(partial(reconcile, self.ctx, table, key, images))
+                    self.stats["items_reconciled"] += 1
+
+        await asyncio.gather(*(one(b, k, images) for (b, k), images in by_item.items()))
+
+    async def _table(self, bucket: str) -> TableInfo | None:
+        """The table whose bucket ``bucket`` is (None: it was deleted)."""
+        name = self._tables.get(bucket)
+        if name is None:
+            for listed in await self.ctx.catalog.all_tables():
+                self._tables[listed.bucket] = listed.name
+            name = self._tables.get(bucket)
+            if name is None:
+                return None
+        info = await self.ctx.catalog.get(name)
+        if info is None or info.bucket != bucket:
+            self._tables.pop(bucket, None)
+            return None
+        return info
+
+    def status(self) -> dict[str, int]:
+        return {**self.stats, "records_in_hand": self.pending,
+                "partitions_backing_off": len(self._retry_at)}
+
+
+def _committed_item(raw: bytes | None) -> Item | None:
+    value = committed_value(raw) if raw is not None else None
+    return decode_item(value) if value is not None else None
+
+
+def _entry_of(table: TableInfo, index: IndexInfo, item: Item | None
+              ) -> tuple[bytes | None, Item | None]:
+    key = entry_key(table, index, item) if item else None
+    return key, (index_projection(table, index, item) if key is not None and item else None)
+
+
+async def reconcile(ctx: ApiContext, table: TableInfo, key: bytes,
+                    images: list[bytes | None]) -> None:
+    """Make the index entries of the item at ``key`` match the item as it is now, given the
+    images its outbox records name (every entry an image names that the item no longer has
+    is deleted). State-based, so doing it twice, late, or on two nodes at once is safe: after
+    its writes it reads the item again, and goes round once more if it changed meanwhile
+    (a deposed leader's late write is followed by its own check, so the last write to an
+    entry is always checked against the item after it)."""
+    items = [_committed_item(raw) for raw in images]
+    names: dict[str, set[bytes]] = {}
+    changed: list[IndexInfo] = []
+    for index in table.gsis:
+        seen = {_freeze_entry(_entry_of(table, index, item)) for item in items}
+        if len(seen) > 1:  # the images differ in this index: its entries are due
+            changed.append(index)
+            names[index.name] = {entry for entry, _ in (_entry_of(table, index, item)
+                                                        for item in items) if entry is not None}
+    if not changed:
+        return
+    handle = ctx.handle
+    for _ in range(RECONCILE_ROUNDS):
+        raw = await handle.read(table.bucket, key, consistent=True)
+        value = raw
+        if raw is not None and raw[:1] == INTENT_MARK:
+            value = await resolve(ctx, table.bucket, key, raw, consistent=True)
+        item = decode_item(value) if value is not None else None
+        for index in changed:
+            assert index.bucket is not None
+            live, projected = _entry_of(table, index, item)
+            for stale in sorted(names[index.name] - {live}):
+                await handle.write(index.bucket, stale, None)
+            if live is not None and projected is not None:
+                await handle.write(index.bucket, live, encode_item(projected))
+                names[index.name].add(live)
+        if await handle.read(table.bucket, key, consistent=True) == raw:
+            return
+    raise RuntimeError("the item kept changing while its index entries were written")
+
+
+def _freeze_entry(entry: tuple[bytes | None, Item | None]) -> tuple[bytes | None, bytes]:
+    key, projected = entry
+    return key, encode_item(projected) if projected is not None else b""
 
 
 # ------------------------------------------------------------------------------ reads
@@ -624,6 +854,7 @@ __all__ = [
     "CREATING",
     "UNKNOWN",
     "IndexWork",
+    "OutboxDrain",
     "base_key_of",
     "drop_buckets",
     "entry_key",
@@ -631,8 +862,10 @@ __all__ = [
     "lease_fields",
     "maintain",
     "maintain_many",
+    "reconcile",
     "resume_backfills",
     "start_backfill",
+    "start_drain",
     "stored_gsi_buckets",
     "verify",
     "work",

@@ -151,6 +151,13 @@ async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
     from dynamokv.api.maintenance import Maintenance
 
     node.extra_servers.append(Maintenance(api.app.context, config.table_sweep_interval_s).start())
+    # Global secondary index upkeep from the index outbox of the partitions this node leads.
+    from dynamokv.api.indexes import start_drain
+
+    drain = start_drain(api.app.context)
+    if drain is not None:
+        node.extra_servers.append(drain)
+        node.runner.metrics.status_sources["index_upkeep"] = drain.status
     return api
 
 
