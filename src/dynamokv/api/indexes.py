@@ -83,6 +83,8 @@ POLL_MIN = 0.01  # seconds between two polls of an outbox that had records
 POLL_MAX = 0.2  # ... growing to this while it has none
 POLL_RECORDS = 1_000  # records asked for per poll
 DRAIN_CONCURRENCY = 16  # items reconciled at once
+MARK_RECORDS = 256  # records indexed before the partition's mark is asked for ...
+MARK_DELAY = 0.5  # ... or seconds since the first of them
 DRAIN_BACKOFF_MAX = 10.0  # seconds, at most, before a failed batch is tried again
 DRAIN_GIVE_UP = 8  # failed batches in a row before their tables' indexes are rebuilt instead
 RECONCILE_ROUNDS = 4  # rounds of one item's entries while it keeps changing
@@ -406,6 +408,8 @@ class OutboxDrain:
         self._failures: dict[int, int] = {}  # partition -> failed batches in a row
         self._retry_at: dict[int, float] = {}  # partition -> when its batch is tried again
         self._tables: dict[str, str] = {}  # table bucket -> table name
+        # partition -> (term, done through, records since the last mark, since when)
+        self._unmarked: dict[int, tuple[int, int, int, float]] = {}
         self.pending = 0  # records handed out and not yet done
 
     def start(self) -> None:
@@ -428,6 +432,7 @@ class OutboxDrain:
         while True:
             try:
                 busy = await self.once()
+                await self._marks()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -471,13 +476,28 @@ class OutboxDrain:
             await self._give_up(part.records)
         self._failures.pop(part.partition, None)
         self._retry_at.pop(part.partition, None)
-        if await self.ctx.handle.outbox_done(  # type: ignore[attr-defined]
-                part.partition, part.term, part.through):
-            self._after[part.partition] = (part.term, part.through)
-            self.stats["records_done"] += len(part.records)
-            self.stats["marks"] += 1
-        else:
-            self._after.pop(part.partition, None)  # no longer the leader: its successor redoes
+        self.stats["records_done"] += len(part.records)
+        self._after[part.partition] = (part.term, part.through)
+        term, _, count, since = self._unmarked.get(part.partition,
+                                                   (part.term, 0, 0, self.ctx.clock()))
+        if term != part.term:
+            count, since = 0, self.ctx.clock()
+        self._unmarked[part.partition] = (part.term, part.through, count + len(part.records),
+                                          since)
+
+    async def _marks(self, *, all_due: bool = False) -> None:
+        """Ask for the marks that are due: ``MARK_RECORDS`` records done since the last one,
+        or ``MARK_DELAY`` seconds (one log entry per batch, not per write)."""
+        now = self.ctx.clock()
+        for partition, (term, through, count, since) in sorted(self._unmarked.items()):
+            if not (all_due or count >= MARK_RECORDS or now - since >= MARK_DELAY):
+                continue
+            del self._unmarked[partition]
+            if await self.ctx.handle.outbox_done(  # type: ignore[attr-defined]
+                    partition, term, through):
+                self.stats["marks"] += 1
+            elif self._after.get(partition, (-1, 0))[0] == term:
+                del self._after[partition]  # no longer the leader: its successor redoes them
 
     async def _give_up(self, records: Iterable[Any]) -> None:
         """Records that kept failing: their tables' indexes are rebuilt by a backfill

@@ -115,6 +115,7 @@ class IndexOutbox:
         self.store: OutboxStore | None = store if isinstance(store, OutboxStore) else None
         self._trimmed: dict[int, int] = {}  # cache of the store's trim marks
         self._last: dict[int, int] = {}  # newest record index per group (cache)
+        self._first: dict[int, int] = {}  # first pending record index per group (cache)
         self._sweep_at = 0
         self.recorded = 0
         self.record_failures = 0
@@ -142,9 +143,27 @@ class IndexOutbox:
             found = self._last[group] = self.store.last_outbox_index(group)
         return found
 
+    def first(self, group: int) -> int | None:
+        """The index of the first pending record (None: none)."""
+        assert self.store is not None
+        if self.last(group) <= self.trimmed(group):
+            return None
+        found = self._first.get(group)
+        if found is None:
+            rows = self.store.scan_outbox(group, self.trimmed(group), 1)
+            if not rows:
+                return None
+            found = self._first[group] = rows[0].index
+        return found
+
     def backlog(self, group: int) -> int:
-        """Log entries between the trimmed mark and the newest record (0: nothing pending)."""
-        return max(0, self.last(group) - self.trimmed(group))
+        """Log entries from the first pending record to the newest one (0: none pending)."""
+        first = self.first(group)
+        return 0 if first is None else self.last(group) - first + 1
+
+    def _forget(self, group: int) -> None:
+        for cache in (self._trimmed, self._last, self._first):
+            cache.pop(group, None)
 
     def _trim(self, group: int, through: int) -> None:
         assert self.store is not None
@@ -152,6 +171,7 @@ class IndexOutbox:
             return
         self.store.trim_outbox(group, through)
         self._trimmed[group] = through
+        self._first.pop(group, None)
 
     # ---- writing -----------------------------------------------------------------------------
     def _on_change(self, change: Change) -> None:
@@ -185,8 +205,7 @@ class IndexOutbox:
         everything through there (the base is held below its first pending record); what
         follows is replayed from the log, and recorded again."""
         assert self.store is not None
-        self._trimmed.pop(group, None)
-        self._last.pop(group, None)
+        self._forget(group)
         try:
             self.store.drop_outbox(group)
             self.store.trim_outbox(group, base)
@@ -197,10 +216,10 @@ class IndexOutbox:
     def hold(self, group: int) -> int | None:
         """The highest base a compaction or snapshot of ``group`` may have: just before its
         first pending record (None: no record pending)."""
-        if self.store is None or self.backlog(group) == 0:
+        if self.store is None:
             return None
-        first = self.store.scan_outbox(group, self.trimmed(group), 1)
-        return first[0].index - 1 if first else None
+        first = self.first(group)
+        return None if first is None else first - 1
 
     def _gate(self, group: int, kind: int) -> DynamoKVError | None:
         if not (is_put(kind) and kind & INDEXED) or self.store is None:
@@ -274,8 +293,7 @@ class IndexOutbox:
             for group in self.store.outbox_groups():
                 if group not in self.logs.groups:
                     self.store.drop_outbox(group)
-                    self._trimmed.pop(group, None)
-                    self._last.pop(group, None)
+                    self._forget(group)
         except DynamoKVError as exc:
             return [Log("warning", "dropping index outbox records failed; retrying later",
                         {"error": f"{exc.code}: {exc}"})]
