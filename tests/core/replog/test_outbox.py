@@ -158,7 +158,7 @@ def test_compaction_and_snapshots_never_pass_the_first_pending_record() -> None:
         _write(pump, "n1", b"last", key=key, flags=0)
     pump.advance(1_000)
     for core in pump.nodes.values():
-        for partition, group in core.logs.groups.items():
+        for partition in core.logs.groups:
             assert _records(core, partition) == []
             assert core.outbox.hold(partition) is None
 
