@@ -435,9 +435,9 @@ class OutboxDrain:
                 await self._marks()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:  # the node is down or busy: counted, tried again
                 self.stats["poll_failed"] += 1
-                log.warning("polling the index outbox failed; retrying", exc_info=True)
+                log.debug("polling the index outbox failed; retrying: %r", exc)
                 busy = False
             delay = POLL_MIN if busy else min(delay * 2, POLL_MAX)
             await asyncio.sleep(0 if busy else delay)
@@ -564,16 +564,12 @@ async def reconcile(ctx: ApiContext, table: TableInfo, key: bytes,
     (a deposed leader's late write is followed by its own check, so the last write to an
     entry is always checked against the item after it)."""
     items = [_committed_item(raw) for raw in images]
-    names: dict[str, set[bytes]] = {}
-    changed: list[IndexInfo] = []
-    for index in table.gsis:
-        seen = {_freeze_entry(_entry_of(table, index, item)) for item in items}
-        if len(seen) > 1:  # the images differ in this index: its entries are due
-            changed.append(index)
-            names[index.name] = {entry for entry, _ in (_entry_of(table, index, item)
-                                                        for item in items) if entry is not None}
-    if not changed:
-        return
+    # Every index, even one the images agree on: an image may be inexact (an entry replayed
+    # over a newer state after a restart or a snapshot), so the live entry is always written.
+    changed = list(table.gsis)
+    names = {index.name: {entry for entry, _ in (_entry_of(table, index, item)
+                                                 for item in items) if entry is not None}
+             for index in changed}
     handle = ctx.handle
     for _ in range(RECONCILE_ROUNDS):
         raw = await handle.read(table.bucket, key, consistent=True)
@@ -592,11 +588,6 @@ async def reconcile(ctx: ApiContext, table: TableInfo, key: bytes,
         if await handle.read(table.bucket, key, consistent=True) == raw:
             return
     raise RuntimeError("the item kept changing while its index entries were written")
-
-
-def _freeze_entry(entry: tuple[bytes | None, Item | None]) -> tuple[bytes | None, bytes]:
-    key, projected = entry
-    return key, encode_item(projected) if projected is not None else b""
 
 
 # ------------------------------------------------------------------------------ reads

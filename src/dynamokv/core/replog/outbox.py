@@ -181,6 +181,12 @@ class IndexOutbox:
             return
         if change.index <= self.trimmed(change.partition):
             return  # a replay of an entry indexed already
+        if change.index <= self.last(change.partition):
+            # A replay after a restart applies the entry over a newer state: the record made
+            # when it first applied has the true old image, so it is kept.
+            found = self.store.scan_outbox(change.partition, change.index - 1, 1)
+            if found and found[0].index == change.index:
+                return
         try:
             self.store.put_outbox_record(change.partition, OutboxRecord(
                 change.index, change.bucket, change.key, change.old, change.new))
