@@ -2,10 +2,11 @@
 checked against the base table when read.
 
 Owns: the storage layout of index entries (:func:`entry_key`, :func:`base_key_of`,
-:func:`index_projection`), their upkeep after base writes (:func:`maintain`, run by the per-node
-:class:`IndexWork` queue), the check of entries read by a Query or Scan (:func:`verify`), the
-backfill of an index created by UpdateTable (:func:`start_backfill`, :func:`resume_backfills`)
-and dropping the buckets of deleted indexes (:func:`drop_buckets`).
+:func:`index_projection`), their upkeep after base writes (:class:`OutboxDrain` and
+:func:`reconcile`, driven by the partitions' index outbox; :func:`maintain` and the per-node
+:class:`IndexWork` queue for handles without one), the check of entries read by a Query or Scan
+(:func:`verify`), the backfill of an index created by UpdateTable (:func:`start_backfill`,
+:func:`resume_backfills`) and dropping the buckets of deleted indexes (:func:`drop_buckets`).
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.items`,
 :mod:`dynamokv.api.keycodec`, :mod:`dynamokv.api.operations_common`,
@@ -19,15 +20,39 @@ the entry key therefore carries -- and its value is the item's projection (KEYS_
 or ALL; the projection always holds the base and index keys). Items without the index's key
 attributes (or with other types than the index's) have no entry, as in DynamoDB.
 
-Upkeep is asynchronous, as DynamoDB's: after a base write succeeds, a job (base key, old item
-if the operation knew it, new item) goes to this node's bounded queue and the client is
-answered; up to ``WORKERS`` tasks drain it. If the queue is full the job runs inline, before the
-answer (back-pressure instead of unbounded memory). A job writes the new item's entry and
-*retracts* the old item's entry when its index key changed. Retracting deletes the entry and
-then reads the base item linearizably: if the item has (again) that index key -- a later write
-raced with this job -- the entry is written back. So a delayed or reordered job can leave a
-*stale* entry behind, never remove a *live* one. Plain PutItem/DeleteItem and BatchWriteItem
-do not read the old item: a stale entry of theirs stays until a read meets it.
+Upkeep is asynchronous, as DynamoDB's, and built on the partitions' replicated logs
+(``docs/replicated-logs.md``). Every write of a table that has global indexes carries the
+``INDEXED`` flag (``RequestHandle.note_indexes``, told by the catalog), so every replica of the
+item's partition keeps an outbox record of it (``core.replog.outbox``: log index, key, old and
+new image) as it applies the entry -- durable before the write is acknowledged, so a crash of
+any node loses none. :class:`OutboxDrain`, one per node, polls the records of the partitions the
+node leads and brings their items' entries up to date (:func:`reconcile`), a partition's
+records in log order, up to ``DRAIN_CONCURRENCY`` items at once; then it asks for the
+partition's ``INDEXED_THROUGH`` mark (batched: every ``MARK_RECORDS`` records or ``MARK_DELAY``
+seconds), and every replica trims its records as it applies the mark. A new leader starts from
+the mark: an old leader's unfinished batch is simply done again.
+
+:func:`reconcile` is state-based, so doing it twice, late, or on two nodes at once (a deposed
+leader still finishing its batch) is safe: it reads the item linearizably (resolving a
+transaction's intent as reads do), deletes every entry an image of the records names that the
+item no longer has, writes the item's live entry, then reads the item again and goes round
+once more if it changed meanwhile. The last write to an entry is thus always followed by a
+check of the item made after it, by the node that wrote it; a late write can leave a stale
+entry (which reads drop, below), never lose a live one. Failures are retried (``ATTEMPTS``
+per item, then the batch after a pause growing to ``DRAIN_BACKOFF_MAX``), counted
+(``OutboxDrain.stats``, shown by ``dynamokv status`` as ``index_upkeep``), and never skipped:
+after ``DRAIN_GIVE_UP`` failed batches in a row the tables concerned are marked for repair and
+rebuilt by a backfill run, which DescribeTable shows. A partition whose outbox falls more than
+``core.replog.outbox.BACKLOG_MAX`` entries behind refuses new writes of indexed tables with a
+retryable ThrottlingException until it catches up (bounded disk and log, not unbounded lag).
+
+Handles without an outbox (``LocalHandle``, the reference model) keep the first design: after
+a base write succeeds, a job (base key, old item if the operation knew it, new item) goes to
+this node's bounded queue and the client is answered; up to ``WORKERS`` tasks drain it, and
+when the queue is full the job runs inline. A job writes the new item's entry and *retracts*
+the old item's entry when its index key changed (delete, then a linearizable read of the base
+item, writing the entry back if the item has that key again). Repairs that reads ask for go
+through the same queue on every handle.
 
 Reads verify. Every entry a Query or Scan of a global index returns is checked against the
 base item (an eventually consistent read of the base key, held items resolved as other reads
