@@ -360,8 +360,11 @@ def run_gsi(seed: int, options: SimOptions | None = None, seconds: float = 8.0,
                             [_gsi_client(cluster, w, nodes[w % len(nodes)], end_s, counts)
                              for w in range(clients)])
         deadline = cluster.loop.time() + GSI_CONVERGE_S
+        turn = 0
         while True:
-            state = await _gsi_state(cluster, nodes[0])
+            live = [n for n in cluster.sim.up_ids() if n in cluster.apps] or nodes
+            turn += 1
+            state = await _gsi_state(cluster, live[turn % len(live)])
             if state is not None:
                 violations[:] = check_gsi(state[0], state[1], spec)
                 if not violations:
