@@ -149,8 +149,11 @@ def test_the_index_is_complete_after_every_node_is_killed_right_after_the_writes
                     f"unexpected {sorted(got - expected[city])[:10]}")
                 time.sleep(0.5)
 
-    def drained() -> bool:
+    def drained() -> dict[str, Any] | None:
         statuses = nodes.cluster.statuses()
-        return all(s["index_outbox"]["backlog_entries"] == 0 for s in statuses.values())
+        done = all(s["index_outbox"]["backlog_entries"] == 0 for s in statuses.values())
+        return statuses if done else None
 
-    nodes.cluster.wait_for(drained, timeout_s=30, what="every index outbox drained")
+    statuses = nodes.cluster.wait_for(drained, timeout_s=30, what="every index outbox drained")
+    for status in statuses.values():  # what `dynamokv status` shows of the upkeep
+        assert status["index_outbox"]["record_failures"] == 0 and "index_upkeep" in status
