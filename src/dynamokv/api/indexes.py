@@ -433,6 +433,7 @@ class OutboxDrain:
         self._failures: dict[int, int] = {}  # partition -> failed batches in a row
         self._retry_at: dict[int, float] = {}  # partition -> when its batch is tried again
         self._tables: dict[str, str] = {}  # table bucket -> table name
+        self._missing: dict[str, float] = {}  # bucket of no table -> when to look again
         # partition -> (term, done through, records since the last mark, since when)
         self._unmarked: dict[int, tuple[int, int, int, float]] = {}
         self.pending = 0  # records handed out and not yet done
@@ -553,10 +554,13 @@ class OutboxDrain:
         """The table whose bucket ``bucket`` is (None: it was deleted)."""
         name = self._tables.get(bucket)
         if name is None:
+            if self.ctx.clock() < self._missing.get(bucket, 0.0):
+                return None  # looked for lately: a deleted table's records
             for listed in await self.ctx.catalog.all_tables():
                 self._tables[listed.bucket] = listed.name
             name = self._tables.get(bucket)
             if name is None:
+                self._missing[bucket] = self.ctx.clock() + self.ctx.catalog.ttl
                 return None
         info = await self.ctx.catalog.get(name)
         if info is None or info.bucket != bucket:
