@@ -3,7 +3,10 @@
 Owns: ``PartitionLogs`` — the node's ``RaftGroup`` per ring partition it replicates (created at
 cluster founding, on a leader's first message, or loaded at restart), applying committed
 entries to the store in log order, the applied-change feed, leadership balance and membership
-changes that follow the ring, snapshot transfers, and ``Change``.
+changes that follow the ring, snapshot transfers, and ``Change``; and the seams its consumers
+hook into (``feed_listeners``, ``applied_hooks``, ``compaction_holds`` that keep compaction and
+snapshot bases below what a consumer still needs, ``snapshot_hooks``, ``write_gates`` for
+back-pressure).
 May import: ``dynamokv.core.*``, ``dynamokv.errors``.
 
 Client-facing table requests (waiting for commit, forwarding to the leader) live in
