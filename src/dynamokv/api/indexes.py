@@ -473,7 +473,7 @@ class OutboxDrain:
         handle: Any = self.ctx.handle
         after = tuple((p, term, done) for p, (term, done) in sorted(self._after.items()))
         batch = await handle.outbox_poll(after, POLL_RECORDS)
-        now = self.ctx.clock()
+        now = _monotonic()
         parts = [part for part in batch.parts if self._retry_at.get(part.partition, 0) <= now]
         if not parts:
             return False
@@ -494,7 +494,7 @@ class OutboxDrain:
                                                                            0) + 1
             self.stats["batch_failed"] += 1
             pause = min(RETRY_DELAY * 4**failures, DRAIN_BACKOFF_MAX)
-            self._retry_at[part.partition] = self.ctx.clock() + pause
+            self._retry_at[part.partition] = _monotonic() + pause
             log.warning("index upkeep of partition %s failed (%s in a row), retrying in %.1f s:"
                         " %s", part.partition, failures, pause, exc)
             if failures < DRAIN_GIVE_UP:
@@ -505,16 +505,16 @@ class OutboxDrain:
         self.stats["records_done"] += len(part.records)
         self._after[part.partition] = (part.term, part.through)
         term, _, count, since = self._unmarked.get(part.partition,
-                                                   (part.term, 0, 0, self.ctx.clock()))
+                                                   (part.term, 0, 0, _monotonic()))
         if term != part.term:
-            count, since = 0, self.ctx.clock()
+            count, since = 0, _monotonic()
         self._unmarked[part.partition] = (part.term, part.through, count + len(part.records),
                                           since)
 
     async def _marks(self, *, all_due: bool = False) -> None:
         """Ask for the marks that are due: ``MARK_RECORDS`` records done since the last one,
         or ``MARK_DELAY`` seconds (one log entry per batch, not per write)."""
-        now = self.ctx.clock()
+        now = _monotonic()
         for partition, (term, through, count, since) in sorted(self._unmarked.items()):
             if not (all_due or count >= MARK_RECORDS or now - since >= MARK_DELAY):
                 continue
@@ -554,13 +554,13 @@ class OutboxDrain:
         """The table whose bucket ``bucket`` is (None: it was deleted)."""
         name = self._tables.get(bucket)
         if name is None:
-            if self.ctx.clock() < self._missing.get(bucket, 0.0):
+            if _monotonic() < self._missing.get(bucket, 0.0):
                 return None  # looked for lately: a deleted table's records
             for listed in await self.ctx.catalog.all_tables():
                 self._tables[listed.bucket] = listed.name
             name = self._tables.get(bucket)
             if name is None:
-                self._missing[bucket] = self.ctx.clock() + self.ctx.catalog.ttl
+                self._missing[bucket] = _monotonic() + self.ctx.catalog.ttl
                 return None
         info = await self.ctx.catalog.get(name)
         if info is None or info.bucket != bucket:
@@ -571,6 +571,12 @@ class OutboxDrain:
     def status(self) -> dict[str, int]:
         return {**self.stats, "records_in_hand": self.pending,
                 "partitions_backing_off": len(self._retry_at)}
+
+
+def _monotonic() -> float:
+    """The loop's clock: pauses and retries must not follow the wall clock's jumps (virtual
+    time under the simulator)."""
+    return asyncio.get_running_loop().time()
 
 
 def _committed_item(raw: bytes | None) -> Item | None:
