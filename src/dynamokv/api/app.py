@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from dynamokv.api import front, streams
+from dynamokv.api import front, indexes, streams
 from dynamokv.api.errors import (
     DynamoDBError,
     InternalServerError,
@@ -139,7 +139,14 @@ def _stream_noter(handle: NodeHandle) -> Callable[[TableInfo], None] | None:
     note = getattr(handle, "note_stream", None)
     if note is None:
         return None
-    return lambda info: note(info.bucket, streams.stream_enabled(info.description))
+    note_indexes = getattr(handle, "note_indexes", None)
+
+    def noter(info: TableInfo) -> None:
+        note(info.bucket, streams.stream_enabled(info.description))
+        if note_indexes is not None:  # writes of tables with global indexes are INDEXED
+            note_indexes(info.bucket, bool(info.gsis))
+
+    return noter
 
 
 class DynamoDBApp:
@@ -186,6 +193,7 @@ class DynamoDBApp:
             self.context.rng = rng
         self.stats: Counter[str] = Counter()
         self._timer = _RequestTimer()
+        indexes.start_drain(self.context)  # the index outbox; at the first request without a loop
 
     async def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
@@ -193,6 +201,8 @@ class DynamoDBApp:
         """Answer one request. ``target`` is the request target (path and query);
         ``headers`` has lower-case names. Never raises (except on cancellation)."""
         rid = request_id(self._ids)
+        if getattr(self.context.handle, "index_drain", True) is None:
+            indexes.start_drain(self.context)
         cors = front.cors_headers(headers)
         if method == "OPTIONS" and cors:
             return Response(200, [("x-amzn-RequestId", rid), *front.preflight_headers(headers)],

@@ -15,7 +15,7 @@ import math
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -75,6 +75,8 @@ class NodeMetrics:
         # Published by the node's loop every 2 s, read by the HTTP thread (node_pages.py).
         self.health: dict[str, Any] = {}
         self.status: dict[str, Any] = {}
+        # Other parts of the node that report into ``status`` (name -> their counters).
+        self.status_sources: dict[str, Callable[[], dict[str, Any]]] = {}
 
         r = self.registry
         self.request_seconds = Histogram(
@@ -290,6 +292,10 @@ class NodeMetrics:
         if self._http is None:
             return {}
         return {"http": {**self._http, "refused": dict(sorted(self._http["refused"].items()))}}
+
+    def sources_status(self) -> dict[str, Any]:
+        """What ``status_sources`` report now (e.g. ``index_upkeep``)."""
+        return {name: source() for name, source in sorted(self.status_sources.items())}
 
     def percentiles(self, op: str) -> dict[str, float]:
         """p50, p99 and p999 in seconds over the op's most recent samples (0.0 when none)."""

@@ -277,4 +277,5 @@ class NodeRunner:
             **self.transport.stats(),
             **self.metrics.http_status(),
             **self.metrics.background_status(),
+            **self.metrics.sources_status(),
         }

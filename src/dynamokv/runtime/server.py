@@ -124,6 +124,8 @@ async def start_node(config: NodeConfig) -> RunningNode:
             api = await _start_http_api(config, node)
             if api is not None:
                 node.extra_servers.append(api)
+        else:
+            _start_index_upkeep(node)
         return node
     except BaseException:
         engine.close()
@@ -155,7 +157,29 @@ async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
 
     node.extra_servers.append(Maintenance(api.app.context, config.table_sweep_interval_s,
                                           metrics=node.runner.metrics).start())
+    _register_drain(node, api.app.context)
     return api
+
+
+def _register_drain(node: RunningNode, context: Any) -> None:
+    """Global secondary index upkeep from the index outbox of the partitions this node leads:
+    stopped with the node, its counters in ``status`` (``index_upkeep``)."""
+    from dynamokv.api.indexes import start_drain
+
+    drain = start_drain(context)
+    if drain is not None:
+        node.extra_servers.append(drain)
+        node.runner.metrics.status_sources["index_upkeep"] = drain.status
+
+
+def _start_index_upkeep(node: RunningNode) -> None:
+    """A node without the HTTP API still leads table partitions: it drains their outbox."""
+    try:
+        from dynamokv.api.app import DynamoDBApp
+    except ImportError:
+        return
+    assert node.handle is not None
+    _register_drain(node, DynamoDBApp(node.handle).context)
 
 
 def http_limits(config: NodeConfig) -> Any:

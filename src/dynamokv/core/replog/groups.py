@@ -3,7 +3,10 @@
 Owns: ``PartitionLogs`` — the node's ``RaftGroup`` per ring partition it replicates (created at
 cluster founding, on a leader's first message, or loaded at restart), applying committed
 entries to the store in log order, the applied-change feed, leadership balance and membership
-changes that follow the ring, snapshot transfers, and ``Change``.
+changes that follow the ring, snapshot transfers, and ``Change``; and the seams its consumers
+hook into (``feed_listeners``, ``applied_hooks``, ``compaction_holds`` that keep compaction and
+snapshot bases below what a consumer still needs, ``snapshot_hooks``, ``write_gates`` for
+back-pressure).
 May import: ``dynamokv.core.*``, ``dynamokv.errors``.
 
 Client-facing table requests (waiting for commit, forwarding to the leader) live in
@@ -110,6 +113,12 @@ class PartitionLogs:
         self.feed: deque[Change] = deque(maxlen=FEED_KEPT)
         self.feed_listeners: list[Callable[[Change], None]] = []
         self.applied_hooks: list[Callable[[int, LogEntry], list[Effect]]] = []
+        # Consumers that must see every entry from some index on (the index outbox): each says
+        # how far a compaction or snapshot base of a group may go (None: no limit).
+        self.compaction_holds: list[Callable[[int], int | None]] = []
+        self.snapshot_hooks: list[Callable[[int, int], None]] = []  # (group, base) installed
+        # Refusals of new writes at the leader (back-pressure): (group, kind) -> error or None.
+        self.write_gates: list[Callable[[int, int], DynamoKVError | None]] = []
         self.snapshots: dict[tuple[int, str], SnapshotSender] = {}
         self._snapshot_ids = rng.randrange(1 << 30)
         self._tombstones: dict[int, HardState] = {}  # dropped groups: their term and vote
@@ -237,7 +246,7 @@ class PartitionLogs:
         t = self.timings
         if len(raft.log.entries) <= t.log_entries_max:
             return
-        through = raft.applied - t.log_entries_kept
+        through = self._held(raft, raft.applied - t.log_entries_kept)
         for (group, _), sender in self.snapshots.items():
             if group == raft.group:
                 through = min(through, sender.base_index)
@@ -245,6 +254,22 @@ class PartitionLogs:
             if self.log_sync:
                 self.store.sync()  # what the base claims applied must be on disk first
             raft.log.compact(through)
+
+    def _held(self, raft: RaftGroup, through: int) -> int:
+        """``through``, lowered to what the compaction holds allow (never below the base)."""
+        for hold in self.compaction_holds:
+            limit = hold(raft.group)
+            if limit is not None:
+                through = max(min(through, limit), raft.log.base_index)
+        return through
+
+    def refuse_write(self, group: int, kind: int) -> DynamoKVError | None:
+        """Why a new write of ``kind`` to ``group`` must be refused now (None: it may go)."""
+        for gate in self.write_gates:
+            refusal = gate(group, kind)
+            if refusal is not None:
+                return refusal
+        return None
 
     # ---- time --------------------------------------------------------------------------------
     def next_deadline(self) -> int | None:
@@ -360,7 +385,9 @@ class PartitionLogs:
 
     # ---- snapshots ---------------------------------------------------------------------------
     def _start_snapshot(self, raft: RaftGroup, node: str, now_ms: int) -> list[Effect]:
-        base = raft.applied
+        # Held like compaction: the receiver replays the entries after the base, so it keeps
+        # an outbox record of every entry not yet indexed (whole images: replay is safe).
+        base = self._held(raft, raft.applied)
         base_term = raft.log.term_at(base)
         if base_term is None:
             return []
@@ -431,6 +458,8 @@ class PartitionLogs:
                 self.snapshots_installed += 1
                 raft.install_snapshot(msg.base_index, msg.base_term,
                                       tuple(m.decode() for m in msg.members))
+                for hook in self.snapshot_hooks:
+                    hook(msg.group, msg.base_index)
         except (DynamoKVError, ValueError) as exc:
             return [Send(src, RaftSnapshotAck(msg.group, raft.term, msg.snapshot_id, False,
                                               str(exc)))]

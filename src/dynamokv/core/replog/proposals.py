@@ -39,7 +39,7 @@ from dynamokv.core.messages import (
     Message,
 )
 from dynamokv.core.replog.groups import PartitionLogs, live_value
-from dynamokv.core.replog.log import PUT, SERVICE, STREAMED, is_put
+from dynamokv.core.replog.log import INDEXED, PUT, SERVICE, STREAMED, is_put
 from dynamokv.core.replog.raft import RaftGroup
 from dynamokv.core.requests import (
     CasAborted,
@@ -292,6 +292,9 @@ class TableRequests:
                 new = op.decide(old)
             except Exception as exc:  # Abort and anything else decide raises: nothing written
                 return self._finish(op_id, CasAborted(exc))
+        refusal = self.logs.refuse_write(raft.group, PUT | op.flags)
+        if refusal is not None:
+            return self._finish(op_id, _error(refusal))
         op.old, op.value = old, new
         index = raft.propose(PUT | op.flags, now_ms, op.bucket, op.key, new)
         op.waiting = (index, raft.term)
@@ -477,6 +480,9 @@ class TableRequests:
             return [Send(src, LogReply(msg.req_id, CONDITION_FAILED, old))]
         if _refused(old, msg.refuse_prefix):
             return [Send(src, LogReply(msg.req_id, REFUSED, old))]
+        refusal = self.logs.refuse_write(raft.group, PUT | _put_flags(msg.flags))
+        if refusal is not None:
+            return [Send(src, LogReply(msg.req_id, refusal.code, message=refusal.message))]
         index = raft.propose(PUT | _put_flags(msg.flags), now_ms, msg.bucket, msg.key,
                              msg.value)
         self._taken[(src, msg.req_id)] = None
@@ -543,7 +549,7 @@ def _refused(current: bytes | None, prefix: bytes) -> bool:
 
 def _put_flags(flags: int) -> int:
     """Only the known flags of a peer's request (anything else would change the kind)."""
-    return flags & (STREAMED | SERVICE)
+    return flags & (STREAMED | SERVICE | INDEXED)
 
 
 def _error(exc: DynamoKVError) -> ErrorReply:
