@@ -1,9 +1,11 @@
-"""DynamoDB API throughput and latency: a 3-node dynamokv cluster against dynalite, side by side.
+"""DynamoDB API throughput, latency, CPU per op: dynamokv (1 and 3 nodes) against dynalite.
 
-Both servers are started by this script, on free ports of 127.0.0.1, and stay up for the whole
-run; each measured run then targets one of them:
+Every server is started by this script, on free ports of 127.0.0.1, and stays up for the whole
+run; each measured run then targets one of them (``--targets``, default all three):
 
-* dynamokv: ``python -m dynamokv cluster up --detach`` (3 node processes, N=3 R=2 W=2, lmdb),
+* dynamokv-1: ``python -m dynamokv cluster up --nodes 1 --detach`` (one node process, N=1 R=1
+  W=1, lmdb);
+* dynamokv-3: ``python -m dynamokv cluster up --detach`` (3 node processes, N=3 R=2 W=2, lmdb),
   every node serving the DynamoDB API over HTTP; the load generator's connections are spread
   round robin over the three nodes' HTTP endpoints (each node coordinates what it receives);
 * dynalite: one Node.js process, started with ``../shared/tools/peers.sh start dynalite PORT``
@@ -20,11 +22,15 @@ C, W and A are run by ``../shared/tools/loadgen.py`` (YCSB-style, scrambled zipf
 run by this script itself, on loadgen's own cheap HTTP client (its module is imported), against
 a second table of ``--query-partitions`` partition keys with ``--query-items`` items each.
 
-Runs alternate between the targets in ABBA order (per workload: dynamokv then dynalite in one
-round, dynalite then dynamokv in the next), so that drift in the machine's load does not favour
-either. The summary gives, per workload, the mean over rounds and the ratios dynamokv:dynalite.
+Runs are interleaved: per workload every target runs once per round, back to back, and the
+order is reversed from one round (and workload) to the next, so that drift in the machine's load
+does not favour any. The summary gives, per workload and target, the median over rounds of
+ops/s, p50/p99/p99.9 latency and server CPU per operation (CPU seconds of the server processes
+over the measured window divided by the operations completed), and the ratios of each dynamokv
+target to dynalite, taken within a round, then the median over rounds.
 
     python bench/dynamodb_vs_dynalite.py --duration 10 --rounds 2 --json results.json
+    python bench/dynamodb_vs_dynalite.py --targets dynalite,dynamokv-1 --workloads W,C
 
 Every process started here is stopped by PID at the end, also after an error, Ctrl-C or SIGTERM
 (the cluster with ``cluster down`` then SIGKILL, dynalite with ``peers.sh stop PID``).
@@ -56,7 +62,9 @@ from dynamokv import Client
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO.parent / "shared" / "tools"  # ../shared/tools, relative to the repository
-TARGETS = ("dynamokv", "dynalite")
+DYNAMOKV_TARGETS = {"dynamokv-1": (1, 1, 1, 1), "dynamokv-3": (3, 3, 2, 2)}  # nodes, N, R, W
+ALL_TARGETS = ("dynalite", *DYNAMOKV_TARGETS)
+BASELINE = "dynalite"
 LOADGEN_WORKLOADS = {"C": "100% GetItem", "W": "100% PutItem", "A": "50% GetItem / 50% PutItem"}
 ALL_WORKLOADS = {**LOADGEN_WORKLOADS, "Q": "100% Query"}
 USER_TABLE = "usertable"
@@ -146,6 +154,21 @@ def run_loadgen(args: argparse.Namespace, urls: list[str], extra: list[str],
         raise SetupError(f"loadgen failed ({done.returncode}): {done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def preload(args: argparse.Namespace, urls: list[str]) -> dict[str, Any]:
+    """loadgen's preload, tried again while a fresh cluster's partition logs elect leaders."""
+    for attempt in range(1, 6):
+        try:
+            return run_loadgen(args, urls,
+                               ["--load-only", "--force-load", "--load-concurrency", "16"],
+                               args.load_timeout)
+        except SetupError as exc:
+            if attempt == 5:
+                raise
+            log(f"  preload attempt {attempt} failed ({str(exc)[-160:]}); again in 3 s")
+            time.sleep(3.0)
+    raise AssertionError("unreachable")
 
 
 def measure_loadgen(args: argparse.Namespace, target: str, urls: list[str], workload: str,
@@ -365,42 +388,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "loadavg_start": common.loadavg()},
         "results": [],
     }
-    dynalite_pid: int | None = None
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    urls: dict[str, list[str]] = {}
+    pids: dict[str, list[int]] = {}
+    report["servers"] = {}
     with contextlib.ExitStack() as stack, asyncio.Runner(loop_factory=new_loop) as runner:
         # -- servers
-        log("starting a 3-node dynamokv cluster (N=3 R=2 W=2, lmdb) on 127.0.0.1")
-        cluster = stack.enter_context(common.LocalCluster(nodes=3, n=3, r=2, w=2,
-                                                          engine="lmdb", log=log))
-        assert cluster.data_dir is not None
-        manifest = json.loads((cluster.data_dir / "cluster" / "cluster.json").read_text())
-        urls = {"dynamokv": [f"http://{node['http_address']}" for node in manifest["nodes"]]}
-        pids = {"dynamokv": list(cluster.pids)}
-        wait_until("every node to join the ring", lambda: ring_complete(cluster.addresses, 3))
-        port = common.free_port_block(1, random.Random())
-        log(f"starting {args.dynalite_flavour} on 127.0.0.1:{port} with peers.sh")
-        dynalite_pid = start_dynalite(args.peers, args.dynalite_flavour, port)
-        stack.callback(stop_dynalite, args.peers, dynalite_pid)
-        urls["dynalite"] = [f"http://127.0.0.1:{port}"]
-        pids["dynalite"] = [dynalite_pid]
-        report["servers"] = {"dynamokv": {"nodes": 3, "n": 3, "r": 2, "w": 2, "engine": "lmdb",
-                                          "endpoints": len(urls["dynamokv"])},
-                             "dynalite": {"flavour": args.dynalite_flavour}}
+        for target in targets:
+            if target == BASELINE:
+                port = common.free_port_block(1, random.Random())
+                log(f"starting {args.dynalite_flavour} on 127.0.0.1:{port} with peers.sh")
+                dynalite_pid = start_dynalite(args.peers, args.dynalite_flavour, port)
+                stack.callback(stop_dynalite, args.peers, dynalite_pid)
+                urls[target] = [f"http://127.0.0.1:{port}"]
+                pids[target] = [dynalite_pid]
+                report["servers"][target] = {"flavour": args.dynalite_flavour}
+                continue
+            nodes, n, r, w = DYNAMOKV_TARGETS[target]
+            log(f"starting a {nodes}-node dynamokv cluster (N={n} R={r} W={w}, lmdb)")
+            cluster = stack.enter_context(common.LocalCluster(nodes=nodes, n=n, r=r, w=w,
+                                                              engine="lmdb", log=log))
+            assert cluster.data_dir is not None
+            manifest = json.loads((cluster.data_dir / "cluster" / "cluster.json").read_text())
+            urls[target] = [f"http://{node['http_address']}" for node in manifest["nodes"]]
+            pids[target] = list(cluster.pids)
+            wait_until(f"every node of {target} to join the ring",
+                       lambda c=cluster, k=nodes: ring_complete(c.addresses, k))
+            report["servers"][target] = {"nodes": nodes, "n": n, "r": r, "w": w,
+                                         "engine": "lmdb", "endpoints": len(urls[target])}
 
         # -- data
         report["load"] = {}
-        for target in TARGETS:
+        for target in targets:
             log(f"{target}: preloading {args.records} items of {args.value_size} B, and "
                 f"{args.query_partitions} x {args.query_items} query items")
-            loaded = run_loadgen(args, urls[target],
-                                 ["--load-only", "--force-load", "--load-concurrency", "16"],
-                                 args.load_timeout)
-            query_loaded = runner.run(query_setup(lg, urls[target], args))
+            loaded = preload(args, urls[target])
+            query_loaded = (runner.run(query_setup(lg, urls[target], args))
+                            if "Q" in workloads else None)
             report["load"][target] = {"usertable": loaded.get("load"), "querytable": query_loaded}
 
         # -- measured runs, ABBA per workload
         for round_no in range(args.rounds):
             for index, workload in enumerate(workloads):
-                order = TARGETS if (round_no + index) % 2 == 0 else TARGETS[::-1]
+                order = targets if (round_no + index) % 2 == 0 else targets[::-1]
                 for target in order:
                     log(f"round {round_no + 1}/{args.rounds}, workload {workload} "
                         f"({ALL_WORKLOADS[workload]}), {target}: {args.duration:g} s")
@@ -414,11 +444,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     result.update({"round": round_no + 1, "workload": workload,
                                    "target": target, "loadavg": common.loadavg()})
                     report["results"].append(result)
-                    log(f"  {result['ops_per_s']:.0f} ops/s, errors {result['errors']}, "
+                    fig = _figures(result)
+                    log(f"  {result['ops_per_s']:.0f} ops/s, p50/p99/p99.9 {fig['p50_ms']}/"
+                        f"{fig['p99_ms']}/{fig['p999_ms']} ms, errors {result['errors']}, "
                         f"server CPU {result['server_cpu_pct']:.0f}% of a core "
                         f"({result['server_cpu_us_per_op']} us/op)")
     report["machine"]["loadavg_end"] = common.loadavg()
-    report["summary"] = summarize(report["results"], workloads)
+    report["summary"] = summarize(report["results"], workloads, targets)
     return report
 
 
@@ -438,40 +470,49 @@ def _lat(result: dict[str, Any], op: str, key: str) -> float | None:
 def _figures(result: dict[str, Any]) -> dict[str, float | None]:
     op = "write" if result["workload"] == "W" else "read"
     return {"ops_per_s": result["ops_per_s"], "p50_ms": _lat(result, op, "p50_ms"),
-            "p99_ms": _lat(result, op, "p99_ms"),
+            "p99_ms": _lat(result, op, "p99_ms"), "p999_ms": _lat(result, op, "p999_ms"),
             "server_cpu_us_per_op": result["server_cpu_us_per_op"]}
 
 
-def summarize(results: list[dict[str, Any]], workloads: list[str]) -> list[dict[str, Any]]:
-    """Per workload: each target's median over rounds, and the ratios dynamokv:dynalite.
+def summarize(results: list[dict[str, Any]], workloads: list[str],
+              targets: list[str]) -> list[dict[str, Any]]:
+    """Per workload: each target's median over rounds, and each dynamokv target's ratios to
+    dynalite.
 
-    A ratio is taken within each round (the two runs of a round are back to back, so they saw
+    A ratio is taken within each round (the runs of a round are back to back, so they saw
     about the same background load) and the median over rounds is reported. Latency is that of
     the workload's operation (writes for W, reads otherwise).
     """
     rows = []
     for workload in workloads:
-        row: dict[str, Any] = {"workload": workload}
-        for target in TARGETS:
-            runs = [_figures(r) for r in results
-                    if r["workload"] == workload and r["target"] == target]
-            row[target] = {key: _median([f[key] for f in runs]) for key in runs[0]} if runs else {}
-            row[target]["ops_per_s_runs"] = [f["ops_per_s"] for f in runs]
-            row[target]["errors"] = sum(r["errors"] for r in results
-                                        if r["workload"] == workload and r["target"] == target)
-        per_round: dict[str, list[float | None]] = {}
-        rounds = sorted({r["round"] for r in results if r["workload"] == workload})
-        for round_no in rounds:
-            pair = {r["target"]: _figures(r) for r in results
-                    if r["workload"] == workload and r["round"] == round_no}
-            if set(pair) != set(TARGETS):
+        row: dict[str, Any] = {"workload": workload, "targets": {}, "ratio": {},
+                               "ratio_per_round": {}}
+        mine = [r for r in results if r["workload"] == workload]
+        for target in targets:
+            runs = [_figures(r) for r in mine if r["target"] == target]
+            each: dict[str, Any] = ({key: _median([f[key] for f in runs]) for key in runs[0]}
+                                    if runs else {})
+            each["ops_per_s_runs"] = [f["ops_per_s"] for f in runs]
+            each["errors"] = sum(r["errors"] for r in mine if r["target"] == target)
+            row["targets"][target] = each
+        if BASELINE not in targets:
+            rows.append(row)
+            continue
+        for target in targets:
+            if target == BASELINE:
                 continue
-            for key, a in pair["dynamokv"].items():
-                b = pair["dynalite"][key]
-                per_round.setdefault(key, []).append(round(a / b, 3) if a and b else None)
-        row["ratio_per_round"] = per_round
-        row["ratio"] = {key: (round(v, 2) if (v := _median(values)) is not None else None)
-                        for key, values in per_round.items()}
+            per_round: dict[str, list[float | None]] = {}
+            for round_no in sorted({r["round"] for r in mine}):
+                pair = {r["target"]: _figures(r) for r in mine if r["round"] == round_no}
+                if target not in pair or BASELINE not in pair:
+                    continue
+                for key, a in pair[target].items():
+                    b = pair[BASELINE][key]
+                    per_round.setdefault(key, []).append(round(a / b, 3) if a and b else None)
+            row["ratio_per_round"][target] = per_round
+            row["ratio"][target] = {
+                key: (round(v, 2) if (v := _median(values)) is not None else None)
+                for key, values in per_round.items()}
         rows.append(row)
     return rows
 
@@ -485,29 +526,42 @@ def _fmt(value: Any) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    out = ["| workload | target | round | ops/s | read p50 ms | read p99 ms | write p50 ms "
-           "| write p99 ms | server CPU % | server us/op | errors |",
-           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    out = ["| workload | target | round | ops/s | read p50 ms | read p99 ms | read p99.9 ms "
+           "| write p50 ms | write p99 ms | write p99.9 ms | server CPU % | server us/op "
+           "| errors |",
+           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in report["results"]:
         out.append(f"| {r['workload']} | {r['target']} | {r['round']} | {_fmt(r['ops_per_s'])} "
                    f"| {_fmt(_lat(r, 'read', 'p50_ms'))} | {_fmt(_lat(r, 'read', 'p99_ms'))} "
+                   f"| {_fmt(_lat(r, 'read', 'p999_ms'))} "
                    f"| {_fmt(_lat(r, 'write', 'p50_ms'))} | {_fmt(_lat(r, 'write', 'p99_ms'))} "
+                   f"| {_fmt(_lat(r, 'write', 'p999_ms'))} "
                    f"| {_fmt(r['server_cpu_pct'])} | {_fmt(r['server_cpu_us_per_op'])} "
                    f"| {r['errors']} |")
-    out += ["", "Medians over rounds; ratios dynamokv:dynalite, taken per round, then the median "
-            "(per-round ratios in brackets).", "",
-            "| workload | dynamokv ops/s | dynalite ops/s | ops/s ratio | p50 ratio "
-            "| p99 ratio | server CPU per op ratio |", "|---|--:|--:|--:|--:|--:|--:|"]
+    out += ["", "Medians over rounds of the workload's own operation (writes for W, reads "
+            "otherwise); ratios to dynalite taken per round, then the median (per-round ratios "
+            "in brackets; ops/s above 1: faster; latency and CPU above 1: slower, costlier).", "",
+            "| workload | target | ops/s | p50 ms | p99 ms | p99.9 ms | server us/op "
+            "| ops/s ratio | p50 ratio | p99 ratio | p99.9 ratio | CPU/op ratio |",
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for row in report["summary"]:
-        ratio, each = row["ratio"], row["ratio_per_round"]
+        for target, each in row["targets"].items():
+            ratio = row["ratio"].get(target, {})
+            rounds = row["ratio_per_round"].get(target, {})
 
-        def cell(key: str, ratio: dict[str, Any] = ratio, each: dict[str, Any] = each) -> str:
-            runs = ", ".join(_fmt(v) for v in each.get(key, []))
-            return f"{_fmt(ratio.get(key))} ({runs})"
+            def cell(key: str, ratio: dict[str, Any] = ratio,
+                     rounds: dict[str, Any] = rounds) -> str:
+                if key not in ratio:
+                    return "\u2013"
+                runs = ", ".join(_fmt(v) for v in rounds.get(key, []))
+                return f"{_fmt(ratio.get(key))} ({runs})"
 
-        out.append(f"| {row['workload']} | {_fmt(row['dynamokv'].get('ops_per_s'))} "
-                   f"| {_fmt(row['dynalite'].get('ops_per_s'))} | {cell('ops_per_s')} "
-                   f"| {cell('p50_ms')} | {cell('p99_ms')} | {cell('server_cpu_us_per_op')} |")
+            out.append(f"| {row['workload']} | {target} | {_fmt(each.get('ops_per_s'))} "
+                       f"| {_fmt(each.get('p50_ms'))} | {_fmt(each.get('p99_ms'))} "
+                       f"| {_fmt(each.get('p999_ms'))} "
+                       f"| {_fmt(each.get('server_cpu_us_per_op'))} | {cell('ops_per_s')} "
+                       f"| {cell('p50_ms')} | {cell('p99_ms')} | {cell('p999_ms')} "
+                       f"| {cell('server_cpu_us_per_op')} |")
     return "\n".join(out)
 
 
@@ -518,8 +572,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog="Ratios are dynamokv:dynalite (ops/s above 1: dynamokv "
                                        "faster; latency and CPU above 1: dynamokv slower).")
-    p.add_argument("--workloads", default="C,W,A,Q",
-                   help="comma-separated, of C, W, A (loadgen) and Q (Query) (default C,W,A,Q)")
+    p.add_argument("--workloads", default="C,W,A",
+                   help="comma-separated, of C, W, A (loadgen) and Q (Query) (default C,W,A)")
+    p.add_argument("--targets", default=",".join(ALL_TARGETS),
+                   help=f"comma-separated, of {', '.join(ALL_TARGETS)} (default all)")
     p.add_argument("--rounds", type=int, default=2,
                    help="times each target runs each workload, alternating (default 2)")
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
@@ -556,6 +612,9 @@ def main(argv: list[str] | None = None) -> int:
     bad = [w for w in args.workloads.upper().split(",") if w.strip() not in ALL_WORKLOADS]
     if bad:
         parser.error(f"unknown workloads {bad}; choose from {', '.join(ALL_WORKLOADS)}")
+    bad = [t for t in args.targets.split(",") if t.strip() not in ALL_TARGETS]
+    if bad:
+        parser.error(f"unknown targets {bad}; choose from {', '.join(ALL_TARGETS)}")
     if args.rounds < 1 or args.concurrency < 1 or args.duration <= 0:
         parser.error("--rounds, --concurrency and --duration must be positive")
     for path in (args.peers, args.loadgen):

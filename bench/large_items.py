@@ -107,7 +107,10 @@ def _best_ms(function: Any, *args: Any, repeat: int) -> tuple[float, Any]:
 
 def stages(repeat: int) -> None:
     from dynamokv.api.attributes import item_from_wire, item_size
-    from dynamokv.api.items import encode_item
+    try:
+        from dynamokv.api.layout.items import encode_item
+    except ImportError:  # the layout before api/ had sub-packages
+        from dynamokv.api.items import encode_item  # type: ignore[no-redef]
 
     try:
         from dynamokv.api.bodies import prepare_body

@@ -14,9 +14,12 @@ the ``[plots]`` extra; without it only the JSON is written).
 Experiments: ``buffer`` (6.1 object buffer vs durable writes, ``--sync fsync``), ``routing``
 (6.4 client- vs server-driven coordination), ``divergence`` (6.3 versions per read in a cart
 workload), ``balance`` (6.2 load imbalance vs request rate, Q and node count; in-process over
-the real ring, claim and key hashing), ``nrw`` (6.1 (N,R,W) settings: latency, availability,
-stale reads), ``admission`` (6.5 foreground latency during hint replay with and without the
-feedback loop).
+the real ring, claim and key hashing), ``nrw`` ((N,R,W) settings: latency, availability with a
+node down, stale reads on loopback), ``staleness`` (PBS: stale reads vs time since the write,
+on nodes with ``--inject-replica-delay``; ``paper_staleness.py``), ``admission`` (6.5
+foreground latency during hint replay, feedback loop on and off side by side;
+``paper_admission.py``). Configurations that share a cluster are measured in alternating
+slices (``paper_common.interleaved``), so a loaded machine's drift falls on each alike.
 """
 
 from __future__ import annotations
@@ -27,14 +30,26 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import common
-from recovery_cluster import RecoveryCluster
+from paper_admission import plot_admission, run_admission
+from paper_common import (
+    FULL,
+    QUICK,
+    BenchCluster,
+    Progress,
+    Samples,
+    Scale,
+    closed_loop,
+    interleaved,
+    lat_only,
+    over_time,
+    set_props,
+)
+from paper_staleness import plot_staleness, run_staleness, stale_trials
 
 from dynamokv import Client
 from dynamokv.client.client import AsyncClient
@@ -42,125 +57,9 @@ from dynamokv.core.claim import claim
 from dynamokv.core.hashing import key_partition
 from dynamokv.core.ring import Member
 
-EXPERIMENTS = ("buffer", "routing", "divergence", "balance", "nrw", "admission")
-
-
-@dataclass
-class Scale:
-    """How long and how hard each experiment runs (``--quick`` shrinks everything)."""
-
-    seconds: float  # measured seconds per configuration
-    concurrency: int
-    keys: int
-    quick: bool = False
-
-
-QUICK = Scale(seconds=3.0, concurrency=8, keys=200, quick=True)
-FULL = Scale(seconds=25.0, concurrency=16, keys=2_000)
-
-
-# ---- clusters and progress -------------------------------------------------------------------
-
-
-@dataclass
-class BenchCluster(RecoveryCluster):
-    """``RecoveryCluster`` with extra ``node start`` flags (``--sync fsync`` and the like)."""
-
-    extra_args: tuple[str, ...] = ()
-    log: Callable[[str], None] = field(default=lambda text: None)
-
-    def _argv(self, node_id: str, address: str, seeds: Any) -> list[str]:
-        return [*super()._argv(node_id, address, seeds), *self.extra_args]
-
-    def add(self) -> Any:
-        """Start one more node joining through n1; returns its ``NodeProc``."""
-        from recovery_cluster import NodeProc
-
-        assert self.root is not None
-        node_id = f"n{len(self.nodes) + 1}"
-        address = f"{common.HOST}:{common.free_port_block(1, random.Random())}"
-        node = NodeProc(node_id, address, self.root / node_id, self.root / f"{node_id}.log",
-                        self._argv(node_id, address, [self.nodes[0].address]))
-        self.nodes.append(node)
-        node.start()
-        self.wait_answers(node)
-        return node
-
-
-def set_props(cluster: BenchCluster, bucket: str, **props: Any) -> None:
-    """Set bucket props and wait until gossip took them to every live node."""
-    with Client(cluster.addresses, timeout_s=5.0) as c:
-        c.bucket_props(bucket, **props)
-    deadline = time.monotonic() + 30
-    for node in cluster.live():
-        while time.monotonic() < deadline:
-            with Client([node.address], timeout_s=3.0) as c:
-                got = c.bucket_props(bucket)
-            if all(got.get(k) == v for k, v in props.items()):
-                break
-            time.sleep(0.2)
-
-
-class Progress:
-    """One rich progress bar per experiment, advanced by elapsed seconds."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bar: Any = None
-
-    @contextmanager
-    def task(self, name: str, total_s: float) -> Iterator[Callable[[float], None]]:
-        if not self.enabled:
-            yield lambda _s: None
-            return
-        from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
-        from rich.progress import Progress as Bar
-
-        with Bar(TextColumn("{task.description:<34}"), BarColumn(), TimeRemainingColumn(),
-                 transient=False) as bar:
-            task = bar.add_task(name, total=total_s)
-            yield lambda s: bar.update(task, completed=min(s, total_s))
-            bar.update(task, completed=total_s)
-
-
-# ---- load generation -------------------------------------------------------------------------
-
-
-async def closed_loop(op: Callable[[int], Any], seconds: float, concurrency: int,
-                      tick: Callable[[float], None], offset_s: float = 0.0
-                      ) -> tuple[list[tuple[float, float]], int]:
-    """Run ``op(i)`` from ``concurrency`` workers for ``seconds``; (start offset, latency)
-    samples of the successes, and the failure count."""
-    samples: list[tuple[float, float]] = []
-    failures = 0
-    t0 = time.monotonic()
-    counter = iter(range(1 << 62))
-
-    async def worker() -> None:
-        nonlocal failures
-        while (now := time.monotonic()) - t0 < seconds:
-            try:
-                await op(next(counter))
-                samples.append((now - t0, time.monotonic() - now))
-            except Exception:
-                failures += 1
-            tick(offset_s + time.monotonic() - t0)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return samples, failures
-
-
-def over_time(samples: list[tuple[float, float]], window_s: float) -> list[dict[str, Any]]:
-    """Percentiles per window of start time."""
-    buckets: dict[int, list[float]] = {}
-    for at, lat in samples:
-        buckets.setdefault(int(at / window_s), []).append(lat)
-    return [{"t_s": round(i * window_s, 2), **common.summarize(v)}
-            for i, v in sorted(buckets.items())]
-
-
-def lat_only(samples: list[tuple[float, float]]) -> dict[str, Any]:
-    return common.summarize([lat for _, lat in samples])
+EXPERIMENTS = ("buffer", "routing", "divergence", "balance", "nrw", "staleness", "admission")
+__all__ = ["FULL", "QUICK", "BenchCluster", "Progress", "Scale", "closed_loop", "lat_only",
+           "main", "over_time", "set_props"]
 
 
 # ---- 1. object buffer ------------------------------------------------------------------------
@@ -173,20 +72,20 @@ def run_buffer(scale: Scale, progress: Progress) -> dict[str, Any]:
         set_props(cluster, "buffered", buffer=True)
         set_props(cluster, "durable", buffer=False)
         value = b"x" * 512
-        total = 2 * scale.seconds
-        with progress.task("buffer: buffered vs durable", total) as tick:
-            for i, bucket in enumerate(("durable", "buffered")):
-                async def go(bucket: str = bucket, offset: float = i * scale.seconds
-                             ) -> tuple[list[tuple[float, float]], int]:
-                    async with AsyncClient(cluster.addresses, routing="partition") as c:
-                        async def op(n: int) -> None:
-                            await c.put(f"k{n % scale.keys}", value, bucket=bucket)
-                        await op(0)  # ring fetch outside the measurement
-                        return await closed_loop(op, scale.seconds, scale.concurrency, tick,
-                                                 offset)
-                samples, failures = asyncio.run(go())
-                out["configs"][bucket] = {"summary": lat_only(samples), "failures": failures,
-                                          "over_time": over_time(samples, 1.0)}
+
+        async def measure(bucket: str, seconds: float, tick: Callable[[float], None],
+                          offset: float) -> Samples:
+            async with AsyncClient(cluster.addresses, routing="partition") as c:
+                async def op(n: int) -> None:
+                    await c.put(f"k{n % scale.keys}", value, bucket=bucket)
+                await op(0)  # ring fetch outside the measurement
+                return await closed_loop(op, seconds, scale.concurrency, tick, offset)
+
+        with progress.task("buffer: buffered vs durable", 2 * scale.seconds) as tick:
+            got = interleaved(["durable", "buffered"], measure, scale.seconds, scale, tick)
+        for bucket, (samples, failures) in got.items():
+            out["configs"][bucket] = {"summary": lat_only(samples), "failures": failures,
+                                      "over_time": over_time(samples, 1.0)}
     return out
 
 
@@ -212,28 +111,29 @@ def run_routing(scale: Scale, progress: Progress) -> dict[str, Any]:
     out: dict[str, Any] = {"nodes": 5, "n": 3, "configs": {}, "after_join": {}}
     value = b"v" * 256
     with BenchCluster(count=5, ring_size=64) as cluster:
+
+        async def measure(name: str, seconds: float, tick: Callable[[float], None],
+                          offset: float) -> Samples:
+            routing, kind = name.split("/")
+            async with AsyncClient(cluster.addresses, routing=routing) as c:
+                async def op(n: int) -> None:
+                    key = f"k{n % scale.keys}"
+                    if kind == "put":
+                        await c.put(key, value, bucket="route")
+                    else:
+                        await c.get(key, bucket="route")
+                await op(0)
+                return await closed_loop(op, seconds, scale.concurrency, tick, offset)
+
         total = 4 * scale.seconds / 2 + scale.seconds
         with progress.task("routing: partition vs server", total) as tick:
-            offset = 0.0
-            for routing in ("partition", "server"):
-                for kind in ("put", "get"):
-                    async def go(routing: str = routing, kind: str = kind, off: float = offset
-                                 ) -> tuple[list[tuple[float, float]], int]:
-                        async with AsyncClient(cluster.addresses, routing=routing) as c:
-                            async def op(n: int) -> None:
-                                key = f"k{n % scale.keys}"
-                                if kind == "put":
-                                    await c.put(key, value, bucket="route")
-                                else:
-                                    await c.get(key, bucket="route")
-                            await op(0)
-                            return await closed_loop(op, scale.seconds / 2, scale.concurrency,
-                                                     tick, off)
-                    samples, failures = asyncio.run(go())
-                    offset += scale.seconds / 2
-                    out["configs"][f"{routing}/{kind}"] = {"summary": lat_only(samples),
-                                                           "failures": failures}
-            out["after_join"] = _misrouted_after_join(cluster, scale, tick, offset)
+            names = ["partition/put", "server/put", "partition/get", "server/get"]
+            got = interleaved(names, measure, scale.seconds / 2, scale, tick)
+            for name in names:
+                samples, failures = got[name]
+                out["configs"][name] = {"summary": lat_only(samples), "failures": failures}
+            out["after_join"] = _misrouted_after_join(cluster, scale, tick,
+                                                      2 * scale.seconds)
     return out
 
 
@@ -481,7 +381,6 @@ def plot_balance(data: dict[str, Any], plt: Any, path: Path) -> None:
 # ---- 5. (N, R, W) ----------------------------------------------------------------------------
 
 NRW = ((3, 2, 2), (3, 1, 3), (3, 1, 1), (3, 3, 1))
-STALE_DELAYS_MS = (0, 1, 2, 5, 10, 20, 50)
 
 
 def run_nrw(scale: Scale, progress: Progress) -> dict[str, Any]:
@@ -491,32 +390,33 @@ def run_nrw(scale: Scale, progress: Progress) -> dict[str, Any]:
     with BenchCluster(count=3, ring_size=16) as cluster:
         for n, r, w in NRW:
             set_props(cluster, f"nrw{r}{w}", n=n, r=r, w=w)
-        total = len(NRW) * (2 * per + 2)
-        with progress.task("nrw: latency, staleness, availability", total) as tick:
-            offset = 0.0
+        total = len(NRW) * (2 * per + 1) + 1
+        with progress.task("nrw: latency, availability", total) as tick:
+            async def measure(name: str, seconds: float, tick: Callable[[float], None],
+                              offset: float) -> Samples:
+                bucket, kind = name.split("/")
+                async with AsyncClient(cluster.addresses, routing="partition") as c:
+                    async def op(i: int) -> None:
+                        if kind == "put":
+                            await c.put(f"k{i % scale.keys}", value, bucket=bucket)
+                        else:
+                            await c.get(f"k{i % scale.keys}", bucket=bucket)
+                    await op(0)
+                    return await closed_loop(op, seconds, scale.concurrency, tick, offset)
+
+            names = [f"nrw{r}{w}/{kind}" for _, r, w in NRW for kind in ("put", "get")]
+            got = interleaved(names, measure, per, scale, tick)
             for n, r, w in NRW:
-                bucket = f"nrw{r}{w}"
-                cfg: dict[str, Any] = {}
-                for kind in ("put", "get"):
-                    async def go(kind: str = kind, bucket: str = bucket, off: float = offset
-                                 ) -> tuple[list[tuple[float, float]], int]:
-                        async with AsyncClient(cluster.addresses, routing="partition") as c:
-                            async def op(i: int) -> None:
-                                if kind == "put":
-                                    await c.put(f"k{i % scale.keys}", value, bucket=bucket)
-                                else:
-                                    await c.get(f"k{i % scale.keys}", bucket=bucket)
-                            await op(0)
-                            return await closed_loop(op, per, scale.concurrency, tick, off)
-                    samples, failures = asyncio.run(go())
-                    offset += per
-                    cfg[kind] = {"summary": lat_only(samples), "failures": failures}
-                cfg["stale"] = asyncio.run(_loaded(cluster, scale, _staleness(
-                    cluster, bucket, 6 if scale.quick else 40,
-                    STALE_DELAYS_MS[::2] if scale.quick else STALE_DELAYS_MS)))
-                offset += 1
-                tick(offset)
-                out["configs"][f"({n},{r},{w})"] = cfg
+                out["configs"][f"({n},{r},{w})"] = {
+                    kind: {"summary": lat_only(got[f"nrw{r}{w}/{kind}"][0]),
+                           "failures": got[f"nrw{r}{w}/{kind}"][1]} for kind in ("put", "get")}
+            offset = len(names) * per
+            # The loopback baseline of the staleness experiment: no injected delay.
+            out["stale_loopback_311"] = asyncio.run(stale_trials(
+                cluster.nodes[0].address, cluster.nodes[1].address, "nrw11", (0,),
+                20 if scale.quick else 150))
+            offset += 1
+            tick(offset)
             cluster.nodes[-1].kill9()
             time.sleep(3.0)  # let the others suspect it
             for n, r, w in NRW:
@@ -525,60 +425,6 @@ def run_nrw(scale: Scale, progress: Progress) -> dict[str, Any]:
                 offset += 1
                 tick(offset)
     return out
-
-
-async def _loaded(cluster: BenchCluster, scale: Scale, measured: Any) -> Any:
-    """Await ``measured`` while ``scale.concurrency`` writers load the cluster (other keys),
-    so replicas lag as they do under load."""
-    done = False
-
-    async def writer(c: AsyncClient, i: int) -> None:
-        while not done:
-            try:
-                await c.put(f"load{i}-{random.randrange(100)}", b"l" * 256, bucket="load")
-            except Exception:
-                await asyncio.sleep(0.01)
-
-    async with AsyncClient(cluster.addresses, routing="server") as c:
-        tasks = [asyncio.ensure_future(writer(c, i)) for i in range(scale.concurrency)]
-        try:
-            return await measured
-        finally:
-            done = True
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _staleness(cluster: BenchCluster, bucket: str, trials: int, delays: tuple[int, ...]
-                     ) -> list[dict[str, Any]]:
-    """Write through one node, read through another after a delay: share of reads that miss
-    the acknowledged write (a read with R replies that does not contain the new value)."""
-    rows = []
-    writer = AsyncClient([cluster.nodes[0].address], routing="server")
-    reader = AsyncClient([cluster.nodes[1].address], routing="server")
-    try:
-        for delay in delays:
-            stale = done = 0
-            for t in range(trials):
-                key = f"stale{delay}-{t}"
-                ctx = None
-                try:
-                    got = await writer.get(key, bucket=bucket)
-                    ctx = got.context
-                    token = f"{time.monotonic_ns()}".encode()
-                    await writer.put(key, token, ctx, bucket=bucket)
-                    if delay:
-                        await asyncio.sleep(delay / 1000)
-                    seen = await reader.get(key, bucket=bucket)
-                except Exception:
-                    continue
-                done += 1
-                stale += token not in seen.values
-            rows.append({"delay_ms": delay, "trials": done,
-                         "stale": round(stale / done, 4) if done else None})
-    finally:
-        await writer.close()
-        await reader.close()
-    return rows
 
 
 async def _availability(cluster: BenchCluster, bucket: str, ops: int) -> dict[str, Any]:
@@ -600,17 +446,18 @@ async def _availability(cluster: BenchCluster, bucket: str, ops: int) -> dict[st
 
 
 def plot_nrw(data: dict[str, Any], plt: Any, path: Path) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     names = list(data["configs"])
     x = range(len(names))
     cfgs = data["configs"]
-    axes[0].bar([i - 0.2 for i in x], [cfgs[n]["put"]["summary"]["p99_ms"] or 0 for n in names],
-                width=0.4, label="write p99")
-    axes[0].bar([i + 0.2 for i in x], [cfgs[n]["get"]["summary"]["p99_ms"] or 0 for n in names],
-                width=0.4, label="read p99")
+    for off, kind, pct in ((-0.3, "put", "p50_ms"), (-0.1, "put", "p99_ms"),
+                           (0.1, "get", "p50_ms"), (0.3, "get", "p99_ms")):
+        axes[0].bar([i + off for i in x], [cfgs[n][kind]["summary"][pct] or 0 for n in names],
+                    width=0.2, label=f"{'write' if kind == 'put' else 'read'} {pct[:-3]}")
     axes[0].set_xticks(list(x), names)
     axes[0].set_ylabel("ms")
-    axes[0].legend()
+    axes[0].set_ylim(0, axes[0].get_ylim()[1] * 1.3)
+    axes[0].legend(fontsize=8, ncol=2)
     axes[1].bar([i - 0.2 for i in x], [cfgs[n]["one_down"]["put_success"] for n in names],
                 width=0.4, label="writes")
     axes[1].bar([i + 0.2 for i in x], [cfgs[n]["one_down"]["get_success"] for n in names],
@@ -618,89 +465,6 @@ def plot_nrw(data: dict[str, Any], plt: Any, path: Path) -> None:
     axes[1].set_xticks(list(x), names)
     axes[1].set_title("success with 1 of 3 nodes down")
     axes[1].legend()
-    for name in names:
-        rows = [r for r in cfgs[name]["stale"] if r["stale"] is not None]
-        axes[2].plot([max(r["delay_ms"], 0.5) for r in rows], [r["stale"] for r in rows],
-                     marker="o", label=name)
-    axes[2].set_xscale("log")
-    axes[2].set_xlabel("ms between ack and read (0 plotted at 0.5)")
-    axes[2].set_ylabel("P(stale read)")
-    axes[2].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-
-
-# ---- 6. admission control --------------------------------------------------------------------
-
-
-def run_admission(scale: Scale, progress: Progress) -> dict[str, Any]:
-    out: dict[str, Any] = {"configs": {}}
-    backlog = 800 if scale.quick else 8_000
-    total = 2 * (scale.seconds + 10)
-    with progress.task("admission: p99 during hint replay", total) as tick:
-        for i, on in enumerate((True, False)):
-            extra = () if on else ("--no-admission-control",)
-            with BenchCluster(count=4, ring_size=16, extra_args=extra) as cluster:
-                cfg = _replay_run(cluster, scale, backlog, tick, i * (scale.seconds + 10))
-            out["configs"]["feedback on" if on else "feedback off"] = cfg
-    return out
-
-
-def _replay_run(cluster: BenchCluster, scale: Scale, backlog: int,
-                tick: Callable[[float], None], offset: float) -> dict[str, Any]:
-    """Build a hint backlog for a stopped node, restart it, and measure foreground writes
-    and reads while the hints replay."""
-    victim = cluster.nodes[-1]
-    victim.kill9()
-    time.sleep(2.0)
-    blob = b"h" * 1024
-
-    async def load() -> None:
-        async with AsyncClient([n.address for n in cluster.nodes if n.alive],
-                               routing="server") as c:
-            sem = asyncio.Semaphore(32)
-
-            async def one(i: int) -> None:
-                async with sem:
-                    try:
-                        await c.put(f"bulk{i}", blob, bucket="bulk")
-                    except Exception:
-                        pass
-            await asyncio.gather(*(one(i) for i in range(backlog)))
-    asyncio.run(load())
-    tick(offset + 5)
-    victim.start()
-    cluster.wait_answers(victim)
-
-    async def fg() -> tuple[list[tuple[float, float]], int]:
-        async with AsyncClient(cluster.addresses, routing="partition") as c:
-            async def op(i: int) -> None:
-                if i % 2:
-                    await c.put(f"fg{i % scale.keys}", b"f" * 256, bucket="fg")
-                else:
-                    await c.get(f"fg{i % scale.keys}", bucket="fg")
-            await op(0)
-            return await closed_loop(op, scale.seconds, scale.concurrency, tick, offset + 5)
-    samples, failures = asyncio.run(fg())
-    hints_left = 0
-    for node in cluster.live():
-        try:
-            hints_left += int(cluster.status(node)["hints"]["pending"])
-        except Exception:
-            pass
-    tick(offset + scale.seconds + 10)
-    return {"backlog_writes": backlog, "summary": lat_only(samples), "failures": failures,
-            "over_time": over_time(samples, 1.0), "hints_left_after": hints_left}
-
-
-def plot_admission(data: dict[str, Any], plt: Any, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    for name, cfg in data["configs"].items():
-        rows = cfg["over_time"]
-        ax.plot([r["t_s"] for r in rows], [r["p99_ms"] for r in rows], marker=".", label=name)
-    ax.set_xlabel("s after the node came back (hint replay running)")
-    ax.set_ylabel("foreground p99 (ms)")
-    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
@@ -713,6 +477,7 @@ RUNS: dict[str, tuple[Callable[[Scale, Progress], dict[str, Any]], Callable[...,
     "divergence": (run_divergence, plot_divergence),
     "balance": (run_balance, plot_balance),
     "nrw": (run_nrw, plot_nrw),
+    "staleness": (run_staleness, plot_staleness),
     "admission": (run_admission, plot_admission),
 }
 

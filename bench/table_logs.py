@@ -167,8 +167,10 @@ async def write_loop(lg: ModuleType, url: str, keys: list[str], stop: asyncio.Ev
                 await asyncio.sleep(0.05)
                 continue
             if status == 200:
-                acked.setdefault(key, []).append(time.perf_counter())
-                acked.setdefault("_lat", []).append(time.perf_counter() - t0)
+                done = time.perf_counter()
+                acked.setdefault(key, []).append(done)
+                acked.setdefault("_lat", []).append(done - t0)
+                acked.setdefault("_at", []).append(done)
             else:
                 await asyncio.sleep(0.02)
 
@@ -208,6 +210,88 @@ async def failover(lg: ModuleType, cluster: common.LocalCluster, http: list[str]
             "keys_never_resumed": sum(1 for g in gaps if g == float("inf"))}
 
 
+JOINED: list[subprocess.Popen[bytes]] = []  # nodes join_p99 started, stopped at the end
+
+
+def table_logs_status(address: str) -> dict[str, Any] | None:
+    from dynamokv import Client
+
+    try:
+        with Client(address) as client:
+            return dict(client.status()["table_logs"])
+    except Exception:
+        return None
+
+
+def start_fourth_node(cluster: common.LocalCluster) -> tuple[subprocess.Popen[bytes], str]:
+    import random
+
+    assert cluster.data_dir is not None
+    base = common.free_port_block(2, random.Random())
+    address = f"127.0.0.1:{base}"
+    data = cluster.data_dir / "cluster" / "n4"
+    data.mkdir(parents=True, exist_ok=True)
+    n, r, w = cluster.quorum
+    argv = [sys.executable, "-m", "dynamokv", "node", "start", "--id", "n4", "--listen",
+            address, "--data-dir", str(data), "--seeds", cluster.addresses[0],
+            "--http", f"127.0.0.1:{base + 1}", "--engine", cluster.engine,
+            "--n", str(n), "--r", str(r), "--w", str(w)]
+    with open(data / "node.log", "wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, address
+
+
+def _p99_ms(values: list[float]) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return round(common.percentile(values, 99) * 1000, 1)
+
+
+async def join_p99(lg: ModuleType, cluster: common.LocalCluster, http: list[str],
+                   settle_max_s: float = 120.0) -> dict[str, Any]:
+    """Write p99 in the 5 s before a fourth node joins, while its groups settle (replicas,
+    snapshots, leadership transfers), and in the 5 s after."""
+    keys = [f"join{i}" for i in range(64)]
+    acked: dict[str, list[float]] = {}
+    stop = asyncio.Event()
+    task = asyncio.create_task(write_loop(lg, http[0], keys, stop, acked))
+    await asyncio.sleep(5)
+    joined_at = time.perf_counter()
+    proc, address = start_fourth_node(cluster)
+    log(f"n4 joining at {address}")
+    settled_at = None
+    calm = 0
+    try:
+        while time.perf_counter() - joined_at < settle_max_s:
+            await asyncio.sleep(1)
+            mine = await asyncio.to_thread(table_logs_status, address)
+            others = [await asyncio.to_thread(table_logs_status, a) for a in cluster.addresses]
+            sending = sum(int(o["snapshots_sending"]) for o in others if o) + (
+                int(mine["snapshots_sending"]) if mine else 0)
+            calm = calm + 1 if mine and int(mine["leading"]) > 0 and sending == 0 else 0
+            if calm >= 3:
+                settled_at = time.perf_counter() - 3
+                break
+        await asyncio.sleep(5)
+    finally:
+        stop.set()
+        await task
+        # n4 stays up: it now holds replicas, and the failover run kills one node only. The
+        # cluster's stop sweeps it with the others (its data dir is inside the cluster's).
+        JOINED.append(proc)
+    end = settled_at if settled_at is not None else time.perf_counter()
+    pairs = list(zip(acked.get("_at", []), acked.get("_lat", []), strict=True))
+    before = [lat for at, lat in pairs if at < joined_at]
+    during = [lat for at, lat in pairs if joined_at <= at < end]
+    after = [lat for at, lat in pairs if at >= end]
+    return {"settled_s": None if settled_at is None else round(settled_at - joined_at, 1),
+            "before": {"writes": len(before), "p99_ms": _p99_ms(before)},
+            "during": {"writes": len(during), "p99_ms": _p99_ms(during)},
+            "after": {"writes": len(after), "p99_ms": _p99_ms(after)}}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
@@ -219,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loadgen", type=Path, default=LOADGEN)
     p.add_argument("--json", type=Path, help="write the raw results here")
     p.add_argument("--skip-failover", action="store_true")
+    p.add_argument("--skip-join", action="store_true")
+    p.add_argument("--only-faults", action="store_true",
+                   help="skip the throughput rounds: measure the join and the failover only")
     return p
 
 
@@ -231,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         http = [f"http://{n['http_address']}" for n in manifest(cluster)["nodes"]]
         log(f"cluster up: {http}; loading {args.records} items")
         loadgen(args, http, ["--load-only", "--force-load"])
-        for r in range(args.rounds):
+        for r in range(0 if args.only_faults else args.rounds):
             row: dict[str, Any] = {}
             order = [("W", False), ("C", False), ("C", True), ("WC", False)]
             if r % 2:
@@ -246,16 +333,24 @@ def main(argv: list[str] | None = None) -> int:
                     row[name] = measure(args, http, workload, consistent)
             report["rounds"].append(row)
             log(json.dumps(row))
-        names = ("put", "get", "get_consistent", "put_conditional")
-        mean = {n: sum(row[n]["ops_per_s"] for row in report["rounds"]) / args.rounds
-                for n in names}
-        report["mean_ops_per_s"] = mean
-        report["ratios"] = {
-            "consistent_get:get": round(mean["get_consistent"] / mean["get"], 2),
-            "conditional_put:put": round(mean["put_conditional"] / mean["put"], 2),
-        }
+        if report["rounds"]:
+            names = ("put", "get", "get_consistent", "put_conditional")
+            mean = {n: sum(row[n]["ops_per_s"] for row in report["rounds"]) / args.rounds
+                    for n in names}
+            report["mean_ops_per_s"] = mean
+            report["ratios"] = {
+                "consistent_get:get": round(mean["get_consistent"] / mean["get"], 2),
+                "conditional_put:put": round(mean["put_conditional"] / mean["put"], 2),
+            }
+        if not args.skip_join:
+            report["join"] = asyncio.run(join_p99(lg, cluster, http))
+            log(json.dumps(report["join"]))
         if not args.skip_failover:
             report["failover"] = asyncio.run(failover(lg, cluster, http))
+    for proc in JOINED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
     report["loadavg_end"] = common.loadavg()
     print(json.dumps({k: report[k] for k in report if k != "args"}, indent=2))
     if args.json:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynamokv.api.attributes import B, KeyValue, N, S, compare_values
-from dynamokv.api.keycodec import (
+from dynamokv.api.layout.keycodec import (
     KeyDecodeError,
     decode_key,
     decode_keys,

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from dynamokv.api.app import DynamoDBApp
-from dynamokv.api.catalog import CATALOG_BUCKET, Catalog
 from dynamokv.api.local_handle import LocalHandle
+from dynamokv.api.schema.catalog import CATALOG_BUCKET, Catalog
 
 TARGET = "DynamoDB_20120810."
 

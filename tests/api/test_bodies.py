@@ -21,7 +21,7 @@ from dynamokv.api.attributes import (
     item_size,
 )
 from dynamokv.api.errors import SerializationException, ValidationException
-from dynamokv.api.items import encode_item
+from dynamokv.api.layout.items import encode_item
 from tests.api.test_app_harness import ServerThread, make_table
 
 SPECIAL = ['"\\ud800"', '"\\ud83d\\ude00"', '"\\ude00\\ud83d"', "NaN", "-Infinity", "1e400",

@@ -39,12 +39,13 @@ class FlakyHandle(LocalHandle):
         self.waiting = 0  # scans held right now
 
     async def scan(self, bucket: str, segment: int, total_segments: int, after: bytes | None,
-                   limit: int) -> Any:
+                   limit: int, *, consistent: bool = False) -> Any:
         while bucket in self.held:
             self.waiting += 1
             await asyncio.sleep(0.01)
             self.waiting -= 1
-        return await super().scan(bucket, segment, total_segments, after, limit)
+        return await super().scan(bucket, segment, total_segments, after, limit,
+                                  consistent=consistent)
 
     async def write(self, bucket: str, key: bytes, value: bytes | None, *,
                     refuse_prefix: bytes = b"") -> None:
@@ -485,7 +486,8 @@ def test_a_backfill_that_cannot_write_stops_after_its_bound_and_says_why(
     server.handle.broken = set()
     assert error(ddb.delete_table, TableName=table) == (
         "ResourceInUseException",
-        "Cannot delete table while indexes are being created, updated, or deleted")
+        "Attempt to change a resource which is still in use: Cannot delete table while "
+        "indexes are being created, updated, or deleted.")
     ddb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[
         {"Delete": {"IndexName": "h_index"}}])
     ddb.delete_table(TableName=table)

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from dynamokv.api.attributes import S
 from dynamokv.api.handle import TABLE_BUCKET_PREFIX, compose_key
-from dynamokv.api.keycodec import encode_key
+from dynamokv.api.layout.keycodec import encode_key
 from tests.api.test_app_harness import ServerThread
 
 _names = itertools.count()

@@ -26,9 +26,9 @@ from botocore.exceptions import ClientError
 
 from dynamokv.api.app import DynamoDBApp
 from dynamokv.api.attributes import item_from_wire
-from dynamokv.api.catalog import TableInfo
 from dynamokv.api.indexes import IndexWork, _Change, entry_key, work
 from dynamokv.api.local_handle import LocalHandle
+from dynamokv.api.schema.catalog import TableInfo
 from dynamokv.runtime.http_api import HttpApiServer, start_http_api
 
 TARGET = "DynamoDB_20120810."

@@ -247,7 +247,7 @@ def test_view_types_errors_and_disabling(cluster: Path) -> None:
             api.app.context.clock = real
             assert (await api.error("GetShardIterator", {
                 "StreamArn": arn, "ShardId": "shardId-1", "ShardIteratorType": "LATEST"})
-            ).startswith("ResourceNotFoundException: Requested resource not found: Shard")
+            ) == "ResourceNotFoundException: Requested resource not found: Shard does not exist"
             # Trimmed records: an iterator at a trimmed position is refused.
             await _trimmed(apis, arn)
             # Disabling keeps the stream readable, its shards closed.

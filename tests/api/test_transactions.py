@@ -13,9 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from dynamokv.api import operations_transact_intents as intents
 from dynamokv.api.app import DynamoDBApp
-from dynamokv.api.items import (
+from dynamokv.api.layout.items import (
     DELETE,
     KEEP,
     WRITE,
@@ -28,7 +27,8 @@ from dynamokv.api.items import (
     stored_wire,
 )
 from dynamokv.api.local_handle import LocalHandle
-from dynamokv.api.operations_transact_intents import TXN_BUCKET, Record
+from dynamokv.api.transactions import intents
+from dynamokv.api.transactions.intents import TXN_BUCKET, Record
 
 TARGET = "DynamoDB_20120810."
 TABLE = "accts"
@@ -488,7 +488,7 @@ def test_a_stale_transaction_aborted_by_a_reader_cannot_commit() -> None:
                 await resolver[0]
             return await original(ctx, name, txn, state)
 
-        from dynamokv.api import operations_transact
+        from dynamokv.api.transactions import coordinator as operations_transact
         operations_transact.decide_fate = slow_commit  # type: ignore[assignment]
         try:
             status, out = await call(app, "TransactWriteItems", transfer("a", "b", 20))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dynamokv.api import operations_transact_intents as intents
 from dynamokv.api.app import DynamoDBApp
+from dynamokv.api.transactions import intents
 from dynamokv.runtime.server import RunningNode
 from tests.api.test_transactions import (
     TABLE,

@@ -53,3 +53,42 @@ def test_buffer_experiment_on_real_nodes(tmp_path: Path) -> None:
     for cfg in data["configs"].values():
         assert cfg["summary"]["count"] > 0 and cfg["over_time"]
     assert (tmp_path / "buffer.png").stat().st_size > 1000
+
+
+def test_staleness_model_follows_the_quorum_arithmetic() -> None:
+    import random
+
+    from paper_staleness import model_stale
+
+    rng = random.Random(2)
+    # W=1: acknowledged before any other replica applied; R=1 reads the reader's own copy.
+    assert model_stale(1, 1, 0.0, 10.0, rng) == 1.0
+    # R + W > N: never stale, whatever the delay.
+    assert model_stale(2, 2, 0.0, 10.0, rng) == 0.0
+    assert model_stale(1, 3, 0.0, 10.0, rng) == 0.0
+    later = [model_stale(1, 1, t, 10.0, rng) for t in (0.0, 5.0, 20.0, 80.0)]
+    assert later == sorted(later, reverse=True) and later[-1] < 0.01
+
+
+def test_admission_pools_rounds_by_phase() -> None:
+    from paper_admission import _pool
+
+    rounds = [{"samples": [[-1.0, 0.010], [1.0, 0.050], [6.0, 0.020]], "replay_started_s": 1.0,
+               "replay_s": 4.0, "failures": 0, "throttled_windows": 2}]
+    pooled = _pool(rounds)
+    assert pooled["before_restart"]["count"] == 1
+    assert pooled["after_restart"]["count"] == 2
+    assert pooled["while_replaying"]["count"] == 1
+    assert pooled["while_replaying"]["p50_ms"] == 50.0
+
+
+def test_staleness_experiment_on_delayed_nodes(tmp_path: Path) -> None:
+    assert paper.main(["--only", "staleness", "--quick", "--no-progress",
+                       "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "staleness.json").read_text())
+    assert set(data["configs"]) >= {"(3,1,1)", "(3,2,2)", "(3,1,3)"}
+    for name in ("(3,2,2)", "(3,1,3)"):  # R + W > N: a read never misses the write
+        assert all(row["stale"] == 0 for row in data["configs"][name]["curve"])
+    first = data["configs"]["(3,1,1)"]["curve"][0]
+    assert first["t_ms"] == 0 and first["trials"] > 0
+    assert (tmp_path / "staleness.png").stat().st_size > 1000

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from dynamokv.cli import cluster, main, render
+from dynamokv.cli import cluster, components, main, node_start, render
 from dynamokv.core.claim import balance
 from dynamokv.core.ring import Member, MemberStatus, Ring
 from dynamokv.errors import ConfigError, NoNodeAvailable, QuorumNotMet
@@ -134,7 +134,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[NodeConfig]:
         configs.append(config)
         return 0
 
-    monkeypatch.setattr(main, "run_server", fake_run_server)
+    monkeypatch.setattr(node_start, "run_server", fake_run_server)
     return configs
 
 
@@ -168,7 +168,7 @@ def test_node_start_defaults(served: list[NodeConfig]) -> None:
 
 
 def test_node_start_returns_the_servers_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(main, "run_server", lambda config: 7)
+    monkeypatch.setattr(node_start, "run_server", lambda config: 7)
     assert main.main(NODE) == 7
 
 
@@ -197,7 +197,7 @@ def test_node_start_config_errors_exit_2(
 def test_node_start_when_the_server_is_missing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(main, "_import", _missing)
+    monkeypatch.setattr(components, "load", _missing)
     assert main.main(NODE) == 1
     assert "node server" in capsys.readouterr().err
 
@@ -818,7 +818,7 @@ def test_describe_exit() -> None:
 
 
 def test_node_limits_are_set_by_name_with_a_precise_error_otherwise() -> None:
-    from dynamokv.cli.main import parse_limits
+    from dynamokv.cli.node_start import parse_limits
 
     limits = parse_limits(["connections_max=2048", "idle_timeout_ms=60000"])
     assert limits.connections_max == 2048 and limits.idle_timeout_ms == 60_000

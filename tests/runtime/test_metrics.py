@@ -190,3 +190,16 @@ def test_http_refusals_and_load_for_status_and_scrape() -> None:
     assert m.registry.get_sample_value(
         "dynamokv_http_refused_total", {"reason": "buffer_full"}) == 2
     assert m.registry.get_sample_value("dynamokv_http_buffered_bytes") == 2048
+
+
+def test_background_figures_and_the_latest_error_reach_status() -> None:
+    m = NodeMetrics()
+    m.set_background({"table_sweep_passes": 3, "table_sweep_failed_passes": 1},
+                     {"table_sweep": "Unavailable: partition 7 has no reachable leader"})
+    status = m.background_status()
+    assert status["background"]["table_sweep_failed_passes"] == 1
+    assert status["background_errors"] == {
+        "table_sweep": "Unavailable: partition 7 has no reachable leader"}
+    m.set_background({"table_sweep_passes": 4}, {"table_sweep": None})  # the next pass worked
+    assert "background_errors" not in m.background_status()
+    assert m._sample("dynamokv_background", {"what": "table_sweep_passes"}) == 4

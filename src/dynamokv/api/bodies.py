@@ -3,9 +3,9 @@
 Owns: the decision that a body is large (:func:`is_large`), and :func:`decode_large`, which
 turns such a body into the request's JSON value in a worker thread and there also converts the
 items and attribute values it carries (:func:`dynamokv.api.attributes.prepare_item` and
-``prepare_value``, with an item's stored bytes from :func:`dynamokv.api.items.encode_item`),
+``prepare_value``, with an item's stored bytes from :func:`dynamokv.api.layout.items.encode_item`),
 so that the operation, back on the event loop, finds them done.
-May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.items`,
+May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.layout.items`,
 :mod:`dynamokv.api.heap` (what becomes of the body's objects), :mod:`dynamokv.api.errors`.
 
 Why a thread is not enough by itself: a thread gives the event loop the GIL back every few
@@ -40,7 +40,7 @@ from typing import Any
 
 from dynamokv.api import attributes, heap
 from dynamokv.api.errors import SerializationException
-from dynamokv.api.items import encode_item
+from dynamokv.api.layout.items import encode_item
 
 LARGE_BODY = 64 * 1024  # bytes; a smaller body is parsed on the event loop (a few ms at most)
 # A small body with more brackets than this may nest deeper than orjson can parse safely.

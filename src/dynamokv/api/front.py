@@ -13,8 +13,9 @@ May import: stdlib, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.attributes`.
 
 from __future__ import annotations
 
+import functools
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from dynamokv.api.attributes import MAX_ITEM_SIZE
@@ -48,19 +49,35 @@ class RequestTooLarge(DynamoDBError):
 
 @dataclass(frozen=True, slots=True)
 class BodyCap:
-    """The largest body an operation accepts, and the error beyond it."""
+    """The largest body an operation accepts, and (made when asked for: every request looks
+    its cap up, few exceed it) the error beyond it."""
 
     limit: int
-    error: DynamoDBError
+    make_error: Callable[[], DynamoDBError]
+
+    @property
+    def error(self) -> DynamoDBError:
+        return self.make_error()
 
 
 def body_cap(target: str, max_body: int) -> BodyCap:
     """The cap for the operation named by an ``X-Amz-Target`` value."""
     operation = target.rpartition(".")[2]
     message = ITEM_TOO_LARGE.get(operation)
-    if message is not None and max_body > ITEM_BODY_CAP:
-        return BodyCap(ITEM_BODY_CAP, ValidationException(message))
-    return BodyCap(max_body, RequestTooLarge())
+    if message is None or max_body <= ITEM_BODY_CAP:
+        message = None  # any other target, known or not, shares one cap per size
+    cap = _CAPS.get((message, max_body))
+    if cap is None:
+        if message is not None:
+            cap = BodyCap(ITEM_BODY_CAP, functools.partial(ValidationException, message))
+        else:
+            cap = BodyCap(max_body, RequestTooLarge)
+        if len(_CAPS) < 256:  # a handful of messages times the servers' body limits
+            _CAPS[(message, max_body)] = cap
+    return cap
+
+
+_CAPS: dict[tuple[str | None, int], BodyCap] = {}
 
 
 def precheck_items(operation: str, params: Mapping[str, object]) -> None:

@@ -14,8 +14,8 @@ one copy: the reference model the API's unit tests run against).
 
 Storage keys of items. A table's items live in bucket ``table_bucket(table_id)``; an item's key
 is ``compose_key(hash_part, sort_part)`` where both parts are the order-preserving encodings of
-the key attributes (``dynamokv.api.keycodec``). Buckets of tables place keys on the ring by the
-hash part alone (``dynamokv.core.hashing``), so every item of one partition key lives on the
+the key attributes (``dynamokv.api.layout.keycodec``). Buckets of tables place keys on the ring by
+the hash part alone (``dynamokv.core.hashing``), so every item of one partition key lives on the
 same replicas, stored contiguously in sort-key order: a Query is a range read on one replica set.
 
 Values are opaque bytes to the handle (the API serialises items itself). Every write of a table
@@ -120,10 +120,12 @@ class NodeHandle(Protocol):
         ...
 
     async def scan(
-        self, bucket: str, segment: int, total_segments: int, after: bytes | None, limit: int
+        self, bucket: str, segment: int, total_segments: int, after: bytes | None, limit: int,
+        *, consistent: bool = False,
     ) -> Page:
         """Items of ``segment`` of ``total_segments`` (a split of the ring's partitions),
-        after storage key ``after``, at most ``limit``."""
+        after storage key ``after``, at most ``limit``; ``consistent``: every write
+        acknowledged before the scan reached a partition is in it (its leader answers)."""
         ...
 
     async def drop_bucket(self, bucket: str) -> None:

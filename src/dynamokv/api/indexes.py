@@ -2,16 +2,17 @@
 checked against the base table when read.
 
 Owns: the storage layout of index entries (:func:`entry_key`, :func:`base_key_of`,
-:func:`index_projection`), their upkeep after base writes (:func:`maintain`, run by the per-node
-:class:`IndexWork` queue), the check of entries read by a Query or Scan (:func:`verify`), the
-backfill of an index created by UpdateTable (:func:`start_backfill`, :func:`resume_backfills`)
-and dropping the buckets of deleted indexes (:func:`drop_buckets`).
-May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
-:mod:`dynamokv.api.errors`, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.items`,
-:mod:`dynamokv.api.keycodec`, :mod:`dynamokv.api.operations_common`,
-:mod:`dynamokv.api.operations_transact_intents`.
+:func:`index_projection`), their upkeep after base writes (:class:`OutboxDrain` and
+:func:`reconcile`, driven by the partitions' index outbox; :func:`maintain` and the per-node
+:class:`IndexWork` queue for handles without one), the check of entries read by a Query or Scan
+(:func:`verify`), the backfill of an index created by UpdateTable (:func:`start_backfill`,
+:func:`resume_backfills`) and dropping the buckets of deleted indexes (:func:`drop_buckets`).
+May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.schema.catalog`,
+:mod:`dynamokv.api.errors`, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.layout.items`,
+:mod:`dynamokv.api.layout.keycodec`, :mod:`dynamokv.api.operations.common`,
+:mod:`dynamokv.api.transactions.intents`.
 
-Layout. Each global index has its own bucket (:func:`dynamokv.api.catalog.gsi_bucket`, under
+Layout. Each global index has its own bucket (:func:`dynamokv.api.schema.catalog.gsi_bucket`, under
 the table bucket prefix, so the ring places an entry by its hash part). An item's entry is keyed
 ``compose_key(enc(index hash value), enc(index range value) + enc(base hash) + enc(base
 range))`` -- the index's partition, then index sort order, ties broken by the base key, which
@@ -19,15 +20,39 @@ the entry key therefore carries -- and its value is the item's projection (KEYS_
 or ALL; the projection always holds the base and index keys). Items without the index's key
 attributes (or with other types than the index's) have no entry, as in DynamoDB.
 
-Upkeep is asynchronous, as DynamoDB's: after a base write succeeds, a job (base key, old item
-if the operation knew it, new item) goes to this node's bounded queue and the client is
-answered; up to ``WORKERS`` tasks drain it. If the queue is full the job runs inline, before the
-answer (back-pressure instead of unbounded memory). A job writes the new item's entry and
-*retracts* the old item's entry when its index key changed. Retracting deletes the entry and
-then reads the base item linearizably: if the item has (again) that index key -- a later write
-raced with this job -- the entry is written back. So a delayed or reordered job can leave a
-*stale* entry behind, never remove a *live* one. Plain PutItem/DeleteItem and BatchWriteItem
-do not read the old item: a stale entry of theirs stays until a read meets it.
+Upkeep is asynchronous, as DynamoDB's, and built on the partitions' replicated logs
+(``docs/replicated-logs.md``). Every write of a table that has global indexes carries the
+``INDEXED`` flag (``RequestHandle.note_indexes``, told by the catalog), so every replica of the
+item's partition keeps an outbox record of it (``core.replog.outbox``: log index, key, old and
+new image) as it applies the entry -- durable before the write is acknowledged, so a crash of
+any node loses none. :class:`OutboxDrain`, one per node, polls the records of the partitions the
+node leads and brings their items' entries up to date (:func:`reconcile`), a partition's
+records in log order, up to ``DRAIN_CONCURRENCY`` items at once; then it asks for the
+partition's ``INDEXED_THROUGH`` mark (batched: every ``MARK_RECORDS`` records or ``MARK_DELAY``
+seconds), and every replica trims its records as it applies the mark. A new leader starts from
+the mark: an old leader's unfinished batch is simply done again.
+
+:func:`reconcile` is state-based, so doing it twice, late, or on two nodes at once (a deposed
+leader still finishing its batch) is safe: it reads the item linearizably (resolving a
+transaction's intent as reads do), deletes every entry an image of the records names that the
+item no longer has, writes the item's live entry, then reads the item again and goes round
+once more if it changed meanwhile. The last write to an entry is thus always followed by a
+check of the item made after it, by the node that wrote it; a late write can leave a stale
+entry (which reads drop, below), never lose a live one. Failures are retried (``ATTEMPTS``
+per item, then the batch after a pause growing to ``DRAIN_BACKOFF_MAX``), counted
+(``OutboxDrain.stats``, shown by ``dynamokv status`` as ``index_upkeep``), and never skipped:
+after ``DRAIN_GIVE_UP`` failed batches in a row the tables concerned are marked for repair and
+rebuilt by a backfill run, which DescribeTable shows. A partition whose outbox falls more than
+``core.replog.outbox.BACKLOG_MAX`` entries behind refuses new writes of indexed tables with a
+retryable ThrottlingException until it catches up (bounded disk and log, not unbounded lag).
+
+Handles without an outbox (``LocalHandle``, the reference model) keep the first design: after
+a base write succeeds, a job (base key, old item if the operation knew it, new item) goes to
+this node's bounded queue and the client is answered; up to ``WORKERS`` tasks drain it, and
+when the queue is full the job runs inline. A job writes the new item's entry and *retracts*
+the old item's entry when its index key changed (delete, then a linearizable read of the base
+item, writing the entry back if the item has that key again). Repairs that reads ask for go
+through the same queue on every handle.
 
 Reads verify. Every entry a Query or Scan of a global index returns is checked against the
 base item (an eventually consistent read of the base key, held items resolved as other reads
@@ -47,6 +72,7 @@ next DescribeTable or read of the index through any node takes the lease over an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -55,13 +81,13 @@ from functools import partial
 from typing import Any, TypeVar
 
 from dynamokv.api.attributes import MAX_HASH_KEY_SIZE, AttributeValue, B, Item, N, S, value_size
-from dynamokv.api.catalog import IndexInfo, TableInfo, gsi_bucket, index_key_limit
 from dynamokv.api.errors import DynamoDBError
 from dynamokv.api.handle import compose_key, split_key
-from dynamokv.api.items import INTENT_MARK, decode_item, encode_item
-from dynamokv.api.keycodec import decode_key_prefix, encode_key
-from dynamokv.api.operations_common import ApiContext
-from dynamokv.api.operations_transact_intents import resolve
+from dynamokv.api.layout.items import INTENT_MARK, committed_value, decode_item, encode_item
+from dynamokv.api.layout.keycodec import decode_key_prefix, encode_key
+from dynamokv.api.operations.common import ApiContext
+from dynamokv.api.schema.catalog import IndexInfo, TableInfo, gsi_bucket, index_key_limit
+from dynamokv.api.transactions.intents import resolve
 
 log = logging.getLogger("dynamokv.api")
 
@@ -78,6 +104,15 @@ SETTLE = 0.5  # extra seconds a backfill waits, beyond the catalog TTL, before i
 BACKFILL_RUNS = 5  # failed backfill runs (cluster-wide, stored with the index) before giving up
 BACKFILL_RETRY = 5.0  # seconds between a failed run and the next
 DROP_ATTEMPTS = 3  # tries of dropping a bucket
+POLL_MIN = 0.01  # seconds between two polls of an outbox that had records
+POLL_MAX = 0.2  # ... growing to this while it has none
+POLL_RECORDS = 1_000  # records asked for per poll
+DRAIN_CONCURRENCY = 16  # items reconciled at once
+MARK_RECORDS = 256  # records indexed before the partition's mark is asked for ...
+MARK_DELAY = 0.5  # ... or seconds since the first of them
+DRAIN_BACKOFF_MAX = 10.0  # seconds, at most, before a failed batch is tried again
+DRAIN_GIVE_UP = 8  # failed batches in a row before their tables' indexes are rebuilt instead
+RECONCILE_ROUNDS = 4  # rounds of one item's entries while it keeps changing
 
 CREATING, ACTIVE = "CREATING", "ACTIVE"
 T = TypeVar("T")
@@ -317,20 +352,33 @@ class IndexWork:
 
 
 def work(ctx: ApiContext) -> IndexWork:
-    """The node's :class:`IndexWork` (made on first use)."""
+    """The node's :class:`IndexWork` (made on first use, which also starts draining the
+    node's index outbox when its handle has one)."""
     found = ctx.index_work
     if found is None:
         found = ctx.index_work = IndexWork(ctx)
+        start_drain(ctx)
     assert isinstance(found, IndexWork)
     return found
+
+
+def durable(ctx: ApiContext, table: TableInfo) -> bool:
+    """Whether the writes of ``table`` are indexed from the log (its handle flags them
+    ``INDEXED``), rather than by this node's in-memory queue."""
+    indexed = getattr(ctx.handle, "indexed", None)
+    return indexed is not None and table.bucket in indexed
 
 
 async def maintain(ctx: ApiContext, table: TableInfo, key: bytes, old: Any, new: Item | None
                    ) -> None:
     """Bring ``table``'s global indexes up to date with a successful write of the item at
     ``key`` from ``old`` (``UNKNOWN`` if the write did not read it) to ``new`` (``None``:
-    deleted). Queued; inline if the queue is full."""
+    deleted). Nothing to do when the write went through a partition log with the ``INDEXED``
+    flag (the outbox drain does it); otherwise queued, inline if the queue is full."""
     if not table.gsis or (new is None and not isinstance(old, dict)):
+        return
+    if durable(ctx, table):
+        work(ctx)  # make sure this node drains its outbox
         return
     job = _Change(table, key, old, new)
     upkeep = work(ctx)
@@ -347,6 +395,234 @@ async def maintain_many(ctx: ApiContext, changes: Iterable[tuple[TableInfo, byte
                                                                     Item | None]]) -> None:
     for table, key, old, new in changes:
         await maintain(ctx, table, key, old, new)
+
+
+# ------------------------------------------------------------------------------ outbox drain
+
+
+def start_drain(ctx: ApiContext) -> OutboxDrain | None:
+    """Start draining the index outbox of the partitions this node leads, once per handle
+    (a handle without an outbox, such as ``LocalHandle``, needs none)."""
+    handle = ctx.handle
+    if getattr(handle, "outbox_poll", None) is None:
+        return None
+    found = getattr(handle, "index_drain", None)
+    if isinstance(found, OutboxDrain) and not found.stopped:
+        return found
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None  # started on first use inside the loop
+    drain = OutboxDrain(ctx)
+    setattr(handle, "index_drain", drain)  # noqa: B010 - any NodeHandle with an outbox
+    drain.start()
+    return drain
+
+
+class OutboxDrain:
+    """The log-driven upkeep of one node: brings the indexes up to date with the outbox
+    records of the partitions it leads, a partition's records in log order, and asks for the
+    partition's indexed-through mark when a batch is done (see the module docstring)."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+        self.stats: Counter[str] = Counter()
+        self.stopped = False
+        self.task: asyncio.Task[None] | None = None
+        self._after: dict[int, tuple[int, int]] = {}  # partition -> (term, done through)
+        self._failures: dict[int, int] = {}  # partition -> failed batches in a row
+        self._retry_at: dict[int, float] = {}  # partition -> when its batch is tried again
+        self._tables: dict[str, str] = {}  # table bucket -> table name
+        self._missing: dict[str, float] = {}  # bucket of no table -> when to look again
+        # partition -> (term, done through, records since the last mark, since when)
+        self._unmarked: dict[int, tuple[int, int, int, float]] = {}
+        self.pending = 0  # records handed out and not yet done
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        self.ctx.background.add(self.task)  # type: ignore[arg-type]
+        self.task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self.ctx.background.discard(task)  # type: ignore[arg-type]
+        self.stopped = True
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+
+    async def _run(self) -> None:
+        delay = POLL_MIN
+        while True:
+            try:
+                busy = await self.once()
+                await self._marks()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the node is down or busy: counted, tried again
+                self.stats["poll_failed"] += 1
+                log.debug("polling the index outbox failed; retrying: %r", exc)
+                busy = False
+            delay = POLL_MIN if busy else min(delay * 2, POLL_MAX)
+            await asyncio.sleep(0 if busy else delay)
+
+    async def once(self) -> bool:
+        """One poll and the batches it brought; whether there was anything to do."""
+        handle: Any = self.ctx.handle
+        after = tuple((p, term, done) for p, (term, done) in sorted(self._after.items()))
+        batch = await handle.outbox_poll(after, POLL_RECORDS)
+        now = _monotonic()
+        parts = [part for part in batch.parts if self._retry_at.get(part.partition, 0) <= now]
+        if not parts:
+            return False
+        self.pending = sum(len(part.records) for part in parts)
+        try:
+            await asyncio.gather(*(self._part(part) for part in parts))
+        finally:
+            self.pending = 0
+        return True
+
+    async def _part(self, part: Any) -> None:
+        """Index one partition's records, then ask for its mark; a failure leaves them in
+        the outbox, tried again after a growing pause."""
+        try:
+            await self._records(part.records)
+        except Exception as exc:
+            failures = self._failures[part.partition] = self._failures.get(part.partition,
+                                                                           0) + 1
+            self.stats["batch_failed"] += 1
+            pause = min(RETRY_DELAY * 4**failures, DRAIN_BACKOFF_MAX)
+            self._retry_at[part.partition] = _monotonic() + pause
+            log.warning("index upkeep of partition %s failed (%s in a row), retrying in %.1f s:"
+                        " %s", part.partition, failures, pause, exc)
+            if failures < DRAIN_GIVE_UP:
+                return
+            await self._give_up(part.records)
+        self._failures.pop(part.partition, None)
+        self._retry_at.pop(part.partition, None)
+        self.stats["records_done"] += len(part.records)
+        self._after[part.partition] = (part.term, part.through)
+        term, _, count, since = self._unmarked.get(part.partition,
+                                                   (part.term, 0, 0, _monotonic()))
+        if term != part.term:
+            count, since = 0, _monotonic()
+        self._unmarked[part.partition] = (part.term, part.through, count + len(part.records),
+                                          since)
+
+    async def _marks(self, *, all_due: bool = False) -> None:
+        """Ask for the marks that are due: ``MARK_RECORDS`` records done since the last one,
+        or ``MARK_DELAY`` seconds (one log entry per batch, not per write)."""
+        now = _monotonic()
+        for partition, (term, through, count, since) in sorted(self._unmarked.items()):
+            if not (all_due or count >= MARK_RECORDS or now - since >= MARK_DELAY):
+                continue
+            del self._unmarked[partition]
+            if await self.ctx.handle.outbox_done(  # type: ignore[attr-defined]
+                    partition, term, through):
+                self.stats["marks"] += 1
+            elif self._after.get(partition, (-1, 0))[0] == term:
+                del self._after[partition]  # no longer the leader: its successor redoes them
+
+    async def _give_up(self, records: Iterable[Any]) -> None:
+        """Records that kept failing: their tables' indexes are rebuilt by a backfill
+        (counted, logged, and shown by DescribeTable), so the outbox can move on."""
+        self.stats["given_up"] += 1
+        for bucket in {record.bucket for record in records}:
+            table = await self._table(bucket)
+            if table is not None:
+                work(self.ctx).mark_for_repair(table)
+        log.error("index upkeep kept failing; the indexes of the tables concerned are rebuilt")
+
+    async def _records(self, records: Iterable[Any]) -> None:
+        by_item: dict[tuple[str, bytes], list[bytes | None]] = {}
+        for record in records:
+            by_item.setdefault((record.bucket, record.key), []).extend((record.old, record.new))
+        semaphore = asyncio.Semaphore(DRAIN_CONCURRENCY)
+
+        async def one(bucket: str, key: bytes, images: list[bytes | None]) -> None:
+            async with semaphore:
+                table = await self._table(bucket)
+                if table is not None and table.gsis:
+                    await _retried(partial(reconcile, self.ctx, table, key, images))
+                    self.stats["items_reconciled"] += 1
+
+        await asyncio.gather(*(one(b, k, images) for (b, k), images in by_item.items()))
+
+    async def _table(self, bucket: str) -> TableInfo | None:
+        """The table whose bucket ``bucket`` is (None: it was deleted)."""
+        name = self._tables.get(bucket)
+        if name is None:
+            if _monotonic() < self._missing.get(bucket, 0.0):
+                return None  # looked for lately: a deleted table's records
+            for listed in await self.ctx.catalog.all_tables():
+                self._tables[listed.bucket] = listed.name
+            name = self._tables.get(bucket)
+            if name is None:
+                self._missing[bucket] = _monotonic() + self.ctx.catalog.ttl
+                return None
+        info = await self.ctx.catalog.get(name)
+        if info is None or info.bucket != bucket:
+            self._tables.pop(bucket, None)
+            return None
+        return info
+
+    def status(self) -> dict[str, int]:
+        return {**self.stats, "records_in_hand": self.pending,
+                "partitions_backing_off": len(self._retry_at)}
+
+
+def _monotonic() -> float:
+    """The loop's clock: pauses and retries must not follow the wall clock's jumps (virtual
+    time under the simulator)."""
+    return asyncio.get_running_loop().time()
+
+
+def _committed_item(raw: bytes | None) -> Item | None:
+    value = committed_value(raw) if raw is not None else None
+    return decode_item(value) if value is not None else None
+
+
+def _entry_of(table: TableInfo, index: IndexInfo, item: Item | None
+              ) -> tuple[bytes | None, Item | None]:
+    key = entry_key(table, index, item) if item else None
+    return key, (index_projection(table, index, item) if key is not None and item else None)
+
+
+async def reconcile(ctx: ApiContext, table: TableInfo, key: bytes,
+                    images: list[bytes | None]) -> None:
+    """Make the index entries of the item at ``key`` match the item as it is now, given the
+    images its outbox records name (every entry an image names that the item no longer has
+    is deleted). State-based, so doing it twice, late, or on two nodes at once is safe: after
+    its writes it reads the item again, and goes round once more if it changed meanwhile
+    (a deposed leader's late write is followed by its own check, so the last write to an
+    entry is always checked against the item after it)."""
+    items = [_committed_item(raw) for raw in images]
+    # Every index, even one the images agree on: an image may be inexact (an entry replayed
+    # over a newer state after a restart or a snapshot), so the live entry is always written.
+    changed = list(table.gsis)
+    names = {index.name: {entry for entry, _ in (_entry_of(table, index, item)
+                                                 for item in items) if entry is not None}
+             for index in changed}
+    handle = ctx.handle
+    for _ in range(RECONCILE_ROUNDS):
+        raw = await handle.read(table.bucket, key, consistent=True)
+        value = raw
+        if raw is not None and raw[:1] == INTENT_MARK:
+            value = await resolve(ctx, table.bucket, key, raw, consistent=True)
+        item = decode_item(value) if value is not None else None
+        for index in changed:
+            assert index.bucket is not None
+            live, projected = _entry_of(table, index, item)
+            for stale in sorted(names[index.name] - {live}):
+                await handle.write(index.bucket, stale, None)
+            if live is not None and projected is not None:
+                await handle.write(index.bucket, live, encode_item(projected))
+                names[index.name].add(live)
+        if await handle.read(table.bucket, key, consistent=True) == raw:
+            return
+    raise RuntimeError("the item kept changing while its index entries were written")
 
 
 # ------------------------------------------------------------------------------ reads
@@ -624,6 +900,7 @@ __all__ = [
     "CREATING",
     "UNKNOWN",
     "IndexWork",
+    "OutboxDrain",
     "base_key_of",
     "drop_buckets",
     "entry_key",
@@ -631,8 +908,10 @@ __all__ = [
     "lease_fields",
     "maintain",
     "maintain_many",
+    "reconcile",
     "resume_backfills",
     "start_backfill",
+    "start_drain",
     "stored_gsi_buckets",
     "verify",
     "work",

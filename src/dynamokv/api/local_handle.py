@@ -155,7 +155,8 @@ class LocalHandle:
         return Page(items, chunk[-1] if more else None)
 
     async def scan(
-        self, bucket: str, segment: int, total_segments: int, after: bytes | None, limit: int
+        self, bucket: str, segment: int, total_segments: int, after: bytes | None, limit: int,
+        *, consistent: bool = False,
     ) -> Page:
         self._count("scan")
         _check(bucket)

@@ -3,10 +3,11 @@
 Owns: :class:`Maintenance` — a pass every ``interval`` seconds over the ring partitions whose
 log this node leads (each partition is swept by exactly one node, its leader, which reads it
 from its own replica), deleting expired items of tables with TTL enabled and counting every
-table's items and bytes; :func:`table_counts`, the ItemCount/TableSizeBytes DescribeTable
-shows; the ``~stats`` system bucket holding the counts.
-May import: stdlib, ``orjson``, :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.handle`,
-:mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
+table's items and bytes, and those of each secondary index; :func:`table_counts` and
+:func:`index_counts`, the ItemCount/TableSizeBytes and per-index ItemCount/IndexSizeBytes
+DescribeTable shows; the ``~stats`` system bucket holding the counts.
+May import: stdlib, ``orjson``, :mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.handle`,
+:mod:`dynamokv.api.layout.items`, :mod:`dynamokv.api.operations.common`.
 
 Expiry goes through the normal write path (the partition's log) as a conditional delete that
 re-checks the item is still expired on its latest value, so an update racing the sweep (one
@@ -17,8 +18,11 @@ DynamoDB, an expiry time (epoch seconds, type N) more than five years in the pas
 and items may stay readable for a while after they expire (up to one pass here).
 
 Counts are exact for each partition at the moment its leader scanned it and are kept in
-``~stats`` (one item per table: partition -> [items, bytes, when]); DescribeTable sums them.
-DynamoDB refreshes these about every six hours; here they are at most one pass old.
+``~stats`` (one item per table: partition -> [items, bytes, when, {index: [items, bytes]}]);
+DescribeTable sums them. DynamoDB refreshes these about every six hours; here they are at most
+one pass old. An index's counts are taken from the base items, as the items the index holds (every
+key attribute present, of its defined type, not empty) and the size of their projections, so
+entries an index read has not yet found stale are not counted.
 """
 
 from __future__ import annotations
@@ -27,14 +31,14 @@ import asyncio
 import contextlib
 import logging
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from dynamokv.api.catalog import TableInfo
 from dynamokv.api.handle import Abort, Decide
-from dynamokv.api.items import committed_value, has_intent, stored_wire
-from dynamokv.api.operations_common import ApiContext
+from dynamokv.api.layout.items import committed_value, has_intent, stored_wire
+from dynamokv.api.operations.common import ApiContext
+from dynamokv.api.schema.catalog import IndexInfo, TableInfo
 
 log = logging.getLogger("dynamokv.api.maintenance")
 
@@ -71,13 +75,24 @@ def _still_expired(attribute: str, now: float) -> Decide:
     return decide
 
 
+class SweepMetrics(Protocol):
+    """Where a node publishes its background figures (``runtime.metrics.NodeMetrics``)."""
+
+    def set_background(self, values: dict[str, float],
+                       errors: dict[str, str | None] | None = None) -> None: ...
+
+
 class Maintenance:
-    def __init__(self, ctx: ApiContext, interval: float) -> None:
+    def __init__(self, ctx: ApiContext, interval: float,
+                 metrics: SweepMetrics | None = None) -> None:
         self.ctx = ctx
         self.interval = interval
+        self.metrics = metrics
         self.task: asyncio.Task[None] | None = None
         self.expired = 0  # items deleted by TTL on this node
         self.passes = 0
+        self.failed_passes = 0  # passes that raised (each retried by the next pass)
+        self.last_error: str | None = None  # the latest failed pass's error, for status pages
 
     def start(self) -> Maintenance:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -95,10 +110,23 @@ class Maintenance:
             await asyncio.sleep(self.interval)
             try:
                 await self.run_pass()
+                self.last_error = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the next pass tries again
+                self.failed_passes += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("table maintenance pass failed: %s", exc)
+            self._publish()
+
+    def _publish(self) -> None:
+        """The sweep's figures as ``dynamokv_background{what=...}`` gauges."""
+        if self.metrics is not None:
+            self.metrics.set_background({
+                "table_sweep_passes": self.passes,
+                "table_sweep_failed_passes": self.failed_passes,
+                "ttl_expired": self.expired,
+            }, {"table_sweep": self.last_error})
 
     async def run_pass(self) -> None:
         """One pass over every table, on the partitions this node leads now."""
@@ -109,26 +137,30 @@ class Maintenance:
         partitions = leading()
         if not partitions:
             return
-        for listed in await self.ctx.catalog.all_tables():
+        tables = await self.ctx.catalog.all_tables()
+        for listed in tables:
             # Through the cache, so the handle learns whether the table has a stream (its
             # TTL deletes are then stream records too).
             info = await self.ctx.catalog.get(listed.name) or listed
             ttl = info.description.get("TimeToLive") or {}
             attribute = ttl.get("AttributeName") if ttl.get("Enabled") else None
-            counts: dict[str, list[float]] = {}
+            counts: dict[str, list[Any]] = {}
             for partition in partitions:
-                items, size = await self._sweep(info, partition, attribute)
-                counts[str(partition)] = [items, size, round(self.ctx.clock(), 3)]
+                tally = _Tally(info)
+                await self._sweep(info, partition, attribute, tally)
+                counts[str(partition)] = [tally.items, tally.size, round(self.ctx.clock(), 3),
+                                          tally.indexes]
             await self._save_counts(info, counts)
+        await self._drop_stale_counts({t.table_id for t in tables}, partitions)
         self.passes += 1
 
-    async def _sweep(self, info: TableInfo, partition: int, attribute: str | None
-                     ) -> tuple[int, int]:
-        """Expire what is due in one partition of one table; its items and bytes."""
+    async def _sweep(self, info: TableInfo, partition: int, attribute: str | None,
+                     tally: _Tally) -> None:
+        """Expire what is due in one partition of one table; count what stays in ``tally``."""
         handle = self.ctx.handle
         q: int = getattr(handle, "q")  # noqa: B009 - ClusterHandle's ring size
         expire = getattr(handle, "expire", handle.cas)
-        items = size = deleted = 0
+        deleted = 0
         after: bytes | None = None
         while True:
             page = await handle.scan(info.bucket, partition, q, after, PAGE)
@@ -147,14 +179,29 @@ class Maintenance:
                         continue
                     except Abort:
                         pass
-                items += 1
-                size += len(committed)
+                tally.add(committed)
             if page.last_key is None:
-                return items, size
+                return
             after = page.last_key
             await asyncio.sleep(0)  # pace: let requests in between pages
 
-    async def _save_counts(self, info: TableInfo, counts: dict[str, list[float]]) -> None:
+    async def _drop_stale_counts(self, live: set[str], partitions: list[int]) -> None:
+        """Delete the counts of tables that no longer exist (a deleted table's, or one a pass
+        wrote while the table was being deleted), in the partitions this node leads."""
+        handle = self.ctx.handle
+        q: int = getattr(handle, "q")  # noqa: B009 - ClusterHandle's ring size
+        for partition in partitions:
+            after: bytes | None = None
+            while True:
+                page = await handle.scan(STATS_BUCKET, partition, q, after, PAGE)
+                for key, _ in page.items:
+                    if key.decode(errors="replace") not in live:
+                        await handle.write(STATS_BUCKET, key, None)
+                if page.last_key is None:
+                    break
+                after = page.last_key
+
+    async def _save_counts(self, info: TableInfo, counts: dict[str, list[Any]]) -> None:
         def decide(current: bytes | None) -> bytes | None:
             merged = orjson.loads(current) if current is not None else {}
             merged.update(counts)
@@ -163,11 +210,78 @@ class Maintenance:
         await self.ctx.handle.cas(STATS_BUCKET, info.table_id.encode(), decide)
 
 
+class _Tally:
+    """The items and bytes of one partition of a table, and of each of its indexes."""
+
+    def __init__(self, info: TableInfo) -> None:
+        self.items = 0
+        self.size = 0
+        self.indexes: dict[str, list[int]] = {name: [0, 0] for name in info.indexes}
+        # Per index, worked out once: its key attributes with their defined types, and the
+        # attributes its projection keeps (None: ALL).
+        self._shapes = [(index.name, _key_types(info, index), _projection(info, index))
+                        for index in info.indexes.values()]
+
+    def add(self, stored: bytes) -> None:
+        self.items += 1
+        self.size += len(stored)
+        if not self._shapes:
+            return
+        wire = stored_wire(stored)
+        for name, keys, kept in self._shapes:
+            if _in_index(keys, wire):
+                counted = self.indexes[name]
+                counted[0] += 1
+                counted[1] += len(stored) if kept is None else len(orjson.dumps(
+                    {attr: wire[attr] for attr in kept if attr in wire}))
+
+
+def _key_types(info: TableInfo, index: IndexInfo) -> tuple[tuple[str, str | None], ...]:
+    return tuple((name, info.types.get(name)) for name in index.key_names)
+
+
+def _projection(info: TableInfo, index: IndexInfo) -> tuple[str, ...] | None:
+    """The attributes an index's entries keep (None: the whole item)."""
+    if index.projection_type == "ALL":
+        return None
+    names = dict.fromkeys(info.key_names + index.key_names)
+    if index.projection_type == "INCLUDE":
+        names.update(dict.fromkeys(index.non_key_attributes))
+    return tuple(names)
+
+
+def _in_index(keys: tuple[tuple[str, str | None], ...], wire: dict[str, Any]) -> bool:
+    """Whether an item belongs in an index: every key attribute there, of its defined type,
+    and not an empty string or binary (what the index's upkeep and backfill hold)."""
+    for name, expected in keys:
+        value = wire.get(name)
+        if not isinstance(value, dict) or len(value) != 1:
+            return False
+        ((kind, inner),) = value.items()
+        if (expected is not None and kind != expected) or inner in ("", None):
+            return False
+    return True
+
+
+async def _stats(ctx: ApiContext, info: TableInfo) -> list[list[Any]]:
+    raw = await ctx.handle.read(STATS_BUCKET, info.table_id.encode(), consistent=True)
+    return [] if raw is None else list(orjson.loads(raw).values())
+
+
 async def table_counts(ctx: ApiContext, info: TableInfo) -> dict[str, int]:
     """ItemCount and TableSizeBytes as the last passes counted them (0 before any)."""
-    raw = await ctx.handle.read(STATS_BUCKET, info.table_id.encode(), consistent=True)
-    if raw is None:
-        return {"ItemCount": 0, "TableSizeBytes": 0}
-    counts = orjson.loads(raw)
-    return {"ItemCount": int(sum(c[0] for c in counts.values())),
-            "TableSizeBytes": int(sum(c[1] for c in counts.values()))}
+    counts = await _stats(ctx, info)
+    return {"ItemCount": int(sum(c[0] for c in counts)),
+            "TableSizeBytes": int(sum(c[1] for c in counts))}
+
+
+async def index_counts(ctx: ApiContext, info: TableInfo) -> dict[str, tuple[int, int]]:
+    """Each index's (ItemCount, IndexSizeBytes) as the last passes counted them; an index not
+    counted yet (none before the first pass, or one created since) is absent."""
+    out: dict[str, list[int]] = {}
+    for partition in await _stats(ctx, info):
+        for name, (items, size) in (partition[3] if len(partition) > 3 else {}).items():
+            total = out.setdefault(name, [0, 0])
+            total[0] += items
+            total[1] += size
+    return {name: (items, size) for name, (items, size) in out.items()}

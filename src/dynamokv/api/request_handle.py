@@ -2,7 +2,8 @@
 
 Owns: ``Requester`` (what it needs of a node: ``q`` and ``local_request``) and
 ``RequestHandle`` -- turning the API's async calls into local requests of the node (item writes,
-conditional writes and reads through the partitions' replicated logs; range and scan reads)
+conditional writes and reads through the partitions' replicated logs; range and scan reads;
+the index outbox of the partitions the node leads)
 and their replies into values or exceptions.
 May import: stdlib, ``dynamokv.api.handle``, ``dynamokv.core``, ``dynamokv.errors``.
 
@@ -20,7 +21,8 @@ from dynamokv.api import handle as api_handle
 from dynamokv.api.handle import Abort, Decide, Page
 from dynamokv.core.hashing import key_partition
 from dynamokv.core.messages import ErrorReply
-from dynamokv.core.replog.log import SERVICE, STREAMED
+from dynamokv.core.replog.log import INDEXED, SERVICE, STREAMED
+from dynamokv.core.replog.outbox import OutboxAck, OutboxBatch, OutboxDone, OutboxPoll
 from dynamokv.core.requests import (
     CasAborted,
     CasRequest,
@@ -62,17 +64,46 @@ class RequestHandle:
         self.requester = requester
         self._ids = itertools.count(1)
         self.streamed: set[str] = set()  # table buckets whose StreamSpecification is enabled
+        self.indexed: set[str] = set()  # table buckets with global secondary indexes
+        self.index_drain: object | None = None  # api.indexes.OutboxDrain, once started
 
     def note_stream(self, bucket: str, enabled: bool) -> None:
-        """What the catalog last said about a table's stream (see ``api.catalog``): writes of
+        """What the catalog last said about a table's stream (see ``api.schema.catalog``): writes of
         a streamed table carry the ``STREAMED`` flag into the log."""
         if enabled:
             self.streamed.add(bucket)
         else:
             self.streamed.discard(bucket)
 
+    def note_indexes(self, bucket: str, indexed: bool) -> None:
+        """What the catalog last said about a table's global secondary indexes: writes of a
+        table that has some carry the ``INDEXED`` flag, so every replica keeps an index
+        outbox record of them (``core.replog.outbox``), drained by ``api.indexes``."""
+        if indexed:
+            self.indexed.add(bucket)
+        else:
+            self.indexed.discard(bucket)
+
     def _flags(self, bucket: str) -> int:
-        return STREAMED if bucket in self.streamed else 0
+        return ((STREAMED if bucket in self.streamed else 0)
+                | (INDEXED if bucket in self.indexed else 0))
+
+    async def outbox_poll(self, after: tuple[tuple[int, int, int], ...], limit: int
+                          ) -> OutboxBatch:
+        """Index outbox records of the partitions this node leads (see ``api.indexes``)."""
+        reply = await self.requester.local_request(OutboxPoll(after, limit))
+        _raise_if_error(reply)
+        if not isinstance(reply, OutboxBatch):
+            raise ProtocolError(f"unexpected reply {type(reply).__name__}")
+        return reply
+
+    async def outbox_done(self, partition: int, term: int, through: int) -> bool:
+        """Ask for the partition's indexed-through mark; False if no longer its leader."""
+        reply = await self.requester.local_request(OutboxDone(partition, term, through))
+        _raise_if_error(reply)
+        if not isinstance(reply, OutboxAck):
+            raise ProtocolError(f"unexpected reply {type(reply).__name__}")
+        return reply.proposed
 
     @property
     def q(self) -> int:
@@ -130,7 +161,7 @@ class RequestHandle:
         return Page(reply.items, reply.last_key)
 
     async def scan(self, bucket: str, segment: int, total_segments: int,
-                   after: bytes | None, limit: int) -> Page:
+                   after: bytes | None, limit: int, *, consistent: bool = False) -> Page:
         """The ring's partitions split evenly among segments; cursors are storage keys (the
         partition of a cursor is the key's own, so a page can resume mid-partition)."""
         q = self.q
@@ -144,7 +175,8 @@ class RequestHandle:
         items: list[tuple[bytes, bytes]] = []
         while partition < stop and len(items) < limit:
             reply = await self.requester.local_request(
-                ScanRequest(bucket, partition, key, limit - len(items)))
+                ScanRequest(bucket, partition, key, limit - len(items),
+                            consistent=consistent))
             _raise_if_error(reply)
             if not isinstance(reply, RangeResult):
                 raise ProtocolError(f"unexpected reply {type(reply).__name__}")
@@ -174,6 +206,7 @@ class RequestHandle:
     async def drop_bucket(self, bucket: str) -> None:
         """Delete every item of ``bucket`` by scanning it and writing tombstones."""
         self.streamed.discard(bucket)  # a deleted table's stream ends with it
+        self.indexed.discard(bucket)
         for segment in range(4):
             after: bytes | None = None
             for _ in range(1_000_000):

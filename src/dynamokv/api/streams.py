@@ -3,8 +3,8 @@
 Owns: parsing and applying ``StreamSpecification`` (CreateTable, UpdateTable), the stream
 members of a TableDescription, and the ``DynamoDBStreams_20120810`` operations: ListStreams,
 DescribeStream, GetShardIterator, GetRecords (shard iterators, sequence numbers, records).
-May import: stdlib, ``orjson``, :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`,
-:mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
+May import: stdlib, ``orjson``, :mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.errors`,
+:mod:`dynamokv.api.layout.items`, :mod:`dynamokv.api.operations.common`.
 
 Where records come from. A write of a table whose stream is enabled (as this node's catalog
 sees it) is a log entry flagged ``STREAMED``; every replica of the partition keeps a record of
@@ -28,14 +28,15 @@ from typing import Any, Protocol
 
 import orjson
 
-from dynamokv.api.catalog import TableInfo, table_arn
 from dynamokv.api.errors import DynamoDBError, ResourceNotFoundException, ValidationException
-from dynamokv.api.items import committed_value, stored_wire
-from dynamokv.api.operations_common import ApiContext, Params, enum_error
+from dynamokv.api.layout.items import committed_value, stored_wire
+from dynamokv.api.operations.common import ApiContext, Params, enum_error
+from dynamokv.api.schema.catalog import TableInfo, table_arn
 
 VIEW_TYPES = ("NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY")
 ITERATOR_TYPES = ("TRIM_HORIZON", "LATEST", "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER")
 ITERATOR_LIFETIME_MS = 15 * 60 * 1000
+_INVALID = "One or more parameter values were invalid: "
 # Records stamped this long before a stream was created still belong to it (the replicas'
 # clocks stamp records, the coordinator's clock names the stream); older ones are of an
 # earlier stream of the same table.
@@ -64,7 +65,7 @@ class StreamHandle(Protocol):
 # ------------------------------------------------------------------------------ the table side
 
 
-def parse_spec(params: Params) -> dict[str, Any] | None:
+def parse_spec(params: Params, *, creating: bool) -> dict[str, Any] | None:
     """A request's StreamSpecification, validated: ``{"StreamEnabled": bool,
     "StreamViewType": ...}`` (no view type when disabled), or None when absent."""
     spec = params.nested("StreamSpecification")
@@ -76,14 +77,16 @@ def parse_spec(params: Params) -> dict[str, Any] | None:
     view = spec.string("StreamViewType")
     if view is not None and view not in VIEW_TYPES:
         raise enum_error(view, spec.label("StreamViewType"), VIEW_TYPES)
+    # DynamoDB's own wording, which names the view type "UpdateViewType".
     if enabled and view is None:
-        raise ValidationException(
-            "One or more parameter values were invalid: StreamViewType is required when "
-            "StreamEnabled is true")
+        raise ValidationException(_INVALID + (
+            "Table is being created with a stream enabled, UpdateViewType is required"
+            if creating else "If stream is being enabled then UpdateViewType is required"))
     if not enabled and view is not None:
-        raise ValidationException(
-            "One or more parameter values were invalid: StreamViewType cannot be specified "
-            "when StreamEnabled is false")
+        raise ValidationException(_INVALID + (
+            "Table is being created with a stream disabled, UpdateViewType should not be "
+            "specified" if creating
+            else "If stream is being disabled, then UpdateViewType must not be specified"))
     return {"StreamEnabled": True, "StreamViewType": view} if enabled else {
         "StreamEnabled": False}
 
@@ -188,8 +191,7 @@ def _partition_of(info: TableInfo, shard: str, q: int) -> int:
             partition = -1
         if 0 <= partition < q:
             return partition
-    raise ResourceNotFoundException(
-        f"Requested resource not found: Shard does not exist: {shard}")
+    raise ResourceNotFoundException("Requested resource not found: Shard does not exist")
 
 
 def sequence_number(index: int, partition: int) -> str:

@@ -14,21 +14,32 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from dynamokv.cli import client_tls, cluster, membership, node_options, operator_verbs, render
+from dynamokv.cli import (
+    client_tls,
+    cluster,
+    membership,
+    node_start,
+    operator_verbs,
+    render,
+)
+from dynamokv.cli.arg_types import boolean as _bool
+from dynamokv.cli.arg_types import port as _port
+from dynamokv.cli.arg_types import positive_int as _positive_int
+from dynamokv.cli.arg_types import seconds as _seconds
+from dynamokv.cli.components import MissingComponent
+from dynamokv.cli.components import load as _import
 from dynamokv.client import Client, Context
 from dynamokv.core.claim import balance
 from dynamokv.core.ring import Ring
 from dynamokv.errors import ConfigError, DynamoKVError, InvalidRequest, NoNodeAvailable
-from dynamokv.runtime.config import Limits, NodeConfig, QuorumDefaults, parse_address
+from dynamokv.runtime.config import NodeConfig, QuorumDefaults, parse_address
 
 DEFAULT_NODE = "127.0.0.1:7001"
 NODES_ENV = "DYNAMOKV_NODES"
@@ -65,30 +76,6 @@ class ClientLike(Protocol):
     def close(self) -> None: ...
 
 
-class MissingComponent(Exception):
-    """A module the command needs is not part of this installation (yet)."""
-
-
-def _import(module: str, what: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        # Only a missing *target* means "not installed"; a missing import inside it is a bug
-        # that must surface with its own traceback.
-        if e.name and (module == e.name or module.startswith(e.name + ".")):
-            raise MissingComponent(
-                f"{what} ({module}) is not available in this installation"
-            ) from e
-        raise
-
-
-def _attr(module: str, name: str, what: str) -> Any:
-    value = getattr(_import(module, what), name, None)
-    if value is None:
-        raise MissingComponent(f"{what} ({module}.{name}) is not available in this installation")
-    return value
-
-
 def make_client(nodes: Sequence[str], routing: str, timeout_s: float) -> ClientLike:
     """The client for one command; tests replace this function."""
     return Client(list(nodes), routing=routing, timeout_s=timeout_s, tls=client_tls.context())
@@ -101,53 +88,6 @@ def context_from_base64(text: str) -> Context:
         raise
     except Exception as e:  # the decoder's own errors (binascii, msgpack) carry no code
         raise InvalidRequest(f"--context is not a context printed by dynamokv: {e}") from e
-
-
-def run_server(config: NodeConfig) -> int:
-    serve = _attr("dynamokv.runtime.server", "serve", "the node server")
-    return int(serve(config))
-
-
-# -- argument types ------------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} must be at least 1")
-    return v
-
-
-def _port(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"{v} is not a port number (0..65535)")
-    return v
-
-
-def _bool(text: str) -> bool:
-    low = text.strip().lower()
-    if low in ("true", "yes", "1", "on"):
-        return True
-    if low in ("false", "no", "0", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r}: expected true or false")
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{v} must be more than 0 seconds")
-    return v
 
 
 # -- parser --------------------------------------------------------------------------------
@@ -227,65 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen 127.0.0.1:7001 --data-dir ./data/n1", None,
     )
     node_sub = node.add_subparsers(dest="node_command", metavar="SUBCOMMAND")
-    start = _command(
-        node_sub, "start", "Run a node in the foreground until Ctrl-C or SIGTERM.",
-        """\
-        dynamokv node start --id n1 --listen 127.0.0.1:7001 --data-dir ./data/n1
-        dynamokv node start --id n2 --listen 127.0.0.1:7002 --data-dir ./data/n2 \\
-            --seeds 127.0.0.1:7001""",
-        cmd_node_start,
-        details="""\
-        Without --seeds the node starts a new cluster; with them it joins the cluster those
-        nodes belong to. The data dir keeps its ring and data across restarts.
-
-        The DynamoDB API (--http) accepts any credentials unless --credentials names a file
-        of access keys, one "ACCESS_KEY_ID SECRET" pair a line (# starts a comment). Then
-        every request must be SigV4-signed by one of them, as DynamoDB checks it. Create one:
-          umask 077; echo "AKIDLOCAL1 $(openssl rand -hex 20)" > keys.txt""",
-    )
-    start.add_argument("--id", required=True, dest="node_id", help="node id, e.g. n1")
-    start.add_argument("--listen", required=True, metavar="HOST:PORT",
-                       help="address of the binary protocol, for clients and peers")
-    start.add_argument("--seeds", default="", metavar="HOST:PORT,...",
-                       help="nodes to join through (comma-separated); none: start a new cluster")
-    start.add_argument("--data-dir", required=True, type=Path, metavar="DIR",
-                       help="where this node keeps its data")
-    start.add_argument("--engine", choices=("lmdb", "sqlite", "memory"), default="lmdb",
-                       help="storage engine (default lmdb; memory keeps nothing on exit)")
-    start.add_argument("--sync", choices=("os", "fsync"), default="os",
-                       help="os: writes survive a crashed process; fsync: also a power cut, "
-                       "slower (default os)")
-    start.add_argument("--metrics", metavar="HOST:PORT",
-                       help="serve Prometheus metrics at http://HOST:PORT/metrics")
-    start.add_argument("--wall-clock-offset-ms", type=int, default=0, metavar="MS",
-                       help="FOR FAULT TESTS ONLY: run this node's wall clock MS ahead "
-                       "(negative: behind), to check that no clock decides a table write")
-    start.add_argument("--http", metavar="HOST:PORT",
-                       help="serve the DynamoDB-compatible HTTP API")
-    start.add_argument("--table-sweep-interval", type=float, default=60.0, metavar="SECONDS",
-                       help="seconds between passes that expire TTL items and count table "
-                       "items (default 60)")
-    start.add_argument("--ring-size", type=int, default=64, metavar="Q",
-                       help="partitions on the ring, a power of two (default 64); fixed for "
-                       "the cluster's lifetime")
-    _quorum_options(start)
-    start.add_argument("--no-admission-control", action="store_true",
-                       help="never slow hint replay, handoff or anti-entropy down when the "
-                            "foreground is slow (for measuring what admission control buys)")
-    start.add_argument("--no-uvloop", action="store_true",
-                       help="use the standard asyncio event loop even if uvloop is installed")
-    start.add_argument("--staged-join", action="store_true",
-                       help="do not join at once: wait for `dynamokv cluster plan` and "
-                       "`dynamokv cluster commit` (as riak-admin cluster join)")
-    start.add_argument("--aae-interval", type=_seconds, default=2.0, metavar="SECONDS",
-                       help="how often an anti-entropy exchange may start (default 2)")
-    node_options.add_options(start)
-    _http_options(start)
-    start.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
-                       dest="limit_flags", help="override one node limit (repeatable), e.g. "
-                       "--limit connections_max=2048 --limit idle_timeout_ms=60000; names: "
-                       "the fields of dynamokv.core.settings.Limits (over a config file's "
-                       "[limits])")
+    node_start.add_command(node_sub, _command, _quorum_options)
 
     # cluster
     cl = _command(
@@ -446,31 +328,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _http_options(p: argparse.ArgumentParser) -> None:
-    d = NodeConfig(node_id="n", listen="127.0.0.1:1", data_dir=Path("."))
-    g = p.add_argument_group("DynamoDB HTTP API (with --http)")
-    g.add_argument("--credentials", type=Path, metavar="FILE",
-                   help="file of 'ACCESS_KEY_ID SECRET' lines; requests must be SigV4-signed "
-                   "by one of them (default: accept any credentials, for local use)")
-    g.add_argument("--http-max-connections", type=_positive_int, metavar="N",
-                   default=d.http_max_connections,
-                   help="open connections on the port (default %(default)s)")
-    g.add_argument("--http-max-connections-per-client", type=_positive_int, metavar="N",
-                   default=d.http_max_connections_per_client,
-                   help="open connections from one client address (default %(default)s)")
-    g.add_argument("--http-max-buffered-mb", type=_positive_int, metavar="MB",
-                   default=d.http_max_buffered_bytes // (1024 * 1024),
-                   help="request body megabytes the node holds at once; a body past it is "
-                   "refused with 503 (default %(default)s)")
-    g.add_argument("--http-idle-timeout", type=_seconds, metavar="SECONDS",
-                   default=d.http_idle_timeout_s,
-                   help="close a connection idle this long (default %(default)s)")
-    g.add_argument("--http-compress-min-bytes", type=int, metavar="N",
-                   default=d.http_compress_min_bytes,
-                   help="compress responses of at least N bytes when the client accepts gzip "
-                   "or deflate; 0: never (default %(default)s)")
-
-
 def _quorum_options(p: argparse.ArgumentParser, *, defaults: bool = True) -> None:
     d = QuorumDefaults()
     for flag, default, what in (("--n", d.n, "replicas per key"), ("--r", d.r, "read quorum"),
@@ -569,52 +426,6 @@ def _run_bench(name: str, argv: list[str]) -> int:
 # -- handlers ------------------------------------------------------------------------------
 
 
-def cmd_node_start(args: argparse.Namespace) -> int:
-    args = node_options.resolve(args)
-    seeds = tuple(s.strip() for s in args.seeds.split(",") if s.strip())
-    config = NodeConfig(
-        node_id=args.node_id,
-        listen=args.listen,
-        data_dir=args.data_dir,
-        seeds=seeds,
-        engine=args.engine,
-        engine_sync=args.sync,
-        metrics_listen=args.metrics,
-        http_listen=args.http,
-        ring_size=args.ring_size,
-        quorum=QuorumDefaults(n=args.n, r=args.r, w=args.w),
-        use_uvloop=not args.no_uvloop,
-        auto_join=not args.staged_join,
-        aae_interval_ms=int(args.aae_interval * 1000),
-        wall_clock_offset_ms=args.wall_clock_offset_ms,
-        cluster_name=args.cluster_name,
-        advertise=args.advertise,
-        tls=node_options.tls_files(args),
-        limits=parse_limits(args.limit_flags or [], args.limits),
-        http_credentials=args.credentials,
-        http_max_connections=args.http_max_connections,
-        http_max_connections_per_client=args.http_max_connections_per_client,
-        http_max_buffered_bytes=args.http_max_buffered_mb * 1024 * 1024,
-        http_idle_timeout_s=args.http_idle_timeout,
-        http_compress_min_bytes=args.http_compress_min_bytes,
-        table_sweep_interval_s=args.table_sweep_interval,
-        admission_control=not args.no_admission_control,
-    )
-    config.validate()
-    if args.credentials is not None:
-        # A bad key file is a usage error now, not a log line of a node that never serves.
-        from dynamokv.api.sigv4 import load_credentials
-
-        load_credentials(args.credentials)
-    for flag, address in (("--metrics", args.metrics), ("--http", args.http)):
-        if address is not None:
-            try:
-                parse_address(address)
-            except ConfigError as e:
-                raise ConfigError(f"{flag}: {e.message}") from None
-    return run_server(config)
-
-
 def cmd_cluster_up(args: argparse.Namespace) -> int:
     specs = cluster.plan(
         nodes=args.nodes,
@@ -646,26 +457,6 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         specs, args.data_dir, probe=probe_status, ring_probe=probe_ring_members,
         detach=args.detach, start_timeout_s=args.start_timeout,
     )
-
-
-def parse_limits(items: list[str], base: Limits | None = None) -> Limits:
-    """``--limit NAME=VALUE`` flags over ``base`` (the config file's, else the default
-    ``Limits``; every limit is an integer)."""
-    known = Limits.__dataclass_fields__
-    values: dict[str, int] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or name not in known:
-            raise ConfigError(f"--limit {item!r}: expected NAME=VALUE with NAME one of "
-                              f"{', '.join(sorted(known))}")
-        try:
-            value = int(text)
-        except ValueError:
-            raise ConfigError(f"--limit {item!r}: {text!r} is not an integer") from None
-        if value < 0:
-            raise ConfigError(f"--limit {item!r}: must be >= 0")
-        values[name] = value
-    return replace(base or Limits(), **values)
 
 
 def cmd_cluster_down(args: argparse.Namespace) -> int:

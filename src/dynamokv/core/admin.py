@@ -129,6 +129,7 @@ def status(node: NodeCore, now_ms: int) -> dict[str, Any]:
         # Undecodable stored records moved aside since the node started (docs/anti-entropy.md).
         "quarantined": sum(node.store.quarantined().values()),
         "streams": node.streams.status(),
+        "index_outbox": node.outbox.status(),
         "anti_entropy": node.aae.status(),
         "merkle_roots": node.aae.roots(),
         "admission": node.admission.status(),

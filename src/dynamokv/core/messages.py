@@ -575,6 +575,7 @@ class LogScan:
     partition: int
     after: bytes | None
     limit: int
+    consistent: bool = False  # only under the leader's lease (a ConsistentRead Scan)
 
 
 @dataclass(frozen=True, slots=True)

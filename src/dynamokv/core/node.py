@@ -84,6 +84,7 @@ from dynamokv.core.messages import (
 )
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.replog.groups import RAFT_MESSAGES, PartitionLogs
+from dynamokv.core.replog.outbox import IndexOutbox, OutboxDone, OutboxPoll
 from dynamokv.core.replog.proposals import TableRequests
 from dynamokv.core.replog.streams import StreamRecords
 from dynamokv.core.requests import (
@@ -155,6 +156,7 @@ class NodeCore:
         self.table_requests = TableRequests(self.logs, settings.limits,
                                             rng.randrange(1 << 38))
         self.streams = StreamRecords(self.logs, store, rng.randrange(1 << 38))
+        self.outbox = IndexOutbox(self.logs, store)
         self._client_started: dict[tuple[int, int], int] = {}
         self._timers: dict[str, int | None] = {
             "gossip": None, "join": None, "heartbeat": None, "background": None,
@@ -201,6 +203,7 @@ class NodeCore:
         times = [t for t in (self.coordinator.deadlines.next(), self.tables.next_deadline(),
                              self.logs.next_deadline(), self.table_requests.next_deadline(),
                              self.streams.next_deadline(), self.streams.deadlines.next(),
+                             self.outbox.next_deadline(),
                              *self._timers.values()) if t is not None]
         return min(times) if times else None
 
@@ -283,6 +286,7 @@ class NodeCore:
             effects.extend(self.logs.on_timer(now_ms))
             effects.extend(self.table_requests.on_timer(now_ms))
             effects.extend(self.streams.on_timer(now_ms))
+            effects.extend(self.outbox.on_timer(now_ms))
         else:
             raise TypeError(f"unknown event {event!r}")
         if self._client_started:
@@ -321,11 +325,15 @@ class NodeCore:
             return self.tables.start_range(client, request, now_ms)
         if isinstance(request, ScanRequest):
             group = self.logs.groups.get(request.partition)
-            if group is not None and (group.leader or self.node_id in group.members):
+            if not request.consistent and group is not None and (
+                    group.leader or self.node_id in group.members):
                 return self.tables.start_scan(client, request, now_ms)
             return self.table_requests.start(client, request, now_ms)
         if isinstance(request, StreamRead):
             return self.streams.start_read(client, request, now_ms)
+        if isinstance(request, OutboxPoll | OutboxDone):
+            self._client_started.pop((client, LOCAL_REQ), None)  # upkeep, not foreground
+            return self.outbox.on_request(client, request, now_ms)
         if isinstance(request, GetRequest):
             return self.coordinator.start_get(Origin(request.req_id, client=client), request,
                                               now_ms)

@@ -84,6 +84,7 @@ class ScanRequest:
     after: bytes | None
     limit: int = 1000
     timeout_ms: int | None = None
+    consistent: bool = False  # served by the partition's leader under its lease
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,21 @@ class PartitionTree:
         return sum(len(k) for k in self.segments.values())
 
 
+# Every key a reserved bucket (a table's partition-log items) holds in practice sorts below
+# this one; a scan that meets such a bucket resumes here instead of reading each of its items.
+_BUCKET_END = b"\xff" * 64
+
+
+def _past(bucket: str, key: bytes) -> tuple[str, bytes]:
+    """Where a scan that just read ``(bucket, key)`` resumes: past the rest of a reserved
+    bucket in one seek (its rows are skipped anyway; a key above ``_BUCKET_END`` is simply met
+    and skipped), else right after the key. Without this, ``nonempty_partitions`` read every
+    item of every table, one scan each (a stall of ~1 s per 10,000 items, every handoff check)."""
+    if bucket.startswith(RESERVED_BUCKET_PREFIX) and key < _BUCKET_END:
+        return bucket, _BUCKET_END
+    return bucket, key
+
+
 class TreeStore:
     """The node's ``ObjectStore``, with Merkle trees of the partitions it has built."""
 
@@ -119,7 +134,7 @@ class TreeStore:
             out.extend(r for r in rows if not r[0].startswith(RESERVED_BUCKET_PREFIX))
             if len(rows) < limit:
                 break
-            after = (rows[-1][0], rows[-1][1])
+            after = _past(rows[-1][0], rows[-1][1])
         return out[:limit]
 
     def nonempty_partitions(self) -> list[int]:

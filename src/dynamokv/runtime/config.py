@@ -53,6 +53,9 @@ class NodeConfig:
     table_sweep_interval_s: float = 60.0
     # False: background work never yields to a slow foreground (for measuring the loop's effect).
     admission_control: bool = True
+    # FOR BENCHMARKS AND TESTS ONLY: apply replica writes from peers after a delay drawn from
+    # this distribution (``runtime/inject.py``, e.g. "exp:10"); None: at once.
+    inject_replica_delay: str | None = None
 
     def validate(self) -> None:
         if not self.node_id or len(self.node_id) > 64 or not self.node_id.isprintable():
@@ -70,6 +73,10 @@ class NodeConfig:
         self._validate_http()
         if not 0.1 <= self.table_sweep_interval_s <= 86_400:
             raise ConfigError("the table sweep interval must be 0.1 to 86400 seconds")
+        if self.inject_replica_delay is not None:
+            from dynamokv.runtime.inject import DelaySpec
+
+            DelaySpec.parse(self.inject_replica_delay)
 
     def _validate_http(self) -> None:
         for name in ("http_max_connections", "http_max_connections_per_client"):

@@ -15,7 +15,7 @@ import math
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -75,6 +75,8 @@ class NodeMetrics:
         # Published by the node's loop every 2 s, read by the HTTP thread (node_pages.py).
         self.health: dict[str, Any] = {}
         self.status: dict[str, Any] = {}
+        # Other parts of the node that report into ``status`` (name -> their counters).
+        self.status_sources: dict[str, Callable[[], dict[str, Any]]] = {}
 
         r = self.registry
         self.request_seconds = Histogram(
@@ -106,7 +108,8 @@ class NodeMetrics:
             "dynamokv_background", "Background work of this node: hints pending (a backlog "
             "bounded by hints.backlog_max), hints replayed, handoffs active and queued, "
             "anti-entropy exchanges and keys repaired, admitted background batches per second, "
-            "undecodable stored records quarantined.",
+            "undecodable stored records quarantined; with the DynamoDB API, table sweep passes "
+            "and failed passes and items deleted by TTL.",
             ["what"], registry=r,
         )
         self.bytes_in = Counter(
@@ -132,6 +135,8 @@ class NodeMetrics:
             "now (bounded by its max_buffered_bytes).", registry=r,
         )
         self._http: dict[str, Any] | None = None  # None until an HTTP API reports
+        self._background: dict[str, float] = {}
+        self._background_errors: dict[str, str] = {}
         self.connections_refused = Counter(
             "dynamokv_connections_refused", "Inbound connections refused on the binary port, by "
             "reason: connections (the port's limit), address (the per-address limit).",
@@ -214,10 +219,27 @@ class NodeMetrics:
         self.health = health
         self.status = status
 
-    def set_background(self, values: dict[str, float]) -> None:
-        """Publish the node's background-work figures (see the ``dynamokv_background`` help)."""
+    def set_background(self, values: dict[str, float],
+                       errors: dict[str, str | None] | None = None) -> None:
+        """Publish the node's background-work figures (see the ``dynamokv_background`` help);
+        ``errors``: the latest error of a kind of background work (``None``: it recovered),
+        shown by ``dynamokv status``."""
         for what, value in values.items():
             self.background.labels(what=what).set(value)
+        self._background.update(values)
+        for what, error in (errors or {}).items():
+            if error is None:
+                self._background_errors.pop(what, None)
+            else:
+                self._background_errors[what] = error
+
+    def background_status(self) -> dict[str, Any]:
+        """``{"background": {what: value}, "background_errors": {what: error}}`` for
+        ``status`` (the second only when some work failed last time)."""
+        out: dict[str, Any] = {"background": dict(sorted(self._background.items()))}
+        if self._background_errors:
+            out["background_errors"] = dict(sorted(self._background_errors.items()))
+        return out
 
     def count_connection(self, what: str, reason: str) -> None:
         """One connection ``what`` ("refused" or "closed") for ``reason``."""
@@ -270,6 +292,10 @@ class NodeMetrics:
         if self._http is None:
             return {}
         return {"http": {**self._http, "refused": dict(sorted(self._http["refused"].items()))}}
+
+    def sources_status(self) -> dict[str, Any]:
+        """What ``status_sources`` report now (e.g. ``index_upkeep``)."""
+        return {name: source() for name, source in sorted(self.status_sources.items())}
 
     def percentiles(self, op: str) -> dict[str, float]:
         """p50, p99 and p999 in seconds over the op's most recent samples (0.0 when none)."""

@@ -276,4 +276,6 @@ class NodeRunner:
             "uptime_s": round(time.monotonic() - self._t0, 1),
             **self.transport.stats(),
             **self.metrics.http_status(),
+            **self.metrics.background_status(),
+            **self.metrics.sources_status(),
         }

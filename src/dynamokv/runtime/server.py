@@ -24,6 +24,7 @@ from dynamokv.core.settings import CoreSettings
 from dynamokv.errors import ConfigError, DynamoKVError
 from dynamokv.runtime.config import NodeConfig, parse_address
 from dynamokv.runtime.handle import ClusterHandle
+from dynamokv.runtime.inject import DelaySpec, install_replica_delay
 from dynamokv.runtime.metrics import MetricsHTTPServer, NodeMetrics
 from dynamokv.runtime.persist import incarnation, load_ring, mark_clean_stop, stored_cluster
 from dynamokv.runtime.runner import NodeRunner
@@ -110,6 +111,8 @@ async def start_node(config: NodeConfig) -> RunningNode:
                             storage_info={"engine": info.name, "durable": info.durable,
                                           "sync": info.sync_mode},
                             server_ssl=server_ssl, client_ssl=client_ssl)
+        if config.inject_replica_delay is not None:  # benchmarks and tests only
+            install_replica_delay(runner.transport, DelaySpec.parse(config.inject_replica_delay))
         host, port = parse_address(config.listen)
         await runner.start(host, port)
         metrics_server = None
@@ -121,6 +124,8 @@ async def start_node(config: NodeConfig) -> RunningNode:
             api = await _start_http_api(config, node)
             if api is not None:
                 node.extra_servers.append(api)
+        else:
+            _start_index_upkeep(node)
         return node
     except BaseException:
         engine.close()
@@ -150,8 +155,31 @@ async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
     # TTL expiry and item counts of the partitions this node leads; stopped with the node.
     from dynamokv.api.maintenance import Maintenance
 
-    node.extra_servers.append(Maintenance(api.app.context, config.table_sweep_interval_s).start())
+    node.extra_servers.append(Maintenance(api.app.context, config.table_sweep_interval_s,
+                                          metrics=node.runner.metrics).start())
+    _register_drain(node, api.app.context)
     return api
+
+
+def _register_drain(node: RunningNode, context: Any) -> None:
+    """Global secondary index upkeep from the index outbox of the partitions this node leads:
+    stopped with the node, its counters in ``status`` (``index_upkeep``)."""
+    from dynamokv.api.indexes import start_drain
+
+    drain = start_drain(context)
+    if drain is not None:
+        node.extra_servers.append(drain)
+        node.runner.metrics.status_sources["index_upkeep"] = drain.status
+
+
+def _start_index_upkeep(node: RunningNode) -> None:
+    """A node without the HTTP API still leads table partitions: it drains their outbox."""
+    try:
+        from dynamokv.api.app import DynamoDBApp
+    except ImportError:
+        return
+    assert node.handle is not None
+    _register_drain(node, DynamoDBApp(node.handle).context)
 
 
 def http_limits(config: NodeConfig) -> Any:

@@ -10,7 +10,7 @@ superseded it. Every value the workload writes is unique, so the first sibling s
 with that value names the write's dot exactly; the checkers learn it from the disks without any
 help from the code under test.
 
-The Paxos counter is checked from the history alone (``check_counter``): increments acknowledged
+The table counter is checked from the history alone (``check_counter``): increments acknowledged
 with distinct results, a final value between the acknowledged and the possible increments, and
 no read or increment that saw less than an operation finished before it began.
 """
@@ -273,15 +273,15 @@ def check_partitions(ring: Ring, n: int, disks: Mapping[str, SimDisk],
 
 def check_counter(history: History, final: Operation | None, log: DiskLog | None = None,
                   bucket: str = "") -> list[str]:
-    """The Paxos counter (``CasRequest`` increments and linearizable reads).
+    """The table counter (``CasRequest`` increments and linearizable reads).
 
     - every acknowledged increment returned ``new == old + 1``, and no two returned the same
       ``new`` (each increment was applied to a different state);
-    - the result is the operation's own: the version holding ``new`` was stamped by the Paxos
-      actor of the node the operation went to (a proposer only reports its own proposals; the
-      disk log names who stamped each value, ``log.dot_of``);
-    - the final value read through Paxos is at least the number of acknowledged increments and
-      at most that plus the increments whose outcome is unknown;
+    - the result is the operation's own: the version holding ``new`` was stamped by the
+      sequencer the operation went through (the disk log names who stamped each value,
+      ``log.dot_of``);
+    - the final value read through the log leader is at least the number of acknowledged
+      increments and at most that plus the increments whose outcome is unknown;
     - real-time order: an operation that began after another finished saw at least what that
       one left (a read saw no less; an increment started from no less).
     """

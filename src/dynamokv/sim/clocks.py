@@ -5,10 +5,10 @@ May import: stdlib only.
 
 The core keeps the two times apart (ARCHITECTURE R2): ``now_ms`` drives deadlines and is the
 same virtual time on every node, while ``wall_ms`` only stamps versions (for vclock pruning and
-last-writer-wins, and Paxos ballots) and is where real clusters disagree. Each node gets an
-offset drawn once when the node is added (``skew``), and ``jump`` moves it later, forward or
-backward, as NTP stepping a clock or an operator setting the date does; monotonic time never
-jumps.
+last-writer-wins; table writes are ordered by partition logs, not clocks) and is where real
+clusters disagree. Each node gets an offset drawn once when the node is added (``skew``), and
+``jump`` moves it later, forward or backward, as NTP stepping a clock or an operator setting
+the date does; monotonic time never jumps.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from typing import Any
 
 from dynamokv.core.messages import LogEntry
 from dynamokv.core.replog.log import HardState
+from dynamokv.core.replog.outbox import OutboxRecord
 from dynamokv.core.ring import Ring
 from dynamokv.core.versioned import VersionedObject
 from dynamokv.errors import StorageError
@@ -201,6 +202,30 @@ class SimDisk:
 
     def drop_log(self, group: int) -> None:
         self.store.drop_log(group)
+
+    # ---- the index outbox (``core.replog.outbox``), kept like the logs: never rolled back;
+    # what a power loss takes from the applied items is recorded again as the log replays.
+
+    def put_outbox_record(self, group: int, record: OutboxRecord) -> None:
+        self.store.put_outbox_record(group, record)
+
+    def scan_outbox(self, group: int, after: int, limit: int) -> list[OutboxRecord]:
+        return self.store.scan_outbox(group, after, limit)
+
+    def last_outbox_index(self, group: int) -> int:
+        return self.store.last_outbox_index(group)
+
+    def trim_outbox(self, group: int, through: int) -> None:
+        self.store.trim_outbox(group, through)
+
+    def outbox_trimmed(self, group: int) -> int:
+        return self.store.outbox_trimmed(group)
+
+    def outbox_groups(self) -> list[int]:
+        return self.store.outbox_groups()
+
+    def drop_outbox(self, group: int) -> None:
+        self.store.drop_outbox(group)
 
     # ---- the data directory's other files ------------------------------------------------------
 

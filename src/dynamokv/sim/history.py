@@ -13,9 +13,10 @@ Outcomes, from the client's point of view (Jepsen's ok / fail / info):
   that did not answer is a ``fail`` since it cannot have changed anything.
 
 Kinds: ``get``, ``put``, ``delete`` and ``final-get`` on the key-value bucket; ``incr``,
-``cas-read`` and ``final-cas-read`` on the Paxos counter (``CasRequest``), which record the
-counter's value before and after (``cas_old``, ``cas_new``; equal for reads). A Paxos increment
-that ends in any error is ``unknown``: an earlier round of it may still be chosen.
+``cas-read`` and ``final-cas-read`` on the table counter (``CasRequest``, sequenced by its
+partition log), which record the counter's value before and after (``cas_old``,
+``cas_new``; equal for reads). An increment that ends in any error is ``unknown``: it may
+still be applied.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Operation:
     values: tuple[bytes, ...] = ()  # what a get returned
     found: bool = False
     error: str = ""
-    cas_old: int | None = None  # the counter before (Paxos operations)
+    cas_old: int | None = None  # the counter before (counter operations)
     cas_new: int | None = None  # ... and after
 
     @property

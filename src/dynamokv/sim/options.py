@@ -112,7 +112,7 @@ class SimOptions:
     refuse_delay_ms: int = 2  # how long a refused connection takes to be noticed
     connect_timeout_ms: int = 1_000  # a partitioned peer that was never reached times out
     # Clocks: a fixed offset of up to clock_skew_ms_max per node; jumps of up to
-    # clock_jump_ms_max either way. Wall clocks only stamp versions and Paxos ballots.
+    # clock_jump_ms_max either way. Wall clocks only stamp versions (never table writes).
     clock_skew_ms_max: int = 50
     clock_jump_ms_max: int = 2_000
     # Storage faults: probability that one object read or write raises StorageError.

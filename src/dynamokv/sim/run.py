@@ -17,7 +17,7 @@ Phases (ARCHITECTURE R9):
    left; every partition's replicas have built their Merkle trees and their roots are equal
    (``NodeCore.aae.roots()``); no node holds a partition it does not replicate;
 4. final reads: every key read at R=N (retried until it succeeds), and the counter through
-   Paxos; a short wait lets the read repairs land;
+   the partition log; a short wait lets the read repairs land;
 5. checks (``sim.checkers``).
 
 Output: ``SEED`` and the options first, the trace if ``--verbose``, then a summary, the trace
@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "or changes to the drawn ones (+power,-loss); kinds: "
                         + ", ".join(FAULT_KINDS))
     p.add_argument("--cas-clients", type=int, default=None,
-                   help="clients running Paxos increments of one counter (default: drawn, 0-2)")
+                   help="clients running conditional increments of one table item "
+                        "(default: drawn, 0-2)")
     p.add_argument("--q", type=int, default=None,
                    help="partitions of the ring (default: drawn, 8, 16 or 32; production 64)")
     p.add_argument("--aae-interval-ms", type=int, default=None,

@@ -1,4 +1,4 @@
-"""Simulated clients: gets, puts and deletes on a small key set, Paxos increments and reads of
+"""Simulated clients: gets, puts and deletes on a small key set, conditional increments and reads of
 one counter, and the final reads.
 
 Owns: ``Workload`` (its clients, what each has read, the final read of every key and of the
@@ -40,11 +40,11 @@ from dynamokv.sim.history import DEFINITE_PUT_ERRORS, History, Kind, Operation
 from dynamokv.sim.options import SimOptions
 
 BUCKET = "sim"
-CAS_BUCKET = "~t/sim"  # a table bucket: last-writer-wins objects, written through Paxos
+CAS_BUCKET = "~t/sim"  # a table bucket: written through its partition log
 COUNTER_KEY = b"counter"
 FINAL_READ_RETRY_MS = 250
 FINAL_READ_ATTEMPTS_MAX = 40
-CAS_REF_BASE = 10_000  # client references of Paxos requests: one fresh reference each
+CAS_REF_BASE = 10_000  # client references of counter requests: one fresh reference each
 
 
 def increment(old: bytes | None) -> bytes:
@@ -53,7 +53,7 @@ def increment(old: bytes | None) -> bytes:
 
 
 def counter_value(raw: bytes | None) -> int | None:
-    """The counter a Paxos result names (absent is 0), ``None`` if it is not a number."""
+    """The counter a cas result names (absent is 0), ``None`` if it is not a number."""
     try:
         return int(raw or b"0")
     except ValueError:
@@ -87,7 +87,7 @@ class _Pending:
 @dataclass(slots=True)
 class _Client:
     ref: int
-    counter: bool = False  # a Paxos counter client
+    counter: bool = False  # a table counter client
     next_req_id: int = 0
     written: int = 0
     contexts: dict[bytes, VectorClock] = field(default_factory=dict)
@@ -233,7 +233,7 @@ class Workload:
         """The request never reached a node (connection refused): it certainly did nothing."""
         client = self._client(ref)
         pending = client.pending if client is not None else None
-        # A refusal names the request id, except a Paxos request's (its reference is its own):
+        # A refusal names the request id, except a counter request's (its reference is its own):
         # a late refusal of an earlier request must not end the one in flight now.
         if client is None or pending is None or pending.ref != ref or (
                 ref < CAS_REF_BASE and pending.req_id != req_id):
@@ -279,8 +279,8 @@ class Workload:
     # ---- the final reads -----------------------------------------------------------------------
 
     def start_final_reads(self) -> None:
-        """Read every key at R=N (which also read-repairs it), then the counter through Paxos,
-        retrying each until it succeeds."""
+        """Read every key at R=N (which also read-repairs it), then the counter through the
+        log leader, retrying each until it succeeds."""
         self._final_queue = [("final-get", k) for k in self.keys]
         if self.options.cas_clients:
             self._final_queue.append(("final-cas-read", COUNTER_KEY))

@@ -48,6 +48,7 @@ from dynamokv.core.exchange import AaeSettings
 from dynamokv.core.ids import actor_for
 from dynamokv.core.messages import ErrorReply, GossipRing, Hello, Message
 from dynamokv.core.node import NodeCore
+from dynamokv.core.replog.outbox import OutboxAck, OutboxBatch
 from dynamokv.core.requests import CasAborted, CasRequest, CasResult, RangeResult
 from dynamokv.core.ring import Member
 from dynamokv.core.settings import CoreSettings, Limits, QuorumDefaults
@@ -143,7 +144,7 @@ class _Call:
 
 
 _Item = _Deliver | _Unreachable | _Timer | _ClientRequest | _LocalRequest | _ClientAnswer | _Call
-_LOCAL_RESULTS = (CasResult, CasAborted, RangeResult)
+_LOCAL_RESULTS = (CasResult, CasAborted, RangeResult, OutboxBatch, OutboxAck)
 
 
 def describe(msg: object) -> str:

@@ -1,9 +1,12 @@
 """DynamoDB workloads on the simulated cluster under the fault menu, checked by the sim's checkers.
 
 Owns: ``run_registers`` (registers and counters through the real DynamoDB app, checked for
-per-item linearizability) and ``run_bank`` (transfers by TransactWriteItems, every
-TransactGetItems snapshot checked for the sum invariant), with ``WorkloadRun``.
-May import: stdlib, ``asyncio``, ``dynamokv.sim``, ``dynamokv.simapi``.
+per-item linearizability), ``run_bank`` (transfers by TransactWriteItems, every
+TransactGetItems snapshot checked for the sum invariant) and ``run_gsi`` (writes to a table with
+a global secondary index, the index checked against the table once healed), with
+``WorkloadRun``.
+May import: stdlib, ``asyncio``, ``dynamokv.sim``, ``dynamokv.simapi``,
+``dynamokv.api.layout.items``, ``dynamokv.api.indexes``.
 
 Both run the seed's ``FaultPlan`` (crashes, power loss, pauses, partition shapes, clock skew and
 jumps, joins and leaves, as ``SimOptions`` draws them) while clients bound to the first nodes
@@ -20,8 +23,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from dynamokv.api.indexes import start_drain
 from dynamokv.sim.bank_checker import check_bank, snapshot_from_response
 from dynamokv.sim.faults import FaultPlan
+from dynamokv.sim.gsi_checker import IndexSpec, check_gsi
 from dynamokv.sim.linearizability import Op, check_history
 from dynamokv.sim.options import SimOptions
 from dynamokv.simapi.cluster import ApiResult, SimApiCluster
@@ -32,6 +37,10 @@ COUNTERS = ("c0",)
 ACCOUNTS = ("a", "b", "c", "d")
 BALANCE = 100
 SETTLE_S = 15.0
+GSI_NAME = "by-group"
+GSI_ITEMS = tuple(f"i{n}" for n in range(8))
+GSI_GROUPS = ("red", "green", "blue")
+GSI_CONVERGE_S = 30.0  # after settling, the index must be exact within this (virtual) time
 
 
 @dataclass(slots=True)
@@ -170,6 +179,9 @@ async def _faulty_phase(cluster: SimApiCluster, options: SimOptions, seconds: fl
     await asyncio.gather(*clients)
     plan.stop()
     sim.heal()
+    for node_id in sim.node_ids():  # nodes that joined: the API (and its upkeep) runs on each
+        if node_id not in cluster.apps:
+            start_drain(cluster.add_app(node_id).context)
     await asyncio.sleep(SETTLE_S)
 
 
@@ -257,4 +269,119 @@ def run_bank(seed: int, options: SimOptions | None = None, seconds: float = 8.0,
                        counts["transfers"], counts["unknown"], [] if bad is None else [report])
 
 
-__all__ = ["WorkloadRun", "run_bank", "run_registers"]
+def _create_indexed() -> dict[str, Any]:
+    body = _create()
+    body["AttributeDefinitions"].append({"AttributeName": "g", "AttributeType": "S"})
+    body["GlobalSecondaryIndexes"] = [{
+        "IndexName": GSI_NAME, "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "ALL"}}]
+    return body
+
+
+async def _gsi_client(cluster: SimApiCluster, w: int, node: str, end_s: float,
+                      counts: dict[str, int]) -> None:
+    """Puts (with or without the index key), moves (SET g), removals of the index key and
+    deletes of a few items: every kind of change an index entry follows."""
+    rng = random.Random(w * 7919 + 1)
+    while cluster.loop.time() < end_s:
+        key = {"pk": {"S": rng.choice(GSI_ITEMS)}}
+        roll, group = rng.random(), {"S": rng.choice(GSI_GROUPS)}
+        if roll < 0.4:
+            item = {**key, "v": {"N": str(rng.randrange(1000))}}
+            if rng.random() < 0.85:
+                item["g"] = group
+            result = await cluster.call(node, "PutItem", {"TableName": TABLE, "Item": item})
+        elif roll < 0.75:
+            result = await cluster.call(node, "UpdateItem", {
+                "TableName": TABLE, "Key": key, "UpdateExpression": "SET g = :g, v = :v",
+                "ExpressionAttributeValues": {":g": group,
+                                              ":v": {"N": str(rng.randrange(1000))}}})
+        elif roll < 0.9:
+            result = await cluster.call(node, "UpdateItem", {
+                "TableName": TABLE, "Key": key, "UpdateExpression": "REMOVE g"})
+        else:
+            result = await cluster.call(node, "DeleteItem", {"TableName": TABLE, "Key": key})
+        counts[_fate(result)] += 1
+        if result.error_type:
+            counts["error:" + result.error_type] = counts.get("error:" + result.error_type, 0) + 1
+        await asyncio.sleep(rng.random() * 0.05)
+
+
+async def _gsi_state(cluster: SimApiCluster, node: str) -> tuple[list[Any], list[Any]] | None:
+    """The base items (a consistent Scan) and the index's stored entries, as DynamoDB JSON
+    (None: the cluster did not answer)."""
+    from dynamokv.api.layout.items import stored_wire
+
+    base: list[Any] = []
+    start: dict[str, Any] | None = None
+    while True:
+        extra = {"ExclusiveStartKey": start} if start else {}
+        page = await cluster.call(node, "Scan", {"TableName": TABLE, "ConsistentRead": True,
+                                                 **extra})
+        if not page.ok:
+            return None
+        base += page.body["Items"]
+        start = page.body.get("LastEvaluatedKey")
+        if start is None:
+            break
+    context = cluster.apps[node].context
+    info = await context.catalog.require(TABLE)
+    bucket = info.indexes[GSI_NAME].bucket
+    assert bucket is not None
+    entries: list[Any] = []
+    after: bytes | None = None
+    while True:
+        try:
+            scanned = await context.handle.scan(bucket, 0, 1, after, 500)
+        except Exception:
+            return None
+        entries += [stored_wire(raw) for _, raw in scanned.items]
+        if scanned.last_key is None:
+            return base, entries
+        after = scanned.last_key
+
+
+def run_gsi(seed: int, options: SimOptions | None = None, seconds: float = 8.0,
+            clients: int = 4) -> WorkloadRun:
+    """Writes to a table with a global secondary index under the fault menu; after healing,
+    every index entry is backed by its base item and every base item is indexed
+    (``sim.gsi_checker``), within ``GSI_CONVERGE_S`` of settling."""
+    cluster, nodes = _setup(seed, options)
+    counts: dict[str, int] = {"done": 0, "failed": 0, "none": 0, "unknown": 0}
+    spec = IndexSpec(("pk",), ("g",), "ALL", name=GSI_NAME)
+    violations: list[str] = ["the state was never read"]
+
+    async def main() -> None:
+        assert (await _until_ok(cluster, nodes[0], "CreateTable", _create_indexed())).ok
+        for node in nodes:
+            await _until_ok(cluster, node, "DescribeTable", {"TableName": TABLE})
+        end_s = cluster.loop.time() + seconds
+        await _faulty_phase(cluster, cluster.sim.options, seconds,
+                            [_gsi_client(cluster, w, nodes[w % len(nodes)], end_s, counts)
+                             for w in range(clients)])
+        deadline = cluster.loop.time() + GSI_CONVERGE_S
+        turn = 0
+        while True:
+            live = [n for n in cluster.sim.up_ids() if n in cluster.apps] or nodes
+            turn += 1
+            state = await _gsi_state(cluster, live[turn % len(live)])
+            if state is not None:
+                violations[:] = check_gsi(state[0], state[1], spec)
+                if not violations:
+                    return
+            if cluster.loop.time() >= deadline:
+                return
+            await asyncio.sleep(1.0)
+
+    try:
+        cluster.run(main())
+    finally:
+        cluster.close()
+    errors = {k: v for k, v in counts.items() if k.startswith("error:")}
+    report = ("index exact" if not violations else "; ".join(violations[:5])) + f" {errors}"
+    return WorkloadRun(seed, "ok" if not violations else "violation", report,
+                       sum(v for k, v in counts.items() if ":" not in k), counts["done"],
+                       counts["unknown"], violations)
+
+
+__all__ = ["WorkloadRun", "run_bank", "run_gsi", "run_registers"]

@@ -155,6 +155,16 @@ def test_a_single_voter_group_leads_itself() -> None:
     assert g.commit == index and g.can_read(net.now)
 
 
+def test_a_single_voter_group_keeps_serving_reads_when_idle() -> None:
+    net = Net(["solo"])
+    net.run(2_500)
+    g = net.groups["solo"]
+    g.propose(PUT, net.now, "~t/x", b"k", b"v")
+    net.flush()
+    net.run(5_000)  # no writes: nobody acknowledges anything, yet no one else can lead
+    assert net.leaders() == ["solo"] and g.can_read(net.now)
+
+
 def test_leadership_transfer_gives_up_the_lease_first() -> None:
     net = Net(["a", "b", "c"])
     net.run(3_000)
@@ -165,3 +175,55 @@ def test_leadership_transfer_gives_up_the_lease_first() -> None:
     net.flush()
     net.run(500)
     assert net.leaders() == [heir]
+
+
+def _log_with(entries: list[tuple[int, int]], members: tuple[str, ...] = ("a", "b", "c")
+              ) -> RaftGroup:
+    """A follower ``a`` whose log holds entries ``(index, term)``."""
+    from dynamokv.core.messages import LogEntry
+
+    store = NodeStore(MemoryEngine(), 8)
+    log = RaftLog(0, store)
+    log.set_hard(base_members=members, term=max((t for _, t in entries), default=0))
+    log.append([LogEntry(t, i, PUT, "~t/x", b"k%d" % i, b"v", ()) for i, t in entries])
+    return RaftGroup(0, "a", log, T, random.Random(1), 0)
+
+
+def test_a_snapshot_keeps_the_entries_after_its_base_when_the_log_holds_the_base() -> None:
+    g = _log_with([(1, 1), (2, 1), (3, 2), (4, 2)])
+    g.commit = 1
+    assert g.snapshot_needed(2)
+    g.install_snapshot(2, 1, ("a", "b", "c"))
+    # entries 3 and 4 may have been acknowledged and counted by a leader: they stay
+    assert [e.index for e in g.log.entries] == [3, 4]
+    assert g.log.base_index == 2 and g.commit == 2 and g.applied == 2
+
+
+def test_a_snapshot_whose_base_conflicts_replaces_the_whole_log() -> None:
+    g = _log_with([(1, 1), (2, 1), (3, 1)])
+    g.install_snapshot(3, 2, ("a", "b", "c"))
+    assert g.log.entries == [] and g.log.last_index == 3 and g.log.last_term == 2
+
+
+def test_a_snapshot_at_or_below_our_commit_is_not_needed() -> None:
+    g = _log_with([(1, 1), (2, 1), (3, 1)])
+    g.commit = 3
+    assert not g.snapshot_needed(3) and not g.snapshot_needed(2)
+
+
+def test_a_learner_outside_every_configuration_is_not_removed() -> None:
+    """A learner sees committed configurations without itself; it was never a voter, so it
+    must keep its log (the leader will count what it acknowledged once it adds it)."""
+    from dynamokv.core.messages import LogEntry
+    from dynamokv.core.replog.log import CONFIG
+
+    store = NodeStore(MemoryEngine(), 8)
+    log = RaftLog(0, store)
+    log.append([LogEntry(1, 1, CONFIG, "", b"", None, (b"b", b"c"))])
+    learner = RaftGroup(0, "a", log, T, random.Random(1), 0)
+    learner.commit = 1
+    assert not learner.removed()
+    voter = _log_with([(1, 1)], members=("a", "b", "c"))
+    voter.log.append([LogEntry(1, 2, CONFIG, "", b"", None, (b"b", b"c"))])
+    voter.commit = 2
+    assert voter.removed()

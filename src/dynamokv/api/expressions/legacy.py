@@ -8,7 +8,7 @@ their translation into the nodes the expression evaluators already run -- so a l
 behaves exactly like its expression equivalent. Also owns the rule that one request may not mix
 expression and non-expression parameters.
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.errors` and the sibling
-module nodes.
+modules nodes and keycondition (whose rules a multi-attribute index key's KeyConditions share).
 
 Inputs are the raw JSON members of the request (the caller has checked only that the top-level
 member is a map); every nested shape is checked here with DynamoDB's SerializationException.
@@ -34,6 +34,7 @@ from dynamokv.api.attributes import (
     from_wire,
 )
 from dynamokv.api.errors import DynamoDBError, SerializationException, ValidationException
+from dynamokv.api.expressions.keycondition import composite_condition
 from dynamokv.api.expressions.nodes import (
     AddAction,
     And,
@@ -370,8 +371,13 @@ def key_conditions(
     hash_key: str,
     range_key: str | None,
     key_types: Mapping[str, str],
+    *,
+    hash_keys: Sequence[str] = (),
+    range_keys: Sequence[str] = (),
 ) -> KeyCondition:
-    """``KeyConditions`` against a key schema (the table's or the index's)."""
+    """``KeyConditions`` against a key schema (the table's or the index's); ``hash_keys`` /
+    ``range_keys`` name a multi-attribute index key's attributes, whose conditions follow
+    the same rules as a KeyConditionExpression's on that key."""
     entries = _members(raw)
     parsed: dict[str, tuple[str, list[AttributeValue]]] = {}
     for name, entry in entries:
@@ -380,6 +386,8 @@ def key_conditions(
         parsed[name] = (op, _operands(entry))
     for op, values in parsed.values():
         _check_operands(op, values)
+    if len(hash_keys) > 1 or len(range_keys) > 1:
+        return _composite_key_conditions(parsed, tuple(hash_keys), tuple(range_keys), key_types)
     if len(parsed) not in (1, 2):
         raise ValidationException("Conditions can be of length 1 or 2 only")
     hash_values = _key_term(parsed, hash_key, key_types, is_hash=True, range_key=range_key)
@@ -390,6 +398,25 @@ def key_conditions(
         if range_values is not None:
             range_condition = RangeCondition(_RANGE_OPERATORS[parsed[range_key][0]], range_values)
     return KeyCondition(hash_key, hash_values[0], range_key, range_condition)
+
+
+def _composite_key_conditions(
+    parsed: dict[str, tuple[str, list[AttributeValue]]],
+    hash_keys: tuple[str, ...],
+    range_keys: tuple[str, ...],
+    key_types: Mapping[str, str],
+) -> KeyCondition:
+    """KeyConditions on a multi-attribute key, as the terms of the equivalent expression."""
+    if not parsed:
+        raise ValidationException(f"Query condition missed key schema element: {hash_keys[0]}")
+    keys = set(hash_keys) | set(range_keys)
+    if any(op in _NOT_INDEXABLE for name, (op, _) in parsed.items() if name in keys):
+        raise ValidationException("Attempted conditional constraint is not an indexable operation")
+    terms = [
+        (name, _RANGE_OPERATORS[op], tuple(_operand(value) for value in values))
+        for name, (op, values) in parsed.items()
+    ]
+    return composite_condition(terms, hash_keys, range_keys, key_types)
 
 
 def _key_term(

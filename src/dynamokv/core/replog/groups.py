@@ -3,7 +3,10 @@
 Owns: ``PartitionLogs`` — the node's ``RaftGroup`` per ring partition it replicates (created at
 cluster founding, on a leader's first message, or loaded at restart), applying committed
 entries to the store in log order, the applied-change feed, leadership balance and membership
-changes that follow the ring, snapshot transfers, and ``Change``.
+changes that follow the ring, snapshot transfers, and ``Change``; and the seams its consumers
+hook into (``feed_listeners``, ``applied_hooks``, ``compaction_holds`` that keep compaction and
+snapshot bases below what a consumer still needs, ``snapshot_hooks``, ``write_gates`` for
+back-pressure).
 May import: ``dynamokv.core.*``, ``dynamokv.errors``.
 
 Client-facing table requests (waiting for commit, forwarding to the leader) live in
@@ -32,7 +35,7 @@ from dynamokv.core.messages import (
 )
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.replog.lease import Timings
-from dynamokv.core.replog.log import CONFIG, PUT, LogStore, RaftLog, is_put
+from dynamokv.core.replog.log import CONFIG, PUT, HardState, LogStore, RaftLog, is_put
 from dynamokv.core.replog.membership import next_step
 from dynamokv.core.replog.raft import RaftGroup
 from dynamokv.core.replog.snapshot import SnapshotSender, is_log_managed
@@ -90,6 +93,12 @@ def live_value(obj: VersionedObject | None) -> bytes | None:
     return values[0] if values else None
 
 
+def _is_tombstone(hard: HardState | None, entries: list[LogEntry]) -> bool:
+    """What a dropped group leaves behind: a term and vote, no log, no configuration."""
+    return (hard is not None and not entries and hard.base_index == 0
+            and not hard.base_members)
+
+
 class PartitionLogs:
     def __init__(self, node: LogNode, store: Storage, n: int, timings: Timings,
                  rng: random.Random, *, log_sync: bool = False) -> None:
@@ -104,9 +113,17 @@ class PartitionLogs:
         self.feed: deque[Change] = deque(maxlen=FEED_KEPT)
         self.feed_listeners: list[Callable[[Change], None]] = []
         self.applied_hooks: list[Callable[[int, LogEntry], list[Effect]]] = []
+        # Consumers that must see every entry from some index on (the index outbox): each says
+        # how far a compaction or snapshot base of a group may go (None: no limit).
+        self.compaction_holds: list[Callable[[int], int | None]] = []
+        self.snapshot_hooks: list[Callable[[int, int], None]] = []  # (group, base) installed
+        # Refusals of new writes at the leader (back-pressure): (group, kind) -> error or None.
+        self.write_gates: list[Callable[[int, int], DynamoKVError | None]] = []
         self.snapshots: dict[tuple[int, str], SnapshotSender] = {}
         self._snapshot_ids = rng.randrange(1 << 30)
+        self._tombstones: dict[int, HardState] = {}  # dropped groups: their term and vote
         self._receiving: dict[int, int] = {}  # group -> snapshot id being received
+        self._received_through: dict[int, tuple[str, bytes] | None] = {}  # its last key
         self._rebalance_at = 0
         self._transferred_ms: dict[int, int] = {}
         self._silent_since: dict[int, int] = {}
@@ -120,6 +137,10 @@ class PartitionLogs:
         """After a restart: every group with persisted state, as a follower."""
         for group in self.store.log_groups():
             hard, entries = self.store.load_log(group)
+            if _is_tombstone(hard, entries):
+                assert hard is not None
+                self._tombstones[group] = hard
+                continue
             log = RaftLog(group, self._durable(), hard, entries)
             self.groups[group] = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms)
 
@@ -148,8 +169,8 @@ class PartitionLogs:
         member learns everything, configuration included, from the leader)."""
         raft = self.groups.get(group)
         if raft is None:
-            raft = RaftGroup(group, self.me, RaftLog(group, self._durable()), self.timings,
-                             self.rng, now_ms)
+            log = RaftLog(group, self._durable(), self._tombstones.pop(group, None))
+            raft = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms)
             self.groups[group] = raft
         return raft
 
@@ -225,7 +246,7 @@ class PartitionLogs:
         t = self.timings
         if len(raft.log.entries) <= t.log_entries_max:
             return
-        through = raft.applied - t.log_entries_kept
+        through = self._held(raft, raft.applied - t.log_entries_kept)
         for (group, _), sender in self.snapshots.items():
             if group == raft.group:
                 through = min(through, sender.base_index)
@@ -233,6 +254,22 @@ class PartitionLogs:
             if self.log_sync:
                 self.store.sync()  # what the base claims applied must be on disk first
             raft.log.compact(through)
+
+    def _held(self, raft: RaftGroup, through: int) -> int:
+        """``through``, lowered to what the compaction holds allow (never below the base)."""
+        for hold in self.compaction_holds:
+            limit = hold(raft.group)
+            if limit is not None:
+                through = max(min(through, limit), raft.log.base_index)
+        return through
+
+    def refuse_write(self, group: int, kind: int) -> DynamoKVError | None:
+        """Why a new write of ``kind`` to ``group`` must be refused now (None: it may go)."""
+        for gate in self.write_gates:
+            refusal = gate(group, kind)
+            if refusal is not None:
+                return refusal
+        return None
 
     # ---- time --------------------------------------------------------------------------------
     def next_deadline(self) -> int | None:
@@ -309,6 +346,11 @@ class PartitionLogs:
         del self.groups[raft.group]
         self._clear_data(raft.group)
         self.store.drop_log(raft.group)
+        # Term and vote outlive the log: were we added again, we must not vote twice in a
+        # term we already voted in.
+        tombstone = HardState(term=raft.term, vote=raft.log.hard.vote)
+        self.store.save_hard_state(raft.group, tombstone)
+        self._tombstones[raft.group] = tombstone
         return [Log("info", "left replication group", {"group": raft.group})]
 
     def _may_drop(self, raft: RaftGroup, now_ms: int) -> bool:
@@ -318,14 +360,12 @@ class PartitionLogs:
         ring = self.node.ring
         if ring is None:
             return False
-        if raft.removed():
-            return True
         group = raft.group
         if self.me in self.target(group) or self.me in ring.previous_preference_list(
                 group, self.n):
             self._silent_since.pop(group, None)
             return False
-        if raft.removed_by:
+        if raft.removed() or raft.removed_by:
             return True
         if self.me in raft.members:
             return False
@@ -345,7 +385,9 @@ class PartitionLogs:
 
     # ---- snapshots ---------------------------------------------------------------------------
     def _start_snapshot(self, raft: RaftGroup, node: str, now_ms: int) -> list[Effect]:
-        base = raft.applied
+        # Held like compaction: the receiver replays the entries after the base, so it keeps
+        # an outbox record of every entry not yet indexed (whole images: replay is safe).
+        base = self._held(raft, raft.applied)
         base_term = raft.log.term_at(base)
         if base_term is None:
             return []
@@ -398,21 +440,26 @@ class PartitionLogs:
             return [Send(src, RaftSnapshotAck(msg.group, raft.term, msg.snapshot_id, False,
                                               "stale term"))]
         raft.heard_from_leader(src, msg.term, now_ms)
+        if msg.first and not raft.snapshot_needed(msg.base_index):
+            # We committed that far already (a reply of ours was late): go on from the log.
+            return [Send(src, RaftSnapshotAck(msg.group, raft.term, msg.snapshot_id, True))]
         try:
             if msg.first:
                 self._receiving[msg.group] = msg.snapshot_id
-                self._clear_data(msg.group)
+                self._received_through[msg.group] = None
             if self._receiving.get(msg.group) != msg.snapshot_id:
                 raise ValueError("a chunk of a snapshot that was not started")
-            for item in msg.items:
-                self.store.put(item.bucket, item.key, item.obj)
+            self._replace_range(msg)
             if msg.done:
                 if self.log_sync:
                     self.store.sync()  # the snapshot's items before the base that names them
                 del self._receiving[msg.group]
+                self._received_through.pop(msg.group, None)
                 self.snapshots_installed += 1
                 raft.install_snapshot(msg.base_index, msg.base_term,
                                       tuple(m.decode() for m in msg.members))
+                for hook in self.snapshot_hooks:
+                    hook(msg.group, msg.base_index)
         except (DynamoKVError, ValueError) as exc:
             return [Send(src, RaftSnapshotAck(msg.group, raft.term, msg.snapshot_id, False,
                                               str(exc)))]
@@ -420,6 +467,39 @@ class PartitionLogs:
                                                            msg.snapshot_id, msg.done))]
         effects.extend(self._after(raft, now_ms))
         return effects
+
+    def _replace_range(self, msg: RaftSnapshotChunk) -> None:
+        """Make our copy of the key range this chunk covers equal to the chunk. Chunks come in
+        key order, so the range runs from the previous chunk's last key (exclusive) to this
+        one's last key, or to the end on the last chunk. Nothing is cleared up front: a
+        transfer cut short leaves every key at an image at least as new as before, which the
+        log then brings to its committed state (images are idempotent)."""
+        for item in msg.items:
+            self.store.put(item.bucket, item.key, item.obj)
+        end = (msg.items[-1].bucket, msg.items[-1].key) if msg.items else None
+        if msg.done or end is not None:
+            self._delete_missing(msg.group, self._received_through.get(msg.group),
+                                 None if msg.done else end,
+                                 {(item.bucket, item.key) for item in msg.items})
+        if end is not None:
+            self._received_through[msg.group] = end
+
+    def _delete_missing(self, group: int, after: tuple[str, bytes] | None,
+                        through: tuple[str, bytes] | None, keep: set[tuple[str, bytes]]
+                        ) -> None:
+        """Delete our log-managed keys after ``after`` up to ``through`` (which we hold; the
+        store's key order decides, ``None``: to the end) that are not in ``keep``."""
+        cursor = after
+        while True:
+            rows = self.store.scan_partition(group, cursor, 512)
+            for bucket, key, _ in rows:
+                if (bucket, key) == through:
+                    return
+                if is_log_managed(bucket) and (bucket, key) not in keep:
+                    self.store.delete(bucket, key)
+            if len(rows) < 512:
+                return
+            cursor = (rows[-1][0], rows[-1][1])
 
     # ---- questions ---------------------------------------------------------------------------
     def holds_groups(self) -> bool:

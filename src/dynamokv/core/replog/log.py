@@ -19,10 +19,15 @@ from typing import Protocol
 from dynamokv.core.messages import LogEntry
 
 NOOP, PUT, CONFIG = 0, 1, 2
+# INDEXED_THROUGH: the leader's node has brought the global secondary indexes up to date with
+# every entry through the index in ``key`` (8 bytes, big-endian); replicas trim their index
+# outbox (``replog.outbox``) when they apply it.
+INDEXED_THROUGH = 3
 # Flags a put entry may carry (kind = PUT | flags), decided once by the leader so every replica
 # reads the same: STREAMED, record the change in the table's stream (its StreamSpecification
-# was enabled when the write was made); SERVICE, a delete made by the service itself (TTL).
-STREAMED, SERVICE = 4, 8
+# was enabled when the write was made); SERVICE, a delete made by the service itself (TTL);
+# INDEXED, the table has global secondary indexes: keep an index outbox record of the change.
+STREAMED, SERVICE, INDEXED = 4, 8, 16
 
 
 def is_put(kind: int) -> bool:
@@ -171,6 +176,11 @@ class RaftLog:
         self.entries = []
         self.set_hard(base_index=base_index, base_term=base_term, base_members=members)
         self.members = self._find_members()
+
+    def was_member(self, node: str) -> bool:
+        """Whether ``node`` is a voter of the base's configuration or of any in the log."""
+        return node in self.hard.base_members or any(
+            e.kind == CONFIG and node in members_of(e) for e in self.entries)
 
     def members_at(self, index: int) -> tuple[str, ...]:
         found = self.hard.base_members

@@ -39,7 +39,7 @@ from dynamokv.core.messages import (
     Message,
 )
 from dynamokv.core.replog.groups import PartitionLogs, live_value
-from dynamokv.core.replog.log import PUT, SERVICE, STREAMED, is_put
+from dynamokv.core.replog.log import INDEXED, PUT, SERVICE, STREAMED, is_put
 from dynamokv.core.replog.raft import RaftGroup
 from dynamokv.core.requests import (
     CasAborted,
@@ -119,12 +119,31 @@ class TableRequests:
         ring = self.logs.node.ring
         if ring is None:
             return [Reply(client, _error(UnavailableError("node has not joined a cluster")))]
+        if isinstance(request, TableRead) and not request.consistent:
+            fast = self._local_read(client, request, ring.partition_for(request.bucket,
+                                                                         request.key))
+            if fast is not None:
+                return fast
         op = self._op_for(client, request, ring.partition_for, now_ms)
         self._next_id += 1
         op_id = self._next_id
         self.ops[op_id] = op
         self.deadlines.set(op_id, op.deadline_ms)
         return self._drive(op_id, op, now_ms)
+
+    def _local_read(self, client: int, request: TableRead, partition: int
+                    ) -> list[Effect] | None:
+        """An eventually consistent read our own replica answers (the common GetItem): what
+        ``_eventual_read`` does, without an op, a deadline and their bookkeeping. ``None``:
+        we hold no replica; the general path forwards it."""
+        raft = self.logs.groups.get(partition)
+        if raft is None or self.logs.me not in raft.members:
+            return None
+        try:
+            value = live_value(self.logs.store.get(request.bucket, request.key))
+        except DynamoKVError as exc:
+            return [Reply(client, _error(exc))]
+        return [Reply(client, CasResult(value, value))]
 
     def _op_for(self, client: int, request: object, partition_for: object,
                 now_ms: int) -> TableOp:
@@ -213,7 +232,7 @@ class TableRequests:
         if op.kind == "scan":
             sc = op.scan
             assert sc is not None
-            return LogScan(send_id, sc.bucket, sc.partition, sc.after, sc.limit)
+            return LogScan(send_id, sc.bucket, sc.partition, sc.after, sc.limit, sc.consistent)
         if op.kind == "range":
             r = op.range
             assert r is not None
@@ -243,7 +262,10 @@ class TableRequests:
 
     def _at_leader(self, op_id: int, op: TableOp, raft: RaftGroup, now_ms: int
                    ) -> list[Effect]:
-        if op.kind == "scan":  # eventually consistent: the leader's applied state, no lease
+        if op.kind == "scan":  # the leader's applied state; under its lease if consistent
+            assert op.scan is not None
+            if op.scan.consistent and not raft.can_read(now_ms):
+                return self._later(op, now_ms)
             try:
                 return self._finish(op_id, self._read_now(op))
             except DynamoKVError as exc:
@@ -270,6 +292,9 @@ class TableRequests:
                 new = op.decide(old)
             except Exception as exc:  # Abort and anything else decide raises: nothing written
                 return self._finish(op_id, CasAborted(exc))
+        refusal = self.logs.refuse_write(raft.group, PUT | op.flags)
+        if refusal is not None:
+            return self._finish(op_id, _error(refusal))
         op.old, op.value = old, new
         index = raft.propose(PUT | op.flags, now_ms, op.bucket, op.key, new)
         op.waiting = (index, raft.term)
@@ -393,7 +418,7 @@ class TableRequests:
         if ring is None:
             return [Send(src, LogReply(msg.req_id, RETRY))]
         if isinstance(msg, LogScan):
-            return self._remote_scan(src, msg, ring.q)
+            return self._remote_scan(src, msg, ring.q, now_ms)
         from dynamokv.core.hashing import compose_key
 
         key = compose_key(msg.hash_part) if isinstance(msg, LogRange) else msg.key
@@ -423,11 +448,13 @@ class TableRequests:
         except DynamoKVError as exc:
             return [Send(src, LogReply(msg.req_id, exc.code, message=str(exc)))]
 
-    def _remote_scan(self, src: str, msg: LogScan, q: int) -> list[Effect]:
+    def _remote_scan(self, src: str, msg: LogScan, q: int, now_ms: int) -> list[Effect]:
         raft = self.logs.groups.get(msg.partition) if 0 <= msg.partition < q else None
         if raft is None or not raft.is_leader():
             hint = raft.leader if raft is not None else ""
             return [Send(src, LogReply(msg.req_id, NOT_LEADER, leader=hint))]
+        if msg.consistent and not raft.can_read(now_ms):
+            return [Send(src, LogReply(msg.req_id, RETRY))]
         try:
             rows, more = self.logs.store.scan_bucket(msg.partition, msg.bucket, msg.after,
                                                      max(1, min(msg.limit, 10_000)))
@@ -453,6 +480,9 @@ class TableRequests:
             return [Send(src, LogReply(msg.req_id, CONDITION_FAILED, old))]
         if _refused(old, msg.refuse_prefix):
             return [Send(src, LogReply(msg.req_id, REFUSED, old))]
+        refusal = self.logs.refuse_write(raft.group, PUT | _put_flags(msg.flags))
+        if refusal is not None:
+            return [Send(src, LogReply(msg.req_id, refusal.code, message=refusal.message))]
         index = raft.propose(PUT | _put_flags(msg.flags), now_ms, msg.bucket, msg.key,
                              msg.value)
         self._taken[(src, msg.req_id)] = None
@@ -519,7 +549,7 @@ def _refused(current: bytes | None, prefix: bytes) -> bool:
 
 def _put_flags(flags: int) -> int:
     """Only the known flags of a peer's request (anything else would change the kind)."""
-    return flags & (STREAMED | SERVICE)
+    return flags & (STREAMED | SERVICE | INDEXED)
 
 
 def _error(exc: DynamoKVError) -> ErrorReply:

@@ -109,8 +109,11 @@ class RaftGroup:
 
     def can_read(self, now_ms: int) -> bool:
         """Strongly consistent reads from the local state are safe: we lead under a lease, an
-        entry of our term committed (so we hold every committed write) and all is applied."""
-        return (self.can_propose() and now_ms < self.lease_until_ms
+        entry of our term committed (so we hold every committed write) and all is applied.
+        A sole voter needs no lease: no other node can win an election without its vote, and
+        with no peers to acknowledge heartbeats its lease would otherwise lapse when idle."""
+        leased = now_ms < self.lease_until_ms or self.members == (self.me,)
+        return (self.can_propose() and leased
                 and self.commit >= self.term_start_index and self.applied >= self.commit)
 
     def _majority(self) -> int:
@@ -285,9 +288,12 @@ class RaftGroup:
         self.election_due_ms = now_ms + self._election_timeout()
 
     def removed(self) -> bool:
-        """A committed configuration without us: this node is out of the group."""
+        """A committed configuration without us, after one with us: this node was a voter and
+        is out of the group. (A learner being caught up is in no configuration yet; it must
+        keep what it acknowledged, since the leader will count it once it adds it.)"""
         cfg = self.log.config_index
-        return cfg > 0 and self.me not in self.members and self.commit >= cfg
+        return (cfg > 0 and self.me not in self.members and self.commit >= cfg
+                and self.log.was_member(self.me))
 
     def _become_leader(self, now_ms: int) -> None:
         self.role = Role.LEADER
@@ -349,6 +355,8 @@ class RaftGroup:
         if peer.snapshot:
             return
         if not msg.success:
+            if src in self.learners and msg.match < peer.match:
+                peer.match = msg.match  # it lost its copy (dropped, or rebuilt): start over
             peer.next_index = max(1, min(peer.next_index - 1, msg.match + 1))
             self._send_append(src, peer, now_ms)
             return
@@ -446,10 +454,20 @@ class RaftGroup:
         self.heard_leader_ms = now_ms
         self.election_due_ms = now_ms + self._election_timeout()
 
+    def snapshot_needed(self, base_index: int) -> bool:
+        """Whether a snapshot at ``base_index`` tells us anything: not if we committed that far
+        (the leader can go on from the log)."""
+        return base_index > self.commit
+
     def install_snapshot(self, base_index: int, base_term: int, members: tuple[str, ...]
                          ) -> None:
-        """A snapshot at ``base_index`` replaced our state: our log starts after it."""
-        self.log.reset(base_index, base_term, members)
+        """A snapshot at ``base_index`` (beyond our commit) replaced our applied state. As in
+        Raft (figure 13), entries after the base are kept when our log holds the base entry
+        itself: we may have acknowledged them, and a leader may have counted them."""
+        if self.log.term_at(base_index) == base_term:
+            self.log.compact(base_index)
+        else:
+            self.log.reset(base_index, base_term, members)
         self.commit = max(self.commit, base_index)
         self.applied = base_index
 

@@ -13,14 +13,14 @@ written, so :func:`decode_item` rebuilds typed values without the wire checks (n
 normalised, which keeps ``Decimal`` hashing and sizes canonical).
 
 Transaction intents. While a TransactWriteItems holds an item (between its prepare and its
-commit or rollback, see :mod:`dynamokv.api.operations_transact`), the stored bytes are an
+commit or rollback, see :mod:`dynamokv.api.transactions.coordinator`), the stored bytes are an
 *intent*: the committed value plus the transaction's id, the key of its record in ``~txn``, its
 creation time and what it will leave if it commits. An intent starts with the byte ``00`` (a
 plain item starts with ``{``), so telling the two apart is one byte comparison
 (``data[:1] == INTENT_MARK``) and the path of items no transaction touches stays as it was.
 :func:`decode_item` and :func:`stored_wire` of an intent give its committed value (``{}`` when
 the item does not exist yet: callers that care resolve intents first, see
-:mod:`dynamokv.api.operations_transact_intents`).
+:mod:`dynamokv.api.transactions.intents`).
 
 Layout of an intent: ``00``, a version byte, a 4-byte header length, the header (orjson:
 ``t`` transaction id, ``r`` record name, ``c`` creation time, ``k`` kind), a 4-byte length of

@@ -7,7 +7,7 @@ COMMITTED or ABORTED wins, for ever), resolving an intent found in an item (:fun
 :func:`apply_outcome`, :func:`resolve` for reads, :func:`write_cas` for writes), finishing an
 abandoned transaction (:func:`finish`) and the background sweep of old records (:func:`sweep`).
 May import: stdlib, ``orjson``, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.handle`,
-:mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
+:mod:`dynamokv.api.layout.items`, :mod:`dynamokv.api.operations.common`.
 
 Records. A transaction's record is named ``x/<id>`` or, when the request carries a
 ClientRequestToken, ``k/<token>`` (so the record is also the token's idempotency entry, and a
@@ -39,8 +39,8 @@ import orjson
 
 from dynamokv.api.errors import TransactionConflictException
 from dynamokv.api.handle import Abort, Decide
-from dynamokv.api.items import INTENT_MARK, decode_intent
-from dynamokv.api.operations_common import ApiContext
+from dynamokv.api.layout.items import INTENT_MARK, decode_intent
+from dynamokv.api.operations.common import ApiContext
 
 log = logging.getLogger("dynamokv.api")
 

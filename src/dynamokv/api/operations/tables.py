@@ -3,10 +3,10 @@
 Owns: CreateTable, DescribeTable, ListTables, DeleteTable, UpdateTable, TagResource,
 UntagResource, ListTagsOfResource, DescribeTimeToLive, UpdateTimeToLive, DescribeLimits, and the
 TableDescription document they return.
-May import: stdlib, :mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`,
-:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.operations_common`,
+May import: stdlib, :mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.errors`,
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.operations.common`,
 :mod:`dynamokv.api.streams` (StreamSpecification), :mod:`dynamokv.api.maintenance` (counts),
-:mod:`dynamokv.api.table_requests` (request parsing and validation).
+:mod:`dynamokv.api.schema.table_requests` (request parsing and validation).
 
 Tables are ACTIVE as soon as CreateTable returns (there is nothing to provision), so SDK
 waiters finish at once. Throughput settings are stored and echoed back, never enforced.
@@ -22,7 +22,6 @@ import copy
 from typing import Any
 
 from dynamokv.api import streams
-from dynamokv.api.catalog import INDEX_INTERNAL, TableInfo, gsi_bucket, table_arn
 from dynamokv.api.errors import (
     LimitExceededException,
     ResourceInUseException,
@@ -40,23 +39,29 @@ from dynamokv.api.indexes import (
     start_backfill,
     stored_gsi_buckets,
 )
-from dynamokv.api.maintenance import table_counts
-from dynamokv.api.operations_common import ApiContext, Params, one_error
-from dynamokv.api.table_requests import (
+from dynamokv.api.maintenance import index_counts, table_counts
+from dynamokv.api.operations.common import ApiContext, Params, one_error
+from dynamokv.api.schema.catalog import INDEX_INTERNAL, TableInfo, gsi_bucket, table_arn
+from dynamokv.api.schema.table_requests import (
     INVALID,
     MAX_GSI,
     MAX_TAGS,
     TOO_MANY_TAGS,
     check_definitions,
+    check_on_demand_mode,
+    index_hints,
     parse_billing,
     parse_definitions,
     parse_index_name,
     parse_index_schemas,
     parse_indexes,
     parse_key_schema,
+    parse_on_demand,
     parse_projection,
     parse_tags,
     parse_throughput,
+    parse_warm,
+    refuse_unsupported,
 )
 
 # ------------------------------------------------------------------------------ describe
@@ -126,8 +131,14 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
                 ItemCount=0,
                 IndexArn=f"{arn}/index/{index['IndexName']}",
             )
+            if index.get("WarmThroughput"):
+                entry["WarmThroughput"] = {**index["WarmThroughput"], "Status": "ACTIVE"}
             gsis.append(entry)
         out["GlobalSecondaryIndexes"] = gsis
+    if d.get("OnDemandThroughput"):
+        out["OnDemandThroughput"] = dict(d["OnDemandThroughput"])
+    if d.get("WarmThroughput"):
+        out["WarmThroughput"] = {**d["WarmThroughput"], "Status": "ACTIVE"}
     out.update(streams.describe_fields(ctx, info))
     if d.get("TableClass"):
         out["TableClassSummary"] = {"TableClass": d["TableClass"]}
@@ -157,6 +168,11 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     # DynamoDB matches AttributeDefinitions against the keys before the other index rules.
     check_definitions(definitions, key_names, bool(local or global_))
     mode, throughput = parse_billing(params, creating=True)
+    refuse_unsupported(params, ("ResourcePolicy", "GlobalTableSourceArn",
+                                "GlobalTableSettingsReplicationMode"))
+    on_demand = parse_on_demand(params, creating=True)
+    check_on_demand_mode(on_demand or {}, mode or "PROVISIONED")
+    warm = parse_warm(params)
     provisioned = (mode or "PROVISIONED") == "PROVISIONED"
     lsis = parse_indexes(local, False, provisioned, schema)
     gsis = parse_indexes(global_, True, provisioned, schema)
@@ -165,7 +181,7 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         duplicate = next(n for n in names if names.count(n) > 1)
         raise ValidationException(INVALID + f"Duplicate index name: {duplicate}")
     tags = parse_tags(params)
-    stream = streams.parse_spec(params)
+    stream = streams.parse_spec(params, creating=True)
     description: dict[str, Any] = {
         "TableName": name,
         "TableId": str(ctx.ids()),
@@ -176,6 +192,10 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     }
     if throughput is not None:
         description["ProvisionedThroughput"] = throughput
+    if on_demand:
+        description["OnDemandThroughput"] = on_demand
+    if warm:
+        description["WarmThroughput"] = warm
     if lsis:
         description["LocalSecondaryIndexes"] = lsis
     if gsis:
@@ -202,6 +222,11 @@ async def describe_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     resume_backfills(ctx, info)  # a CREATING index whose backfill's node is gone
     out = describe(ctx, info)
     out.update(await table_counts(ctx, info))
+    counted = await index_counts(ctx, info)
+    for kind in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes"):
+        for index in out.get(kind) or ():
+            items, size = counted.get(index["IndexName"], (0, 0))
+            index.update(ItemCount=items, IndexSizeBytes=size)
     return {"Table": out}
 
 
@@ -227,7 +252,8 @@ async def delete_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         for index in description.get("GlobalSecondaryIndexes") or ():
             if index.get("IndexStatus", CREATING) != ACTIVE or index.get("RepairNeeded"):
                 raise ResourceInUseException(
-                    "Cannot delete table while indexes are being created, updated, or deleted"
+                    "Attempt to change a resource which is still in use: Cannot delete table "
+                    "while indexes are being created, updated, or deleted."
                 )
 
     info = await ctx.catalog.delete(name, check)
@@ -317,6 +343,7 @@ def _create_index(name: str, p: Params, provisioned: bool,
         )
     if throughput is not None:
         index["ProvisionedThroughput"] = throughput
+    index.update(index_hints(p, name, provisioned))
     if definitions is None:
         raise ValidationException(
             INVALID + f"AttributeDefinitions is not specified for index: {name}"
@@ -359,7 +386,7 @@ def _gsi_updates(
             index = _create_index(name, p, provisioned, definitions, creating)
             if len(gsis) >= MAX_GSI:
                 raise LimitExceededException(
-                    f"Subscriber limit exceeded: Number of GlobalSecondaryIndexes exceeds "
+                    f"Subscriber limit exceeded: Number of global secondary indexes exceeds "
                     f"per-table limit of {MAX_GSI}"
                 )
             gsis.append(index)
@@ -370,18 +397,27 @@ def _gsi_updates(
             )
         if name not in existing:
             raise ResourceNotFoundException(
-                f"Requested resource not found: Index: {name} not found"
+                f"Requested resource not found: Index {name} for table "
+                f"{description['TableName']}"
             )
         if action == "Update":
             throughput = parse_throughput(p, "ProvisionedThroughput")
-            if throughput is not None and not provisioned:
+            on_demand = parse_on_demand(p, creating=False, subject=f"index : {name}")
+            warm = parse_warm(p)
+            if not provisioned and (throughput is not None or not (on_demand or warm)):
                 raise ValidationException(
                     INVALID + f"The only Updates for index: {name} when TableThroughputMode is "
                     "PAY_PER_REQUEST can be to OnDemandThroughput, WarmThroughput"
                 )
             for g in gsis:
-                if g["IndexName"] == name and throughput is not None:
+                if g["IndexName"] != name:
+                    continue
+                if throughput is not None:
                     g["ProvisionedThroughput"] = throughput
+                if on_demand:
+                    _apply_on_demand(g, on_demand, billing=description.get("BillingMode"))
+                if warm:
+                    _apply_warm(g, warm, subject=f"index {name}")
         else:
             gsis = [g for g in gsis if g["IndexName"] != name]
     if gsis:
@@ -393,10 +429,13 @@ def _gsi_updates(
 
 async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     name = params.table_name()
+    refuse_unsupported(params, ("ReplicaUpdates", "GlobalTableWitnessUpdates",
+                                "MultiRegionConsistency", "GlobalTableSettingsReplicationMode"))
     mode, throughput = parse_billing(params, creating=False)
+    on_demand, warm = _capacity_hints(params)
     new_definitions = parse_definitions(params) if params.has("AttributeDefinitions") else None
     params.mapping("SSESpecification")
-    stream = streams.parse_spec(params)
+    stream = streams.parse_spec(params, creating=False)
     params.boolean("DeletionProtectionEnabled")
     params.string("TableClass")
     actions = parse_gsi_actions(params)
@@ -424,6 +463,14 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
                 new["BillingModeUpdated"] = round(ctx.clock(), 3)
                 if mode == "PAY_PER_REQUEST":
                     new.pop("ProvisionedThroughput", None)
+                else:
+                    new.pop("OnDemandThroughput", None)
+            changed = True
+        if on_demand:
+            _apply_on_demand(new, on_demand)
+            changed = True
+        if warm:
+            _apply_warm(new, warm)
             changed = True
         if throughput is not None:
             if new.get("BillingMode") == "PAY_PER_REQUEST":
@@ -486,7 +533,9 @@ def _index_throughput_follows_billing(old: dict[str, Any], new: dict[str, Any]) 
     for index in new.get("GlobalSecondaryIndexes") or ():
         if new.get("BillingMode") == "PAY_PER_REQUEST":
             index.pop("ProvisionedThroughput", None)
-        elif "ProvisionedThroughput" not in index:
+            continue
+        index.pop("OnDemandThroughput", None)
+        if "ProvisionedThroughput" not in index:
             raise ValidationException(
                 INVALID + f"ProvisionedThroughput must be specified for index: "
                 f"{index['IndexName']}"
@@ -510,6 +559,52 @@ def _alone_with_an_online_index(params: Params) -> None:
     for member, message in _NOT_WITH_AN_INDEX:
         if params.has(member):
             raise ValidationException(INVALID + message)
+
+
+_UPDATE_MEMBERS = ("BillingMode", "ProvisionedThroughput", "StreamSpecification",
+                   "SSESpecification", "DeletionProtectionEnabled", "TableClass",
+                   "GlobalSecondaryIndexUpdates", "OnDemandThroughput", "WarmThroughput")
+
+
+def _capacity_hints(params: Params) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+    """UpdateTable's OnDemandThroughput (only with BillingMode) and WarmThroughput (alone)."""
+    on_demand = parse_on_demand(params, creating=False)
+    warm = parse_warm(params)
+    if on_demand is not None and any(params.has(m) for m in _UPDATE_MEMBERS
+                                     if m not in ("BillingMode", "OnDemandThroughput")):
+        raise ValidationException(
+            INVALID + "OnDemandThroughput can only be combined with BillingMode in an "
+            "UpdateTable request")
+    if warm is not None and any(params.has(m) for m in _UPDATE_MEMBERS if m != "WarmThroughput"):
+        raise ValidationException(
+            INVALID + "WarmThroughput must be the only operation in the request")
+    return on_demand, warm
+
+
+def _apply_on_demand(new: dict[str, Any], on_demand: dict[str, int], *,
+                     billing: str | None = None) -> None:
+    """Merge OnDemandThroughput into a table (or, with its table's ``billing``, an index)."""
+    check_on_demand_mode(on_demand, billing or new.get("BillingMode", "PROVISIONED"))
+    merged = dict(new.get("OnDemandThroughput") or {})
+    for member, value in on_demand.items():
+        if value == -1:
+            merged.pop(member, None)  # -1: no maximum any more
+        else:
+            merged[member] = value
+    if merged:
+        new["OnDemandThroughput"] = merged
+    else:
+        new.pop("OnDemandThroughput", None)
+
+
+def _apply_warm(new: dict[str, Any], warm: dict[str, int], *, subject: str = "table") -> None:
+    current = new.get("WarmThroughput") or {}
+    for member, value in warm.items():
+        if value < current.get(member, 0):
+            raise ValidationException(
+                INVALID + f"Requested {member} for WarmThroughput for {subject} is lower than "
+                "current WarmThroughput, decreasing WarmThroughput is not supported")
+    new["WarmThroughput"] = {**current, **warm}
 
 
 def _other_changes(params: Params) -> bool:

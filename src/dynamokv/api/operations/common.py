@@ -7,7 +7,7 @@ ValidationException for wrong types, missing members and out-of-range values),
 bookkeeping), :func:`prepare_expressions`,
 :func:`capacity` and :class:`CheckFailed` / :class:`Refused` (the ``Abort`` payloads ``cas``
 decisions raise).
-May import: stdlib, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.catalog`,
+May import: stdlib, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.schema.catalog`,
 :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`.
 
 Handlers never trust the shape of a request: every field goes through :class:`Params`, so a
@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynamokv.api.attributes import Item
-from dynamokv.api.catalog import Catalog, TableInfo
 from dynamokv.api.errors import (
     DynamoDBError,
     SerializationException,
@@ -48,6 +47,7 @@ from dynamokv.api.expressions import (
     parse_update,
 )
 from dynamokv.api.handle import Abort, NodeHandle
+from dynamokv.api.schema.catalog import Catalog, TableInfo
 
 log = logging.getLogger("dynamokv.api")
 

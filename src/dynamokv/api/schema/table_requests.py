@@ -2,8 +2,10 @@
 
 Owns: parsing and validating CreateTable/UpdateTable/TagResource parameters (key schema,
 provisioned throughput, projections, secondary index definitions, attribute definitions,
-billing mode and tags) and the limits and enumerations they are checked against.
-May import: stdlib, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.operations_common`.
+billing mode, tags, OnDemandThroughput and WarmThroughput) and the limits and enumerations they
+are checked against; the refusal of members of features dynamokv does not have (global tables,
+resource-based policies).
+May import: stdlib, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.operations.common`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from dynamokv.api.errors import ValidationException
-from dynamokv.api.operations_common import Params, check_table_name, one_error
+from dynamokv.api.operations.common import Params, check_table_name, one_error
 
 INVALID = "One or more parameter values were invalid: "
 MAX_LSI = 5
@@ -196,6 +198,7 @@ def parse_indexes(
                 )
             if throughput is not None:
                 index["ProvisionedThroughput"] = throughput
+            index.update(index_hints(p, index_name, provisioned))
         out.append(index)
     return out
 
@@ -325,3 +328,78 @@ def parse_billing(params: Params, *, creating: bool) -> tuple[str | None, dict[s
             "BillingMode is PAY_PER_REQUEST"
         )
     return mode, throughput
+
+
+# ------------------------------------------------------------------------------ capacity hints
+
+ON_DEMAND_MEMBERS = ("MaxReadRequestUnits", "MaxWriteRequestUnits")
+WARM_MEMBERS = ("ReadUnitsPerSecond", "WriteUnitsPerSecond")
+# Members of DynamoDB features dynamokv does not have, refused rather than silently dropped:
+# the request asks for something (replicas, an access policy) the table would not get.
+UNSUPPORTED_MEMBERS = {
+    "ResourcePolicy": "dynamokv has no resource-based policies",
+    "GlobalTableSourceArn": "dynamokv has no global tables",
+    "GlobalTableSettingsReplicationMode": "dynamokv has no global tables",
+    "ReplicaUpdates": "dynamokv has no global tables",
+    "GlobalTableWitnessUpdates": "dynamokv has no global tables",
+    "MultiRegionConsistency": "dynamokv has no global tables",
+}
+
+
+def refuse_unsupported(params: Params, members: tuple[str, ...]) -> None:
+    for member in members:
+        if params.has(member):
+            raise ValidationException(
+                INVALID + f"{member} is not supported: {UNSUPPORTED_MEMBERS[member]}")
+
+
+def parse_on_demand(params: Params, *, creating: bool, subject: str = "table"
+                    ) -> dict[str, int] | None:
+    """OnDemandThroughput (of the table, or of ``subject`` ``index : NAME``): maximum request
+    units (stored and described, never enforced, as ProvisionedThroughput is). On UpdateTable,
+    -1 removes a maximum."""
+    p = params.nested("OnDemandThroughput")
+    if p is None:
+        return None
+    out: dict[str, int] = {}
+    for member in ON_DEMAND_MEMBERS:
+        value = p.integer(member)
+        if value is None:
+            continue
+        if value < 1 and not (value == -1 and not creating):
+            raise ValidationException(
+                INVALID + f"Requested {member} for OnDemandThroughput for {subject} is outside "
+                "of valid range")
+        out[member] = value
+    return out
+
+
+def check_on_demand_mode(on_demand: dict[str, int], mode: str) -> None:
+    """OnDemandThroughput goes with an on-demand table only."""
+    if on_demand and mode == "PROVISIONED":
+        raise ValidationException(
+            INVALID + f"{next(iter(on_demand))} for OnDemandThroughput cannot be specified when "
+            "the table BillingMode is PROVISIONED")
+
+
+def parse_warm(params: Params) -> dict[str, int] | None:
+    """WarmThroughput: the read and write units per second the table is to be ready for
+    (stored and described; a node has nothing to pre-warm)."""
+    p = params.nested("WarmThroughput")
+    if p is None:
+        return None
+    return {member: value for member in WARM_MEMBERS
+            if (value := p.integer(member, minimum=1)) is not None}
+
+
+def index_hints(p: Params, name: str, provisioned: bool) -> dict[str, Any]:
+    """A new global index's OnDemandThroughput and WarmThroughput, as stored."""
+    out: dict[str, Any] = {}
+    on_demand = parse_on_demand(p, creating=True, subject=f"index : {name}")
+    if on_demand:
+        check_on_demand_mode(on_demand, "PROVISIONED" if provisioned else "PAY_PER_REQUEST")
+        out["OnDemandThroughput"] = on_demand
+    warm = parse_warm(p)
+    if warm:
+        out["WarmThroughput"] = warm
+    return out

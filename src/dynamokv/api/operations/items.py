@@ -2,10 +2,11 @@
 
 Owns: the request validation, condition evaluation, update application, ReturnValues and
 consumed capacity of the four item operations, and the choice of path through the handle.
-May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
+May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.schema.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
-:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`,
-:mod:`dynamokv.api.operations_transact_intents`.
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.layout.items`,
+:mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.transactions.intents`,
+:mod:`dynamokv.api.operations.item_collections`.
 
 Paths through the handle. A PutItem or DeleteItem with no condition and no ReturnValues is a
 plain ``write`` (last writer wins). Anything that must look at the current item -- a
@@ -13,12 +14,13 @@ condition, ALL_OLD, every UpdateItem -- is one ``cas``: the decision (condition,
 check) runs on the value the cluster agreed on, so it is linearizable and two racing
 conditional writes never both succeed. Decisions are pure and may run more than once.
 
-Transactions. An item a TransactWriteItems holds carries an intent (:mod:`dynamokv.api.items`);
+Transactions. An item a TransactWriteItems holds carries an intent
+(:mod:`dynamokv.api.layout.items`);
 seeing one costs a one-byte check. A ``cas`` decision that meets one raises ``IntentFound``:
 the intent is settled by its transaction's record (rolled forward or back) and the write tried
 again, or, if that transaction is live, the write fails with TransactionConflictException, as
 DynamoDB's does. A GetItem that reads an intent returns the committed value as of the
-transaction's state (:func:`dynamokv.api.operations_transact_intents.resolve`). Plain writes
+transaction's state (:func:`dynamokv.api.transactions.intents.resolve`). Plain writes
 are refused by the partition's leader when the item holds an intent (``refuse_prefix``); they
 then settle it like a conditional write, or fail with TransactionConflictException while its
 transaction is live.
@@ -33,14 +35,13 @@ from __future__ import annotations
 from typing import Any
 
 from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_size, item_to_wire
-from dynamokv.api.catalog import TableInfo
-from dynamokv.api.consumed import read_consumed, write_consumed
 from dynamokv.api.errors import ConditionalCheckFailedException, DynamoDBError, ValidationException
 from dynamokv.api.expressions import UpdateExpression, apply_update, evaluate, project
 from dynamokv.api.handle import WriteRefused
 from dynamokv.api.indexes import UNKNOWN, maintain
-from dynamokv.api.items import INTENT_MARK, decode_item, encode_item, stored_wire
-from dynamokv.api.operations_common import (
+from dynamokv.api.layout.items import INTENT_MARK, decode_item, encode_item, stored_wire
+from dynamokv.api.operations import item_collections
+from dynamokv.api.operations.common import (
     ApiContext,
     CheckFailed,
     Params,
@@ -50,7 +51,9 @@ from dynamokv.api.operations_common import (
     prepare_expressions,
     read_units,
 )
-from dynamokv.api.operations_transact_intents import IntentFound, resolve, write_cas
+from dynamokv.api.operations.consumed import read_consumed, write_consumed
+from dynamokv.api.schema.catalog import TableInfo
+from dynamokv.api.transactions.intents import IntentFound, resolve, write_cas
 
 RETURN_VALUES = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
 RETURN_ON_FAILURE = ("NONE", "ALL_OLD")
@@ -161,6 +164,13 @@ class _NoItem(CheckFailed):
 # ------------------------------------------------------------------------------ operations
 
 
+async def _add_metrics(ctx: ApiContext, table: TableInfo, key: Item, out: dict[str, Any]
+                       ) -> None:
+    found = await item_collections.metrics(ctx, table, key)
+    if found is not None:
+        out["ItemCollectionMetrics"] = found
+
+
 async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
     item = item_from_wire(params.req_mapping("Item"))
@@ -170,6 +180,7 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     return_old_on_failure = on_failure(params)
     prepared = prepare_expressions(params, condition=True)
     mode = capacity_mode(params)
+    collection = item_collections.wanted(params)
     key = table.storage_key(item)
     data = encode_item(item)
     out: dict[str, Any] = {}
@@ -191,6 +202,8 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     consumed = write_consumed(table, mode, size, old, item)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
+    if collection:
+        await _add_metrics(ctx, table, item, out)
     return out
 
 
@@ -223,11 +236,12 @@ async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
-    _, key = table.key_from_wire(params.req_mapping("Key"))
+    key_item, key = table.key_from_wire(params.req_mapping("Key"))
     returns = return_values(params, ("NONE", "ALL_OLD"))
     return_old_on_failure = on_failure(params)
     prepared = prepare_expressions(params, condition=True)
     mode = capacity_mode(params)
+    collection = item_collections.wanted(params)
     out: dict[str, Any] = {}
     size = 0
     old: Item | None = None
@@ -248,6 +262,8 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     consumed = write_consumed(table, mode, size, old, None)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
+    if collection:
+        await _add_metrics(ctx, table, key_item, out)
     return out
 
 
@@ -259,6 +275,7 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     prepared = prepare_expressions(params, condition=True, update=True)
     check_update_keys(table, prepared.update)
     mode = capacity_mode(params)
+    collection = item_collections.wanted(params)
     decide, box = update_decision(table, prepared, key_item)
     old: Item | None
     new: Item | None
@@ -288,4 +305,6 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     consumed = write_consumed(table, mode, size, old, new)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
+    if collection:
+        await _add_metrics(ctx, table, key_item, out)
     return out

@@ -4,10 +4,10 @@ Owns: turning a KeyConditionExpression into sort-key bounds for ``handle.query``
 (Limit counts items *evaluated*, before the FilterExpression, as DynamoDB; a page also stops
 after 1 MB of items read; ExclusiveStartKey / LastEvaluatedKey), Select, projections,
 Segment/TotalSegments for ``handle.scan``, and index reads.
-May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
+May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.schema.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
-:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.items`, :mod:`dynamokv.api.keycodec`,
-:mod:`dynamokv.api.operations_common`, :mod:`dynamokv.api.operations_transact_intents`.
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.layout.items`, :mod:`dynamokv.api.layout.keycodec`,
+:mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.transactions.intents`.
 
 Global secondary indexes have their own buckets (:mod:`dynamokv.api.indexes`): a Query is a
 range read of the index's partition, a Scan scans the index bucket, and every entry read is
@@ -18,8 +18,8 @@ backfilled) cannot be read. A local secondary index shares its table's partition
 reads the partition key's items (one range read, consistent if asked), keeps those with the
 index's sort key and orders them by it; a Scan of it scans the table.
 
-Items held by a transaction (stored with an intent, :mod:`dynamokv.api.items`) are read as their
-committed value as of the transaction's state (:func:`dynamokv.api.operations_transact_intents.
+Items held by a transaction (stored with an intent, :mod:`dynamokv.api.layout.items`) are read as
+their committed value as of the transaction's state (:func:`dynamokv.api.transactions.intents.
 resolve`): a consistent Query settles them by the transaction's record; an eventually consistent
 read takes the committed value of a young intent as it is.
 """
@@ -40,8 +40,6 @@ from dynamokv.api.attributes import (
     item_size,
     item_to_wire,
 )
-from dynamokv.api.catalog import IndexInfo, TableInfo
-from dynamokv.api.consumed import read_consumed
 from dynamokv.api.errors import ValidationException
 from dynamokv.api.expressions import (
     Condition,
@@ -76,9 +74,9 @@ from dynamokv.api.indexes import (
     resume_backfills,
     verify,
 )
-from dynamokv.api.items import INTENT_MARK, decode_item
-from dynamokv.api.keycodec import encode_key
-from dynamokv.api.operations_common import (
+from dynamokv.api.layout.items import INTENT_MARK, decode_item
+from dynamokv.api.layout.keycodec import encode_key
+from dynamokv.api.operations.common import (
     ApiContext,
     Params,
     Prepared,
@@ -86,7 +84,9 @@ from dynamokv.api.operations_common import (
     prepare_expressions,
     read_units,
 )
-from dynamokv.api.operations_transact_intents import resolve
+from dynamokv.api.operations.consumed import read_consumed
+from dynamokv.api.schema.catalog import IndexInfo, TableInfo
+from dynamokv.api.transactions.intents import resolve
 
 PAGE_BYTES = 1024 * 1024
 CHUNK = 1000
@@ -421,7 +421,8 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
         condition = found[0]
     else:
         condition = legacy.key_conditions(
-            params.raw("KeyConditions"), hash_key, range_key, table.types
+            params.raw("KeyConditions"), hash_key, range_key, table.types,
+            hash_keys=hash_keys, range_keys=range_keys,
         )
     key_names = set(index.key_names) if index is not None else set(table.key_names)
     _check_filter(prepared, key_names)
@@ -653,7 +654,8 @@ async def _scan_table(
     consistent: bool = False,
 ) -> AsyncIterator[Item]:
     while True:
-        page = await ctx.handle.scan(table.bucket, segment, total, after, CHUNK)
+        page = await ctx.handle.scan(table.bucket, segment, total, after, CHUNK,
+                                     consistent=consistent)
         for key, raw in page.items:
             found = await _committed(ctx, table, key, raw, consistent)
             if found is None:

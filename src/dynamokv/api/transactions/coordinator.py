@@ -4,14 +4,15 @@ Owns: request validation (100 items, 4 MB, one operation per item), the coordina
 TransactWriteItems (record, prepare, commit, apply), ClientRequestToken idempotency,
 CancellationReasons, and the snapshot read of TransactGetItems.
 May import: stdlib, ``orjson``, :mod:`dynamokv.errors`, :mod:`dynamokv.api.attributes`,
-:mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`,
-:mod:`dynamokv.api.handle`, :mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.items`,
-:mod:`dynamokv.api.operations_common`, :mod:`dynamokv.api.operations_items`,
-:mod:`dynamokv.api.operations_batch`, :mod:`dynamokv.api.operations_transact_intents`.
+:mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`,
+:mod:`dynamokv.api.handle`, :mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.layout.items`,
+:mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.operations.items`,
+:mod:`dynamokv.api.operations.batch`, :mod:`dynamokv.api.transactions.intents`,
+:mod:`dynamokv.api.operations.item_collections`.
 
 TransactWriteItems is a two-phase commit whose only shared state is per-key ``cas`` (records
-and intents: :mod:`dynamokv.api.operations_transact_intents`; the stored form of an intent:
-:mod:`dynamokv.api.items`):
+and intents: :mod:`dynamokv.api.transactions.intents`; the stored form of an intent:
+:mod:`dynamokv.api.layout.items`):
 
 0. a record ``PENDING`` (id, creation time, the items) is created in ``~txn`` -- with a
    ClientRequestToken the record is named after the token and claiming it is the idempotency
@@ -44,7 +45,6 @@ from typing import Any
 import orjson
 
 from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_size, item_to_wire
-from dynamokv.api.catalog import KEY_MISMATCH, TableInfo
 from dynamokv.api.errors import (
     DynamoDBError,
     IdempotentParameterMismatchException,
@@ -55,7 +55,7 @@ from dynamokv.api.errors import (
 from dynamokv.api.expressions import apply_update, evaluate, project
 from dynamokv.api.handle import Abort, Decide
 from dynamokv.api.indexes import maintain_many
-from dynamokv.api.items import (
+from dynamokv.api.layout.items import (
     DELETE,
     INTENT_MARK,
     KEEP,
@@ -67,8 +67,9 @@ from dynamokv.api.items import (
     encode_intent,
     encode_item,
 )
-from dynamokv.api.operations_batch import bounded_gather
-from dynamokv.api.operations_common import (
+from dynamokv.api.operations import item_collections
+from dynamokv.api.operations.batch import bounded_gather
+from dynamokv.api.operations.common import (
     ApiContext,
     Params,
     Prepared,
@@ -79,8 +80,9 @@ from dynamokv.api.operations_common import (
     read_units,
     write_units,
 )
-from dynamokv.api.operations_items import UPDATE_TOO_LARGE, check_update_keys, on_failure
-from dynamokv.api.operations_transact_intents import (
+from dynamokv.api.operations.items import UPDATE_TOO_LARGE, check_update_keys, on_failure
+from dynamokv.api.schema.catalog import KEY_MISMATCH, TableInfo
+from dynamokv.api.transactions.intents import (
     ABORTED,
     ATTEMPTS,
     COMMITTED,
@@ -270,7 +272,7 @@ async def transact_write_items(ctx: ApiContext, params: Params) -> dict[str, Any
             "have length less than or equal to 36"
         )
     mode = capacity_mode(params)
-    params.enum("ReturnItemCollectionMetrics", ("SIZE", "NONE"), "NONE")
+    collection = item_collections.wanted(params)
     ops: list[_Op] = []
     total = 0
     for i, element in enumerate(raw_items, 1):
@@ -288,7 +290,25 @@ async def transact_write_items(ctx: ApiContext, params: Params) -> dict[str, Any
     maybe_sweep(ctx)
     digest = _fingerprint(params.body) if token is not None else None
     await _Transaction(ctx, ops, token, digest).run()
-    return _with_capacity({}, ops, mode)
+    out = _with_capacity({}, ops, mode)
+    if collection:
+        metrics = await item_collections.per_table(ctx, _written(ops))
+        if metrics:
+            out["ItemCollectionMetrics"] = metrics
+    return out
+
+
+def _written(ops: list[_Op]) -> list[tuple[TableInfo, Item]]:
+    """The tables and keys (or items) of the operations that write."""
+    out: list[tuple[TableInfo, Item]] = []
+    for op in ops:
+        if op.kind == "ConditionCheck":
+            continue
+        if op.key_item is not None:
+            out.append((op.table, op.key_item))
+        elif op.data is not None:
+            out.append((op.table, decode_item(op.data)))
+    return out
 
 
 def _with_capacity(response: dict[str, Any], ops: list[_Op], mode: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ that depends on it: extracting, validating and encoding item keys; the bucket an
 global secondary index, :func:`gsi_bucket`) and :class:`Catalog`, the replicated registry of
 tables with a small per-node cache.
 May import: stdlib, ``orjson``, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.attributes`,
-:mod:`dynamokv.api.keycodec`, :mod:`dynamokv.api.errors`.
+:mod:`dynamokv.api.layout.keycodec`, :mod:`dynamokv.api.errors`.
 
 Replication. Each table's description is one item of the system bucket ``~catalog`` (key: the
 table name), read and written through the ``NodeHandle`` like any data, so every node of a
@@ -55,7 +55,7 @@ from dynamokv.api.handle import (
     compose_key,
     table_bucket,
 )
-from dynamokv.api.keycodec import encode_key
+from dynamokv.api.layout.keycodec import encode_key
 
 CATALOG_BUCKET = "~catalog"
 _INVALID = "One or more parameter values were invalid: "

@@ -4,8 +4,8 @@ Owns: the units an item operation consumes on its table and on each secondary in
 touches, and the ConsumedCapacity structure with its per-index breakdown (``Table``,
 ``GlobalSecondaryIndexes``, ``LocalSecondaryIndexes``) under INDEXES. TOTAL reports the sum
 only; NONE nothing.
-May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.catalog`,
-:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.operations_common`.
+May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.schema.catalog`,
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.operations.common`.
 
 An index write costs what writing the item's projection into the index costs (1 KB units): a
 put or update of an item in the index writes its entry once; one that moves the entry (its
@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from dynamokv.api.attributes import AttributeValue, Item, item_size
-from dynamokv.api.catalog import IndexInfo, TableInfo
 from dynamokv.api.indexes import index_projection
-from dynamokv.api.operations_common import write_units
+from dynamokv.api.operations.common import write_units
+from dynamokv.api.schema.catalog import IndexInfo, TableInfo
 
 
 def _in_index(table: TableInfo, index: IndexInfo, item: Mapping[str, AttributeValue]) -> bool:

@@ -3,8 +3,9 @@
 Owns: request limits (100 keys / 25 writes, no duplicate keys), running the reads and writes
 concurrently through the handle, UnprocessedKeys / UnprocessedItems, and their capacity.
 May import: stdlib, ``orjson``, :mod:`dynamokv.errors`, :mod:`dynamokv.api.attributes`,
-:mod:`dynamokv.api.catalog`, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`,
-:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.items`, :mod:`dynamokv.api.operations_common`.
+:mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`,
+:mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.layout.items`,
+:mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.operations.item_collections`.
 
 A batch is not atomic (nor is it in DynamoDB): each request is an independent read or
 unconditional write. A request the cluster could not serve right now (no quorum, overload,
@@ -26,12 +27,12 @@ from dynamokv.api.attributes import (
     item_size,
     item_to_wire,
 )
-from dynamokv.api.catalog import TableInfo
 from dynamokv.api.errors import ValidationException
 from dynamokv.api.expressions import project
 from dynamokv.api.indexes import UNKNOWN, maintain_many
-from dynamokv.api.items import INTENT_MARK, decode_item, encode_item
-from dynamokv.api.operations_common import (
+from dynamokv.api.layout.items import INTENT_MARK, decode_item, encode_item
+from dynamokv.api.operations import item_collections
+from dynamokv.api.operations.common import (
     ApiContext,
     Params,
     Prepared,
@@ -43,8 +44,9 @@ from dynamokv.api.operations_common import (
     write_units,
     wrong_type,
 )
-from dynamokv.api.operations_items import plain_write
-from dynamokv.api.operations_transact_intents import resolve
+from dynamokv.api.operations.items import plain_write
+from dynamokv.api.schema.catalog import TableInfo
+from dynamokv.api.transactions.intents import resolve
 from dynamokv.errors import UnavailableError
 
 MAX_GET_KEYS = 100
@@ -200,12 +202,13 @@ class _Write:
     data: bytes | None  # None deletes
     size: int
     item: Item | None = None  # a put's item (for index upkeep)
+    keyed: Item | None = None  # the item, or the key of a delete (for item collections)
 
 
 async def batch_write_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     request_items = _request_items(params)
     mode = capacity_mode(params)
-    params.enum("ReturnItemCollectionMetrics", ("SIZE", "NONE"), "NONE")
+    collection = item_collections.wanted(params)
     writes: list[_Write] = []
     for name, raw_requests in request_items.items():
         if not isinstance(raw_requests, list):
@@ -232,11 +235,11 @@ async def batch_write_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
                 table.validate_item(item)
                 size = check_item_size(item)
                 write = _Write(table, raw, table.storage_key(item), encode_item(item), size,
-                               item)
+                               item, item)
             else:
                 assert delete is not None
-                _, key = table.key_from_wire(delete.req_mapping("Key"))
-                write = _Write(table, raw, key, None, 0)
+                key_item, key = table.key_from_wire(delete.req_mapping("Key"))
+                write = _Write(table, raw, key, None, 0, None, key_item)
             if write.key in seen:
                 raise ValidationException(DUPLICATES)
             seen.add(write.key)
@@ -267,6 +270,12 @@ async def batch_write_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
         out["ConsumedCapacity"] = [
             capacity(name, value, mode, read=False) for name, value in units.items()
         ]
+    if collection:
+        written = [(w.table, w.keyed) for w, result in zip(writes, results, strict=True)
+                   if not isinstance(result, BaseException) and w.keyed is not None]
+        metrics = await item_collections.per_table(ctx, written)
+        if metrics:
+            out["ItemCollectionMetrics"] = metrics
     return out
 
 
