@@ -13,9 +13,10 @@ a long time (and so stall the event loop, whichever thread does them):
   and keeping such a body triggers several, each 100-500 ms on a loaded 2-core machine.
   :func:`build` runs the builder with full passes held off, then moves every tracked object
   into the collector's permanent generation (``gc.freeze``, a constant-time list splice), where
-  passes do not look. Once no such body is alive (or after :data:`MAX_FROZEN_S` in any case)
-  they are moved back (``gc.unfreeze``, also constant time) and collected as usual; cycles that
-  became garbage meanwhile wait until then.
+  passes do not look. Once no such body is alive they are moved back (``gc.unfreeze``, also
+  constant time) and collected as usual; cycles that became garbage meanwhile wait until then.
+  (A body that is never freed keeps them frozen until the next large body comes after
+  :data:`MAX_FROZEN_S`.)
 - Freeing the body when the request ends is one cascade of deallocations (~0.1 s of CPU for
   16 MB) on whichever thread drops the last reference, normally the event loop. :func:`hold`
   keeps a reference instead; a sweep on the loop notices when it is the last one and gives the
@@ -38,7 +39,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 SWEEP_S = 0.2  # how often the loop looks for held bodies nobody else refers to any more
-MAX_FROZEN_S = 60.0  # objects stay frozen at most this long, even if a body is never freed
+MAX_FROZEN_S = 60.0  # a new large body thaws what has been frozen longer than this
 _NO_FULL_PASS = 1 << 30
 
 _held: list[Any] = []
