@@ -317,9 +317,13 @@ class PartitionLogs:
 
     def _lead_membership(self, raft: RaftGroup, up: frozenset[str], now_ms: int
                          ) -> list[Effect]:
+        target = self.target(raft.group)
+        if raft.learners - set(target):
+            # The ring moved on: stop catching up a node it no longer places here, so that
+            # node stops hearing us and drops its copy (seed 1031, --faults all).
+            raft.set_learners(raft.learners & set(target), now_ms)
         if not raft.config_change_allowed():
             return []
-        target = self.target(raft.group)
         caught_up = frozenset(n for n, p in raft.peers.items()
                               if n in raft.learners and not p.snapshot
                               and p.match >= raft.commit)
