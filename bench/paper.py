@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python bench/paper.py --quick            # every experiment, small (about 4 minutes)
+    python bench/paper.py --quick            # every experiment, small (about 3 minutes)
     python bench/paper.py                    # the full run recorded in docs/paper.md
     python bench/paper.py --only buffer,nrw --out results/
 
@@ -500,7 +500,7 @@ def load_pyplot() -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench/paper.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="small settings, about 4 minutes")
+    p.add_argument("--quick", action="store_true", help="small settings, about 3 minutes")
     p.add_argument("--only", default="all", help=f"comma list of {', '.join(EXPERIMENTS)}")
     p.add_argument("--out", type=Path, default=Path("bench-results/paper"),
                    help="directory for the JSON and PNG files")
