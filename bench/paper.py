@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python bench/paper.py --quick            # every experiment, small (under 3 minutes)
+    python bench/paper.py --quick            # every experiment, small (about 3 minutes)
     python bench/paper.py                    # the full run recorded in docs/paper.md
     python bench/paper.py --only buffer,nrw --out results/
 
@@ -18,7 +18,8 @@ the real ring, claim and key hashing), ``nrw`` ((N,R,W) settings: latency, avail
 node down, stale reads on loopback), ``staleness`` (PBS: stale reads vs time since the write,
 on nodes with ``--inject-replica-delay``; ``paper_staleness.py``), ``admission`` (6.5
 foreground latency during hint replay, feedback loop on and off side by side;
-``paper_admission.py``). Configurations that share a cluster are measured in alternating
+``paper_admission.py``), ``admission_aae`` (the same while anti-entropy rebuilds a wiped node;
+``paper_admission_aae.py``). Configurations that share a cluster are measured in alternating
 slices (``paper_common.interleaved``), so a loaded machine's drift falls on each alike.
 """
 
@@ -36,6 +37,7 @@ from typing import Any
 
 import common
 from paper_admission import plot_admission, run_admission
+from paper_admission_aae import plot_admission_aae, run_admission_aae
 from paper_common import (
     FULL,
     QUICK,
@@ -57,7 +59,8 @@ from dynamokv.core.claim import claim
 from dynamokv.core.hashing import key_partition
 from dynamokv.core.ring import Member
 
-EXPERIMENTS = ("buffer", "routing", "divergence", "balance", "nrw", "staleness", "admission")
+EXPERIMENTS = ("buffer", "routing", "divergence", "balance", "nrw", "staleness", "admission",
+               "admission_aae")
 __all__ = ["FULL", "QUICK", "BenchCluster", "Progress", "Scale", "closed_loop", "lat_only",
            "main", "over_time", "set_props"]
 
@@ -479,6 +482,7 @@ RUNS: dict[str, tuple[Callable[[Scale, Progress], dict[str, Any]], Callable[...,
     "nrw": (run_nrw, plot_nrw),
     "staleness": (run_staleness, plot_staleness),
     "admission": (run_admission, plot_admission),
+    "admission_aae": (run_admission_aae, plot_admission_aae),
 }
 
 
@@ -496,7 +500,7 @@ def load_pyplot() -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench/paper.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="small settings, under 3 minutes")
+    p.add_argument("--quick", action="store_true", help="small settings, about 3 minutes")
     p.add_argument("--only", default="all", help=f"comma list of {', '.join(EXPERIMENTS)}")
     p.add_argument("--out", type=Path, default=Path("bench-results/paper"),
                    help="directory for the JSON and PNG files")

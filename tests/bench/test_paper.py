@@ -92,3 +92,52 @@ def test_staleness_experiment_on_delayed_nodes(tmp_path: Path) -> None:
     first = data["configs"]["(3,1,1)"]["curve"][0]
     assert first["t_ms"] == 0 and first["trials"] > 0
     assert (tmp_path / "staleness.png").stat().st_size > 1000
+
+
+def test_aae_rebuild_counts_a_partition_in_sync_only_when_all_replicas_agree() -> None:
+    from paper_admission_aae import in_sync
+
+    from dynamokv.core.claim import claim
+    from dynamokv.core.ring import Member
+
+    ring = claim(None, [Member(f"n{i}", f"h{i}:1") for i in range(1, 5)], q=8, target_n=3,
+                 claimant="n1")
+    mine = [p for p in range(ring.q) if "n4" in ring.preference_list(p, 3)]
+    same = {f"n{i}": {"merkle_roots": {str(p): "aa" for p in range(ring.q)}}
+            for i in range(1, 5)}
+    assert in_sync(ring, same, "n4") == (len(mine), len(mine))
+    wiped = {**same, "n4": {"merkle_roots": {str(p): "bb" for p in mine[1:]}}}
+    assert in_sync(ring, wiped, "n4") == (0, len(mine))  # one tree missing, the rest differ
+    assert in_sync(ring, {**same, "n4": None}, "n4") == (0, len(mine))
+
+
+def test_aae_rebuild_pools_rounds_until_the_node_is_in_sync() -> None:
+    from paper_admission_aae import _pool
+
+    rounds = [{"samples": [[-1.0, 0.010], [1.0, 0.050], [6.0, 0.020]], "rebuild_s": 4.0,
+               "progress": [[1.0, 3, 12, 100, 5], [4.0, 12, 12, 300, 20]], "failures": 0,
+               "throttled_windows": 2}]
+    pooled = _pool(rounds)
+    assert pooled["before_wipe"]["count"] == 1
+    assert pooled["while_rebuilding"]["count"] == 1
+    assert pooled["while_rebuilding"]["p50_ms"] == 50.0
+    assert pooled["keys_repaired"] == [300]
+
+
+def test_admission_aae_experiment_rebuilds_a_wiped_node(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import paper_admission_aae
+
+    monkeypatch.setattr(paper_admission_aae, "_plan", lambda scale: {
+        "rounds": 1, "backlog": 120, "measure_s": 4.0, "rebuild_timeout_s": 90.0})
+    assert paper.main(["--only", "admission_aae", "--quick", "--no-progress",
+                       "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "admission_aae.json").read_text())
+    assert set(data["configs"]) == {"feedback on", "feedback off"}
+    for r in data["rounds_run"]:
+        assert r["rebuild_s"] is not None  # every partition of the wiped node came back
+        # Polls while the foreground ran (none if the node took that long to answer).
+        assert all(row[2] == 12 for row in r["progress"])  # Q=16, N=3 of 4 nodes
+    for cfg in data["configs"].values():
+        assert cfg["before_wipe"]["count"] > 0 and cfg["over_time"]
+    assert (tmp_path / "admission_aae.png").stat().st_size > 1000
