@@ -232,7 +232,8 @@ def test_cli_rejects_an_unknown_fault_kind(capsys: pytest.CaptureFixture[str]) -
 # consulting the ring before dropping, and by snapshots that keep entries after their base.
 # 1031: a learner the ring no longer placed in a partition was still replicated to by the
 # leader (learners were only ever replaced, never cleared), so it never dropped its copy.
-PARTITION_LOG_SEEDS = [800082, 1031]
+# 900149 (found on the core before both fixes): stale groups kept after a join and a leave.
+PARTITION_LOG_SEEDS = [800082, 1031, 900149]
 
 
 @pytest.mark.parametrize("seed", PARTITION_LOG_SEEDS)
