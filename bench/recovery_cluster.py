@@ -263,14 +263,14 @@ class RecoveryCluster:
         wait_for("every node to see the same full ring", same_ring, timeout_s=timeout_s)
 
     def wait_heartbeats(self, timeout_s: float = 30.0) -> None:
-        """Until every live node has heard from every other live node (phi > 0, up)."""
+        """Until every live node has heard from every other live node (and sees it up)."""
         live_ids = {n.node_id for n in self.live()}
 
         def heard() -> bool:
             for node in self.live():
                 for m in self.status(node)["members"]:
                     if m["node"] in live_ids and m["node"] != node.node_id and (
-                            m["phi"] <= 0 or not m["up"]):
+                            not m["heard"] or not m["up"]):
                         return False
             return True
 

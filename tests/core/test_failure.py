@@ -117,3 +117,13 @@ def test_any_message_ends_a_suspicion() -> None:
     time_to_suspect(fd, "n2", last, last + BEAT)
     assert fd.heard_from("n2", last + 10_000) is True
     assert fd.is_up("n2")
+
+
+def test_heard_says_whether_a_peer_ever_spoke_which_phi_cannot() -> None:
+    detector = FailureDetector(1_000, heartbeat_interval_ms=500)
+    assert detector.check(["b"], 0) == [] and not detector.has_heard("b")
+    assert detector.phi("b", 10) < 0.01  # a silence of 10 ms, never heard: phi alone is ~0
+    detector.heard_from("b", 20)
+    assert detector.has_heard("b") and detector.phi("b", 30) < 0.01
+    detector.forget("b")
+    assert not detector.has_heard("b")

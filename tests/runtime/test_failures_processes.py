@@ -51,7 +51,7 @@ def _wait_heartbeats(cluster: LocalCluster) -> None:
 
     def heard() -> bool:
         statuses = cluster.statuses()
-        return all(m["node"] == nid or m["phi"] > 0
+        return all(m["node"] == nid or m["heard"]
                    for nid, s in statuses.items() for m in s["members"])
 
     cluster.wait_for(heard, timeout_s=20, what="heartbeats between every pair of nodes")

@@ -107,6 +107,7 @@ def status(node: NodeCore, now_ms: int) -> dict[str, Any]:
                 "up": m.node_id == node.node_id or m.node_id not in down,
                 "down_for_ms": now_ms - down[m.node_id] if m.node_id in down else 0,
                 "phi": round(node.detector.phi(m.node_id, now_ms), 2),
+                "heard": m.node_id == node.node_id or node.detector.has_heard(m.node_id),
                 "partitions": len(ring.partitions_of(m.node_id)),
             })
     return {

@@ -111,6 +111,7 @@ class FailureDetector:
         self.max_std_ms = max(max_std_ms, min_std_ms)
         self.acceptable_pause_ms = acceptable_pause_ms
         self._history: dict[str, _History] = {}
+        self._heard: set[str] = set()  # peers we have received anything from
         self._down_since: dict[str, int] = {}
         self._last_probe: dict[str, int] = {}
         self._last_check_ms: int | None = None
@@ -119,6 +120,7 @@ class FailureDetector:
     def heard_from(self, node: str, now_ms: int | None = None) -> bool:
         """``node`` sent us something. Returns True when that ends a suspicion."""
         if now_ms is not None:
+            self._heard.add(node)
             history = self._history.get(node)
             if history is None:
                 self._history[node] = _History(now_ms)
@@ -168,6 +170,11 @@ class FailureDetector:
         std = min(max(history.std_ms(), self.min_std_ms), self.max_std_ms)
         return phi_of(max(now_ms - history.last_ms, 0), mean + self.acceptable_pause_ms, std)
 
+    def has_heard(self, node: str) -> bool:
+        """Whether ``node`` has sent us anything (phi alone cannot say: it is about 0 both
+        right after a heartbeat and before the first one)."""
+        return node in self._heard
+
     def is_up(self, node: str) -> bool:
         return node not in self._down_since
 
@@ -187,6 +194,7 @@ class FailureDetector:
         return due
 
     def forget(self, node: str) -> None:
+        self._heard.discard(node)
         self._down_since.pop(node, None)
         self._last_probe.pop(node, None)
         self._history.pop(node, None)
