@@ -38,7 +38,7 @@ def _built(up: frozenset[str] = ALL) -> tuple[AntiEntropy, Ring, int]:
                       AaeSettings(interval_ms=2_000, timeout_ms=3_000))
     ring = _ring()
     now = 0
-    for _ in range(Q):
+    while len(aae.store.trees) < Q:  # builds first, in bounded steps
         aae.step(now, ring, 3, up, 1)
     aae.suspects.clear()
     aae.returned.clear()

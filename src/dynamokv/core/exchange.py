@@ -52,6 +52,9 @@ class AaeSettings:
     timeout_ms: int = 3_000
     segments_per_request_max: int = 256  # leaves whose keys one AaeKeysRequest asks for
     repairs_per_exchange_max: int = 10_000  # keys repaired in one exchange (the rest next time)
+    # Stored records a tree build reads per background step: bounds how long one step holds
+    # the event loop (about 10-20 ms of CPython per 1,000 records), whatever a partition holds.
+    build_keys_per_step: int = 2_000
 
 
 @dataclass(slots=True)
@@ -115,7 +118,7 @@ class AntiEntropy:
         unbuilt = [p for p in mine if p not in self.store.trees
                    and self._build_failed.get(p, 0) <= now_ms]
         if unbuilt:
-            return self._build(unbuilt[0], now_ms), 1  # one per slot keeps each slice short
+            return self._build(unbuilt, now_ms), 1
         current = self.current
         if current is not None:
             if current.peer in up and now_ms - current.step_ms < self.settings.timeout_ms:
@@ -152,17 +155,28 @@ class AntiEntropy:
         self.current = exchange
         return AaeLevelRequest(exchange.req_id, partition, 0, (0,))
 
-    def _build(self, partition: int, now_ms: int) -> list[Effect]:
-        """Build one tree; a storage failure puts that partition off for a while, and the
-        others go on (undecodable records are quarantined by the store, not failures)."""
-        try:
-            self.store.build(partition)
-        except StorageError as exc:
-            self._build_failed[partition] = now_ms + BUILD_RETRY_MS
-            return [Log("warning", "anti-entropy tree build failed; other partitions go on",
-                        {"partition": partition, "error": str(exc)})]
-        self._build_failed.pop(partition, None)
-        return []
+    def _build(self, unbuilt: list[int], now_ms: int) -> list[Effect]:
+        """Advance the trees' builds by at most ``build_keys_per_step`` stored records, the
+        builds under way first, so one step holds the event loop for a bounded time however
+        much a partition holds. A storage failure puts that partition off for a while, and
+        the others go on (undecodable records are quarantined by the store, not failures)."""
+        budget = self.settings.build_keys_per_step
+        effects: list[Effect] = []
+        building = self.store.building
+        for partition in sorted(unbuilt, key=lambda p: p not in building):
+            try:
+                budget -= self.store.build_some(partition, budget)
+            except StorageError as exc:
+                self._build_failed[partition] = now_ms + BUILD_RETRY_MS
+                effects.append(Log("warning",
+                                   "anti-entropy tree build failed; other partitions go on",
+                                   {"partition": partition, "error": str(exc)}))
+                continue
+            if partition in self.store.trees:
+                self._build_failed.pop(partition, None)
+            if budget <= 0:
+                break
+        return effects
 
     def suspect(self, partition: int, peer: str) -> None:
         """``peer``'s replica of ``partition`` may lack something ours has: exchange it soon."""
@@ -320,6 +334,7 @@ class AntiEntropy:
         last = max(self.records.values(), key=lambda r: r.at_ms, default=None)
         return {
             "trees_built": len(self.store.trees),
+            "trees_building": len(self.store.building),
             "exchanges": self.exchanges,
             "keys_repaired": self.keys_repaired,
             "last_exchange": None if last is None else {
