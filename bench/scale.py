@@ -98,7 +98,8 @@ def fill(data: Path, items: int, q: int, value_bytes: int) -> dict[str, Any]:
         for start in range(0, items, BATCH):
             batch = []
             for i in range(start, min(items, start + BATCH)):
-                sib = Sibling(value, Dot("bench", i + 1), VectorClock.from_entries([("bench", i + 1, 0)]), 0)
+                clock = VectorClock.from_entries([("bench", i + 1, 0)])
+                sib = Sibling(value, Dot("bench", i + 1), clock, 0)
                 batch.append((BUCKET, key_of(i), VersionedObject((sib,))))
             store.put_objects(batch)
             if start % 100_000 == 0 and start:

@@ -52,9 +52,11 @@ class AaeSettings:
     timeout_ms: int = 3_000
     segments_per_request_max: int = 256  # leaves whose keys one AaeKeysRequest asks for
     repairs_per_exchange_max: int = 10_000  # keys repaired in one exchange (the rest next time)
-    # Stored records a tree build reads per background step: bounds how long one step holds
-    # the event loop (about 10-20 ms of CPython per 1,000 records), whatever a partition holds.
-    build_keys_per_step: int = 2_000
+    # Stored records a tree build reads per background step (one per tick, 100 ms): bounds how
+    # long one step holds the event loop, whatever a partition holds. A record of 1 KiB costs
+    # 25-90 us to read, decode and digest (idle to loaded 2-core machine), so a step holds the
+    # loop 25-90 ms and a million records take 100-400 s (docs/anti-entropy.md, "Start-up").
+    build_keys_per_step: int = 1_000
 
 
 @dataclass(slots=True)
