@@ -34,7 +34,6 @@ from dynamokv.core.exchange import AaeSettings, AntiEntropy
 from dynamokv.core.messages import (
     AaeKeysReply,
     AaeKeysRequest,
-    AaeLevelReply,
     AaeLevelRequest,
     KeyDigest,
     Message,

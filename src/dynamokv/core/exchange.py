@@ -52,11 +52,13 @@ class AaeSettings:
     timeout_ms: int = 3_000
     segments_per_request_max: int = 256  # leaves whose keys one AaeKeysRequest asks for
     repairs_per_exchange_max: int = 10_000  # keys repaired in one exchange (the rest next time)
-    # Stored records a tree build reads per background step (one per tick, 100 ms): bounds how
-    # long one step holds the event loop, whatever a partition holds. A record of 1 KiB costs
-    # 25-90 us to read, decode and digest (idle to loaded 2-core machine), so a step holds the
-    # loop 25-90 ms and a million records take 100-400 s (docs/anti-entropy.md, "Start-up").
-    build_keys_per_step: int = 1_000
+    # Stored records a tree build reads per step: bounds how long one step holds the event
+    # loop, whatever a partition holds. A record of 1 KiB costs 25-90 us to read, decode and
+    # digest (idle to loaded 2-core machine): a step holds the loop about 6-25 ms.
+    build_keys_per_step: int = 250
+    # While a build is unfinished, a step runs this often (besides the background tick's), so
+    # the loop is free for foreground work between steps of a few milliseconds each.
+    build_tick_ms: int = 10
 
 
 @dataclass(slots=True)
@@ -102,6 +104,7 @@ class AntiEntropy:
         self.returned: dict[tuple[int, str], None] = {}
         self._up_before: frozenset[str] = frozenset()
         self._build_failed: dict[int, int] = {}  # partition -> when to try its build again
+        self.builds_pending = False  # a partition of ours has no complete tree yet
 
     # ---- scheduling ----------------------------------------------------------------------------
     def my_partitions(self, ring: Ring, n: int) -> list[int]:
@@ -109,18 +112,44 @@ class AntiEntropy:
 
     def step(self, now_ms: int, ring: Ring, n: int, up: frozenset[str], admit: int
              ) -> tuple[list[Effect], int]:
-        """Build a tree or start an exchange; returns effects and the slots used."""
+        """Advance the trees' builds, then (with a slot left, or nothing to build) start an
+        exchange of a partition whose tree is complete; returns effects and the slots used."""
         if not self.settings.enabled or admit <= 0:
             return [], 0
         mine = self.my_partitions(ring, n)
         self._suspect_returned(ring, n, up, mine)
-        for partition in list(self.store.trees):
+        for partition in {*self.store.trees, *self.store.building}:
             if partition not in mine:
                 self.store.drop_tree(partition)
+        unbuilt = self._unbuilt(mine, now_ms)
+        built: list[Effect] = []
+        if unbuilt:
+            built = self._build(unbuilt, now_ms)
+            if admit == 1:
+                return built, 1
+        # A partition's exchanges wait for its tree; the others need not wait for every build.
+        ready = {p for p in mine if p in self.store.trees}
+        effects, used = self._exchange_step(now_ms, ring, n, up, mine, ready)
+        return built + effects, used + (1 if unbuilt else 0)
+
+    def build_step(self, now_ms: int, ring: Ring, n: int) -> list[Effect]:
+        """One bounded step of the unfinished builds alone (the node's fast build timer)."""
+        if not self.settings.enabled:
+            self.builds_pending = False
+            return []
+        unbuilt = self._unbuilt(self.my_partitions(ring, n), now_ms)
+        return self._build(unbuilt, now_ms) if unbuilt else []
+
+    def _unbuilt(self, mine: list[int], now_ms: int) -> list[int]:
+        """Partitions of ours without a complete tree whose build may go on now (a failed
+        build waits ``BUILD_RETRY_MS``); sets ``builds_pending``."""
         unbuilt = [p for p in mine if p not in self.store.trees
                    and self._build_failed.get(p, 0) <= now_ms]
-        if unbuilt:
-            return self._build(unbuilt, now_ms), 1
+        self.builds_pending = bool(unbuilt)
+        return unbuilt
+
+    def _exchange_step(self, now_ms: int, ring: Ring, n: int, up: frozenset[str],
+                       mine: list[int], ready: set[int]) -> tuple[list[Effect], int]:
         current = self.current
         if current is not None:
             if current.peer in up and now_ms - current.step_ms < self.settings.timeout_ms:
@@ -128,12 +157,13 @@ class AntiEntropy:
             self._finish(current, now_ms, 0, "timed out" if current.peer in up else "peer down")
         pair: tuple[int, str] | None = None
         if now_ms < self._next_start_ms:
-            pair = (self._next_pair(self.suspects, ring, n, up, mine)
-                    or self._next_pair(self.returned, ring, n, up, mine))
+            pair = (self._next_pair(self.suspects, ring, n, up, mine, ready)
+                    or self._next_pair(self.returned, ring, n, up, mine, ready))
             if pair is None:
                 return [], 0
         else:
-            pairs = [(p, peer) for p in mine for peer in ring.preference_list(p, n)
+            pairs = [(p, peer) for p in mine if p in ready
+                     for peer in ring.preference_list(p, n)
                      if peer != self.node_id and peer in up]
             if not pairs:
                 return [], 0
@@ -198,13 +228,14 @@ class AntiEntropy:
 
     @staticmethod
     def _next_pair(queue: dict[tuple[int, str], Any], ring: Ring, n: int, up: frozenset[str],
-                   mine: list[int]) -> tuple[int, str] | None:
-        """The oldest pair of ``queue`` whose peer is up; pairs no longer replicated go."""
+                   mine: list[int], ready: set[int]) -> tuple[int, str] | None:
+        """The oldest pair of ``queue`` whose peer is up and whose tree is complete; pairs no
+        longer replicated go."""
         for pair in list(queue):
             partition, peer = pair
             if partition not in mine or peer not in ring.preference_list(partition, n):
                 del queue[pair]
-            elif peer in up:
+            elif peer in up and partition in ready:
                 return pair
         return None
 
