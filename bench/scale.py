@@ -19,6 +19,7 @@ chosen by ``PYTHONPATH``, which the node processes inherit)::
     python bench/scale.py fill --dir /tmp/scale --items 1000000
     python bench/scale.py start --dir /tmp/scale [--json out.json]
     python bench/scale.py all --items 100000          # fill a temporary directory, start, remove
+    python bench/scale.py idle --nodes 3 5 7          # CPU of idle clusters, per node
 
 The node is stopped by PID (SIGTERM, then SIGKILL) when a run ends or fails.
 """
@@ -161,6 +162,25 @@ def measure_start(data: Path, timeout_s: float) -> dict[str, Any]:
             "memory_kib": mem, "loadavg": common.loadavg()}
 
 
+def idle_cost(counts: list[int], warmup_s: float, seconds: float) -> dict[str, Any]:
+    """Per node, the CPU an idle cluster of each size spends (heartbeats to every peer, gossip,
+    the anti-entropy rotation over in-sync pairs): the per-node cost that grows with the
+    number of nodes rather than with requests."""
+    out: dict[str, Any] = {}
+    for count in counts:
+        with common.LocalCluster(nodes=count, n=3, r=2, w=2) as cluster:
+            time.sleep(warmup_s)  # the first trees are built, the first exchanges run
+            meter = common.CpuMeter(cluster.pids)
+            time.sleep(seconds)
+            busy = [b for b in meter.busy() if b is not None]
+            rss = [_memory_kib(pid)["RssAnon"] for pid in cluster.pids]
+        out[str(count)] = {"cpu_per_node_pct": round(100 * sum(busy) / len(busy), 2),
+                           "rss_anon_kib_per_node": round(sum(rss) / len(rss))}
+        _log(f"{count} idle nodes: {out[str(count)]}")
+    out["loadavg"] = common.loadavg()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,9 +194,16 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--value-bytes", type=int, default=1024)
         p.add_argument("--timeout", type=float, default=1800.0)
         p.add_argument("--json", type=Path)
+    idle = sub.add_parser("idle")
+    idle.add_argument("--nodes", type=int, nargs="+", default=[3, 5, 7])
+    idle.add_argument("--warmup", type=float, default=15.0)
+    idle.add_argument("--seconds", type=float, default=20.0)
+    idle.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
-    if args.command == "fill":
+    if args.command == "idle":
+        result = idle_cost(args.nodes, args.warmup, args.seconds)
+    elif args.command == "fill":
         args.dir.mkdir(parents=True, exist_ok=True)
         result = fill(args.dir, args.items, args.q, args.value_bytes)
     elif args.command == "start":

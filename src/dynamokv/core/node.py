@@ -473,7 +473,11 @@ class NodeCore:
     def _tree_builds(self, now_ms: int) -> list[Effect]:
         """One bounded step of the anti-entropy trees' builds, every ``aae.build_tick_ms``
         while any is unfinished: short steps with the event loop free in between, within the
-        admission controller's slots (``core.exchange``, docs/anti-entropy.md "Start-up")."""
+        admission controller's slots (``core.exchange``, docs/anti-entropy.md "Start-up").
+        A timer that fires late says the loop (or the CPU) is busy: the next step waits as
+        much longer, so a loaded node gives the foreground more room."""
+        due = self._timers["trees"]
+        lag = 0 if due is None else min(max(now_ms - due, 0), 1_000)
         self._timers["trees"] = None
         ring = self.ring
         if ring is None or self.left:
@@ -483,7 +487,7 @@ class NodeCore:
             effects = self._guarded("anti-entropy tree build", lambda: self.aae.build_step(
                 now_ms, ring, self._max_n()))
         if self.aae.builds_pending:
-            self._timers["trees"] = now_ms + self.settings.aae.build_tick_ms
+            self._timers["trees"] = now_ms + self.settings.aae.build_tick_ms + lag
         return effects
 
     def _buffered(self, bucket: str) -> bool:
