@@ -53,8 +53,9 @@ class AaeSettings:
     segments_per_request_max: int = 256  # leaves whose keys one AaeKeysRequest asks for
     repairs_per_exchange_max: int = 10_000  # keys repaired in one exchange (the rest next time)
     # Stored records a tree build reads per step: bounds how long one step holds the event
-    # loop, whatever a partition holds. A record of 1 KiB costs 25-90 us to read, decode and
-    # digest (idle to loaded 2-core machine): a step holds the loop about 5-18 ms.
+    # loop, whatever a partition holds. A record of 1 KiB costs about 23 us of CPU to read,
+    # decode and digest: a step holds the loop about 5 ms (several times that in wall time on
+    # a loaded machine).
     build_keys_per_step: int = 200
     # While a build is unfinished, a step runs this often (besides the background tick's; the
     # node adds how late the last step's timer fired), so the loop is free for foreground work
