@@ -537,6 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "--read-modify-write); its lww prop is set to match")
     p.add_argument("--nodes", metavar="HOST:PORT,...",
                    help="benchmark this running cluster instead of starting one")
+    p.add_argument("--cluster-size", type=_bounded(int, 3, 15), default=3, metavar="NODES",
+                   help="nodes of the cluster we start (default: 3; N stays 3)")
     p.add_argument("--engine", choices=("lmdb", "sqlite", "memory"), default="lmdb",
                    help="storage engine of the cluster we start (default: lmdb)")
     p.add_argument("--timeout", type=_bounded(float, 0.05, 600.0), default=5.0, metavar="S",
@@ -600,15 +602,18 @@ def run(args: argparse.Namespace, console: Console, status: Console) -> dict[str
             node_pids: list[int] = []  # not ours: their CPU use is not measured
             report["cluster"] = {"started_by_benchmark": False}
         else:
-            status.print(f"starting a 3-node cluster (N=3 R=2 W=2, {args.engine}) on 127.0.0.1")
+            size = args.cluster_size
+            status.print(f"starting a {size}-node cluster (N=3 R=2 W=2, {args.engine}) "
+                         "on 127.0.0.1")
             cluster = stack.enter_context(common.LocalCluster(
-                nodes=3, n=3, r=2, w=2, engine=args.engine,
+                nodes=size, n=3, r=2, w=2, engine=args.engine,
                 log=lambda text: status.print(text, markup=False)))
             addresses = cluster.addresses
             node_pids = cluster.pids
-            wait_until("every node to join the ring", lambda: ring_complete(addresses, 3),
+            wait_until("every node to join the ring", lambda: ring_complete(addresses, size),
                        SETUP_TIMEOUT_S)
-            report["cluster"] = {"started_by_benchmark": True, "nodes": 3, "engine": args.engine}
+            report["cluster"] = {"started_by_benchmark": True, "nodes": size,
+                                 "engine": args.engine}
         members, props = prepare_bucket(addresses, args.bucket, lww=not args.read_modify_write)
         report["cluster"].update({"members": len(members), "bucket": args.bucket,
                                   "bucket_props": props})

@@ -38,7 +38,7 @@ def _built(up: frozenset[str] = ALL) -> tuple[AntiEntropy, Ring, int]:
                       AaeSettings(interval_ms=2_000, timeout_ms=3_000))
     ring = _ring()
     now = 0
-    for _ in range(Q):
+    while len(aae.store.trees) < Q:  # builds first, in bounded steps
         aae.step(now, ring, 3, up, 1)
     aae.suspects.clear()
     aae.returned.clear()
@@ -169,3 +169,36 @@ def test_a_replica_that_fails_after_the_answer_gets_a_hint() -> None:
     pump._run("n1", n1.handle(PeerUnreachable("n3"), pump.now_ms, 1_000_000 + pump.now_ms))
     assert n1.hints.pending() == {"n3": 1}
     assert n1.coordinator.unconfirmed == {}
+
+
+def test_exchanges_of_built_partitions_go_on_while_a_large_partition_is_still_building(
+        ) -> None:
+    store = TreeStore(NodeStore(MemoryEngine(), Q), Q)
+    big = 5
+    key = 0
+    written = 0
+    while written < 200:  # far more than one build step reads
+        if key_partition("b", b"k%d" % key, Q) == big:
+            sibling = Sibling(b"v", Dot("a", written + 1), VectorClock.empty(), 0)
+            store.put("b", b"k%d" % key, VersionedObject((sibling,)))
+            written += 1
+        key += 1
+    aae = AntiEntropy("n1", store, AaeSettings(interval_ms=2_000, build_keys_per_step=20))
+    ring = _ring()
+    started: list[int] = []
+    for now in range(0, 1_000, 100):
+        effects, used = aae.step(now, ring, 3, ALL, 2)
+        assert used <= 2
+        for e in effects:
+            if isinstance(e, Send) and isinstance(e.msg, AaeLevelRequest):
+                started.append(e.msg.partition)
+                aae._finish(aae.current, now, 0, "in sync")  # type: ignore[arg-type]
+        if started and big in store.building:
+            break
+    assert started and big not in started  # an exchange began before the big tree was done
+    assert big in store.building
+    reply = aae.on_level_request(AaeLevelRequest(1, big, 0, (0,)))
+    assert reply.error == "tree not built"  # a peer asking about it waits too
+    while big not in store.trees:
+        aae.step(10_000, ring, 3, ALL, 1)
+    assert store.trees[big].key_count() == 200

@@ -1,6 +1,7 @@
 """The per-partition hash tree of Merkle anti-entropy (the Dynamo paper, section 4.7).
 
-Owns: ``key_hash`` (the stable 64-bit hash that picks a key's segment), ``MerkleTree`` (one
+Owns: ``key_hash`` (the stable 64-bit hash that picks a key's segment), ``encode_key`` and
+``decode_key`` (the byte form of a key every hash starts from), ``MerkleTree`` (one
 replica's summary of one partition, kept current write by write), ``diff_level`` (one step of an
 exchange: which of the compared nodes differ) and ``differing_segments`` (a whole descent between
 two local trees, for tests and the simulator).
@@ -58,6 +59,18 @@ def _prefixed(bucket: str, key: bytes) -> bytes:
     # bare separator, ("a\x00b", "c") and ("a", "b\x00c") would hash alike.
     b = bucket.encode()
     return len(b).to_bytes(4, "big") + b + len(key).to_bytes(4, "big") + key
+
+
+def encode_key(bucket: str, key: bytes) -> bytes:
+    """The unambiguous byte form of ``(bucket, key)`` that every hash here starts from."""
+    return _prefixed(bucket, key)
+
+
+def decode_key(prefixed: bytes) -> tuple[str, bytes]:
+    """``(bucket, key)`` back from ``encode_key``'s bytes."""
+    size = int.from_bytes(prefixed[:4], "big")
+    bucket = prefixed[4 : 4 + size].decode()
+    return bucket, prefixed[8 + size :]
 
 
 def key_hash(bucket: str, key: bytes) -> int:
@@ -164,17 +177,30 @@ class MerkleTree:
         must be what the tree holds for the key; the tree cannot check it (see the module
         docstring). O(1): one leaf changes and is marked dirty.
         """
+        if old_digest != new_digest:
+            # Encoded once for all three hashes.
+            self.update_encoded(_prefixed(bucket, key), old_digest, new_digest)
+
+    def update_encoded(self, prefixed: bytes, old_digest: bytes | None,
+                       new_digest: bytes | None, segment: int | None = None) -> None:
+        """``update`` for a key already encoded by ``encode_key`` (callers that keep keys in
+        that form, like ``core.trees``, skip encoding them again), whose ``segment`` they may
+        know already too."""
         if old_digest == new_digest:
             return
-        prefixed = _prefixed(bucket, key)  # encoded once for all three hashes
         delta = 0
         if old_digest is not None:
             delta ^= _contribution(prefixed, old_digest)
         if new_digest is not None:
             delta ^= _contribution(prefixed, new_digest)
-        segment = self._segment(prefixed)
+        if segment is None:
+            segment = self._segment(prefixed)
         self._leaves[segment] ^= delta
         self._dirty.add(segment)
+
+    def segment_of_encoded(self, prefixed: bytes) -> int:
+        """``segment_of`` for a key already encoded by ``encode_key``."""
+        return self._segment(prefixed)
 
     def insert(self, bucket: str, key: bytes, digest: bytes) -> None:
         """Add a key the tree does not hold yet: ``update(bucket, key, None, digest)``."""

@@ -160,7 +160,7 @@ class NodeCore:
         self._client_started: dict[tuple[int, int], int] = {}
         self._timers: dict[str, int | None] = {
             "gossip": None, "join": None, "heartbeat": None, "background": None,
-            "buffer": None,
+            "buffer": None, "trees": None,
         }
         self._seed_turn = 0
         self._ping_seq = 0
@@ -474,6 +474,28 @@ class NodeCore:
         if self._due("buffer", now_ms):
             self._timers["buffer"] = None  # re-armed by handle() if anything stays buffered
             effects.extend(self._flush_buffer())
+        if self._due("trees", now_ms):
+            effects.extend(self._tree_builds(now_ms))
+        return effects
+
+    def _tree_builds(self, now_ms: int) -> list[Effect]:
+        """One bounded step of the anti-entropy trees' builds, every ``aae.build_tick_ms``
+        while any is unfinished: short steps with the event loop free in between, within the
+        admission controller's slots (``core.exchange``, docs/anti-entropy.md "Start-up").
+        A timer that fires late says the loop (or the CPU) is busy: the next step waits as
+        much longer, so a loaded node gives the foreground more room."""
+        due = self._timers["trees"]
+        lag = 0 if due is None else min(max(now_ms - due, 0), 1_000)
+        self._timers["trees"] = None
+        ring = self.ring
+        if ring is None or self.left:
+            return []
+        effects: list[Effect] = []
+        if self.admission.admit(now_ms) > 0:
+            effects = self._guarded("anti-entropy tree build", lambda: self.aae.build_step(
+                now_ms, ring, self._max_n()))
+        if self.aae.builds_pending:
+            self._timers["trees"] = now_ms + self.settings.aae.build_tick_ms + lag
         return effects
 
     def _buffered(self, bucket: str) -> bool:
@@ -555,6 +577,8 @@ class NodeCore:
         if admit > 0:
             effects.extend(self._guarded("anti-entropy", lambda: self.aae.step(
                 now_ms, ring, self._max_n(), up, admit)[0]))
+        if self.aae.builds_pending and self._timers["trees"] is None:
+            self._timers["trees"] = now_ms + self.settings.aae.build_tick_ms
         effects.extend(self._guarded("leave", lambda: self._maybe_leave_complete(ring)))
         if (ring.previous_owners and self.handoff.idle_for(ring.version)
                 and now_ms - self._idle_sent_ms >= 1_000):

@@ -1,15 +1,24 @@
 """Anti-entropy trees kept current on every write, through a store wrapper.
 
 Owns: ``TreeStore`` — an ``ObjectStore`` that forwards to the real store and updates the
-partition's ``MerkleTree`` and its per-segment key digests on every put and delete, and counts
-the keys deleted per partition (``forgotten``, which ``core.actors`` rotates actors on).
+partition's ``MerkleTree`` and its per-segment key digests on every put and delete, builds the
+trees in bounded steps, and counts the keys deleted per partition (``forgotten``, which
+``core.actors`` rotates actors on).
 May import: ``dynamokv.core.{merkle,versioned,hashing,ports}``.
 
-Trees are built once per partition (a fold of the partition, paced by the caller) and then kept
-current incrementally: a write costs one XOR at its leaf. Until a partition's tree is built,
-writes to it are not tracked (the build reads the store, which has them). Trees and the key
-digest index live in memory: about 100 bytes per key, rebuilt after a restart (a design choice
-recorded in docs/anti-entropy.md; riak persists its trees in leveldb instead).
+Trees live in memory only and are never persisted: a tree is derived from the store, so after a
+restart (a clean stop or kill -9 alike) it is rebuilt from what the store holds and can never
+claim data the store lacks, nor miss data it has (see docs/anti-entropy.md, "Start-up").
+Building is paced: ``build_some`` reads at most a given number of stored records per call, so
+the caller (``core.exchange``, on the background tick) bounds how long one call holds the event
+loop, whatever the partition holds; foreground requests are served between steps, and an
+exchange of a partition waits until its tree is complete. A write to a partition being built
+goes into the tree if the scan has passed its key and is kept aside (``_Build.pending``) until
+the scan ends otherwise, so the finished tree matches the store exactly, in any scan order.
+
+Once built, a tree is kept current incrementally: a write costs one XOR at its leaf. Each key's
+digest is kept per segment under the key's ``merkle.encode_key`` bytes (one bytes object per key
+rather than a tuple of a str and a bytes): about 176 bytes per key in CPython.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dynamokv.core.hashing import RESERVED_BUCKET_PREFIX, key_partition
-from dynamokv.core.merkle import MerkleTree
+from dynamokv.core.merkle import MerkleTree, decode_key, encode_key
 from dynamokv.core.ports import ObjectStore
 from dynamokv.core.versioned import VersionedObject, object_digest
 
@@ -29,26 +38,39 @@ class PartitionTree:
 
     def __init__(self) -> None:
         self.tree = MerkleTree()
-        self.segments: dict[int, dict[KeyId, bytes]] = {}
+        # segment -> encoded key -> digest; segments without keys have no entry.
+        self.segments: dict[int, dict[bytes, bytes]] = {}
 
     def set(self, bucket: str, key: bytes, digest: bytes | None) -> None:
-        segment = self.tree.segment_of(bucket, key)
-        keys = self.segments.setdefault(segment, {})
-        old = keys.get((bucket, key))
+        self.set_encoded(encode_key(bucket, key), digest)
+
+    def set_encoded(self, encoded: bytes, digest: bytes | None) -> None:
+        """Record ``digest`` (``None``: absent) for the key of ``encode_key`` bytes ``encoded``."""
+        segment = self.tree.segment_of_encoded(encoded)
+        keys = self.segments.get(segment)
+        old = None if keys is None else keys.get(encoded)
         if old == digest:
             return
-        self.tree.update(bucket, key, old, digest)
+        self.tree.update_encoded(encoded, old, digest, segment)
         if digest is None:
-            keys.pop((bucket, key), None)
+            assert keys is not None  # old != digest, so the key was held
+            del keys[encoded]
             if not keys:
                 del self.segments[segment]
+        elif keys is None:
+            self.segments[segment] = {encoded: digest}
         else:
-            keys[(bucket, key)] = digest
+            keys[encoded] = digest
+
+    def holds(self, encoded: bytes) -> bool:
+        keys = self.segments.get(self.tree.segment_of_encoded(encoded))
+        return keys is not None and encoded in keys
 
     def keys_in(self, segments: list[int] | tuple[int, ...]) -> dict[KeyId, bytes]:
         out: dict[KeyId, bytes] = {}
         for segment in segments:
-            out.update(self.segments.get(segment, {}))
+            for encoded, digest in self.segments.get(segment, {}).items():
+                out[decode_key(encoded)] = digest
         return out
 
     def key_count(self) -> int:
@@ -70,25 +92,79 @@ def _past(bucket: str, key: bytes) -> tuple[str, bytes]:
     return bucket, key
 
 
+class _Build:
+    """A tree being built: the scan's position and the writes it has not reached."""
+
+    __slots__ = ("after", "pending", "tree")
+
+    def __init__(self) -> None:
+        self.tree = PartitionTree()
+        self.after: tuple[str, bytes] | None = None  # the last stored record read
+        # Writes, during the build, to keys the tree does not hold: the newest digest (None:
+        # deleted). The scan skips these keys (it may have read them before or after the
+        # write); they go into the tree when the scan ends.
+        self.pending: dict[bytes, bytes | None] = {}
+
+    def track(self, encoded: bytes, digest: bytes | None) -> None:
+        if self.tree.holds(encoded):
+            self.tree.set_encoded(encoded, digest)  # the scan read it already: keep it current
+        else:
+            self.pending[encoded] = digest
+
+    def finish(self) -> PartitionTree:
+        for encoded, digest in self.pending.items():
+            if digest is not None:
+                self.tree.set_encoded(encoded, digest)
+        self.pending.clear()
+        return self.tree
+
+
 class TreeStore:
     """The node's ``ObjectStore``, with Merkle trees of the partitions it has built."""
 
     def __init__(self, inner: ObjectStore, q: int) -> None:
         self.inner = inner
         self.q = q
-        self.trees: dict[int, PartitionTree] = {}
+        self.trees: dict[int, PartitionTree] = {}  # complete trees only
+        self.building: dict[int, _Build] = {}
         # Keys deleted per partition in this process: a coordinator's local copy no longer
         # remembers every dot its actor issued once a key was deleted (``core.actors``).
         self._forgotten: dict[int, int] = {}
 
     # ---- tracking ------------------------------------------------------------------------------
     def build(self, partition: int) -> int:
-        """(Re)build ``partition``'s tree from the store; the number of keys."""
-        tree = PartitionTree()
-        for bucket, key, obj in self.fold_partition(partition):
-            tree.set(bucket, key, object_digest(obj))
-        self.trees[partition] = tree
-        return tree.key_count()
+        """(Re)build ``partition``'s tree from the store in one go; the number of keys."""
+        self.drop_tree(partition)
+        while partition not in self.trees:
+            self.build_some(partition, 1 << 16)
+        return self.trees[partition].key_count()
+
+    def build_some(self, partition: int, budget: int) -> int:
+        """Advance ``partition``'s build by reading at most ``budget`` stored records; the
+        number read. The tree appears in ``trees`` once the scan reaches the partition's end.
+        Raises ``StorageError``; the build then resumes where it stopped on the next call."""
+        build = self.building.get(partition)
+        if build is None:
+            build = self.building[partition] = _Build()
+        limit = max(1, budget)
+        quarantined = sum(self.inner.quarantined().values())
+        # The inner store's scan, not ours: ours reads on past records of the partition logs
+        # until it has ``limit`` Dynamo records, which would not bound the step.
+        rows = self.inner.scan_partition(partition, build.after, limit)
+        for bucket, key, obj in rows:
+            if bucket.startswith(RESERVED_BUCKET_PREFIX):
+                continue
+            encoded = encode_key(bucket, key)
+            if encoded not in build.pending:
+                build.tree.set_encoded(encoded, object_digest(obj))
+        if rows:
+            build.after = _past(rows[-1][0], rows[-1][1])  # table items: one seek past
+        # A short scan is the end of the partition, unless it quarantined records (they are
+        # moved out of the range, so the next call reads on after them).
+        if len(rows) < limit and sum(self.inner.quarantined().values()) == quarantined:
+            del self.building[partition]
+            self.trees[partition] = build.finish()
+        return max(1, len(rows))
 
     def forgotten(self, partition: int) -> int:
         """How many keys of ``partition`` this process deleted or quarantined so far."""
@@ -99,11 +175,19 @@ class TreeStore:
 
     def drop_tree(self, partition: int) -> None:
         self.trees.pop(partition, None)
+        self.building.pop(partition, None)
 
     def _track(self, bucket: str, key: bytes, obj: VersionedObject | None) -> None:
-        tree = self.trees.get(key_partition(bucket, key, self.q))
+        if bucket.startswith(RESERVED_BUCKET_PREFIX):
+            return  # items of the partition logs: never in a tree (see ``fold_partition``)
+        partition = key_partition(bucket, key, self.q)
+        tree = self.trees.get(partition)
         if tree is not None:
             tree.set(bucket, key, None if obj is None else object_digest(obj))
+            return
+        build = self.building.get(partition)
+        if build is not None:
+            build.track(encode_key(bucket, key), None if obj is None else object_digest(obj))
 
     # ---- ObjectStore ---------------------------------------------------------------------------
     def get(self, bucket: str, key: bytes) -> VersionedObject | None:
