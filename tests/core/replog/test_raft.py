@@ -227,3 +227,18 @@ def test_a_learner_outside_every_configuration_is_not_removed() -> None:
     voter.log.append([LogEntry(1, 2, CONFIG, "", b"", None, (b"b", b"c"))])
     voter.commit = 2
     assert voter.removed()
+
+
+def test_a_copy_that_knows_no_configuration_never_votes() -> None:
+    """A group recreated empty after its node dropped it (a stray append) must not vouch for
+    a candidate: with an empty log any candidate looks up to date (seed 2182)."""
+    from dynamokv.core.messages import RaftVote, RaftVoteReply
+
+    store = NodeStore(MemoryEngine(), 8)
+    empty = RaftGroup(0, "a", RaftLog(0, store), T, random.Random(1), 0)
+    for pre_vote in (True, False):
+        empty.on_message("b", RaftVote(0, 5, 3, 2, pre_vote, False), 10_000)
+        (dst, reply), = empty.out
+        empty.out.clear()
+        assert dst == "b" and isinstance(reply, RaftVoteReply) and not reply.granted
+    assert empty.log.hard.vote == ""

@@ -244,6 +244,12 @@ class RaftGroup:
             self.out.append((src, RaftVoteReply(self.group, self.term, False, msg.pre_vote,
                                                 True)))
             return
+        if not self.members:
+            # We know no configuration at all: an empty copy, made afresh after we dropped
+            # the group (a stray append recreated it) or never caught up. Our vote would vouch
+            # for a log we do not hold: a stale candidate could win with it (seed 2182).
+            self.out.append((src, RaftVoteReply(self.group, self.term, False, msg.pre_vote)))
+            return
         if not msg.transfer and self._ignores_votes(now_ms):
             self.out.append((src, RaftVoteReply(self.group, self.term, False, msg.pre_vote)))
             return
