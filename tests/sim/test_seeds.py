@@ -238,9 +238,11 @@ def test_cli_rejects_an_unknown_fault_kind(capsys: pytest.CaptureFixture[str]) -
 # leader (learners were only ever replaced, never cleared), so it never dropped its copy.
 # 900149 (found on the core before both fixes): stale groups kept after a join and a leave.
 # 2182: a removed node's group, recreated empty by a stray append, voted for a stale candidate
-# (its empty log looked up to date), which then overwrote committed entries. A copy that knows
-# no configuration now never votes.
-PARTITION_LOG_SEEDS = [800082, 1031, 900149, 2182]
+# (its empty log looked up to date), which then overwrote committed entries. Such a copy now
+# never votes until a leader has caught it up to a configuration that lists it. (3038, 3050 and
+# 3070 lost their log leaders under a broader first rule that refused every copy without a
+# configuration.)
+PARTITION_LOG_SEEDS = [800082, 1031, 900149, 2182, 3038, 3050, 3070]
 
 
 @pytest.mark.parametrize("seed", PARTITION_LOG_SEEDS)

@@ -229,13 +229,14 @@ def test_a_learner_outside_every_configuration_is_not_removed() -> None:
     assert voter.removed()
 
 
-def test_a_copy_that_knows_no_configuration_never_votes() -> None:
+def test_a_group_made_again_after_its_node_dropped_it_never_votes() -> None:
     """A group recreated empty after its node dropped it (a stray append) must not vouch for
     a candidate: with an empty log any candidate looks up to date (seed 2182)."""
     from dynamokv.core.messages import RaftVote, RaftVoteReply
 
     store = NodeStore(MemoryEngine(), 8)
     empty = RaftGroup(0, "a", RaftLog(0, store), T, random.Random(1), 0)
+    empty.rejoined = True
     for pre_vote in (True, False):
         empty.on_message("b", RaftVote(0, 5, 3, 2, pre_vote, False), 10_000)
         (dst, reply), = empty.out

@@ -169,8 +169,10 @@ class PartitionLogs:
         member learns everything, configuration included, from the leader)."""
         raft = self.groups.get(group)
         if raft is None:
-            log = RaftLog(group, self._durable(), self._tombstones.pop(group, None))
+            tombstone = self._tombstones.pop(group, None)
+            log = RaftLog(group, self._durable(), tombstone)
             raft = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms)
+            raft.rejoined = tombstone is not None
             self.groups[group] = raft
         return raft
 

@@ -91,6 +91,7 @@ class RaftGroup:
         self.transfer_until_ms: int | None = None
         self.snapshot_wanted: set[str] = set()
         self.removed_by = ""  # a voter whose committed configuration leaves us out
+        self.rejoined = False  # made again after this node dropped the group (see _on_vote)
 
     # ---- state -----------------------------------------------------------------------------
     @property
@@ -244,10 +245,11 @@ class RaftGroup:
             self.out.append((src, RaftVoteReply(self.group, self.term, False, msg.pre_vote,
                                                 True)))
             return
-        if not self.members:
-            # We know no configuration at all: an empty copy, made afresh after we dropped
-            # the group (a stray append recreated it) or never caught up. Our vote would vouch
-            # for a log we do not hold: a stale candidate could win with it (seed 2182).
+        if self.rejoined and self.me not in self.members:
+            # We dropped this group once (our removal committed) and a stray append made it
+            # again, empty: our vote would vouch for a log we no longer hold, and a stale
+            # candidate could win with it (seed 2182). Once a leader has caught us up to a
+            # configuration that lists us again, we vote as any member.
             self.out.append((src, RaftVoteReply(self.group, self.term, False, msg.pre_vote)))
             return
         if not msg.transfer and self._ignores_votes(now_ms):
