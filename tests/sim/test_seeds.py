@@ -242,25 +242,13 @@ def test_cli_rejects_an_unknown_fault_kind(capsys: pytest.CaptureFixture[str]) -
 # never votes until a leader has caught it up to a configuration that lists it. (3038, 3050 and
 # 3070 lost their log leaders under a broader first rule that refused every copy without a
 # configuration.)
-PARTITION_LOG_SEEDS = [800082, 1031, 900149, 2182, 3038, 3050, 3070]
+# 3080: a node kept a stale copy whose configuration listed only nodes that had since left
+# the cluster; nobody could tell it it was out. Such a copy is now dropped after the orphan
+# silence once the ring no longer places the node there.
+PARTITION_LOG_SEEDS = [800082, 1031, 900149, 2182, 3038, 3050, 3070, 3080]
 
 
 @pytest.mark.parametrize("seed", PARTITION_LOG_SEEDS)
 def test_partition_log_seed(seed: int) -> None:
-    result = run_seed(SimOptions.from_seed(seed, faults=FAULT_KINDS))
-    assert result.ok, _report(result, " --faults all")
-
-
-# Open: a node keeps a stale copy of a partition's group whose configuration still lists it,
-# after the ring moved the partition away and every other member dropped its copy; no leader
-# will ever tell it (liveness: "n4 still hold its log"). No data is lost. See
-# docs/replicated-logs.md.
-PARTITION_LOG_OPEN_SEEDS = [3080]
-
-
-@pytest.mark.xfail(strict=False, reason="open bug: a stale group copy is never dropped "
-                   "(seed 3080, --faults all); see docs/replicated-logs.md")
-@pytest.mark.parametrize("seed", PARTITION_LOG_OPEN_SEEDS)
-def test_partition_log_open_seed(seed: int) -> None:
     result = run_seed(SimOptions.from_seed(seed, faults=FAULT_KINDS))
     assert result.ok, _report(result, " --faults all")

@@ -373,8 +373,12 @@ class PartitionLogs:
             return False
         if raft.removed() or raft.removed_by:
             return True
-        if self.me in raft.members:
+        if self.me in raft.members and any(ring.member(m) is not None
+                                           for m in raft.members if m != self.me):
             return False
+        # Not a member; or every other member of our configuration has left the cluster
+        # (a leave completes only once the node is no voter of any group, so this
+        # configuration was superseded without us; seed 3080): after a long silence, go.
         since = self._silent_since.setdefault(group, now_ms)
         return now_ms - max(since, raft.heard_leader_ms) >= ORPHAN_AFTER_MS
 
