@@ -555,10 +555,23 @@ def test_kill9_mid_run_acknowledged_writes_survive(ddb_cluster: HttpCluster) -> 
     print(f"kill -9 n3: {len(acked)} writes acknowledged ({writes_after_kill[0]} after the "
           f"kill), failed: {errors}")
     survivors = [ddb_cluster.client(0), ddb_cluster.client(1)]
+
+    def consistent_get(client: Any, key: str) -> Any:
+        """A ConsistentRead GetItem, retried on ServiceUnavailable as SDKs do by default (a
+        partition whose leader died answers it until its new leader's lease holds), bounded."""
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                return client.get_item(TableName=table, Key={"pk": {"S": key}},
+                                       ConsistentRead=True).get("Item")
+            except ClientError as exc:
+                if error_code(exc) != "ServiceUnavailable" or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     # every acknowledged write is there, linearizably, through either survivor
     for i, (key, value) in enumerate(sorted(acked.items())):
-        item = survivors[i % 2].get_item(TableName=table, Key={"pk": {"S": key}},
-                                         ConsistentRead=True).get("Item")
+        item = consistent_get(survivors[i % 2], key)
         assert item is not None and item["v"] == {"S": value}, f"{key}: {item} (errors {errors})"
 
     # conditional writes and counters keep working on 2 of 3 nodes
