@@ -88,6 +88,10 @@ class TableOp:
     optimistic: bool = False  # decide ran on our own replica's value, not the leader's
     send_id: int = 0  # the request id of our one message in flight (replies must match it)
     flags: int = 0  # log.STREAMED / log.SERVICE, carried by the entry
+    # replicas that answered "not the leader, and I know of none" since the last progress:
+    # the next guess asks another one (a restarted follower may not know the leader yet)
+    clueless: tuple[str, ...] = ()
+    last_answer: str = ""  # what the last replica asked said, for the timeout's message
 
 
 @dataclass(slots=True)
@@ -201,18 +205,18 @@ class TableRequests:
         target = op.leader_hint or (raft.leader if raft is not None else "")
         op.leader_hint = ""
         if not target or target == self.logs.me or target not in self.logs.node.up_nodes():
-            target = self._guess_leader(op.partition)
+            target = self._guess_leader(op.partition, op.clueless)
         if not target:
             return self._later(op, now_ms)
         op.remote = target
         return [Send(target, self._remote_message(op_id, op))]
 
-    def _guess_leader(self, partition: int) -> str:
+    def _guess_leader(self, partition: int, skip: tuple[str, ...] = ()) -> str:
+        """The first replica that is up and not us, passing over ``skip`` unless it is all
+        that is left."""
         up = self.logs.node.up_nodes()
-        for node in self.logs.target(partition):
-            if node != self.logs.me and node in up:
-                return node
-        return ""
+        candidates = [n for n in self.logs.target(partition) if n != self.logs.me and n in up]
+        return next((n for n in candidates if n not in skip), candidates[0] if candidates else "")
 
     def _later(self, op: TableOp, now_ms: int) -> list[Effect]:
         op.retry_at_ms = now_ms + RETRY_MS
@@ -367,10 +371,14 @@ class TableRequests:
         op.remote = ""
         if msg.code == NOT_LEADER:
             op.leader_hint = msg.leader if msg.leader != src else ""
+            op.last_answer = f"{src}: not the leader" + (
+                f", the leader is {op.leader_hint}" if op.leader_hint else ", knows of none")
             if op.leader_hint:
                 return self._drive(op_id, op, now_ms)
+            op.clueless = op.clueless + (src,) if src not in op.clueless else ()
             return self._later(op, now_ms)
         if msg.code == RETRY:
+            op.last_answer = f"{src}: leader without a valid lease yet, or no ring"
             return self._later(op, now_ms)
         if msg.code == REFUSED:
             return self._finish(op_id, WriteRefused(msg.value))
@@ -508,9 +516,10 @@ class TableRequests:
                 continue
             outcome = "may or may not have been applied" if op.kind in ("write", "cas") \
                 else "was not answered"
+            last = f"; last answer from {op.last_answer}" if op.last_answer else ""
             effects.extend(self._finish(op_id, _error(RequestTimeout(
                 f"the table request {outcome} in time (partition {op.partition} has no "
-                "reachable leader, or it lost its majority)",
+                f"reachable leader, or it lost its majority{last})",
                 {"partition": op.partition, "leader": self._leader_name(op.partition)}))))
         for op_id, op in list(self.ops.items()):
             if op.retry_at_ms is not None and now_ms >= op.retry_at_ms:
