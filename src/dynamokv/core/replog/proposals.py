@@ -375,7 +375,7 @@ class TableRequests:
                 f", the leader is {op.leader_hint}" if op.leader_hint else ", knows of none")
             if op.leader_hint:
                 return self._drive(op_id, op, now_ms)
-            op.clueless = op.clueless + (src,) if src not in op.clueless else ()
+            op.clueless = (*op.clueless, src) if src not in op.clueless else ()
             return self._later(op, now_ms)
         if msg.code == RETRY:
             op.last_answer = f"{src}: leader without a valid lease yet, or no ring"
