@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from dynamokv.api import bodies, front, indexes, streams
+from dynamokv.api import bodies, front, indexes, response_json, streams
 from dynamokv.api.errors import (
     DynamoDBError,
     InternalServerError,
@@ -239,12 +239,12 @@ class DynamoDBApp:
             verify_request(self.auth, method, path, query, headers, body, body_hash=body_hash)
             operation = self._operation(headers)
             body = await self._decoded(operation, headers, body)
-            params = (Params(await bodies.decode_large(body, operation))
+            params = (Params(await bodies.decode_large(body, operation), large=True)
                       if bodies.is_large(body) else self._decode(body))
             front.precheck_items(operation, params.body)
             self.stats[operation] += 1
             result = await self._run(operation, params, headers)
-            return 200, orjson.dumps(result)
+            return 200, response_json.dumps(result)
         except Exception as exc:  # every failure becomes an envelope: never a crash
             error = translate(exc)
             if error.status >= 500 and not isinstance(exc, (DynamoDBError, DynamoKVError)):

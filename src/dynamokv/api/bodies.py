@@ -100,7 +100,7 @@ _executor: concurrent.futures.ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
 
-def _worker() -> concurrent.futures.ThreadPoolExecutor:
+def worker() -> concurrent.futures.ThreadPoolExecutor:
     # One thread: two busy workers would each take turns with the event loop for the GIL.
     global _executor
     with _executor_lock:
@@ -113,10 +113,10 @@ def _worker() -> concurrent.futures.ThreadPoolExecutor:
 async def decode_large(body: bytes, operation: str) -> Any:
     """The JSON value of ``body`` (``{}`` if it is blank), its items converted ahead of time
     for ``operation``; raises :class:`SerializationException` where ``orjson.loads`` would."""
-    worker = _worker()
+    pool = worker()
     value = await asyncio.get_running_loop().run_in_executor(
-        worker, heap.build, prepare_body, body, operation)
-    heap.hold(value, worker)  # freed in the worker once the request is done with it
+        pool, heap.build, prepare_body, body, operation)
+    heap.hold(value, pool)  # freed in the worker once the request is done with it
     return value
 
 

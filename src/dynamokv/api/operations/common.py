@@ -91,13 +91,14 @@ def enum_error(value: str, name: str, allowed: tuple[str, ...]) -> ValidationExc
 class Params:
     """Typed, validated access to the members of one request (or of one nested structure)."""
 
-    __slots__ = ("body", "prefix")
+    __slots__ = ("body", "large", "prefix")
 
-    def __init__(self, body: Any, prefix: str = "") -> None:
+    def __init__(self, body: Any, prefix: str = "", *, large: bool = False) -> None:
         if not isinstance(body, dict):
             raise wrong_type(body, "structure")
         self.body: dict[str, Any] = body
         self.prefix = prefix
+        self.large = large  # a large body (api/bodies.py): its values' work stays off the loop
 
     def label(self, name: str) -> str:
         return self.prefix + field_label(name)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dynamokv.api import large_writes
 from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_size, item_to_wire
 from dynamokv.api.errors import ConditionalCheckFailedException, DynamoDBError, ValidationException
 from dynamokv.api.expressions import UpdateExpression, apply_update, evaluate, project
@@ -52,6 +53,7 @@ from dynamokv.api.operations.common import (
     read_units,
 )
 from dynamokv.api.operations.consumed import read_consumed, write_consumed
+from dynamokv.api.response_json import RawJson
 from dynamokv.api.schema.catalog import TableInfo
 from dynamokv.api.transactions.intents import IntentFound, resolve, write_cas
 
@@ -191,7 +193,8 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     else:
         decide, box = put_decision(prepared, data)
         try:
-            await write_cas(ctx, table.bucket, key, decide)
+            await large_writes.write_cas(ctx, table.bucket, key, decide, large_request=False,
+                                         keep=box)
         except CheckFailed as failed:
             raise condition_failed(failed.old, return_old_on_failure) from None
         old = box[0]
@@ -222,7 +225,7 @@ async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
         if prepared.projection is None:
             # The stored form is the wire form: no need to build typed values (nor to measure
             # the item, unless its capacity is asked for).
-            out["Item"] = stored_wire(raw)
+            out["Item"] = stored_wire(raw) if raw[:1] == INTENT_MARK else RawJson(raw)
             size = item_size(decode_item(raw)) if mode != "NONE" else 0
         else:
             item = decode_item(raw)
@@ -250,7 +253,8 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     else:
         decide, box = delete_decision(prepared)
         try:
-            await write_cas(ctx, table.bucket, key, decide)
+            await large_writes.write_cas(ctx, table.bucket, key, decide, large_request=False,
+                                         keep=box)
         except CheckFailed as failed:
             raise condition_failed(failed.old, return_old_on_failure) from None
         old = box[0]
@@ -267,6 +271,22 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     return out
 
 
+def _update_attributes(returns: str, prepared: Prepared, old: Item | None, new: Item | None,
+                       stored: tuple[bytes | None, bytes | None]) -> Any:
+    """UpdateItem's ``Attributes``, or None. ALL_OLD and ALL_NEW are the stored bytes of the
+    item before and after (``stored``), sent as they are."""
+    if returns in ("ALL_OLD", "ALL_NEW"):
+        item, raw = (old, stored[0]) if returns == "ALL_OLD" else (new, stored[1])
+        if not item:
+            return None
+        return RawJson(raw) if raw is not None and raw[:1] != INTENT_MARK else item_to_wire(item)
+    if returns in ("UPDATED_OLD", "UPDATED_NEW") and prepared.update is not None:
+        source = old if returns == "UPDATED_OLD" else new
+        if source is not None and (attributes := project(source, prepared.update.paths)):
+            return item_to_wire(attributes)
+    return None
+
+
 async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
     key_item, key = table.key_from_wire(params.req_mapping("Key"))
@@ -279,8 +299,10 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     decide, box = update_decision(table, prepared, key_item)
     old: Item | None
     new: Item | None
+    stored: tuple[bytes | None, bytes | None] = (None, None)
     try:
-        await write_cas(ctx, table.bucket, key, decide)
+        stored = await large_writes.write_cas(ctx, table.bucket, key, decide,
+                                              large_request=params.large, keep=box)
         old, new = box[0], box[1]
         await maintain(ctx, table, key, old, new)
     except _NoItem:
@@ -290,18 +312,10 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     except Refused as refused:
         raise refused.error from None
     out: dict[str, Any] = {}
-    attributes: Item | None = None
-    if returns == "ALL_OLD":
-        attributes = old
-    elif returns == "ALL_NEW":
-        attributes = new
-    elif returns in ("UPDATED_OLD", "UPDATED_NEW") and prepared.update is not None:
-        source = old if returns == "UPDATED_OLD" else new
-        if source is not None:
-            attributes = project(source, prepared.update.paths)
-    if attributes:
-        out["Attributes"] = item_to_wire(attributes)
-    size = max(item_size(old) if old else 0, item_size(new) if new else 0)
+    attributes = _update_attributes(returns, prepared, old, new, stored)
+    if attributes is not None:
+        out["Attributes"] = attributes
+    size = await large_writes.item_sizes(old, new, stored)
     consumed = write_consumed(table, mode, size, old, new)
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
