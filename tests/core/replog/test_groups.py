@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dynamokv.api.handle import Abort
+from dynamokv.core.events import LocalRequested
 from dynamokv.core.replog.lease import Timings
 from dynamokv.core.requests import CasAborted, CasRequest, CasResult, TableRead, TableWrite
 from dynamokv.core.settings import CoreSettings
@@ -198,3 +199,58 @@ def test_a_consistent_scan_is_answered_only_under_a_leaders_lease() -> None:
     assert len(eventual) == 1 and isinstance(eventual[0], RangeResult)
     assert [k for k, _ in eventual[0].items] == [key]
     assert ask(True, -8) == []  # no lease, no answer (yet): it waits, or fails at its deadline
+
+
+def _leader_of(pump: Pump, key: bytes) -> tuple[str, list[str]]:
+    ring = pump.nodes["n1"].ring
+    assert ring is not None
+    group = ring.partition_for(BUCKET, key)
+    raft = next(n.logs.groups[group] for n in pump.nodes.values()
+                if n.logs.groups[group].is_leader())
+    return raft.me, [m for m in raft.members if m != raft.me]
+
+
+def _create(old: bytes | None) -> bytes:
+    if old is not None:
+        raise Abort("exists")
+    return b"mine"
+
+
+def test_a_refusal_never_rests_on_a_write_that_may_not_commit() -> None:
+    """The leader evaluates a condition on the item's newest log entry. Until that entry is
+    committed a refusal based on it must wait: the leader may die and the write vanish, and an
+    answer "the item exists" about an item that never existed is not linearizable."""
+    pump = _settled(3)
+    key = b"\x00\x01never"
+    leader, followers = _leader_of(pump, key)
+    pump.silent = set(followers)  # the leader's appends reach nobody: nothing commits
+    pump._run(leader, pump.nodes[leader].handle(LocalRequested(7, TableWrite(BUCKET, key, b"v1")),
+                                                pump.now_ms, 1_000_000 + pump.now_ms))
+    pump._run(leader, pump.nodes[leader].handle(LocalRequested(8, CasRequest(BUCKET, key,
+                                                                             _create)),
+                                                pump.now_ms, 1_000_000 + pump.now_ms))
+    pump.deliver_all()
+    assert not pump.replies.get(8), "refused on an uncommitted write"
+    pump.down.add(leader)
+    pump.silent = set()
+    pump.advance(6_000)  # the followers elect a leader; v1 was on the dead leader only
+    assert local(pump, followers[0], TableRead(BUCKET, key, True)) == CasResult(None, None)
+    assert local(pump, followers[1], CasRequest(BUCKET, key, _create)) == CasResult(None, b"mine")
+
+
+def test_a_refusal_waits_for_the_write_it_rests_on_to_commit() -> None:
+    pump = _settled(3)
+    key = b"\x00\x01later"
+    leader, followers = _leader_of(pump, key)
+    pump.silent = set(followers)
+    pump._run(leader, pump.nodes[leader].handle(LocalRequested(7, TableWrite(BUCKET, key, b"v1")),
+                                                pump.now_ms, 1_000_000 + pump.now_ms))
+    pump._run(leader, pump.nodes[leader].handle(LocalRequested(8, CasRequest(BUCKET, key,
+                                                                             _create)),
+                                                pump.now_ms, 1_000_000 + pump.now_ms))
+    pump.deliver_all()
+    assert not pump.replies.get(8)
+    pump.silent = set()
+    pump.advance(1_000)  # heartbeats carry v1 to the followers: it commits
+    assert pump.replies.get(7) == [CasResult(None, b"v1")]
+    assert len(pump.replies.get(8, [])) == 1 and isinstance(pump.replies[8][0], CasAborted)

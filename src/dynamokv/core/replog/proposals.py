@@ -91,6 +91,7 @@ class TableOp:
     # replicas that answered "not the leader, and I know of none" since the last progress:
     # the next guess asks another one (a restarted follower may not know the leader yet)
     clueless: tuple[str, ...] = ()
+    redrive: bool = False  # ``waiting`` is for another write's entry: decide again once settled
     last_answer: str = ""  # what the last replica asked said, for the timeout's message
 
 
@@ -103,6 +104,18 @@ class RemoteWait:
     old: bytes | None
 
 
+@dataclass(slots=True)
+class RemoteAnswer:
+    """An answer to a forwarded request that rests on an entry not yet committed: sent once it
+    is (``code`` and the item as that entry left it), or ``Retry`` if the entry was lost."""
+
+    src: str
+    req_id: int
+    code: str
+    bucket: str
+    key: bytes
+
+
 class TableRequests:
     def __init__(self, logs: PartitionLogs, limits: Limits, id_offset: int) -> None:
         self.logs = logs
@@ -111,7 +124,8 @@ class TableRequests:
         self.deadlines = Deadlines()
         self._next_id = ID_BASE + id_offset
         # (group, index) -> [(term, waiter)]: who waits for which entry to be applied
-        self._waiters: dict[tuple[int, int], list[tuple[int, int | RemoteWait]]] = {}
+        self._waiters: dict[tuple[int, int],
+                            list[tuple[int, int | RemoteWait | RemoteAnswer]]] = {}
         self._sends: dict[int, int] = {}  # request id of a message in flight -> op id
         # Forwarded writes already taken (sender, request id): a duplicated message must never
         # be sequenced twice, nor answered "condition failed" by its own first copy.
@@ -284,18 +298,18 @@ class TableRequests:
         if not raft.can_propose():
             return self._later(op, now_ms)
         try:
-            old = self._latest(raft, op.bucket, op.key)
+            old, source = self._latest_entry(raft, op.bucket, op.key)
         except DynamoKVError as exc:
             return self._finish(op_id, _error(exc))
         new = op.value
         if _refused(old, op.refuse_prefix):
-            return self._finish(op_id, WriteRefused(old))
+            return self._after_settled(op_id, op, raft, source, WriteRefused(old))
         if op.kind == "cas":
             assert op.decide is not None
             try:
                 new = op.decide(old)
             except Exception as exc:  # Abort and anything else decide raises: nothing written
-                return self._finish(op_id, CasAborted(exc))
+                return self._after_settled(op_id, op, raft, source, CasAborted(exc))
         refusal = self.logs.refuse_write(raft.group, PUT | op.flags)
         if refusal is not None:
             return self._finish(op_id, _error(refusal))
@@ -304,6 +318,17 @@ class TableRequests:
         op.waiting = (index, raft.term)
         self._waiters.setdefault((raft.group, index), []).append((raft.term, op_id))
         return self.logs._after(raft, now_ms)
+
+    def _after_settled(self, op_id: int, op: TableOp, raft: RaftGroup,
+                       source: LogEntry | None, answer: object) -> list[Effect]:
+        """Answer a refusal now if the value it rests on is committed; else decide again once
+        the entry that wrote that value is settled (it may yet be lost with our leadership,
+        and then the value never existed)."""
+        if source is None or not self._uncommitted(raft, source):
+            return self._finish(op_id, answer)
+        op.waiting, op.redrive = (source.index, source.term), True
+        self._waiters.setdefault((raft.group, source.index), []).append((source.term, op_id))
+        return []
 
     def _read_now(self, op: TableOp) -> object:
         store = self.logs.store
@@ -325,12 +350,27 @@ class TableRequests:
 
     def _latest(self, raft: RaftGroup, bucket: str, key: bytes) -> bytes | None:
         """The item as its newest log entry leaves it, committed or not."""
+        return self._latest_entry(raft, bucket, key)[0]
+
+    def _latest_entry(self, raft: RaftGroup, bucket: str, key: bytes
+                      ) -> tuple[bytes | None, LogEntry | None]:
+        """``_latest``, and the log entry it comes from (None: from the applied state)."""
         for entry in reversed(raft.log.entries):
             if entry.index <= raft.applied:
                 break
             if is_put(entry.kind) and entry.key == key and entry.bucket == bucket:
-                return entry.value
-        return live_value(self.logs.store.get(bucket, key))
+                return entry.value, entry
+        return live_value(self.logs.store.get(bucket, key)), None
+
+    @staticmethod
+    def _uncommitted(raft: RaftGroup, source: LogEntry) -> bool:
+        return source.index > raft.commit
+
+    def _answer_later(self, src: str, req_id: int, code: str, raft: RaftGroup,
+                      source: LogEntry, bucket: str, key: bytes) -> list[Effect]:
+        self._waiters.setdefault((raft.group, source.index), []).append(
+            (source.term, RemoteAnswer(src, req_id, code, bucket, key)))
+        return []
 
     # ---- completion --------------------------------------------------------------------------
     def _on_applied(self, group: int, entry: LogEntry) -> list[Effect]:
@@ -339,15 +379,26 @@ class TableRequests:
             effects.extend(self._entry_settled(waiter, group, term == entry.term))
         return effects
 
-    def _entry_settled(self, waiter: int | RemoteWait, group: int, committed: bool
-                       ) -> list[Effect]:
+    def _entry_settled(self, waiter: int | RemoteWait | RemoteAnswer, group: int,
+                       committed: bool) -> list[Effect]:
         if isinstance(waiter, RemoteWait):
             code = OK if committed else RETRY
             return [Send(waiter.src, LogReply(waiter.req_id, code, waiter.old))]
+        if isinstance(waiter, RemoteAnswer):
+            if not committed:
+                return [Send(waiter.src, LogReply(waiter.req_id, RETRY))]
+            try:
+                value = live_value(self.logs.store.get(waiter.bucket, waiter.key))
+            except DynamoKVError as exc:
+                return [Send(waiter.src, LogReply(waiter.req_id, exc.code, message=str(exc)))]
+            return [Send(waiter.src, LogReply(waiter.req_id, waiter.code, value))]
         op = self.ops.get(waiter)
         if op is None or op.partition != group:
             return []
         op.waiting = None
+        if op.redrive:  # the write our refusal rested on is settled: decide again
+            op.redrive = False
+            return self._later(op, 0)
         if committed:
             return self._finish(waiter, CasResult(op.old, op.value))
         return self._later(op, 0)  # our entry lost its place: never committed, so retry
@@ -446,8 +497,14 @@ class TableRequests:
             if not raft.can_read(now_ms):
                 return [Send(src, LogReply(msg.req_id, RETRY))]
             if isinstance(msg, LogRead):
-                value = (self._latest(raft, msg.bucket, msg.key) if msg.latest else
-                         live_value(self.logs.store.get(msg.bucket, msg.key)))
+                if not msg.latest:
+                    value = live_value(self.logs.store.get(msg.bucket, msg.key))
+                    return [Send(src, LogReply(msg.req_id, OK, value))]
+                value, source = self._latest_entry(raft, msg.bucket, msg.key)
+                if source is not None and self._uncommitted(raft, source):
+                    # the coordinator may refuse on it: answer once it is committed
+                    return self._answer_later(src, msg.req_id, OK, raft, source, msg.bucket,
+                                              msg.key)
                 return [Send(src, LogReply(msg.req_id, OK, value))]
             rows, more = self.logs.store.scan_range(msg.bucket, msg.hash_part, msg.start,
                                                     msg.end, msg.reverse,
@@ -483,8 +540,14 @@ class TableRequests:
                       ) -> list[Effect]:
         if not raft.can_propose():
             return [Send(src, LogReply(msg.req_id, RETRY))]
-        old = self._latest(raft, msg.bucket, msg.key)
-        if msg.conditional and old != msg.expected:
+        old, source = self._latest_entry(raft, msg.bucket, msg.key)
+        failed = msg.conditional and old != msg.expected
+        if (failed or _refused(old, msg.refuse_prefix)) and source is not None \
+                and self._uncommitted(raft, source):
+            # a refusal resting on a write that may yet be lost waits for it to commit
+            return self._answer_later(src, msg.req_id, CONDITION_FAILED if failed else RETRY,
+                                      raft, source, msg.bucket, msg.key)
+        if failed:
             return [Send(src, LogReply(msg.req_id, CONDITION_FAILED, old))]
         if _refused(old, msg.refuse_prefix):
             return [Send(src, LogReply(msg.req_id, REFUSED, old))]
