@@ -30,7 +30,14 @@ from typing import Any
 
 import common
 from paper_admission import FG_CONCURRENCY, VALUE_BYTES, _backlog, _throttled_windows
-from paper_common import BenchCluster, Progress, Scale, closed_loop, over_time
+from paper_common import (
+    BenchCluster,
+    Progress,
+    Scale,
+    closed_loop,
+    latency_panel,
+    over_time,
+)
 from recovery_cluster import NodeProc, snapshot
 
 from dynamokv.client.client import AsyncClient
@@ -230,16 +237,7 @@ def _pool(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def plot_admission_aae(data: dict[str, Any], plt: Any, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8))
-    for i, (name, cfg) in enumerate(data["configs"].items()):
-        rows = cfg["over_time"]
-        a.plot([r["t_s"] - data["pre_s"] for r in rows], [r["p99_ms"] for r in rows],
-               marker=".", color=f"C{i}", label=f"{name}: p99")
-        a.plot([r["t_s"] - data["pre_s"] for r in rows], [r["p50_ms"] for r in rows],
-               linestyle=":", color=f"C{i}", label=f"{name}: p50")
-    a.axvline(0, color="grey", linewidth=0.8)
-    a.set_xlabel("s after the wiped node restarted (anti-entropy rebuilding it)")
-    a.set_ylabel("foreground latency per second (ms)")
-    a.legend(fontsize=8)
+    latency_panel(a, data, "s after the wiped node restarted (anti-entropy rebuilding it)")
     for r in data["rounds_run"]:
         color = "C0" if r["mode"] == "feedback on" else "C1"
         b.plot([p[0] for p in r["progress"]], [p[1] / p[2] if p[2] else 0.0

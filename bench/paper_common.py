@@ -1,5 +1,6 @@
 """Shared pieces of ``paper.py``'s experiments: scales, the node cluster, bucket props, progress
-bars and the closed-loop load generator with its summaries.
+bars, the closed-loop load generator with its summaries, and the latency panel of the
+admission plots.
 
 Owns nothing but these helpers; every experiment module imports them from here.
 """
@@ -140,6 +141,21 @@ def over_time(samples: list[tuple[float, float]], window_s: float) -> list[dict[
 
 def lat_only(samples: list[tuple[float, float]]) -> dict[str, Any]:
     return common.summarize([lat for _, lat in samples])
+
+
+def latency_panel(ax: Any, data: dict[str, Any], xlabel: str) -> None:
+    """The left panel of the admission plots: each configuration's p99 and p50 per second,
+    against seconds since the restart (``data["pre_s"]`` before it is the warm-up)."""
+    for i, (name, cfg) in enumerate(data["configs"].items()):
+        rows = cfg["over_time"]
+        ax.plot([r["t_s"] - data["pre_s"] for r in rows], [r["p99_ms"] for r in rows],
+                marker=".", color=f"C{i}", label=f"{name}: p99")
+        ax.plot([r["t_s"] - data["pre_s"] for r in rows], [r["p50_ms"] for r in rows],
+                linestyle=":", color=f"C{i}", label=f"{name}: p50")
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("foreground latency per second (ms)")
+    ax.legend(fontsize=8)
 
 
 Samples = tuple[list[tuple[float, float]], int]  # (start offset, latency) samples, failures

@@ -32,6 +32,7 @@ the index entries in the background.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_size, item_to_wire
@@ -164,11 +165,40 @@ class _NoItem(CheckFailed):
 # ------------------------------------------------------------------------------ operations
 
 
-async def _add_metrics(ctx: ApiContext, table: TableInfo, key: Item, out: dict[str, Any]
-                       ) -> None:
-    found = await item_collections.metrics(ctx, table, key)
-    if found is not None:
-        out["ItemCollectionMetrics"] = found
+@dataclass(frozen=True, slots=True)
+class _WriteAsk:
+    """What a PutItem, DeleteItem or UpdateItem asks for besides the write itself."""
+
+    returns: str  # ReturnValues
+    return_old: bool  # ReturnValuesOnConditionCheckFailure=ALL_OLD
+    prepared: Prepared
+    mode: str  # ReturnConsumedCapacity
+    collection: bool  # ReturnItemCollectionMetrics=SIZE
+
+
+def _write_ask(params: Params, table: TableInfo, allowed: tuple[str, ...], *,
+               update: bool = False) -> _WriteAsk:
+    """The write's parameters, checked in the order DynamoDB reports their errors."""
+    returns = return_values(params, allowed)
+    return_old = on_failure(params)
+    prepared = prepare_expressions(params, condition=True, update=update)
+    if update:
+        check_update_keys(table, prepared.update)
+    return _WriteAsk(returns, return_old, prepared, capacity_mode(params),
+                     item_collections.wanted(params))
+
+
+async def _answer(ctx: ApiContext, table: TableInfo, ask: _WriteAsk, out: dict[str, Any],
+                  key: Item, size: int, old: Item | None, new: Item | None) -> dict[str, Any]:
+    """``out`` with the write's ConsumedCapacity and ItemCollectionMetrics, when asked for."""
+    consumed = write_consumed(table, ask.mode, size, old, new)
+    if consumed is not None:
+        out["ConsumedCapacity"] = consumed
+    if ask.collection:
+        found = await item_collections.metrics(ctx, table, key)
+        if found is not None:
+            out["ItemCollectionMetrics"] = found
+    return out
 
 
 async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
@@ -176,35 +206,26 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     item = item_from_wire(params.req_mapping("Item"))
     table.validate_item(item)
     size = check_item_size(item)
-    returns = return_values(params, ("NONE", "ALL_OLD"))
-    return_old_on_failure = on_failure(params)
-    prepared = prepare_expressions(params, condition=True)
-    mode = capacity_mode(params)
-    collection = item_collections.wanted(params)
+    ask = _write_ask(params, table, ("NONE", "ALL_OLD"))
     key = table.storage_key(item)
     data = encode_item(item)
     out: dict[str, Any] = {}
     old: Item | None = None
-    if prepared.condition is None and returns == "NONE":
+    if ask.prepared.condition is None and ask.returns == "NONE":
         await plain_write(ctx, table.bucket, key, data)
         await maintain(ctx, table, key, UNKNOWN, item)
     else:
-        decide, box = put_decision(prepared, data)
+        decide, box = put_decision(ask.prepared, data)
         try:
             await write_cas(ctx, table.bucket, key, decide)
         except CheckFailed as failed:
-            raise condition_failed(failed.old, return_old_on_failure) from None
+            raise condition_failed(failed.old, ask.return_old) from None
         old = box[0]
         await maintain(ctx, table, key, old, item)
-        if returns == "ALL_OLD" and old is not None:
+        if ask.returns == "ALL_OLD" and old is not None:
             out["Attributes"] = item_to_wire(old)
             size = max(size, item_size(old))
-    consumed = write_consumed(table, mode, size, old, item)
-    if consumed is not None:
-        out["ConsumedCapacity"] = consumed
-    if collection:
-        await _add_metrics(ctx, table, item, out)
-    return out
+    return await _answer(ctx, table, ask, out, item, size, old, item)
 
 
 async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
@@ -237,46 +258,46 @@ async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
 async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
     key_item, key = table.key_from_wire(params.req_mapping("Key"))
-    returns = return_values(params, ("NONE", "ALL_OLD"))
-    return_old_on_failure = on_failure(params)
-    prepared = prepare_expressions(params, condition=True)
-    mode = capacity_mode(params)
-    collection = item_collections.wanted(params)
+    ask = _write_ask(params, table, ("NONE", "ALL_OLD"))
     out: dict[str, Any] = {}
     size = 0
     old: Item | None = None
-    if prepared.condition is None and returns == "NONE":
+    if ask.prepared.condition is None and ask.returns == "NONE":
         await plain_write(ctx, table.bucket, key, None)
     else:
-        decide, box = delete_decision(prepared)
+        decide, box = delete_decision(ask.prepared)
         try:
             await write_cas(ctx, table.bucket, key, decide)
         except CheckFailed as failed:
-            raise condition_failed(failed.old, return_old_on_failure) from None
+            raise condition_failed(failed.old, ask.return_old) from None
         old = box[0]
         await maintain(ctx, table, key, old, None)
         if old is not None:
             size = item_size(old)
-            if returns == "ALL_OLD":
+            if ask.returns == "ALL_OLD":
                 out["Attributes"] = item_to_wire(old)
-    consumed = write_consumed(table, mode, size, old, None)
-    if consumed is not None:
-        out["ConsumedCapacity"] = consumed
-    if collection:
-        await _add_metrics(ctx, table, key_item, out)
-    return out
+    return await _answer(ctx, table, ask, out, key_item, size, old, None)
+
+
+def _returned(returns: str, prepared: Prepared, old: Item | None, new: Item | None
+              ) -> Item | None:
+    """The Attributes an UpdateItem answers for its ReturnValues."""
+    if returns == "ALL_OLD":
+        return old
+    if returns == "ALL_NEW":
+        return new
+    if returns in ("UPDATED_OLD", "UPDATED_NEW") and prepared.update is not None:
+        source = old if returns == "UPDATED_OLD" else new
+        if source is not None:
+            return project(source, prepared.update.paths)
+    return None
 
 
 async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
     key_item, key = table.key_from_wire(params.req_mapping("Key"))
-    returns = return_values(params, RETURN_VALUES)
-    return_old_on_failure = on_failure(params)
-    prepared = prepare_expressions(params, condition=True, update=True)
-    check_update_keys(table, prepared.update)
-    mode = capacity_mode(params)
-    collection = item_collections.wanted(params)
-    decide, box = update_decision(table, prepared, key_item)
+    ask = _write_ask(params, table, RETURN_VALUES, update=True)
+    decide, box = update_decision(table, ask.prepared, key_item)
     old: Item | None
     new: Item | None
     try:
@@ -286,25 +307,12 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     except _NoItem:
         old, new = None, None
     except CheckFailed as failed:
-        raise condition_failed(failed.old, return_old_on_failure) from None
+        raise condition_failed(failed.old, ask.return_old) from None
     except Refused as refused:
         raise refused.error from None
     out: dict[str, Any] = {}
-    attributes: Item | None = None
-    if returns == "ALL_OLD":
-        attributes = old
-    elif returns == "ALL_NEW":
-        attributes = new
-    elif returns in ("UPDATED_OLD", "UPDATED_NEW") and prepared.update is not None:
-        source = old if returns == "UPDATED_OLD" else new
-        if source is not None:
-            attributes = project(source, prepared.update.paths)
+    attributes = _returned(ask.returns, ask.prepared, old, new)
     if attributes:
         out["Attributes"] = item_to_wire(attributes)
     size = max(item_size(old) if old else 0, item_size(new) if new else 0)
-    consumed = write_consumed(table, mode, size, old, new)
-    if consumed is not None:
-        out["ConsumedCapacity"] = consumed
-    if collection:
-        await _add_metrics(ctx, table, key_item, out)
-    return out
+    return await _answer(ctx, table, ask, out, key_item, size, old, new)

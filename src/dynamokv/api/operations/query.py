@@ -452,6 +452,17 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     return page.response(stopped, mode, consistent)
 
 
+def _past(start: bytes | None, end: bytes | None, after: bytes, forward: bool, *,
+          resuming: bool = True) -> tuple[bytes | None, bytes | None]:
+    """The sort-key range ``[start, end)`` left to read after the sort part ``after`` (an
+    ExclusiveStartKey's when ``resuming``, which narrows the range only; else the last key a
+    page returned), in the read's direction."""
+    if forward:
+        resume = after + b"\x00"
+        return (resume if not resuming or start is None or resume > start else start), end
+    return start, (after if not resuming or end is None or after < end else end)
+
+
 async def _query_table(
     ctx: ApiContext,
     table: TableInfo,
@@ -466,11 +477,7 @@ async def _query_table(
         if table.range_key is None:
             return  # a table without sort key has one item per partition key: all done
         _, after = split_key(start_key[1])
-        if forward:
-            resume = after + b"\x00"
-            start = resume if start is None or resume > start else start
-        else:
-            end = after if end is None or after < end else end
+        start, end = _past(start, end, after, forward)
     while start is None or end is None or start < end:
         page = await ctx.handle.query(
             table.bucket, hash_part, start, end, reverse=not forward, limit=CHUNK,
@@ -488,11 +495,7 @@ async def _query_table(
             yield item
         if page.last_key is None or not page.items:
             return
-        _, last = split_key(page.last_key)
-        if forward:
-            start = last + b"\x00"
-        else:
-            end = last
+        start, end = _past(start, end, split_key(page.last_key)[1], forward, resuming=False)
 
 
 def _index_order(table: TableInfo, index: IndexInfo, item: Item) -> tuple[bytes, bytes]:
@@ -561,11 +564,7 @@ async def _query_gsi(
         end = prefix + end if end is not None else prefix_end(prefix)
     if start_key is not None:
         _, after = split_key(_entry_position(table, index, start_key))
-        if forward:
-            resume = after + b"\x00"
-            start = resume if start is None or resume > start else start
-        else:
-            end = after if end is None or after < end else end
+        start, end = _past(start, end, after, forward)
     fetch = _fetch_size(want)
     while start is None or end is None or start < end:
         page = await ctx.handle.query(
@@ -575,11 +574,7 @@ async def _query_gsi(
             yield item
         if page.last_key is None or not page.items:
             return
-        _, last = split_key(page.last_key)
-        if forward:
-            start = last + b"\x00"
-        else:
-            end = last
+        start, end = _past(start, end, split_key(page.last_key)[1], forward, resuming=False)
 
 
 # ------------------------------------------------------------------------------ Scan
