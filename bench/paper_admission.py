@@ -31,6 +31,7 @@ from paper_common import (
     BenchCluster,
     Progress,
     Scale,
+    admission_rounds,
     closed_loop,
     latency_panel,
     over_time,
@@ -53,27 +54,9 @@ def _plan(scale: Scale) -> dict[str, Any]:
 
 
 def run_admission(scale: Scale, progress: Progress) -> dict[str, Any]:
-    plan = _plan(scale)
-    out: dict[str, Any] = {**plan, "value_bytes": VALUE_BYTES, "fg_concurrency": FG_CONCURRENCY,
-                           "pre_s": PRE_S, "rounds_run": []}
-    per_round = PRE_S + plan["measure_s"]
-    total = 2 * plan["rounds"] * per_round
-    with BenchCluster(count=4, ring_size=16) as on_cluster, \
-            BenchCluster(count=4, ring_size=16,
-                         extra_args=("--no-admission-control",)) as off_cluster, \
-            progress.task("admission: fg during hint replay", total) as tick:
-        clusters = {"feedback on": on_cluster, "feedback off": off_cluster}
-        order = [m for i in range(plan["rounds"])
-                 for m in (("feedback on", "feedback off") if i % 2 == 0
-                           else ("feedback off", "feedback on"))]
-        for i, mode in enumerate(order):
-            got = _round(clusters[mode], plan, i, lambda s, i=i: tick(i * per_round + s))
-            out["rounds_run"].append({"mode": mode, "round": i, **got})
-    out["configs"] = {mode: _pool([r for r in out["rounds_run"] if r["mode"] == mode])
-                      for mode in clusters}
-    for r in out["rounds_run"]:  # per-second summaries are enough to keep (not every sample)
-        r["over_time"] = over_time([(a + PRE_S, b) for a, b in r.pop("samples")], 1.0)
-    return out
+    return admission_rounds(_plan(scale), {"value_bytes": VALUE_BYTES,
+                                           "fg_concurrency": FG_CONCURRENCY}, PRE_S,
+                            "admission: fg during hint replay", progress, _round, _pool)
 
 
 def _round(cluster: BenchCluster, plan: dict[str, Any], index: int, tick: Any

@@ -95,17 +95,24 @@ def check_update_keys(table: TableInfo, update: UpdateExpression | None) -> None
 # with (old item, new item) -- the values the write actually applied to.
 
 
+def _checked(prepared: Prepared, current: bytes | None) -> Item | None:
+    """The current item, once it passed the write's condition; raises IntentFound on a
+    transaction's intent, CheckFailed when the condition is false."""
+    if current is not None and current[:1] == INTENT_MARK:
+        raise IntentFound(current)
+    old = decode_item(current) if current is not None else None
+    if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
+        raise CheckFailed(old)
+    return old
+
+
 def put_decision(prepared: Prepared, data: bytes | None) -> tuple[Any, list[Item | None]]:
     """The ``cas`` decision of a conditional put (``data``) or delete (``None``): check the
     condition on the current item, remember it in the box, write ``data``."""
     box: list[Item | None] = [None]
 
     def decide(current: bytes | None) -> bytes | None:
-        if current is not None and current[:1] == INTENT_MARK:
-            raise IntentFound(current)
-        old = decode_item(current) if current is not None else None
-        if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
-            raise CheckFailed(old)
+        old = _checked(prepared, current)
         box[0] = old
         return data
 
@@ -133,11 +140,7 @@ def update_decision(
     update = prepared.update
 
     def decide(current: bytes | None) -> bytes | None:
-        if current is not None and current[:1] == INTENT_MARK:
-            raise IntentFound(current)
-        old = decode_item(current) if current is not None else None
-        if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
-            raise CheckFailed(old)
+        old = _checked(prepared, current)
         box[0], box[1] = old, None
         if old is None and update is not None and not (update.set_actions or update.add_actions):
             # Only REMOVE / DELETE actions on a missing item: nothing to create.

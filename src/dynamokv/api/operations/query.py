@@ -452,6 +452,16 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     return page.response(stopped, mode, consistent)
 
 
+async def _committed_items(ctx: ApiContext, table: TableInfo,
+                           rows: list[tuple[bytes, bytes]], consistent: bool
+                           ) -> AsyncIterator[Item]:
+    """The committed items of a page of ``(key, stored value)`` rows (see ``_committed``)."""
+    for key, raw in rows:
+        found = await _committed(ctx, table, key, raw, consistent)
+        if found is not None:
+            yield found
+
+
 def _past(start: bytes | None, end: bytes | None, after: bytes, forward: bool, *,
           resuming: bool = True) -> tuple[bytes | None, bytes | None]:
     """The sort-key range ``[start, end)`` left to read after the sort part ``after`` (an
@@ -483,11 +493,7 @@ async def _query_table(
             table.bucket, hash_part, start, end, reverse=not forward, limit=CHUNK,
             consistent=consistent,
         )
-        for key, raw in page.items:
-            found = await _committed(ctx, table, key, raw, consistent)
-            if found is None:
-                continue
-            item = found
+        async for item in _committed_items(ctx, table, page.items, consistent):
             if table.range_key is not None and not range_matches(
                 condition.range_condition, item.get(table.range_key)
             ):
@@ -521,11 +527,7 @@ async def _query_lsi(
         page = await ctx.handle.query(
             table.bucket, hash_part, start, None, limit=CHUNK, consistent=consistent
         )
-        for key, raw in page.items:
-            found = await _committed(ctx, table, key, raw, consistent)
-            if found is None:
-                continue
-            item = found
+        async for item in _committed_items(ctx, table, page.items, consistent):
             if not _in_index(index, item, table.types) or not range_matches(
                 condition.range_condition, item.get(index.range_key or "")
             ):
