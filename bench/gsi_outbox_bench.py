@@ -31,7 +31,7 @@ except ImportError:  # run without PYTHONPATH: use the source tree next to this 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dynamokv.api.app import DynamoDBApp
-from dynamokv.api.indexes import MARK_DELAY
+from dynamokv.api.indexes.drain import MARK_DELAY
 from dynamokv.runtime.server import RunningNode
 from inprocess import call, start_cluster, table_spec
 

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from dynamokv.api import bodies, front, indexes, streams
+from dynamokv.api import bodies, front, streams
 from dynamokv.api.errors import (
     DynamoDBError,
     InternalServerError,
@@ -43,6 +43,7 @@ from dynamokv.api.errors import (
     ValidationException,
 )
 from dynamokv.api.handle import NodeHandle
+from dynamokv.api.indexes.node import start_drain
 from dynamokv.api.operations import batch as operations_batch
 from dynamokv.api.operations import features as operations_features
 from dynamokv.api.operations import items as operations_items
@@ -193,7 +194,7 @@ class DynamoDBApp:
             self.context.rng = rng
         self.stats: Counter[str] = Counter()
         self._timer = _RequestTimer()
-        indexes.start_drain(self.context)  # the index outbox; at the first request without a loop
+        start_drain(self.context)  # the index outbox; at the first request without a loop
 
     async def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
@@ -202,7 +203,7 @@ class DynamoDBApp:
         ``headers`` has lower-case names. Never raises (except on cancellation)."""
         rid = request_id(self._ids)
         if getattr(self.context.handle, "index_drain", True) is None:
-            indexes.start_drain(self.context)
+            start_drain(self.context)
         cors = front.cors_headers(headers)
         if method == "OPTIONS" and cors:
             return Response(200, [("x-amzn-RequestId", rid), *front.preflight_headers(headers)],

@@ -26,7 +26,7 @@ then settle it like a conditional write, or fail with TransactionConflictExcepti
 transaction is live.
 
 Global secondary indexes. Every successful write hands the old item (if the path read it; a
-plain write did not) and the new one to :func:`dynamokv.api.indexes.maintain`, which updates
+plain write did not) and the new one to :func:`dynamokv.api.indexes.node.maintain`, which updates
 the index entries in the background.
 """
 
@@ -39,7 +39,8 @@ from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_
 from dynamokv.api.errors import ConditionalCheckFailedException, DynamoDBError, ValidationException
 from dynamokv.api.expressions import UpdateExpression, apply_update, evaluate, project
 from dynamokv.api.handle import WriteRefused
-from dynamokv.api.indexes import UNKNOWN, maintain
+from dynamokv.api.indexes.node import maintain
+from dynamokv.api.indexes.upkeep import UNKNOWN
 from dynamokv.api.layout.items import INTENT_MARK, decode_item, encode_item, stored_wire
 from dynamokv.api.operations import item_collections
 from dynamokv.api.operations.common import (

@@ -66,14 +66,9 @@ from dynamokv.api.expressions.nodes import (
     PathOperand,
 )
 from dynamokv.api.handle import split_key
-from dynamokv.api.indexes import (
-    CREATING,
-    VERIFY_BATCH,
-    entry_key,
-    index_projection,
-    resume_backfills,
-    verify,
-)
+from dynamokv.api.indexes.backfill import resume_backfills
+from dynamokv.api.indexes.layout import CREATING, entry_key, index_projection
+from dynamokv.api.indexes.node import VERIFY_BATCH, verify, work
 from dynamokv.api.layout.items import INTENT_MARK, decode_item
 from dynamokv.api.layout.keycodec import encode_key
 from dynamokv.api.operations.common import (
@@ -327,7 +322,7 @@ def _index(ctx: ApiContext, params: Params, table: TableInfo) -> IndexInfo | Non
             f"The table does not have the specified index: {name}"
         )
     if index.status == CREATING:
-        resume_backfills(ctx, table)  # in case the node backfilling it is gone
+        resume_backfills(ctx, work(ctx), table)  # in case the node backfilling it is gone
         raise ValidationException(f"Cannot read from backfilling global secondary index: {name}")
     return index
 

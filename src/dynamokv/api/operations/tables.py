@@ -29,16 +29,15 @@ from dynamokv.api.errors import (
     TableNotFoundException,
     ValidationException,
 )
-from dynamokv.api.indexes import (
-    ACTIVE,
+from dynamokv.api.indexes.backfill import (
     BACKFILL_RUNS,
-    CREATING,
-    drop_buckets,
     lease_fields,
     resume_backfills,
     start_backfill,
-    stored_gsi_buckets,
 )
+from dynamokv.api.indexes.drop import drop_buckets
+from dynamokv.api.indexes.layout import ACTIVE, CREATING, stored_gsi_buckets
+from dynamokv.api.indexes.node import work
 from dynamokv.api.maintenance import index_counts, table_counts
 from dynamokv.api.operations.common import ApiContext, Params, one_error
 from dynamokv.api.schema.catalog import INDEX_INTERNAL, TableInfo, gsi_bucket, table_arn
@@ -219,7 +218,7 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 async def describe_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     info = await ctx.catalog.require(params.table_name(), fresh=True)
-    resume_backfills(ctx, info)  # a CREATING index whose backfill's node is gone
+    resume_backfills(ctx, work(ctx), info)  # a CREATING index whose backfill's node is gone
     out = describe(ctx, info)
     out.update(await table_counts(ctx, info))
     counted = await index_counts(ctx, info)
@@ -443,7 +442,8 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         raise ValidationException(INVALID + "List of GlobalSecondaryIndexUpdates is empty")
     if any(action != "Update" for action, _, _ in actions):
         _alone_with_an_online_index(params)
-    creating = {"IndexStatus": CREATING, "BucketId": ctx.ids().hex[:12], **lease_fields(ctx)}
+    creating = {"IndexStatus": CREATING, "BucketId": ctx.ids().hex[:12],
+                **lease_fields(ctx, work(ctx).owner)}
     old_buckets: list[str] = []
 
     def change(old: dict[str, Any]) -> dict[str, Any]:
@@ -521,7 +521,7 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     for index in info.description.get("GlobalSecondaryIndexes") or ():
         bucket = gsi_bucket(info.table_id, index)
         if bucket not in old_buckets and index.get("IndexStatus") == CREATING:
-            start_backfill(ctx, name, index["IndexName"], bucket)
+            start_backfill(ctx, work(ctx), name, index["IndexName"], bucket)
     return {"TableDescription": describe(ctx, info)}
 
 
