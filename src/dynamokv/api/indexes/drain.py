@@ -25,16 +25,17 @@ the mark: an old leader's unfinished batch is simply done again.
 :func:`reconcile` is state-based, so doing it twice, late, or on two nodes at once (a deposed
 leader still finishing its batch) is safe: it reads the item linearizably (resolving a
 transaction's intent as reads do), deletes every entry an image of the records names that the
-item no longer has, writes the item's live entry, then reads the item again and goes round
-once more if it changed meanwhile. The last write to an entry is thus always followed by a
-check of the item made after it, by the node that wrote it; a late write can leave a stale
-entry (which reads drop: :func:`dynamokv.api.indexes.node.verify`), never lose a live one.
-Failures are retried (``ATTEMPTS`` per item, then the batch after a pause growing to
-``DRAIN_BACKOFF_MAX``), counted (``OutboxDrain.stats``, shown by ``dynamokv status`` as
-``index_upkeep``), and never skipped: after ``DRAIN_GIVE_UP`` failed batches in a row the tables concerned are marked for repair and
-rebuilt by a backfill run, which DescribeTable shows. A partition whose outbox falls more than
-``core.replog.outbox.BACKLOG_MAX`` entries behind refuses new writes of indexed tables with a
-retryable ThrottlingException until it catches up (bounded disk and log, not unbounded lag).
+item no longer has, writes the item's live entry, then reads the item again and goes round once
+more if it changed meanwhile. The last write to an entry is thus always followed by a check of
+the item made after it, by the node that wrote it; a late write can leave a stale entry (which
+reads drop: :func:`dynamokv.api.indexes.node.verify`), never lose a live one. Failures are
+retried (``ATTEMPTS`` per item, then the batch after a pause growing to ``DRAIN_BACKOFF_MAX``),
+counted (``OutboxDrain.stats``, shown by ``dynamokv status`` as ``index_upkeep``), and never
+skipped: after ``DRAIN_GIVE_UP`` failed batches in a row the tables concerned are marked for
+repair and rebuilt by a backfill run, which DescribeTable shows. A partition whose outbox falls
+more than ``core.replog.outbox.BACKLOG_MAX`` entries behind refuses new writes of indexed
+tables with a retryable ThrottlingException until it catches up (bounded disk and log, not
+unbounded lag).
 """
 
 from __future__ import annotations
