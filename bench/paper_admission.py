@@ -27,15 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import common
-from paper_common import (
-    BenchCluster,
-    Progress,
-    Scale,
-    admission_rounds,
-    closed_loop,
-    latency_panel,
-    over_time,
-)
+from paper_admission_common import admission_rounds, latency_panel
+from paper_common import BenchCluster, Progress, Scale, closed_loop, over_time
 from recovery_cluster import hints_pending, snapshot
 
 from dynamokv.client.client import AsyncClient

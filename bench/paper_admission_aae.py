@@ -30,15 +30,8 @@ from typing import Any
 
 import common
 from paper_admission import FG_CONCURRENCY, VALUE_BYTES, _backlog, _throttled_windows
-from paper_common import (
-    BenchCluster,
-    Progress,
-    Scale,
-    admission_rounds,
-    closed_loop,
-    latency_panel,
-    over_time,
-)
+from paper_admission_common import admission_rounds, latency_panel
+from paper_common import BenchCluster, Progress, Scale, closed_loop, over_time
 from recovery_cluster import NodeProc, snapshot
 
 from dynamokv.client.client import AsyncClient

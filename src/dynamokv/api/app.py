@@ -48,6 +48,8 @@ from dynamokv.api.operations import batch as operations_batch
 from dynamokv.api.operations import features as operations_features
 from dynamokv.api.operations import items as operations_items
 from dynamokv.api.operations import query as operations_query
+from dynamokv.api.operations import table_settings as operations_settings
+from dynamokv.api.operations import table_update as operations_update
 from dynamokv.api.operations import tables as operations_tables
 from dynamokv.api.operations.common import ApiContext, Params, wrong_type
 from dynamokv.api.schema.catalog import Catalog, TableInfo
@@ -73,14 +75,14 @@ OPERATIONS: dict[str, Operation] = {
     "DescribeTable": operations_tables.describe_table,
     "ListTables": operations_tables.list_tables,
     "DeleteTable": operations_tables.delete_table,
-    "UpdateTable": operations_tables.update_table,
-    "TagResource": operations_tables.tag_resource,
-    "UntagResource": operations_tables.untag_resource,
-    "ListTagsOfResource": operations_tables.list_tags_of_resource,
-    "DescribeTimeToLive": operations_tables.describe_time_to_live,
-    "UpdateTimeToLive": operations_tables.update_time_to_live,
-    "DescribeLimits": operations_tables.describe_limits,
-    "DescribeContinuousBackups": operations_tables.describe_continuous_backups,
+    "UpdateTable": operations_update.update_table,
+    "TagResource": operations_settings.tag_resource,
+    "UntagResource": operations_settings.untag_resource,
+    "ListTagsOfResource": operations_settings.list_tags_of_resource,
+    "DescribeTimeToLive": operations_settings.describe_time_to_live,
+    "UpdateTimeToLive": operations_settings.update_time_to_live,
+    "DescribeLimits": operations_settings.describe_limits,
+    "DescribeContinuousBackups": operations_settings.describe_continuous_backups,
     "PutItem": operations_items.put_item,
     "GetItem": operations_items.get_item,
     "UpdateItem": operations_items.update_item,
