@@ -30,10 +30,11 @@ try:
 except ImportError:  # run without PYTHONPATH: use the source tree next to this script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from inprocess_cluster import call, start_cluster, table_spec
+
 from dynamokv.api.app import DynamoDBApp
 from dynamokv.api.indexes.drain import MARK_DELAY
 from dynamokv.runtime.server import RunningNode
-from inprocess import call, start_cluster, table_spec
 
 
 def _table(name: str, indexed: bool) -> dict[str, Any]:

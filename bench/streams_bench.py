@@ -28,8 +28,9 @@ try:
 except ImportError:  # run without PYTHONPATH: use the source tree next to this script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from inprocess_cluster import STREAMS, call, start_cluster, table_spec
+
 from dynamokv.api.app import DynamoDBApp
-from inprocess import STREAMS, call, start_cluster, table_spec
 
 
 def _table(name: str, stream: bool) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Owns: :class:`IndexWork` -- the bounded job queue and its workers, the retraction of stale
 entries, marking a table's indexes for repair, and the node's backfill bookkeeping (its lease
-owner name, the backfills it runs, the counters ``dynamokv status`` shows) -- the jobs it runs,
+owner name, the backfills it runs, its counters) -- the jobs it runs,
 ``UNKNOWN`` and :func:`durable`.
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.layout.items`,
 :mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.schema.catalog`,

@@ -4,8 +4,9 @@ objects directly (no HTTP), and DynamoDB calls through them.
 Owns: ``start_cluster`` (lmdb, ring of 16, on free ports of 127.0.0.1, settled), ``call`` (one
 DynamoDB or DynamoDB Streams operation, retried while the cluster is electing) and
 ``table_spec`` (a pay-per-request table keyed by the string ``pk``).
-May import: ``dynamokv``, ``common``. Benchmarks import this module as ``inprocess`` (Python puts
-the script's own directory, ``bench/``, first on ``sys.path``) once ``dynamokv`` is importable.
+May import: ``dynamokv``, ``common``. Benchmarks import this module as ``inprocess_cluster``
+(Python puts the script's own directory, ``bench/``, first on ``sys.path``) once ``dynamokv``
+is importable.
 """
 
 from __future__ import annotations
