@@ -120,10 +120,6 @@ def put_decision(prepared: Prepared, data: bytes | None) -> tuple[Any, list[Item
     return decide, box
 
 
-def delete_decision(prepared: Prepared) -> tuple[Any, list[Item | None]]:
-    return put_decision(prepared, None)
-
-
 async def plain_write(ctx: ApiContext, bucket: str, key: bytes, data: bytes | None) -> None:
     """An unconditional put or delete: one log write, unless the item holds a transaction's
     intent; then the intent is settled first, or the write fails with
@@ -205,6 +201,20 @@ async def _answer(ctx: ApiContext, table: TableInfo, ask: _WriteAsk, out: dict[s
     return out
 
 
+async def _conditional_write(ctx: ApiContext, table: TableInfo, key: bytes, ask: _WriteAsk,
+                             data: bytes | None, new: Item | None) -> Item | None:
+    """A put (``data``, the item ``new``) or delete (``None``) through ``cas``, checked against
+    the condition, its indexes then brought up to date; the item it replaced."""
+    decide, box = put_decision(ask.prepared, data)
+    try:
+        await write_cas(ctx, table.bucket, key, decide)
+    except CheckFailed as failed:
+        raise condition_failed(failed.old, ask.return_old) from None
+    old = box[0]
+    await maintain(ctx, table, key, old, new)
+    return old
+
+
 async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
     item = item_from_wire(params.req_mapping("Item"))
@@ -219,13 +229,7 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
         await plain_write(ctx, table.bucket, key, data)
         await maintain(ctx, table, key, UNKNOWN, item)
     else:
-        decide, box = put_decision(ask.prepared, data)
-        try:
-            await write_cas(ctx, table.bucket, key, decide)
-        except CheckFailed as failed:
-            raise condition_failed(failed.old, ask.return_old) from None
-        old = box[0]
-        await maintain(ctx, table, key, old, item)
+        old = await _conditional_write(ctx, table, key, ask, data, item)
         if ask.returns == "ALL_OLD" and old is not None:
             out["Attributes"] = item_to_wire(old)
             size = max(size, item_size(old))
@@ -269,13 +273,7 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     if ask.prepared.condition is None and ask.returns == "NONE":
         await plain_write(ctx, table.bucket, key, None)
     else:
-        decide, box = delete_decision(ask.prepared)
-        try:
-            await write_cas(ctx, table.bucket, key, decide)
-        except CheckFailed as failed:
-            raise condition_failed(failed.old, ask.return_old) from None
-        old = box[0]
-        await maintain(ctx, table, key, old, None)
+        old = await _conditional_write(ctx, table, key, ask, None, None)
         if old is not None:
             size = item_size(old)
             if ask.returns == "ALL_OLD":
