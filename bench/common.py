@@ -3,7 +3,8 @@
 ``LocalCluster`` starts a cluster of real node processes with
 ``python -m dynamokv cluster up --detach`` in a temporary directory on free ports, and always
 stops it again (``cluster down``, then SIGKILL by PID for anything that survived).
-``summarize`` turns client-side latencies (seconds) into percentiles in milliseconds.
+``summarize`` turns client-side latencies (seconds) into percentiles in milliseconds;
+``free_ports`` picks ports for benchmarks that start their nodes themselves.
 
 Only 127.0.0.1 is ever used. Benchmarks import this module as ``common`` because Python puts
 the script's own directory (``bench/``) first on ``sys.path``.
@@ -57,6 +58,18 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` ports on 127.0.0.1 the kernel found free just now (bound at once, then
+    released, so they are distinct)."""
+    socks = [socket.socket() for _ in range(count)]
+    for s in socks:
+        s.bind((HOST, 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
 def loadavg() -> list[float] | None:

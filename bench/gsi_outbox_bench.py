@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 import tempfile
 import time
@@ -31,57 +30,15 @@ try:
 except ImportError:  # run without PYTHONPATH: use the source tree next to this script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import orjson
+from inprocess_cluster import call, start_cluster, table_spec
 
 from dynamokv.api.app import DynamoDBApp
-from dynamokv.api.indexes import MARK_DELAY
-from dynamokv.runtime.config import NodeConfig
-from dynamokv.runtime.server import RunningNode, start_node
-
-
-def _ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-async def _cluster(root: Path) -> list[RunningNode]:
-    ports = _ports(3)
-    nodes = []
-    for i, port in enumerate(ports, start=1):
-        nodes.append(await start_node(NodeConfig(
-            node_id=f"n{i}", listen=f"127.0.0.1:{port}", data_dir=root / f"n{i}",
-            seeds=() if i == 1 else (f"127.0.0.1:{ports[0]}",), ring_size=16)))
-    for _ in range(400):
-        rings = {n.runner.core.ring for n in nodes}
-        ring = next(iter(rings))
-        if len(rings) == 1 and ring is not None and len(ring.members) == 3:
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(8)  # let the partition logs settle on their members and leaders
-    return nodes
-
-
-async def _call(app: DynamoDBApp, op: str, body: dict[str, Any]) -> dict[str, Any]:
-    for _ in range(50):
-        r = await app.handle("POST", "/", {"x-amz-target": "DynamoDB_20120810." + op},
-                             orjson.dumps(body))
-        out: dict[str, Any] = orjson.loads(r.body)
-        if r.status == 200:
-            return out
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"{op} failed: {out}")
+from dynamokv.api.indexes.drain import MARK_DELAY
+from dynamokv.runtime.server import RunningNode
 
 
 def _table(name: str, indexed: bool) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "TableName": name, "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-        "BillingMode": "PAY_PER_REQUEST"}
+    spec = table_spec(name)
     if indexed:
         spec["AttributeDefinitions"].append({"AttributeName": "g", "AttributeType": "S"})
         spec["GlobalSecondaryIndexes"] = [{
@@ -105,7 +62,7 @@ async def _round(apps: list[DynamoDBApp], nodes: list[RunningNode], table: str, 
 
     async def client(w: int) -> None:
         for i in todo:
-            await _call(apps[(w + i) % len(apps)], "PutItem", {"TableName": table, "Item": {
+            await call(apps[(w + i) % len(apps)], "PutItem", {"TableName": table, "Item": {
                 "pk": {"S": f"k{i}"}, "g": {"S": f"g{(i + round_) % 10}"},
                 "pad": {"S": "x" * 1024}}})
 
@@ -119,11 +76,11 @@ async def _round(apps: list[DynamoDBApp], nodes: list[RunningNode], table: str, 
 
 async def main(items: int, clients: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        nodes = await _cluster(Path(tmp))
+        nodes = await start_cluster(Path(tmp))
         try:
             apps = [DynamoDBApp(n.handle) for n in nodes if n.handle is not None]
-            await _call(apps[0], "CreateTable", _table("plain", False))
-            await _call(apps[0], "CreateTable", _table("indexed", True))
+            await call(apps[0], "CreateTable", _table("plain", False))
+            await call(apps[0], "CreateTable", _table("indexed", True))
             best = {"plain": 0.0, "indexed": 0.0}
             lags: list[float] = []
             for r in range(rounds):

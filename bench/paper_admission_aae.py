@@ -30,6 +30,7 @@ from typing import Any
 
 import common
 from paper_admission import FG_CONCURRENCY, VALUE_BYTES, _backlog, _throttled_windows
+from paper_admission_common import admission_rounds, latency_panel
 from paper_common import BenchCluster, Progress, Scale, closed_loop, over_time
 from recovery_cluster import NodeProc, snapshot
 
@@ -52,27 +53,9 @@ def _plan(scale: Scale) -> dict[str, Any]:
 
 
 def run_admission_aae(scale: Scale, progress: Progress) -> dict[str, Any]:
-    plan = _plan(scale)
-    out: dict[str, Any] = {**plan, "value_bytes": VALUE_BYTES, "fg_concurrency": FG_CONCURRENCY,
-                           "pre_s": PRE_S, "rounds_run": []}
-    per_round = PRE_S + plan["measure_s"]
-    with BenchCluster(count=4, ring_size=16) as on_cluster, \
-            BenchCluster(count=4, ring_size=16,
-                         extra_args=("--no-admission-control",)) as off_cluster, \
-            progress.task("admission: fg during AAE rebuild", 2 * plan["rounds"] * per_round
-                          ) as tick:
-        clusters = {"feedback on": on_cluster, "feedback off": off_cluster}
-        order = [m for i in range(plan["rounds"])
-                 for m in (("feedback on", "feedback off") if i % 2 == 0
-                           else ("feedback off", "feedback on"))]
-        for i, mode in enumerate(order):
-            got = _round(clusters[mode], plan, i, lambda s, i=i: tick(i * per_round + s))
-            out["rounds_run"].append({"mode": mode, "round": i, **got})
-    out["configs"] = {mode: _pool([r for r in out["rounds_run"] if r["mode"] == mode])
-                      for mode in clusters}
-    for r in out["rounds_run"]:  # per-second summaries are enough to keep (not every sample)
-        r["over_time"] = over_time([(a + PRE_S, b) for a, b in r.pop("samples")], 1.0)
-    return out
+    return admission_rounds(_plan(scale), {"value_bytes": VALUE_BYTES,
+                                           "fg_concurrency": FG_CONCURRENCY}, PRE_S,
+                            "admission: fg during AAE rebuild", progress, _round, _pool)
 
 
 def _round(cluster: BenchCluster, plan: dict[str, Any], index: int, tick: Any
@@ -230,16 +213,7 @@ def _pool(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def plot_admission_aae(data: dict[str, Any], plt: Any, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8))
-    for i, (name, cfg) in enumerate(data["configs"].items()):
-        rows = cfg["over_time"]
-        a.plot([r["t_s"] - data["pre_s"] for r in rows], [r["p99_ms"] for r in rows],
-               marker=".", color=f"C{i}", label=f"{name}: p99")
-        a.plot([r["t_s"] - data["pre_s"] for r in rows], [r["p50_ms"] for r in rows],
-               linestyle=":", color=f"C{i}", label=f"{name}: p50")
-    a.axvline(0, color="grey", linewidth=0.8)
-    a.set_xlabel("s after the wiped node restarted (anti-entropy rebuilding it)")
-    a.set_ylabel("foreground latency per second (ms)")
-    a.legend(fontsize=8)
+    latency_panel(a, data, "s after the wiped node restarted (anti-entropy rebuilding it)")
     for r in data["rounds_run"]:
         color = "C0" if r["mode"] == "feedback on" else "C1"
         b.plot([p[0] for p in r["progress"]], [p[1] / p[2] if p[2] else 0.0

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 import tempfile
 import time
@@ -29,56 +28,13 @@ try:
 except ImportError:  # run without PYTHONPATH: use the source tree next to this script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import orjson
+from inprocess_cluster import STREAMS, call, start_cluster, table_spec
 
 from dynamokv.api.app import DynamoDBApp
-from dynamokv.runtime.config import NodeConfig
-from dynamokv.runtime.server import RunningNode, start_node
-
-
-def _ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-async def _cluster(root: Path) -> list[RunningNode]:
-    ports = _ports(3)
-    nodes = []
-    for i, port in enumerate(ports, start=1):
-        nodes.append(await start_node(NodeConfig(
-            node_id=f"n{i}", listen=f"127.0.0.1:{port}", data_dir=root / f"n{i}",
-            seeds=() if i == 1 else (f"127.0.0.1:{ports[0]}",), ring_size=16)))
-    for _ in range(400):
-        rings = {n.runner.core.ring for n in nodes}
-        ring = next(iter(rings))
-        if len(rings) == 1 and ring is not None and len(ring.members) == 3:
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(8)  # let the partition logs settle on their members and leaders
-    return nodes
-
-
-async def _call(app: DynamoDBApp, op: str, body: dict[str, Any], prefix: str = "DynamoDB_20120810."
-                ) -> dict[str, Any]:
-    for _ in range(50):
-        r = await app.handle("POST", "/", {"x-amz-target": prefix + op}, orjson.dumps(body))
-        out: dict[str, Any] = orjson.loads(r.body)
-        if r.status == 200:
-            return out
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"{op} failed: {out}")
 
 
 def _table(name: str, stream: bool) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "TableName": name, "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-        "BillingMode": "PAY_PER_REQUEST"}
+    spec = table_spec(name)
     if stream:
         spec["StreamSpecification"] = {"StreamEnabled": True,
                                        "StreamViewType": "NEW_AND_OLD_IMAGES"}
@@ -88,23 +44,23 @@ def _table(name: str, stream: bool) -> dict[str, Any]:
 async def _puts(app: DynamoDBApp, table: str, items: int, round_: int) -> float:
     start = time.perf_counter()
     for i in range(items):
-        await _call(app, "PutItem", {"TableName": table, "Item": {
+        await call(app, "PutItem", {"TableName": table, "Item": {
             "pk": {"S": f"k{i}"}, "round": {"N": str(round_)}, "pad": {"S": "x" * 100}}})
     return items / (time.perf_counter() - start)
 
 
 async def _read_all(app: DynamoDBApp, arn: str) -> tuple[int, float]:
-    s = "DynamoDBStreams_20120810."
+    s = STREAMS
     start = time.perf_counter()
-    shards = (await _call(app, "DescribeStream", {"StreamArn": arn}, s))[
+    shards = (await call(app, "DescribeStream", {"StreamArn": arn}, s))[
         "StreamDescription"]["Shards"]
     count = 0
     for shard in shards:
-        it = (await _call(app, "GetShardIterator", {
+        it = (await call(app, "GetShardIterator", {
             "StreamArn": arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"},
             s))["ShardIterator"]
         while True:
-            page = await _call(app, "GetRecords", {"ShardIterator": it}, s)
+            page = await call(app, "GetRecords", {"ShardIterator": it}, s)
             count += len(page["Records"])
             if not page["Records"]:
                 break
@@ -114,12 +70,12 @@ async def _read_all(app: DynamoDBApp, arn: str) -> tuple[int, float]:
 
 async def main(items: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        nodes = await _cluster(Path(tmp))
+        nodes = await start_cluster(Path(tmp))
         try:
             assert nodes[0].handle is not None
             app = DynamoDBApp(nodes[0].handle)
-            await _call(app, "CreateTable", _table("plain", False))
-            created = await _call(app, "CreateTable", _table("streamed", True))
+            await call(app, "CreateTable", _table("plain", False))
+            created = await call(app, "CreateTable", _table("streamed", True))
             arn = created["TableDescription"]["LatestStreamArn"]
             best = {"plain": 0.0, "streamed": 0.0}
             for r in range(rounds):

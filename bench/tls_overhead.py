@@ -27,6 +27,7 @@ try:
 except ImportError:  # run without PYTHONPATH: use the source tree next to this script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from common import free_ports
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -58,21 +59,9 @@ def _cert(root: Path, cn: str, ca: tuple[Any, Any] | None) -> tuple[Path, Path, 
     return cert_path, key_path, cert, key
 
 
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _start(root: Path, tls: dict[str, Path] | None
            ) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
-    ports = _free_ports(3)
+    ports = free_ports(3)
     procs = []
     for i, port in enumerate(ports, 1):
         argv = [sys.executable, "-m", "dynamokv", "node", "start", "--id", f"n{i}", "--listen",

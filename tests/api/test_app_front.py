@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from dynamokv.api.front import ITEM_BODY_CAP
 from dynamokv.runtime.http_api import HttpLimits
-from tests.api.test_app_harness import ServerThread, make_table
+from tests.api.test_app_harness import ServerThread, make_table, served
 from tests.api.test_app_http import error_type, exchange, read_response, request_bytes
 
 MIB = 1024 * 1024
@@ -25,12 +25,9 @@ MIB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def running() -> Iterator[ServerThread]:
-    server = ServerThread(limits=HttpLimits(compress_min_bytes=1024))
-    try:
+    with served(limits=HttpLimits(compress_min_bytes=1024)) as server:
         make_table(server.client(), "front")
         yield server
-    finally:
-        server.stop()
 
 
 def raw(method: str, path: str = "/", headers: dict[str, str] | None = None,

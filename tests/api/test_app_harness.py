@@ -2,12 +2,14 @@
 
 Owns: ``ServerThread`` -- an asyncio loop in a background thread serving
 ``dynamokv.runtime.http_api`` over a ``LocalHandle`` on 127.0.0.1 (port 0) -- and boto3 client
-factories. Test modules import these helpers; this module's own tests check the harness.
+factories, ``served`` (a server for a ``with`` block) and ``refused`` (a call's error code
+and message). Test modules import these helpers; this module's own tests check the harness.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import urllib.request
 from collections.abc import Coroutine, Iterator
@@ -17,6 +19,7 @@ from typing import Any, TypeVar
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from dynamokv.api.app import DynamoDBApp
 from dynamokv.api.local_handle import LocalHandle
@@ -81,13 +84,27 @@ class ServerThread:
             self.loop.close()
 
 
+@contextlib.contextmanager
+def served(**options: Any) -> Iterator[ServerThread]:
+    """A ``ServerThread(**options)`` for the span of a ``with`` block, always stopped."""
+    server = ServerThread(**options)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def server() -> Iterator[ServerThread]:
-    running = ServerThread()
-    try:
+    with served() as running:
         yield running
-    finally:
-        running.stop()
+
+
+def refused(call: Any, **kwargs: Any) -> tuple[str, str]:
+    """The error code and message of a call that must fail with a ClientError."""
+    with pytest.raises(ClientError) as info:
+        call(**kwargs)
+    return info.value.response["Error"]["Code"], info.value.response["Error"]["Message"]
 
 
 def make_table(client: Any, name: str = "t", *, sort: bool = False, sort_type: str = "S") -> None:

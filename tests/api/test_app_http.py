@@ -18,22 +18,19 @@ from hypothesis import strategies as st
 from dynamokv.api.app import OPERATIONS, DynamoDBApp
 from dynamokv.api.local_handle import LocalHandle
 from dynamokv.runtime.http_api import HttpLimits
-from tests.api.test_app_harness import ServerThread
+from tests.api.test_app_harness import ServerThread, served
 
 TARGET = "DynamoDB_20120810."
 
 
 @pytest.fixture(scope="module")
 def running() -> Iterator[ServerThread]:
-    server = ServerThread(limits=HttpLimits(max_body_bytes=64 * 1024, max_header_bytes=8 * 1024))
-    try:
+    with served(limits=HttpLimits(max_body_bytes=64 * 1024, max_header_bytes=8 * 1024)) as server:
         server.client().create_table(
             TableName="http", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST")
         yield server
-    finally:
-        server.stop()
 
 
 def request_bytes(body: bytes, operation: str | None = "ListTables",

@@ -22,7 +22,7 @@ from dynamokv.api.attributes import (
 )
 from dynamokv.api.errors import SerializationException, ValidationException
 from dynamokv.api.layout.items import encode_item
-from tests.api.test_app_harness import ServerThread, make_table
+from tests.api.test_app_harness import ServerThread, make_table, served
 
 SPECIAL = ['"\\ud800"', '"\\ud83d\\ude00"', '"\\ude00\\ud83d"', "NaN", "-Infinity", "1e400",
            "01", "1.", "tru", "[1,]", '{"a":1,}', "[]]", "18446744073709551616", "-0", "-0.0",
@@ -179,12 +179,9 @@ def test_taking_a_body_apart_leaves_what_others_still_hold() -> None:
 
 @pytest.fixture(scope="module")
 def running() -> Iterator[ServerThread]:
-    server = ServerThread()
-    try:
+    with served() as server:
         make_table(server.client(), "big")
         yield server
-    finally:
-        server.stop()
 
 
 def test_large_items_round_trip_through_the_server(running: ServerThread) -> None:

@@ -4,29 +4,14 @@ consistent halves, per-key BatchGetItem sums, Query/Scan totals, and the INDEXES
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.api.test_app_harness import ServerThread, make_table
+from tests.api.test_app_harness import make_table
 
 KB = 1024
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[ServerThread]:
-    server = ServerThread()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def ddb(running: ServerThread) -> Any:
-    return running.client()
 
 
 @pytest.fixture

@@ -6,36 +6,14 @@ the in-process app."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
-from tests.api.test_app_harness import ServerThread
+from tests.api.test_app_harness import refused
 
 _names = itertools.count()
 INVALID = "One or more parameter values were invalid: "
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[ServerThread]:
-    server = ServerThread()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def ddb(running: ServerThread) -> Any:
-    return running.client()
-
-
-def refused(call: Any, **kwargs: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as info:
-        call(**kwargs)
-    return info.value.response["Error"]["Code"], info.value.response["Error"]["Message"]
 
 
 def kwargs(name: str, billing: str = "PAY_PER_REQUEST", **extra: Any) -> dict[str, Any]:

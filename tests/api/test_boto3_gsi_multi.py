@@ -19,9 +19,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from dynamokv.api import indexes
 from dynamokv.api.app import DynamoDBApp
-from dynamokv.api.indexes import work
+from dynamokv.api.indexes import backfill, retry
+from dynamokv.api.indexes.node import work
 from dynamokv.api.local_handle import LocalHandle
 from dynamokv.runtime.http_api import start_http_api
 
@@ -462,8 +462,8 @@ def test_a_backfill_skips_items_the_index_cannot_hold_and_finishes(ddb: Any,
 
 def test_a_backfill_that_cannot_write_stops_after_its_bound_and_says_why(
         ddb: Any, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(indexes, "BACKFILL_RETRY", 0.01)
-    monkeypatch.setattr(indexes, "RETRY_DELAY", 0.001)
+    monkeypatch.setattr(backfill, "BACKFILL_RETRY", 0.01)
+    monkeypatch.setattr(retry, "RETRY_DELAY", 0.001)
     table = make(ddb, gsi("plain", key("t")), t="S")
     ddb.put_item(TableName=table, Item={"pk": {"S": "a"}, "h": {"S": "h"}})
     before = work(server.app.context).stats["backfill_failed"]
@@ -479,7 +479,7 @@ def test_a_backfill_that_cannot_write_stops_after_its_bound_and_says_why(
     index = eventually(stopped, timeout=30)
     assert index is not None, "the backfill never gave up"
     assert index["IndexStatus"] == "CREATING"
-    assert work(server.app.context).stats["backfill_failed"] - before == indexes.BACKFILL_RUNS
+    assert work(server.app.context).stats["backfill_failed"] - before == backfill.BACKFILL_RUNS
     catalog = server.app.context.catalog  # DescribeTable's JSON carries it too (boto3 drops it)
     info = asyncio.run_coroutine_threadsafe(catalog.require(table), server.loop).result(10)
     assert "ConnectionError" in info.description["GlobalSecondaryIndexes"][1]["BackfillError"]
@@ -495,8 +495,8 @@ def test_a_backfill_that_cannot_write_stops_after_its_bound_and_says_why(
 
 def test_upkeep_that_gives_up_rebuilds_the_index(ddb: Any, server: Server,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(indexes, "RETRY_DELAY", 0.001)
-    monkeypatch.setattr(indexes, "BACKFILL_RETRY", 0.2)
+    monkeypatch.setattr(retry, "RETRY_DELAY", 0.001)
+    monkeypatch.setattr(backfill, "BACKFILL_RETRY", 0.2)
     table = make(ddb, gsi("by_g", key("g")), g="S")
     ddb.put_item(TableName=table, Item={"pk": {"S": "before"}, "g": {"S": "x"}})
     server.idle()

@@ -6,7 +6,6 @@ metrics; the parameter's values are checked."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,20 +16,6 @@ from tests.api.test_app_harness import ServerThread
 
 _names = itertools.count()
 SMALL = [0.0, 1.0]  # a collection under one gigabyte
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[ServerThread]:
-    server = ServerThread()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def ddb(running: ServerThread) -> Any:
-    return running.client()
 
 
 def make(ddb: Any, *, local_index: bool) -> str:

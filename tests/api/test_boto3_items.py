@@ -12,18 +12,15 @@ import pytest
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
-from tests.api.test_app_harness import ServerThread, make_table
+from tests.api.test_app_harness import ServerThread, make_table, served
 
 _names = itertools.count()
 
 
 @pytest.fixture(scope="module")
 def running() -> Iterator[ServerThread]:
-    server = ServerThread(yield_points=True)
-    try:
+    with served(yield_points=True) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -5,31 +5,16 @@ them, with DynamoDB's answers and error wording."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api.test_app_harness import ServerThread, make_table
+from tests.api.test_app_harness import make_table
 from tests.api.test_gsi import eventually
 
 _names = itertools.count()
 _INVALID = "One or more parameter values were invalid: "
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[ServerThread]:
-    server = ServerThread()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def ddb(running: ServerThread) -> Any:
-    return running.client()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ UpdateTimeToLive, TagResource's tag checks, and a parallel Scan's ExclusiveStart
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,20 +17,6 @@ from dynamokv.api.layout.keycodec import encode_key
 from tests.api.test_app_harness import ServerThread
 
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[ServerThread]:
-    server = ServerThread()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def ddb(running: ServerThread) -> Any:
-    return running.client()
 
 
 def error(call: Any, **kwargs: Any) -> ClientError:

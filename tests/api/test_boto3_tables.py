@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,20 +11,6 @@ from botocore.exceptions import ClientError
 from tests.api.test_app_harness import ServerThread
 
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[ServerThread]:
-    server = ServerThread()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def ddb(running: ServerThread) -> Any:
-    return running.client()
 
 
 def fresh() -> str:

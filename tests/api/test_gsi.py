@@ -26,7 +26,9 @@ from botocore.exceptions import ClientError
 
 from dynamokv.api.app import DynamoDBApp
 from dynamokv.api.attributes import item_from_wire
-from dynamokv.api.indexes import IndexWork, _Change, entry_key, work
+from dynamokv.api.indexes.layout import entry_key
+from dynamokv.api.indexes.node import work
+from dynamokv.api.indexes.upkeep import Change, IndexWork
 from dynamokv.api.local_handle import LocalHandle
 from dynamokv.api.schema.catalog import TableInfo
 from dynamokv.runtime.http_api import HttpApiServer, start_http_api
@@ -384,7 +386,7 @@ async def test_a_delayed_job_never_removes_a_live_entry() -> None:
     await api.settle()
     info = await api.table()
     base = info.storage_key(item_from_wire(item("a", 1)))
-    stale = _Change(info, base, item_from_wire(item("a", 1, stage="open", amount=1)),
+    stale = Change(info, base, item_from_wire(item("a", 1, stage="open", amount=1)),
                     item_from_wire(item("a", 1, stage="done", amount=1)))
     await api.work.run(stale)  # as if "open -> done" had been delayed past "done -> open"
     assert api.work.stats["restored"] == 1

@@ -1,5 +1,5 @@
-"""The log-driven GSI upkeep's step (``api.indexes.reconcile``) on a ``LocalHandle``: an item's
-entries follow the item as it is now, whatever the outbox records' images say -- a move, a
+"""The log-driven GSI upkeep's step (``api.indexes.drain.reconcile``) on a ``LocalHandle``: an
+item's entries follow the item as it is now, whatever the outbox records' images say -- a move, a
 record handled late (the item changed since), the same record handled twice, and an inexact
 record (an entry replayed over a newer state: both images are the current item) that must
 still write the live entry."""
@@ -12,7 +12,8 @@ import orjson
 
 from dynamokv.api.app import DynamoDBApp
 from dynamokv.api.attributes import Item, item_from_wire
-from dynamokv.api.indexes import entry_key, reconcile
+from dynamokv.api.indexes.drain import reconcile
+from dynamokv.api.indexes.layout import entry_key
 from dynamokv.api.layout.items import encode_item
 from dynamokv.api.local_handle import LocalHandle
 from dynamokv.api.schema.catalog import TableInfo

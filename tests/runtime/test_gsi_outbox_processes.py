@@ -20,18 +20,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from tests.cluster_harness import LocalCluster, NodeProc, free_ports
+from tests.runtime.http_nodes import HttpNodes, http_nodes, until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=3,
-                read_timeout=20)
-CREDENTIALS = {"region_name": "us-east-1", "aws_access_key_id": "AKIDTEST",
-               "aws_secret_access_key": "secret"}
 TABLE = "orders"
 INDEX = "by-city"
 CITIES = ("oslo", "rome", "lima", "kyiv")
@@ -41,59 +35,20 @@ BURST = 24
 BURST_WAIT_S = 0.6
 
 
-def _until(fn: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            return fn()
-        except (BotoCoreError, ClientError) as exc:  # a leader is being elected: retry
-            last = exc
-            time.sleep(0.2)
-    raise AssertionError(f"no success in {timeout_s}s: {last!r}")
-
-
-class Nodes:
-    def __init__(self, cluster: LocalCluster, http: list[str]) -> None:
-        self.cluster = cluster
-        self.http = http
-
-    def client(self, i: int) -> Any:
-        return boto3.session.Session().client(
-            "dynamodb", endpoint_url=f"http://{self.http[i]}", config=CONFIG, **CREDENTIALS)
-
-
 @pytest.fixture
-def nodes(tmp_path: Any) -> Iterator[Nodes]:
-    ports = free_ports(6)
-    cluster = LocalCluster(tmp_path, ring_size=16)
-    http = [f"127.0.0.1:{p}" for p in ports[3:]]
-    first = f"127.0.0.1:{ports[0]}"
-    for i in range(3):
-        argv = cluster._argv(f"n{i + 1}", f"127.0.0.1:{ports[i]}", tmp_path / f"n{i + 1}",
-                             [first] if i else [], ["--http", http[i]])
-        cluster.nodes.append(NodeProc(f"n{i + 1}", f"127.0.0.1:{ports[i]}",
-                                      tmp_path / f"n{i + 1}", argv))
-    try:
-        for node in cluster.nodes:
-            node.start()
-            cluster.wait_up(node)
-        cluster.wait_converged()
-        result = Nodes(cluster, http)
-        _until(lambda: result.client(0).create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "city", "AttributeType": "S"}],
-            GlobalSecondaryIndexes=[{
+def nodes(tmp_path: Any) -> Iterator[HttpNodes]:
+    with http_nodes(tmp_path, {
+            "TableName": TABLE, "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
+                                     {"AttributeName": "city", "AttributeType": "S"}],
+            "GlobalSecondaryIndexes": [{
                 "IndexName": INDEX, "KeySchema": [{"AttributeName": "city", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"}}]))
-        yield result
-    finally:
-        cluster.stop()
+                "Projection": {"ProjectionType": "ALL"}}]}) as started:
+        yield started
 
 
-def _writer(nodes: Nodes, w: int) -> dict[str, str | None]:
+def _writer(nodes: HttpNodes, w: int) -> dict[str, str | None]:
     """Items ``w``, ``w + WRITERS``, ...: put, some moved to another city, some deleted (each
     item by one writer, in order, so the acknowledged end state is known)."""
     client = nodes.client(w % 2)  # through nodes 1 and 2
@@ -115,7 +70,7 @@ def _writer(nodes: Nodes, w: int) -> dict[str, str | None]:
     return final
 
 
-def _index(nodes: Nodes, i: int, city: str) -> set[str]:
+def _index(nodes: HttpNodes, i: int, city: str) -> set[str]:
     found: set[str] = set()
     start: dict[str, Any] | None = None
     while True:
@@ -129,7 +84,7 @@ def _index(nodes: Nodes, i: int, city: str) -> set[str]:
             return found
 
 
-def _burst(nodes: Nodes) -> set[str]:
+def _burst(nodes: HttpNodes) -> set[str]:
     """Puts of ``BURST`` new items, each with a city of its own (so their entries land in many
     index partitions), all at once through nodes 1 and 2 while node 3 is stopped: the ones
     acknowledged within ``BURST_WAIT_S`` (writes to partitions node 3 led wait for an
@@ -153,7 +108,7 @@ def _burst(nodes: Nodes) -> set[str]:
     return set(acked)
 
 
-def _scan(nodes: Nodes) -> dict[str, str | None]:
+def _scan(nodes: HttpNodes) -> dict[str, str | None]:
     items: dict[str, str | None] = {}
     start: dict[str, Any] | None = None
     while True:
@@ -167,7 +122,7 @@ def _scan(nodes: Nodes) -> dict[str, str | None]:
 
 
 def test_the_index_is_complete_after_every_node_is_killed_right_after_the_writes(
-        nodes: Nodes) -> None:
+        nodes: HttpNodes) -> None:
     final: dict[str, str | None] = {}
     with ThreadPoolExecutor(WRITERS) as pool:
         for part in pool.map(lambda w: _writer(nodes, w), range(WRITERS)):
@@ -180,7 +135,7 @@ def test_the_index_is_complete_after_every_node_is_killed_right_after_the_writes
         node.start()
     for node in nodes.cluster.nodes:
         nodes.cluster.wait_up(node)
-    table = _until(lambda: _scan(nodes), 60)
+    table = until(lambda: _scan(nodes), 60)
     for pk, city in final.items():  # no acknowledged write lost
         assert table.get(pk) == city, pk
     assert burst <= set(table), sorted(burst - set(table))
@@ -191,7 +146,7 @@ def test_the_index_is_complete_after_every_node_is_killed_right_after_the_writes
     for i in range(3):
         for city in sorted(cities):
             while True:
-                got = _until(lambda i=i, city=city: _index(nodes, i, city), 60)
+                got = until(lambda i=i, city=city: _index(nodes, i, city), 60)
                 if got == expected[city]:
                     break
                 assert time.monotonic() < deadline, (

@@ -13,83 +13,38 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-from tests.cluster_harness import LocalCluster, NodeProc, free_ports
+from tests.runtime.http_nodes import HttpNodes, http_nodes, until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=3,
-                read_timeout=20)
-CREDENTIALS = {"region_name": "us-east-1", "aws_access_key_id": "AKIDTEST",
-               "aws_secret_access_key": "secret"}
 TABLE = "skewed"
 ROUNDS = 2
 
 
-class Nodes:
-    def __init__(self, cluster: LocalCluster, http: list[str]) -> None:
-        self.cluster = cluster
-        self.http = http
-
-    def client(self, i: int) -> Any:
-        return boto3.session.Session().client(
-            "dynamodb", endpoint_url=f"http://{self.http[i]}", config=CONFIG, **CREDENTIALS)
-
-
-def _until(fn: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            return fn()
-        except (BotoCoreError, ClientError) as exc:  # a leader is being elected: retry
-            last = exc
-            time.sleep(0.2)
-    raise AssertionError(f"no success in {timeout_s}s: {last!r}")
-
-
 @pytest.fixture
-def nodes(tmp_path: Any) -> Iterator[Nodes]:
-    ports = free_ports(6)
-    cluster = LocalCluster(tmp_path, ring_size=16)
-    http = [f"127.0.0.1:{p}" for p in ports[3:]]
-    first = f"127.0.0.1:{ports[0]}"
-    for i in range(3):
-        extra = ["--http", http[i]] + (["--wall-clock-offset-ms", "500"] if i == 0 else [])
-        argv = cluster._argv(f"n{i + 1}", f"127.0.0.1:{ports[i]}", tmp_path / f"n{i + 1}",
-                             [first] if i else [], extra)
-        cluster.nodes.append(NodeProc(f"n{i + 1}", f"127.0.0.1:{ports[i]}",
-                                      tmp_path / f"n{i + 1}", argv))
-    try:
-        for node in cluster.nodes:
-            node.start()
-            cluster.wait_up(node)
-        cluster.wait_converged()
-        result = Nodes(cluster, http)
-        _until(lambda: result.client(0).create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}]))
-        yield result
-    finally:
-        cluster.stop()
+def nodes(tmp_path: Any) -> Iterator[HttpNodes]:
+    table = {"TableName": TABLE, "BillingMode": "PAY_PER_REQUEST",
+             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]}
+    # Node 1's wall clock runs 500 ms fast.
+    with http_nodes(tmp_path, table,
+                    lambda i: ["--wall-clock-offset-ms", "500"] if i == 0 else []) as started:
+        yield started
 
 
-def _put(nodes: Nodes, i: int, key: str, value: str) -> None:
-    _until(lambda: nodes.client(i).put_item(TableName=TABLE,
+def _put(nodes: HttpNodes, i: int, key: str, value: str) -> None:
+    until(lambda: nodes.client(i).put_item(TableName=TABLE,
                                             Item={"pk": {"S": key}, "v": {"S": value}}))
 
 
-def _strong(nodes: Nodes, i: int, key: str) -> str:
-    got = _until(lambda: nodes.client(i).get_item(TableName=TABLE, Key={"pk": {"S": key}},
+def _strong(nodes: HttpNodes, i: int, key: str) -> str:
+    got = until(lambda: nodes.client(i).get_item(TableName=TABLE, Key={"pk": {"S": key}},
                                                   ConsistentRead=True))
     return str(got["Item"]["v"]["S"])
 
 
-def test_a_write_after_a_restart_wins_whatever_the_clocks_say(nodes: Nodes) -> None:
+def test_a_write_after_a_restart_wins_whatever_the_clocks_say(nodes: HttpNodes) -> None:
     n3 = nodes.cluster.nodes[2]
     for round_ in range(ROUNDS):
         key = f"item-{round_}"
@@ -105,7 +60,7 @@ def test_a_write_after_a_restart_wins_whatever_the_clocks_say(nodes: Nodes) -> N
     for i in range(3):
         for round_ in range(ROUNDS):
             while True:
-                got = _until(lambda i=i, r=round_: nodes.client(i).get_item(
+                got = until(lambda i=i, r=round_: nodes.client(i).get_item(
                     TableName=TABLE, Key={"pk": {"S": f"item-{r}"}}))
                 if got.get("Item", {}).get("v", {}).get("S") == "v2":
                     break

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from dynamokv.api import bodies, front, indexes, response_json, streams
+from dynamokv.api import bodies, front, response_json, streams
 from dynamokv.api.errors import (
     DynamoDBError,
     InternalServerError,
@@ -43,10 +43,13 @@ from dynamokv.api.errors import (
     ValidationException,
 )
 from dynamokv.api.handle import NodeHandle
+from dynamokv.api.indexes.node import start_drain
 from dynamokv.api.operations import batch as operations_batch
 from dynamokv.api.operations import features as operations_features
 from dynamokv.api.operations import items as operations_items
 from dynamokv.api.operations import query as operations_query
+from dynamokv.api.operations import table_settings as operations_settings
+from dynamokv.api.operations import table_update as operations_update
 from dynamokv.api.operations import tables as operations_tables
 from dynamokv.api.operations.common import ApiContext, Params, wrong_type
 from dynamokv.api.schema.catalog import Catalog, TableInfo
@@ -72,14 +75,14 @@ OPERATIONS: dict[str, Operation] = {
     "DescribeTable": operations_tables.describe_table,
     "ListTables": operations_tables.list_tables,
     "DeleteTable": operations_tables.delete_table,
-    "UpdateTable": operations_tables.update_table,
-    "TagResource": operations_tables.tag_resource,
-    "UntagResource": operations_tables.untag_resource,
-    "ListTagsOfResource": operations_tables.list_tags_of_resource,
-    "DescribeTimeToLive": operations_tables.describe_time_to_live,
-    "UpdateTimeToLive": operations_tables.update_time_to_live,
-    "DescribeLimits": operations_tables.describe_limits,
-    "DescribeContinuousBackups": operations_tables.describe_continuous_backups,
+    "UpdateTable": operations_update.update_table,
+    "TagResource": operations_settings.tag_resource,
+    "UntagResource": operations_settings.untag_resource,
+    "ListTagsOfResource": operations_settings.list_tags_of_resource,
+    "DescribeTimeToLive": operations_settings.describe_time_to_live,
+    "UpdateTimeToLive": operations_settings.update_time_to_live,
+    "DescribeLimits": operations_settings.describe_limits,
+    "DescribeContinuousBackups": operations_settings.describe_continuous_backups,
     "PutItem": operations_items.put_item,
     "GetItem": operations_items.get_item,
     "UpdateItem": operations_items.update_item,
@@ -193,7 +196,7 @@ class DynamoDBApp:
             self.context.rng = rng
         self.stats: Counter[str] = Counter()
         self._timer = _RequestTimer()
-        indexes.start_drain(self.context)  # the index outbox; at the first request without a loop
+        start_drain(self.context)  # the index outbox; at the first request without a loop
 
     async def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
@@ -202,7 +205,7 @@ class DynamoDBApp:
         ``headers`` has lower-case names. Never raises (except on cancellation)."""
         rid = request_id(self._ids)
         if getattr(self.context.handle, "index_drain", True) is None:
-            indexes.start_drain(self.context)
+            start_drain(self.context)
         cors = front.cors_headers(headers)
         if method == "OPTIONS" and cors:
             return Response(200, [("x-amzn-RequestId", rid), *front.preflight_headers(headers)],

@@ -65,7 +65,7 @@ class RequestHandle:
         self._ids = itertools.count(1)
         self.streamed: set[str] = set()  # table buckets whose StreamSpecification is enabled
         self.indexed: set[str] = set()  # table buckets with global secondary indexes
-        self.index_drain: object | None = None  # api.indexes.OutboxDrain, once started
+        self.index_drain: object | None = None  # api.indexes.drain.OutboxDrain, once started
 
     def note_stream(self, bucket: str, enabled: bool) -> None:
         """What the catalog last said about a table's stream (see ``api.schema.catalog``): writes of

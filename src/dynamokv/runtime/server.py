@@ -164,7 +164,7 @@ async def _start_http_api(config: NodeConfig, node: RunningNode) -> Any:
 def _register_drain(node: RunningNode, context: Any) -> None:
     """Global secondary index upkeep from the index outbox of the partitions this node leads:
     stopped with the node, its counters in ``status`` (``index_upkeep``)."""
-    from dynamokv.api.indexes import start_drain
+    from dynamokv.api.indexes.node import start_drain
 
     drain = start_drain(context)
     if drain is not None:

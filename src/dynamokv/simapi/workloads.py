@@ -23,7 +23,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynamokv.api.indexes import start_drain
+from dynamokv.api.indexes.node import start_drain
 from dynamokv.sim.bank_checker import check_bank, snapshot_from_response
 from dynamokv.sim.faults import FaultPlan
 from dynamokv.sim.gsi_checker import IndexSpec, check_gsi

@@ -29,7 +29,8 @@ from dynamokv.api.attributes import (
 )
 from dynamokv.api.errors import ValidationException
 from dynamokv.api.expressions import project
-from dynamokv.api.indexes import UNKNOWN, maintain_many
+from dynamokv.api.indexes.node import maintain_many
+from dynamokv.api.indexes.upkeep import UNKNOWN
 from dynamokv.api.layout.items import INTENT_MARK, decode_item, encode_item
 from dynamokv.api.operations import item_collections
 from dynamokv.api.operations.common import (

@@ -285,7 +285,8 @@ class ApiContext:
     locked: set[tuple[str, bytes]] = field(default_factory=set)
     # Background work (dropping a deleted table's items); referenced so it is not collected.
     background: set[asyncio.Task[None]] = field(default_factory=set)
-    # Upkeep of global secondary indexes (``dynamokv.api.indexes.IndexWork``), made on first use.
+    # Upkeep of global secondary indexes (``dynamokv.api.indexes.upkeep.IndexWork``), made on
+    # first use.
     index_work: Any = None
 
     def spawn(self, work: Coroutine[Any, Any, None], what: str) -> None:

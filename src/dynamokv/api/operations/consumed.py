@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dynamokv.api.attributes import AttributeValue, Item, item_size
-from dynamokv.api.indexes import index_projection
+from dynamokv.api.indexes.layout import index_projection
 from dynamokv.api.operations.common import write_units
 from dynamokv.api.schema.catalog import IndexInfo, TableInfo
 

@@ -26,12 +26,13 @@ then settle it like a conditional write, or fail with TransactionConflictExcepti
 transaction is live.
 
 Global secondary indexes. Every successful write hands the old item (if the path read it; a
-plain write did not) and the new one to :func:`dynamokv.api.indexes.maintain`, which updates
+plain write did not) and the new one to :func:`dynamokv.api.indexes.node.maintain`, which updates
 the index entries in the background.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from dynamokv.api import large_writes
@@ -39,7 +40,8 @@ from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_
 from dynamokv.api.errors import ConditionalCheckFailedException, DynamoDBError, ValidationException
 from dynamokv.api.expressions import UpdateExpression, apply_update, evaluate, project
 from dynamokv.api.handle import WriteRefused
-from dynamokv.api.indexes import UNKNOWN, maintain
+from dynamokv.api.indexes.node import maintain
+from dynamokv.api.indexes.upkeep import UNKNOWN
 from dynamokv.api.layout.items import INTENT_MARK, decode_item, encode_item, stored_wire
 from dynamokv.api.operations import item_collections
 from dynamokv.api.operations.common import (
@@ -96,25 +98,28 @@ def check_update_keys(table: TableInfo, update: UpdateExpression | None) -> None
 # with (old item, new item) -- the values the write actually applied to.
 
 
+def _checked(prepared: Prepared, current: bytes | None) -> Item | None:
+    """The current item, once it passed the write's condition; raises IntentFound on a
+    transaction's intent, CheckFailed when the condition is false."""
+    if current is not None and current[:1] == INTENT_MARK:
+        raise IntentFound(current)
+    old = decode_item(current) if current is not None else None
+    if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
+        raise CheckFailed(old)
+    return old
+
+
 def put_decision(prepared: Prepared, data: bytes | None) -> tuple[Any, list[Item | None]]:
     """The ``cas`` decision of a conditional put (``data``) or delete (``None``): check the
     condition on the current item, remember it in the box, write ``data``."""
     box: list[Item | None] = [None]
 
     def decide(current: bytes | None) -> bytes | None:
-        if current is not None and current[:1] == INTENT_MARK:
-            raise IntentFound(current)
-        old = decode_item(current) if current is not None else None
-        if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
-            raise CheckFailed(old)
+        old = _checked(prepared, current)
         box[0] = old
         return data
 
     return decide, box
-
-
-def delete_decision(prepared: Prepared) -> tuple[Any, list[Item | None]]:
-    return put_decision(prepared, None)
 
 
 async def plain_write(ctx: ApiContext, bucket: str, key: bytes, data: bytes | None) -> None:
@@ -134,11 +139,7 @@ def update_decision(
     update = prepared.update
 
     def decide(current: bytes | None) -> bytes | None:
-        if current is not None and current[:1] == INTENT_MARK:
-            raise IntentFound(current)
-        old = decode_item(current) if current is not None else None
-        if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
-            raise CheckFailed(old)
+        old = _checked(prepared, current)
         box[0], box[1] = old, None
         if old is None and update is not None and not (update.set_actions or update.add_actions):
             # Only REMOVE / DELETE actions on a missing item: nothing to create.
@@ -166,11 +167,55 @@ class _NoItem(CheckFailed):
 # ------------------------------------------------------------------------------ operations
 
 
-async def _add_metrics(ctx: ApiContext, table: TableInfo, key: Item, out: dict[str, Any]
-                       ) -> None:
-    found = await item_collections.metrics(ctx, table, key)
-    if found is not None:
-        out["ItemCollectionMetrics"] = found
+@dataclass(frozen=True, slots=True)
+class _WriteAsk:
+    """What a PutItem, DeleteItem or UpdateItem asks for besides the write itself."""
+
+    returns: str  # ReturnValues
+    return_old: bool  # ReturnValuesOnConditionCheckFailure=ALL_OLD
+    prepared: Prepared
+    mode: str  # ReturnConsumedCapacity
+    collection: bool  # ReturnItemCollectionMetrics=SIZE
+
+
+def _write_ask(params: Params, table: TableInfo, allowed: tuple[str, ...], *,
+               update: bool = False) -> _WriteAsk:
+    """The write's parameters, checked in the order DynamoDB reports their errors."""
+    returns = return_values(params, allowed)
+    return_old = on_failure(params)
+    prepared = prepare_expressions(params, condition=True, update=update)
+    if update:
+        check_update_keys(table, prepared.update)
+    return _WriteAsk(returns, return_old, prepared, capacity_mode(params),
+                     item_collections.wanted(params))
+
+
+async def _answer(ctx: ApiContext, table: TableInfo, ask: _WriteAsk, out: dict[str, Any],
+                  key: Item, size: int, old: Item | None, new: Item | None) -> dict[str, Any]:
+    """``out`` with the write's ConsumedCapacity and ItemCollectionMetrics, when asked for."""
+    consumed = write_consumed(table, ask.mode, size, old, new)
+    if consumed is not None:
+        out["ConsumedCapacity"] = consumed
+    if ask.collection:
+        found = await item_collections.metrics(ctx, table, key)
+        if found is not None:
+            out["ItemCollectionMetrics"] = found
+    return out
+
+
+async def _conditional_write(ctx: ApiContext, table: TableInfo, key: bytes, ask: _WriteAsk,
+                             data: bytes | None, new: Item | None) -> Item | None:
+    """A put (``data``, the item ``new``) or delete (``None``) through ``cas``, checked against
+    the condition, its indexes then brought up to date; the item it replaced."""
+    decide, box = put_decision(ask.prepared, data)
+    try:
+        await large_writes.write_cas(ctx, table.bucket, key, decide, large_request=False,
+                                     keep=box)
+    except CheckFailed as failed:
+        raise condition_failed(failed.old, ask.return_old) from None
+    old = box[0]
+    await maintain(ctx, table, key, old, new)
+    return old
 
 
 async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
@@ -178,36 +223,20 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     item = item_from_wire(params.req_mapping("Item"))
     table.validate_item(item)
     size = check_item_size(item)
-    returns = return_values(params, ("NONE", "ALL_OLD"))
-    return_old_on_failure = on_failure(params)
-    prepared = prepare_expressions(params, condition=True)
-    mode = capacity_mode(params)
-    collection = item_collections.wanted(params)
+    ask = _write_ask(params, table, ("NONE", "ALL_OLD"))
     key = table.storage_key(item)
     data = encode_item(item)
     out: dict[str, Any] = {}
     old: Item | None = None
-    if prepared.condition is None and returns == "NONE":
+    if ask.prepared.condition is None and ask.returns == "NONE":
         await plain_write(ctx, table.bucket, key, data)
         await maintain(ctx, table, key, UNKNOWN, item)
     else:
-        decide, box = put_decision(prepared, data)
-        try:
-            await large_writes.write_cas(ctx, table.bucket, key, decide, large_request=False,
-                                         keep=box)
-        except CheckFailed as failed:
-            raise condition_failed(failed.old, return_old_on_failure) from None
-        old = box[0]
-        await maintain(ctx, table, key, old, item)
-        if returns == "ALL_OLD" and old is not None:
+        old = await _conditional_write(ctx, table, key, ask, data, item)
+        if ask.returns == "ALL_OLD" and old is not None:
             out["Attributes"] = item_to_wire(old)
             size = max(size, item_size(old))
-    consumed = write_consumed(table, mode, size, old, item)
-    if consumed is not None:
-        out["ConsumedCapacity"] = consumed
-    if collection:
-        await _add_metrics(ctx, table, item, out)
-    return out
+    return await _answer(ctx, table, ask, out, item, size, old, item)
 
 
 async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
@@ -240,35 +269,19 @@ async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
 async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
     key_item, key = table.key_from_wire(params.req_mapping("Key"))
-    returns = return_values(params, ("NONE", "ALL_OLD"))
-    return_old_on_failure = on_failure(params)
-    prepared = prepare_expressions(params, condition=True)
-    mode = capacity_mode(params)
-    collection = item_collections.wanted(params)
+    ask = _write_ask(params, table, ("NONE", "ALL_OLD"))
     out: dict[str, Any] = {}
     size = 0
     old: Item | None = None
-    if prepared.condition is None and returns == "NONE":
+    if ask.prepared.condition is None and ask.returns == "NONE":
         await plain_write(ctx, table.bucket, key, None)
     else:
-        decide, box = delete_decision(prepared)
-        try:
-            await large_writes.write_cas(ctx, table.bucket, key, decide, large_request=False,
-                                         keep=box)
-        except CheckFailed as failed:
-            raise condition_failed(failed.old, return_old_on_failure) from None
-        old = box[0]
-        await maintain(ctx, table, key, old, None)
+        old = await _conditional_write(ctx, table, key, ask, None, None)
         if old is not None:
             size = item_size(old)
-            if returns == "ALL_OLD":
+            if ask.returns == "ALL_OLD":
                 out["Attributes"] = item_to_wire(old)
-    consumed = write_consumed(table, mode, size, old, None)
-    if consumed is not None:
-        out["ConsumedCapacity"] = consumed
-    if collection:
-        await _add_metrics(ctx, table, key_item, out)
-    return out
+    return await _answer(ctx, table, ask, out, key_item, size, old, None)
 
 
 def _update_attributes(returns: str, prepared: Prepared, old: Item | None, new: Item | None,
@@ -290,13 +303,8 @@ def _update_attributes(returns: str, prepared: Prepared, old: Item | None, new: 
 async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     table = await ctx.table(params)
     key_item, key = table.key_from_wire(params.req_mapping("Key"))
-    returns = return_values(params, RETURN_VALUES)
-    return_old_on_failure = on_failure(params)
-    prepared = prepare_expressions(params, condition=True, update=True)
-    check_update_keys(table, prepared.update)
-    mode = capacity_mode(params)
-    collection = item_collections.wanted(params)
-    decide, box = update_decision(table, prepared, key_item)
+    ask = _write_ask(params, table, RETURN_VALUES, update=True)
+    decide, box = update_decision(table, ask.prepared, key_item)
     old: Item | None
     new: Item | None
     stored: tuple[bytes | None, bytes | None] = (None, None)
@@ -308,17 +316,12 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     except _NoItem:
         old, new = None, None
     except CheckFailed as failed:
-        raise condition_failed(failed.old, return_old_on_failure) from None
+        raise condition_failed(failed.old, ask.return_old) from None
     except Refused as refused:
         raise refused.error from None
     out: dict[str, Any] = {}
-    attributes = _update_attributes(returns, prepared, old, new, stored)
+    attributes = _update_attributes(ask.returns, ask.prepared, old, new, stored)
     if attributes is not None:
         out["Attributes"] = attributes
     size = await large_writes.item_sizes(old, new, stored)
-    consumed = write_consumed(table, mode, size, old, new)
-    if consumed is not None:
-        out["ConsumedCapacity"] = consumed
-    if collection:
-        await _add_metrics(ctx, table, key_item, out)
-    return out
+    return await _answer(ctx, table, ask, out, key_item, size, old, new)

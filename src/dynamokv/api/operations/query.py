@@ -66,14 +66,9 @@ from dynamokv.api.expressions.nodes import (
     PathOperand,
 )
 from dynamokv.api.handle import split_key
-from dynamokv.api.indexes import (
-    CREATING,
-    VERIFY_BATCH,
-    entry_key,
-    index_projection,
-    resume_backfills,
-    verify,
-)
+from dynamokv.api.indexes.backfill import resume_backfills
+from dynamokv.api.indexes.layout import CREATING, entry_key, index_projection
+from dynamokv.api.indexes.node import VERIFY_BATCH, verify, work
 from dynamokv.api.layout.items import INTENT_MARK, decode_item
 from dynamokv.api.layout.keycodec import encode_key
 from dynamokv.api.operations.common import (
@@ -327,7 +322,7 @@ def _index(ctx: ApiContext, params: Params, table: TableInfo) -> IndexInfo | Non
             f"The table does not have the specified index: {name}"
         )
     if index.status == CREATING:
-        resume_backfills(ctx, table)  # in case the node backfilling it is gone
+        resume_backfills(ctx, work(ctx), table)  # in case the node backfilling it is gone
         raise ValidationException(f"Cannot read from backfilling global secondary index: {name}")
     return index
 
@@ -452,6 +447,27 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     return page.response(stopped, mode, consistent)
 
 
+async def _committed_items(ctx: ApiContext, table: TableInfo,
+                           rows: list[tuple[bytes, bytes]], consistent: bool
+                           ) -> AsyncIterator[Item]:
+    """The committed items of a page of ``(key, stored value)`` rows (see ``_committed``)."""
+    for key, raw in rows:
+        found = await _committed(ctx, table, key, raw, consistent)
+        if found is not None:
+            yield found
+
+
+def _past(start: bytes | None, end: bytes | None, after: bytes, forward: bool, *,
+          resuming: bool = True) -> tuple[bytes | None, bytes | None]:
+    """The sort-key range ``[start, end)`` left to read after the sort part ``after`` (an
+    ExclusiveStartKey's when ``resuming``, which narrows the range only; else the last key a
+    page returned), in the read's direction."""
+    if forward:
+        resume = after + b"\x00"
+        return (resume if not resuming or start is None or resume > start else start), end
+    return start, (after if not resuming or end is None or after < end else end)
+
+
 async def _query_table(
     ctx: ApiContext,
     table: TableInfo,
@@ -466,21 +482,13 @@ async def _query_table(
         if table.range_key is None:
             return  # a table without sort key has one item per partition key: all done
         _, after = split_key(start_key[1])
-        if forward:
-            resume = after + b"\x00"
-            start = resume if start is None or resume > start else start
-        else:
-            end = after if end is None or after < end else end
+        start, end = _past(start, end, after, forward)
     while start is None or end is None or start < end:
         page = await ctx.handle.query(
             table.bucket, hash_part, start, end, reverse=not forward, limit=CHUNK,
             consistent=consistent,
         )
-        for key, raw in page.items:
-            found = await _committed(ctx, table, key, raw, consistent)
-            if found is None:
-                continue
-            item = found
+        async for item in _committed_items(ctx, table, page.items, consistent):
             if table.range_key is not None and not range_matches(
                 condition.range_condition, item.get(table.range_key)
             ):
@@ -488,11 +496,7 @@ async def _query_table(
             yield item
         if page.last_key is None or not page.items:
             return
-        _, last = split_key(page.last_key)
-        if forward:
-            start = last + b"\x00"
-        else:
-            end = last
+        start, end = _past(start, end, split_key(page.last_key)[1], forward, resuming=False)
 
 
 def _index_order(table: TableInfo, index: IndexInfo, item: Item) -> tuple[bytes, bytes]:
@@ -518,11 +522,7 @@ async def _query_lsi(
         page = await ctx.handle.query(
             table.bucket, hash_part, start, None, limit=CHUNK, consistent=consistent
         )
-        for key, raw in page.items:
-            found = await _committed(ctx, table, key, raw, consistent)
-            if found is None:
-                continue
-            item = found
+        async for item in _committed_items(ctx, table, page.items, consistent):
             if not _in_index(index, item, table.types) or not range_matches(
                 condition.range_condition, item.get(index.range_key or "")
             ):
@@ -561,11 +561,7 @@ async def _query_gsi(
         end = prefix + end if end is not None else prefix_end(prefix)
     if start_key is not None:
         _, after = split_key(_entry_position(table, index, start_key))
-        if forward:
-            resume = after + b"\x00"
-            start = resume if start is None or resume > start else start
-        else:
-            end = after if end is None or after < end else end
+        start, end = _past(start, end, after, forward)
     fetch = _fetch_size(want)
     while start is None or end is None or start < end:
         page = await ctx.handle.query(
@@ -575,11 +571,7 @@ async def _query_gsi(
             yield item
         if page.last_key is None or not page.items:
             return
-        _, last = split_key(page.last_key)
-        if forward:
-            start = last + b"\x00"
-        else:
-            end = last
+        start, end = _past(start, end, split_key(page.last_key)[1], forward, resuming=False)
 
 
 # ------------------------------------------------------------------------------ Scan

@@ -375,6 +375,20 @@ class Catalog:
             raise ResourceInUseException(f"Table already exists: {name}") from None
         return self._remember(TableInfo(description))
 
+    async def _cas_existing(self, name: str, decide: Callable[[bytes | None], bytes | None]
+                            ) -> None:
+        """Compare-and-set the description of a table that must exist (``decide`` raises
+        ``_Missing`` when it does not, ``_Refused`` to refuse the change)."""
+        try:
+            await self._handle.cas(CATALOG_BUCKET, name.encode("utf-8"), decide)
+        except _Missing:
+            self._cache.pop(name, None)
+            raise ResourceNotFoundException(
+                f"Requested resource not found: Table: {name} not found"
+            ) from None
+        except _Refused as refused:
+            raise refused.error from None
+
     async def update(
         self, name: str, change: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> TableInfo:
@@ -391,15 +405,7 @@ class Catalog:
             result[:] = [new]
             return orjson.dumps(new)
 
-        try:
-            await self._handle.cas(CATALOG_BUCKET, name.encode("utf-8"), decide)
-        except _Missing:
-            self._cache.pop(name, None)
-            raise ResourceNotFoundException(
-                f"Requested resource not found: Table: {name} not found"
-            ) from None
-        except _Refused as refused:
-            raise refused.error from None
+        await self._cas_existing(name, decide)
         return self._remember(TableInfo(result[0]))
 
     async def delete(
@@ -419,15 +425,7 @@ class Catalog:
             result[:] = [old]
             return None
 
-        try:
-            await self._handle.cas(CATALOG_BUCKET, name.encode("utf-8"), decide)
-        except _Missing:
-            self._cache.pop(name, None)
-            raise ResourceNotFoundException(
-                f"Requested resource not found: Table: {name} not found"
-            ) from None
-        except _Refused as refused:
-            raise refused.error from None
+        await self._cas_existing(name, decide)
         self._cache.pop(name, None)
         return TableInfo(result[0])
 

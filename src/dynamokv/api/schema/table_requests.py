@@ -169,6 +169,21 @@ def parse_index_schemas(params: Params, name: str, is_global: bool) -> list[Inde
     return out
 
 
+def set_index_throughput(index: dict[str, Any], p: Params, provisioned: bool, *, missing: str,
+                         unwanted: str) -> None:
+    """Set a global index's ProvisionedThroughput -- required on a PROVISIONED table (else the
+    error ``missing``), refused on a PAY_PER_REQUEST one (``unwanted``: DynamoDB words both
+    differently in CreateTable and UpdateTable) -- and its capacity hints."""
+    throughput = parse_throughput(p, "ProvisionedThroughput")
+    if provisioned and throughput is None:
+        raise ValidationException(INVALID + missing)
+    if not provisioned and throughput is not None:
+        raise ValidationException(INVALID + unwanted)
+    if throughput is not None:
+        index["ProvisionedThroughput"] = throughput
+    index.update(index_hints(p, index["IndexName"], provisioned))
+
+
 def parse_indexes(
     entries: list[IndexEntry],
     is_global: bool,
@@ -186,19 +201,11 @@ def parse_indexes(
         if not is_global:
             _check_local_schema(index_name, schema, table_schema)
         else:
-            throughput = parse_throughput(p, "ProvisionedThroughput")
-            if provisioned and throughput is None:
-                raise ValidationException(
-                    INVALID + f"ProvisionedThroughput is not specified for index: {index_name}"
-                )
-            if not provisioned and throughput is not None:
-                raise ValidationException(
-                    INVALID + f"ProvisionedThroughput should not be specified for index: "
-                    f"{index_name} when BillingMode is PAY_PER_REQUEST"
-                )
-            if throughput is not None:
-                index["ProvisionedThroughput"] = throughput
-            index.update(index_hints(p, index_name, provisioned))
+            set_index_throughput(
+                index, p, provisioned,
+                missing=f"ProvisionedThroughput is not specified for index: {index_name}",
+                unwanted=f"ProvisionedThroughput should not be specified for index: "
+                f"{index_name} when BillingMode is PAY_PER_REQUEST")
         out.append(index)
     return out
 

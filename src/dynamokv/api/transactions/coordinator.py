@@ -54,7 +54,7 @@ from dynamokv.api.errors import (
 )
 from dynamokv.api.expressions import apply_update, evaluate, project
 from dynamokv.api.handle import Abort, Decide
-from dynamokv.api.indexes import maintain_many
+from dynamokv.api.indexes.node import maintain_many
 from dynamokv.api.layout.items import (
     DELETE,
     INTENT_MARK,

@@ -122,16 +122,22 @@ async def create_record(ctx: ApiContext, name: str, record: Record) -> None:
     await ctx.handle.cas(TXN_BUCKET, record_key(name), decide)
 
 
+def _record_of(current: bytes | None, txn: str) -> Record:
+    """The stored record, if it is ``txn``'s; else raises _Mismatch."""
+    if current is None:
+        raise _Mismatch()
+    record = Record.decode(current)
+    if record.txn != txn:
+        raise _Mismatch()
+    return record
+
+
 async def decide_fate(ctx: ApiContext, name: str, txn: str, state: str) -> str:
     """Try to move ``txn``'s record from PENDING to ``state``; the state it ends in (GONE if
     the record is missing or another transaction's)."""
 
     def decide(current: bytes | None) -> bytes | None:
-        if current is None:
-            raise _Mismatch()
-        record = Record.decode(current)
-        if record.txn != txn:
-            raise _Mismatch()
+        record = _record_of(current, txn)
         if record.state != PENDING:
             raise _Decided(record.state)
         return replace(record, state=state).encode()
@@ -150,11 +156,7 @@ async def close_record(ctx: ApiContext, name: str, txn: str, *, keep: bool) -> N
     delete it."""
 
     def decide(current: bytes | None) -> bytes | None:
-        if current is None:
-            raise _Mismatch()
-        record = Record.decode(current)
-        if record.txn != txn:
-            raise _Mismatch()
+        record = _record_of(current, txn)
         return replace(record, done=True).encode() if keep else None
 
     try:
