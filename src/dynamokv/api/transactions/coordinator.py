@@ -433,12 +433,12 @@ class _Transaction:
                     return True
                 if old.state == PENDING and age < PENDING_TIMEOUT:
                     raise TransactionInProgressException(
-                        "Another transaction with the same client request token is in progress"
+                        "Transaction from previous request is still in progress"
                     )
             # Aborted, abandoned or expired: finish it (which frees or closes the record).
             await finish(ctx, name, old)
         raise TransactionInProgressException(
-            "Another transaction with the same client request token is in progress"
+            "Transaction from previous request is still in progress"
         )
 
     # ---- step 1: prepare ----------------------------------------------------------------------
