@@ -125,6 +125,8 @@ class PartitionLogs:
         self._receiving: dict[int, int] = {}  # group -> snapshot id being received
         self._received_through: dict[int, tuple[str, bytes] | None] = {}  # its last key
         self._rebalance_at = 0
+        self._changes = [0]  # bumped by any change to a group's next deadline (see RaftGroup)
+        self._deadline_seen: tuple[int, int | None] = (-1, None)
         self._transferred_ms: dict[int, int] = {}
         self._silent_since: dict[int, int] = {}
         self.apply_failures = 0
@@ -142,7 +144,8 @@ class PartitionLogs:
                 self._tombstones[group] = hard
                 continue
             log = RaftLog(group, self._durable(), hard, entries)
-            self.groups[group] = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms)
+            self.groups[group] = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms,
+                                           self._changes)
 
     def bootstrap(self, q: int, now_ms: int) -> None:
         """A new cluster: this node is the only voter of every partition's group."""
@@ -151,10 +154,13 @@ class PartitionLogs:
                 continue
             log = RaftLog(group, self._durable())
             log.set_hard(base_members=(self.me,))
-            raft = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms)
+            raft = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms,
+                             self._changes)
             raft.election_due_ms = now_ms  # nobody else can hold a lease: campaign at once
+            raft.deadline_changed()
             raft.heard_leader_ms = now_ms - self.timings.election_min_ms
             self.groups[group] = raft
+            self._changes[0] += 1
 
     def _durable(self) -> LogStore:
         """Log writes are as durable as the engine makes every write: with ``--sync fsync``
@@ -171,9 +177,11 @@ class PartitionLogs:
         if raft is None:
             tombstone = self._tombstones.pop(group, None)
             log = RaftLog(group, self._durable(), tombstone)
-            raft = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms)
+            raft = RaftGroup(group, self.me, log, self.timings, self.rng, now_ms,
+                             self._changes)
             raft.rejoined = tombstone is not None
             self.groups[group] = raft
+            self._changes[0] += 1
         return raft
 
     # ---- messages ----------------------------------------------------------------------------
@@ -275,10 +283,15 @@ class PartitionLogs:
 
     # ---- time --------------------------------------------------------------------------------
     def next_deadline(self) -> int | None:
+        changes, deadline = self._deadline_seen
+        if changes == self._changes[0]:
+            return deadline
         times = [g.next_deadline() for g in self.groups.values()]
         if self.groups:
             times.append(self._rebalance_at)
-        return min(times) if times else None
+        deadline = min(times) if times else None
+        self._deadline_seen = (self._changes[0], deadline)
+        return deadline
 
     def on_timer(self, now_ms: int) -> list[Effect]:
         effects: list[Effect] = []
@@ -295,6 +308,7 @@ class PartitionLogs:
                 effects.extend(self._after(raft, now_ms))
         if now_ms >= self._rebalance_at:
             self._rebalance_at = now_ms + REBALANCE_EVERY_MS
+            self._changes[0] += 1
             effects.extend(self._rebalance(now_ms))
             effects.extend(self._resend_snapshots(now_ms))
         return effects
@@ -350,6 +364,7 @@ class PartitionLogs:
             return []
         self._silent_since.pop(raft.group, None)
         del self.groups[raft.group]
+        self._changes[0] += 1
         self._clear_data(raft.group)
         self.store.drop_log(raft.group)
         # Term and vote outlive the log: were we added again, we must not vote twice in a
@@ -422,6 +437,7 @@ class PartitionLogs:
                 peer = raft.peers.get(src)
                 if peer is not None:
                     peer.snapshot = False
+                    raft.deadline_changed()
             return []
         if msg.done:
             del self.snapshots[(msg.group, src)]

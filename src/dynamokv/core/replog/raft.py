@@ -65,7 +65,7 @@ class Peer:
 
 class RaftGroup:
     def __init__(self, group: int, me: str, log: RaftLog, timings: Timings,
-                 rng: random.Random, now_ms: int) -> None:
+                 rng: random.Random, now_ms: int, changes: list[int] | None = None) -> None:
         self.group = group
         self.me = me
         self.log = log
@@ -92,6 +92,12 @@ class RaftGroup:
         self.snapshot_wanted: set[str] = set()
         self.removed_by = ""  # a voter whose committed configuration leaves us out
         self.rejoined = False  # made again after this node dropped the group (see _on_vote)
+        # next_deadline(), kept until a call that can change it: every loop turn asks every
+        # group, and most groups change nothing between two turns. ``changes`` (shared by a
+        # node's groups) counts such calls, so the node can keep the minimum over its groups.
+        self._deadline: int | None = None
+        self._changes = changes if changes is not None else [0]
+        self._changes[0] += 1  # a new group: its owner's minimum must include it
 
     # ---- state -----------------------------------------------------------------------------
     @property
@@ -128,6 +134,7 @@ class RaftGroup:
     def propose(self, kind: int, now_ms: int, bucket: str = "", key: bytes = b"",
                 value: bytes | None = None, members: tuple[str, ...] = ()) -> int:
         """Append an entry as leader (persisted) and start replicating it; its index."""
+        self._touch()
         assert self.can_propose()
         entry = LogEntry(self.term, self.log.last_index + 1, kind, bucket, key, value,
                          tuple(m.encode() for m in members))
@@ -150,12 +157,27 @@ class RaftGroup:
 
     # ---- time --------------------------------------------------------------------------------
     def tick(self, now_ms: int) -> None:
+        self._touch()
         if self.role is Role.LEADER:
             self._leader_tick(now_ms)
         elif now_ms >= self.election_due_ms:
             self._campaign(now_ms, pre_vote=True)
 
+    def deadline_changed(self) -> None:
+        """Someone else changed what ``next_deadline`` depends on (an election time, a peer's
+        snapshot state)."""
+        self._touch()
+
+    def _touch(self) -> None:
+        self._deadline = None
+        self._changes[0] += 1
+
     def next_deadline(self) -> int:
+        if self._deadline is None:
+            self._deadline = self._next_deadline()
+        return self._deadline
+
+    def _next_deadline(self) -> int:
         if self.role is Role.LEADER:
             times = [p.sent_ms + self.timings.heartbeat_ms for p in self.peers.values()
                      if not p.snapshot]
@@ -194,6 +216,7 @@ class RaftGroup:
 
     # ---- messages ----------------------------------------------------------------------------
     def on_message(self, src: str, msg: Message, now_ms: int) -> None:
+        self._touch()
         if isinstance(msg, RaftAppend):
             self._on_append(src, msg, now_ms)
         elif isinstance(msg, RaftAppendReply):
@@ -328,6 +351,7 @@ class RaftGroup:
                 self._send_append(node, peer, now_ms)
 
     def set_learners(self, learners: set[str], now_ms: int) -> None:
+        self._touch()
         if learners != self.learners:
             self.learners = set(learners)
             if self.role is Role.LEADER:
@@ -398,6 +422,7 @@ class RaftGroup:
 
     def snapshot_sent(self, node: str, base_index: int, now_ms: int) -> None:
         """``node`` installed our snapshot at ``base_index``: continue from the log."""
+        self._touch()
         peer = self.peers.get(node)
         self.snapshot_wanted.discard(node)
         if peer is None:
@@ -410,6 +435,7 @@ class RaftGroup:
 
     def transfer_to(self, node: str, now_ms: int) -> bool:
         """Hand leadership to caught-up member ``node``; our lease ends first."""
+        self._touch()
         peer = self.peers.get(node)
         if (not self.can_propose() or node not in self.members or peer is None
                 or peer.match < self.log.last_index):
@@ -456,6 +482,7 @@ class RaftGroup:
 
     def heard_from_leader(self, src: str, term: int, now_ms: int) -> None:
         """A valid message of ``src`` leading ``term`` (an append or a snapshot chunk)."""
+        self._touch()
         if term > self.term or self.role is not Role.FOLLOWER:
             self._step_down(term, now_ms, src)
         self.leader = src
@@ -472,6 +499,7 @@ class RaftGroup:
         """A snapshot at ``base_index`` (beyond our commit) replaced our applied state. As in
         Raft (figure 13), entries after the base are kept when our log holds the base entry
         itself: we may have acknowledged them, and a leader may have counted them."""
+        self._touch()
         if self.log.term_at(base_index) == base_term:
             self.log.compact(base_index)
         else:
