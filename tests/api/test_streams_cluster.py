@@ -174,8 +174,8 @@ async def _iterator_types(apis: list[Api], arn: str, events: list[dict[str, Any]
         "SequenceNumber"]
     shards = (await apis[1].streams("DescribeStream", {"StreamArn": arn}))[
         "StreamDescription"]["Shards"]
-    shard = next(s["ShardId"] for s in shards if s["ShardId"].endswith(
-        f"{int(first[16:]):08x}"))
+    shard = next(s["ShardId"] for s in shards  # IDs name the partition, then the start
+                 if s["ShardId"].split("-")[2] == f"{int(first[16:]):08x}")
     base = {"StreamArn": arn, "ShardId": shard}
     at = await apis[2].streams("GetShardIterator", {
         **base, "ShardIteratorType": "AT_SEQUENCE_NUMBER", "SequenceNumber": first})

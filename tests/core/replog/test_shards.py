@@ -25,12 +25,15 @@ HOUR = 3600 * 1000
 
 
 def test_roll_due_names_genesis_membership_and_period() -> None:
-    assert roll_due(Lineage(), 0, 0, HOUR) == "genesis"
+    assert roll_due(Lineage(), 0, 0, HOUR, 0) == "genesis"
     lineage = Lineage(10, ((0, 5_000),))
-    assert roll_due(lineage, 3, 5_000 + HOUR - 1, HOUR) == ""
-    assert roll_due(lineage, 10, 5_000, HOUR) == ""  # the change the lineage already follows
-    assert roll_due(lineage, 11, 5_000, HOUR) == "membership"
-    assert roll_due(lineage, 3, 5_000 + HOUR, HOUR) == "period"
+    assert roll_due(lineage, 3, 5_000 + HOUR - 1, HOUR, 9) == ""
+    assert roll_due(lineage, 10, 5_000, HOUR, 9) == ""  # the change it already follows
+    assert roll_due(lineage, 11, 5_000, HOUR, 9) == "membership"
+    assert roll_due(lineage, 3, 5_000 + HOUR, HOUR, 9) == "period"
+    rolled_at_20 = Lineage(20, ((0, 5_000), (20, 6_000)))
+    assert roll_due(rolled_at_20, 3, 6_000 + HOUR, HOUR, 9) == ""  # no record: not closed
+    assert roll_due(rolled_at_20, 25, 6_000, HOUR, 9) == "membership"  # a move closes it
 
 
 def test_rolled_opens_a_shard_at_the_entry_and_drops_those_closed_past_retention() -> None:

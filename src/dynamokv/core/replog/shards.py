@@ -80,15 +80,17 @@ def lineage_key(partition: int, q: int) -> bytes:
         n += 1
 
 
-def roll_due(lineage: Lineage, config_index: int, wall_ms: int, every_ms: int) -> str:
+def roll_due(lineage: Lineage, config_index: int, wall_ms: int, every_ms: int,
+             last_record: int) -> str:
     """Why the leader must write a new lineage now ("" if it need not): ``genesis`` (none
     yet), ``membership`` (the group's configuration changed after the open shard began),
-    ``period`` (the open shard is ``every_ms`` old)."""
+    ``period`` (the open shard is ``every_ms`` old and holds a record: ``last_record``, the
+    partition's newest stream record, is in it; a shard is not closed empty)."""
     if not lineage.shards:
         return "genesis"
     if config_index > lineage.written_at:
         return "membership"
-    if wall_ms - lineage.shards[-1][1] >= every_ms:
+    if wall_ms - lineage.shards[-1][1] >= every_ms and last_record > lineage.shards[-1][0]:
         return "period"
     return ""
 

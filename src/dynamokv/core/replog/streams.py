@@ -7,7 +7,8 @@ partition), and reads of records for the DynamoDB Streams API: served from this 
 when it replicates the partition, otherwise forwarded to a replica (``StreamFetch``), each with
 the partition's shard lineage as of the same applied state. As a group's leader it also rolls
 the partition's shard (``replog.shards``): when the group's membership changed (a ring move)
-and every ``roll_every_ms``, by proposing the new lineage as a log entry.
+and every ``roll_every_ms`` (if the shard holds a record), by proposing the new lineage as a
+log entry.
 ``StreamStore`` is the persistence port (``messages.StreamRecord`` is one record).
 May import: ``dynamokv.core.*``, ``dynamokv.errors``.
 
@@ -149,9 +150,10 @@ class StreamRecords:
         if any(e.bucket == SHARDS_BUCKET for e in raft.log.entries if e.index > raft.applied):
             return []
         lineage = self.lineage(raft.group)
-        reason = roll_due(lineage, raft.log.config_index, self.wall_ms, self.roll_every_ms)
-        if not reason or (reason == "genesis"
-                          and self.store.last_stream_index(raft.group) == 0):
+        last_record = self.store.last_stream_index(raft.group)
+        reason = roll_due(lineage, raft.log.config_index, self.wall_ms, self.roll_every_ms,
+                          last_record)
+        if not reason or (reason == "genesis" and last_record == 0):
             return []  # a partition that never held a stream record needs no shards
         at = raft.log.last_index + 1
         new = rolled(lineage, reason, at, self.wall_ms, RETENTION_MS)
