@@ -114,13 +114,16 @@ class StreamRecords:
         if self.store is None or now_ms < self._trim_at:
             return effects
         self._trim_at = now_ms + TRIM_EVERY_MS
+        groups: list[int] = []
         try:
-            for group in self.store.stream_groups():
+            groups = self.store.stream_groups()
+            for group in groups:
                 self._trim(group)
         except DynamoKVError as exc:
             effects.append(Log("warning", "trimming stream records failed; retrying later",
                                {"error": f"{exc.code}: {exc}"}))
-        for group in sorted(self.logs.groups):
+        # Only partitions that ever held a stream record have shards to roll.
+        for group in sorted(set(groups) & set(self.logs.groups)):
             try:
                 effects.extend(self._roll(self.logs.groups[group], now_ms))
             except DynamoKVError as exc:
@@ -154,7 +157,7 @@ class StreamRecords:
         reason = roll_due(lineage, raft.log.config_index, self.wall_ms, self.roll_every_ms,
                           last_record)
         if not reason or (reason == "genesis" and last_record == 0):
-            return []  # a partition that never held a stream record needs no shards
+            return []  # all its records were trimmed: none to put in a shard yet
         at = raft.log.last_index + 1
         new = rolled(lineage, reason, at, self.wall_ms, RETENTION_MS)
         raft.propose(PUT, now_ms, SHARDS_BUCKET, lineage_key(raft.group, ring.q), new.encode())
