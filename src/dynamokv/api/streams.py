@@ -5,7 +5,7 @@ members of a TableDescription, and the ``DynamoDBStreams_20120810`` operations: 
 DescribeStream, GetShardIterator, GetRecords (shard iterators, sequence numbers, records).
 May import: stdlib, ``orjson``, :mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.errors`,
 :mod:`dynamokv.api.layout.items`, :mod:`dynamokv.api.operations.common`,
-:mod:`dynamokv.core.replog.shards`.
+:mod:`dynamokv.core.replog.shards`, :mod:`dynamokv.core.replog.streams`.
 
 Where records come from. A write of a table whose stream is enabled (as this node's catalog
 sees it) is a log entry flagged ``STREAMED``; every replica of the partition keeps a record of
@@ -34,6 +34,7 @@ from dynamokv.api.layout.items import committed_value, stored_wire
 from dynamokv.api.operations.common import ApiContext, Params, enum_error
 from dynamokv.api.schema.catalog import TableInfo, table_arn
 from dynamokv.core.replog.shards import Lineage
+from dynamokv.core.replog.streams import RETENTION_MS
 
 VIEW_TYPES = ("NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY")
 ITERATOR_TYPES = ("TRIM_HORIZON", "LATEST", "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER")
@@ -237,9 +238,11 @@ async def list_streams(ctx: ApiContext, params: Params) -> dict[str, Any]:
     return out
 
 
-def _shards(info: TableInfo, partition: int, bounds: Any) -> list[dict[str, Any]]:
+def _shards(info: TableInfo, partition: int, bounds: Any, now_ms: int
+            ) -> list[dict[str, Any]]:
     """The shards of ``partition`` in this stream, oldest first: every shard of the
-    partition's lineage but those closed before the stream was created."""
+    partition's lineage but those closed before the stream was created or more than the
+    retention period ago (the lineage drops those at its next roll)."""
     lineage = Lineage.decode(bounds.shards)
     enabled = stream_enabled(info.description)
     shards: list[dict[str, Any]] = []
@@ -247,8 +250,9 @@ def _shards(info: TableInfo, partition: int, bounds: Any) -> list[dict[str, Any]
     for start in lineage.starts():
         closed_ms = lineage.closed_ms(start)
         sid = shard_id(info, partition, start)
-        if closed_ms is not None and closed_ms < _created_ms(info) - CLOCK_MARGIN_MS:
-            continue  # closed before this stream began: none of its records are the stream's
+        if closed_ms is not None and (closed_ms < _created_ms(info) - CLOCK_MARGIN_MS
+                                      or closed_ms < now_ms - RETENTION_MS):
+            continue  # closed before this stream began, or every record of it is trimmed
         end = lineage.end_of(start)
         numbers = {"StartingSequenceNumber": sequence_number(start + 1, partition)}
         if end is not None:
@@ -265,7 +269,7 @@ def _shards(info: TableInfo, partition: int, bounds: Any) -> list[dict[str, Any]
 
 
 async def _shards_from(handle: StreamHandle, info: TableInfo, first: int, after: str | None,
-                       limit: int) -> tuple[list[dict[str, Any]], bool]:
+                       limit: int, now_ms: int) -> tuple[list[dict[str, Any]], bool]:
     """Up to ``limit`` shards from partition ``first`` on (of it, only those after the shard
     ``after``); and whether more follow."""
     out: list[dict[str, Any]] = []
@@ -276,7 +280,7 @@ async def _shards_from(handle: StreamHandle, info: TableInfo, first: int, after:
         reads = await asyncio.gather(*(handle.stream_read(p, info.bucket, 0, 0)
                                        for p in batch))
         for p, bounds in zip(batch, reads, strict=True):
-            shards = _shards(info, p, bounds)
+            shards = _shards(info, p, bounds, now_ms)
             if p == first and after is not None:
                 ids = [s["ShardId"] for s in shards]
                 shards = shards[ids.index(after) + 1:] if after in ids else [
@@ -293,10 +297,11 @@ async def describe_stream(ctx: ApiContext, params: Params) -> dict[str, Any]:
     start = params.string("ExclusiveStartShardId")
     parent = _shard_filter(params)
     info = await _stream(ctx, arn)
+    now_ms = int(ctx.clock() * 1000)
     if parent is not None:
         partition, _ = _parse_shard(info, parent, handle.q)
         bounds = await handle.stream_read(partition, info.bucket, 0, 0)
-        shards = [s for s in _shards(info, partition, bounds)
+        shards = [s for s in _shards(info, partition, bounds, now_ms)
                   if s.get("ParentShardId") == parent]
         more = False
     else:
@@ -304,7 +309,7 @@ async def describe_stream(ctx: ApiContext, params: Params) -> dict[str, Any]:
         if start is not None:
             first, _ = _parse_shard(info, start, handle.q)
             after = start
-        shards, more = await _shards_from(handle, info, first, after, limit)
+        shards, more = await _shards_from(handle, info, first, after, limit, now_ms)
     d = info.description
     spec = d.get("StreamSpecification") or {}
     description: dict[str, Any] = {
@@ -377,10 +382,10 @@ async def get_shard_iterator(ctx: ApiContext, params: Params) -> dict[str, Any]:
     info = await _stream(ctx, arn)
     partition, start = _parse_shard(info, shard, handle.q)
     bounds = await handle.stream_read(partition, info.bucket, 0, 0)
-    if shard not in {s["ShardId"] for s in _shards(info, partition, bounds)}:
+    now_ms = int(ctx.clock() * 1000)
+    if shard not in {s["ShardId"] for s in _shards(info, partition, bounds, now_ms)}:
         raise _no_shard()
     end = Lineage.decode(bounds.shards).end_of(start)
-    now_ms = int(ctx.clock() * 1000)
     if kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
         if number is None:
             raise ValidationException(
