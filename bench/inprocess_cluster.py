@@ -26,15 +26,15 @@ DYNAMODB = "DynamoDB_20120810."
 STREAMS = "DynamoDBStreams_20120810."
 
 
-async def start_cluster(root: Path) -> list[RunningNode]:
+async def start_cluster(root: Path, **options: Any) -> list[RunningNode]:
     """Three nodes under ``root``, once they agree on a ring of all three and their partition
-    logs have settled."""
+    logs have settled; ``options``: more ``NodeConfig`` fields for every node."""
     ports = free_ports(3)
     nodes = []
     for i, port in enumerate(ports, start=1):
         nodes.append(await start_node(NodeConfig(
             node_id=f"n{i}", listen=f"127.0.0.1:{port}", data_dir=root / f"n{i}",
-            seeds=() if i == 1 else (f"127.0.0.1:{ports[0]}",), ring_size=16)))
+            seeds=() if i == 1 else (f"127.0.0.1:{ports[0]}",), ring_size=16, **options)))
     for _ in range(400):
         rings = {n.runner.core.ring for n in nodes}
         ring = next(iter(rings))

@@ -6,7 +6,10 @@ May import: ``dynamokv``.
 
 Usage (from the repository root)::
 
-    PYTHONPATH=src python bench/streams_bench.py [--items N] [--rounds R]
+    PYTHONPATH=src python bench/streams_bench.py [--items N] [--rounds R] [--shard-roll S]
+
+``--shard-roll`` closes each partition's shard every S seconds (default 14400, DynamoDB's 4 h),
+so a short period makes the read go through many closed shards and their children.
 
 Writes are sequential through node 1's API object (no HTTP), so the figures are latency-bound:
 they show the relative cost of recording, not the cluster's capacity. Rounds alternate the two
@@ -49,28 +52,36 @@ async def _puts(app: DynamoDBApp, table: str, items: int, round_: int) -> float:
     return items / (time.perf_counter() - start)
 
 
-async def _read_all(app: DynamoDBApp, arn: str) -> tuple[int, float]:
+async def _read_all(app: DynamoDBApp, arn: str) -> tuple[int, int, float]:
+    """(records, shards, records/s) of the whole stream read from TRIM_HORIZON, every shard
+    to its end (closed) or to what is there (open), DescribeStream paged."""
     s = STREAMS
     start = time.perf_counter()
-    shards = (await call(app, "DescribeStream", {"StreamArn": arn}, s))[
-        "StreamDescription"]["Shards"]
+    shards: list[dict[str, Any]] = []
+    page: dict[str, Any] = {"StreamArn": arn}
+    while True:
+        described = (await call(app, "DescribeStream", page, s))["StreamDescription"]
+        shards += described["Shards"]
+        if "LastEvaluatedShardId" not in described:
+            break
+        page = {"StreamArn": arn, "ExclusiveStartShardId": described["LastEvaluatedShardId"]}
     count = 0
     for shard in shards:
         it = (await call(app, "GetShardIterator", {
             "StreamArn": arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"},
             s))["ShardIterator"]
-        while True:
-            page = await call(app, "GetRecords", {"ShardIterator": it}, s)
-            count += len(page["Records"])
-            if not page["Records"]:
+        while it:
+            records = await call(app, "GetRecords", {"ShardIterator": it}, s)
+            count += len(records["Records"])
+            if not records["Records"]:
                 break
-            it = page["NextShardIterator"]
-    return count, count / (time.perf_counter() - start)
+            it = records.get("NextShardIterator")
+    return count, len(shards), count / (time.perf_counter() - start)
 
 
-async def main(items: int, rounds: int) -> None:
+async def main(items: int, rounds: int, roll_s: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        nodes = await start_cluster(Path(tmp))
+        nodes = await start_cluster(Path(tmp), stream_shard_roll_s=roll_s)
         try:
             assert nodes[0].handle is not None
             app = DynamoDBApp(nodes[0].handle)
@@ -81,12 +92,12 @@ async def main(items: int, rounds: int) -> None:
             for r in range(rounds):
                 for table in ("plain", "streamed"):
                     best[table] = max(best[table], await _puts(app, table, items, r))
-            count, rate = await _read_all(app, arn)
+            count, shards, rate = await _read_all(app, arn)
             print(f"PutItem, no stream:          {best['plain']:8.0f} items/s")
             print(f"PutItem, NEW_AND_OLD_IMAGES: {best['streamed']:8.0f} items/s "
                   f"({100 * (best['streamed'] / best['plain'] - 1):+.0f}%)")
-            print(f"GetRecords (TRIM_HORIZON, all shards): {count} records, {rate:8.0f} "
-                  "records/s")
+            print(f"GetRecords (TRIM_HORIZON, all {shards} shards): {count} records, "
+                  f"{rate:8.0f} records/s")
         finally:
             for n in nodes:
                 await n.stop()
@@ -96,5 +107,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shard-roll", type=float, default=4 * 3600.0, metavar="SECONDS")
     args = parser.parse_args()
-    asyncio.run(main(args.items, args.rounds))
+    asyncio.run(main(args.items, args.rounds, args.shard_roll))

@@ -1,8 +1,11 @@
 """DynamoDB Streams and TTL on a real 3-process cluster (lmdb, ring of 16, ``--http``, the table
-sweep every second): boto3's ``dynamodbstreams`` client reads through one node what was written
-through the others, TTL expiry shows up as service deletes in the stream and expired items go,
-DescribeTable counts the items; then a smoke test of ``aws dynamodbstreams`` and the TTL
-commands of ``aws dynamodb``. Every process is stopped by PID; every wait is bounded."""
+sweep every second, stream shards rolled every 2 seconds): boto3's ``dynamodbstreams`` client
+reads through one node what was written through the others, TTL expiry shows up as service
+deletes in the stream and expired items go, DescribeTable counts the items; shards close and
+a child continues each (a tailing reader follows ``CHILD_SHARDS``; a reader of the whole stream
+pages DescribeStream and reads parents before children), no record lost or read twice; then a
+smoke test of ``aws dynamodbstreams`` and the TTL commands of ``aws dynamodb``. Every process
+is stopped by PID; every wait is bounded."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ pytestmark = pytest.mark.cluster
 T = TypeVar("T")
 WAIT_S = 40.0
 SERVICE = {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
+ROLL_S = 2  # seconds a stream shard stays open
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpCluster]:
     for i in range(3):
         argv = local._argv(f"n{i + 1}", f"127.0.0.1:{ports[i]}", root / f"n{i + 1}",
                            [first] if i else [],
-                           ["--http", result.http[i], "--table-sweep-interval", "1"])
+                           ["--http", result.http[i], "--table-sweep-interval", "1",
+                            "--stream-shard-roll", str(ROLL_S)])
         local.nodes.append(NodeProc(f"n{i + 1}", f"127.0.0.1:{ports[i]}", root / f"n{i + 1}",
                                     argv))
     try:
@@ -74,18 +79,58 @@ def eventually(check: Callable[[], T | None], what: str) -> T:
     raise AssertionError(f"not within {WAIT_S}s: {what}")
 
 
-def all_records(streams: Any, arn: str) -> list[dict[str, Any]]:
-    shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+def all_shards(streams: Any, arn: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Every shard of the stream, DescribeStream paged ``limit`` shards at a time."""
+    shards: list[dict[str, Any]] = []
+    start: dict[str, str] = {}
+    for _ in range(1000):
+        page = streams.describe_stream(StreamArn=arn, Limit=limit, **start)[
+            "StreamDescription"]
+        assert len(page["Shards"]) <= limit
+        shards += page["Shards"]
+        if "LastEvaluatedShardId" not in page:
+            return shards
+        start = {"ExclusiveStartShardId": page["LastEvaluatedShardId"]}
+    raise AssertionError("DescribeStream kept paging")
+
+
+def drain(streams: Any, it: str | None, seen: list[dict[str, Any]], limit: int = 100
+          ) -> str | None:
+    """Read a shard from ``it`` until caught up (the next iterator) or closed (None)."""
+    while it is not None:
+        page = streams.get_records(ShardIterator=it, Limit=limit)
+        seen += page["Records"]
+        it = page.get("NextShardIterator")
+        if not page["Records"]:
+            break
+    return it
+
+
+def all_records(streams: Any, arn: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Every record of the stream as the Kinesis adapter reads it: each shard from
+    TRIM_HORIZON to its end (closed) or to what is there (open), parents before children."""
+    shards = all_shards(streams, arn, limit)
+    ids = [s["ShardId"] for s in shards]
+    assert len(set(ids)) == len(ids)  # no shard on two pages
+    done: set[str] = set()
     records: list[dict[str, Any]] = []
-    for shard in shards:
-        it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        for _ in range(100):
-            page = streams.get_records(ShardIterator=it, Limit=100)
-            records += page["Records"]
-            if not page["Records"]:
-                break
-            it = page["NextShardIterator"]
+    while len(done) < len(shards):
+        ready = [s for s in shards if s["ShardId"] not in done
+                 and s.get("ParentShardId") in (None, *done)]
+        assert ready, "a shard whose parent is listed but never readable"
+        for shard in ready:
+            it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                            ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            mine: list[dict[str, Any]] = []
+            closed = drain(streams, it, mine) is None
+            numbers = shard["SequenceNumberRange"]
+            for r in mine:
+                assert numbers["StartingSequenceNumber"] <= r["dynamodb"]["SequenceNumber"]
+                if "EndingSequenceNumber" in numbers:
+                    assert r["dynamodb"]["SequenceNumber"] <= numbers["EndingSequenceNumber"]
+            assert closed or "EndingSequenceNumber" not in numbers
+            records += mine
+            done.add(shard["ShardId"])
     return records
 
 
@@ -116,7 +161,10 @@ def test_streams_ttl_and_counts_through_boto3(cluster: HttpCluster) -> None:
     listed = streams.list_streams(TableName=name)["Streams"]
     assert [s["StreamArn"] for s in listed] == [arn]
     description = streams.describe_stream(StreamArn=arn)["StreamDescription"]
-    assert description["StreamStatus"] == "ENABLED" and len(description["Shards"]) == 16
+    assert description["StreamStatus"] == "ENABLED"
+    open_shards = [s for s in all_shards(streams, arn)
+                   if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+    assert len(open_shards) == 16  # one open shard per ring partition
     assert description["StreamViewType"] == "NEW_AND_OLD_IMAGES"
 
     def expired_in_stream() -> list[dict[str, Any]] | None:
@@ -144,6 +192,107 @@ def test_streams_ttl_and_counts_through_boto3(cluster: HttpCluster) -> None:
 
     table = eventually(counted, "ItemCount 7 in DescribeTable")
     assert table["TableSizeBytes"] > 0
+
+
+def _stream_table(ddb: Any, name: str) -> str:
+    created = ddb.create_table(
+        TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+    return str(created["TableDescription"]["LatestStreamArn"])
+
+
+def _values(records: list[dict[str, Any]], key: str) -> list[int]:
+    return [int(r["dynamodb"]["NewImage"]["v"]["N"]) for r in records
+            if r["dynamodb"]["Keys"]["id"]["S"] == key]
+
+
+def _shard_of(streams: Any, arn: str, key: str) -> str:
+    """The shard holding the first record of ``key``."""
+    for shard in all_shards(streams, arn):
+        it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records: list[dict[str, Any]] = []
+        drain(streams, it, records)
+        if _values(records, key):
+            return str(shard["ShardId"])
+    raise AssertionError(f"no shard holds a record of {key}")
+
+
+def _child(streams: Any, arn: str, parent: str) -> str:
+    def found() -> str | None:
+        children = streams.describe_stream(StreamArn=arn, ShardFilter={
+            "Type": "CHILD_SHARDS", "ShardId": parent})["StreamDescription"]["Shards"]
+        assert [c["ParentShardId"] for c in children] in ([], [parent])
+        return str(children[0]["ShardId"]) if children else None
+
+    return eventually(found, f"the child of {parent}")
+
+
+def test_a_tailing_reader_follows_each_closed_shard_into_its_child(cluster: HttpCluster
+                                                                   ) -> None:
+    ddb = cluster.client(1)
+    name = f"tail_{os.getpid()}"
+    arn = _stream_table(cluster.client(0), name)
+    ddb.put_item(TableName=name, Item={"id": {"S": "hot"}, "v": {"N": "0"}})
+    streams = streams_client(cluster, 2)
+    followed = [eventually(lambda: _shard_of(streams, arn, "hot"), "the record of hot")]
+    it: str | None = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=followed[0], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    seen: list[dict[str, Any]] = []
+    written = 1
+    deadline = time.monotonic() + WAIT_S
+    while len(followed) < 3 and time.monotonic() < deadline:  # two rolls at least
+        ddb.put_item(TableName=name, Item={"id": {"S": "hot"}, "v": {"N": str(written)}})
+        written += 1
+        it = drain(streams, it, seen, limit=3)
+        if it is None:  # closed, its last record read: the child continues the partition
+            followed.append(_child(streams, arn, followed[-1]))
+            it = streams.get_shard_iterator(StreamArn=arn, ShardId=followed[-1],
+                                            ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        time.sleep(0.2)
+    assert len(followed) >= 3, f"fewer than two rolls in {WAIT_S}s"
+    eventually(lambda: True if len(_values(seen, "hot")) >= written or drain(
+        streams, it, seen) is None else None, "the last writes read")
+    assert _values(seen, "hot") == list(range(written))  # in order, none lost, none twice
+    numbers = [r["dynamodb"]["SequenceNumber"] for r in seen]
+    assert numbers == sorted(numbers)
+
+
+def test_the_whole_stream_across_rolls_parents_before_children(cluster: HttpCluster) -> None:
+    ddbs = [cluster.client(i) for i in range(3)]
+    name = f"rolls_{os.getpid()}"
+    arn = _stream_table(ddbs[0], name)
+    keys = [f"k{i}" for i in range(6)]
+    end = time.monotonic() + 2.5 * ROLL_S  # writes across two rolls at least
+    rounds = 0
+    while time.monotonic() < end or rounds < 3:
+        for i, key in enumerate(keys):
+            ddbs[(i + rounds) % 3].put_item(TableName=name, Item={
+                "id": {"S": key}, "v": {"N": str(rounds)}})
+        rounds += 1
+    streams = [streams_client(cluster, i) for i in range(3)]
+
+    def complete() -> list[dict[str, Any]] | None:
+        records = all_records(streams[0], arn, limit=7)  # DescribeStream in pages of 7
+        return records if all(len(_values(records, k)) >= rounds for k in keys) else None
+
+    records = eventually(complete, "every write in the stream")
+    for key in keys:
+        assert _values(records, key) == list(range(rounds))  # none lost, none twice
+    shards = all_shards(streams[1], arn)
+    closed = {s["ShardId"]: s for s in shards if "EndingSequenceNumber" in s[
+        "SequenceNumberRange"]}
+    children = [s for s in shards if s.get("ParentShardId") in closed]
+    assert closed and children
+    for child in children:  # a child's records come after all of its parent's
+        parent = closed[child["ParentShardId"]]["SequenceNumberRange"]
+        assert child["SequenceNumberRange"]["StartingSequenceNumber"] > parent[
+            "EndingSequenceNumber"]
+    later = {s["ShardId"]: s for s in all_shards(streams[2], arn, limit=5)}
+    for sid, shard in closed.items():  # every node lists the same closed shards
+        assert later[sid] == shard
 
 
 def aws(endpoint: str, home: Path, *args: str) -> Any:

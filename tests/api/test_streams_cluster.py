@@ -174,8 +174,8 @@ async def _iterator_types(apis: list[Api], arn: str, events: list[dict[str, Any]
         "SequenceNumber"]
     shards = (await apis[1].streams("DescribeStream", {"StreamArn": arn}))[
         "StreamDescription"]["Shards"]
-    shard = next(s["ShardId"] for s in shards if s["ShardId"].endswith(
-        f"{int(first[16:]):08x}"))
+    shard = next(s["ShardId"] for s in shards  # IDs name the partition, then the start
+                 if s["ShardId"].split("-")[2] == f"{int(first[16:]):08x}")
     base = {"StreamArn": arn, "ShardId": shard}
     at = await apis[2].streams("GetShardIterator", {
         **base, "ShardIteratorType": "AT_SEQUENCE_NUMBER", "SequenceNumber": first})
@@ -337,6 +337,68 @@ def test_ttl_expiry_and_counts(cluster: Path) -> None:
                                              "PrincipalId": "dynamodb.amazonaws.com"}
                 assert r["dynamodb"]["OldImage"]["expires"]["N"]
             assert all("userIdentity" not in r for r in records if r["eventName"] == "INSERT")
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(main())
+
+
+def test_shards_roll_close_and_age_out(cluster: Path) -> None:
+    """Shards rolled every second: a closed shard ends its reads and names its child, the
+    shard filter finds the child, sequence numbers outside a shard are refused, and a shard
+    closed more than 24 hours ago is no longer listed."""
+
+    async def main() -> None:
+        nodes = await start_inprocess_cluster(cluster, 3, stream_shard_roll_s=1)
+        apis = [Api(n) for n in nodes]
+        try:
+            api = apis[0]
+            arn = (await api.ok("CreateTable", _table("NEW_IMAGE")))["TableDescription"][
+                "LatestStreamArn"]
+            await api.ok("PutItem", {"TableName": TABLE, "Item": _item("a", v=0)})
+            closed: dict[str, Any] = {}
+            for v in range(1, 60):  # until a's shard closed and its child has a record
+                await asyncio.sleep(0.2)
+                await api.ok("PutItem", {"TableName": TABLE, "Item": _item("a", v=v)})
+                shards = (await apis[1].streams("DescribeStream", {"StreamArn": arn}))[
+                    "StreamDescription"]["Shards"]
+                closed = {s["ShardId"]: s for s in shards
+                          if "EndingSequenceNumber" in s["SequenceNumberRange"]}
+                if closed:
+                    break
+            assert closed, "no shard closed within 12 s"
+            sid, shard = next(iter(closed.items()))
+            it = (await apis[2].streams("GetShardIterator", {
+                "StreamArn": arn, "ShardId": sid, "ShardIteratorType": "TRIM_HORIZON"}))[
+                "ShardIterator"]
+            page = await apis[2].streams("GetRecords", {"ShardIterator": it})
+            assert "NextShardIterator" not in page  # read to its end: closed
+            ending = shard["SequenceNumberRange"]["EndingSequenceNumber"]
+            assert all(r["dynamodb"]["SequenceNumber"] <= ending for r in page["Records"])
+            children = (await api.streams("DescribeStream", {
+                "StreamArn": arn, "ShardFilter": {"Type": "CHILD_SHARDS", "ShardId": sid}}))[
+                "StreamDescription"]["Shards"]
+            assert [c["ParentShardId"] for c in children] == [sid]
+            assert children[0]["SequenceNumberRange"]["StartingSequenceNumber"] > ending
+            beyond = str(int(ending[:16]) + 1).zfill(16) + ending[16:]
+            assert (await api.error("GetShardIterator", {
+                "StreamArn": arn, "ShardId": sid, "ShardIteratorType": "AT_SEQUENCE_NUMBER",
+                "SequenceNumber": beyond})) == (
+                f"ValidationException: Invalid SequenceNumber: {beyond} is not a sequence "
+                "number of this shard")
+            assert (await api.error("DescribeStream", {
+                "StreamArn": arn, "ShardFilter": {"Type": "PARENT", "ShardId": sid}})
+            ).startswith("ValidationException: 1 validation error detected: Value 'PARENT'")
+            real = api.app.context.clock
+            api.app.context.clock = lambda: real() + 25 * 3600  # a day later
+            aged = (await api.streams("DescribeStream", {"StreamArn": arn}))[
+                "StreamDescription"]["Shards"]
+            assert not any(s["ShardId"] in closed for s in aged)
+            assert not any(s.get("ParentShardId") in closed for s in aged)
+            assert (await api.error("GetShardIterator", {
+                "StreamArn": arn, "ShardId": sid, "ShardIteratorType": "TRIM_HORIZON"})) == (
+                "ResourceNotFoundException: Requested resource not found: Shard does not exist")
         finally:
             for n in nodes:
                 await n.stop()

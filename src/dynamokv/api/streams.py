@@ -4,7 +4,8 @@ Owns: parsing and applying ``StreamSpecification`` (CreateTable, UpdateTable), t
 members of a TableDescription, and the ``DynamoDBStreams_20120810`` operations: ListStreams,
 DescribeStream, GetShardIterator, GetRecords (shard iterators, sequence numbers, records).
 May import: stdlib, ``orjson``, :mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.errors`,
-:mod:`dynamokv.api.layout.items`, :mod:`dynamokv.api.operations.common`.
+:mod:`dynamokv.api.layout.items`, :mod:`dynamokv.api.operations.common`,
+:mod:`dynamokv.core.replog.shards`, :mod:`dynamokv.core.replog.streams`.
 
 Where records come from. A write of a table whose stream is enabled (as this node's catalog
 sees it) is a log entry flagged ``STREAMED``; every replica of the partition keeps a record of
@@ -32,6 +33,8 @@ from dynamokv.api.errors import DynamoDBError, ResourceNotFoundException, Valida
 from dynamokv.api.layout.items import committed_value, stored_wire
 from dynamokv.api.operations.common import ApiContext, Params, enum_error
 from dynamokv.api.schema.catalog import TableInfo, table_arn
+from dynamokv.core.replog.shards import Lineage
+from dynamokv.core.replog.streams import RETENTION_MS
 
 VIEW_TYPES = ("NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY")
 ITERATOR_TYPES = ("TRIM_HORIZON", "LATEST", "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER")
@@ -177,21 +180,28 @@ def _created_ms(info: TableInfo) -> int:
     return int(info.description.get("StreamCreatedMs", 0))
 
 
-def shard_id(info: TableInfo, partition: int) -> str:
-    return f"shardId-{_created_ms(info):020d}-{partition:08x}"
+def shard_id(info: TableInfo, partition: int, start: int) -> str:
+    """The ID of ``partition``'s shard that begins after log index ``start``."""
+    return f"shardId-{_created_ms(info):020d}-{partition:08x}-{start:012x}"
 
 
-def _partition_of(info: TableInfo, shard: str, q: int) -> int:
+def _no_shard() -> ResourceNotFoundException:
+    return ResourceNotFoundException("Requested resource not found: Shard does not exist")
+
+
+def _parse_shard(info: TableInfo, shard: str, q: int) -> tuple[int, int]:
+    """(partition, start) of a shard ID of this stream."""
     head = f"shardId-{_created_ms(info):020d}-"
-    tail = shard[len(head):]
-    if shard.startswith(head) and len(tail) == 8:
-        try:
-            partition = int(tail, 16)
-        except ValueError:
-            partition = -1
-        if 0 <= partition < q:
-            return partition
-    raise ResourceNotFoundException("Requested resource not found: Shard does not exist")
+    partition_hex, dash, start_hex = shard[len(head):].partition("-")
+    if (shard.startswith(head) and dash and len(partition_hex) == 8
+            and len(start_hex) == 12 and all(c in _HEX for c in partition_hex + start_hex)):
+        partition, start = int(partition_hex, 16), int(start_hex, 16)
+        if partition < q:
+            return partition, start
+    raise _no_shard()
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def sequence_number(index: int, partition: int) -> str:
@@ -228,60 +238,136 @@ async def list_streams(ctx: ApiContext, params: Params) -> dict[str, Any]:
     return out
 
 
+def _shards(info: TableInfo, partition: int, bounds: Any, now_ms: int
+            ) -> list[dict[str, Any]]:
+    """The shards of ``partition`` in this stream, oldest first: every shard of the
+    partition's lineage but those closed before the stream was created or more than the
+    retention period ago (the lineage drops those at its next roll)."""
+    lineage = Lineage.decode(bounds.shards)
+    enabled = stream_enabled(info.description)
+    shards: list[dict[str, Any]] = []
+    parent: str | None = None
+    for start in lineage.starts():
+        closed_ms = lineage.closed_ms(start)
+        sid = shard_id(info, partition, start)
+        if closed_ms is not None and (closed_ms < _created_ms(info) - CLOCK_MARGIN_MS
+                                      or closed_ms < now_ms - RETENTION_MS):
+            continue  # closed before this stream began, or every record of it is trimmed
+        end = lineage.end_of(start)
+        numbers = {"StartingSequenceNumber": sequence_number(start + 1, partition)}
+        if end is not None:
+            numbers["EndingSequenceNumber"] = sequence_number(end, partition)
+        elif not enabled:
+            numbers["EndingSequenceNumber"] = sequence_number(
+                max(bounds.last, start + 1), partition)
+        shard: dict[str, Any] = {"ShardId": sid, "SequenceNumberRange": numbers}
+        if parent is not None:
+            shard["ParentShardId"] = parent
+        shards.append(shard)
+        parent = sid
+    return shards
+
+
+async def _shards_from(handle: StreamHandle, info: TableInfo, first: int, after: str | None,
+                       limit: int, now_ms: int) -> tuple[list[dict[str, Any]], bool]:
+    """Up to ``limit`` shards from partition ``first`` on (of it, only those after the shard
+    ``after``); and whether more follow."""
+    out: list[dict[str, Any]] = []
+    partition = first
+    while partition < handle.q and len(out) <= limit:
+        # Every partition has an open shard, so this many partitions fill the page.
+        batch = list(range(partition, min(handle.q, partition + limit + 1 - len(out))))
+        reads = await asyncio.gather(*(handle.stream_read(p, info.bucket, 0, 0)
+                                       for p in batch))
+        for p, bounds in zip(batch, reads, strict=True):
+            shards = _shards(info, p, bounds, now_ms)
+            if p == first and after is not None:
+                ids = [s["ShardId"] for s in shards]
+                shards = shards[ids.index(after) + 1:] if after in ids else [
+                    s for s in shards if s["ShardId"] > after]
+            out.extend(shards)
+        partition = batch[-1] + 1
+    return out[:limit], len(out) > limit
+
+
 async def describe_stream(ctx: ApiContext, params: Params) -> dict[str, Any]:
     handle = _handle(ctx)
     arn = params.req_string("StreamArn")
     limit = params.integer("Limit", minimum=1, maximum=100) or 100
     start = params.string("ExclusiveStartShardId")
+    parent = _shard_filter(params)
     info = await _stream(ctx, arn)
-    q = handle.q
-    first = 0 if start is None else _partition_of(info, start, q) + 1
-    partitions = list(range(first, min(q, first + limit)))
-    bounds = await asyncio.gather(*(handle.stream_read(p, info.bucket, 0, 0)
-                                    for p in partitions))
-    enabled = stream_enabled(info.description)
-    shards = []
-    for p, b in zip(partitions, bounds, strict=True):
-        numbers = {"StartingSequenceNumber": sequence_number(b.trimmed + 1, p)}
-        if not enabled:
-            numbers["EndingSequenceNumber"] = sequence_number(max(b.last, b.trimmed + 1), p)
-        shards.append({"ShardId": shard_id(info, p), "SequenceNumberRange": numbers})
+    now_ms = int(ctx.clock() * 1000)
+    if parent is not None:
+        partition, _ = _parse_shard(info, parent, handle.q)
+        bounds = await handle.stream_read(partition, info.bucket, 0, 0)
+        shards = [s for s in _shards(info, partition, bounds, now_ms)
+                  if s.get("ParentShardId") == parent]
+        more = False
+    else:
+        first, after = 0, None
+        if start is not None:
+            first, _ = _parse_shard(info, start, handle.q)
+            after = start
+        shards, more = await _shards_from(handle, info, first, after, limit, now_ms)
     d = info.description
     spec = d.get("StreamSpecification") or {}
     description: dict[str, Any] = {
         "StreamArn": arn,
         "StreamLabel": d["LatestStreamLabel"],
-        "StreamStatus": "ENABLED" if enabled else "DISABLED",
+        "StreamStatus": "ENABLED" if stream_enabled(d) else "DISABLED",
         "StreamViewType": spec.get("StreamViewType") or d.get("StreamViewTypeWas", "KEYS_ONLY"),
         "CreationRequestDateTime": _created_ms(info) / 1000,
         "TableName": info.name,
         "KeySchema": d["KeySchema"],
         "Shards": shards,
     }
-    if partitions and partitions[-1] < q - 1:
-        description["LastEvaluatedShardId"] = shard_id(info, partitions[-1])
+    if more:
+        description["LastEvaluatedShardId"] = shards[-1]["ShardId"]
     return {"StreamDescription": description}
+
+
+def _shard_filter(params: Params) -> str | None:
+    """The parent shard ID of a ``CHILD_SHARDS`` ShardFilter (None: no filter)."""
+    spec = params.nested("ShardFilter")
+    if spec is None:
+        return None
+    kind = spec.string("Type")
+    if kind is None:
+        raise spec.missing("Type")
+    if kind != "CHILD_SHARDS":
+        raise enum_error(kind, spec.label("Type"), ("CHILD_SHARDS",))
+    parent = spec.string("ShardId")
+    if parent is None:
+        raise spec.missing("ShardId")
+    return parent
 
 
 # ------------------------------------------------------------------------------ iterators
 
 
-def _encode_iterator(arn: str, partition: int, after: int, horizon: bool, now_ms: int) -> str:
-    raw = orjson.dumps([arn, partition, after, horizon, now_ms])
+def _encode_iterator(arn: str, partition: int, start: int, after: int, horizon: bool,
+                     now_ms: int) -> str:
+    raw = orjson.dumps([arn, partition, start, after, horizon, now_ms])
     return base64.urlsafe_b64encode(raw).decode("ascii")
 
 
-def _decode_iterator(text: str) -> tuple[str, int, int, bool, int]:
+def _decode_iterator(text: str) -> tuple[str, int, int, int, bool, int]:
     try:
-        arn, partition, after, horizon, created = orjson.loads(
+        arn, partition, start, after, horizon, created = orjson.loads(
             base64.urlsafe_b64decode(text.encode("ascii")))
-        if not (isinstance(arn, str) and isinstance(partition, int)
+        if not (isinstance(arn, str) and isinstance(partition, int) and isinstance(start, int)
                 and isinstance(after, int) and isinstance(horizon, bool)
                 and isinstance(created, int)):
             raise ValueError("wrong member types")
     except (ValueError, TypeError, UnicodeError, binascii.Error, orjson.JSONDecodeError):
         raise ValidationException("Invalid ShardIterator") from None
-    return arn, partition, after, horizon, created
+    return arn, partition, start, after, horizon, created
+
+
+def _trimmed() -> TrimmedDataAccessException:
+    return TrimmedDataAccessException(
+        "The operation attempted to read past the oldest stream record in a shard.")
 
 
 async def get_shard_iterator(ctx: ApiContext, params: Params) -> dict[str, Any]:
@@ -294,32 +380,39 @@ async def get_shard_iterator(ctx: ApiContext, params: Params) -> dict[str, Any]:
         raise enum_error(kind, params.label("ShardIteratorType"), ITERATOR_TYPES)
     number = params.string("SequenceNumber")
     info = await _stream(ctx, arn)
-    partition = _partition_of(info, shard, handle.q)
+    partition, start = _parse_shard(info, shard, handle.q)
     bounds = await handle.stream_read(partition, info.bucket, 0, 0)
     now_ms = int(ctx.clock() * 1000)
+    if shard not in {s["ShardId"] for s in _shards(info, partition, bounds, now_ms)}:
+        raise _no_shard()
+    end = Lineage.decode(bounds.shards).end_of(start)
     if kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
         if number is None:
             raise ValidationException(
                 f"Must specify a SequenceNumber for ShardIteratorType {kind}")
         index = _parse_sequence(number, partition)
+        if index <= start or (end is not None and index > end):
+            raise ValidationException(
+                f"Invalid SequenceNumber: {number} is not a sequence number of this shard")
         after = index - 1 if kind == "AT_SEQUENCE_NUMBER" else index
         if after < bounds.trimmed:
-            raise TrimmedDataAccessException(
-                "The operation attempted to read past the oldest stream record in a shard.")
-        return {"ShardIterator": _encode_iterator(arn, partition, after, False, now_ms)}
+            raise _trimmed()
+        return {"ShardIterator": _encode_iterator(arn, partition, start, after, False, now_ms)}
     if number is not None:
         raise ValidationException(
             f"SequenceNumber cannot be specified for ShardIteratorType {kind}")
     if kind == "LATEST":
-        return {"ShardIterator": _encode_iterator(arn, partition, bounds.last, False, now_ms)}
-    return {"ShardIterator": _encode_iterator(arn, partition, bounds.trimmed, True, now_ms)}
+        after = end if end is not None else max(bounds.last, start)
+        return {"ShardIterator": _encode_iterator(arn, partition, start, after, False, now_ms)}
+    return {"ShardIterator": _encode_iterator(arn, partition, start,
+                                              max(bounds.trimmed, start), True, now_ms)}
 
 
 async def get_records(ctx: ApiContext, params: Params) -> dict[str, Any]:
     handle = _handle(ctx)
     text = params.req_string("ShardIterator")
     limit = params.integer("Limit", minimum=1, maximum=1000) or 1000
-    arn, partition, after, horizon, created = _decode_iterator(text)
+    arn, partition, start, after, horizon, created = _decode_iterator(text)
     now_ms = int(ctx.clock() * 1000)
     if now_ms - created > ITERATOR_LIFETIME_MS:
         raise ExpiredIteratorException(
@@ -327,18 +420,30 @@ async def get_records(ctx: ApiContext, params: Params) -> dict[str, Any]:
             f"now it is {_when(now_ms)} which is further in the future than the tolerated "
             f"delay of {ITERATOR_LIFETIME_MS} milliseconds.")
     info = await _stream(ctx, arn)
-    if not 0 <= partition < handle.q:
+    if not 0 <= partition < handle.q or after < start:
         raise ValidationException("Invalid ShardIterator")
     read = await handle.stream_read(partition, info.bucket, after, limit)
     if not horizon and after < read.trimmed:
-        raise TrimmedDataAccessException(
-            "The operation attempted to read past the oldest stream record in a shard.")
+        raise _trimmed()
+    lineage = Lineage.decode(read.shards)
+    starts = lineage.starts()
+    if start not in starts and start < starts[-1]:
+        raise _trimmed()  # the shard left the lineage: it closed more than 24 hours ago
+    # A replica that has not applied the roll yet knows no records after it either.
+    end = lineage.end_of(start) if start in starts else None
+    scanned = read.scanned if end is None else min(read.scanned, end)
     records = [r for rec in read.records
-               if (r := _record(ctx, info, partition, rec)) is not None]
+               if (end is None or rec.index <= end)
+               and (r := _record(ctx, info, partition, rec)) is not None]
     out: dict[str, Any] = {"Records": records}
-    closed = not stream_enabled(info.description) and not read.records and read.scanned >= read.last
+    if end is not None:
+        closed = scanned >= end
+    else:
+        closed = (not stream_enabled(info.description) and not read.records
+                  and read.scanned >= read.last)
     if not closed:
-        out["NextShardIterator"] = _encode_iterator(arn, partition, read.scanned, False, now_ms)
+        out["NextShardIterator"] = _encode_iterator(arn, partition, start, scanned, False,
+                                                    now_ms)
     return out
 
 

@@ -64,6 +64,10 @@ def add_command(node_sub: Any, _command: Command,
     start.add_argument("--table-sweep-interval", type=float, default=60.0, metavar="SECONDS",
                        help="seconds between passes that expire TTL items and count table "
                        "items (default 60)")
+    start.add_argument("--stream-shard-roll", type=float, default=4 * 3600.0,
+                       metavar="SECONDS",
+                       help="seconds a DynamoDB Streams shard of a partition stays open before "
+                       "a child shard continues it (default 14400, as DynamoDB)")
     start.add_argument("--ring-size", type=int, default=64, metavar="Q",
                        help="partitions on the ring, a power of two (default 64); fixed for "
                        "the cluster's lifetime")
@@ -150,6 +154,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
         http_idle_timeout_s=args.http_idle_timeout,
         http_compress_min_bytes=args.http_compress_min_bytes,
         table_sweep_interval_s=args.table_sweep_interval,
+        stream_shard_roll_s=args.stream_shard_roll,
         admission_control=not args.no_admission_control,
         inject_replica_delay=args.inject_replica_delay,
     )

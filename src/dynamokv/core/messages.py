@@ -632,6 +632,7 @@ class StreamFetchReply:
     last: int = 0
     scanned: int = 0
     records: tuple[StreamRecord, ...] = ()
+    shards: bytes = b""  # the partition's shard lineage, as in ``requests.StreamResult``
 
 
 CLIENT_REQUESTS = (GetRequest, PutRequest, RingRequest, StatusRequest, BucketPropsRequest,

@@ -155,7 +155,8 @@ class NodeCore:
                                   log_sync=settings.log_sync)
         self.table_requests = TableRequests(self.logs, settings.limits,
                                             rng.randrange(1 << 38))
-        self.streams = StreamRecords(self.logs, store, rng.randrange(1 << 38))
+        self.streams = StreamRecords(self.logs, store, rng.randrange(1 << 38),
+                                     settings.stream_shard_roll_ms)
         self.outbox = IndexOutbox(self.logs, store)
         self._client_started: dict[tuple[int, int], int] = {}
         self._timers: dict[str, int | None] = {

@@ -123,3 +123,4 @@ class StreamResult:
     last: int  # the replica's last applied log index of the partition
     scanned: int  # the next read continues after this index
     records: list[Any]  # ``replog.streams.Record``, in log order
+    shards: bytes = b""  # the partition's ``replog.shards.Lineage``, encoded, as of the read

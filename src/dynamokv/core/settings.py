@@ -134,6 +134,8 @@ class CoreSettings:
     log_sync: bool = False  # sync every log write before acting on it (power-loss safety)
     # Peers, joins and rings of another cluster are refused (a node pointed at the wrong seed).
     cluster_name: str = "dynamokv"
+    # A stream's shard of a partition closes and a child opens this often (DynamoDB: ~4 h).
+    stream_shard_roll_ms: int = 4 * 3600 * 1000
 
     def default_bucket_props(self) -> BucketProps:
         return BucketProps(n=self.quorum.n, r=self.quorum.r, w=self.quorum.w)

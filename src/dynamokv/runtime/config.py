@@ -51,6 +51,8 @@ class NodeConfig:
     http_compress_min_bytes: int = 4096  # 0: never compress responses
     # Seconds between passes of the table upkeep (TTL expiry, ItemCount/TableSizeBytes).
     table_sweep_interval_s: float = 60.0
+    # Seconds a stream shard of a partition stays open before it closes and a child opens.
+    stream_shard_roll_s: float = 4 * 3600.0
     # False: background work never yields to a slow foreground (for measuring the loop's effect).
     admission_control: bool = True
     # FOR BENCHMARKS AND TESTS ONLY: apply replica writes from peers after a delay drawn from
@@ -73,6 +75,8 @@ class NodeConfig:
         self._validate_http()
         if not 0.1 <= self.table_sweep_interval_s <= 86_400:
             raise ConfigError("the table sweep interval must be 0.1 to 86400 seconds")
+        if not 1 <= self.stream_shard_roll_s <= 86_400:
+            raise ConfigError("the stream shard roll period must be 1 to 86400 seconds")
         if self.inject_replica_delay is not None:
             from dynamokv.runtime.inject import DelaySpec
 

@@ -70,6 +70,7 @@ def core_settings(config: NodeConfig, q: int) -> CoreSettings:
                         aae=replace(base.aae, interval_ms=config.aae_interval_ms),
                         log_sync=config.engine_sync == "fsync",
                         cluster_name=config.cluster_name,
+                        stream_shard_roll_ms=int(config.stream_shard_roll_s * 1000),
                         admission=(base.admission if config.admission_control
                                    else replace(base.admission,
                                                 p99_threshold_ms=float("inf"))))

@@ -4,7 +4,11 @@ Owns: ``StreamRecords`` — the change-feed consumer that keeps a record of ever
 entry flagged ``STREAMED`` (keyed by partition and log index, so every replica that applied the
 entry holds the same record), its retention (24 hours, at most ``CAP_PER_PARTITION`` records per
 partition), and reads of records for the DynamoDB Streams API: served from this node's copy
-when it replicates the partition, otherwise forwarded to a replica (``StreamFetch``).
+when it replicates the partition, otherwise forwarded to a replica (``StreamFetch``), each with
+the partition's shard lineage as of the same applied state. As a group's leader it also rolls
+the partition's shard (``replog.shards``): when the group's membership changed (a ring move)
+and every ``roll_every_ms`` (if the shard holds a record), by proposing the new lineage as a
+log entry.
 ``StreamStore`` is the persistence port (``messages.StreamRecord`` is one record).
 May import: ``dynamokv.core.*``, ``dynamokv.errors``.
 
@@ -20,8 +24,17 @@ from typing import Protocol, runtime_checkable
 from dynamokv.core.deadlines import Deadlines
 from dynamokv.core.effects import Effect, Log, Reply, Send
 from dynamokv.core.messages import ErrorReply, StreamFetch, StreamFetchReply, StreamRecord
-from dynamokv.core.replog.groups import Change, PartitionLogs
-from dynamokv.core.replog.log import SERVICE, STREAMED
+from dynamokv.core.replog.groups import Change, PartitionLogs, live_value
+from dynamokv.core.replog.log import PUT, SERVICE, STREAMED
+from dynamokv.core.replog.raft import RaftGroup
+from dynamokv.core.replog.shards import (
+    ROLL_EVERY_MS,
+    SHARDS_BUCKET,
+    Lineage,
+    lineage_key,
+    roll_due,
+    rolled,
+)
 from dynamokv.core.requests import StreamRead, StreamResult
 from dynamokv.errors import DynamoKVError, RequestTimeout, UnavailableError
 
@@ -51,8 +64,12 @@ class StreamStore(Protocol):
 
 
 class StreamRecords:
-    def __init__(self, logs: PartitionLogs, store: object, id_offset: int) -> None:
+    def __init__(self, logs: PartitionLogs, store: object, id_offset: int,
+                 roll_every_ms: int = ROLL_EVERY_MS) -> None:
         self.logs = logs
+        self.roll_every_ms = roll_every_ms
+        self._lineages: dict[int, Lineage] = {}  # group -> its applied lineage (a cache)
+        self.rolls = 0
         self.store: StreamStore | None = store if isinstance(store, StreamStore) else None
         self.wall_ms = 0  # the node's wall clock as of the event being handled
         self._trim_at = 0
@@ -63,9 +80,13 @@ class StreamRecords:
         self.record_failures = 0
         if self.store is not None:
             logs.feed_listeners.append(self._on_change)
+            logs.snapshot_hooks.append(self._on_snapshot)
 
     # ---- writing -----------------------------------------------------------------------------
     def _on_change(self, change: Change) -> None:
+        if change.bucket == SHARDS_BUCKET:
+            self._lineages[change.partition] = _decoded(change.new)
+            return
         if not change.kind & STREAMED or self.store is None:
             return
         record = StreamRecord(change.index, change.bucket, change.key, change.old, change.new,
@@ -75,6 +96,9 @@ class StreamRecords:
             self.recorded += 1
         except DynamoKVError:
             self.record_failures += 1  # counted in status; the item itself was applied
+
+    def _on_snapshot(self, group: int, _base: int) -> None:
+        self._lineages.pop(group, None)  # the snapshot brought the lineage item: read it anew
 
     # ---- retention ---------------------------------------------------------------------------
     def next_deadline(self) -> int | None:
@@ -90,12 +114,57 @@ class StreamRecords:
         if self.store is None or now_ms < self._trim_at:
             return effects
         self._trim_at = now_ms + TRIM_EVERY_MS
+        groups: list[int] = []
         try:
-            for group in self.store.stream_groups():
+            groups = self.store.stream_groups()
+            for group in groups:
                 self._trim(group)
         except DynamoKVError as exc:
             effects.append(Log("warning", "trimming stream records failed; retrying later",
                                {"error": f"{exc.code}: {exc}"}))
+        # Only partitions that ever held a stream record have shards to roll.
+        for group in sorted(set(groups) & set(self.logs.groups)):
+            try:
+                effects.extend(self._roll(self.logs.groups[group], now_ms))
+            except DynamoKVError as exc:
+                effects.append(Log("warning", "rolling a stream shard failed; retrying later",
+                                   {"group": group, "error": f"{exc.code}: {exc}"}))
+        return effects
+
+    # ---- shards ------------------------------------------------------------------------------
+    def lineage(self, group: int) -> Lineage:
+        """The shard lineage of ``group`` as this replica applied it."""
+        known = self._lineages.get(group)
+        if known is None:
+            ring = self.logs.node.ring
+            if ring is None:
+                return Lineage()
+            obj = self.logs.store.get(SHARDS_BUCKET, lineage_key(group, ring.q))
+            known = self._lineages[group] = _decoded(live_value(obj))
+        return known
+
+    def _roll(self, raft: RaftGroup, now_ms: int) -> list[Effect]:
+        """As the group's leader, propose the next lineage when a roll is due. One roll at a
+        time: none while an earlier one or a membership change is not yet applied."""
+        ring = self.logs.node.ring
+        if (ring is None or self.store is None or not raft.can_propose()
+                or raft.commit < raft.term_start_index or raft.log.config_index > raft.applied):
+            return []
+        if any(e.bucket == SHARDS_BUCKET for e in raft.log.entries if e.index > raft.applied):
+            return []
+        lineage = self.lineage(raft.group)
+        last_record = self.store.last_stream_index(raft.group)
+        reason = roll_due(lineage, raft.log.config_index, self.wall_ms, self.roll_every_ms,
+                          last_record)
+        if not reason or (reason == "genesis" and last_record == 0):
+            return []  # all its records were trimmed: none to put in a shard yet
+        at = raft.log.last_index + 1
+        new = rolled(lineage, reason, at, self.wall_ms, RETENTION_MS)
+        raft.propose(PUT, now_ms, SHARDS_BUCKET, lineage_key(raft.group, ring.q), new.encode())
+        self.rolls += 1
+        effects: list[Effect] = [Log("info", "stream shard rolled",
+                                     {"group": raft.group, "reason": reason, "at": at})]
+        effects.extend(self.logs._after(raft, now_ms))
         return effects
 
     def _trim(self, group: int) -> None:
@@ -105,6 +174,7 @@ class StreamRecords:
         raft = self.logs.groups.get(group)
         last = self.store.last_stream_index(group)
         if raft is None:
+            self._lineages.pop(group, None)
             if last > 0:
                 self.store.trim_stream(group, last)
             return
@@ -174,9 +244,10 @@ class StreamRecords:
         try:
             trimmed, applied, scanned, records = self.read_local(
                 request.partition, request.bucket, request.after, request.limit)
+            shards = self.lineage(request.partition).encode()
         except DynamoKVError as exc:
             return ErrorReply(0, exc.code, exc.message)
-        return StreamResult(trimmed, applied, scanned, records)
+        return StreamResult(trimmed, applied, scanned, records, shards)
 
     def _replica(self, group: int) -> str:
         """The partition's log leader when known and up, else any replica that is up."""
@@ -196,10 +267,11 @@ class StreamRecords:
         try:
             trimmed, applied, scanned, records = self.read_local(
                 msg.group, msg.bucket, msg.after, max(0, min(msg.limit, SCAN_MAX)))
+            shards = self.lineage(msg.group).encode()
         except DynamoKVError as exc:
             return [Send(src, StreamFetchReply(msg.req_id, exc.code, exc.message))]
         return [Send(src, StreamFetchReply(msg.req_id, "", "", trimmed, applied, scanned,
-                                           tuple(records)))]
+                                           tuple(records), shards))]
 
     def on_fetch_reply(self, msg: StreamFetchReply) -> list[Effect]:
         client = self._waiting.pop(msg.req_id, None)
@@ -210,8 +282,16 @@ class StreamRecords:
             code = msg.code if msg.code != "NotReplica" else UnavailableError.code
             return [Reply(client, ErrorReply(0, code, msg.message))]
         return [Reply(client, StreamResult(msg.trimmed, msg.last, msg.scanned,
-                                           list(msg.records)))]
+                                           list(msg.records), msg.shards))]
 
     def status(self) -> dict[str, object]:
         return {"recorded": self.recorded, "record_failures": self.record_failures,
-                "reads_waiting": len(self._waiting)}
+                "reads_waiting": len(self._waiting), "shard_rolls": self.rolls}
+
+
+def _decoded(raw: bytes | None) -> Lineage:
+    """A stored lineage; a malformed one reads as none (the next roll writes it anew)."""
+    try:
+        return Lineage.decode(raw)
+    except ValueError:
+        return Lineage()
