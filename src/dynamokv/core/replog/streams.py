@@ -97,8 +97,18 @@ class StreamRecords:
         except DynamoKVError:
             self.record_failures += 1  # counted in status; the item itself was applied
 
-    def _on_snapshot(self, group: int, _base: int) -> None:
+    def _on_snapshot(self, group: int, base: int) -> None:
         self._lineages.pop(group, None)  # the snapshot brought the lineage item: read it anew
+        if self.store is None:
+            return
+        # Our records now start after the snapshot's base. Records we kept from an earlier
+        # stay in the group would leave a silent gap before it: they go, and the trim mark
+        # says where our copy starts (reads from before it are asked of another replica).
+        try:
+            if self.store.stream_trimmed(group) < base:
+                self.store.trim_stream(group, base)
+        except DynamoKVError:
+            self.record_failures += 1
 
     # ---- retention ---------------------------------------------------------------------------
     def next_deadline(self) -> int | None:
@@ -227,9 +237,14 @@ class StreamRecords:
         if ring is None or self.store is None or not 0 <= request.partition < ring.q:
             exc = UnavailableError("stream records are not available on this node")
             return [Reply(client, ErrorReply(0, exc.code, exc.message))]
+        target = ""
         if self.replicates(request.partition):
-            return [Reply(client, self._local_result(request))]
-        target = self._replica(request.partition)
+            if not self._before_our_copy(request):
+                return [Reply(client, self._local_result(request))]
+            target = self._other_replica(request.partition)
+            if not target:
+                return [Reply(client, self._local_result(request))]
+        target = target or self._replica(request.partition)
         if not target:
             exc = UnavailableError("no replica of this shard is up",
                                    {"partition": request.partition})
@@ -248,6 +263,23 @@ class StreamRecords:
         except DynamoKVError as exc:
             return ErrorReply(0, exc.code, exc.message)
         return StreamResult(trimmed, applied, scanned, records, shards)
+
+    def _before_our_copy(self, request: StreamRead) -> bool:
+        """The read starts before this node's records do (it caught up from a snapshot, or
+        trimmed): another replica may still hold them."""
+        try:
+            return request.after < self.store.stream_trimmed(request.partition)  # type: ignore[union-attr]
+        except DynamoKVError:
+            return True
+
+    def _other_replica(self, group: int) -> str:
+        """A replica other than us that is up: the leader if it is one, else the first."""
+        up = self.logs.node.up_nodes() - {self.logs.me}
+        raft = self.logs.groups.get(group)
+        if raft is not None and raft.leader in up and raft.leader in raft.members:
+            return raft.leader
+        members = raft.members if raft is not None else self.logs.target(group)
+        return next((node for node in members if node in up), "")
 
     def _replica(self, group: int) -> str:
         """The partition's log leader when known and up, else any replica that is up."""
