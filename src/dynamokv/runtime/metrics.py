@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +47,11 @@ RESERVOIR_OPS_MAX = 64
 
 PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p99", 0.99), ("p999", 0.999))
 
+# Latency per minute over the last minutes, for the dashboard: each op keeps the samples of
+# its last MINUTES_KEPT minutes, at most MINUTE_SAMPLES_MAX per minute (the latest ones).
+MINUTES_KEPT = 10
+MINUTE_SAMPLES_MAX = 2_000
+
 
 def sibling_bucket(count: int) -> str:
     """The ``count`` label of a GET that returned ``count`` versions: "1", "2", "3" or "4+"."""
@@ -71,6 +77,9 @@ class NodeMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._reservoir_size = reservoir_size
         self._reservoirs: dict[str, deque[float]] = {}
+        # op -> [minute number, requests that minute, their latest samples], oldest first
+        self._minutes: dict[str, deque[tuple[int, list[int], deque[float]]]] = {}
+        self._clock: Callable[[], float] = time.monotonic
         self._lock = threading.Lock()
         # Published by the node's loop every 2 s, read by the HTTP thread (node_pages.py).
         self.health: dict[str, Any] = {}
@@ -183,7 +192,18 @@ class NodeMetrics:
                     return
                 reservoir = deque(maxlen=self._reservoir_size)
                 self._reservoirs[op] = reservoir
+                self._minutes[op] = deque(maxlen=MINUTES_KEPT)
             reservoir.append(seconds)
+            self._add_to_minute(self._minutes[op], seconds)
+
+    def _add_to_minute(self, series: deque[tuple[int, list[int], deque[float]]],
+                       seconds: float) -> None:
+        minute = int(self._clock() // 60)
+        if not series or series[-1][0] != minute:
+            series.append((minute, [0], deque(maxlen=MINUTE_SAMPLES_MAX)))
+        _, count, samples = series[-1]
+        count[0] += 1
+        samples.append(seconds)
 
     def observe_siblings(self, count: int) -> None:
         """Record one GET that returned ``count`` versions; 0 means the key was not found."""
@@ -318,6 +338,25 @@ class NodeMetrics:
             "connected_peers": int(self._sample("dynamokv_connected_peers")),
         }
 
+    def latency_minutes(self) -> dict[str, Any]:
+        """Per op, one entry per minute of the last ``MINUTES_KEPT`` (oldest first, the current
+        minute last, minutes without requests included): requests, p50 and p99 in ms."""
+        now = int(self._clock() // 60)
+        with self._lock:
+            series = {op: [(m, c[0], list(s)) for m, c, s in d]
+                      for op, d in self._minutes.items()}
+        out: dict[str, Any] = {}
+        for op, minutes in sorted(series.items()):
+            by_minute = {m: (count, sorted(samples)) for m, count, samples in minutes}
+            rows = []
+            for ago in range(MINUTES_KEPT - 1, -1, -1):
+                count, samples = by_minute.get(now - ago, (0, []))
+                rows.append({"minutes_ago": ago, "requests": count,
+                             "p50": round(percentile(samples, 0.5) * 1000, 3),
+                             "p99": round(percentile(samples, 0.99) * 1000, 3)})
+            out[op] = rows
+        return {"minutes": MINUTES_KEPT, "ops": out}
+
     def _sample(self, name: str, labels: dict[str, str] | None = None) -> float:
         value = self.registry.get_sample_value(name, labels)
         return float(value) if value is not None else 0.0
@@ -368,7 +407,7 @@ def _make_handler(metrics: NodeMetrics) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             from dynamokv.runtime.node_pages import page
 
-            extra = page(self.path.split("?", 1)[0], metrics.health, metrics.status)
+            extra = page(self.path.split("?", 1)[0], metrics)
             if extra is not None:
                 self._send(*extra)
                 return
