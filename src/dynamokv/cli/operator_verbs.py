@@ -8,6 +8,7 @@ May import: ``dynamokv.client``, ``dynamokv.errors``, ``dynamokv.cli.{client_tls
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -170,7 +171,9 @@ def cmd_aae(args: argparse.Namespace) -> int:
     with _client(args) as client:
         doc = client.cluster("aae", str(args.partition), args.peer)
         if args.wait:
-            doc["result"] = _wait_exchange(client, doc, args.timeout)
+            doc["progress"] = []
+            doc["result"] = _wait_exchange(client, doc, args.timeout, doc["progress"],
+                                           quiet=args.json)
     if args.json:
         render.print_json(doc)
     else:
@@ -182,17 +185,41 @@ def cmd_aae(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _wait_exchange(client: Client, started: dict[str, Any], timeout_s: float
-                   ) -> dict[str, Any]:
+def _wait_exchange(client: Client, started: dict[str, Any], timeout_s: float,
+                   progress: list[dict[str, Any]], *, quiet: bool) -> dict[str, Any]:
+    """Poll until the exchange is over, noting each step it is seen in (``progress``; printed
+    to stderr unless ``quiet``): which stage, and the keys repaired so far."""
     partition, peer = str(started["partition"]), started["peer"]
-    deadline = time.monotonic() + max(timeout_s, 30.0)
+    t0 = time.monotonic()
+    deadline = t0 + max(timeout_s, 30.0)
     while time.monotonic() < deadline:
         doc = client.cluster("aae-result", partition, peer)
         last = doc.get("last") or {}
         if not doc["running"] and last.get("at_ms", -1) >= started["started_ms"]:
             return dict(last)
+        _note(progress, _stage(client, started, last), t0, quiet)
         time.sleep(0.2)
     raise RequestTimeout(f"the exchange of partition {partition} did not finish in time")
+
+
+def _stage(client: Client, started: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
+    current = (client.status().get("anti_entropy") or {}).get("current") or {}
+    same = (current.get("partition"), current.get("peer")) == (started["partition"],
+                                                               started["peer"])
+    repaired = last.get("keys_repaired", 0) if last.get("outcome") == "running" else 0
+    return {"stage": current.get("state", "finishing") if same else "finishing",
+            "keys_repaired_so_far": repaired}
+
+
+def _note(progress: list[dict[str, Any]], step: dict[str, Any], t0: float, quiet: bool
+          ) -> None:
+    if progress and {k: progress[-1][k] for k in step} == step:
+        return  # nothing new
+    step = {"after_s": round(time.monotonic() - t0, 1), **step}
+    progress.append(step)
+    if not quiet:
+        print(f"  {step['after_s']:5.1f} s  {step['stage'].replace('_', ' ')}, "
+              f"{step['keys_repaired_so_far']} key(s) repaired so far", file=sys.stderr)
 
 
 def cmd_drain(args: argparse.Namespace) -> int:
