@@ -47,6 +47,7 @@ def test_where_names_the_replicas_and_their_copies(cluster: LocalCluster) -> Non
     assert len(primaries) == 3 and len(set(primaries)) == 3
     for node in primaries:
         assert doc["replicas"][node]["local"]["siblings"] == 1
+    assert doc["replicas_agree"] is True
     with cluster.client() as c:
         ring = c.ring()
     assert doc["partition"] == ring.partition_for("default", b"wanted")
@@ -106,7 +107,8 @@ def test_hints_shown_and_cleared_then_aae_repairs(cluster: LocalCluster) -> None
     assert (result["outcome"], result["keys_repaired"] >= 1) in {("repaired", True),
                                                                  ("in sync", False)}, doc
     assert all(step["stage"] for step in doc["progress"])  # what --wait saw on the way
-    assert cli("where", key, "--node", victim.address)["local"]["siblings"] == 1
+    where = cli("where", key, "--node", victim.address)
+    assert where["local"]["siblings"] == 1 and where["replicas_agree"] is True
 
 
 def test_drain_takes_a_node_out(cluster: LocalCluster) -> None:
@@ -116,3 +118,16 @@ def test_drain_takes_a_node_out(cluster: LocalCluster) -> None:
     with cluster.client(only="n1") as c:
         assert "n4" not in c.ring().node_ids()
     cluster.forget("n4")
+
+
+def test_where_says_replicas_differ_when_a_copy_is_missing_or_unreachable() -> None:
+    from dynamokv.cli.operator_verbs import _agree
+
+    copy = {"siblings": 1, "tombstones": 0, "clock_entries": 2, "newest_ms": 5}
+    doc = {"primaries": [{"node": "a"}, {"node": "b"}],
+           "replicas": {"a": {"local": copy}, "b": {"local": dict(copy)}}}
+    assert _agree(doc)
+    doc["replicas"]["b"] = {"local": None}
+    assert not _agree(doc)
+    doc["replicas"]["b"] = {"error": "RequestTimeout: ..."}
+    assert not _agree(doc)

@@ -92,12 +92,16 @@ def cmd_where(args: argparse.Namespace) -> int:
         if s["kind"] == "fallback" and s["node"] not in doc["replicas"]:
             doc["replicas"][s["node"]] = _replica_view(
                 args, {"node": s["node"], "address": ""}, key_hex)
+    doc["replicas_agree"] = _agree(doc)
     if args.json:
         render.print_json(doc)
         return EXIT_OK
     console = render.make_console()
+    verdict = ("replicas agree" if doc["replicas_agree"] else
+               "replicas DIFFER: read repair, hints or `dynamokv aae "
+               f"{doc['partition']}` bring them together")
     table = Table(title=f"{args.bucket}/{args.key}: partition {doc['partition']}, N={doc['n']}, "
-                  f"ring version {doc['ring_version']} (as seen by {doc['node']})",
+                  f"ring version {doc['ring_version']} (as seen by {doc['node']}); {verdict}",
                   title_justify="left")
     for col in ("node", "role", "up", "copy", "hints held here"):
         table.add_column(col)
@@ -112,6 +116,15 @@ def cmd_where(args: argparse.Namespace) -> int:
                                 for t, c in (view.get("hinted_here") or {}).items()) or "-")
     console.print(table)
     return EXIT_OK
+
+
+def _agree(doc: dict[str, Any]) -> bool:
+    """Whether every primary answered with the same copy (siblings, tombstones, clock size and
+    newest write time; None for no copy): a cheap sign that nothing is left to repair."""
+    copies = [doc["replicas"][p["node"]] for p in doc["primaries"]]
+    if any("error" in c for c in copies):
+        return False
+    return len({repr(c.get("local")) for c in copies}) == 1
 
 
 def _replica_view(args: argparse.Namespace, member: dict[str, Any], key_hex: str
