@@ -224,6 +224,7 @@ def test_latency_per_minute_over_the_last_minutes() -> None:
     assert rows[-2]["requests"] == 0  # a quiet minute is shown, not skipped
     assert (rows[-1]["requests"], rows[-1]["p99"]) == (1, 5.0)
     assert [r["requests"] for r in doc["ops"]["put"]][-1] == 1
+    assert m.latency_minutes() == doc  # past minutes summed up once, then reused
     clock[0] += 60 * MINUTES_KEPT  # everything ages out of the window
     assert all(r["requests"] == 0 for r in m.latency_minutes()["ops"]["get"])
 
