@@ -171,11 +171,13 @@ def test_the_dashboard_renders_the_cluster_in_headless_chromium(node: tuple[Node
     browser = _chromium()
     assert browser is not None
     test_cluster_json_has_every_members_own_view(node)  # every view in, every partition led
-    argv = [browser, "--headless", "--no-sandbox", "--disable-gpu",
-            "--virtual-time-budget=8000", f"--user-data-dir={tmp_path}",
-            "--window-size=1400,1100"]
-    out = subprocess.run([*argv, "--dump-dom", node[1] + "/"], capture_output=True,
-                         text=True, timeout=120, check=False)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    shot.unlink(missing_ok=True)
+    out = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000",
+         f"--user-data-dir={tmp_path}", "--window-size=1400,1100", f"--screenshot={shot}",
+         "--dump-dom", node[1] + "/"], capture_output=True, text=True, timeout=120, check=False)
     dom = out.stdout
     assert "dynamokv node n1" in dom, out.stderr[-2000:]
     assert '<div id="err" class="err"></div>' in dom  # both JSON pages loaded
@@ -184,9 +186,4 @@ def test_the_dashboard_renders_the_cluster_in_headless_chromium(node: tuple[Node
     seen = dom[dom.index('id="seen"'):dom.index('id="ring"')]
     assert seen.count('<td class="up"') == 9  # three nodes, each seeing three members up
     assert "<td>put</td>" in dom and "<polyline" in dom  # latency per minute, charted
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "dashboard.png"
-    shot.unlink(missing_ok=True)
-    subprocess.run([*argv, f"--screenshot={shot}", node[1] + "/"], capture_output=True,
-                   timeout=120, check=False)
     assert shot.exists() and shot.stat().st_size > 10_000, "no screenshot was written"

@@ -207,7 +207,7 @@ def test_a_node_with_another_cas_certificate_cannot_join(
         LocalCluster.wait_for(
             lambda: said in (tmp / "x1.log").read_text(errors="replace"), timeout_s=30,
             what="the rogue node to say why it cannot join")
-        time.sleep(3)  # it retries every second or so ...
+        time.sleep(2)  # it retries every second or so ...
         assert (tmp / "x1.log").read_text(errors="replace").count(said) == 1  # ... said once
         assert [m["node"] for m in _status(nodes[0].address, ctx)["members"]] == ["n1", "n2"]
     finally:
