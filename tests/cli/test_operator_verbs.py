@@ -47,6 +47,7 @@ def test_where_names_the_replicas_and_their_copies(cluster: LocalCluster) -> Non
     assert len(primaries) == 3 and len(set(primaries)) == 3
     for node in primaries:
         assert doc["replicas"][node]["local"]["siblings"] == 1
+    assert doc["replicas_agree"] is True
     with cluster.client() as c:
         ring = c.ring()
     assert doc["partition"] == ring.partition_for("default", b"wanted")
@@ -55,33 +56,60 @@ def test_where_names_the_replicas_and_their_copies(cluster: LocalCluster) -> Non
     assert f"partition {doc['partition']}" in text and text.count("1 sibling(s)") == 3
 
 
-def test_aae_runs_an_exchange_now(cluster: LocalCluster) -> None:
+def _seen_down(cluster: LocalCluster, node: str, by: list[str]) -> bool:
+    return all(not next(m["up"] for m in cluster.status(o)["members"] if m["node"] == node)
+               for o in by)
+
+
+def test_hints_shown_and_cleared_then_aae_repairs(cluster: LocalCluster) -> None:
+    """n4 away during writes: fallbacks hold hints for it (shown, then cleared). Only
+    anti-entropy then brings those writes back, and ``aae --wait`` runs an exchange at once
+    and reports what it repaired. (A node that comes back also triggers exchanges of its own:
+    if one of those wins the race, ours finds the pair in sync; either way n4 must hold the
+    write afterwards.)"""
     with cluster.client() as c:
         ring = c.ring()
-    owner = ring.owners[5]
-    doc = cli("aae", "5", "--wait", "--node", cluster.node(owner).address)
-    assert doc["partition"] == 5 and doc["peer"] in ring.preference_list(5, 3)
-    assert doc["result"]["outcome"]  # finished, with whatever outcome it reached
-
-
-def test_hints_show_then_clear(cluster: LocalCluster) -> None:
+    keys = [f"hinted-{i}" for i in range(60)]
+    key = next(k for k in keys if "n4" in ring.preference_list(
+        ring.partition_for("default", k.encode()), 3))
+    partition = ring.partition_for("default", key.encode())
+    owner = next(p for p in ring.preference_list(partition, 3) if p != "n4")
+    others = ["n1", "n2", "n3"]
     victim = cluster.node("n4")
-    victim.kill9()
+    victim.pause()  # SIGSTOP: it keeps its data (a restarted empty node would resync it all)
     try:
-        with cluster.client(only=["n1", "n2", "n3"]) as c:
-            for i in range(60):
-                c.put(f"hinted-{i}", "v", w=2)
+        # Once they know it is down, writes go to fallbacks, none waits in a connection queue.
+        LocalCluster.wait_for(lambda: _seen_down(cluster, "n4", others), timeout_s=30,
+                              what="n4 seen down")
+        for coordinator in others:  # each key through a node that coordinates it
+            with cluster.client(only=coordinator) as c:
+                for k in keys:
+                    if coordinator == ring.preference_list(
+                            ring.partition_for("default", k.encode()), 3)[0] or (
+                            k == key and coordinator == owner):
+                        c.put(k, "v", w=2)
         held = {n: cli("hints", "--node", cluster.node(n).address)["pending"].get("n4", 0)
-                for n in ("n1", "n2", "n3")}
+                for n in others}
         assert sum(held.values()) > 0
         holder = max(held, key=lambda n: held[n])
         cleared = cli("hints", "--clear", "n4", "--node", cluster.node(holder).address)
         assert cleared["cleared"] == {"n4": held[holder]}
         assert cleared["remaining"] == {}
-        assert "n4" not in cli("hints", "--node", cluster.node(holder).address)["pending"]
+        for n in others:  # the other fallbacks' hints too (through the library: faster)
+            if n != holder and held[n]:
+                with cluster.client(only=n) as c:
+                    assert c.cluster("hints-clear")["remaining"] == {}
     finally:
-        victim.start()
-        cluster.wait_up(victim)
+        victim.resume()
+    doc = cli("aae", str(partition), "--peer", "n4", "--wait", "--node",
+              cluster.node(owner).address)
+    assert (doc["partition"], doc["peer"]) == (partition, "n4")
+    result = doc["result"]
+    assert (result["outcome"], result["keys_repaired"] >= 1) in {("repaired", True),
+                                                                 ("in sync", False)}, doc
+    assert all(step["stage"] for step in doc["progress"])  # what --wait saw on the way
+    where = cli("where", key, "--node", victim.address)
+    assert where["local"]["siblings"] == 1 and where["replicas_agree"] is True
 
 
 def test_drain_takes_a_node_out(cluster: LocalCluster) -> None:
@@ -91,3 +119,16 @@ def test_drain_takes_a_node_out(cluster: LocalCluster) -> None:
     with cluster.client(only="n1") as c:
         assert "n4" not in c.ring().node_ids()
     cluster.forget("n4")
+
+
+def test_where_says_replicas_differ_when_a_copy_is_missing_or_unreachable() -> None:
+    from dynamokv.cli.operator_verbs import _agree
+
+    copy = {"siblings": 1, "tombstones": 0, "clock_entries": 2, "newest_ms": 5}
+    doc = {"primaries": [{"node": "a"}, {"node": "b"}],
+           "replicas": {"a": {"local": copy}, "b": {"local": dict(copy)}}}
+    assert _agree(doc)
+    doc["replicas"]["b"] = {"local": None}
+    assert not _agree(doc)
+    doc["replicas"]["b"] = {"error": "RequestTimeout: ..."}
+    assert not _agree(doc)

@@ -51,10 +51,15 @@ class CA:
         self.path = root / f"{name}-ca.pem"
         self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, cn: str, *, expired: bool = False) -> Pair:
+    def issue(self, cn: str, *, expired: bool = False,
+              valid_for: dt.timedelta | None = None) -> Pair:
+        """A certificate for ``cn``: valid for 30 days, expired, or expiring ``valid_for``
+        from now."""
         key = ec.generate_private_key(ec.SECP256R1())
         start, end = ((NOW - dt.timedelta(days=10), NOW - dt.timedelta(days=1)) if expired
                       else (NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=30)))
+        if valid_for is not None:
+            end = dt.datetime.now(dt.UTC) + valid_for
         cert = (
             x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(self.name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())

@@ -31,6 +31,13 @@ aae_interval = 5
 staged_join = true
 uvloop = false
 credentials = "credentials.toml"
+table_sweep_interval = 30
+admission_control = false
+http_max_connections = 500
+http_max_connections_per_client = 50
+http_max_buffered_mb = 64
+http_idle_timeout = 30.5
+http_compress_min_bytes = 0
 
 [tls]
 cert = "certs/n1.pem"
@@ -60,10 +67,24 @@ def test_every_key_reaches_its_option(tmp_path: Path) -> None:
         "sqlite", "fsync", 128, 5.0)
     assert args.staged_join is True and args.no_uvloop is True
     assert args.credentials == tmp_path / "credentials.toml"
+    assert (args.table_sweep_interval, args.no_admission_control) == (30.0, True)
+    assert (args.http_max_connections, args.http_max_connections_per_client,
+            args.http_max_buffered_mb, args.http_idle_timeout,
+            args.http_compress_min_bytes) == (500, 50, 64, 30.5, 0)
     tls = node_options.tls_files(args)
     assert tls is not None and tls.ca == tmp_path / "certs" / "ca.pem" and tls.verify_hostname
     assert args.limits.value_bytes_max == 400000 and args.limits.connect_timeout_ms == 2000
     assert args.limits.key_bytes_max == Limits().key_bytes_max  # untouched: the default
+
+
+def test_every_flag_of_node_start_has_a_key_but_the_fault_injection_ones() -> None:
+    start = build_parser()._subparsers._group_actions[0].choices["node"]  # type: ignore[union-attr]
+    start = start._subparsers._group_actions[0].choices["start"]
+    keys = {dest for dest, _ in config_file.KEYS.values()} | {
+        dest for table in config_file.TABLES.values() for dest, _ in table.values()}
+    flags = {a.dest for a in start._actions} - {"help", "config", "limit_flags",
+                                                "wall_clock_offset_ms", "inject_replica_delay"}
+    assert flags - keys == set()
 
 
 def test_flags_override_the_file_and_defaults_fill_the_rest(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ import pytest
 
 from dynamokv.runtime.metrics import (
     LATENCY_BUCKETS_S,
+    MINUTE_SAMPLES_MAX,
+    MINUTES_KEPT,
     NodeMetrics,
     percentile,
     sibling_bucket,
@@ -203,3 +205,36 @@ def test_background_figures_and_the_latest_error_reach_status() -> None:
     m.set_background({"table_sweep_passes": 4}, {"table_sweep": None})  # the next pass worked
     assert "background_errors" not in m.background_status()
     assert m._sample("dynamokv_background", {"what": "table_sweep_passes"}) == 4
+
+
+def test_latency_per_minute_over_the_last_minutes() -> None:
+    m = NodeMetrics()
+    clock = [600.0]  # minute 10
+    m._clock = lambda: clock[0]
+    for ms in (1, 2, 3, 100):
+        m.observe_request("get", ms / 1000, "ok")
+    clock[0] += 120  # two minutes later: minute 12
+    m.observe_request("get", 0.005, "ok")
+    m.observe_request("put", 0.007, "ok")
+    doc = m.latency_minutes()
+    rows = doc["ops"]["get"]
+    assert doc["minutes"] == MINUTES_KEPT == len(rows)
+    assert [r["minutes_ago"] for r in rows] == list(range(MINUTES_KEPT - 1, -1, -1))
+    assert (rows[-3]["requests"], rows[-3]["p50"], rows[-3]["p99"]) == (4, 2.0, 100.0)
+    assert rows[-2]["requests"] == 0  # a quiet minute is shown, not skipped
+    assert (rows[-1]["requests"], rows[-1]["p99"]) == (1, 5.0)
+    assert [r["requests"] for r in doc["ops"]["put"]][-1] == 1
+    assert m.latency_minutes() == doc  # past minutes summed up once, then reused
+    clock[0] += 60 * MINUTES_KEPT  # everything ages out of the window
+    assert all(r["requests"] == 0 for r in m.latency_minutes()["ops"]["get"])
+
+
+def test_a_minute_keeps_its_latest_samples_but_counts_them_all() -> None:
+    m = NodeMetrics()
+    m._clock = lambda: 0.0
+    for _ in range(MINUTE_SAMPLES_MAX):
+        m.observe_request("get", 1.0, "ok")
+    for _ in range(MINUTE_SAMPLES_MAX):
+        m.observe_request("get", 0.001, "ok")
+    row = m.latency_minutes()["ops"]["get"][-1]
+    assert (row["requests"], row["p99"]) == (2 * MINUTE_SAMPLES_MAX, 1.0)

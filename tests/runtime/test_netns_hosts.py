@@ -156,13 +156,20 @@ def _values(hosts: Hosts, i: int, key: str, *args: str) -> list[str]:
     return [v["value"] for v in hosts.cli(i, "get", key, *args)["values"]]
 
 
+def _roots(hosts: Hosts, i: int) -> dict[str, str]:
+    """Host ``i``'s Merkle roots per partition: equal on every host once they converged
+    (three hosts, N=3: each holds every partition)."""
+    return dict(hosts.cli(i, "status", "--one")["status"]["merkle_roots"])
+
+
 def test_three_hosts_form_one_cluster_on_their_advertised_addresses(hosts: Hosts) -> None:
     status = _until(lambda: (s := _members(hosts, 1)) and len(s) == HOSTS and s,
                     "all three in n1's ring")
     assert {m["node"]: m["address"] for m in status} == {
         f"n{i}": hosts.address(i) for i in range(1, HOSTS + 1)}
-    hosts.cli(1, "put", "across", "hosts")
-    assert _values(hosts, 3, "across") == ["hosts"]
+    for i in range(1, HOSTS + 1):  # a write through every host
+        hosts.cli(i, "put", f"from-{i}", f"host {i}")
+    assert _values(hosts, 3, "from-1") == ["host 1"]  # (the end of the next test: all agree)
 
 
 def test_a_pulled_cable_then_plugged_back(hosts: Hosts) -> None:
@@ -170,10 +177,14 @@ def test_a_pulled_cable_then_plugged_back(hosts: Hosts) -> None:
     try:
         # n1 and n2 still make the write quorum (W=2) while n3 is cut off.
         hosts.cli(1, "put", "while-cut", "yes", "--timeout", "10")
+        hosts.cli(2, "put", "while-cut-2", "yes", "--timeout", "10")
         _until(lambda: not {m["node"]: m["up"] for m in _members(hosts, 1)}["n3"],
                "n1 to see n3 down")
+        assert _roots(hosts, 3) != _roots(hosts, 1)  # n3 missed those writes
     finally:
         hosts.cable(3, up=True)
-    # Back on the wire: n3 gets the write it missed (hint replay or read repair).
-    _until(lambda: _values(hosts, 3, "while-cut", "--r", "1") == ["yes"],
-           "n3 to catch up after the cable is back", timeout_s=90)
+    # Back on the wire: n3 gets the writes it missed (hint replay, anti-entropy), and the
+    # three hosts converge: the same Merkle root for every partition.
+    _until(lambda: (r := _roots(hosts, 1)) and all(_roots(hosts, i) == r for i in (2, 3)),
+           "the three hosts to converge (equal Merkle roots)", timeout_s=90)
+    assert _values(hosts, 3, "while-cut-2", "--r", "1") == ["yes"]

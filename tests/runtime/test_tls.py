@@ -3,10 +3,16 @@ clients) with HTTPS for the DynamoDB API; certificates of another CA are refused
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
+import logging
+import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from http.client import HTTPException
@@ -19,7 +25,12 @@ from tests.runtime.certs import CA, Pair
 from dynamokv import Client
 from dynamokv.errors import ConfigError, NoNodeAvailable
 from dynamokv.runtime.config import TlsFiles
-from dynamokv.runtime.tls import client_context, http_server_context, peer_server_context
+from dynamokv.runtime.tls import (
+    client_context,
+    describe,
+    http_server_context,
+    peer_server_context,
+)
 
 
 @pytest.fixture(scope="module")
@@ -190,13 +201,74 @@ def test_a_node_with_another_cas_certificate_cannot_join(
     port = free_ports(1)[0]
     rogue = _start(tmp, "x1", port, _files(pki, "stranger", "foreign"),
                    seeds=nodes[0].address)
+    said = (f"cannot connect to seed {nodes[0].address}: the peer's certificate is not "
+            "signed by this node's CA")
     try:
         LocalCluster.wait_for(
-            lambda: "TLS" in (tmp / "x1.log").read_text(errors="replace"), timeout_s=30,
-            what="the rogue node to log its TLS failure")
+            lambda: said in (tmp / "x1.log").read_text(errors="replace"), timeout_s=30,
+            what="the rogue node to say why it cannot join")
+        time.sleep(2)  # it retries every second or so ...
+        assert (tmp / "x1.log").read_text(errors="replace").count(said) == 1  # ... said once
         assert [m["node"] for m in _status(nodes[0].address, ctx)["members"]] == ["n1", "n2"]
     finally:
         rogue.stop()
+
+
+def test_a_node_whose_certificate_the_seed_refuses_is_told_so(
+    pki: dict[str, object], tls_cluster: tuple[Path, list[NodeProc], int, ssl.SSLContext]
+) -> None:
+    """It trusts the cluster's CA, but its own certificate is another CA's: the seed refuses
+    it after the handshake (TLS 1.3), and both logs say so."""
+    tmp, nodes, _, ctx = tls_cluster
+    stranger, ca = pki["stranger"], pki["ca"]
+    assert isinstance(stranger, Pair) and isinstance(ca, CA)
+    port = free_ports(1)[0]
+    rogue = _start(tmp, "x2", port, TlsFiles(stranger.cert, stranger.key, ca.path),
+                   seeds=nodes[0].address)
+    try:
+        LocalCluster.wait_for(
+            lambda: (f"seed {nodes[0].address} closed our TLS connection at once: did it "
+                     "refuse our certificate") in (tmp / "x2.log").read_text(errors="replace"),
+            timeout_s=30, what="the refused node to say it was refused")
+        assert ("inbound TLS handshake failed: the peer's certificate is not signed by this "
+                "node's CA") in (tmp / "n1.log").read_text(errors="replace")
+        assert [m["node"] for m in _status(nodes[0].address, ctx)["members"]] == ["n1", "n2"]
+    finally:
+        rogue.stop()
+
+
+def test_a_certificate_that_expired_since_start_is_named_expired(
+        pki: dict[str, object], caplog: pytest.LogCaptureFixture) -> None:
+    """A node's certificate that expires while it runs: its peers' handshakes fail, and say
+    so in words. The node warned at start that it expires soon."""
+    ca = pki["ca"]
+    assert isinstance(ca, CA)
+    short = ca.issue("short", valid_for=dt.timedelta(seconds=2))
+    with caplog.at_level(logging.WARNING, "dynamokv.tls"):
+        server = peer_server_context(TlsFiles(short.cert, short.key, ca.path))
+    assert "expires on" in caplog.text and "issue a new one" in caplog.text
+    admin = pki["admin"]
+    assert isinstance(admin, Pair)
+    client = client_context(ca.path, admin.cert, admin.key)
+    time.sleep(3)  # now expired
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with contextlib.suppress(OSError), server.wrap_socket(conn, server_side=True):
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError) as failure, \
+                socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            client.wrap_socket(raw)
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+    assert describe(failure.value).startswith("the peer's certificate has expired")
 
 
 def test_a_node_with_an_expired_certificate_does_not_start(

@@ -86,8 +86,8 @@ def add_command(node_sub: Any, _command: Command,
                        "`dynamokv cluster commit` (as riak-admin cluster join)")
     start.add_argument("--aae-interval", type=arg_types.seconds, default=2.0, metavar="SECONDS",
                        help="how often an anti-entropy exchange may start (default 2)")
-    node_options.add_options(start)
     http_options(start)
+    node_options.add_options(start)  # after every flag a config file may set
     start.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                        dest="limit_flags", help="override one node limit (repeatable), e.g. "
                        "--limit connections_max=2048 --limit idle_timeout_ms=60000; names: "

@@ -8,6 +8,7 @@ May import: ``dynamokv.client``, ``dynamokv.errors``, ``dynamokv.cli.{client_tls
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -91,12 +92,16 @@ def cmd_where(args: argparse.Namespace) -> int:
         if s["kind"] == "fallback" and s["node"] not in doc["replicas"]:
             doc["replicas"][s["node"]] = _replica_view(
                 args, {"node": s["node"], "address": ""}, key_hex)
+    doc["replicas_agree"] = _agree(doc)
     if args.json:
         render.print_json(doc)
         return EXIT_OK
     console = render.make_console()
+    verdict = ("replicas agree" if doc["replicas_agree"] else
+               "replicas DIFFER: read repair, hints or `dynamokv aae "
+               f"{doc['partition']}` bring them together")
     table = Table(title=f"{args.bucket}/{args.key}: partition {doc['partition']}, N={doc['n']}, "
-                  f"ring version {doc['ring_version']} (as seen by {doc['node']})",
+                  f"ring version {doc['ring_version']} (as seen by {doc['node']}); {verdict}",
                   title_justify="left")
     for col in ("node", "role", "up", "copy", "hints held here"):
         table.add_column(col)
@@ -111,6 +116,15 @@ def cmd_where(args: argparse.Namespace) -> int:
                                 for t, c in (view.get("hinted_here") or {}).items()) or "-")
     console.print(table)
     return EXIT_OK
+
+
+def _agree(doc: dict[str, Any]) -> bool:
+    """Whether every primary answered with the same copy (siblings, tombstones, clock size and
+    newest write time; None for no copy): a cheap sign that nothing is left to repair."""
+    copies = [doc["replicas"][p["node"]] for p in doc["primaries"]]
+    if any("error" in c for c in copies):
+        return False
+    return len({repr(c.get("local")) for c in copies}) == 1
 
 
 def _replica_view(args: argparse.Namespace, member: dict[str, Any], key_hex: str
@@ -170,7 +184,9 @@ def cmd_aae(args: argparse.Namespace) -> int:
     with _client(args) as client:
         doc = client.cluster("aae", str(args.partition), args.peer)
         if args.wait:
-            doc["result"] = _wait_exchange(client, doc, args.timeout)
+            doc["progress"] = []
+            doc["result"] = _wait_exchange(client, doc, args.timeout, doc["progress"],
+                                           quiet=args.json)
     if args.json:
         render.print_json(doc)
     else:
@@ -182,17 +198,41 @@ def cmd_aae(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _wait_exchange(client: Client, started: dict[str, Any], timeout_s: float
-                   ) -> dict[str, Any]:
+def _wait_exchange(client: Client, started: dict[str, Any], timeout_s: float,
+                   progress: list[dict[str, Any]], *, quiet: bool) -> dict[str, Any]:
+    """Poll until the exchange is over, noting each step it is seen in (``progress``; printed
+    to stderr unless ``quiet``): which stage, and the keys repaired so far."""
     partition, peer = str(started["partition"]), started["peer"]
-    deadline = time.monotonic() + max(timeout_s, 30.0)
+    t0 = time.monotonic()
+    deadline = t0 + max(timeout_s, 30.0)
     while time.monotonic() < deadline:
         doc = client.cluster("aae-result", partition, peer)
         last = doc.get("last") or {}
         if not doc["running"] and last.get("at_ms", -1) >= started["started_ms"]:
             return dict(last)
+        _note(progress, _stage(client, started, last), t0, quiet)
         time.sleep(0.2)
     raise RequestTimeout(f"the exchange of partition {partition} did not finish in time")
+
+
+def _stage(client: Client, started: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
+    current = (client.status().get("anti_entropy") or {}).get("current") or {}
+    same = (current.get("partition"), current.get("peer")) == (started["partition"],
+                                                               started["peer"])
+    repaired = last.get("keys_repaired", 0) if last.get("outcome") == "running" else 0
+    return {"stage": current.get("state", "finishing") if same else "finishing",
+            "keys_repaired_so_far": repaired}
+
+
+def _note(progress: list[dict[str, Any]], step: dict[str, Any], t0: float, quiet: bool
+          ) -> None:
+    if progress and {k: progress[-1][k] for k in step} == step:
+        return  # nothing new
+    step = {"after_s": round(time.monotonic() - t0, 1), **step}
+    progress.append(step)
+    if not quiet:
+        print(f"  {step['after_s']:5.1f} s  {step['stage'].replace('_', ' ')}, "
+              f"{step['keys_repaired_so_far']} key(s) repaired so far", file=sys.stderr)
 
 
 def cmd_drain(args: argparse.Namespace) -> int:

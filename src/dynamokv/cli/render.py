@@ -280,7 +280,8 @@ def ring_renderables(summary: Mapping[str, Any]) -> list[RenderableType]:
                         style="green"))
     violations = summary["violations"]
     if violations:
-        why = "" if summary["feasible"] else "; no balanced ring of this shape avoids them"
+        why = ("" if summary["feasible"] else
+               "; a balanced ring of this shape cannot avoid every such window")
         out.append(
             Text(
                 f"{len(violations)} window(s) of {n} consecutive partitions repeat an owner: "

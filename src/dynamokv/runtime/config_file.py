@@ -5,10 +5,11 @@ and the form it should have — and the table of keys (``KEYS``, ``TABLES``).
 May import: stdlib (``tomllib``), ``dynamokv.core.settings``, ``dynamokv.errors``.
 
 Every top-level key is a flag of ``node start`` without the leading dashes and with ``_`` for
-``-`` (``--data-dir`` is ``data_dir``); ``[tls]`` holds the certificate files and ``[limits]``
-any field of ``Limits``. Relative paths are relative to the file's directory, so a config and
-its certificates can move together. The result maps argparse destinations to values; the CLI
-lets flags given on the command line override them.
+``-`` (``--data-dir`` is ``data_dir``; ``uvloop`` and ``admission_control`` are the ``--no-``
+flags' opposites; only the fault-injection flags for tests have no key); ``[tls]`` holds the
+certificate files and ``[limits]`` any field of ``Limits``. Relative paths are relative to
+the file's directory, so a config and its certificates can move together. The result maps
+argparse destinations to values; the CLI lets flags given on the command line override them.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ def _path(v: Any, base: Path) -> Path:
 def _int(v: Any, _: Path) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise _Bad("a whole number of at least 1")
+    return v
+
+
+def _count(v: Any, _: Path) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise _Bad("a whole number of at least 0")
     return v
 
 
@@ -97,6 +104,14 @@ KEYS: dict[str, tuple[str, Convert]] = {
     "staged_join": ("staged_join", _bool),
     "uvloop": ("no_uvloop", _not(_bool)),
     "credentials": ("credentials", _path),  # DynamoDB API keys, as --credentials FILE
+    "table_sweep_interval": ("table_sweep_interval", _seconds),
+    "admission_control": ("no_admission_control", _not(_bool)),
+    # The DynamoDB API's limits, as the --http-* flags.
+    "http_max_connections": ("http_max_connections", _int),
+    "http_max_connections_per_client": ("http_max_connections_per_client", _int),
+    "http_max_buffered_mb": ("http_max_buffered_mb", _int),
+    "http_idle_timeout": ("http_idle_timeout", _seconds),
+    "http_compress_min_bytes": ("http_compress_min_bytes", _count),
 }
 TABLES: dict[str, dict[str, tuple[str, Convert]]] = {
     "tls": {

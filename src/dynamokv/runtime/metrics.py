@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +47,13 @@ RESERVOIR_OPS_MAX = 64
 
 PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.50), ("p99", 0.99), ("p999", 0.999))
 
+# Latency per minute over the last minutes, for the dashboard: each op keeps the samples of
+# its last MINUTES_KEPT minutes, at most MINUTE_SAMPLES_MAX per minute (the latest ones), so
+# summing them up costs the HTTP thread (and the GIL the node's loop shares) a few ms at most.
+MINUTES_KEPT = 10
+MINUTE_SAMPLES_MAX = 1_000
+_QUIET_MINUTE: dict[str, Any] = {"requests": 0, "p50": 0.0, "p99": 0.0}
+
 
 def sibling_bucket(count: int) -> str:
     """The ``count`` label of a GET that returned ``count`` versions: "1", "2", "3" or "4+"."""
@@ -71,6 +79,10 @@ class NodeMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._reservoir_size = reservoir_size
         self._reservoirs: dict[str, deque[float]] = {}
+        # op -> [minute number, requests that minute, their latest samples], oldest first
+        self._minutes: dict[str, deque[tuple[int, list[int], deque[float]]]] = {}
+        self._clock: Callable[[], float] = time.monotonic
+        self._minute_rows: dict[tuple[str, int], dict[str, Any]] = {}  # past minutes, summed up
         self._lock = threading.Lock()
         # Published by the node's loop every 2 s, read by the HTTP thread (node_pages.py).
         self.health: dict[str, Any] = {}
@@ -183,7 +195,18 @@ class NodeMetrics:
                     return
                 reservoir = deque(maxlen=self._reservoir_size)
                 self._reservoirs[op] = reservoir
+                self._minutes[op] = deque(maxlen=MINUTES_KEPT)
             reservoir.append(seconds)
+            self._add_to_minute(self._minutes[op], seconds)
+
+    def _add_to_minute(self, series: deque[tuple[int, list[int], deque[float]]],
+                       seconds: float) -> None:
+        minute = int(self._clock() // 60)
+        if not series or series[-1][0] != minute:
+            series.append((minute, [0], deque(maxlen=MINUTE_SAMPLES_MAX)))
+        _, count, samples = series[-1]
+        count[0] += 1
+        samples.append(seconds)
 
     def observe_siblings(self, count: int) -> None:
         """Record one GET that returned ``count`` versions; 0 means the key was not found."""
@@ -318,6 +341,36 @@ class NodeMetrics:
             "connected_peers": int(self._sample("dynamokv_connected_peers")),
         }
 
+    def latency_minutes(self) -> dict[str, Any]:
+        """Per op, one entry per minute of the last ``MINUTES_KEPT`` (oldest first, the current
+        minute last, minutes without requests included): requests, p50 and p99 in ms. A past
+        minute no longer changes: its figures are worked out once."""
+        now = int(self._clock() // 60)
+        with self._lock:
+            series = {op: [(m, c[0], None if (op, m) in self._minute_rows else list(s))
+                           for m, c, s in d if m > now - MINUTES_KEPT]
+                      for op, d in self._minutes.items()}
+        out: dict[str, Any] = {}
+        for op, minutes in sorted(series.items()):
+            by_minute = {m: self._minute_row(op, m, count, samples, done=m < now)
+                         for m, count, samples in minutes}
+            out[op] = [{"minutes_ago": ago, **by_minute.get(now - ago, _QUIET_MINUTE)}
+                       for ago in range(MINUTES_KEPT - 1, -1, -1)]
+        for key in [k for k in list(self._minute_rows) if k[1] <= now - MINUTES_KEPT]:
+            self._minute_rows.pop(key, None)  # (another scrape thread may have done it)
+        return {"minutes": MINUTES_KEPT, "ops": out}
+
+    def _minute_row(self, op: str, minute: int, count: int, samples: list[float] | None, *,
+                    done: bool) -> dict[str, Any]:
+        if samples is None:
+            return self._minute_rows.get((op, minute), _QUIET_MINUTE)
+        ordered = sorted(samples)
+        row = {"requests": count, "p50": round(percentile(ordered, 0.5) * 1000, 3),
+               "p99": round(percentile(ordered, 0.99) * 1000, 3)}
+        if done:
+            self._minute_rows[(op, minute)] = row
+        return row
+
     def _sample(self, name: str, labels: dict[str, str] | None = None) -> float:
         value = self.registry.get_sample_value(name, labels)
         return float(value) if value is not None else 0.0
@@ -368,7 +421,7 @@ def _make_handler(metrics: NodeMetrics) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             from dynamokv.runtime.node_pages import page
 
-            extra = page(self.path.split("?", 1)[0], metrics.health, metrics.status)
+            extra = page(self.path.split("?", 1)[0], metrics)
             if extra is not None:
                 self._send(*extra)
                 return

@@ -47,6 +47,7 @@ from dynamokv.core.requests import (
     TableWrite,
 )
 from dynamokv.runtime.metrics import NodeMetrics
+from dynamokv.runtime.node_pages import ring_view
 from dynamokv.runtime.persist import save_ring
 from dynamokv.runtime.sockets import LinkSettings
 from dynamokv.runtime.transport import Transport
@@ -146,9 +147,8 @@ class NodeRunner:
                   "left": core.left}
         try:
             status = {**core.status(self.now_ms()), **self.runtime_status()}
-            if ring is not None:  # who owns which partition, for the dashboard's ring
-                status["owners"] = {m.node_id: list(ring.partitions_of(m.node_id))
-                                    for m in ring.members}
+            # who owns and who leads which partition, for the dashboard's ring
+            status.update(ring_view(core))
         except Exception:  # a status that fails to build must not stop the gauges
             log.exception("building the status page failed")
             status = {}

@@ -25,6 +25,7 @@ from dynamokv.runtime.config import TlsFiles
 
 MIN_VERSION = ssl.TLSVersion.TLSv1_2
 REPORT_EVERY_S = 30.0  # a peer retrying every second must not flood the log
+EXPIRY_WARNING_DAYS = 14  # a certificate expiring sooner is warned about at start-up
 
 log = logging.getLogger("dynamokv.tls")
 _reported: dict[str, float] = {}
@@ -40,18 +41,20 @@ class _ReportingSSLObject(ssl.SSLObject):
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             raise
         except ssl.SSLError as exc:
-            side = "inbound" if self.server_side else "outbound"
-            report(f"{side} TLS handshake failed: {describe(exc)}")
+            # Outbound failures reach the caller, which names the address it dialled.
+            if self.server_side:
+                report(f"inbound TLS handshake failed: {describe(exc)}")
             raise
 
 
-def report(text: str) -> None:
+def report(text: str, level: int = logging.ERROR) -> None:
+    """Log ``text`` unless it was logged in the last ``REPORT_EVERY_S``."""
     now = time.monotonic()
     if now - _reported.get(text, -1e9) >= REPORT_EVERY_S:
         if len(_reported) > 1000:
             _reported.clear()
         _reported[text] = now
-        log.error("%s", text)
+        log.log(level, "%s", text)
 
 
 def peer_server_context(tls: TlsFiles) -> ssl.SSLContext:
@@ -111,8 +114,16 @@ def client_context(ca: Path, cert: Path | None = None, key: Path | None = None
 def describe(exc: BaseException) -> str:
     """A handshake failure in words an operator can act on."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return (f"the peer's certificate was rejected: {exc.verify_message} (is it signed by "
-                "this cluster's CA, and still valid?)")
+        why = str(exc.verify_message)
+        if "expired" in why:
+            return f"the peer's certificate has expired ({why}): it must be issued again"
+        if "not yet valid" in why:
+            return (f"the peer's certificate is not valid yet ({why}): check the clocks of "
+                    "both machines")
+        if any(s in why for s in ("self-signed", "unable to get local issuer", "self signed")):
+            return (f"the peer's certificate is not signed by this node's CA ({why}): is it "
+                    "of another cluster, or is tls.ca the wrong file?")
+        return f"the peer's certificate was rejected: {why}"
     reason = getattr(exc, "reason", None) or str(exc)
     if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNEXPECTED_EOF_WHILE_READING"):
         return f"the peer does not speak TLS, or not this TLS ({reason}): is TLS set up on it?"
@@ -176,6 +187,11 @@ def check_validity(cert: Path, what: str, *, now: float | None = None) -> None:
     if now < not_before:
         raise ConfigError(f"{what} {cert} is not valid until {info['notBefore']} (check the "
                           "clock of this machine)")
+    days = (not_after - now) / 86_400
+    if days < EXPIRY_WARNING_DAYS:
+        # Peers will refuse it from then on: say so while there is time to issue a new one.
+        report(f"{what} {cert} expires on {info['notAfter']} (in {days:.1f} days); issue a "
+               "new one and restart the node before then", logging.WARNING)
 
 
 __all__ = [

@@ -34,7 +34,7 @@ from typing import Any, cast
 
 from dynamokv.core.messages import ErrorReply, Hello, Message
 from dynamokv.errors import ProtocolError
-from dynamokv.runtime import oversize
+from dynamokv.runtime import oversize, tls
 from dynamokv.runtime.metrics import NodeMetrics
 from dynamokv.runtime.sockets import LinkSettings, configure_socket, kernel_unacked
 from dynamokv.wire.codec import decode, encode
@@ -47,6 +47,7 @@ _WATCH_S = 0.25  # how often the watchdog looks at every connection
 # configured with a larger limit, a client's large request); a larger one means garbage.
 _SKIP_UP_TO = 64 * 1024 * 1024
 _WARN_EVERY_S = 10.0  # one log line per kind of refusal or closing in this long, at most
+_TLS_REFUSAL_WINDOW_S = 2.0  # a peer closing a new TLS connection this soon likely refused us
 
 OnPeerMessage = Callable[[str, Message], None]
 OnClientMessage = Callable[[int, Message], None]
@@ -91,12 +92,15 @@ class _Conn(asyncio.Protocol):
         self.stalled_since: float | None = None
         self.last_message_at = loop.time()
         self.frame_started_at: float | None = None
+        self.made_at = loop.time()
+        self.received = 0  # bytes received (a TLS refusal closes a connection before any)
 
     # asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         self.sock = transport.get_extra_info("socket")
+        self.made_at = asyncio.get_running_loop().time()
         peername = transport.get_extra_info("peername")
         self.address = str(peername[0]) if isinstance(peername, tuple) and peername else ""
         configure_socket(self.sock, self.owner.links)
@@ -106,6 +110,7 @@ class _Conn(asyncio.Protocol):
             self.connected.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        self.received += len(data)
         if self.refused:
             return
         decoder = self.decoder
@@ -148,6 +153,8 @@ class _Conn(asyncio.Protocol):
         self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.outbound and not self.closed and self.owner.client_ssl is not None:
+            self._tls_refusal(exc)
         self.closed = True
         self.owner._buffered(self.decoder.buffered_bytes, 0)
         if not self.connected.done():
@@ -155,6 +162,19 @@ class _Conn(asyncio.Protocol):
         self.owner._lost(self)
 
     # internals -------------------------------------------------------------------------------
+    def _tls_refusal(self, exc: Exception | None) -> None:
+        """With TLS 1.3 a server checks our certificate after our side of the handshake is
+        done, and asyncio turns its refusal into a bare end of stream: a peer that closes a
+        fresh connection we made, before sending anything, most likely refused us."""
+        fresh = asyncio.get_running_loop().time() - self.made_at < _TLS_REFUSAL_WINDOW_S
+        if fresh and self.received == 0:
+            peer = self.peer or "?"
+            who = f"seed {peer[1:]}" if peer.startswith("@") else f"{peer} at {self.address}"
+            why = tls.describe(exc) if isinstance(exc, ssl.SSLError) else (
+                "did it refuse our certificate (not signed by its CA, or expired)? its log "
+                "says why")
+            tls.report(f"{who} closed our TLS connection at once: {why}")
+
     def _dispatch(self, msg: Message) -> None:
         owner = self.owner
         if self.closed or (isinstance(msg, Hello) and not owner.accept_hello(self, msg)):
@@ -294,9 +314,14 @@ class PeerLink:
                 conn.send(payload)
             self.pending.clear()
         except (TimeoutError, OSError, ConnectionError) as exc:
-            # A TLS failure is a configuration error an operator must see, not a flaky peer.
-            log.log(logging.ERROR if isinstance(exc, ssl.SSLError) else logging.DEBUG,
-                    "cannot connect to %s at %s: %s", self.node, address, exc)
+            if isinstance(exc, ssl.SSLError):
+                # A configuration error an operator must see, not a flaky peer: said in words
+                # (runtime/tls.py), once per 30 s however often the connection is retried.
+                who = (f"seed {address}" if self.node.startswith("@")
+                       else f"{self.node} at {address}")
+                tls.report(f"cannot connect to {who}: {tls.describe(exc)}")
+            else:
+                log.debug("cannot connect to %s at %s: %s", self.node, address, exc)
             self.pending.clear()
             links = owner.links
             self.backoff_s = min(max(self.backoff_s * 2, links.reconnect_backoff_min_ms / 1000),
