@@ -105,6 +105,7 @@ KEYS: dict[str, tuple[str, Convert]] = {
     "uvloop": ("no_uvloop", _not(_bool)),
     "credentials": ("credentials", _path),  # DynamoDB API keys, as --credentials FILE
     "table_sweep_interval": ("table_sweep_interval", _seconds),
+    "stream_shard_roll": ("stream_shard_roll", _seconds),  # a stream shard's period
     "admission_control": ("no_admission_control", _not(_bool)),
     # The DynamoDB API's limits, as the --http-* flags.
     "http_max_connections": ("http_max_connections", _int),
