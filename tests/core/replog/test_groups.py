@@ -216,21 +216,27 @@ def _create(old: bytes | None) -> bytes:
     return b"mine"
 
 
+def _refusal_on_an_uncommitted_write(key: bytes) -> tuple[Pump, str, list[str]]:
+    """A leader whose appends reach nobody takes a put (client 7), then a create-if-absent of
+    the same item (client 8), which its condition would refuse on that put."""
+    pump = _settled(3)
+    leader, followers = _leader_of(pump, key)
+    pump.silent = set(followers)  # the leader's appends reach nobody: nothing commits
+    for client, request in ((7, TableWrite(BUCKET, key, b"v1")),
+                            (8, CasRequest(BUCKET, key, _create))):
+        pump._run(leader, pump.nodes[leader].handle(LocalRequested(client, request),
+                                                    pump.now_ms, 1_000_000 + pump.now_ms))
+    pump.deliver_all()
+    assert not pump.replies.get(8), "refused on an uncommitted write"
+    return pump, leader, followers
+
+
 def test_a_refusal_never_rests_on_a_write_that_may_not_commit() -> None:
     """The leader evaluates a condition on the item's newest log entry. Until that entry is
     committed a refusal based on it must wait: the leader may die and the write vanish, and an
     answer "the item exists" about an item that never existed is not linearizable."""
-    pump = _settled(3)
     key = b"\x00\x01never"
-    leader, followers = _leader_of(pump, key)
-    pump.silent = set(followers)  # the leader's appends reach nobody: nothing commits
-    pump._run(leader, pump.nodes[leader].handle(LocalRequested(7, TableWrite(BUCKET, key, b"v1")),
-                                                pump.now_ms, 1_000_000 + pump.now_ms))
-    pump._run(leader, pump.nodes[leader].handle(LocalRequested(8, CasRequest(BUCKET, key,
-                                                                             _create)),
-                                                pump.now_ms, 1_000_000 + pump.now_ms))
-    pump.deliver_all()
-    assert not pump.replies.get(8), "refused on an uncommitted write"
+    pump, leader, followers = _refusal_on_an_uncommitted_write(key)
     pump.down.add(leader)
     pump.silent = set()
     pump.advance(6_000)  # the followers elect a leader; v1 was on the dead leader only
@@ -239,17 +245,7 @@ def test_a_refusal_never_rests_on_a_write_that_may_not_commit() -> None:
 
 
 def test_a_refusal_waits_for_the_write_it_rests_on_to_commit() -> None:
-    pump = _settled(3)
-    key = b"\x00\x01later"
-    leader, followers = _leader_of(pump, key)
-    pump.silent = set(followers)
-    pump._run(leader, pump.nodes[leader].handle(LocalRequested(7, TableWrite(BUCKET, key, b"v1")),
-                                                pump.now_ms, 1_000_000 + pump.now_ms))
-    pump._run(leader, pump.nodes[leader].handle(LocalRequested(8, CasRequest(BUCKET, key,
-                                                                             _create)),
-                                                pump.now_ms, 1_000_000 + pump.now_ms))
-    pump.deliver_all()
-    assert not pump.replies.get(8)
+    pump, _, _ = _refusal_on_an_uncommitted_write(b"\x00\x01later")
     pump.silent = set()
     pump.advance(1_000)  # heartbeats carry v1 to the followers: it commits
     assert pump.replies.get(7) == [CasResult(None, b"v1")]
