@@ -348,13 +348,10 @@ class TableRequests:
         value = live_value(store.get(op.bucket, op.key))
         return CasResult(value, value)
 
-    def _latest(self, raft: RaftGroup, bucket: str, key: bytes) -> bytes | None:
-        """The item as its newest log entry leaves it, committed or not."""
-        return self._latest_entry(raft, bucket, key)[0]
-
     def _latest_entry(self, raft: RaftGroup, bucket: str, key: bytes
                       ) -> tuple[bytes | None, LogEntry | None]:
-        """``_latest``, and the log entry it comes from (None: from the applied state)."""
+        """The item as its newest log entry leaves it, committed or not, and that entry (None:
+        the value is the applied state's)."""
         for entry in reversed(raft.log.entries):
             if entry.index <= raft.applied:
                 break
