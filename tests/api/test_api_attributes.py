@@ -130,7 +130,9 @@ def test_nesting_limit() -> None:
     for _ in range(31):
         value = {"L": [value]}
     from_wire(value)  # 31 documents + a scalar = 32 levels: fine
-    assert rejected({"L": [value]}) == "Nesting Levels have exceeded supported limits"
+    assert rejected({"L": [value]}) == (
+        "Nesting Levels have exceeded supported limits: "
+        "Attributes in the item have nested levels beyond supported limit")
 
 
 def test_item_round_trip_and_canonical_numbers() -> None:

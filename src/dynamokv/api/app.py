@@ -62,6 +62,8 @@ log = logging.getLogger("dynamokv.api")
 TARGET_PREFIX = "DynamoDB_20120810."
 STREAMS_PREFIX = "DynamoDBStreams_20120810."  # same endpoint; operations named "Streams.<op>"
 CONTENT_TYPE = "application/x-amz-json-1.0"
+# Operations whose answer has no members: DynamoDB sends an empty body for them, not ``{}``.
+EMPTY_ANSWERS = frozenset({"TagResource", "UntagResource"})
 # Hashing, inflating and deflating release the GIL: above this size they run in a thread so
 # that one large body does not hold the event loop.
 OFFLOAD_BYTES = 256 * 1024
@@ -247,6 +249,8 @@ class DynamoDBApp:
             front.precheck_items(operation, params.body)
             self.stats[operation] += 1
             result = await self._run(operation, params, headers)
+            if not result and operation in EMPTY_ANSWERS:
+                return 200, b""
             return 200, response_json.dumps(result)
         except Exception as exc:  # every failure becomes an envelope: never a crash
             error = translate(exc)

@@ -231,7 +231,8 @@ def _map_value(raw: Any, depth: int) -> M:
     })
 
 
-NESTING_EXCEEDED = "Nesting Levels have exceeded supported limits"
+NESTING_EXCEEDED = ("Nesting Levels have exceeded supported limits: "
+                    "Attributes in the item have nested levels beyond supported limit")
 _CONVERTERS: dict[str, Callable[[Any, int], AttributeValue]] = {
     "S": _string_value,
     "N": _number_value,

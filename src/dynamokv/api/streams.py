@@ -160,8 +160,7 @@ def _not_found(arn: str) -> ResourceNotFoundException:
 async def _stream(ctx: ApiContext, arn: str) -> TableInfo:
     """The table whose latest stream ``arn`` names."""
     prefix = f"arn:aws:dynamodb:{ctx.region}:{ctx.account_id}:table/"
-    if not arn.startswith("arn:aws:dynamodb:") or "/stream/" not in arn:
-        raise ValidationException(f"Invalid StreamArn: {arn}")
+    _check_arn(arn)
     if not arn.startswith(prefix):
         raise _not_found(arn)
     table, _, label = arn[len(prefix):].partition("/stream/")
@@ -174,6 +173,13 @@ async def _stream(ctx: ApiContext, arn: str) -> TableInfo:
     if info is None or info.description.get("LatestStreamLabel") != label:
         raise _not_found(arn)
     return info
+
+
+def _check_arn(arn: str) -> None:
+    """Refuse what cannot be a stream ARN at all, as DynamoDB does (a ValidationException,
+    where a well-formed ARN of no stream is not found)."""
+    if not arn.startswith("arn:aws:dynamodb:") or "/stream/" not in arn:
+        raise ValidationException(f"Invalid StreamArn: {arn}")
 
 
 def _created_ms(info: TableInfo) -> int:
@@ -204,6 +210,15 @@ def _parse_shard(info: TableInfo, shard: str, q: int) -> tuple[int, int]:
 _HEX = frozenset("0123456789abcdef")
 
 
+def _shard_partition(info: TableInfo, shard: str, q: int) -> int | None:
+    """The partition of an ``ExclusiveStartShardId``; None for an ID that is no shard of this
+    stream, after which DynamoDB lists no shards (it is not an error there)."""
+    try:
+        return _parse_shard(info, shard, q)[0]
+    except ResourceNotFoundException:
+        return None
+
+
 def sequence_number(index: int, partition: int) -> str:
     return f"{index:016d}{partition:05d}"
 
@@ -221,6 +236,8 @@ async def list_streams(ctx: ApiContext, params: Params) -> dict[str, Any]:
     limit = params.integer("Limit", minimum=1, maximum=100) or 100
     start = params.string("ExclusiveStartStreamArn")
     name = params.string("TableName")
+    if start is not None:
+        _check_arn(start)
     if name is not None:
         tables = [await ctx.catalog.require(params.table_name(), fresh=True)]
     else:
@@ -305,11 +322,10 @@ async def describe_stream(ctx: ApiContext, params: Params) -> dict[str, Any]:
                   if s.get("ParentShardId") == parent]
         more = False
     else:
-        first, after = 0, None
-        if start is not None:
-            first, _ = _parse_shard(info, start, handle.q)
-            after = start
-        shards, more = await _shards_from(handle, info, first, after, limit, now_ms)
+        shards, more = [], False
+        first = 0 if start is None else _shard_partition(info, start, handle.q)
+        if first is not None:
+            shards, more = await _shards_from(handle, info, first, start, limit, now_ms)
     d = info.description
     spec = d.get("StreamSpecification") or {}
     description: dict[str, Any] = {
