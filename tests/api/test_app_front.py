@@ -1,6 +1,7 @@
 """The HTTP front of the DynamoDB API, through raw HTTP and boto3 against an in-process server:
-health, CORS, unknown methods, Content-Encoding both ways, the body budget, per-client
-connection limits, the idle timeout and the early refusal of oversized item writes."""
+health, CORS, unknown methods and paths, Content-Encoding both ways, empty answers, the body
+budget, per-client connection limits, the idle timeout and the early refusal of oversized item
+writes."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import orjson
 import pytest
 from botocore.exceptions import ClientError
 
-from dynamokv.api.front import ITEM_BODY_CAP
+from dynamokv.api.front import ITEM_BODY_CAP, accepted_coding
 from dynamokv.runtime.http_api import HttpLimits
 from tests.api.test_app_harness import ServerThread, make_table, served
 from tests.api.test_app_http import error_type, exchange, read_response, request_bytes
@@ -49,15 +50,27 @@ def wait_until(check: object, timeout_s: float = 10.0) -> bool:
 # ------------------------------------------------------------------------ health, 404, CORS
 
 
-@pytest.mark.parametrize("path", ["/", "/ping", "/anything?x=1"])
-def test_get_anywhere_is_the_health_answer(running: ServerThread, path: str) -> None:
+@pytest.mark.parametrize("path", ["/", "/?x=1"])
+def test_get_of_the_root_is_the_health_answer_naming_the_host(
+        running: ServerThread, path: str) -> None:
     status, headers, body = exchange(running, raw("GET", path))
     assert status == 200
-    assert body == b"healthy: dynamodb.us-east-1.amazonaws.com "
+    assert body == b"healthy: localhost "  # the Host asked for, as DynamoDB's own name
     assert headers["x-amz-crc32"] == str(zlib.crc32(body))
     assert len(headers["x-amzn-requestid"]) == 52
     status, headers, body = exchange(running, raw("HEAD", path))
     assert status == 200 and body == b""
+
+
+def test_health_without_a_host_names_the_region_endpoint(running: ServerThread) -> None:
+    status, _, body = exchange(running, b"GET / HTTP/1.0\r\n\r\n")
+    assert status == 200 and body == b"healthy: dynamodb.us-east-1.amazonaws.com "
+
+
+@pytest.mark.parametrize("path", ["/ping", "/health", "/index.htm", "/-"])
+def test_get_of_another_path_is_404(running: ServerThread, path: str) -> None:
+    status, _, body = exchange(running, raw("GET", path))
+    assert status == 404 and body == b"<UnknownOperationException/>\n"
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
@@ -92,6 +105,7 @@ def test_cors_origin_and_preflight(running: ServerThread) -> None:
     assert headers["access-control-allow-methods"] == "POST"
     assert headers["access-control-allow-headers"] == "content-type, x-amz-target, authorization"
     assert headers["access-control-max-age"] == "172800"
+    assert "x-amz-crc32" in headers["access-control-expose-headers"]
     assert headers["content-length"] == "0"
     status, headers, _ = exchange(running, request_bytes(b"{}"))
     assert "access-control-allow-origin" not in headers
@@ -112,13 +126,29 @@ def test_compressed_request_bodies(running: ServerThread) -> None:
     assert got["Item"]["v"]["S"] == "x" * 900
 
 
-def test_bad_or_unknown_content_encoding(running: ServerThread) -> None:
+def test_gzip_members_one_after_another_are_one_body(running: ServerThread) -> None:
+    item = orjson.dumps({"TableName": "front", "Item": {"pk": {"S": "two"}, "v": {"S": "w"}}})
+    body = gzip.compress(item[:10]) + gzip.compress(item[10:])
     status, _, payload = exchange(running, request_bytes(
-        b"not gzip", extra="Content-Encoding: gzip\r\n"))
-    assert status == 400 and error_type(payload) == "ValidationException"
+        body, "PutItem", extra="Content-Encoding: gzip\r\n"))
+    assert status == 200, payload
+    got = running.client().get_item(TableName="front", Key={"pk": {"S": "two"}})
+    assert got["Item"]["v"]["S"] == "w"
+
+
+@pytest.mark.parametrize("coding, body", [
+    ("gzip", b"not gzip"),
+    ("gzip", b""),
+    ("gzip", gzip.compress(b"{}")[:-1]),
+    ("gzip", gzip.compress(b"{}") + b"junk"),
+    ("br", b"{}"),
+    ("garbage", b"{}"),
+])
+def test_a_body_its_coding_cannot_undo_is_dynamodbs_500(
+        running: ServerThread, coding: str, body: bytes) -> None:
     status, _, payload = exchange(running, request_bytes(
-        b"{}", extra="Content-Encoding: br\r\n"))
-    assert status == 400 and b"Unsupported Content-Encoding: br" in payload
+        body, extra=f"Content-Encoding: {coding}\r\n"))
+    assert status == 500 and error_type(payload) == "InternalServerError"
 
 
 def test_a_decompression_bomb_is_413() -> None:
@@ -151,6 +181,41 @@ def test_responses_compressed_when_accepted_and_large(running: ServerThread) -> 
         b"{}", "ListTables", extra="Accept-Encoding: gzip\r\n"))
     assert "content-encoding" not in headers  # below the size threshold
     assert ddb.scan(TableName="front")["Count"] >= 4  # boto3 asks for identity
+
+
+@pytest.mark.parametrize("accept, chosen", [
+    ("gzip, deflate", "gzip"),
+    ("br, identity, deflate, gzip", "deflate"),  # the first one listed
+    ("GZIP ,, dog", "gzip"),
+    ("x-gzip", None),
+    ('"gzip"', None),
+    ("gzip br", None),
+    ("deflate;q=0.5, gzip;q=0.2", "deflate"),
+    ("deflate;q=0.5, gzip; q = 31", "gzip"),  # q above 1 counts as 1
+    ("deflate;q=0.5, gzip;q=1;q=0.2", "gzip"),  # the first q counts
+    ("deflate;q=0.5, gzip;q=0.x", "gzip"),  # a q that is no number counts as 1
+    ("deflate;q=-0.5, gzip;q=0.2", "gzip"),
+    ("gzip;q=0, gzip;q=1", "gzip"),
+    ("gzip;nq=1;q=0", None),
+    ("*", "gzip"),
+    ("*, deflate", "deflate"),  # named beats admitted by *
+    ("*, gzip;q=0.5", "deflate"),
+    ("*;q=0.5, identity", "gzip"),
+    ("br;q=0.8, identity;q=0.5, *;q=0", None),
+    ("", None),
+])
+def test_the_response_coding_is_chosen_as_dynamodb_does(accept: str, chosen: str | None) -> None:
+    assert accepted_coding({"accept-encoding": accept}) == chosen
+
+
+def test_tag_resource_and_untag_resource_answer_an_empty_body(running: ServerThread) -> None:
+    arn = running.client().describe_table(TableName="front")["Table"]["TableArn"]
+    tag = {"ResourceArn": arn, "Tags": [{"Key": "k", "Value": "v"}]}
+    untag = {"ResourceArn": arn, "TagKeys": ["k"]}
+    for operation, body in [("TagResource", tag), ("UntagResource", untag)]:
+        status, headers, payload = exchange(running, request_bytes(orjson.dumps(body), operation))
+        assert status == 200 and payload == b"" and headers["x-amz-crc32"] == "0"
+    assert running.client().list_tags_of_resource(ResourceArn=arn)["Tags"] == []
 
 
 # ------------------------------------------------------------------------ early refusal by size

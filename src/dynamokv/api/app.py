@@ -212,8 +212,8 @@ class DynamoDBApp:
         if method == "OPTIONS" and cors:
             return Response(200, [("x-amzn-RequestId", rid), *front.preflight_headers(headers)],
                             b"")
-        if method in ("GET", "HEAD"):
-            health = front.health_body(self.region)
+        if method in ("GET", "HEAD") and front.is_health_path(target):
+            health = front.health_body(self.region, headers.get("host"))
             return Response(200, [("x-amzn-RequestId", rid), ("x-amz-crc32", crc32(health)),
                                   *cors], health if method == "GET" else b"")
         if method != "POST" or front.refused_content_type(headers, body):

@@ -1,13 +1,14 @@
 """The HTTP front matter of the DynamoDB endpoint, answered before any operation runs.
 
-Owns: the health answer (``GET`` on any path, as DynamoDB: ``healthy:
-dynamodb.<region>.amazonaws.com``), CORS (``Origin`` gets ``Access-Control-Allow-Origin: *``;
-an ``OPTIONS`` preflight with an ``Origin`` is answered 200 with the requested headers and
-method echoed, as DynamoDB does), the 404 ``<UnknownOperationException/>`` of any other method
-or of a body that is not JSON, ``Content-Encoding`` of requests (gzip, deflate; the decoded size
-is bounded) and of responses (gzip or deflate when ``Accept-Encoding`` allows it and the body is
-large enough; ``x-amz-crc32`` then covers the compressed bytes, as DynamoDB's does), and the
-per-operation body caps that let a server refuse a request by its size before parsing it.
+Owns: the health answer (``GET /``, as DynamoDB: ``healthy: <host>``), CORS (``Origin`` gets
+``Access-Control-Allow-Origin: *``; an ``OPTIONS`` preflight with an ``Origin`` is answered 200
+with the requested headers and method echoed, as DynamoDB does), the 404
+``<UnknownOperationException/>`` of any other method or path or of a body that is not JSON,
+``Content-Encoding`` of requests (gzip, deflate; the decoded size is bounded; a body that does
+not decode is DynamoDB's 500) and of responses (gzip or deflate as DynamoDB picks from
+``Accept-Encoding``, when the body is large enough; ``x-amz-crc32`` then covers the compressed
+bytes, as DynamoDB's does), and the per-operation body caps that let a server refuse a request
+by its size before parsing it.
 May import: stdlib, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.attributes`.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from dynamokv.api.attributes import MAX_ITEM_SIZE
-from dynamokv.api.errors import DynamoDBError, ValidationException
+from dynamokv.api.errors import DynamoDBError, InternalServerError, ValidationException
 
 JSON_TYPES = ("application/x-amz-json-1.0", "application/json")
 NOT_FOUND_BODY = b"<UnknownOperationException/>\n"
@@ -106,9 +107,18 @@ def _check_names(item: object, message: str) -> None:
 # --------------------------------------------------------------------------- health, CORS, 404
 
 
-def health_body(region: str) -> bytes:
-    # DynamoDB's own answer ends with a space; probes written against it may compare exactly.
-    return f"healthy: dynamodb.{region}.amazonaws.com ".encode("ascii")
+def is_health_path(target: str) -> bool:
+    """Whether a ``GET`` of ``target`` is the health check: the root only, as DynamoDB
+    (another path is a 404 there)."""
+    return target.partition("?")[0] == "/"
+
+
+def health_body(region: str, host: str | None = None) -> bytes:
+    """``healthy: <the Host the client named>``: at AWS that is
+    ``dynamodb.<region>.amazonaws.com``, the fallback for a request without ``Host``.
+    DynamoDB's answer ends with a space; probes written against it may compare exactly."""
+    name = host.strip() if host else f"dynamodb.{region}.amazonaws.com"
+    return f"healthy: {name} ".encode("utf-8", "replace")
 
 
 def cors_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -120,7 +130,7 @@ def cors_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
 
 def preflight_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     """The answer to ``OPTIONS`` with an ``Origin``: echo what the browser asks to send."""
-    out = [("Access-Control-Allow-Origin", "*")]
+    out = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", CORS_EXPOSE)]
     asked_headers = headers.get("access-control-request-headers")
     if asked_headers:
         out.append(("Access-Control-Allow-Headers", asked_headers))
@@ -151,7 +161,9 @@ def response_type(headers: Mapping[str, str]) -> str:
 
 
 def decode_body(headers: Mapping[str, str], body: bytes, limit: int) -> bytes:
-    """The body with its ``Content-Encoding`` undone; at most ``limit`` decoded bytes."""
+    """The body with its ``Content-Encoding`` undone; at most ``limit`` decoded bytes.
+    DynamoDB answers a coding it does not know, or a body that is not what the coding
+    says, with a 500 (InternalServerError), not a 400."""
     coding = headers.get("content-encoding", "").strip().lower()
     if coding in ("", "identity"):
         return body
@@ -160,7 +172,7 @@ def decode_body(headers: Mapping[str, str], body: bytes, limit: int) -> bytes:
     elif coding == "deflate":
         wbits = zlib.MAX_WBITS
     else:
-        raise ValidationException(f"Unsupported Content-Encoding: {coding}")
+        raise InternalServerError(f"Unsupported Content-Encoding: {coding}")
     try:
         return _inflate(body, wbits, limit)
     except zlib.error:
@@ -173,37 +185,68 @@ def decode_body(headers: Mapping[str, str], body: bytes, limit: int) -> bytes:
 
 
 def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits)
-    out = inflater.decompress(body, limit + 1)
-    if len(out) > limit:
-        raise RequestTooLarge()
-    if not inflater.eof:
-        raise zlib.error("truncated stream")
-    return out
+    """Every member of ``body`` inflated (gzip allows members one after another; anything
+    else after a member is an error, not silently dropped)."""
+    out = bytearray()
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        out += inflater.decompress(rest, limit + 1 - len(out))
+        if len(out) > limit:
+            raise RequestTooLarge()
+        if not inflater.eof:
+            raise zlib.error("truncated stream")
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(out)
 
 
-def _corrupt(coding: str) -> ValidationException:
-    return ValidationException(f"The request body is not valid {coding} data")
+def _corrupt(coding: str) -> InternalServerError:
+    return InternalServerError(f"The request body is not valid {coding} data")
 
 
 def accepted_coding(headers: Mapping[str, str]) -> str | None:
-    """``gzip`` or ``deflate`` if ``Accept-Encoding`` allows one (gzip preferred), else None."""
-    accepted: dict[str, float] = {}
+    """``gzip`` or ``deflate`` as DynamoDB picks one from ``Accept-Encoding``, else None.
+
+    The highest weight wins (``q`` clamped to 0..1; a ``q`` that is no number counts as 1;
+    the first ``q`` of an entry counts; a coding listed twice keeps its best weight). A
+    coding named outright beats one only ``*`` admits; among codings named outright the one
+    listed first wins, and ``*`` alone gives gzip. Weight 0 refuses a coding."""
+    named: dict[str, float] = {}
+    star: float | None = None
     for part in headers.get("accept-encoding", "").split(","):
-        name, _, params = part.strip().partition(";")
-        weight = 1.0
-        params = params.strip().lower()
-        if params.startswith("q="):
-            try:
-                weight = float(params[2:])
-            except ValueError:
-                weight = 0.0
-        if name:
-            accepted[name.strip().lower()] = weight
+        name, _, params = part.partition(";")
+        name = name.strip().lower()
+        if name not in ("gzip", "deflate", "*"):
+            continue  # identity, other codings and malformed entries choose nothing
+        weight = _weight(params)
+        if name == "*":
+            star = weight if star is None else max(star, weight)
+        else:
+            named[name] = max(named.get(name, weight), weight)
+    best: tuple[float, int, int] | None = None
+    choice = None
     for coding in ("gzip", "deflate"):
-        if accepted.get(coding, accepted.get("*", 0.0)) > 0:
-            return coding
-    return None
+        if coding in named:
+            rank = (named[coding], 1, -list(named).index(coding))
+        elif star is not None:
+            rank = (star, 0, 0)
+        else:
+            continue
+        if rank[0] > 0 and (best is None or rank > best):
+            best, choice = rank, coding
+    return choice
+
+
+def _weight(params: str) -> float:
+    for param in params.split(";"):
+        key, eq, value = param.partition("=")
+        if eq and key.strip().lower() == "q":
+            try:
+                return min(max(float(value.strip()), 0.0), 1.0)
+            except ValueError:
+                return 1.0
+    return 1.0
 
 
 def compress(body: bytes, coding: str) -> bytes:
