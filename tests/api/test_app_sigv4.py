@@ -71,8 +71,44 @@ def test_missing_or_malformed_authorization() -> None:
     assert failure(request)[0] == "IncompleteSignatureException"
 
 
-def test_no_auth_config_accepts_anything() -> None:
+def open_verify(request: AWSRequest, now: float | None = None) -> str | None:
+    headers = {k.lower(): str(v) for k, v in request.headers.items()}
+    return verify_request(None, "POST", "/", "", headers, b"{}", now=now)
+
+
+def open_failure(request: AWSRequest, now: float | None = None) -> tuple[str, str]:
+    with pytest.raises(DynamoDBError) as info:
+        open_verify(request, now)
+    return info.value.type, info.value.message
+
+
+def test_the_open_server_serves_an_unsigned_request_unchecked() -> None:
     assert verify_request(None, "POST", "/", "", {}, b"{}") is None
+
+
+def test_the_open_server_accepts_any_key_and_secret_of_a_signed_request() -> None:
+    assert open_verify(signed(key="ANYONE", secret="anything")) == "ANYONE"
+    assert open_verify(signed(key="ANYONE", secret="else")) == "ANYONE"  # seen before
+
+
+def test_the_open_server_checks_a_signed_requests_form_and_date() -> None:
+    request = signed()
+    stamp = request.headers["X-Amz-Date"]
+    signed_at = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+    assert open_verify(request, now=signed_at + 60) == "AKIDEXAMPLE"
+    kind, text = open_failure(request, now=signed_at + 3600)  # also once the form was seen
+    assert kind == "InvalidSignatureException" and text.startswith("Signature expired: ")
+    kind, text = open_failure(request, now=signed_at - 3600)
+    assert kind == "InvalidSignatureException" and text.startswith("Signature not yet current: ")
+    del request.headers["Authorization"]  # an X-Amz-Date alone is a signing attempt
+    assert open_failure(request)[0] == "MissingAuthenticationTokenException"
+    request = signed()
+    request.headers.replace_header("Authorization", str(request.headers["Authorization"])
+                                   .replace("/dynamodb/", "/s3/"))
+    assert open_failure(request)[0] == "InvalidSignatureException"
+    request = signed()
+    request.headers.replace_header("Authorization", "AWS4-HMAC-SHA256 Credential=x")
+    assert open_failure(request)[0] == "IncompleteSignatureException"
 
 
 @pytest.fixture(scope="module")

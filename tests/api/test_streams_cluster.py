@@ -235,6 +235,12 @@ def test_view_types_errors_and_disabling(cluster: Path) -> None:
                 "not found")
             assert (await api.error("GetRecords", {"ShardIterator": "garbage!"})) == (
                 "ValidationException: Invalid ShardIterator")
+            # A start ARN that is no stream ARN is refused; a start shard of no stream lists none.
+            assert (await api.error("ListStreams", {"ExclusiveStartStreamArn": "kossa"})) == (
+                "ValidationException: Invalid StreamArn: kossa")
+            assert (await api.streams("DescribeStream", {
+                "StreamArn": arn, "ExclusiveStartShardId": "zzzz-no-shard"}))[
+                "StreamDescription"]["Shards"] == []
             shard = (await api.streams("DescribeStream", {"StreamArn": arn}))[
                 "StreamDescription"]["Shards"][0]["ShardId"]
             it = (await api.streams("GetShardIterator", {
