@@ -71,6 +71,8 @@ def test_health_without_a_host_names_the_region_endpoint(running: ServerThread) 
 def test_get_of_another_path_is_404(running: ServerThread, path: str) -> None:
     status, _, body = exchange(running, raw("GET", path))
     assert status == 404 and body == b"<UnknownOperationException/>\n"
+    status, headers, body = exchange(running, raw("HEAD", path))
+    assert status == 404 and body == b"" and headers["content-length"] == "0"
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])

@@ -220,7 +220,7 @@ class DynamoDBApp:
             self.stats["error:UnknownOperationException"] += 1
             return Response(404, [("x-amzn-RequestId", rid),
                                   ("x-amz-crc32", crc32(front.NOT_FOUND_BODY)), *cors],
-                            front.NOT_FOUND_BODY)
+                            b"" if method == "HEAD" else front.NOT_FOUND_BODY)  # HEAD: no body
         status, payload = await self._answer(method, target, headers, body, rid)
         out = [("x-amzn-RequestId", rid), ("Content-Type", front.response_type(headers)), *cors]
         coding = (front.accepted_coding(headers)
