@@ -16,7 +16,7 @@ Two parts:
 Every body is valid and within DynamoDB's limits: items of at most 400 KB (the worst shapes:
 tens of thousands of attributes, a list of 200,000 NULLs, 130,000 numbers, 31 levels of
 nesting), batches of 25 such items in at most 16 MB, an UpdateItem whose value is a 400 KB
-list, and the GetItem of such an item.
+list, and the GetItem (plain, projected), Query and failed conditional put of such an item.
 
 Usage: ``python bench/large_items.py [--stages] [--rounds 3] [--scenarios a,b]``.
 """
@@ -90,6 +90,17 @@ def bodies() -> dict[str, tuple[str, bytes]]:
         "ExpressionAttributeValues": {":v": value}}))
     out["get-list"] = ("GetItem", orjson.dumps(
         {"TableName": TABLE, "Key": {"pk": {"S": "put-list-null"}}}))
+    # The reads that decode the item (api/large_reads.py): a projection, capacity, a page.
+    out["get-list-projected"] = ("GetItem", orjson.dumps(
+        {"TableName": TABLE, "Key": {"pk": {"S": "put-list-null"}},
+         "ProjectionExpression": "l[0]", "ReturnConsumedCapacity": "TOTAL"}))
+    out["query-list"] = ("Query", orjson.dumps(
+        {"TableName": TABLE, "KeyConditionExpression": "pk = :k",
+         "ExpressionAttributeValues": {":k": {"S": "put-list-null"}}}))
+    out["failed-condition-list"] = ("PutItem", orjson.dumps(
+        {"TableName": TABLE, "Item": {"pk": {"S": "put-list-null"}},
+         "ConditionExpression": "attribute_not_exists(pk)",
+         "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}))
     return out
 
 

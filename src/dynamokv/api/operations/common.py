@@ -240,9 +240,10 @@ def check_table_name(value: str, label: str = "tableName") -> str:
 class CheckFailed(Abort):
     """A condition was false inside a ``cas`` decision; carries the item as it was."""
 
-    def __init__(self, old: Item | None) -> None:
+    def __init__(self, old: Item | None, raw: bytes | None = None) -> None:
         super().__init__("condition failed")
         self.old = old
+        self.raw = raw  # the stored bytes of ``old``, when known (their size says if it is large)
 
 
 class Refused(Abort):

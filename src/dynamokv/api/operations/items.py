@@ -6,7 +6,8 @@ May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.schema.ca
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
 :mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.layout.items`,
 :mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.transactions.intents`,
-:mod:`dynamokv.api.operations.item_collections`.
+:mod:`dynamokv.api.operations.item_collections`, :mod:`dynamokv.api.large_reads`,
+:mod:`dynamokv.api.large_writes`.
 
 Paths through the handle. A PutItem or DeleteItem with no condition and no ReturnValues is a
 plain ``write`` (last writer wins). Anything that must look at the current item -- a
@@ -35,14 +36,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dynamokv.api import large_writes
+from dynamokv.api import large_reads, large_writes
 from dynamokv.api.attributes import Item, check_item_size, item_from_wire, item_size, item_to_wire
 from dynamokv.api.errors import ConditionalCheckFailedException, DynamoDBError, ValidationException
 from dynamokv.api.expressions import UpdateExpression, apply_update, evaluate, project
 from dynamokv.api.handle import WriteRefused
 from dynamokv.api.indexes.node import maintain
 from dynamokv.api.indexes.upkeep import UNKNOWN
-from dynamokv.api.layout.items import INTENT_MARK, decode_item, encode_item, stored_wire
+from dynamokv.api.layout.items import INTENT_MARK, decode_item, encode_item
 from dynamokv.api.operations import item_collections
 from dynamokv.api.operations.common import (
     ApiContext,
@@ -77,10 +78,15 @@ def on_failure(params: Params) -> bool:
     return choice == "ALL_OLD"
 
 
-def condition_failed(old: Item | None, return_old: bool) -> ConditionalCheckFailedException:
-    if return_old and old is not None:
-        return ConditionalCheckFailedException(item=item_to_wire(old))
-    return ConditionalCheckFailedException()
+async def condition_failed(failed: CheckFailed, return_old: bool
+                           ) -> ConditionalCheckFailedException:
+    """The error of a false condition, with the item as it was when ``return_old``."""
+    old = failed.old
+    if not return_old or old is None:
+        return ConditionalCheckFailedException()
+    if failed.raw is not None and len(failed.raw) > large_reads.LARGE_VALUE:
+        return ConditionalCheckFailedException(item=await large_reads.in_worker(item_to_wire, old))
+    return ConditionalCheckFailedException(item=item_to_wire(old))
 
 
 def check_update_keys(table: TableInfo, update: UpdateExpression | None) -> None:
@@ -105,7 +111,7 @@ def _checked(prepared: Prepared, current: bytes | None) -> Item | None:
         raise IntentFound(current)
     old = decode_item(current) if current is not None else None
     if prepared.condition is not None and not evaluate(prepared.condition, old or {}):
-        raise CheckFailed(old)
+        raise CheckFailed(old, current)
     return old
 
 
@@ -212,7 +218,7 @@ async def _conditional_write(ctx: ApiContext, table: TableInfo, key: bytes, ask:
         await large_writes.write_cas(ctx, table.bucket, key, decide, large_request=False,
                                      keep=box)
     except CheckFailed as failed:
-        raise condition_failed(failed.old, ask.return_old) from None
+        raise await condition_failed(failed, ask.return_old) from None
     old = box[0]
     await maintain(ctx, table, key, old, new)
     return old
@@ -251,15 +257,7 @@ async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     out: dict[str, Any] = {}
     size = 0
     if raw is not None:
-        if prepared.projection is None:
-            # The stored form is the wire form: no need to build typed values (nor to measure
-            # the item, unless its capacity is asked for).
-            out["Item"] = stored_wire(raw) if raw[:1] == INTENT_MARK else RawJson(raw)
-            size = item_size(decode_item(raw)) if mode != "NONE" else 0
-        else:
-            item = decode_item(raw)
-            size = item_size(item)
-            out["Item"] = item_to_wire(project(item, prepared.projection))
+        out["Item"], size = await large_reads.get_answer(raw, prepared.projection, mode != "NONE")
     consumed = read_consumed(table, None, mode, read_units(size, consistent))
     if consumed is not None:
         out["ConsumedCapacity"] = consumed
@@ -284,7 +282,7 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     return await _answer(ctx, table, ask, out, key_item, size, old, None)
 
 
-def _update_attributes(returns: str, prepared: Prepared, old: Item | None, new: Item | None,
+async def _update_attributes(returns: str, prepared: Prepared, old: Item | None, new: Item | None,
                        stored: tuple[bytes | None, bytes | None]) -> Any:
     """UpdateItem's ``Attributes``, or None. ALL_OLD and ALL_NEW are the stored bytes of the
     item before and after (``stored``), sent as they are."""
@@ -295,9 +293,17 @@ def _update_attributes(returns: str, prepared: Prepared, old: Item | None, new: 
         return RawJson(raw) if raw is not None and raw[:1] != INTENT_MARK else item_to_wire(item)
     if returns in ("UPDATED_OLD", "UPDATED_NEW") and prepared.update is not None:
         source = old if returns == "UPDATED_OLD" else new
-        if source is not None and (attributes := project(source, prepared.update.paths)):
-            return item_to_wire(attributes)
+        if source is not None:
+            if any(raw is not None and len(raw) > large_reads.LARGE_VALUE for raw in stored):
+                return await large_reads.in_worker(_updated, source, prepared.update.paths)
+            return _updated(source, prepared.update.paths)
     return None
+
+
+def _updated(source: Item, paths: Any) -> dict[str, Any] | None:
+    """The wire form of the attributes of ``source`` an update named, or None if none."""
+    attributes = project(source, paths)
+    return item_to_wire(attributes) if attributes else None
 
 
 async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
@@ -316,11 +322,11 @@ async def update_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     except _NoItem:
         old, new = None, None
     except CheckFailed as failed:
-        raise condition_failed(failed.old, ask.return_old) from None
+        raise await condition_failed(failed, ask.return_old) from None
     except Refused as refused:
         raise refused.error from None
     out: dict[str, Any] = {}
-    attributes = _update_attributes(ask.returns, ask.prepared, old, new, stored)
+    attributes = await _update_attributes(ask.returns, ask.prepared, old, new, stored)
     if attributes is not None:
         out["Attributes"] = attributes
     size = await large_writes.item_sizes(old, new, stored)

@@ -7,7 +7,8 @@ Segment/TotalSegments for ``handle.scan``, and index reads.
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.schema.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
 :mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.layout.items`, :mod:`dynamokv.api.layout.keycodec`,
-:mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.transactions.intents`.
+:mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.transactions.intents`,
+:mod:`dynamokv.api.large_reads`.
 
 Global secondary indexes have their own buckets (:mod:`dynamokv.api.indexes`): a Query is a
 range read of the index's partition, a Scan scans the index bucket, and every entry read is
@@ -29,6 +30,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from dynamokv.api import large_reads
 from dynamokv.api.attributes import (
     AttributeValue,
     B,
@@ -69,7 +71,7 @@ from dynamokv.api.handle import split_key
 from dynamokv.api.indexes.backfill import resume_backfills
 from dynamokv.api.indexes.layout import CREATING, entry_key, index_projection
 from dynamokv.api.indexes.node import VERIFY_BATCH, verify, work
-from dynamokv.api.layout.items import INTENT_MARK, decode_item
+from dynamokv.api.layout.items import INTENT_MARK
 from dynamokv.api.layout.keycodec import encode_key
 from dynamokv.api.operations.common import (
     ApiContext,
@@ -247,20 +249,35 @@ class _Page:
         async for item in source:
             self.scanned += 1
             self.last = item
-            visible = item
-            if projected:
-                assert index is not None
-                visible = index_projection(self.table, index, item)
-            self.size += item_size(visible if index is not None and index.is_global else item)
-            if self.prepared.filter is None or evaluate(self.prepared.filter, visible):
+            if isinstance(item, large_reads.LargeItem):
+                size, answer = await large_reads.in_worker(self._visit, item, projected)
+            else:
+                size, answer = self._visit(item, projected)
+            self.size += size
+            if answer is not None:
                 self.count += 1
                 if self.select != "COUNT":
-                    if self.prepared.projection is not None:
-                        visible = project(visible, self.prepared.projection)
-                    self.items.append(item_to_wire(visible))
+                    self.items.append(answer)
             if (self.limit is not None and self.scanned >= self.limit) or self.size >= PAGE_BYTES:
                 return True
         return False
+
+    def _visit(self, item: Item, projected: bool) -> tuple[int, dict[str, Any] | None]:
+        """The size ``item`` counts for, and its answer (``{}`` under Select COUNT), or None
+        when the filter drops it. Pure: a large item's visit runs in the worker thread."""
+        index = self.index
+        visible = item
+        if projected:
+            assert index is not None
+            visible = index_projection(self.table, index, item)
+        size = item_size(visible if index is not None and index.is_global else item)
+        if self.prepared.filter is not None and not evaluate(self.prepared.filter, visible):
+            return size, None
+        if self.select == "COUNT":
+            return size, {}
+        if self.prepared.projection is not None:
+            visible = project(visible, self.prepared.projection)
+        return size, item_to_wire(visible)
 
     def response(self, stopped: bool, mode: str, consistent: bool) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -351,9 +368,9 @@ async def _committed(
     """The committed item of a stored value (``None``: none), resolving a transaction's
     intent when the value carries one; plain values decode without a round trip."""
     if raw[:1] != INTENT_MARK:
-        return decode_item(raw)
+        return await large_reads.decoded(raw)
     value = await resolve(ctx, table.bucket, key, raw, consistent=consistent)
-    return None if value is None else decode_item(value)
+    return None if value is None else await large_reads.decoded(value)
 
 
 def _entry_position(table: TableInfo, index: IndexInfo, start_key: tuple[Item, bytes]) -> bytes:
