@@ -317,8 +317,11 @@ class ConditionParser(BaseParser):
         name, args = function.name, function.args
         arity = CONDITION_FUNCTIONS.get(name)
         if name in UPDATE_ONLY_FUNCTIONS:
-            # DynamoDB knows these names, so they are misused here rather than unknown.
-            self._misused(function)
+            # DynamoDB knows these names (UpdateExpression's), so they are not "invalid" here.
+            self.problems.add(
+                CATEGORY_UNKNOWN_FUNCTION,
+                f"The function is not allowed in a condition expression; function: {name}",
+            )
             return
         if arity is None:
             self.problems.add(CATEGORY_UNKNOWN_FUNCTION, f"Invalid function name; function: {name}")
