@@ -380,7 +380,10 @@ class TestSemanticErrors:
             "Invalid function name; function: ATTRIBUTE_EXISTS"
         )
         assert cond_error("if_not_exists(a, :v) = :v", None, {":v": nv(1)}) == self.prefixed(
-            "Invalid function name; function: if_not_exists"
+            "The function is not allowed in a condition expression; function: if_not_exists"
+        )
+        assert cond_error("list_append(a, a) = :v", None, {":v": nv(1)}) == self.prefixed(
+            "The function is not allowed in a condition expression; function: list_append"
         )
 
     def test_misused_functions(self) -> None:
@@ -459,6 +462,13 @@ class TestSemanticErrors:
                 "bound; lower bound operand: AttributeValue: {S:b}, upper bound operand: "
                 "AttributeValue: {S:a}"
             )
+        )
+
+    def test_between_bounds_must_be_scalars(self) -> None:
+        lists = {":a": {"L": [nv(1)]}, ":b": {"L": [nv(2)]}}
+        assert cond_error("a between :a and :b", None, lists) == self.prefixed(
+            "Incorrect operand type for operator or function; operator or function: BETWEEN, "
+            "operand type: L"
         )
 
     def test_priority_reserved_before_undefined(self) -> None:

@@ -106,9 +106,13 @@ def test_arithmetic_overflow_and_precision() -> None:
     with pytest.raises(ValidationException) as info:
         numbers.add(big, big)
     assert info.value.message.startswith("Number overflow")
+    # A result needing more than 38 digits is, in DynamoDB's words, an overflow.
     with pytest.raises(ValidationException) as info:
         numbers.add(Decimal("1E20"), Decimal("1E-20"))
-    assert info.value.message == numbers.TOO_MANY_DIGITS
+    assert info.value.message == numbers.OVERFLOW
+    with pytest.raises(ValidationException) as info:
+        numbers.subtract(Decimal("1E50"), Decimal("1"))
+    assert info.value.message == numbers.OVERFLOW
     with pytest.raises(ValidationException) as info:
         numbers.add(numbers.parse_number("1E-130"), numbers.parse_number("-1.1E-130"))
     assert info.value.message.startswith("Number underflow")

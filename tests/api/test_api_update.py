@@ -237,8 +237,9 @@ class TestApplyErrors:
         assert apply_error(
             "ADD n :a", item_from_wire({"n": nv("9.9e125")}), None, {":a": nv("9.9e125")}
         ).startswith("Number overflow")
-        assert apply_error("SET n = n + :tiny", BASE, None, {":tiny": nv("1e-40")}) == (
-            "Attempting to store more than 38 significant digits in a Number"
+        # DynamoDB words a result needing more than 38 digits as an overflow too.
+        assert apply_error("SET n = n + :tiny", BASE, None, {":tiny": nv("1e-40")}).startswith(
+            "Number overflow"
         )
 
     def test_nesting_limit(self) -> None:
@@ -354,7 +355,9 @@ class TestParseErrors:
             "Operator or function requires a document path; operator or function: if_not_exists"
         )
         assert update_error("SET a = foo(b)") == self.p("Invalid function name; function: foo")
-        assert update_error("SET a = size(b)") == self.p("Invalid function name; function: size")
+        assert update_error("SET a = size(b)") == self.p(
+            "The function is not allowed in an update expression; function: size"
+        )
         assert update_error("SET a = list_append(b)") == self.p(
             "Incorrect number of operands for operator or function; operator or function: "
             "list_append, number of operands: 1"

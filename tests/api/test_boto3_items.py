@@ -162,6 +162,22 @@ def test_update_item_return_values(ddb: Any, table: str) -> None:
     assert "b" not in item
 
 
+def test_return_values_enum_messages_list_dynamodb_order(ddb: Any, table: str) -> None:
+    key = {"pk": {"S": "enum"}}
+    with pytest.raises(ClientError) as info:
+        ddb.update_item(TableName=table, Key=key, ReturnValues="DOG")
+    assert info.value.response["Error"]["Message"] == (
+        "1 validation error detected: Value 'DOG' at 'returnValues' failed to satisfy "
+        "constraint: Member must satisfy enum value set: "
+        "[ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]")
+    with pytest.raises(ClientError) as info:
+        ddb.delete_item(TableName=table, Key=key, ReturnValuesOnConditionCheckFailure="none")
+    assert info.value.response["Error"]["Message"].endswith("enum value set: [ALL_OLD, NONE]")
+    with pytest.raises(ClientError) as info:
+        ddb.put_item(TableName=table, Item=key, ReturnValues="ALL_NEW")
+    assert info.value.response["Error"]["Message"] == "Return values set to invalid value"
+
+
 def test_update_item_conditions_and_errors(ddb: Any, table: str) -> None:
     key = {"pk": {"S": "e"}}
     ddb.put_item(TableName=table, Item={**key, "n": {"N": "1"}, "s": {"S": "x"}})

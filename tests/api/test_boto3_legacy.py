@@ -305,7 +305,7 @@ def test_expected_empty_and_conditional_operator_alone(ddb: Any, table: str) -> 
                    Expected={"a": {"Value": {"N": "1"}}}, ConditionalOperator="XOR") == (
         "ValidationException",
         "1 validation error detected: Value 'XOR' at 'conditionalOperator' failed to satisfy "
-        "constraint: Member must satisfy enum value set: [AND, OR]")
+        "constraint: Member must satisfy enum value set: [OR, AND]")
 
 
 @pytest.mark.parametrize(

@@ -140,3 +140,23 @@ def test_a_parallel_scan_start_key_must_lie_in_its_segment(ddb: Any,
     assert wrong.response["Error"]["Message"] == (
         "The provided Exclusive start key does not map to the provided Segment and "
         "TotalSegments values.")
+
+
+def test_attribute_definition_and_projection_names_are_at_most_255_characters(ddb: Any) -> None:
+    long = "n" * 256
+    base = {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST"}
+    # A too-long name is refused before any check that the definitions match the keys.
+    err = error(ddb.create_table, TableName=f"rules_{next(_names)}", **base,
+                AttributeDefinitions=[{"AttributeName": long, "AttributeType": "S"}])
+    message = err.response["Error"]["Message"]
+    assert err.response["Error"]["Code"] == "ValidationException"
+    assert "attributeName" in message and "length between 1 and 255" in message
+    err = error(ddb.create_table, TableName=f"rules_{next(_names)}", **base,
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                      {"AttributeName": "g", "AttributeType": "S"}],
+                GlobalSecondaryIndexes=[{
+                    "IndexName": "gsi", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": [long]}}])
+    message = err.response["Error"]["Message"]
+    assert "nonKeyAttributes" in message and "less than or equal to 255" in message

@@ -247,7 +247,24 @@ def test_limits() -> None:
             {"Put": {"TableName": TABLE, "Item": {**key(str(i)), "blob": {"S": big}}}}
             for i in range(11)]})
         assert status == 400 and error_type(out) == "ValidationException"
-        assert "4 MB" in out["message"]
+        assert "size cannot exceed 4 MB" in out["message"]
+        assert records(app) == {}
+
+    run(body)
+
+
+def test_only_the_first_invalid_key_gets_a_validation_error_reason() -> None:
+    async def body() -> None:
+        app = await make_app()
+        status, out = await call(app, "TransactWriteItems", {"TransactItems": [
+            {"Put": {"TableName": TABLE, "Item": {"pk": {"N": "7"}}}},
+            {"Put": {"TableName": TABLE, "Item": {"pk": {"N": "8"}}}},
+            {"Put": {"TableName": TABLE, "Item": key("y"),
+                     "ConditionExpression": "attribute_exists(pk)"}}]})
+        assert status == 400 and error_type(out) == "TransactionCanceledException"
+        reasons = out["CancellationReasons"]
+        assert [r["Code"] for r in reasons] == ["ValidationError", "None", "None"]
+        assert "Message" in reasons[0] and "Message" not in reasons[1]
         assert records(app) == {}
 
     run(body)

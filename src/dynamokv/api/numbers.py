@@ -108,11 +108,22 @@ def format_number(value: Decimal) -> str:
 
 def add(a: Decimal, b: Decimal) -> Decimal:
     """``a + b`` exactly, then DynamoDB's checks (so precision loss is an error, not rounding)."""
-    return check_number(_EXACT.add(a, b))
+    return _check_result(_EXACT.add(a, b))
 
 
 def subtract(a: Decimal, b: Decimal) -> Decimal:
-    return check_number(_EXACT.subtract(a, b))
+    return _check_result(_EXACT.subtract(a, b))
+
+
+def _check_result(value: Decimal) -> Decimal:
+    """``check_number`` for a computed value: DynamoDB reports a result needing more than 38
+    significant digits (1E50 + 1) as an overflow, not as too many digits."""
+    try:
+        return check_number(value)
+    except ValidationException as exc:
+        if exc.message == TOO_MANY_DIGITS:
+            raise ValidationException(OVERFLOW) from exc
+        raise
 
 
 def number_size(value: Decimal) -> int:

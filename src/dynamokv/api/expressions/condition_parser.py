@@ -61,6 +61,7 @@ CONDITION_FUNCTIONS = {
     "contains": 2,
     "size": 1,
 }
+UPDATE_ONLY_FUNCTIONS = frozenset({"if_not_exists", "list_append"})
 ATTRIBUTE_TYPE_NAMES = ("S", "SS", "N", "NS", "B", "BS", "BOOL", "NULL", "L", "M")
 MAX_IN_OPERANDS = 100
 _UNDEFINED = "undefined"
@@ -241,7 +242,13 @@ class ConditionParser(BaseParser):
 
     def _between(self, operand: Operand, low: Operand, high: Operand) -> Between:
         self._misused(operand, low, high)
-        if isinstance(low, ValueOperand) and isinstance(high, ValueOperand):
+        unordered = False
+        for bound in (operand, low, high):
+            kind = static_type(bound)
+            if kind is not None and kind not in ("S", "N", "B"):
+                self._incorrect_type("BETWEEN", kind)
+                unordered = True
+        if not unordered and isinstance(low, ValueOperand) and isinstance(high, ValueOperand):
             bounds = (
                 f"lower bound operand: {_wire_text(low)}, upper bound operand: {_wire_text(high)}"
             )
@@ -309,6 +316,13 @@ class ConditionParser(BaseParser):
     def check_function(self, function: FunctionOperand) -> None:
         name, args = function.name, function.args
         arity = CONDITION_FUNCTIONS.get(name)
+        if name in UPDATE_ONLY_FUNCTIONS:
+            # DynamoDB knows these names (UpdateExpression's), so they are not "invalid" here.
+            self.problems.add(
+                CATEGORY_UNKNOWN_FUNCTION,
+                f"The function is not allowed in a condition expression; function: {name}",
+            )
+            return
         if arity is None:
             self.problems.add(CATEGORY_UNKNOWN_FUNCTION, f"Invalid function name; function: {name}")
             return

@@ -64,7 +64,7 @@ OPERATORS = (
     "BEGINS_WITH", "GE", "CONTAINS",
 )
 ACTIONS = ("ADD", "PUT", "DELETE")
-CONDITIONAL_OPERATORS = ("AND", "OR")
+CONDITIONAL_OPERATORS = ("OR", "AND")  # the order of DynamoDB's enum message
 _ARITY: dict[str, tuple[int, int | None]] = {
     "NULL": (0, 0), "NOT_NULL": (0, 0), "IN": (1, None), "BETWEEN": (2, 2),
 }

@@ -52,6 +52,11 @@ from dynamokv.api.expressions.parser import (
 from dynamokv.api.expressions.tokens import Kind
 
 UPDATE_FUNCTIONS = {"if_not_exists": 2, "list_append": 2}
+# ConditionExpression's functions: known to DynamoDB, so not "invalid" in an update.
+CONDITION_ONLY_FUNCTIONS = frozenset(
+    {"attribute_exists", "attribute_not_exists", "attribute_type", "begins_with", "contains",
+     "size"}
+)
 UPDATE_ORDER = (
     CATEGORY_PARENS,
     CATEGORY_RESERVED,
@@ -182,7 +187,12 @@ class UpdateParser(BaseParser):
         name, args = function.name, function.args
         arity = UPDATE_FUNCTIONS.get(name)
         if arity is None:
-            self.problems.add(CATEGORY_UNKNOWN_FUNCTION, f"Invalid function name; function: {name}")
+            message = (
+                f"The function is not allowed in an update expression; function: {name}"
+                if name in CONDITION_ONLY_FUNCTIONS
+                else f"Invalid function name; function: {name}"
+            )
+            self.problems.add(CATEGORY_UNKNOWN_FUNCTION, message)
             return
         if len(args) != arity:
             self.problems.add(

@@ -60,8 +60,9 @@ from dynamokv.api.response_json import RawJson
 from dynamokv.api.schema.catalog import TableInfo
 from dynamokv.api.transactions.intents import IntentFound, resolve, write_cas
 
-RETURN_VALUES = ("NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW")
-RETURN_ON_FAILURE = ("NONE", "ALL_OLD")
+# In the order DynamoDB lists them in its "enum value set" messages.
+RETURN_VALUES = ("ALL_NEW", "UPDATED_OLD", "ALL_OLD", "NONE", "UPDATED_NEW")
+RETURN_ON_FAILURE = ("ALL_OLD", "NONE")
 _INVALID = "One or more parameter values were invalid: "
 UPDATE_TOO_LARGE = "Item size to update has exceeded the maximum allowed size"
 

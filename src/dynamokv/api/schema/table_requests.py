@@ -118,6 +118,12 @@ def parse_projection(params: Params) -> dict[str, Any]:
             f"Member must have length {'less' if non_key else 'greater'} than or equal to "
             f"{MAX_NON_KEY if non_key else 1}"
         )
+    if non_key is not None and any(not 1 <= len(name) <= 255 for name in non_key):
+        raise one_error(
+            f"Value '{non_key}' at '{p.label('NonKeyAttributes')}' failed to satisfy constraint: "
+            "Member must satisfy constraint: [Member must have length less than or equal to 255, "
+            "Member must have length greater than or equal to 1]"
+        )
     if not kind:
         raise ValidationException(INVALID + "Unknown ProjectionType: null")
     projection: dict[str, Any] = {"ProjectionType": kind}
@@ -308,6 +314,11 @@ def parse_definitions(params: Params) -> list[dict[str, str]]:
     for i, element in enumerate(raw, 1):
         p = Params(element, f"attributeDefinitions.{i}.member.")
         name = p.req_string("AttributeName")
+        if not 1 <= len(name) <= 255:
+            raise one_error(
+                f"Value '{name}' at '{p.label('AttributeName')}' failed to satisfy "
+                "constraint: Member must have length between 1 and 255"
+            )
         kind = p.enum("AttributeType", ATTRIBUTE_TYPES, "")
         if not kind:
             raise p.missing("AttributeType")
