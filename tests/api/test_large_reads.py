@@ -98,5 +98,6 @@ def test_updated_old_and_new_of_a_large_list(ddb: Any) -> None:
     assert old["Attributes"] == {"l": big_item("c", "5")["l"]}
     new = ddb.update_item(TableName="big", Key={"pk": {"S": "c"}},
                           UpdateExpression="SET n = n + :one",
-                          ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW")
+                          ExpressionAttributeValues={":one": {"N": "1"}},
+                          ReturnValues="UPDATED_NEW")
     assert new["Attributes"] == {"n": {"N": "6"}}
