@@ -142,6 +142,23 @@ def test_query_validation(ddb: Any, numbers: str) -> None:
     assert text == "The table does not have the specified index: nope"
 
 
+def test_exclusive_start_key_must_satisfy_the_sort_key_condition(
+    ddb: Any, numbers: str
+) -> None:
+    above_two = {**A, ":x": {"N": "2"}}
+    with pytest.raises(ClientError) as info:
+        q(ddb, numbers, "pk = :p AND sk > :x", above_two,
+          ExclusiveStartKey={"pk": {"S": "a"}, "sk": {"N": "2"}})
+    assert info.value.response["Error"]["Message"] == (
+        "The provided starting key does not match the range key predicate")
+    inside = q(ddb, numbers, "pk = :p AND sk > :x", above_two, Limit=2,
+               ExclusiveStartKey={"pk": {"S": "a"}, "sk": {"N": "3"}})
+    assert sks(inside["Items"]) == [4, 5]
+    backwards = q(ddb, numbers, "pk = :p AND sk > :x", above_two, Limit=2,
+                  ScanIndexForward=False, ExclusiveStartKey={"pk": {"S": "a"}, "sk": {"N": "5"}})
+    assert sks(backwards["Items"]) == [4, 3]
+
+
 def test_scan_filter_limit_and_paging(ddb: Any, numbers: str) -> None:
     everything = ddb.scan(TableName=numbers)
     assert everything["Count"] == 23 and "LastEvaluatedKey" not in everything

@@ -435,6 +435,11 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
                 "The provided starting key is outside query boundaries based on provided "
                 "conditions"
             )
+        sort_part = start_key[0].get(condition.range_key) if condition.range_key else None
+        if not condition.sort_prefix and not range_matches(condition.range_condition, sort_part):
+            raise ValidationException(
+                "The provided starting key does not match the range key predicate"
+            )
     page = _Page(table, index, prepared, select, limit)
     source: AsyncIterator[Item]
     if index is None:
