@@ -460,6 +460,11 @@ class TestSemanticErrors:
                 "AttributeValue: {S:a}"
             )
         )
+        booleans = {":a": {"BOOL": True}, ":b": {"BOOL": False}}
+        assert cond_error("a between :b and :a", None, booleans) == self.prefixed(
+            "Incorrect operand type for operator or function; operator or function: BETWEEN, "
+            "operand type: BOOL"
+        )
 
     def test_priority_reserved_before_undefined(self) -> None:
         assert cond_error("#x = :v AND status = :v", None, {":v": nv(1)}) == self.prefixed(

@@ -251,6 +251,9 @@ class ConditionParser(BaseParser):
                     "The BETWEEN operator requires same data type for lower and upper bounds; "
                     + bounds,
                 )
+            elif low.value.type_name not in ("S", "N", "B"):
+                # Same type, but not one BETWEEN can order (a BOOL, NULL, set, list or map).
+                self._incorrect_type("BETWEEN", low.value.type_name)
             elif (compare_values(low.value, high.value) or 0) > 0:
                 self.problems.add(
                     CATEGORY_FUNCTION,
