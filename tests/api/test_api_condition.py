@@ -476,6 +476,25 @@ class TestSemanticErrors:
             "Invalid function name; function: foo"
         )
 
+    def test_operand_problems_are_reported_in_reading_order(self) -> None:
+        assert cond_error("attribute_type(a, size(a)) AND a = a AND a = :v", None,
+                          {":v": nv(1)}) == self.prefixed(
+            "Incorrect operand type for operator or function; operator or function: "
+            "attribute_type, operand type: N"
+        )
+        assert cond_error("attribute_exists(:v) AND a = a", None, {":v": sv("x")}) == (
+            self.prefixed("Operator or function requires a document path; operator or "
+                          "function: attribute_exists")
+        )
+        assert cond_error("a = a AND #a = b AND :nope > a", {"#a": "a"}) == self.prefixed(
+            "The first operand must be distinct from the remaining operands for this operator "
+            "or function; operator: =, first operand: [a]"
+        )
+        assert cond_error("begins_with(x.#nope)") == self.prefixed(
+            "An expression attribute name used in the document path is not defined; "
+            "attribute name: #nope"
+        )
+
 
 def test_placeholders_shared_across_expressions() -> None:
     attrs = ExpressionAttributes({"#a": "a", "#b": "b"}, {":v": nv(1)})

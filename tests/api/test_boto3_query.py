@@ -7,6 +7,7 @@ import itertools
 from typing import Any
 
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.api.test_app_harness import ServerThread, make_table
@@ -186,6 +187,27 @@ def test_parallel_scan_segments_cover_the_table(ddb: Any, numbers: str) -> None:
     with pytest.raises(ClientError) as info:
         ddb.scan(TableName=numbers, Segment=3, TotalSegments=3)
     assert "must be less than parameter TotalSegments" in info.value.response["Error"]["Message"]
+
+
+def test_parameter_constraints_come_before_the_table_and_expressions(
+    running: ServerThread,
+) -> None:
+    ddb = running.client(config=Config(parameter_validation=False, retries={"max_attempts": 1}))
+
+    def message(call: Any, **kw: Any) -> str:
+        with pytest.raises(ClientError) as info:
+            call(**kw)
+        text: str = info.value.response["Error"]["Message"]
+        return text
+
+    assert message(ddb.scan, TableName="no_such_table", Segment=1, TotalSegments=1,
+                   FilterExpression="", ExpressionAttributeNames={}) == (
+        "The Segment parameter is zero-based and must be less than parameter TotalSegments: "
+        "Segment: 1 is not less than TotalSegments: 1")
+    for call, extra in [(ddb.scan, {}), (ddb.query, {"KeyConditionExpression": "pk = :p"})]:
+        assert message(call, TableName="no_such_table", Limit=0, **extra) == (
+            "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: "
+            "Member must have value greater than or equal to 1")
 
 
 def test_one_megabyte_pages(ddb: Any) -> None:

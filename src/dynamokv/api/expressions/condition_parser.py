@@ -75,6 +75,11 @@ CONDITION_ORDER = (
     CATEGORY_DISTINCT,
     CATEGORY_FUNCTION,
 )
+# Of those, the ones DynamoDB reports in reading order (operand by operand, each operator or
+# function after its operands) rather than by category.
+CONDITION_IN_READING_ORDER = (
+    _UNDEFINED, CATEGORY_OPERAND_COUNT, CATEGORY_DISTINCT, CATEGORY_FUNCTION,
+)
 
 
 def static_type(operand: Operand) -> str | None:
@@ -113,7 +118,7 @@ class ConditionParser(BaseParser):
     def parse(self) -> Condition:
         condition = self._condition()
         self.expect_end()
-        self.problems.raise_first(CONDITION_ORDER)
+        self.problems.raise_first(CONDITION_ORDER, CONDITION_IN_READING_ORDER)
         return condition
 
     # ----------------------------------------------------------------- boolean structure

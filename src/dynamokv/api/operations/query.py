@@ -385,6 +385,7 @@ def _fetch_size(want: int | None) -> int:
 
 
 async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    limit = params.integer("Limit", minimum=1)  # checked before the table, as DynamoDB does
     table = await ctx.table(params)
     index = _index(ctx, params, table)
     hash_key = index.hash_key if index is not None else table.hash_key
@@ -422,7 +423,6 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     key_names = set(index.key_names) if index is not None else set(table.key_names)
     _check_filter(prepared, key_names)
     select = _select(params, prepared, index)
-    limit = params.integer("Limit", minimum=1)
     forward = True if params.raw("ScanIndexForward") is None else params.boolean("ScanIndexForward")
     consistent = _consistent(params, index)
     mode = capacity_mode(params)
@@ -583,15 +583,36 @@ async def _query_gsi(
 
 
 async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    # Parameter constraints come first: DynamoDB checks them before it looks the table up.
+    limit = params.integer("Limit", minimum=1)
+    segment, total = _segments(params)
     table = await ctx.table(params)
     index = _index(ctx, params, table)
     prepared = prepare_expressions(
         params, projection=True, filter=True, legacy_filter="ScanFilter"
     )
     select = _select(params, prepared, index)
-    limit = params.integer("Limit", minimum=1)
     consistent = _consistent(params, index)
     mode = capacity_mode(params)
+    start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
+    if start_key is not None and total is not None:
+        _check_segment(ctx, table, index, start_key, segment or 0, total)
+    page = _Page(table, index, prepared, select, limit)
+    source: AsyncIterator[Item]
+    if index is not None and index.is_global:
+        after = _entry_position(table, index, start_key) if start_key is not None else None
+        source = _scan_gsi(ctx, table, index, segment or 0, total or 1, after, limit)
+    else:
+        source = _scan_table(
+            ctx, table, index, segment or 0, total or 1, start_key[1] if start_key else None,
+            consistent,
+        )
+    stopped = await page.run(source)
+    return page.response(stopped, mode, consistent)
+
+
+def _segments(params: Params) -> tuple[int | None, int | None]:
+    """Segment and TotalSegments of a parallel Scan, checked together."""
     segment = params.integer("Segment", minimum=0, maximum=999999)
     total = params.integer("TotalSegments", minimum=1, maximum=1000000)
     if segment is not None and total is None:
@@ -609,21 +630,7 @@ async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
             "The Segment parameter is zero-based and must be less than parameter TotalSegments: "
             f"Segment: {segment} is not less than TotalSegments: {total}"
         )
-    start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
-    if start_key is not None and total is not None:
-        _check_segment(ctx, table, index, start_key, segment or 0, total)
-    page = _Page(table, index, prepared, select, limit)
-    source: AsyncIterator[Item]
-    if index is not None and index.is_global:
-        after = _entry_position(table, index, start_key) if start_key is not None else None
-        source = _scan_gsi(ctx, table, index, segment or 0, total or 1, after, limit)
-    else:
-        source = _scan_table(
-            ctx, table, index, segment or 0, total or 1, start_key[1] if start_key else None,
-            consistent,
-        )
-    stopped = await page.run(source)
-    return page.response(stopped, mode, consistent)
+    return segment, total
 
 
 def _check_segment(ctx: ApiContext, table: TableInfo, index: IndexInfo | None,
