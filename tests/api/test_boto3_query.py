@@ -160,6 +160,19 @@ def test_exclusive_start_key_must_satisfy_the_sort_key_condition(
     assert sks(backwards["Items"]) == [4, 3]
 
 
+def test_a_filter_may_not_look_inside_a_key_attribute(ddb: Any, numbers: str) -> None:
+    for expression in ["attribute_exists(pk.b) AND v = :v", "sk[0] = :v"]:
+        with pytest.raises(ClientError) as info:
+            ddb.scan(TableName=numbers, FilterExpression=expression,
+                     ExpressionAttributeValues={":v": {"N": "1"}})
+        head = expression.split("(")[-1][:2]
+        assert info.value.response["Error"]["Message"] == (
+            "Key attributes must be scalars; list random access '[]' and map lookup '.' are not "
+            f"allowed: Key: {head}")
+    assert ddb.scan(TableName=numbers, FilterExpression="pk = :p",
+                    ExpressionAttributeValues={":p": {"S": "b"}})["Count"] == 3
+
+
 def test_scan_filter_limit_and_paging(ddb: Any, numbers: str) -> None:
     everything = ddb.scan(TableName=numbers)
     assert everything["Count"] == 23 and "LastEvaluatedKey" not in everything

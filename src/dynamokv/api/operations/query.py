@@ -327,9 +327,22 @@ def _index(ctx: ApiContext, params: Params, table: TableInfo) -> IndexInfo | Non
     return index
 
 
+def _check_scalar_keys(prepared: Prepared, key_names: set[str] | tuple[str, ...]) -> None:
+    """A filter may not look inside a key attribute (they are scalars), as DynamoDB refuses."""
+    if prepared.filter is None:
+        return
+    for path in condition_paths(prepared.filter):
+        if path.is_nested and path.head in key_names:
+            raise ValidationException(
+                "Key attributes must be scalars; list random access '[]' and map lookup '.' are "
+                f"not allowed: Key: {path.head}"
+            )
+
+
 def _check_filter(prepared: Prepared, key_names: set[str]) -> None:
     if prepared.filter is None:
         return
+    _check_scalar_keys(prepared, key_names)
     for path in condition_paths(prepared.filter):
         if path.head in key_names:
             raise ValidationException(
@@ -591,6 +604,7 @@ async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
     prepared = prepare_expressions(
         params, projection=True, filter=True, legacy_filter="ScanFilter"
     )
+    _check_scalar_keys(prepared, table.key_names)
     select = _select(params, prepared, index)
     consistent = _consistent(params, index)
     mode = capacity_mode(params)
