@@ -221,6 +221,14 @@ def test_parameter_constraints_come_before_the_table_and_expressions(
         assert message(call, TableName="no_such_table", Limit=0, **extra) == (
             "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: "
             "Member must have value greater than or equal to 1")
+    assert message(ddb.scan, TableName="no_such_table", FilterExpression="a = :v") == (
+        "Invalid FilterExpression: An expression attribute value used in expression is not "
+        "defined; attribute value: :v")
+    assert message(ddb.get_item, TableName="no_such_table", Key={},
+                   AttributesToGet=["a", "a"]) == (
+        "One or more parameter values were invalid: Duplicate value in attribute name: a")
+    assert message(ddb.get_item, TableName="no_such_table", Key={}) == (
+        "Requested resource not found: Table: no_such_table not found")
 
 
 def test_one_megabyte_pages(ddb: Any) -> None:

@@ -596,14 +596,14 @@ async def _query_gsi(
 
 
 async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    # Parameter constraints come first: DynamoDB checks them before it looks the table up.
+    # The parameters and expressions come first: DynamoDB checks them before the table.
     limit = params.integer("Limit", minimum=1)
     segment, total = _segments(params)
-    table = await ctx.table(params)
-    index = _index(ctx, params, table)
     prepared = prepare_expressions(
         params, projection=True, filter=True, legacy_filter="ScanFilter"
     )
+    table = await ctx.table(params)
+    index = _index(ctx, params, table)
     _check_scalar_keys(prepared, table.key_names)
     select = _select(params, prepared, index)
     consistent = _consistent(params, index)
