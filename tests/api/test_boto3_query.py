@@ -230,6 +230,28 @@ def test_parameter_constraints_come_before_the_table_and_expressions(
     assert message(ddb.get_item, TableName="no_such_table", Key={}) == (
         "Requested resource not found: Table: no_such_table not found")
 
+    def query_message(**kw: Any) -> str:
+        return message(ddb.query, TableName="no_such_table", **kw)
+
+    assert query_message(KeyConditionExpression="pk = :p") == (
+        "Invalid KeyConditionExpression: An expression attribute value used in expression is not "
+        "defined; attribute value: :p")
+    null_with_value = {"ComparisonOperator": "NULL", "AttributeValueList": [{"S": "a"}]}
+    assert query_message(KeyConditions={"pk": null_with_value}) == (
+        "One or more parameter values were invalid: Invalid number of argument(s) for the NULL "
+        "ComparisonOperator")
+    three = {name: {"ComparisonOperator": "NULL"} for name in "abc"}
+    assert query_message(KeyConditions=three) == "Conditions can be of length 1 or 2 only"
+    eq_a = {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}}
+    assert query_message(KeyConditions=eq_a, Select="SPECIFIC_ATTRIBUTES") == (
+        "One or more parameter values were invalid: Select type SPECIFIC_ATTRIBUTES requires "
+        "AttributesToGet or ProjectionExpression")
+    assert query_message(KeyConditions=eq_a, ExclusiveStartKey={"pk": {"N": "b"}}) == (
+        "The provided starting key is invalid: The parameter cannot be converted to a numeric "
+        "value: b")
+    assert query_message(KeyConditions=eq_a) == (
+        "Requested resource not found: Table: no_such_table not found")
+
 
 def test_one_megabyte_pages(ddb: Any) -> None:
     make_table(ddb, "fat", sort=True, sort_type="N")

@@ -40,7 +40,7 @@ from dynamokv.api.attributes import (
     item_size,
     item_to_wire,
 )
-from dynamokv.api.errors import ValidationException
+from dynamokv.api.errors import ResourceNotFoundException, ValidationException
 from dynamokv.api.expressions import (
     Condition,
     ExpressionAttributes,
@@ -53,6 +53,7 @@ from dynamokv.api.expressions import (
     project,
     range_matches,
 )
+from dynamokv.api.expressions.condition_parser import parse_condition_tree
 from dynamokv.api.expressions.nodes import (
     And,
     Between,
@@ -399,18 +400,22 @@ def _fetch_size(want: int | None) -> int:
 
 async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     limit = params.integer("Limit", minimum=1)  # checked before the table, as DynamoDB does
-    table = await ctx.table(params)
-    index = _index(ctx, params, table)
-    hash_key = index.hash_key if index is not None else table.hash_key
-    range_key = index.range_key if index is not None else table.range_key
-    hash_keys = index.partition_names if index is not None else ()
-    range_keys = index.sort_names if index is not None else ()
     text = params.string("KeyConditionExpression")
     if text is None and not params.has("KeyConditions"):
         raise ValidationException(
             "Either the KeyConditions or KeyConditionExpression parameter must be specified in "
             "the request."
         )
+    try:
+        table = await ctx.table(params)
+    except ResourceNotFoundException:
+        _check_without_table(params, text)
+        raise
+    index = _index(ctx, params, table)
+    hash_key = index.hash_key if index is not None else table.hash_key
+    range_key = index.range_key if index is not None else table.range_key
+    hash_keys = index.partition_names if index is not None else ()
+    range_keys = index.sort_names if index is not None else ()
     found: list[KeyCondition] = []
 
     def key_condition(attrs: ExpressionAttributes) -> None:
@@ -463,6 +468,37 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
         source = _query_lsi(ctx, table, index, condition, forward, start_key, consistent)
     stopped = await page.run(source)
     return page.response(stopped, mode, consistent)
+
+
+def _check_without_table(params: Params, text: str | None) -> None:
+    """The checks of a Query that need no key schema, for a request naming a missing table:
+    DynamoDB makes them before it looks the table up, so their error wins."""
+
+    def key_condition(attrs: ExpressionAttributes) -> None:
+        if text is not None:
+            parse_condition_tree(text, "KeyConditionExpression", attrs)
+
+    prepared = prepare_expressions(
+        params, projection=True, filter=True, extra=key_condition if text is not None else None,
+        legacy_filter="QueryFilter", key_condition=True,
+    )
+    if not params.has("IndexName"):
+        _select(params, prepared, None)
+    if text is None:
+        raw = params.raw("KeyConditions")
+        legacy.filter_condition(raw, None, "KeyConditions")
+        if isinstance(raw, dict) and not 1 <= len(raw) <= 2:
+            raise ValidationException("Conditions can be of length 1 or 2 only")
+    _check_start_values(params)
+
+
+def _check_start_values(params: Params) -> None:
+    """Each ExclusiveStartKey value must be a valid attribute value (whatever the schema)."""
+    for value in (params.mapping("ExclusiveStartKey") or {}).values():
+        try:
+            from_wire(value)
+        except ValidationException as exc:
+            raise ValidationException(START_INVALID + exc.message) from None
 
 
 async def _committed_items(ctx: ApiContext, table: TableInfo,
@@ -602,7 +638,13 @@ async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
     prepared = prepare_expressions(
         params, projection=True, filter=True, legacy_filter="ScanFilter"
     )
-    table = await ctx.table(params)
+    try:
+        table = await ctx.table(params)
+    except ResourceNotFoundException:
+        if not params.has("IndexName"):
+            _select(params, prepared, None)
+        _check_start_values(params)
+        raise
     index = _index(ctx, params, table)
     _check_scalar_keys(prepared, table.key_names)
     select = _select(params, prepared, index)
