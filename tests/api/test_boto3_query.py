@@ -251,6 +251,10 @@ def test_parameter_constraints_come_before_the_table_and_expressions(
         "value: b")
     assert query_message(KeyConditions=eq_a) == (
         "Requested resource not found: Table: no_such_table not found")
+    assert query_message(KeyConditions=eq_a, Select="count") == (
+        "1 validation error detected: Value 'count' at 'select' failed to satisfy constraint: "
+        "Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, "
+        "ALL_PROJECTED_ATTRIBUTES]")
 
 
 def test_one_megabyte_pages(ddb: Any) -> None:

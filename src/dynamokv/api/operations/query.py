@@ -86,7 +86,8 @@ from dynamokv.api.transactions.intents import resolve
 
 PAGE_BYTES = 1024 * 1024
 CHUNK = 1000
-SELECTS = ("ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES", "SPECIFIC_ATTRIBUTES", "COUNT")
+# In the order DynamoDB lists them when it refuses another value.
+SELECTS = ("SPECIFIC_ATTRIBUTES", "COUNT", "ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES")
 START_INVALID = "The provided starting key is invalid: "
 
 
@@ -400,6 +401,7 @@ def _fetch_size(want: int | None) -> int:
 
 async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     limit = params.integer("Limit", minimum=1)  # checked before the table, as DynamoDB does
+    mode = capacity_mode(params)
     text = params.string("KeyConditionExpression")
     if text is None and not params.has("KeyConditions"):
         raise ValidationException(
@@ -443,7 +445,6 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     select = _select(params, prepared, index)
     forward = True if params.raw("ScanIndexForward") is None else params.boolean("ScanIndexForward")
     consistent = _consistent(params, index)
-    mode = capacity_mode(params)
     start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
     if start_key is not None:
         partition = index.partition_names if index is not None else (hash_key,)
@@ -634,6 +635,7 @@ async def _query_gsi(
 async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
     # The parameters and expressions come first: DynamoDB checks them before the table.
     limit = params.integer("Limit", minimum=1)
+    mode = capacity_mode(params)
     segment, total = _segments(params)
     prepared = prepare_expressions(
         params, projection=True, filter=True, legacy_filter="ScanFilter"
@@ -649,7 +651,6 @@ async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
     _check_scalar_keys(prepared, table.key_names)
     select = _select(params, prepared, index)
     consistent = _consistent(params, index)
-    mode = capacity_mode(params)
     start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
     if start_key is not None and total is not None:
         _check_segment(ctx, table, index, start_key, segment or 0, total)
