@@ -463,6 +463,11 @@ class TestSemanticErrors:
                 "AttributeValue: {S:a}"
             )
         )
+        booleans = {":a": {"BOOL": True}, ":b": {"BOOL": False}}
+        assert cond_error("a between :b and :a", None, booleans) == self.prefixed(
+            "Incorrect operand type for operator or function; operator or function: BETWEEN, "
+            "operand type: BOOL"
+        )
 
     def test_between_bounds_must_be_scalars(self) -> None:
         lists = {":a": {"L": [nv(1)]}, ":b": {"L": [nv(2)]}}
@@ -479,6 +484,25 @@ class TestSemanticErrors:
     def test_priority_unknown_function_before_reserved(self) -> None:
         assert cond_error("status = :v AND foo(a)", None, {":v": nv(1)}) == self.prefixed(
             "Invalid function name; function: foo"
+        )
+
+    def test_operand_problems_are_reported_in_reading_order(self) -> None:
+        assert cond_error("attribute_type(a, size(a)) AND a = a AND a = :v", None,
+                          {":v": nv(1)}) == self.prefixed(
+            "Incorrect operand type for operator or function; operator or function: "
+            "attribute_type, operand type: N"
+        )
+        assert cond_error("attribute_exists(:v) AND a = a", None, {":v": sv("x")}) == (
+            self.prefixed("Operator or function requires a document path; operator or "
+                          "function: attribute_exists")
+        )
+        assert cond_error("a = a AND #a = b AND :nope > a", {"#a": "a"}) == self.prefixed(
+            "The first operand must be distinct from the remaining operands for this operator "
+            "or function; operator: =, first operand: [a]"
+        )
+        assert cond_error("begins_with(x.#nope)") == self.prefixed(
+            "An expression attribute name used in the document path is not defined; "
+            "attribute name: #nope"
         )
 
 

@@ -68,7 +68,9 @@ def test_value_and_exists_forms_and_conditional_operator() -> None:
 
 def test_expected_validation_messages() -> None:
     assert error_of(lambda: legacy.expected_condition({}, "OR")) == (
-        _INVALID + "ConditionalOperator can only be used when Expected is specified")
+        "ConditionalOperator cannot be used without Filter or Expected")
+    assert error_of(lambda: legacy.expected_condition({"a": {"Value": {"N": "1"}}}, "AND")) == (
+        "ConditionalOperator can only be used when Filter or Expected has two or more elements")
     assert error_of(lambda: legacy.expected_condition({"a": {"Exists": True}}, None)) == (
         _INVALID + "Value must be provided when Exists is true for Attribute: a")
 

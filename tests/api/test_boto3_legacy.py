@@ -522,6 +522,35 @@ def test_query_filter_operators_and_conditional_operator(ddb: Any, sorted_table:
     assert (page["Count"], page["ScannedCount"]) == (5, 10)
 
 
+_NO_FILTER = "ConditionalOperator cannot be used without Filter or Expected"
+_ONE_CONDITION = (
+    "ConditionalOperator can only be used when Filter or Expected has two or more elements"
+)
+
+
+def test_conditional_operator_needs_two_conditions(
+    ddb: Any, sorted_table: str, table: str
+) -> None:
+    one = {"e": {"ComparisonOperator": "NOT_NULL"}}
+    for call, kwargs in [
+        (ddb.scan, {"ConditionalOperator": "AND"}),
+        (ddb.scan, {"ScanFilter": {}, "ConditionalOperator": "OR"}),
+        (ddb.query, {"KeyConditions": {"pk": eq_p()}, "ConditionalOperator": "OR"}),
+        (ddb.update_item, {"Key": {"pk": {"S": "k"}}, "ConditionalOperator": "AND"}),
+    ]:
+        name = sorted_table if call != ddb.update_item else table
+        assert failure(call, TableName=name, **kwargs) == ("ValidationException", _NO_FILTER)
+    for call, kwargs in [
+        (ddb.scan, {"ScanFilter": one, "ConditionalOperator": "OR"}),
+        (ddb.query, {"KeyConditions": {"pk": eq_p()}, "QueryFilter": one,
+                     "ConditionalOperator": "AND"}),
+        (ddb.delete_item, {"Key": {"pk": {"S": "k"}}, "Expected": {"a": {"Exists": False}},
+                           "ConditionalOperator": "OR"}),
+    ]:
+        name = sorted_table if call != ddb.delete_item else table
+        assert failure(call, TableName=name, **kwargs) == ("ValidationException", _ONE_CONDITION)
+
+
 def test_query_filter_errors(ddb: Any, sorted_table: str) -> None:
     assert failure(ddb.query, TableName=sorted_table, KeyConditions={"pk": eq_p()},
                    QueryFilter={"sk": {"ComparisonOperator": "EQ",

@@ -7,6 +7,7 @@ import itertools
 from typing import Any
 
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.api.test_app_harness import ServerThread, make_table
@@ -142,6 +143,36 @@ def test_query_validation(ddb: Any, numbers: str) -> None:
     assert text == "The table does not have the specified index: nope"
 
 
+def test_exclusive_start_key_must_satisfy_the_sort_key_condition(
+    ddb: Any, numbers: str
+) -> None:
+    above_two = {**A, ":x": {"N": "2"}}
+    with pytest.raises(ClientError) as info:
+        q(ddb, numbers, "pk = :p AND sk > :x", above_two,
+          ExclusiveStartKey={"pk": {"S": "a"}, "sk": {"N": "2"}})
+    assert info.value.response["Error"]["Message"] == (
+        "The provided starting key does not match the range key predicate")
+    inside = q(ddb, numbers, "pk = :p AND sk > :x", above_two, Limit=2,
+               ExclusiveStartKey={"pk": {"S": "a"}, "sk": {"N": "3"}})
+    assert sks(inside["Items"]) == [4, 5]
+    backwards = q(ddb, numbers, "pk = :p AND sk > :x", above_two, Limit=2,
+                  ScanIndexForward=False, ExclusiveStartKey={"pk": {"S": "a"}, "sk": {"N": "5"}})
+    assert sks(backwards["Items"]) == [4, 3]
+
+
+def test_a_filter_may_not_look_inside_a_key_attribute(ddb: Any, numbers: str) -> None:
+    for expression in ["attribute_exists(pk.b) AND v = :v", "sk[0] = :v"]:
+        with pytest.raises(ClientError) as info:
+            ddb.scan(TableName=numbers, FilterExpression=expression,
+                     ExpressionAttributeValues={":v": {"N": "1"}})
+        head = expression.split("(")[-1][:2]
+        assert info.value.response["Error"]["Message"] == (
+            "Key attributes must be scalars; list random access '[]' and map lookup '.' are not "
+            f"allowed: Key: {head}")
+    assert ddb.scan(TableName=numbers, FilterExpression="pk = :p",
+                    ExpressionAttributeValues={":p": {"S": "b"}})["Count"] == 3
+
+
 def test_scan_filter_limit_and_paging(ddb: Any, numbers: str) -> None:
     everything = ddb.scan(TableName=numbers)
     assert everything["Count"] == 23 and "LastEvaluatedKey" not in everything
@@ -169,6 +200,61 @@ def test_parallel_scan_segments_cover_the_table(ddb: Any, numbers: str) -> None:
     with pytest.raises(ClientError) as info:
         ddb.scan(TableName=numbers, Segment=3, TotalSegments=3)
     assert "must be less than parameter TotalSegments" in info.value.response["Error"]["Message"]
+
+
+def test_parameter_constraints_come_before_the_table_and_expressions(
+    running: ServerThread,
+) -> None:
+    ddb = running.client(config=Config(parameter_validation=False, retries={"max_attempts": 1}))
+
+    def message(call: Any, **kw: Any) -> str:
+        with pytest.raises(ClientError) as info:
+            call(**kw)
+        text: str = info.value.response["Error"]["Message"]
+        return text
+
+    assert message(ddb.scan, TableName="no_such_table", Segment=1, TotalSegments=1,
+                   FilterExpression="", ExpressionAttributeNames={}) == (
+        "The Segment parameter is zero-based and must be less than parameter TotalSegments: "
+        "Segment: 1 is not less than TotalSegments: 1")
+    for call, extra in [(ddb.scan, {}), (ddb.query, {"KeyConditionExpression": "pk = :p"})]:
+        assert message(call, TableName="no_such_table", Limit=0, **extra) == (
+            "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: "
+            "Member must have value greater than or equal to 1")
+    assert message(ddb.scan, TableName="no_such_table", FilterExpression="a = :v") == (
+        "Invalid FilterExpression: An expression attribute value used in expression is not "
+        "defined; attribute value: :v")
+    assert message(ddb.get_item, TableName="no_such_table", Key={},
+                   AttributesToGet=["a", "a"]) == (
+        "One or more parameter values were invalid: Duplicate value in attribute name: a")
+    assert message(ddb.get_item, TableName="no_such_table", Key={}) == (
+        "Requested resource not found: Table: no_such_table not found")
+
+    def query_message(**kw: Any) -> str:
+        return message(ddb.query, TableName="no_such_table", **kw)
+
+    assert query_message(KeyConditionExpression="pk = :p") == (
+        "Invalid KeyConditionExpression: An expression attribute value used in expression is not "
+        "defined; attribute value: :p")
+    null_with_value = {"ComparisonOperator": "NULL", "AttributeValueList": [{"S": "a"}]}
+    assert query_message(KeyConditions={"pk": null_with_value}) == (
+        "One or more parameter values were invalid: Invalid number of argument(s) for the NULL "
+        "ComparisonOperator")
+    three = {name: {"ComparisonOperator": "NULL"} for name in "abc"}
+    assert query_message(KeyConditions=three) == "Conditions can be of length 1 or 2 only"
+    eq_a = {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}}
+    assert query_message(KeyConditions=eq_a, Select="SPECIFIC_ATTRIBUTES") == (
+        "One or more parameter values were invalid: Select type SPECIFIC_ATTRIBUTES requires "
+        "AttributesToGet or ProjectionExpression")
+    assert query_message(KeyConditions=eq_a, ExclusiveStartKey={"pk": {"N": "b"}}) == (
+        "The provided starting key is invalid: The parameter cannot be converted to a numeric "
+        "value: b")
+    assert query_message(KeyConditions=eq_a) == (
+        "Requested resource not found: Table: no_such_table not found")
+    assert query_message(KeyConditions=eq_a, Select="count") == (
+        "1 validation error detected: Value 'count' at 'select' failed to satisfy constraint: "
+        "Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, "
+        "ALL_PROJECTED_ATTRIBUTES]")
 
 
 def test_one_megabyte_pages(ddb: Any) -> None:

@@ -76,6 +76,11 @@ CONDITION_ORDER = (
     CATEGORY_DISTINCT,
     CATEGORY_FUNCTION,
 )
+# Of those, the ones DynamoDB reports in reading order (operand by operand, each operator or
+# function after its operands) rather than by category.
+CONDITION_IN_READING_ORDER = (
+    _UNDEFINED, CATEGORY_OPERAND_COUNT, CATEGORY_DISTINCT, CATEGORY_FUNCTION,
+)
 
 
 def static_type(operand: Operand) -> str | None:
@@ -114,7 +119,7 @@ class ConditionParser(BaseParser):
     def parse(self) -> Condition:
         condition = self._condition()
         self.expect_end()
-        self.problems.raise_first(CONDITION_ORDER)
+        self.problems.raise_first(CONDITION_ORDER, CONDITION_IN_READING_ORDER)
         return condition
 
     # ----------------------------------------------------------------- boolean structure
@@ -258,6 +263,9 @@ class ConditionParser(BaseParser):
                     "The BETWEEN operator requires same data type for lower and upper bounds; "
                     + bounds,
                 )
+            elif low.value.type_name not in ("S", "N", "B"):
+                # Same type, but not one BETWEEN can order (a BOOL, NULL, set, list or map).
+                self._incorrect_type("BETWEEN", low.value.type_name)
             elif (compare_values(low.value, high.value) or 0) > 0:
                 self.problems.add(
                     CATEGORY_FUNCTION,

@@ -156,15 +156,27 @@ class Problems:
     def __init__(self, label: str) -> None:
         self.label = label
         self._found: dict[str, str] = {}
+        self._seen_at: dict[str, int] = {}
 
     def add(self, category: str, message: str) -> None:
-        self._found.setdefault(category, message)
+        if category not in self._found:
+            self._found[category] = message
+            self._seen_at[category] = len(self._seen_at)
 
     def has(self, category: str) -> bool:
         return category in self._found
 
-    def raise_first(self, order: Sequence[str]) -> None:
+    def raise_first(self, order: Sequence[str], in_reading_order: Sequence[str] = ()) -> None:
+        """Raise the problem of the first category of ``order`` that has one; the categories
+        of ``in_reading_order`` rank together (where the first of them stands in ``order``),
+        the one met first while parsing winning: DynamoDB checks those operand by operand."""
         for category in order:
+            if category in in_reading_order:
+                met = [c for c in in_reading_order if c in self._found]
+                if met:
+                    earliest = min(met, key=self._seen_at.__getitem__)
+                    raise invalid_expression(self.label, self._found[earliest])
+                continue
             message = self._found.get(category)
             if message is not None:
                 raise invalid_expression(self.label, message)

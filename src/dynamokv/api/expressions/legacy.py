@@ -291,9 +291,23 @@ def _operator(entry: dict[str, Any], label: str, *, required: bool) -> str | Non
     return operator
 
 
+def check_conditional_operator(count: int, operator: str | None) -> None:
+    """Refuse a ConditionalOperator that has fewer than two conditions to join, in
+    DynamoDB's words (the same for Expected, QueryFilter and ScanFilter)."""
+    if operator is None:
+        return
+    if count == 0:
+        raise ValidationException("ConditionalOperator cannot be used without Filter or Expected")
+    if count == 1:
+        raise ValidationException(
+            "ConditionalOperator can only be used when Filter or Expected has two or more elements"
+        )
+
+
 def filter_condition(raw: Any, operator: str | None, member: str) -> Condition | None:
     """A QueryFilter / ScanFilter (``member``) as one condition; ``None`` for an empty map."""
     entries = _members(raw)
+    check_conditional_operator(len(entries), operator)
     label = member[:1].lower() + member[1:]
     parsed: list[tuple[str, str, list[AttributeValue]]] = []
     for name, entry in entries:
@@ -315,10 +329,7 @@ def filter_names(raw: Any) -> list[str]:
 def expected_condition(raw: Any, operator: str | None) -> Condition | None:
     """``Expected`` (combined by ``ConditionalOperator``) as one condition."""
     entries = _members(raw)
-    if operator is not None and not entries:
-        raise ValidationException(
-            _INVALID + "ConditionalOperator can only be used when Expected is specified"
-        )
+    check_conditional_operator(len(entries), operator)
     parts = [_expected_one(name, entry) for name, entry in entries]
     return _combine(parts, operator)
 

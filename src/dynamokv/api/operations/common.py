@@ -402,6 +402,8 @@ def prepare_expressions(
     elif filter and legacy_filter is not None and params.has(legacy_filter):
         out.filter = legacy.filter_condition(params.raw(legacy_filter), joiner, legacy_filter)
         out.filter_member = legacy_filter
+    elif filter and legacy_filter is not None:
+        legacy.check_conditional_operator(0, joiner)
     if projection:
         projection_text = params.string("ProjectionExpression")
         if projection_text is not None:

@@ -247,9 +247,10 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 
 async def get_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
+    # The projection is checked before the table is looked up and the key matched, as DynamoDB.
+    prepared = prepare_expressions(params, projection=True)
     table = await ctx.table(params)
     _, key = table.key_from_wire(params.req_mapping("Key"))
-    prepared = prepare_expressions(params, projection=True)
     consistent = params.boolean("ConsistentRead")
     mode = capacity_mode(params)
     raw = await ctx.handle.read(table.bucket, key, consistent=consistent)

@@ -42,7 +42,7 @@ from dynamokv.api.attributes import (
     item_size,
     item_to_wire,
 )
-from dynamokv.api.errors import ValidationException
+from dynamokv.api.errors import ResourceNotFoundException, ValidationException
 from dynamokv.api.expressions import (
     Condition,
     ExpressionAttributes,
@@ -55,6 +55,7 @@ from dynamokv.api.expressions import (
     project,
     range_matches,
 )
+from dynamokv.api.expressions.condition_parser import parse_condition_tree
 from dynamokv.api.expressions.nodes import (
     And,
     Between,
@@ -87,7 +88,8 @@ from dynamokv.api.transactions.intents import resolve
 
 PAGE_BYTES = 1024 * 1024
 CHUNK = 1000
-SELECTS = ("ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES", "SPECIFIC_ATTRIBUTES", "COUNT")
+# In the order DynamoDB lists them when it refuses another value.
+SELECTS = ("SPECIFIC_ATTRIBUTES", "COUNT", "ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES")
 START_INVALID = "The provided starting key is invalid: "
 
 
@@ -344,9 +346,22 @@ def _index(ctx: ApiContext, params: Params, table: TableInfo) -> IndexInfo | Non
     return index
 
 
+def _check_scalar_keys(prepared: Prepared, key_names: set[str] | tuple[str, ...]) -> None:
+    """A filter may not look inside a key attribute (they are scalars), as DynamoDB refuses."""
+    if prepared.filter is None:
+        return
+    for path in condition_paths(prepared.filter):
+        if path.is_nested and path.head in key_names:
+            raise ValidationException(
+                "Key attributes must be scalars; list random access '[]' and map lookup '.' are "
+                f"not allowed: Key: {path.head}"
+            )
+
+
 def _check_filter(prepared: Prepared, key_names: set[str]) -> None:
     if prepared.filter is None:
         return
+    _check_scalar_keys(prepared, key_names)
     for path in condition_paths(prepared.filter):
         if path.head in key_names:
             raise ValidationException(
@@ -402,18 +417,24 @@ def _fetch_size(want: int | None) -> int:
 
 
 async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    table = await ctx.table(params)
-    index = _index(ctx, params, table)
-    hash_key = index.hash_key if index is not None else table.hash_key
-    range_key = index.range_key if index is not None else table.range_key
-    hash_keys = index.partition_names if index is not None else ()
-    range_keys = index.sort_names if index is not None else ()
+    limit = params.integer("Limit", minimum=1)  # checked before the table, as DynamoDB does
+    mode = capacity_mode(params)
     text = params.string("KeyConditionExpression")
     if text is None and not params.has("KeyConditions"):
         raise ValidationException(
             "Either the KeyConditions or KeyConditionExpression parameter must be specified in "
             "the request."
         )
+    try:
+        table = await ctx.table(params)
+    except ResourceNotFoundException:
+        _check_without_table(params, text)
+        raise
+    index = _index(ctx, params, table)
+    hash_key = index.hash_key if index is not None else table.hash_key
+    range_key = index.range_key if index is not None else table.range_key
+    hash_keys = index.partition_names if index is not None else ()
+    range_keys = index.sort_names if index is not None else ()
     found: list[KeyCondition] = []
 
     def key_condition(attrs: ExpressionAttributes) -> None:
@@ -439,10 +460,8 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     key_names = set(index.key_names) if index is not None else set(table.key_names)
     _check_filter(prepared, key_names)
     select = _select(params, prepared, index)
-    limit = params.integer("Limit", minimum=1)
     forward = True if params.raw("ScanIndexForward") is None else params.boolean("ScanIndexForward")
     consistent = _consistent(params, index)
-    mode = capacity_mode(params)
     start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
     if start_key is not None:
         partition = index.partition_names if index is not None else (hash_key,)
@@ -451,6 +470,11 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
             raise ValidationException(
                 "The provided starting key is outside query boundaries based on provided "
                 "conditions"
+            )
+        sort_part = start_key[0].get(condition.range_key) if condition.range_key else None
+        if not condition.sort_prefix and not range_matches(condition.range_condition, sort_part):
+            raise ValidationException(
+                "The provided starting key does not match the range key predicate"
             )
     page = _Page(table, index, prepared, select, limit)
     source: AsyncIterator[Item]
@@ -462,6 +486,37 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
         source = _query_lsi(ctx, table, index, condition, forward, start_key, consistent)
     stopped = await page.run(source)
     return page.response(stopped, mode, consistent)
+
+
+def _check_without_table(params: Params, text: str | None) -> None:
+    """The checks of a Query that need no key schema, for a request naming a missing table:
+    DynamoDB makes them before it looks the table up, so their error wins."""
+
+    def key_condition(attrs: ExpressionAttributes) -> None:
+        if text is not None:
+            parse_condition_tree(text, "KeyConditionExpression", attrs)
+
+    prepared = prepare_expressions(
+        params, projection=True, filter=True, extra=key_condition if text is not None else None,
+        legacy_filter="QueryFilter", key_condition=True,
+    )
+    if not params.has("IndexName"):
+        _select(params, prepared, None)
+    if text is None:
+        raw = params.raw("KeyConditions")
+        legacy.filter_condition(raw, None, "KeyConditions")
+        if isinstance(raw, dict) and not 1 <= len(raw) <= 2:
+            raise ValidationException("Conditions can be of length 1 or 2 only")
+    _check_start_values(params)
+
+
+def _check_start_values(params: Params) -> None:
+    """Each ExclusiveStartKey value must be a valid attribute value (whatever the schema)."""
+    for value in (params.mapping("ExclusiveStartKey") or {}).values():
+        try:
+            from_wire(value)
+        except ValidationException as exc:
+            raise ValidationException(START_INVALID + exc.message) from None
 
 
 async def _committed_items(ctx: ApiContext, table: TableInfo,
@@ -595,15 +650,43 @@ async def _query_gsi(
 
 
 async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    table = await ctx.table(params)
-    index = _index(ctx, params, table)
+    # The parameters and expressions come first: DynamoDB checks them before the table.
+    limit = params.integer("Limit", minimum=1)
+    mode = capacity_mode(params)
+    segment, total = _segments(params)
     prepared = prepare_expressions(
         params, projection=True, filter=True, legacy_filter="ScanFilter"
     )
+    try:
+        table = await ctx.table(params)
+    except ResourceNotFoundException:
+        if not params.has("IndexName"):
+            _select(params, prepared, None)
+        _check_start_values(params)
+        raise
+    index = _index(ctx, params, table)
+    _check_scalar_keys(prepared, table.key_names)
     select = _select(params, prepared, index)
-    limit = params.integer("Limit", minimum=1)
     consistent = _consistent(params, index)
-    mode = capacity_mode(params)
+    start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
+    if start_key is not None and total is not None:
+        _check_segment(ctx, table, index, start_key, segment or 0, total)
+    page = _Page(table, index, prepared, select, limit)
+    source: AsyncIterator[Item]
+    if index is not None and index.is_global:
+        after = _entry_position(table, index, start_key) if start_key is not None else None
+        source = _scan_gsi(ctx, table, index, segment or 0, total or 1, after, limit)
+    else:
+        source = _scan_table(
+            ctx, table, index, segment or 0, total or 1, start_key[1] if start_key else None,
+            consistent,
+        )
+    stopped = await page.run(source)
+    return page.response(stopped, mode, consistent)
+
+
+def _segments(params: Params) -> tuple[int | None, int | None]:
+    """Segment and TotalSegments of a parallel Scan, checked together."""
     segment = params.integer("Segment", minimum=0, maximum=999999)
     total = params.integer("TotalSegments", minimum=1, maximum=1000000)
     if segment is not None and total is None:
@@ -621,21 +704,7 @@ async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
             "The Segment parameter is zero-based and must be less than parameter TotalSegments: "
             f"Segment: {segment} is not less than TotalSegments: {total}"
         )
-    start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
-    if start_key is not None and total is not None:
-        _check_segment(ctx, table, index, start_key, segment or 0, total)
-    page = _Page(table, index, prepared, select, limit)
-    source: AsyncIterator[Item]
-    if index is not None and index.is_global:
-        after = _entry_position(table, index, start_key) if start_key is not None else None
-        source = _scan_gsi(ctx, table, index, segment or 0, total or 1, after, limit)
-    else:
-        source = _scan_table(
-            ctx, table, index, segment or 0, total or 1, start_key[1] if start_key else None,
-            consistent,
-        )
-    stopped = await page.run(source)
-    return page.response(stopped, mode, consistent)
+    return segment, total
 
 
 def _check_segment(ctx: ApiContext, table: TableInfo, index: IndexInfo | None,
