@@ -138,8 +138,8 @@ def test_a_parallel_scan_start_key_must_lie_in_its_segment(ddb: Any,
     wrong = error(ddb.scan, TableName=name, Segment=1, TotalSegments=4,
                   ExclusiveStartKey={"pk": {"S": outside}})
     assert wrong.response["Error"]["Message"] == (
-        "The provided Exclusive start key does not map to the provided Segment and "
-        "TotalSegments values.")
+        "The provided starting key is invalid: Invalid ExclusiveStartKey. Please use "
+        "ExclusiveStartKey with correct Segment. TotalSegments: 4 Segment: 1")
 
 
 def test_attribute_definition_and_projection_names_are_at_most_255_characters(ddb: Any) -> None:

@@ -716,9 +716,10 @@ def _check_segment(ctx: ApiContext, table: TableInfo, index: IndexInfo | None,
     else:
         bucket, key = table.bucket, start_key[1]
     if ctx.handle.segment_of(bucket, key, total) != segment:
+        # The words dynalite's tests recorded from DynamoDB.
         raise ValidationException(
-            "The provided Exclusive start key does not map to the provided Segment and "
-            "TotalSegments values."
+            "The provided starting key is invalid: Invalid ExclusiveStartKey. Please use "
+            f"ExclusiveStartKey with correct Segment. TotalSegments: {total} Segment: {segment}"
         )
 
 
