@@ -20,7 +20,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-
 from tests.cluster_harness import LocalCluster, NodeProc, free_ports
 
 pytestmark = pytest.mark.cluster
