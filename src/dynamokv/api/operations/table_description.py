@@ -94,6 +94,8 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
     out.update(streams.describe_fields(ctx, info))
     if d.get("TableClass"):
         out["TableClassSummary"] = {"TableClass": d["TableClass"]}
+        if d.get("TableClassUpdated"):  # set by an UpdateTable that changed the class
+            out["TableClassSummary"]["LastUpdateDateTime"] = d["TableClassUpdated"]
     if d.get("SSESpecification", {}).get("Enabled"):
         out["SSEDescription"] = {"Status": "ENABLED", "SSEType": "KMS"}
     return out

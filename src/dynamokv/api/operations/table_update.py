@@ -34,12 +34,14 @@ from dynamokv.api.schema.table_requests import (
     INVALID,
     MAX_GSI,
     check_on_demand_mode,
+    on_demand_warm,
     parse_billing,
     parse_definitions,
     parse_index_name,
     parse_key_schema,
     parse_on_demand,
     parse_projection,
+    parse_table_class,
     parse_throughput,
     parse_warm,
     refuse_unsupported,
@@ -230,7 +232,7 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     params.mapping("SSESpecification")
     stream = streams.parse_spec(params, creating=False)
     params.boolean("DeletionProtectionEnabled")
-    params.string("TableClass")
+    table_class = parse_table_class(params)
     actions = parse_gsi_actions(params)
     if params.sequence("GlobalSecondaryIndexUpdates") == [] and _other_changes(params):
         raise ValidationException(INVALID + "List of GlobalSecondaryIndexUpdates is empty")
@@ -265,6 +267,8 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
             changed = True
         if warm:
             _apply_warm(new, warm)
+            if new.get("BillingMode") == "PAY_PER_REQUEST":
+                new["WarmThroughput"] = on_demand_warm(warm, new["WarmThroughput"])
             changed = True
         if throughput is not None:
             if new.get("BillingMode") == "PAY_PER_REQUEST":
@@ -302,8 +306,10 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         if params.has("DeletionProtectionEnabled"):
             new["DeletionProtectionEnabled"] = params.boolean("DeletionProtectionEnabled")
             changed = True
-        if params.has("TableClass"):
-            new["TableClass"] = params.string("TableClass")
+        if table_class is not None:
+            if table_class != old.get("TableClass", "STANDARD"):
+                new["TableClassUpdated"] = round(ctx.clock(), 3)
+            new["TableClass"] = table_class
             changed = True
         if not changed:
             raise ValidationException(NO_CHANGE)
