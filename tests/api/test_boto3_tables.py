@@ -248,7 +248,22 @@ def test_update_table_billing_and_throughput(ddb: Any) -> None:
     )
     table = ddb.describe_table(TableName=name)["Table"]
     assert table["ProvisionedThroughput"]["WriteCapacityUnits"] == 4
-    assert "BillingModeSummary" not in table
+    # Once on-demand, a table keeps a BillingModeSummary ("You may need to switch to on-demand
+    # mode at least once in order to return a BillingModeSummary response", API Reference).
+    assert table["BillingModeSummary"] == {"BillingMode": "PROVISIONED",
+                                           "LastUpdateToPayPerRequestDateTime":
+                                           table["CreationDateTime"]}
+    provisioned = fresh()
+    ddb.create_table(**simple(provisioned, BillingMode="PROVISIONED", ProvisionedThroughput={
+        "ReadCapacityUnits": 1, "WriteCapacityUnits": 1}))
+    assert "BillingModeSummary" not in ddb.describe_table(TableName=provisioned)["Table"]
+    ddb.update_table(TableName=provisioned, BillingMode="PAY_PER_REQUEST")
+    on_demand_at = ddb.describe_table(TableName=provisioned)["Table"]["BillingModeSummary"][
+        "LastUpdateToPayPerRequestDateTime"]
+    ddb.update_table(TableName=provisioned, BillingMode="PROVISIONED", ProvisionedThroughput={
+        "ReadCapacityUnits": 2, "WriteCapacityUnits": 2})
+    assert ddb.describe_table(TableName=provisioned)["Table"]["BillingModeSummary"] == {
+        "BillingMode": "PROVISIONED", "LastUpdateToPayPerRequestDateTime": on_demand_at}
     code, _, _ = error(ddb.update_table, TableName=name)
     assert code == "ValidationException"
 

@@ -49,6 +49,11 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
             "BillingMode": "PAY_PER_REQUEST",
             "LastUpdateToPayPerRequestDateTime": d.get("BillingModeUpdated", created),
         }
+    elif d.get("LastPayPerRequest"):  # provisioned again after being on-demand
+        out["BillingModeSummary"] = {
+            "BillingMode": "PROVISIONED",
+            "LastUpdateToPayPerRequestDateTime": d["LastPayPerRequest"],
+        }
     if d.get("LocalSecondaryIndexes"):
         out["LocalSecondaryIndexes"] = [
             {**{k: v for k, v in index.items() if k not in INDEX_INTERNAL},

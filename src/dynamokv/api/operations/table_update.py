@@ -261,6 +261,9 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
                     new.pop("ProvisionedThroughput", None)
                 else:
                     new.pop("OnDemandThroughput", None)
+                    # DescribeTable keeps telling when the table last became on-demand.
+                    new["LastPayPerRequest"] = old.get("BillingModeUpdated",
+                                                        old.get("CreationDateTime"))
             changed = True
         if on_demand:
             _apply_on_demand(new, on_demand)
