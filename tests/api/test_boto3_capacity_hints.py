@@ -95,8 +95,13 @@ def test_an_on_demand_tables_warm_throughput_starts_at_the_baseline(ddb: Any) ->
             f"is lower than the minimum {member} of {least} for an on-demand table")
     plain = fresh()
     ddb.create_table(**kwargs(plain))
+    assert ddb.describe_table(TableName=plain)["Table"]["WarmThroughput"] == {
+        "ReadUnitsPerSecond": 12000, "WriteUnitsPerSecond": 4000, "Status": "ACTIVE"}
     assert refused(ddb.update_table, TableName=plain, WarmThroughput={
         "ReadUnitsPerSecond": 500})[0] == "ValidationException"
+    unconfigured = fresh()
+    ddb.create_table(**kwargs(unconfigured, "PROVISIONED"))
+    assert "WarmThroughput" not in ddb.describe_table(TableName=unconfigured)["Table"]
     provisioned = fresh()  # a provisioned table's least warm throughput is not this baseline
     ddb.create_table(**kwargs(provisioned, "PROVISIONED", WarmThroughput={
         "ReadUnitsPerSecond": 500}))
