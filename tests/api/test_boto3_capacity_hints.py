@@ -83,6 +83,49 @@ def test_warm_throughput_is_stored_and_only_raised(ddb: Any) -> None:
         "ValidationException", INVALID + "WarmThroughput must be the only operation in the request")
 
 
+def test_an_on_demand_tables_warm_throughput_starts_at_the_baseline(ddb: Any) -> None:
+    name = fresh()
+    ddb.create_table(**kwargs(name, WarmThroughput={"WriteUnitsPerSecond": 4100}))
+    assert ddb.describe_table(TableName=name)["Table"]["WarmThroughput"] == {
+        "ReadUnitsPerSecond": 12000, "WriteUnitsPerSecond": 4100, "Status": "ACTIVE"}
+    for member, low, least in (("ReadUnitsPerSecond", 11999, 12000),
+                               ("WriteUnitsPerSecond", 3999, 4000)):
+        assert refused(ddb.create_table, **kwargs(fresh(), WarmThroughput={member: low})) == (
+            "ValidationException", INVALID + f"Requested {member} for WarmThroughput for table "
+            f"is lower than the minimum {member} of {least} for an on-demand table")
+    plain = fresh()
+    ddb.create_table(**kwargs(plain))
+    assert ddb.describe_table(TableName=plain)["Table"]["WarmThroughput"] == {
+        "ReadUnitsPerSecond": 12000, "WriteUnitsPerSecond": 4000, "Status": "ACTIVE"}
+    assert refused(ddb.update_table, TableName=plain, WarmThroughput={
+        "ReadUnitsPerSecond": 500})[0] == "ValidationException"
+    unconfigured = fresh()
+    ddb.create_table(**kwargs(unconfigured, "PROVISIONED"))
+    assert "WarmThroughput" not in ddb.describe_table(TableName=unconfigured)["Table"]
+    provisioned = fresh()  # a provisioned table's least warm throughput is not this baseline
+    ddb.create_table(**kwargs(provisioned, "PROVISIONED", WarmThroughput={
+        "ReadUnitsPerSecond": 500}))
+    assert ddb.describe_table(TableName=provisioned)["Table"]["WarmThroughput"] == {
+        "ReadUnitsPerSecond": 500, "Status": "ACTIVE"}
+
+
+def test_table_class_values_and_last_update(ddb: Any) -> None:
+    name = fresh()
+    for wrong in ("standard", "junk"):
+        assert refused(ddb.create_table, **kwargs(name, TableClass=wrong)) == (
+            "ValidationException", "Invalid table-class parameter provided. Please try again "
+            "with a valid table-class value: [STANDARD, STANDARD_INFREQUENT_ACCESS].")
+    ddb.create_table(**kwargs(name, TableClass="STANDARD_INFREQUENT_ACCESS"))
+    assert ddb.describe_table(TableName=name)["Table"]["TableClassSummary"] == {
+        "TableClass": "STANDARD_INFREQUENT_ACCESS"}
+    assert refused(ddb.update_table, TableName=name, TableClass="junk")[0] == (
+        "ValidationException")
+    ddb.update_table(TableName=name, TableClass="STANDARD")
+    summary = ddb.describe_table(TableName=name)["Table"]["TableClassSummary"]
+    assert summary["TableClass"] == "STANDARD"
+    assert summary["LastUpdateDateTime"].year >= 2024
+
+
 @pytest.mark.parametrize(("member", "value", "why"), [
     ("ResourcePolicy", '{"Version": "2012-10-17", "Statement": []}',
      "dynamokv has no resource-based policies"),

@@ -121,6 +121,36 @@ def test_tag_checks(ddb: Any, running: ServerThread) -> None:
         "ResourceArn")
 
 
+def test_each_kind_of_wrong_arn_has_its_own_error(ddb: Any) -> None:
+    name = table(ddb)
+    arn = f"arn:aws:dynamodb:us-east-1:000000000000:table/{name}"
+
+    def refusal(resource: str) -> tuple[str, str]:
+        err = error(ddb.list_tags_of_resource, ResourceArn=resource).response["Error"]
+        return err["Code"], err["Message"]
+
+    assert refusal("I_do_not_exist") == ("ValidationException",
+                                         "ARNs must start with 'arn:': I_do_not_exist")
+    assert refusal("arn:not/a/good/format")[0] == "ValidationException"
+    assert refusal(f"arn:aws:dynamodb:eu-west-1:000000000000:table/{name}") == (
+        "ValidationException",
+        f"Invalid TableArn: Invalid ResourceArn provided as input "
+        f"arn:aws:dynamodb:eu-west-1:000000000000:table/{name}")
+    for other in (f"arn:aws:dynamodb:us-east-1:111111111111:table/{name}",
+                  "arn:aws:s3:::some-bucket"):
+        code, message = refusal(other)
+        assert code == "AccessDeniedException"
+        assert message.endswith(f"is not authorized to perform: dynamodb:ListTagsOfResource on "
+                                f"resource: {other}")
+    assert refusal(f"{arn}/index/by_x") == (
+        "ValidationException", "One or more parameter values were invalid: Invalid resource "
+        f"arn provided, only table or stream is accepted. Provided resource arn: "
+        f"{arn}/index/by_x")
+    assert refusal(arn + "x") == ("ResourceNotFoundException",
+                                  f"Requested resource not found: ResourcArn: {arn}x not found")
+    assert ddb.list_tags_of_resource(ResourceArn=arn)["Tags"] == []
+
+
 def test_a_parallel_scan_start_key_must_lie_in_its_segment(ddb: Any,
                                                            running: ServerThread) -> None:
     name = table(ddb)

@@ -181,6 +181,38 @@ def test_indexes_are_stored_and_described(ddb: Any) -> None:
     assert "g" not in {d["AttributeName"] for d in table["AttributeDefinitions"]}
 
 
+def test_an_index_cannot_redefine_the_type_of_a_key_attribute(ddb: Any) -> None:
+    name = fresh()
+    defs = [{"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "x", "AttributeType": "S"}]
+    ddb.create_table(**simple(name, AttributeDefinitions=defs, GlobalSecondaryIndexes=[{
+        "IndexName": "by_x", "KeySchema": [{"AttributeName": "x", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "ALL"}}]))
+
+    def create(index: str, attribute: str, attribute_type: str) -> dict[str, Any]:
+        return {"TableName": name,
+                "AttributeDefinitions": [{"AttributeName": attribute,
+                                          "AttributeType": attribute_type}],
+                "GlobalSecondaryIndexUpdates": [{"Create": {
+                    "IndexName": index,
+                    "KeySchema": [{"AttributeName": attribute, "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"}}}]}
+
+    code, message, _ = error(ddb.update_table, **create("by_x_number", "x", "N"))
+    assert code == "ValidationException"
+    assert message == (
+        "One or more parameter values were invalid: Attributes cannot be redefined. Please "
+        "check that your attribute has the same type as previously defined. Existing schema: "
+        "Schema:[SchemaElement: key{x:S:HASH}] New schema: Schema:[SchemaElement: "
+        "key{x:N:HASH}]")
+    code, message, _ = error(ddb.update_table, **create("by_pk", "pk", "B"))
+    assert "Existing schema: Schema:[SchemaElement: key{pk:S:HASH}]" in message
+    ddb.update_table(**create("by_x_again", "x", "S"))  # the same type is fine
+    table = ddb.describe_table(TableName=name)["Table"]
+    assert {"AttributeName": "x", "AttributeType": "S"} in table["AttributeDefinitions"]
+    assert [g["IndexName"] for g in table["GlobalSecondaryIndexes"]] == ["by_x", "by_x_again"]
+
+
 def test_list_tables_pages(running: ServerThread) -> None:
     ddb = ServerThread.client(running)
     before = set(ddb.list_tables()["TableNames"])
@@ -216,7 +248,22 @@ def test_update_table_billing_and_throughput(ddb: Any) -> None:
     )
     table = ddb.describe_table(TableName=name)["Table"]
     assert table["ProvisionedThroughput"]["WriteCapacityUnits"] == 4
-    assert "BillingModeSummary" not in table
+    # Once on-demand, a table keeps a BillingModeSummary ("You may need to switch to on-demand
+    # mode at least once in order to return a BillingModeSummary response", API Reference).
+    assert table["BillingModeSummary"] == {"BillingMode": "PROVISIONED",
+                                           "LastUpdateToPayPerRequestDateTime":
+                                           table["CreationDateTime"]}
+    provisioned = fresh()
+    ddb.create_table(**simple(provisioned, BillingMode="PROVISIONED", ProvisionedThroughput={
+        "ReadCapacityUnits": 1, "WriteCapacityUnits": 1}))
+    assert "BillingModeSummary" not in ddb.describe_table(TableName=provisioned)["Table"]
+    ddb.update_table(TableName=provisioned, BillingMode="PAY_PER_REQUEST")
+    on_demand_at = ddb.describe_table(TableName=provisioned)["Table"]["BillingModeSummary"][
+        "LastUpdateToPayPerRequestDateTime"]
+    ddb.update_table(TableName=provisioned, BillingMode="PROVISIONED", ProvisionedThroughput={
+        "ReadCapacityUnits": 2, "WriteCapacityUnits": 2})
+    assert ddb.describe_table(TableName=provisioned)["Table"]["BillingModeSummary"] == {
+        "BillingMode": "PROVISIONED", "LastUpdateToPayPerRequestDateTime": on_demand_at}
     code, _, _ = error(ddb.update_table, TableName=name)
     assert code == "ValidationException"
 

@@ -96,6 +96,7 @@ class Maintenance:
 
     def start(self) -> Maintenance:
         self.task = asyncio.get_running_loop().create_task(self._run())
+        self._publish()  # zeros until the first pass: status shows the sweep runs
         return self
 
     async def stop(self) -> None:

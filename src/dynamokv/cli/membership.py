@@ -166,6 +166,7 @@ def render_cluster(console: Console, data: dict[str, Any]) -> None:
         )
     console.print(table)
     render_http(console, members, views)
+    render_table_sweep(console, members, views)
 
 
 def render_http(console: Console, members: list[str], views: dict[str, Any]) -> None:
@@ -180,6 +181,27 @@ def render_http(console: Console, members: list[str], views: dict[str, Any]) -> 
         refused = ", ".join(f"{k} {v}" for k, v in http.get("refused", {}).items()) or "-"
         table.add_row(node_id, str(http.get("connections", 0)),
                       f"{http.get('buffered_bytes', 0) / 2**20:.1f}", refused)
+    console.print(table)
+
+
+_SWEEP_KEYS = ("table_sweep_passes", "table_sweep_failed_passes", "ttl_expired")
+
+
+def render_table_sweep(console: Console, members: list[str], views: dict[str, Any]) -> None:
+    """The DynamoDB table sweep per node (TTL deletes and item counts; see the
+    ``dynamokv_background`` gauges), if any node runs one."""
+    rows = [(m, views[m].get("background", {}), views[m].get("background_errors", {}))
+            for m in members if "table_sweep_passes" in views.get(m, {}).get("background", {})]
+    if not rows:
+        return
+    table = Table(title="DynamoDB table sweep per node (since start)")
+    for col in ("node", "passes", "failed passes", "TTL deletes", "last error"):
+        table.add_column(col)
+    for node_id, background, errors in rows:
+        passes, failed, expired = (int(background.get(key, 0)) for key in _SWEEP_KEYS)
+        error = errors.get("table_sweep") or "-"
+        table.add_row(node_id, str(passes), f"[red]{failed}[/]" if failed else "0",
+                      str(expired), error)
     console.print(table)
 
 

@@ -5,7 +5,7 @@ Owns: :func:`describe` (a table's description as DynamoDB answers it, index stat
 and :func:`deleted_description` (the smaller one DeleteTable answers).
 May import: stdlib, :mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.indexes.layout`,
 :mod:`dynamokv.api.indexes.backfill` (its run bound), :mod:`dynamokv.api.operations.common`,
-:mod:`dynamokv.api.streams`.
+:mod:`dynamokv.api.streams`, :mod:`dynamokv.api.schema.table_requests` (the warm baseline).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dynamokv.api.indexes.backfill import BACKFILL_RUNS
 from dynamokv.api.indexes.layout import ACTIVE, CREATING
 from dynamokv.api.operations.common import ApiContext
 from dynamokv.api.schema.catalog import INDEX_INTERNAL, TableInfo, table_arn
+from dynamokv.api.schema.table_requests import WARM_BASELINE
 
 
 def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[str, Any]:
@@ -48,6 +49,11 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
         out["BillingModeSummary"] = {
             "BillingMode": "PAY_PER_REQUEST",
             "LastUpdateToPayPerRequestDateTime": d.get("BillingModeUpdated", created),
+        }
+    elif d.get("LastPayPerRequest"):  # provisioned again after being on-demand
+        out["BillingModeSummary"] = {
+            "BillingMode": "PROVISIONED",
+            "LastUpdateToPayPerRequestDateTime": d["LastPayPerRequest"],
         }
     if d.get("LocalSecondaryIndexes"):
         out["LocalSecondaryIndexes"] = [
@@ -91,9 +97,13 @@ def describe(ctx: ApiContext, info: TableInfo, status: str = "ACTIVE") -> dict[s
         out["OnDemandThroughput"] = dict(d["OnDemandThroughput"])
     if d.get("WarmThroughput"):
         out["WarmThroughput"] = {**d["WarmThroughput"], "Status": "ACTIVE"}
+    elif d.get("BillingMode") == "PAY_PER_REQUEST":  # the baseline every on-demand table has
+        out["WarmThroughput"] = {**WARM_BASELINE, "Status": "ACTIVE"}
     out.update(streams.describe_fields(ctx, info))
     if d.get("TableClass"):
         out["TableClassSummary"] = {"TableClass": d["TableClass"]}
+        if d.get("TableClassUpdated"):  # set by an UpdateTable that changed the class
+            out["TableClassSummary"]["LastUpdateDateTime"] = d["TableClassUpdated"]
     if d.get("SSESpecification", {}).get("Enabled"):
         out["SSEDescription"] = {"Status": "ENABLED", "SSEType": "KMS"}
     return out

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from dynamokv.api.errors import (
+    CORAL_SERVICE_NAMESPACE,
+    DynamoDBError,
     ResourceNotFoundException,
     TableNotFoundException,
     ValidationException,
@@ -25,26 +27,53 @@ def _arn_not_found(arn: str) -> ResourceNotFoundException:
     return ResourceNotFoundException(f"Requested resource not found: ResourcArn: {arn} not found")
 
 
-def _table_of_arn(ctx: ApiContext, arn: str) -> str:
-    prefix = f"arn:aws:dynamodb:{ctx.region}:{ctx.account_id}:table/"
-    if not arn.startswith("arn:aws:dynamodb:") or ":table/" not in arn:
-        raise ValidationException(f"Invalid TableArn: Invalid ResourceArn provided as input {arn}")
-    name = arn.split(":table/", 1)[1]
-    if "/" in name or not arn.startswith(prefix):
-        raise _arn_not_found(arn)
+class _AccessDenied(DynamoDBError):
+    error_type = "AccessDeniedException"
+    namespace = CORAL_SERVICE_NAMESPACE
+
+
+def _invalid_arn(arn: str) -> ValidationException:
+    return ValidationException(f"Invalid TableArn: Invalid ResourceArn provided as input {arn}")
+
+
+def _table_of_arn(ctx: ApiContext, arn: str, operation: str) -> str:
+    """The table an ARN names, with DynamoDB's error for each kind of wrong ARN: no ``arn:``
+    prefix or another region is a ValidationException, another service or account is
+    AccessDeniedException (the caller may not touch it), an index ARN is not taggable."""
+    if not arn.startswith("arn:"):
+        raise ValidationException(f"ARNs must start with 'arn:': {arn}")
+    parts = arn.split(":", 5)
+    if len(parts) < 6:
+        raise _invalid_arn(arn)
+    _, _, service, region, account, resource = parts
+    if service != "dynamodb" or account != ctx.account_id:
+        raise _AccessDenied(
+            f"User: arn:aws:iam::{ctx.account_id}:root is not authorized to perform: "
+            f"dynamodb:{operation} on resource: {arn}")
+    if region != ctx.region:
+        raise _invalid_arn(arn)
+    kind, _, name = resource.partition("/")
+    if kind != "table" or not name:
+        raise _invalid_arn(arn)
+    if "/" in name:
+        if "/stream/" in f"/{name}":
+            raise _arn_not_found(arn)  # a stream has no tags here
+        raise ValidationException(
+            "One or more parameter values were invalid: Invalid resource arn provided, only "
+            f"table or stream is accepted. Provided resource arn: {arn}")
     return name
 
 
-async def _tagged_table(ctx: ApiContext, params: Params) -> tuple[str, str]:
+async def _tagged_table(ctx: ApiContext, params: Params, operation: str) -> tuple[str, str]:
     arn = params.req_string("ResourceArn")
-    name = _table_of_arn(ctx, arn)
+    name = _table_of_arn(ctx, arn, operation)
     if await ctx.catalog.get(name, fresh=True) is None:
         raise _arn_not_found(arn)
     return arn, name
 
 
 async def tag_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    _, name = await _tagged_table(ctx, params)
+    _, name = await _tagged_table(ctx, params, "TagResource")
     if params.sequence("Tags", required=True) == []:
         raise ValidationException("Atleast one Tag needs to be provided as Input.")
     tags = parse_tags(params)
@@ -61,7 +90,7 @@ async def tag_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 
 async def untag_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    _, name = await _tagged_table(ctx, params)
+    _, name = await _tagged_table(ctx, params, "UntagResource")
     keys = params.strings("TagKeys")
     if keys is None:
         raise params.missing("TagKeys")
@@ -78,7 +107,7 @@ async def untag_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
 
 
 async def list_tags_of_resource(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    _, name = await _tagged_table(ctx, params)
+    _, name = await _tagged_table(ctx, params, "ListTagsOfResource")
     params.string("NextToken")
     info = await ctx.catalog.require(name, fresh=True)
     return {"Tags": list(info.description.get("Tags") or [])}

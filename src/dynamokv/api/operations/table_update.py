@@ -34,12 +34,14 @@ from dynamokv.api.schema.table_requests import (
     INVALID,
     MAX_GSI,
     check_on_demand_mode,
+    on_demand_warm,
     parse_billing,
     parse_definitions,
     parse_index_name,
     parse_key_schema,
     parse_on_demand,
     parse_projection,
+    parse_table_class,
     parse_throughput,
     parse_warm,
     refuse_unsupported,
@@ -189,6 +191,37 @@ def _gsi_updates(
     return True
 
 
+def _schema_text(schema: list[dict[str, str]], types: dict[str, str]) -> str:
+    return ", ".join(f"SchemaElement: key{{{e['AttributeName']}:{types[e['AttributeName']]}:"
+                     f"{e['KeyType']}}}" for e in schema)
+
+
+def _refuse_redefined_keys(actions: list[tuple[str, str, Params]], old: dict[str, Any],
+                           given: list[dict[str, str]]) -> None:
+    """A created index whose key attribute the request defines with another type than the
+    table's stored definition (the key of the table or of another index) is refused, as
+    DynamoDB refuses it: later writes could not be held to both types."""
+    stored = {d["AttributeName"]: d["AttributeType"] for d in old["AttributeDefinitions"]}
+    types = {**stored, **{d["AttributeName"]: d["AttributeType"] for d in given}}
+    schemas = [old["KeySchema"]] + [
+        index["KeySchema"] for kind in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes")
+        for index in old.get(kind) or ()]
+    for action, _, p in actions:
+        if action != "Create":
+            continue
+        created = parse_key_schema(p, "KeySchema", "", multi=True)
+        for element in created:
+            name = element["AttributeName"]
+            if name not in stored or stored[name] == types[name]:
+                continue
+            existing = next(s for s in schemas if any(e["AttributeName"] == name for e in s))
+            raise ValidationException(
+                INVALID + "Attributes cannot be redefined. Please check that your attribute "
+                "has the same type as previously defined. Existing schema: Schema:["
+                f"{_schema_text(existing, stored)}] New schema: Schema:["
+                f"{_schema_text(created, types)}]")
+
+
 async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     name = params.table_name()
     refuse_unsupported(params, ("ReplicaUpdates", "GlobalTableWitnessUpdates",
@@ -199,7 +232,7 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     params.mapping("SSESpecification")
     stream = streams.parse_spec(params, creating=False)
     params.boolean("DeletionProtectionEnabled")
-    params.string("TableClass")
+    table_class = parse_table_class(params)
     actions = parse_gsi_actions(params)
     if params.sequence("GlobalSecondaryIndexUpdates") == [] and _other_changes(params):
         raise ValidationException(INVALID + "List of GlobalSecondaryIndexUpdates is empty")
@@ -228,12 +261,17 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
                     new.pop("ProvisionedThroughput", None)
                 else:
                     new.pop("OnDemandThroughput", None)
+                    # DescribeTable keeps telling when the table last became on-demand.
+                    new["LastPayPerRequest"] = old.get("BillingModeUpdated",
+                                                        old.get("CreationDateTime"))
             changed = True
         if on_demand:
             _apply_on_demand(new, on_demand)
             changed = True
         if warm:
             _apply_warm(new, warm)
+            if new.get("BillingMode") == "PAY_PER_REQUEST":
+                new["WarmThroughput"] = on_demand_warm(warm, new["WarmThroughput"])
             changed = True
         if throughput is not None:
             if new.get("BillingMode") == "PAY_PER_REQUEST":
@@ -245,8 +283,9 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
             changed = True
         definitions = list(new["AttributeDefinitions"])
         if new_definitions is not None:
-            # Only a Create uses them; an entry re-typing a defined attribute is ignored, as
-            # DynamoDB ignores it (the stored definition stays).
+            _refuse_redefined_keys(actions, old, new_definitions)
+            # Only a Create uses them; an entry re-typing a defined attribute that the created
+            # index does not use is ignored, as DynamoDB ignores it (the stored one stays).
             known = {d["AttributeName"]: d for d in definitions}
             for d in new_definitions:
                 known.setdefault(d["AttributeName"], d)
@@ -270,8 +309,10 @@ async def update_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         if params.has("DeletionProtectionEnabled"):
             new["DeletionProtectionEnabled"] = params.boolean("DeletionProtectionEnabled")
             changed = True
-        if params.has("TableClass"):
-            new["TableClass"] = params.string("TableClass")
+        if table_class is not None:
+            if table_class != old.get("TableClass", "STANDARD"):
+                new["TableClassUpdated"] = round(ctx.clock(), 3)
+            new["TableClass"] = table_class
             changed = True
         if not changed:
             raise ValidationException(NO_CHANGE)

@@ -35,12 +35,14 @@ from dynamokv.api.schema.table_requests import (
     INVALID,
     check_definitions,
     check_on_demand_mode,
+    on_demand_warm,
     parse_billing,
     parse_definitions,
     parse_index_schemas,
     parse_indexes,
     parse_key_schema,
     parse_on_demand,
+    parse_table_class,
     parse_tags,
     parse_warm,
     refuse_unsupported,
@@ -86,7 +88,7 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
     if on_demand:
         description["OnDemandThroughput"] = on_demand
     if warm:
-        description["WarmThroughput"] = warm
+        description["WarmThroughput"] = warm if provisioned else on_demand_warm(warm)
     if lsis:
         description["LocalSecondaryIndexes"] = lsis
     if gsis:
@@ -99,7 +101,7 @@ async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
         description["SSESpecification"] = sse
     if stream is not None:
         streams.apply_spec(description, stream, ctx.clock(), updating=False)
-    table_class = params.string("TableClass")
+    table_class = parse_table_class(params)
     if table_class is not None:
         description["TableClass"] = table_class
     if params.boolean("DeletionProtectionEnabled"):

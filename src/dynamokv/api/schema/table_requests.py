@@ -400,6 +400,34 @@ def check_on_demand_mode(on_demand: dict[str, int], mode: str) -> None:
             "the table BillingMode is PROVISIONED")
 
 
+TABLE_CLASSES = ("STANDARD", "STANDARD_INFREQUENT_ACCESS")
+# The warm throughput every on-demand table has: the least one may configure for such a table.
+WARM_BASELINE = {"ReadUnitsPerSecond": 12000, "WriteUnitsPerSecond": 4000}
+
+
+def parse_table_class(params: Params) -> str | None:
+    """TableClass, one of ``TABLE_CLASSES`` (case-sensitive), with DynamoDB's message."""
+    value = params.string("TableClass")
+    if value is not None and value not in TABLE_CLASSES:
+        raise ValidationException(
+            "Invalid table-class parameter provided. Please try again with a valid table-class "
+            f"value: [{', '.join(TABLE_CLASSES)}].")
+    return value
+
+
+def on_demand_warm(warm: dict[str, int], current: dict[str, int] | None = None
+                   ) -> dict[str, int]:
+    """An on-demand table's new WarmThroughput: each unit given at least the baseline (a lower
+    one is refused, naming the unit), a unit not given keeping its current value or the
+    baseline, as DynamoDB fills it."""
+    for member, value in warm.items():
+        if value < WARM_BASELINE[member]:
+            raise ValidationException(
+                INVALID + f"Requested {member} for WarmThroughput for table is lower than the "
+                f"minimum {member} of {WARM_BASELINE[member]} for an on-demand table")
+    return {**WARM_BASELINE, **(current or {}), **warm}
+
+
 def parse_warm(params: Params) -> dict[str, int] | None:
     """WarmThroughput: the read and write units per second the table is to be ready for
     (stored and described; a node has nothing to pre-warm)."""
