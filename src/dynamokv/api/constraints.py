@@ -360,6 +360,24 @@ KEYS_AND_ATTRIBUTES = Struct("KeysAndAttributes", (
 TABLE_KEYS = Str(NAME_PATTERN, 3, 255)
 
 
+def _transact(java: str, first: Member, *rest: Member) -> Member:
+    """One kind of a transaction's item: its key or item, table name and members."""
+    return _m(java, Struct(java, (first, _m("TableName", TABLE_NAME, True), *rest)))
+
+
+TRANSACT_WRITE = Struct("TransactWriteItem", (
+    _transact("ConditionCheck", _m("Key", ATTRS, True),
+              _m("ConditionExpression", Str(), True), ON_FAILURE),
+    _transact("Put", _m("Item", ATTRS, True), ON_FAILURE),
+    _transact("Delete", _m("Key", ATTRS, True), ON_FAILURE),
+    _transact("Update", _m("Key", ATTRS, True), _m("UpdateExpression", Str(), True),
+              ON_FAILURE),
+))
+TRANSACT_GET = Struct("TransactGetItem", (
+    _transact("Get", _m("Key", ATTRS, True)),
+))
+
+
 def _request(*members: Member) -> Struct:
     return Struct("", members)
 
@@ -404,8 +422,8 @@ REQUESTS: dict[str, Struct] = {
         "TimeToLiveSpecification", (_m("Enabled", None, True), _m("AttributeName", Str(), True)),
     ), True)),
     "ListTables": _request(_m("ExclusiveStartTableName", TABLE_KEYS), _m("Limit", Num(1, 100))),
-    "TransactWriteItems": _request(_m("TransactItems", Lst(None, 1, 100, bare=True), True),
-                                   CAPACITY, METRICS),
-    "TransactGetItems": _request(_m("TransactItems", Lst(None, 1, 100, bare=True), True),
-                                 CAPACITY),
+    "TransactWriteItems": _request(
+        CAPACITY, METRICS, _m("TransactItems", Lst(TRANSACT_WRITE, 1, 100, bare=True), True)),
+    "TransactGetItems": _request(
+        CAPACITY, _m("TransactItems", Lst(TRANSACT_GET, 1, 100, bare=True), True)),
 }
