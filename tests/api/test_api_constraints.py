@@ -12,6 +12,7 @@ import pytest
 
 from dynamokv.api import constraints
 from dynamokv.api.errors import ValidationException
+from dynamokv.api.operations.common import check_table_name
 
 PATTERN = "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
 NULL = "failed to satisfy constraint: Member must not be null"
@@ -168,3 +169,15 @@ def test_what_the_pass_leaves_to_the_handlers() -> None:
         "TableName": "abc", "AttributeDefinitions": [], "KeySchema": [
             {"AttributeName": "a", "KeyType": "HASH"}]})
     constraints.check("ListTagsOfResource", {})
+
+
+def test_the_handlers_table_name_check_agrees() -> None:
+    # Operations and members outside the pass (an UpdateTable index, the feature operations)
+    # judge names with ``check_table_name``: the same rules, the same order, all listed.
+    with pytest.raises(ValidationException) as info:
+        check_table_name("a;", "globalSecondaryIndexUpdates.1.member.create.indexName")
+    assert listed(info.value.message) == [
+        "Value 'a;' at 'globalSecondaryIndexUpdates.1.member.create.indexName' failed to satisfy "
+        f"constraint: {rule}"
+        for rule in (PATTERN, "Member must have length greater than or equal to 3")]
+    assert check_table_name("abc") == "abc"

@@ -8,8 +8,8 @@ DynamoDB lists their violations, the way DynamoDB renders the offending values (
 ``N validation errors detected: ...; ...`` ValidationException, as DynamoDB does before any
 semantic check ("One or more parameter values were invalid: ..." and the like come after,
 alone, from the handlers).
-May import: stdlib, :mod:`dynamokv.api.errors`, the enumerations of
-:mod:`dynamokv.api.expressions.legacy`, :mod:`dynamokv.api.schema.table_requests`,
+May import: stdlib, orjson, :func:`dynamokv.api.operations.common.validation_errors`, and the
+enumerations of :mod:`dynamokv.api.expressions.legacy`, :mod:`dynamokv.api.schema.table_requests`,
 :mod:`dynamokv.api.streams` and :mod:`dynamokv.api.operations.items`.
 
 The handlers keep their own checks (they read every member through ``Params``), so an operation
@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from dynamokv.api.errors import ValidationException
 from dynamokv.api.expressions.legacy import ACTIONS, CONDITIONAL_OPERATORS, OPERATORS
+from dynamokv.api.operations.common import validation_errors
 from dynamokv.api.operations.items import RETURN_ON_FAILURE, RETURN_VALUES
 from dynamokv.api.schema.table_requests import (
     ATTRIBUTE_TYPES,
@@ -42,7 +41,6 @@ from dynamokv.api.schema.table_requests import (
 )
 from dynamokv.api.streams import VIEW_TYPES
 
-MAX_LISTED = 10  # DynamoDB names at most ten violations (and counts only those)
 NAME_PATTERN = "[a-zA-Z0-9_.-]+"
 _MODEL = "com.amazonaws.dynamodb.v20120810."
 
@@ -121,16 +119,7 @@ def check(operation: str, body: dict[str, Any]) -> None:
     except _WrongType:
         return
     if errors:
-        raise aggregate(errors)
-
-
-def aggregate(errors: Sequence[str]) -> ValidationException:
-    """DynamoDB's ``N validation error(s) detected: a; b`` for the first ten of ``errors``."""
-    listed = list(errors[:MAX_LISTED])
-    plural = "s" if len(listed) > 1 else ""
-    return ValidationException(
-        f"{len(listed)} validation error{plural} detected: {'; '.join(listed)}"
-    )
+        raise validation_errors(errors)
 
 
 def violation(value: Any, shape: Shape | None, path: str, rule: str, *, bare: bool = False
