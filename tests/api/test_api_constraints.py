@@ -181,3 +181,14 @@ def test_the_handlers_table_name_check_agrees() -> None:
         f"constraint: {rule}"
         for rule in (PATTERN, "Member must have length greater than or equal to 3")]
     assert check_table_name("abc") == "abc"
+
+
+def test_update_table_index_updates() -> None:
+    errors = listed(refusal("UpdateTable", {"TableName": "abc", "GlobalSecondaryIndexUpdates": [
+        {"Create": {"IndexName": "by_x", "KeySchema": []}}, {"Delete": {}}]}))
+    assert errors == [
+        "Value '[]' at 'globalSecondaryIndexUpdates.1.member.create.keySchema' failed to satisfy "
+        "constraint: Member must have length greater than or equal to 1",
+        f"Value null at 'globalSecondaryIndexUpdates.1.member.create.projection' {NULL}",
+        f"Value null at 'globalSecondaryIndexUpdates.2.member.delete.indexName' {NULL}",
+    ]

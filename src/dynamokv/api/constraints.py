@@ -334,6 +334,15 @@ GLOBAL_INDEX = Struct("GlobalSecondaryIndex", (
     _m("IndexName", INDEX_NAME, True), _m("KeySchema", Lst(KEY_ELEMENT, 1), True),
     _m("Projection", PROJECTION, True), _m("ProvisionedThroughput", THROUGHPUT),
 ))
+INDEX_UPDATE = Struct("GlobalSecondaryIndexUpdate", (
+    _m("Update", Struct("UpdateGlobalSecondaryIndexAction", (
+        _m("IndexName", INDEX_NAME, True), _m("ProvisionedThroughput", THROUGHPUT)))),
+    _m("Create", Struct("CreateGlobalSecondaryIndexAction", (
+        _m("IndexName", INDEX_NAME, True), _m("KeySchema", Lst(KEY_ELEMENT, 1), True),
+        _m("Projection", PROJECTION, True), _m("ProvisionedThroughput", THROUGHPUT)))),
+    _m("Delete", Struct("DeleteGlobalSecondaryIndexAction", (
+        _m("IndexName", INDEX_NAME, True),))),
+))
 STREAM = Struct("StreamSpecification", (
     _m("StreamEnabled", None, True), _m("StreamViewType", Str(enum=VIEW_TYPES)),
 ))
@@ -402,7 +411,8 @@ REQUESTS: dict[str, Struct] = {
         _m("StreamSpecification", STREAM)),
     "UpdateTable": _request(
         _m("AttributeDefinitions", DEFINITIONS), TABLE, _enum("BillingMode", BILLING_MODES),
-        _m("ProvisionedThroughput", THROUGHPUT), _m("StreamSpecification", STREAM)),
+        _m("ProvisionedThroughput", THROUGHPUT),
+        _m("GlobalSecondaryIndexUpdates", Lst(INDEX_UPDATE)), _m("StreamSpecification", STREAM)),
     "DescribeTable": TABLE_ONLY,
     "DeleteTable": TABLE_ONLY,
     "DescribeTimeToLive": TABLE_ONLY,
