@@ -162,8 +162,9 @@ def test_what_the_pass_leaves_to_the_handlers() -> None:
     # A wrong JSON type is the handler's SerializationException, whatever else is wrong.
     constraints.check("Query", {"TableName": "a;", "Limit": "ten"})
     # A table ARN is judged by its table name.
-    constraints.check("GetItem", {
-        "TableName": "arn:aws:dynamodb:us-east-1:000000000000:table/orders", "Key": {}})
+    arn = "arn:aws:dynamodb:us-east-1:000000000000:table/orders"
+    constraints.check("GetItem", {"TableName": arn, "Key": {}})
+    constraints.check("BatchGetItem", {"RequestItems": {arn: {"Keys": [{}]}}})
     # Semantic rules are not constraints; an operation without a shape is the handler's.
     constraints.check("CreateTable", {
         "TableName": "abc", "AttributeDefinitions": [], "KeySchema": [

@@ -355,7 +355,7 @@ KEYS_AND_ATTRIBUTES = Struct("KeysAndAttributes", (
     _m("Keys", Lst(ATTRS, 1, 100), True), _m("AttributesToGet", NAMES), _m("ConsistentRead"),
     _m("ProjectionExpression"), _m("ExpressionAttributeNames"),
 ))
-TABLE_KEYS = Str(NAME_PATTERN, 3, 255)
+TABLE_KEYS = Str(NAME_PATTERN, 3, 255, table=True)  # newer SDKs key batches by ARN too
 
 
 def _transact(java: str, first: Member, *rest: Member) -> Member:
