@@ -213,6 +213,8 @@ def _list(value: Any, shape: Lst, path: str, errors: list[str]) -> None:
         raise _WrongType
     for rule in _lengths(len(value), shape.min, shape.max):
         errors.append(violation(value, shape, path, rule, bare=shape.bare))
+    if shape.item is None or isinstance(shape.item, Attr):
+        return  # nothing to judge inside
     for i, item in enumerate(value, 1):
         if item is not None:
             _walk(item, shape.item, f"{path}.{i}.member", errors)
@@ -236,6 +238,8 @@ def _map(value: Any, shape: Mp, path: str, errors: list[str]) -> None:
                      f"Member must have length greater than or equal to {low}"]
             errors.append(violation(value, shape, path,
                                     f"Map value must satisfy constraint: [{', '.join(rules)}]"))
+    if shape.value is None or isinstance(shape.value, Attr):
+        return  # an item's attributes: none is visited (an item may have 600,000)
     for key, item in value.items():
         if item is not None:
             _walk(item, shape.value, f"{path}.{key}.member", errors)
