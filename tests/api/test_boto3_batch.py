@@ -62,7 +62,12 @@ def test_batch_limits_and_duplicates(ddb: Any, table: str) -> None:
     err = failure(ddb.batch_get_item, RequestItems={table: {"Keys": [key("a"), key("a")]}})
     assert err["Error"]["Message"] == "Provided list of item keys contains duplicates"
     err = failure(ddb.batch_get_item, RequestItems={
-        table: {"Keys": [key(str(i)) for i in range(101)]}})
+        table: {"Keys": [key(str(i)) for i in range(101)]}})  # one table's list: a constraint
+    assert err["Error"]["Message"].endswith(
+        f"at 'requestItems.{table}.member.keys' failed to satisfy constraint: Member must have "
+        "length less than or equal to 100")
+    err = failure(ddb.batch_get_item, RequestItems={  # 100 + 1 over two tables: the total
+        table: {"Keys": [key(str(i)) for i in range(100)]}, "other": {"Keys": [key("x")]}})
     assert err["Error"]["Message"] == "Too many items requested for the BatchGetItem call"
     err = failure(ddb.batch_write_item, RequestItems={"missing_table": [
         {"PutRequest": {"Item": key("a")}}]})

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from dynamokv.api import bodies, front, response_json, streams
+from dynamokv.api import bodies, constraints, front, response_json, streams
 from dynamokv.api.errors import (
     DynamoDBError,
     InternalServerError,
@@ -246,6 +246,7 @@ class DynamoDBApp:
             body = await self._decoded(operation, headers, body)
             params = (Params(await bodies.decode_large(body, operation), large=True)
                       if bodies.is_large(body) else self._decode(body))
+            constraints.check(operation, params.body)  # every model violation, at once
             front.precheck_items(operation, params.body)
             self.stats[operation] += 1
             result = await self._run(operation, params, headers)

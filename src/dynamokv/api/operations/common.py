@@ -81,6 +81,19 @@ def one_error(message: str) -> ValidationException:
     return ValidationException(f"1 validation error detected: {message}")
 
 
+MAX_LISTED = 10  # DynamoDB lists (and counts) at most ten violations of a request
+
+
+def validation_errors(messages: list[str]) -> ValidationException:
+    """DynamoDB's ``N validation errors detected: a; b`` for (the first ten of) ``messages``;
+    :mod:`dynamokv.api.constraints` gathers a whole request's."""
+    listed = messages[:MAX_LISTED]
+    plural = "s" if len(listed) > 1 else ""
+    return ValidationException(
+        f"{len(listed)} validation error{plural} detected: {'; '.join(listed)}"
+    )
+
+
 def enum_error(value: str, name: str, allowed: tuple[str, ...]) -> ValidationException:
     return one_error(
         f"Value '{value}' at '{field_label(name)}' failed to satisfy constraint: Member must "
@@ -216,20 +229,18 @@ def check_table_name(value: str, label: str = "tableName") -> str:
         _, _, resource = value.partition(":table/")
         if resource and "/" not in resource:
             value = resource
-    if len(value) < 3:
-        raise one_error(
-            f"Value '{value}' at '{label}' failed to satisfy constraint: Member must have "
-            "length greater than or equal to 3"
-        )
-    if len(value) > 255:
-        raise one_error(
-            f"Value '{value}' at '{label}' failed to satisfy constraint: Member must have "
-            "length less than or equal to 255"
-        )
+    # DynamoDB judges the pattern first, then the lengths, and names every rule broken.
+    broken = []
     if not _TABLE_NAME.fullmatch(value):
-        raise one_error(
-            f"Value '{value}' at '{label}' failed to satisfy constraint: Member must satisfy "
-            "regular expression pattern: [a-zA-Z0-9_.-]+"
+        broken.append("Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+")
+    if len(value) < 3:
+        broken.append("Member must have length greater than or equal to 3")
+    if len(value) > 255:
+        broken.append("Member must have length less than or equal to 255")
+    if broken:
+        raise validation_errors(
+            [f"Value '{value}' at '{label}' failed to satisfy constraint: {rule}"
+             for rule in broken]
         )
     return value
 

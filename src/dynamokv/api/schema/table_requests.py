@@ -112,15 +112,16 @@ def parse_projection(params: Params) -> dict[str, Any]:
     assert p is not None
     kind = p.enum("ProjectionType", PROJECTION_TYPES, "")
     non_key = p.strings("NonKeyAttributes")
+    shown = f"[{', '.join(non_key)}]" if non_key is not None else ""  # Java's rendering
     if non_key is not None and not 1 <= len(non_key) <= MAX_NON_KEY:
         raise one_error(
-            f"Value '{non_key}' at '{p.label('NonKeyAttributes')}' failed to satisfy constraint: "
+            f"Value '{shown}' at '{p.label('NonKeyAttributes')}' failed to satisfy constraint: "
             f"Member must have length {'less' if non_key else 'greater'} than or equal to "
             f"{MAX_NON_KEY if non_key else 1}"
         )
     if non_key is not None and any(not 1 <= len(name) <= 255 for name in non_key):
         raise one_error(
-            f"Value '{non_key}' at '{p.label('NonKeyAttributes')}' failed to satisfy constraint: "
+            f"Value '{shown}' at '{p.label('NonKeyAttributes')}' failed to satisfy constraint: "
             "Member must satisfy constraint: [Member must have length less than or equal to 255, "
             "Member must have length greater than or equal to 1]"
         )
