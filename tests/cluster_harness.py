@@ -27,8 +27,15 @@ T = TypeVar("T")
 
 
 def host_of(index: int, distinct_hosts: bool) -> str:
-    """The loopback address of the ``index``-th node (1-based)."""
-    return f"127.0.0.{10 + index}" if distinct_hosts else "127.0.0.1"
+    """The loopback address of the ``index``-th node (1-based): 127.0.W.(10+index) for pytest-xdist
+    worker W (0 without workers), so that firewall rules between the nodes of one worker's test
+    never cut those of another worker's."""
+    return f"127.0.{_worker()}.{10 + index}" if distinct_hosts else "127.0.0.1"
+
+
+def _worker() -> int:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # "gw<N>" under pytest-xdist
+    return int(name[2:]) if name[2:].isdigit() else 0
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:

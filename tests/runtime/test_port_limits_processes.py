@@ -2,9 +2,9 @@
 frames that never complete, idle connections, and an oversize request.
 
 Clients come from distinct loopback addresses (127.0.0.5-8) so the per-address limit can be
-seen apart from the port's; the node listens on 127.0.0.11. Each refusal and closing must be a
-clear answer (an ``Overloaded`` error frame, then the close) and a Prometheus count, and the
-node must keep serving while the attack connections sit on it.
+seen apart from the port's; the node listens on its own loopback address. Each refusal and
+closing must be a clear answer (an ``Overloaded`` error frame, then the close) and a Prometheus
+count, and the node must keep serving while the attack connections sit on it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.cluster_harness import LocalCluster, free_ports
+from tests.cluster_harness import LocalCluster, free_ports, host_of
 
 from dynamokv.core.messages import ErrorReply, PutRequest, StatusReply, StatusRequest
 from dynamokv.core.vclock import VectorClock
@@ -89,7 +89,8 @@ def _status(address: str, source: str) -> object:
 
 
 def test_the_binary_port_refuses_past_its_limits_and_keeps_serving(tmp_path: Path) -> None:
-    metrics = f"127.0.0.11:{free_ports(1, '127.0.0.11')[0]}"
+    host = host_of(1, distinct_hosts=True)
+    metrics = f"{host}:{free_ports(1, host)[0]}"
     cluster = LocalCluster.start(tmp_path, 1, n=1, r=1, w=1, ring_size=16, distinct_hosts=True,
                                  extra_args=(*LIMITS, "--metrics", metrics))
     url = f"http://{metrics}/metrics"
