@@ -346,6 +346,17 @@ def _accepted(
     return names
 
 
+# Every request member prepare_expressions may read. A request with none of them (most PutItem,
+# DeleteItem and GetItem calls) prepares to nothing; finding that out by the full walk cost ~2%
+# of a PutItem's CPU.
+_EXPRESSION_MEMBERS = frozenset({
+    "ConditionExpression", "Expected", "ConditionalOperator", "UpdateExpression",
+    "AttributeUpdates", "ProjectionExpression", "AttributesToGet", "FilterExpression",
+    "QueryFilter", "ScanFilter", "KeyConditionExpression", "KeyConditions",
+    "ExpressionAttributeNames", "ExpressionAttributeValues",
+})
+
+
 def prepare_expressions(
     params: Params,
     *,
@@ -365,6 +376,8 @@ def prepare_expressions(
     translated into the same trees (:mod:`dynamokv.api.expressions.legacy`); mixing the two
     kinds in one request is refused as DynamoDB does.
     """
+    if extra is None and _EXPRESSION_MEMBERS.isdisjoint(params.body):
+        return Prepared()
     accepted = _accepted(condition, update, projection, filter, legacy_filter, key_condition)
     present = {name: params.has(name) for name in accepted}
     if legacy_params:
