@@ -110,3 +110,14 @@ def test_a_failed_group_commit_lets_no_answer_out_and_stops_the_node(tmp_path: P
             await node.stop()
 
     asyncio.run(main())
+
+
+def test_events_after_the_engine_closed_do_not_break_the_runner(tmp_path: Path) -> None:
+    async def main() -> None:
+        node = await _node(tmp_path)
+        await node.stop()
+        # A late event (a timer, a peer's frame) on a stopped node: no group, no exception.
+        node.runner._on_timer()
+        assert not node.runner._grouping
+
+    asyncio.run(main())

@@ -184,9 +184,13 @@ class NodeRunner:
         if self.storage_failed:
             return  # the core is ahead of the disk: it must not act any more
         if self._group is not None and not self._grouping:
-            self._group.begin_group()
-            self._grouping = True
-            asyncio.get_running_loop().call_soon(self._commit_turn)
+            try:
+                self._group.begin_group()
+            except Exception:  # a closed engine (the node is stopping): writes fail on their own
+                log.debug("no storage group for this turn", exc_info=True)
+            else:
+                self._grouping = True
+                asyncio.get_running_loop().call_soon(self._commit_turn)
         try:
             effects = self.core.handle(event, self.now_ms(), self.wall_ms())
         except Exception:
@@ -238,6 +242,8 @@ class NodeRunner:
 
     def _commit_turn(self) -> None:
         """Commit the turn's writes, then let its effects out (see the module docstring)."""
+        if not self._grouping:
+            return  # committed already (``stop``)
         self._grouping = False
         held, self._held = self._held, []
         try:
