@@ -32,15 +32,18 @@ every other record). No inline key has length ``L + 1``, so group records (store
 rewritten on every change to it, which is cheap because sharing a 509-byte prefix is rare.
 
 Group commit (``begin_group`` / ``commit_group``). Between the two, on the thread that began the
-group, every write goes into ONE open write transaction, each call (``put``, ``delete``,
-``write_batch``) in a nested child transaction of it, so a call that fails (the map is full)
-is undone alone and raises at once, as without a group, while the writes before it stay in the
-group. Reads on that thread go through the open transaction, so they see the group's writes;
-other threads keep their own transactions and see only committed data (a writer there waits
-for the group's commit). Nothing of a group is on disk, or visible to other threads, before
-``commit_group``; a failed commit loses the whole group (its caller must not have acknowledged
-any of it: the node runner holds a turn's effects until the commit, and stops on failure).
-``sync`` and ``close`` commit an open group first.
+group, every write goes into ONE open write transaction. A call (``put``, ``delete``,
+``write_batch``) that fails (the map is full) still raises at once and is undone alone, as
+without a group, while the calls before it stay in the group: LMDB leaves a transaction that
+met an error unusable, so the group is begun again and the earlier calls' writes, which the
+group keeps (references to their bytes), are applied again. (Nested child transactions would
+do the same, but a write in a child copies its pages once more: ~3 us per write.) If that
+replay fails too, ``commit_group`` raises. Reads on that thread go through the open
+transaction, so they see the group's writes; other threads keep their own transactions and see
+only committed data (a writer there waits for the group's commit). Nothing of a group is on
+disk, or visible to other threads, before ``commit_group``; a failed commit loses the whole
+group (its caller must not have acknowledged any of it: the node runner holds a turn's effects
+until the commit, and stops on failure). ``sync`` and ``close`` commit an open group first.
 """
 
 from __future__ import annotations
@@ -131,6 +134,8 @@ class LmdbEngine:
         self._grouping = False  # between begin_group and commit_group
         self._group_thread = 0  # the thread that began the group
         self._group_txn: lmdb.Transaction[bytes] | None = None  # opened by the first write
+        self._group_calls: list[list[tuple[bytes, bytes | None]]] = []  # the group's writes
+        self._group_lost = False  # a failed call's writes could not be set up again
 
     # -- group commit ---------------------------------------------------------------------------
 
@@ -139,12 +144,22 @@ class LmdbEngine:
         self._live_env()
         self._grouping = True
         self._group_thread = threading.get_ident()
+        self._group_calls = []
+        self._group_lost = False
 
     def commit_group(self) -> None:
         """Commit the group's writes (if any) and end it; ``StorageError`` if the commit failed,
         in which case none of the group's writes happened."""
         self._grouping = False
         txn, self._group_txn = self._group_txn, None
+        self._group_calls = []
+        if self._group_lost:
+            self._group_lost = False
+            if txn is not None:
+                txn.abort()
+            raise StorageError(f"lmdb group commit on {self.path}: writes of the group were "
+                               "lost after a failed write; restart the node",
+                               {"path": str(self.path)})
         if txn is None:
             return
         try:
@@ -171,12 +186,37 @@ class LmdbEngine:
 
     def _grouped_write(self, group: lmdb.Transaction[bytes],
                        ops: Iterable[tuple[bytes, bytes | None]]) -> None:
-        """``ops`` in a child transaction of the group's: applied together or not at all."""
-        ops = list(ops)  # a generator reading the engine reads the group, not the child
-        env = self._live_env()
-        with env.begin(write=True, parent=group, buffers=False) as child:
+        """``ops`` into the group's transaction: applied together or not at all."""
+        ops = list(ops)  # a generator reading the engine reads before this call writes
+        try:
             for key, value in ops:
-                self._apply(child, key, value)
+                self._apply(group, key, value)
+        except BaseException:
+            self._restart_group()
+            raise
+        self._group_calls.append(ops)
+
+    def _restart_group(self) -> None:
+        """After a failed call: a new group transaction holding the earlier calls' writes."""
+        txn, self._group_txn = self._group_txn, None
+        if txn is not None:
+            txn.abort()
+        if not self._group_calls:
+            return
+        try:
+            fresh = self._live_env().begin(write=True, buffers=False)
+        except (lmdb.Error, OSError, StorageError):
+            self._group_lost = True
+            return
+        try:
+            for call in self._group_calls:
+                for key, value in call:
+                    self._apply(fresh, key, value)
+        except (lmdb.Error, OSError):
+            fresh.abort()
+            self._group_lost = True  # commit_group says so; the runner stops the node
+            return
+        self._group_txn = fresh
 
     # -- key layout ---------------------------------------------------------------------------
 
