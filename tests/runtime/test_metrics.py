@@ -238,3 +238,16 @@ def test_a_minute_keeps_its_latest_samples_but_counts_them_all() -> None:
         m.observe_request("get", 0.001, "ok")
     row = m.latency_minutes()["ops"]["get"][-1]
     assert (row["requests"], row["p99"]) == (2 * MINUTE_SAMPLES_MAX, 1.0)
+
+
+def test_request_histogram_bounds_are_inclusive_and_slow_requests_land_in_inf() -> None:
+    m = NodeMetrics()
+    for seconds in (0.0001, 0.00011, 10.0, 42.0):
+        m.observe_request("get", seconds, "ok")
+    bucket = "dynamokv_request_seconds_bucket"
+    assert sample(m, bucket, op="get", outcome="ok", le="0.0001") == 1
+    assert sample(m, bucket, op="get", outcome="ok", le="0.00025") == 2
+    assert sample(m, bucket, op="get", outcome="ok", le="10.0") == 3
+    assert sample(m, bucket, op="get", outcome="ok", le="+Inf") == 4
+    assert sample(m, "dynamokv_request_seconds_sum", op="get", outcome="ok") == pytest.approx(
+        52.00021)

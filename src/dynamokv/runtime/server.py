@@ -111,7 +111,8 @@ async def start_node(config: NodeConfig) -> RunningNode:
                             wall_clock_offset_ms=config.wall_clock_offset_ms,
                             storage_info={"engine": info.name, "durable": info.durable,
                                           "sync": info.sync_mode},
-                            server_ssl=server_ssl, client_ssl=client_ssl)
+                            server_ssl=server_ssl, client_ssl=client_ssl,
+                            group_commit=engine if hasattr(engine, "begin_group") else None)
         if config.inject_replica_delay is not None:  # benchmarks and tests only
             install_replica_delay(runner.transport, DelaySpec.parse(config.inject_replica_delay))
         host, port = parse_address(config.listen)

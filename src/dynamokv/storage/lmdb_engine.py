@@ -30,11 +30,26 @@ not starting with ``p``, and the group record sorts exactly there too (after ``\
 every other record). No inline key has length ``L + 1``, so group records (stored length
 ``L + 2``) never collide with inline records and are recognised by their length. A group is
 rewritten on every change to it, which is cheap because sharing a 509-byte prefix is rare.
+
+Group commit (``begin_group`` / ``commit_group``). Between the two, on the thread that began the
+group, every write goes into ONE open write transaction. A call (``put``, ``delete``,
+``write_batch``) that fails (the map is full) still raises at once and is undone alone, as
+without a group, while the calls before it stay in the group: LMDB leaves a transaction that
+met an error unusable, so the group is begun again and the earlier calls' writes, which the
+group keeps (references to their bytes), are applied again. (Nested child transactions would
+do the same, but a write in a child copies its pages once more: ~3 us per write.) If that
+replay fails too, ``commit_group`` raises. Reads on that thread go through the open
+transaction, so they see the group's writes; other threads keep their own transactions and see
+only committed data (a writer there waits for the group's commit). Nothing of a group is on
+disk, or visible to other threads, before ``commit_group``; a failed commit loses the whole
+group (its caller must not have acknowledged any of it: the node runner holds a turn's effects
+until the commit, and stops on failure). ``sync`` and ``close`` commit an open group first.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import errno
 import threading
 from collections.abc import Iterable, Iterator
@@ -116,6 +131,92 @@ class LmdbEngine:
             limit = max_inline_key_bytes
         self._inline_max = limit
         self._close_lock = threading.Lock()
+        self._grouping = False  # between begin_group and commit_group
+        self._group_thread = 0  # the thread that began the group
+        self._group_txn: lmdb.Transaction[bytes] | None = None  # opened by the first write
+        self._group_calls: list[list[tuple[bytes, bytes | None]]] = []  # the group's writes
+        self._group_lost = False  # a failed call's writes could not be set up again
+
+    # -- group commit ---------------------------------------------------------------------------
+
+    def begin_group(self) -> None:
+        """Start a group: this thread's writes share one transaction until ``commit_group``."""
+        self._live_env()
+        self._grouping = True
+        self._group_thread = threading.get_ident()
+        self._group_calls = []
+        self._group_lost = False
+
+    def commit_group(self) -> None:
+        """Commit the group's writes (if any) and end it; ``StorageError`` if the commit failed,
+        in which case none of the group's writes happened."""
+        self._grouping = False
+        txn, self._group_txn = self._group_txn, None
+        self._group_calls = []
+        if self._group_lost:
+            self._group_lost = False
+            if txn is not None:
+                txn.abort()
+            raise StorageError(f"lmdb group commit on {self.path}: writes of the group were "
+                               "lost after a failed write; restart the node",
+                               {"path": str(self.path)})
+        if txn is None:
+            return
+        try:
+            txn.commit()
+        except (lmdb.Error, OSError) as exc:
+            with contextlib.suppress(lmdb.Error):
+                txn.abort()
+            raise self._translate("group commit", exc) from exc
+
+    def _group_reader(self) -> lmdb.Transaction[bytes] | None:
+        """The group's open transaction, when this thread's reads must go through it."""
+        if self._group_txn is not None and threading.get_ident() == self._group_thread:
+            return self._group_txn
+        return None
+
+    def _group_writer(self) -> lmdb.Transaction[bytes] | None:
+        """The group's transaction for a write of this thread (opened on its first write), or
+        None outside a group."""
+        if not self._grouping or threading.get_ident() != self._group_thread:
+            return None
+        if self._group_txn is None:
+            self._group_txn = self._live_env().begin(write=True, buffers=False)
+        return self._group_txn
+
+    def _grouped_write(self, group: lmdb.Transaction[bytes],
+                       ops: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """``ops`` into the group's transaction: applied together or not at all."""
+        ops = list(ops)  # a generator reading the engine reads before this call writes
+        try:
+            for key, value in ops:
+                self._apply(group, key, value)
+        except BaseException:
+            self._restart_group()
+            raise
+        self._group_calls.append(ops)
+
+    def _restart_group(self) -> None:
+        """After a failed call: a new group transaction holding the earlier calls' writes."""
+        txn, self._group_txn = self._group_txn, None
+        if txn is not None:
+            txn.abort()
+        if not self._group_calls:
+            return
+        try:
+            fresh = self._live_env().begin(write=True, buffers=False)
+        except (lmdb.Error, OSError, StorageError):
+            self._group_lost = True
+            return
+        try:
+            for call in self._group_calls:
+                for key, value in call:
+                    self._apply(fresh, key, value)
+        except (lmdb.Error, OSError):
+            fresh.abort()
+            self._group_lost = True  # commit_group says so; the runner stops the node
+            return
+        self._group_txn = fresh
 
     # -- key layout ---------------------------------------------------------------------------
 
@@ -180,6 +281,9 @@ class LmdbEngine:
 
     def get(self, key: bytes) -> bytes | None:
         env = self._live_env()
+        group = self._group_reader()
+        if group is not None:
+            return self._get_in(group, key)
         if len(key) <= self._inline_max:
             # The usual case, inlined: one short read transaction (a renew of the cached one).
             try:
@@ -188,10 +292,16 @@ class LmdbEngine:
             except lmdb.Error as exc:
                 raise self._translate("get", exc) from exc
             return raw
-        record_key, grouped = self._record_key(key)
         try:
             with env.begin(buffers=False) as txn:
-                raw = txn.get(record_key)
+                return self._get_in(txn, key)
+        except lmdb.Error as exc:
+            raise self._translate("get", exc) from exc
+
+    def _get_in(self, txn: lmdb.Transaction[bytes], key: bytes) -> bytes | None:
+        record_key, grouped = self._record_key(key)
+        try:
+            raw: bytes | None = txn.get(record_key)
         except lmdb.Error as exc:
             raise self._translate("get", exc) from exc
         if raw is None or not grouped:
@@ -204,7 +314,7 @@ class LmdbEngine:
         return None
 
     def put(self, key: bytes, value: bytes) -> None:
-        if len(key) > self._inline_max:
+        if self._grouping or len(key) > self._inline_max:
             self.write_batch(((key, value),))
             return
         env = self._live_env()
@@ -220,6 +330,10 @@ class LmdbEngine:
     def write_batch(self, ops: Iterable[tuple[bytes, bytes | None]]) -> None:
         env = self._live_env()
         try:
+            group = self._group_writer()
+            if group is not None:
+                self._grouped_write(group, ops)
+                return
             # One write transaction: all or nothing. If ``ops`` raises half-way the ``with``
             # aborts the transaction and the caller's exception propagates untouched.
             with env.begin(write=True, buffers=False) as txn:
@@ -272,50 +386,61 @@ class LmdbEngine:
     ) -> list[tuple[bytes, bytes]]:
         """At most ``n`` pairs of ``[start, end)``, in one short read transaction."""
         env = self._live_env()
-        out: list[tuple[bytes, bytes]] = []
+        group = self._group_reader()
         try:
+            if group is not None:
+                return self._fetch_in(group, start, end, reverse, n)
             with env.begin(buffers=False) as txn:
-                cursor = txn.cursor()
-                if not reverse:
-                    if not cursor.set_range(self._record_key(start)[0]):
+                return self._fetch_in(txn, start, end, reverse, n)
+        except lmdb.Error as exc:
+            raise self._translate("scan", exc) from exc
+
+    def _fetch_in(self, txn: lmdb.Transaction[bytes], start: bytes, end: bytes | None,
+                  reverse: bool, n: int) -> list[tuple[bytes, bytes]]:
+        out: list[tuple[bytes, bytes]] = []
+        cursor = txn.cursor()
+        if not reverse:
+            if not cursor.set_range(self._record_key(start)[0]):
+                return out
+            for record_key, record_value in cursor.iternext():
+                if not record_key.startswith(_PREFIX):
+                    break
+                for k, v in self._expand(record_key, record_value):
+                    if end is not None and k >= end:
                         return out
-                    for record_key, record_value in cursor.iternext():
-                        if not record_key.startswith(_PREFIX):
-                            break
-                        for k, v in self._expand(record_key, record_value):
-                            if end is not None and k >= end:
-                                return out
-                            if k >= start:
-                                out.append((k, v))
-                                if len(out) >= n:
-                                    return out
-                    return out
-                # Reverse: the first record at or after ``end`` may be an overflow group that
-                # still holds keys below ``end``, so start there and filter.
-                if end is None:
-                    positioned = cursor.last()
-                else:
-                    positioned = cursor.set_range(self._record_key(end)[0]) or cursor.last()
-                if not positioned:
-                    return out
-                for record_key, record_value in cursor.iterprev():
-                    if not record_key.startswith(_PREFIX):
-                        continue
-                    for k, v in reversed(self._expand(record_key, record_value)):
-                        if end is not None and k >= end:
-                            continue
-                        if k < start:
-                            return out
+                    if k >= start:
                         out.append((k, v))
                         if len(out) >= n:
                             return out
-                return out
-        except lmdb.Error as exc:
-            raise self._translate("scan", exc) from exc
+            return out
+        # Reverse: the first record at or after ``end`` may be an overflow group that
+        # still holds keys below ``end``, so start there and filter.
+        if end is None:
+            positioned = cursor.last()
+        else:
+            positioned = cursor.set_range(self._record_key(end)[0]) or cursor.last()
+        if not positioned:
+            return out
+        for record_key, record_value in cursor.iterprev():
+            if not record_key.startswith(_PREFIX):
+                continue
+            for k, v in reversed(self._expand(record_key, record_value)):
+                if end is not None and k >= end:
+                    continue
+                if k < start:
+                    return out
+                out.append((k, v))
+                if len(out) >= n:
+                    return out
+        return out
 
     def is_empty(self) -> bool:
         env = self._live_env()
         try:
+            group = self._group_reader()
+            if group is not None:
+                cursor = group.cursor()
+                return not cursor.set_range(_PREFIX) or not cursor.key().startswith(_PREFIX)
             with env.begin(buffers=False) as txn:
                 cursor = txn.cursor()
                 return not cursor.set_range(_PREFIX) or not cursor.key().startswith(_PREFIX)
@@ -324,12 +449,19 @@ class LmdbEngine:
 
     def sync(self) -> None:
         env = self._live_env()
+        if self._group_reader() is not None:
+            # What is asked to be on disk includes the group's writes so far; the group goes on.
+            self.commit_group()
+            self._grouping = True
         try:
             env.sync(True)
         except (lmdb.Error, OSError) as exc:
             raise self._translate("sync", exc) from exc
 
     def close(self) -> None:
+        if self._group_reader() is not None:
+            self.commit_group()
+        self._grouping = False
         with self._close_lock:
             env, self._env = self._env, None
         if env is not None:
