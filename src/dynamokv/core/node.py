@@ -1,8 +1,9 @@
 """NodeCore: the single entry point of a node, for the asyncio runtime and the simulator alike.
 
 Owns: ``NodeCore`` — dispatch of events to the coordinator, the replica handlers, hinted
-handoff, ownership handoff, anti-entropy, membership and gossip, heartbeats and failure
-detection, and the background scheduler gated by admission control; ``next_deadline()``.
+handoff, ownership handoff, anti-entropy, membership and gossip (worked by
+:mod:`dynamokv.core.ring_gossip`), admin requests (:mod:`dynamokv.core.admin`), heartbeats and
+failure detection, and the background scheduler gated by admission control; ``next_deadline()``.
 May import: ``dynamokv.core.*``, ``dynamokv.errors``.
 
 ``handle(event, now_ms, wall_ms) -> list[Effect]`` runs to completion; ``now_ms`` is monotonic
@@ -17,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from dynamokv.core import admin
+from dynamokv.core import admin, ring_gossip
 from dynamokv.core.actors import ActorBook
 from dynamokv.core.admission import AdmissionController
 from dynamokv.core.buffer import ObjectBuffer
 from dynamokv.core.claim import claim
 from dynamokv.core.coordinator import Coordinator, Origin, error_reply
-from dynamokv.core.effects import Effect, Log, PersistRing, Reply, Send, SendTo
+from dynamokv.core.effects import Effect, Log, PersistRing, Reply, Send
 from dynamokv.core.events import (
     ClientRequested,
     Event,
@@ -37,7 +38,7 @@ from dynamokv.core.failure import FailureDetector
 from dynamokv.core.handoff import HandoffManager
 from dynamokv.core.hashing import RESERVED_BUCKET_PREFIX, compose_key
 from dynamokv.core.hints import BUSY, HintReplayer
-from dynamokv.core.membership import Staging, remove_member
+from dynamokv.core.membership import Staging
 from dynamokv.core.messages import (
     AaeKeysReply,
     AaeKeysRequest,
@@ -95,7 +96,7 @@ from dynamokv.core.requests import (
     TableRead,
     TableWrite,
 )
-from dynamokv.core.ring import Member, MemberStatus, Ring, reconcile
+from dynamokv.core.ring import Member, Ring
 from dynamokv.core.settings import BucketProps, CoreSettings
 from dynamokv.core.tables import TableOps
 from dynamokv.core.trees import TreeStore
@@ -183,7 +184,7 @@ class NodeCore:
             effects.append(self.persist_effect())
             effects.append(Log("info", "started a new cluster", {"q": self.settings.q}))
         elif self.ring is not None and self._address_changed():
-            effects.extend(self._ask_to_join())  # our address changed: tell the claimant
+            effects.extend(ring_gossip.ask_to_join(self))  # our address changed: tell the claimant
         self.admission = AdmissionController(self.settings.admission, now_ms)
         self._timers["gossip"] = now_ms + self.settings.gossip_interval_ms
         self._timers["heartbeat"] = now_ms + self.settings.heartbeat_interval_ms
@@ -358,13 +359,13 @@ class NodeCore:
             self._track_client(client, msg.req_id, now_ms)
             return coordinator.start_put(Origin(msg.req_id, client=client), msg, now_ms, wall_ms)
         if isinstance(msg, RingRequest):
-            return [Reply(client, self._ring_reply(msg.req_id))]
+            return [Reply(client, admin.ring_reply(self, msg.req_id))]
         if isinstance(msg, StatusRequest):
             return [Reply(client, StatusReply(msg.req_id, self.status(now_ms)))]
         if isinstance(msg, BucketPropsRequest):
-            return self._on_bucket_props(client, msg)
+            return admin.on_bucket_props(self, client, msg)
         if isinstance(msg, ClusterRequest):
-            return self._on_cluster(client, msg, now_ms)
+            return admin.on_cluster(self, client, msg, now_ms)
         req_id = getattr(msg, "req_id", 0)
         exc = InvalidRequest(f"{type(msg).__name__} is not a client request")
         return [Reply(client, error_reply(req_id if isinstance(req_id, int) else 0, exc))]
@@ -376,7 +377,7 @@ class NodeCore:
     def _on_message(self, src: str, msg: Message, now_ms: int, wall_ms: int) -> list[Effect]:
         if (isinstance(msg, Hello | JoinRequest | GossipRing)
                 and msg.cluster != self.settings.cluster_name):
-            return [self._foreign_cluster(src, msg)]
+            return [ring_gossip.foreign_cluster(self, src, msg)]
         effects: list[Effect] = []
         if self.detector.heard_from(src, now_ms):
             effects.append(Log("info", "peer is back", {"node": src}))
@@ -435,11 +436,11 @@ class NodeCore:
         if isinstance(msg, AaeKeysReply):
             return self.aae.on_keys_reply(src, msg, now_ms, self._safe_get, self.is_replica)
         if isinstance(msg, GossipRing):
-            return self._on_gossip(src, msg)
+            return ring_gossip.on_gossip(self, src, msg)
         if isinstance(msg, JoinRequest):
-            return self._on_join(msg)
+            return ring_gossip.on_join(self, msg)
         if isinstance(msg, LeaveComplete):
-            return self._on_leave_complete(msg)
+            return ring_gossip.on_leave_complete(self, msg)
         if isinstance(msg, HandoffIdle):
             return self._on_handoff_idle(msg)
         # Ping, Hello: heard_from above is all they are for. Paxos messages of the retired
@@ -459,13 +460,13 @@ class NodeCore:
             if self.left:
                 self._timers["join"] = None  # we left on purpose: never join back by ourselves
             elif self.ring is None or self.ring.member(self.node_id) is None:
-                effects.extend(self._ask_to_join())
+                effects.extend(ring_gossip.ask_to_join(self))
                 self._timers["join"] = now_ms + settings.join_retry_ms
             else:
                 self._timers["join"] = None
         if self._due("gossip", now_ms):
             self._timers["gossip"] = now_ms + settings.gossip_interval_ms
-            effects.extend(self._gossip_round(now_ms))
+            effects.extend(ring_gossip.gossip_round(self, now_ms))
         if self._due("heartbeat", now_ms):
             self._timers["heartbeat"] = now_ms + settings.heartbeat_interval_ms
             effects.extend(self._heartbeat(now_ms))
@@ -580,7 +581,7 @@ class NodeCore:
                 now_ms, ring, self._max_n(), up, admit)[0]))
         if self.aae.builds_pending and self._timers["trees"] is None:
             self._timers["trees"] = now_ms + self.settings.aae.build_tick_ms
-        effects.extend(self._guarded("leave", lambda: self._maybe_leave_complete(ring)))
+        effects.extend(self._guarded("leave", lambda: ring_gossip.maybe_leave_complete(self, ring)))
         if (ring.previous_owners and self.handoff.idle_for(ring.version)
                 and now_ms - self._idle_sent_ms >= 1_000):
             self._idle_sent_ms = now_ms
@@ -681,158 +682,19 @@ class NodeCore:
         except StorageError:
             return None
 
-    # ---- membership and gossip ---------------------------------------------------------------
-
-    def _ask_to_join(self) -> list[Effect]:
-        me = self.me
-        join = JoinRequest(me.node_id, me.address, me.http_address, me.metrics_address,
-                           staged=not self.settings.auto_join,
-                           cluster=self.settings.cluster_name)
-        if self.ring is not None and self.ring.claimant != self.node_id:
-            return [Send(self.ring.claimant, join)]
-        if not self.seeds:
-            return []
-        seed = self.seeds[self._seed_turn % len(self.seeds)]
-        self._seed_turn += 1
-        return [SendTo(seed, join)]
-
-    def _on_join(self, msg: JoinRequest) -> list[Effect]:
-        ring = self.ring
-        if ring is None:
-            return []  # we are joining ourselves; the joiner retries through another seed
-        if ring.claimant != self.node_id:
-            return [Send(ring.claimant, msg)]
-        member = Member(msg.node_id, msg.address, MemberStatus.VALID, msg.http_address,
-                        msg.metrics_address)
-        known = ring.member(msg.node_id)
-        if known == member:
-            return [Send(msg.node_id, self._gossip_message())]
-        if known is not None and known.status is MemberStatus.VALID:
-            # A member restarted on new addresses: update them, ownership unchanged.
-            moved = replace(ring.with_member(member), version=ring.version + 1)
-            return self.adopt_own(moved, "member moved", msg.node_id)
-        if msg.staged:
-            self.staging.stage_join(ring, member)
-            return [Log("info", "join staged; run `dynamokv cluster plan` then `commit`",
-                        {"node": msg.node_id})]
-        members = [m for m in ring.members if m.node_id != msg.node_id] + [member]
-        new = claim(ring, members, q=ring.q, target_n=self.settings.quorum.n,
-                    claimant=self.node_id)
-        return self.adopt_own(new, "member joined", msg.node_id)
+    # ---- membership and gossip (core/ring_gossip.py) ----------------------------------------
 
     def adopt_own(self, new: Ring, what: str, node: str) -> list[Effect]:
         """Install a ring this node (the claimant) made, persist it and tell everyone."""
-        old = self.ring
-        self.ring = new
-        self.handoff.ring_changed()
-        effects: list[Effect] = [self.persist_effect(),
-                                 Log("info", what, {"node": node, "ring_version": new.version})]
-        effects.extend(self.broadcast(old))
-        return effects
-
-    def _on_leave_complete(self, msg: LeaveComplete) -> list[Effect]:
-        ring = self.ring
-        if ring is None or ring.claimant != self.node_id:
-            return []
-        member = ring.member(msg.node_id)
-        if member is None or member.status is not MemberStatus.LEAVING:
-            return []
-        try:
-            new = remove_member(ring, msg.node_id)
-        except InvalidRequest:
-            return []
-        return self.adopt_own(new, "member left", msg.node_id)
-
-    def _maybe_leave_complete(self, ring: Ring) -> list[Effect]:
-        me = ring.member(self.node_id)
-        if me is None or me.status is not MemberStatus.LEAVING:
-            return []
-        if self.handoff.busy() or self.store.nonempty_partitions() or self.hints.pending():
-            return []
-        if self.logs.holds_groups():
-            return []  # the partition logs still count on us: they move us out first
-        return [Send(ring.claimant, LeaveComplete(self.node_id))]
-
-    def _on_gossip(self, src: str, msg: GossipRing) -> list[Effect]:
-        effects: list[Effect] = []
-        changed = False
-        theirs = msg.ring
-        new = reconcile(self.ring, theirs)
-        if new != self.ring:
-            was_member = self.ring is not None and self.ring.member(self.node_id) is not None
-            self.ring = new
-            changed = True
-            self.handoff.ring_changed()
-            effects.append(Log("info", "adopted ring", {"version": new.version, "from": src}))
-            if was_member and new.member(self.node_id) is None:
-                self.left = True
-                effects.append(Log("info", "this node has left the cluster; it is safe to stop",
-                                   {"node": self.node_id}))
-            elif new.member(self.node_id) is not None:
-                self.left = False  # joined (again)
-        if msg.buckets_version > self.buckets_version:
-            default = self.settings.default_bucket_props()
-            try:
-                self.buckets = {n: default.with_updates(p) for n, p in msg.buckets.items()}
-                self.buckets_version = msg.buckets_version
-                changed = True
-            except DynamoKVError as exc:
-                effects.append(Log("error", "ignored invalid bucket table", {"error": str(exc)}))
-        if changed:
-            effects.append(self.persist_effect())
-        if (self.ring is not None and (theirs.version < self.ring.version
-                                       or msg.buckets_version < self.buckets_version)):
-            effects.append(Send(src, self._gossip_message()))  # they are behind: catch them up
-        return effects
-
-    def _gossip_round(self, now_ms: int) -> list[Effect]:
-        ring = self.ring
-        if ring is None:
-            return []
-        others = [m.node_id for m in ring.members if m.node_id != self.node_id]
-        if not others:
-            return []
-        targets = {self.rng.choice(others)}
-        targets.update(self.detector.due_probes(now_ms))
-        msg = self._gossip_message()
-        return [Send(node, msg) for node in sorted(targets) if node in others]
+        return ring_gossip.adopt_own(self, new, what, node)
 
     def broadcast(self, old: Ring | None = None) -> list[Effect]:
-        if self.ring is None:
-            return []
-        msg = self._gossip_message()
-        nodes = set(self.ring.node_ids())
-        if old is not None:
-            nodes.update(old.node_ids())  # a removed member must hear that it was removed
-        return [Send(n, msg) for n in sorted(nodes) if n != self.node_id]
-
-    def _gossip_message(self) -> GossipRing:
-        assert self.ring is not None
-        buckets = {name: props.as_dict() for name, props in sorted(self.buckets.items())}
-        return GossipRing(self.ring, buckets, self.buckets_version, self.settings.cluster_name)
+        return ring_gossip.broadcast(self, old)
 
     def persist_effect(self) -> PersistRing:
-        assert self.ring is not None
-        buckets = {name: props.as_dict() for name, props in sorted(self.buckets.items())}
-        return PersistRing(self.ring, buckets, self.buckets_version)
+        return ring_gossip.persist_effect(self)
 
     # ---- admin requests (core/admin.py) ------------------------------------------------------
 
-    def _on_cluster(self, client: int, msg: ClusterRequest, now_ms: int = 0) -> list[Effect]:
-        return admin.on_cluster(self, client, msg, now_ms)
-
-    def _on_bucket_props(self, client: int, msg: BucketPropsRequest) -> list[Effect]:
-        return admin.on_bucket_props(self, client, msg)
-
-    def _ring_reply(self, req_id: int) -> Message:
-        return admin.ring_reply(self, req_id)
-
     def status(self, now_ms: int) -> dict[str, Any]:
         return admin.status(self, now_ms)
-
-    def _foreign_cluster(self, src: str, msg: Hello | JoinRequest | GossipRing) -> Log:
-        """A peer of another cluster (a node pointed at the wrong seed): never let it in, never
-        merge its ring; the message is dropped and the operator told what to fix."""
-        return Log("error", f"refused {type(msg).__name__} from {src}: it belongs to cluster "
-                   f"{msg.cluster!r}, this node to {self.settings.cluster_name!r}; check the "
-                   "seeds and cluster_name of both", {"node": src, "cluster": msg.cluster})
