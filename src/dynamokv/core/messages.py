@@ -1,10 +1,13 @@
 """Every message that crosses a socket, as frozen dataclasses (no encoding here).
 
-Owns: client ↔ node requests and replies, node ↔ node replica traffic, ring and gossip messages.
-May import: ``dynamokv.core.vclock``, ``dynamokv.core.versioned``, ``dynamokv.core.ring``.
+Owns: node ↔ node replica traffic, ring and gossip messages, and ``ALL_MESSAGES`` (the wire
+tags) over them and the client ↔ node messages of :mod:`dynamokv.core.client_messages`.
+May import: ``dynamokv.core.vclock``, ``dynamokv.core.versioned``, ``dynamokv.core.ring``,
+``dynamokv.core.client_messages``.
 
 Encoding lives in ``dynamokv.wire.codec``, which gives each class here a stable numeric tag; add
-new messages at the end of ``ALL_MESSAGES`` and never renumber.
+new messages at the end of ``ALL_MESSAGES`` and never renumber. Every message, the client ones
+included, is imported from here.
 
 Request ids are chosen by the sender and echoed in the reply; they are unique per sender only.
 """
@@ -14,114 +17,44 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dynamokv.core.client_messages import (
+    BucketPropsReply as BucketPropsReply,
+)
+from dynamokv.core.client_messages import (
+    BucketPropsRequest as BucketPropsRequest,
+)
+from dynamokv.core.client_messages import (
+    ErrorReply as ErrorReply,
+)
+from dynamokv.core.client_messages import (
+    GetReply as GetReply,
+)
+from dynamokv.core.client_messages import (
+    GetRequest as GetRequest,
+)
+from dynamokv.core.client_messages import (
+    PutReply as PutReply,
+)
+from dynamokv.core.client_messages import (
+    PutRequest as PutRequest,
+)
+from dynamokv.core.client_messages import (
+    RingReply as RingReply,
+)
+from dynamokv.core.client_messages import (
+    RingRequest as RingRequest,
+)
+from dynamokv.core.client_messages import (
+    StatusReply as StatusReply,
+)
+from dynamokv.core.client_messages import (
+    StatusRequest as StatusRequest,
+)
 from dynamokv.core.ring import Ring
-from dynamokv.core.vclock import VectorClock
 from dynamokv.core.versioned import VersionedObject
 
 # The cluster a node belongs to unless configured otherwise; peers of other clusters are refused.
 DEFAULT_CLUSTER = "dynamokv"
-
-# ---- client -> node -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class GetRequest:
-    """Read ``key``; wait for ``r`` replicas (``None``: the bucket's default)."""
-
-    req_id: int
-    bucket: str
-    key: bytes
-    r: int | None = None
-    pr: int | None = None
-    timeout_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PutRequest:
-    """Write ``value`` (``None``: delete) superseding what ``context`` has seen."""
-
-    req_id: int
-    bucket: str
-    key: bytes
-    value: bytes | None
-    context: VectorClock
-    w: int | None = None
-    pw: int | None = None
-    timeout_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RingRequest:
-    """Ask a node for its ring (partition-aware clients bootstrap and refresh with this)."""
-
-    req_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRequest:
-    req_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class BucketPropsRequest:
-    """Read (``props`` empty) or set a bucket's defaults (``n``, ``r``, ``w``, ``lww``...)."""
-
-    req_id: int
-    bucket: str
-    props: dict[str, Any] = field(default_factory=dict)
-
-
-# ---- node -> client -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class GetReply:
-    """The live values of every concurrent sibling, and the context to write back with."""
-
-    req_id: int
-    values: tuple[bytes, ...]
-    context: VectorClock
-    found: bool
-    ring_version: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class PutReply:
-    req_id: int
-    context: VectorClock
-    ring_version: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RingReply:
-    req_id: int
-    ring: Ring
-    defaults: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class StatusReply:
-    req_id: int
-    status: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class BucketPropsReply:
-    req_id: int
-    bucket: str
-    props: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorReply:
-    """A failed request: ``code`` is a ``dynamokv.errors`` class name; ``details`` say why."""
-
-    req_id: int
-    code: str
-    message: str
-    details: dict[str, Any] = field(default_factory=dict)
-    ring_version: int = 0
-
 
 # ---- node -> node ---------------------------------------------------------------------------
 
