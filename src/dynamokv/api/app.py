@@ -48,6 +48,7 @@ from dynamokv.api.operations import batch as operations_batch
 from dynamokv.api.operations import features as operations_features
 from dynamokv.api.operations import items as operations_items
 from dynamokv.api.operations import query as operations_query
+from dynamokv.api.operations import scan as operations_scan
 from dynamokv.api.operations import table_settings as operations_settings
 from dynamokv.api.operations import table_update as operations_update
 from dynamokv.api.operations import tables as operations_tables
@@ -90,7 +91,7 @@ OPERATIONS: dict[str, Operation] = {
     "UpdateItem": operations_items.update_item,
     "DeleteItem": operations_items.delete_item,
     "Query": operations_query.query,
-    "Scan": operations_query.scan,
+    "Scan": operations_scan.scan,
     "BatchGetItem": operations_batch.batch_get_item,
     "BatchWriteItem": operations_batch.batch_write_item,
     "TransactWriteItems": operations_transact.transact_write_items,

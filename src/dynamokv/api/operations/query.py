@@ -1,9 +1,9 @@
-"""Multi-item reads: Query and Scan, of tables and of their secondary indexes.
+"""Query, of tables and of their secondary indexes, and the page Query and Scan share.
 
 Owns: turning a KeyConditionExpression into sort-key bounds for ``handle.query``, paging
 (Limit counts items *evaluated*, before the FilterExpression, as DynamoDB; a page also stops
-after 1 MB of items read; ExclusiveStartKey / LastEvaluatedKey), Select, projections,
-Segment/TotalSegments for ``handle.scan``, and index reads.
+after 1 MB of items read; ExclusiveStartKey / LastEvaluatedKey), Select, projections, and
+index reads; the Scan operation is :mod:`dynamokv.api.operations.scan`.
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.schema.catalog`,
 :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`, :mod:`dynamokv.api.handle`,
 :mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.layout.items`, :mod:`dynamokv.api.layout.keycodec`,
@@ -176,7 +176,7 @@ def condition_paths(condition: Condition) -> list[Path]:
     return out
 
 
-def _in_index(index: IndexInfo, item: Item, types: dict[str, str]) -> bool:
+def in_index(index: IndexInfo, item: Item, types: dict[str, str]) -> bool:
     for name in index.key_names:
         value = item.get(name)
         if value is None or value.type_name != types.get(name, value.type_name):
@@ -188,7 +188,7 @@ def _key_value(value: AttributeValue | None) -> KeyValue | None:
     return value if isinstance(value, (S, N, B)) else None
 
 
-def _start_key(
+def start_key_of(
     table: TableInfo, index: IndexInfo | None, raw: dict[str, Any] | None
 ) -> tuple[Item, bytes] | None:
     """Validate ExclusiveStartKey: the table's key (plus the index's key for index reads)."""
@@ -218,7 +218,7 @@ def _start_key(
     return key, storage
 
 
-class _Page:
+class Page:
     """The evaluation loop shared by Query and Scan."""
 
     def __init__(
@@ -295,7 +295,7 @@ class _Page:
         return out
 
 
-def _select(params: Params, prepared: Prepared, index: IndexInfo | None) -> str:
+def select_of(params: Params, prepared: Prepared, index: IndexInfo | None) -> str:
     default = (
         "SPECIFIC_ATTRIBUTES"
         if prepared.projection is not None
@@ -331,7 +331,7 @@ def _select(params: Params, prepared: Prepared, index: IndexInfo | None) -> str:
     return select
 
 
-def _index(ctx: ApiContext, params: Params, table: TableInfo) -> IndexInfo | None:
+def index_of(ctx: ApiContext, params: Params, table: TableInfo) -> IndexInfo | None:
     name = params.string("IndexName")
     if name is None:
         return None
@@ -346,7 +346,7 @@ def _index(ctx: ApiContext, params: Params, table: TableInfo) -> IndexInfo | Non
     return index
 
 
-def _check_scalar_keys(prepared: Prepared, key_names: set[str] | tuple[str, ...]) -> None:
+def check_scalar_keys(prepared: Prepared, key_names: set[str] | tuple[str, ...]) -> None:
     """A filter may not look inside a key attribute (they are scalars), as DynamoDB refuses."""
     if prepared.filter is None:
         return
@@ -361,7 +361,7 @@ def _check_scalar_keys(prepared: Prepared, key_names: set[str] | tuple[str, ...]
 def _check_filter(prepared: Prepared, key_names: set[str]) -> None:
     if prepared.filter is None:
         return
-    _check_scalar_keys(prepared, key_names)
+    check_scalar_keys(prepared, key_names)
     for path in condition_paths(prepared.filter):
         if path.head in key_names:
             raise ValidationException(
@@ -370,14 +370,14 @@ def _check_filter(prepared: Prepared, key_names: set[str]) -> None:
             )
 
 
-def _consistent(params: Params, index: IndexInfo | None) -> bool:
+def consistent_read(params: Params, index: IndexInfo | None) -> bool:
     consistent = params.boolean("ConsistentRead")
     if consistent and index is not None and index.is_global:
         raise ValidationException("Consistent reads are not supported on global secondary indexes")
     return consistent
 
 
-async def _committed(
+async def committed(
     ctx: ApiContext, table: TableInfo, key: bytes, raw: bytes, consistent: bool
 ) -> Item | None:
     """The committed item of a stored value (``None``: none), resolving a transaction's
@@ -388,7 +388,7 @@ async def _committed(
     return None if value is None else await large_reads.decoded(value)
 
 
-def _entry_position(table: TableInfo, index: IndexInfo, start_key: tuple[Item, bytes]) -> bytes:
+def entry_position(table: TableInfo, index: IndexInfo, start_key: tuple[Item, bytes]) -> bytes:
     """The index entry key an ExclusiveStartKey of a global index names."""
     position = entry_key(table, index, start_key[0])
     if position is None:
@@ -398,7 +398,7 @@ def _entry_position(table: TableInfo, index: IndexInfo, start_key: tuple[Item, b
     return position
 
 
-async def _verified(
+async def verified(
     ctx: ApiContext, table: TableInfo, index: IndexInfo, entries: list[tuple[bytes, bytes]]
 ) -> AsyncIterator[Item]:
     """The base items of ``entries`` that still match them, in order (checked a batch at a
@@ -409,7 +409,7 @@ async def _verified(
                 yield item
 
 
-def _fetch_size(want: int | None) -> int:
+def fetch_size(want: int | None) -> int:
     return CHUNK if want is None else max(1, min(CHUNK, want))
 
 
@@ -430,7 +430,7 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
     except ResourceNotFoundException:
         _check_without_table(params, text)
         raise
-    index = _index(ctx, params, table)
+    index = index_of(ctx, params, table)
     hash_key = index.hash_key if index is not None else table.hash_key
     range_key = index.range_key if index is not None else table.range_key
     hash_keys = index.partition_names if index is not None else ()
@@ -459,10 +459,10 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
         )
     key_names = set(index.key_names) if index is not None else set(table.key_names)
     _check_filter(prepared, key_names)
-    select = _select(params, prepared, index)
+    select = select_of(params, prepared, index)
     forward = True if params.raw("ScanIndexForward") is None else params.boolean("ScanIndexForward")
-    consistent = _consistent(params, index)
-    start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
+    consistent = consistent_read(params, index)
+    start_key = start_key_of(table, index, params.mapping("ExclusiveStartKey"))
     if start_key is not None:
         partition = index.partition_names if index is not None else (hash_key,)
         start_hash = tuple(start_key[0].get(name) for name in partition)
@@ -476,7 +476,7 @@ async def query(ctx: ApiContext, params: Params) -> dict[str, Any]:
             raise ValidationException(
                 "The provided starting key does not match the range key predicate"
             )
-    page = _Page(table, index, prepared, select, limit)
+    page = Page(table, index, prepared, select, limit)
     source: AsyncIterator[Item]
     if index is None:
         source = _query_table(ctx, table, condition, forward, consistent, start_key)
@@ -501,16 +501,16 @@ def _check_without_table(params: Params, text: str | None) -> None:
         legacy_filter="QueryFilter", key_condition=True,
     )
     if not params.has("IndexName"):
-        _select(params, prepared, None)
+        select_of(params, prepared, None)
     if text is None:
         raw = params.raw("KeyConditions")
         legacy.filter_condition(raw, None, "KeyConditions")
         if isinstance(raw, dict) and not 1 <= len(raw) <= 2:
             raise ValidationException("Conditions can be of length 1 or 2 only")
-    _check_start_values(params)
+    check_start_values(params)
 
 
-def _check_start_values(params: Params) -> None:
+def check_start_values(params: Params) -> None:
     """Each ExclusiveStartKey value must be a valid attribute value (whatever the schema)."""
     for value in (params.mapping("ExclusiveStartKey") or {}).values():
         try:
@@ -522,9 +522,9 @@ def _check_start_values(params: Params) -> None:
 async def _committed_items(ctx: ApiContext, table: TableInfo,
                            rows: list[tuple[bytes, bytes]], consistent: bool
                            ) -> AsyncIterator[Item]:
-    """The committed items of a page of ``(key, stored value)`` rows (see ``_committed``)."""
+    """The committed items of a page of ``(key, stored value)`` rows (see ``committed``)."""
     for key, raw in rows:
-        found = await _committed(ctx, table, key, raw, consistent)
+        found = await committed(ctx, table, key, raw, consistent)
         if found is not None:
             yield found
 
@@ -595,7 +595,7 @@ async def _query_lsi(
             table.bucket, hash_part, start, None, limit=CHUNK, consistent=consistent
         )
         async for item in _committed_items(ctx, table, page.items, consistent):
-            if not _in_index(index, item, table.types) or not range_matches(
+            if not in_index(index, item, table.types) or not range_matches(
                 condition.range_condition, item.get(index.range_key or "")
             ):
                 continue
@@ -632,14 +632,14 @@ async def _query_gsi(
         start = prefix + (start or b"")
         end = prefix + end if end is not None else prefix_end(prefix)
     if start_key is not None:
-        _, after = split_key(_entry_position(table, index, start_key))
+        _, after = split_key(entry_position(table, index, start_key))
         start, end = _past(start, end, after, forward)
-    fetch = _fetch_size(want)
+    fetch = fetch_size(want)
     while start is None or end is None or start < end:
         page = await ctx.handle.query(
             index.bucket, hash_part, start, end, reverse=not forward, limit=fetch
         )
-        async for item in _verified(ctx, table, index, page.items):
+        async for item in verified(ctx, table, index, page.items):
             yield item
         if page.last_key is None or not page.items:
             return
@@ -647,122 +647,3 @@ async def _query_gsi(
 
 
 # ------------------------------------------------------------------------------ Scan
-
-
-async def scan(ctx: ApiContext, params: Params) -> dict[str, Any]:
-    # The parameters and expressions come first: DynamoDB checks them before the table.
-    limit = params.integer("Limit", minimum=1)
-    mode = capacity_mode(params)
-    segment, total = _segments(params)
-    prepared = prepare_expressions(
-        params, projection=True, filter=True, legacy_filter="ScanFilter"
-    )
-    try:
-        table = await ctx.table(params)
-    except ResourceNotFoundException:
-        if not params.has("IndexName"):
-            _select(params, prepared, None)
-        _check_start_values(params)
-        raise
-    index = _index(ctx, params, table)
-    _check_scalar_keys(prepared, table.key_names)
-    select = _select(params, prepared, index)
-    consistent = _consistent(params, index)
-    start_key = _start_key(table, index, params.mapping("ExclusiveStartKey"))
-    if start_key is not None and total is not None:
-        _check_segment(ctx, table, index, start_key, segment or 0, total)
-    page = _Page(table, index, prepared, select, limit)
-    source: AsyncIterator[Item]
-    if index is not None and index.is_global:
-        after = _entry_position(table, index, start_key) if start_key is not None else None
-        source = _scan_gsi(ctx, table, index, segment or 0, total or 1, after, limit)
-    else:
-        source = _scan_table(
-            ctx, table, index, segment or 0, total or 1, start_key[1] if start_key else None,
-            consistent,
-        )
-    stopped = await page.run(source)
-    return page.response(stopped, mode, consistent)
-
-
-def _segments(params: Params) -> tuple[int | None, int | None]:
-    """Segment and TotalSegments of a parallel Scan, checked together."""
-    segment = params.integer("Segment", minimum=0, maximum=999999)
-    total = params.integer("TotalSegments", minimum=1, maximum=1000000)
-    if segment is not None and total is None:
-        raise ValidationException(
-            "The TotalSegments parameter is required but was not present in the request when "
-            "Segment parameter is present"
-        )
-    if total is not None and segment is None:
-        raise ValidationException(
-            "The Segment parameter is required but was not present in the request when "
-            "parameter TotalSegments is present"
-        )
-    if segment is not None and total is not None and segment >= total:
-        raise ValidationException(
-            "The Segment parameter is zero-based and must be less than parameter TotalSegments: "
-            f"Segment: {segment} is not less than TotalSegments: {total}"
-        )
-    return segment, total
-
-
-def _check_segment(ctx: ApiContext, table: TableInfo, index: IndexInfo | None,
-                   start_key: tuple[Item, bytes], segment: int, total: int) -> None:
-    """A parallel Scan's ExclusiveStartKey must lie in its segment (a split of the ring)."""
-    if index is not None and index.is_global:
-        assert index.bucket is not None
-        bucket, key = index.bucket, _entry_position(table, index, start_key)
-    else:
-        bucket, key = table.bucket, start_key[1]
-    if ctx.handle.segment_of(bucket, key, total) != segment:
-        # The words dynalite's tests recorded from DynamoDB.
-        raise ValidationException(
-            "The provided starting key is invalid: Invalid ExclusiveStartKey. Please use "
-            f"ExclusiveStartKey with correct Segment. TotalSegments: {total} Segment: {segment}"
-        )
-
-
-async def _scan_table(
-    ctx: ApiContext,
-    table: TableInfo,
-    index: IndexInfo | None,
-    segment: int,
-    total: int,
-    after: bytes | None,
-    consistent: bool = False,
-) -> AsyncIterator[Item]:
-    while True:
-        page = await ctx.handle.scan(table.bucket, segment, total, after, CHUNK,
-                                     consistent=consistent)
-        for key, raw in page.items:
-            found = await _committed(ctx, table, key, raw, consistent)
-            if found is None:
-                continue
-            item = found
-            if index is None or _in_index(index, item, table.types):
-                yield item
-        if page.last_key is None or not page.items:
-            return
-        after = page.last_key
-
-
-async def _scan_gsi(
-    ctx: ApiContext,
-    table: TableInfo,
-    index: IndexInfo,
-    segment: int,
-    total: int,
-    after: bytes | None,
-    want: int | None,
-) -> AsyncIterator[Item]:
-    """A scan of a global index's bucket, each entry checked against its base item."""
-    assert index.bucket is not None
-    fetch = _fetch_size(want)
-    while True:
-        page = await ctx.handle.scan(index.bucket, segment, total, after, fetch)
-        async for item in _verified(ctx, table, index, page.items):
-            yield item
-        if page.last_key is None or not page.items:
-            return
-        after = page.last_key
