@@ -238,3 +238,14 @@ def test_a_minute_keeps_its_latest_samples_but_counts_them_all() -> None:
         m.observe_request("get", 0.001, "ok")
     row = m.latency_minutes()["ops"]["get"][-1]
     assert (row["requests"], row["p99"]) == (2 * MINUTE_SAMPLES_MAX, 1.0)
+
+
+def test_status_sources_are_published_as_table_work_gauges() -> None:
+    m = NodeMetrics()
+    m.status_sources["table_drops"] = lambda: {"started": 2, "done": 1, "failed": 1,
+                                               "last_error": "bucket b: UnavailableError"}
+    m.status_sources["index_upkeep"] = lambda: {"given_up": 3}
+    assert m.sources_status()["table_drops"]["last_error"] == "bucket b: UnavailableError"
+    assert m._sample("dynamokv_table_work", {"source": "table_drops", "what": "failed"}) == 1
+    assert m._sample("dynamokv_table_work", {"source": "index_upkeep", "what": "given_up"}) == 3
+    assert b'dynamokv_table_work{source="table_drops",what="done"} 1.0' in m.render()
