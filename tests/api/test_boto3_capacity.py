@@ -181,3 +181,63 @@ def test_indexes_breakdown_of_index_reads(ddb: Any, indexed: str) -> None:
     assert on_lsi["LocalSecondaryIndexes"] == {
         "by_l": {"CapacityUnits": 0.5, "ReadCapacityUnits": 0.5}}
     assert on_lsi["CapacityUnits"] == 0.5
+
+
+def test_plain_puts_and_deletes_are_charged_on_the_item_they_replace(ddb: Any,
+                                                                     indexed: str) -> None:
+    """Without a condition or ReturnValues, a put or delete asked for its capacity still
+    counts the larger of the old and new item, and the index entries the old one had."""
+    key = {"pk": {"S": "p"}, "sk": {"S": "s"}}
+    big = {**key, "g": {"S": "x"}, "l": {"S": "y"}, "v": {"S": "a" * (3 * KB)}}
+    ddb.put_item(TableName=indexed, Item=big)
+    small = ddb.put_item(TableName=indexed, Item=dict(key), ReturnConsumedCapacity="INDEXES")
+    assert small["ConsumedCapacity"]["Table"]["CapacityUnits"] == 4.0  # the 3 KB item replaced
+    # Both index entries of the old item are deleted: a write on each index.
+    assert set(small["ConsumedCapacity"]["GlobalSecondaryIndexes"]) == {"by_g"}
+    assert small["ConsumedCapacity"]["LocalSecondaryIndexes"]["by_l"]["CapacityUnits"] == 4.0
+    ddb.put_item(TableName=indexed, Item=big)
+    gone = ddb.delete_item(TableName=indexed, Key=key, ReturnConsumedCapacity="INDEXES")
+    assert gone["ConsumedCapacity"] == {
+        "TableName": indexed, "CapacityUnits": 9.0, "WriteCapacityUnits": 9.0,
+        "Table": {"CapacityUnits": 4.0, "WriteCapacityUnits": 4.0},
+        "GlobalSecondaryIndexes": {"by_g": {"CapacityUnits": 1.0, "WriteCapacityUnits": 1.0}},
+        "LocalSecondaryIndexes": {"by_l": {"CapacityUnits": 4.0, "WriteCapacityUnits": 4.0}},
+    }
+    assert "Item" not in ddb.get_item(TableName=indexed, Key=key, ConsistentRead=True)
+
+
+def test_batch_write_indexes_breakdown(ddb: Any, indexed: str) -> None:
+    writes = [{"PutRequest": {"Item": {"pk": {"S": "p"}, "sk": {"S": f"s{i}"},
+                                       "g": {"S": "x"}}}} for i in range(3)]
+    writes.append({"PutRequest": {"Item": {"pk": {"S": "p"}, "sk": {"S": "n"},
+                                           "l": {"S": "y"}}}})
+    answer = ddb.batch_write_item(RequestItems={indexed: writes},
+                                  ReturnConsumedCapacity="INDEXES")
+    assert answer["ConsumedCapacity"] == [{
+        "TableName": indexed, "CapacityUnits": 8.0, "WriteCapacityUnits": 8.0,
+        "Table": {"CapacityUnits": 4.0, "WriteCapacityUnits": 4.0},
+        "GlobalSecondaryIndexes": {"by_g": {"CapacityUnits": 3.0, "WriteCapacityUnits": 3.0}},
+        "LocalSecondaryIndexes": {"by_l": {"CapacityUnits": 1.0, "WriteCapacityUnits": 1.0}},
+    }]
+
+
+def test_a_multi_attribute_index_counts_only_items_it_holds(ddb: Any) -> None:
+    name = f"capacity_multi_{next(_names)}"
+    ddb.create_table(
+        TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
+                              for n in ("pk", "a", "b", "c")],
+        GlobalSecondaryIndexes=[{"IndexName": "by_abc", "KeySchema": [
+            {"AttributeName": "a", "KeyType": "HASH"}, {"AttributeName": "b", "KeyType": "HASH"},
+            {"AttributeName": "c", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"}}],
+        BillingMode="PAY_PER_REQUEST")
+
+    def indexes(item: dict[str, Any]) -> Any:
+        return ddb.put_item(TableName=name, Item=item, ReturnConsumedCapacity="INDEXES")[
+            "ConsumedCapacity"].get("GlobalSecondaryIndexes")
+
+    # Missing the second partition-key attribute (b): not in the index, nothing written there.
+    assert indexes({"pk": {"S": "1"}, "a": {"S": "x"}, "c": {"S": "z"}}) is None
+    assert indexes({"pk": {"S": "2"}, "a": {"S": "x"}, "b": {"S": "y"}, "c": {"S": "z"}}) == {
+        "by_abc": {"CapacityUnits": 1.0, "WriteCapacityUnits": 1.0}}

@@ -9,7 +9,9 @@ import asyncio
 from typing import Any
 
 import orjson
+import pytest
 
+from dynamokv.api import maintenance
 from dynamokv.api.app import DynamoDBApp
 from dynamokv.api.handle import TABLE_BUCKET_PREFIX
 from dynamokv.api.local_handle import LocalHandle
@@ -144,3 +146,50 @@ def test_a_failed_pass_is_counted_and_the_next_pass_retries() -> None:
         assert 'dynamokv_background{what="table_sweep_passes"}' in exported
 
     asyncio.run(main())
+
+
+class BusyNode(LeadingHandle):
+    """A LeadingHandle whose admission control refuses the first ``refusals`` background
+    batches, as a node does while its foreground p99 is high."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.asked = 0
+
+    def admit_background(self) -> bool:
+        self.asked += 1
+        return self.asked > self.refusals
+
+
+async def _sweep_a_paged_table(handle: BusyNode) -> tuple[Maintenance, int]:
+    app = DynamoDBApp(handle)
+    await call(app, "CreateTable", {
+        "TableName": "large", "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]})
+    for i in range(40):
+        await call(app, "PutItem", {"TableName": "large", "Item": {"pk": {"S": f"k{i}"}}})
+    sweep = Maintenance(app.context, 60.0)
+    await sweep.run_pass()
+    return sweep, (await call(app, "DescribeTable", {"TableName": "large"}))["Table"][
+        "ItemCount"]
+
+
+def test_the_pages_of_a_large_table_wait_for_admission_control(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(maintenance, "PAGE", 3)  # 40 items in 4 partitions: several pages each
+    monkeypatch.setattr(maintenance, "PACE_STEP_S", 0.001)
+    handle = BusyNode(refusals=5)
+    sweep, count = asyncio.run(_sweep_a_paged_table(handle))
+    assert sweep.paced == 5 and handle.asked > 5  # each page after a partition's first asks
+    assert count == 40
+
+
+def test_a_sweep_that_is_never_admitted_still_finishes_its_pass(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(maintenance, "PAGE", 10)
+    monkeypatch.setattr(maintenance, "PACE_STEP_S", 0.001)
+    monkeypatch.setattr(maintenance, "PACE_WAIT_S", 0.005)
+    sweep, count = asyncio.run(_sweep_a_paged_table(BusyNode(refusals=10**9)))
+    assert count == 40 and sweep.paced > 0

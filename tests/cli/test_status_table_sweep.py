@@ -100,3 +100,34 @@ def test_status_shows_the_table_sweep_and_its_ttl_deletes(node: tuple[str, str])
     cells = [cell.strip() for cell in row.split("│")[1:-1]]
     assert cells[0] == "n1"
     assert int(cells[1]) >= 1 and int(cells[3]) >= 1
+
+
+def test_status_shows_the_table_layers_background_work(node: tuple[str, str]) -> None:
+    """A deleted table's items are dropped in the background; ``dynamokv status`` counts the
+    drop (and would show a failed one, with its error), next to the index upkeep figures."""
+    address, endpoint = node
+    ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id="x", aws_secret_access_key="y",
+                       config=Config(retries={"max_attempts": 1}))
+    eventually(lambda: ddb.create_table(
+        TableName="dropped", KeySchema=[{"AttributeName": "p", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "p", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST"), "the table created")
+    eventually(lambda: ddb.put_item(TableName="dropped", Item={"p": {"S": "x"}}),
+               "the item written")
+    ddb.delete_table(TableName="dropped")
+
+    def dropped() -> dict[str, Any] | None:
+        view = json.loads(dynamokv("status", "--json", "--node", address))["nodes"]["n1"]
+        drops = view.get("table_drops", {})
+        return view if drops.get("done", 0) >= 1 else None
+
+    view = eventually(dropped, "status --json counting the table's drop")
+    assert view["table_drops"]["failed"] == 0 and "last_error" not in view["table_drops"]
+    assert "index_work" in view and "index_upkeep" in view
+    text = dynamokv("status", "--node", address)
+    _, title, work_table = text.partition("DynamoDB table layer per node")
+    assert title
+    row = next(line for line in work_table.splitlines() if line.startswith("│ n1"))
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert int(cells[8]) >= 1 and cells[9] == "0" and cells[10] == "-"

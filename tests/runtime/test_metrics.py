@@ -251,3 +251,14 @@ def test_request_histogram_bounds_are_inclusive_and_slow_requests_land_in_inf() 
     assert sample(m, bucket, op="get", outcome="ok", le="+Inf") == 4
     assert sample(m, "dynamokv_request_seconds_sum", op="get", outcome="ok") == pytest.approx(
         52.00021)
+
+
+def test_status_sources_are_published_as_table_work_gauges() -> None:
+    m = NodeMetrics()
+    m.status_sources["table_drops"] = lambda: {"started": 2, "done": 1, "failed": 1,
+                                               "last_error": "bucket b: UnavailableError"}
+    m.status_sources["index_upkeep"] = lambda: {"given_up": 3}
+    assert m.sources_status()["table_drops"]["last_error"] == "bucket b: UnavailableError"
+    assert m._sample("dynamokv_table_work", {"source": "table_drops", "what": "failed"}) == 1
+    assert m._sample("dynamokv_table_work", {"source": "index_upkeep", "what": "given_up"}) == 3
+    assert b'dynamokv_table_work{source="table_drops",what="done"} 1.0' in m.render()

@@ -46,6 +46,8 @@ STATS_BUCKET = "~stats"
 PAGE = 500
 PAST_LIMIT_S = 5 * 365 * 24 * 3600  # older expiry times are ignored, as in DynamoDB
 DELETES_PER_PARTITION = 5_000  # per pass; the rest waits for the next pass
+PACE_STEP_S = 0.05  # between asks to admission control for the next page of a partition
+PACE_WAIT_S = 5.0  # the longest a page waits for it
 
 
 def expiry_of(wire: dict[str, Any], attribute: str) -> float | None:
@@ -90,6 +92,7 @@ class Maintenance:
         self.metrics = metrics
         self.task: asyncio.Task[None] | None = None
         self.expired = 0  # items deleted by TTL on this node
+        self.paced = 0  # waits for admission control before a page (large tables, busy node)
         self.passes = 0
         self.failed_passes = 0  # passes that raised (each retried by the next pass)
         self.last_error: str | None = None  # the latest failed pass's error, for status pages
@@ -184,7 +187,21 @@ class Maintenance:
             if page.last_key is None:
                 return
             after = page.last_key
-            await asyncio.sleep(0)  # pace: let requests in between pages
+            await self._paced()
+
+    async def _paced(self) -> None:
+        """Before the next page of a partition (a large table): wait for the node's admission
+        control (``admit_background`` of ``runtime.handle.ClusterHandle``), which grants
+        background batches only while foreground latency is low, as hint replay and
+        anti-entropy do. Bounded: after ``PACE_WAIT_S`` the page goes ahead anyway, so a pass
+        always finishes."""
+        admit = getattr(self.ctx.handle, "admit_background", None)
+        waited = 0.0
+        while admit is not None and not admit() and waited < PACE_WAIT_S:
+            self.paced += 1
+            await asyncio.sleep(PACE_STEP_S)
+            waited += PACE_STEP_S
+        await asyncio.sleep(0)  # let requests in between pages
 
     async def _drop_stale_counts(self, live: set[str], partitions: list[int]) -> None:
         """Delete the counts of tables that no longer exist (a deleted table's, or one a pass

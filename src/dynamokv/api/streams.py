@@ -103,6 +103,7 @@ def apply_spec(description: dict[str, Any], spec: dict[str, Any], now: float,
     if spec["StreamEnabled"]:
         if enabled_now:
             raise ValidationException(f"Table already has an enabled stream: TableName: {name}")
+        _keep_disabled_stream(description, int(now * 1000))
         description["StreamSpecification"] = spec
         description["LatestStreamLabel"] = _label(now)
         description["StreamCreatedMs"] = int(now * 1000)
@@ -114,6 +115,41 @@ def apply_spec(description: dict[str, Any], spec: dict[str, Any], now: float,
         description["StreamSpecification"] = spec
         description["StreamViewTypeWas"] = was
         description["StreamDisabledMs"] = int(now * 1000)
+
+
+def _keep_disabled_stream(description: dict[str, Any], now_ms: int) -> None:
+    """Before a new stream replaces a disabled one: keep the disabled one readable for the
+    retention period, as DynamoDB does (``StreamHistory``; older ones are dropped)."""
+    history = [old for old in description.get("StreamHistory") or ()
+               if old["DisabledMs"] >= now_ms - RETENTION_MS]
+    label = description.get("LatestStreamLabel")
+    disabled = description.get("StreamDisabledMs")
+    if label and disabled is not None and int(disabled) >= now_ms - RETENTION_MS:
+        history.append({"Label": label, "CreatedMs": _created_ms_of(description),
+                        "DisabledMs": int(disabled),
+                        "ViewType": description.get("StreamViewTypeWas", "KEYS_ONLY")})
+    if history:
+        description["StreamHistory"] = history
+    else:
+        description.pop("StreamHistory", None)
+
+
+def _created_ms_of(description: dict[str, Any]) -> int:
+    return int(description.get("StreamCreatedMs", 0))
+
+
+def _streams_of(info: TableInfo, now_ms: int) -> list[TableInfo]:
+    """The table's readable streams, the latest first, each as the table with that stream's
+    fields (a disabled earlier stream within the retention period is still readable)."""
+    d = info.description
+    out = [info] if d.get("LatestStreamLabel") else []
+    for old in reversed(d.get("StreamHistory") or ()):
+        if old["DisabledMs"] >= now_ms - RETENTION_MS:
+            out.append(TableInfo({
+                **d, "LatestStreamLabel": old["Label"], "StreamCreatedMs": old["CreatedMs"],
+                "StreamDisabledMs": old["DisabledMs"], "StreamViewTypeWas": old["ViewType"],
+                "StreamSpecification": {"StreamEnabled": False}}))
+    return out
 
 
 def stream_enabled(description: dict[str, Any]) -> bool:
@@ -166,13 +202,14 @@ async def _stream(ctx: ApiContext, arn: str) -> TableInfo:
     table, _, label = arn[len(prefix):].partition("/stream/")
     if not 3 <= len(table) <= 255:
         raise _not_found(arn)
-    info = await ctx.catalog.get(table)
-    if info is None or info.description.get("LatestStreamLabel") != label:
+    now_ms = int(ctx.clock() * 1000)
+    for fresh in (False, True):
         # The cache may predate a stream enabled through another node: ask once more, fresh.
-        info = await ctx.catalog.get(table, fresh=True)
-    if info is None or info.description.get("LatestStreamLabel") != label:
-        raise _not_found(arn)
-    return info
+        info = await ctx.catalog.get(table, fresh=fresh)
+        for stream in _streams_of(info, now_ms) if info is not None else ():
+            if stream.description["LatestStreamLabel"] == label:
+                return stream
+    raise _not_found(arn)
 
 
 def _check_arn(arn: str) -> None:
@@ -183,7 +220,7 @@ def _check_arn(arn: str) -> None:
 
 
 def _created_ms(info: TableInfo) -> int:
-    return int(info.description.get("StreamCreatedMs", 0))
+    return _created_ms_of(info.description)
 
 
 def shard_id(info: TableInfo, partition: int, start: int) -> str:
@@ -242,10 +279,11 @@ async def list_streams(ctx: ApiContext, params: Params) -> dict[str, Any]:
         tables = [await ctx.catalog.require(params.table_name(), fresh=True)]
     else:
         tables = await ctx.catalog.all_tables()
+    now_ms = int(ctx.clock() * 1000)
     streams = sorted(
         ({"StreamArn": stream_arn(ctx, t.name, t.description["LatestStreamLabel"]),
           "TableName": t.name, "StreamLabel": t.description["LatestStreamLabel"]}
-         for t in tables if t.description.get("LatestStreamLabel")),
+         for table in tables for t in _streams_of(table, now_ms)),
         key=lambda s: s["StreamArn"])
     if start is not None:
         streams = [s for s in streams if s["StreamArn"] > start]

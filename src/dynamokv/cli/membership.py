@@ -167,6 +167,7 @@ def render_cluster(console: Console, data: dict[str, Any]) -> None:
     console.print(table)
     render_http(console, members, views)
     render_table_sweep(console, members, views)
+    render_table_work(console, members, views)
 
 
 def render_http(console: Console, members: list[str], views: dict[str, Any]) -> None:
@@ -202,6 +203,39 @@ def render_table_sweep(console: Console, members: list[str], views: dict[str, An
         error = errors.get("table_sweep") or "-"
         table.add_row(node_id, str(passes), f"[red]{failed}[/]" if failed else "0",
                       str(expired), error)
+    console.print(table)
+
+
+def _count(figure: Any) -> str:
+    return f"[red]{int(figure)}[/]" if figure else "0"
+
+
+def render_table_work(console: Console, members: list[str], views: dict[str, Any]) -> None:
+    """The DynamoDB table layer's background work per node, failures first: the index outbox
+    drain (``index_upkeep``), index upkeep jobs and backfills (``index_work``) and drops of
+    deleted tables' and indexes' items (``table_drops``); see the ``dynamokv_table_work``
+    gauges. Shown if any node reports them."""
+    rows = [(m, views[m]) for m in members
+            if any(k in views.get(m, {}) for k in ("index_upkeep", "index_work", "table_drops"))]
+    if not rows:
+        return
+    table = Table(title="DynamoDB table layer per node (since start; failed work is retried, "
+                  "then given up)")
+    for col in ("node", "index records done", "failed batches", "given up", "backing off",
+                "jobs failed", "backfills failed", "repairs", "drops done", "drops failed",
+                "last drop error"):
+        table.add_column(col)
+    for node_id, view in rows:
+        drain = view.get("index_upkeep", {})
+        work = view.get("index_work", {})
+        drops = view.get("table_drops", {})
+        table.add_row(
+            node_id, str(drain.get("records_done", 0)),
+            _count(drain.get("batch_failed", 0) + drain.get("poll_failed", 0)),
+            _count(drain.get("given_up", 0)), str(drain.get("partitions_backing_off", 0)),
+            _count(work.get("failed", 0)), _count(work.get("backfill_failed", 0)),
+            str(work.get("repairs_marked", 0)), str(drops.get("done", 0)),
+            _count(drops.get("failed", 0)), drops.get("last_error") or "-")
     console.print(table)
 
 

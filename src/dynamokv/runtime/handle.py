@@ -39,5 +39,10 @@ class ClusterHandle(RequestHandle):
         logs = self.runner.core.logs
         return sorted(g for g, raft in logs.groups.items() if raft.is_leader())
 
+    def admit_background(self) -> bool:
+        """Whether one more batch of background table work (a page of the table sweep) may
+        start now, by this node's admission control (slowed while foreground p99 is high)."""
+        return self.runner.core.admission.admit(self.runner.now_ms()) > 0
+
 
 __all__ = ["ClusterHandle", "compose_key"]

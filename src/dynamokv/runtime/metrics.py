@@ -169,6 +169,14 @@ class NodeMetrics:
             "and failed passes and items deleted by TTL.",
             ["what"], registry=r,
         )
+        self.table_work = Gauge(
+            "dynamokv_table_work", "Background work of the DynamoDB table layer on this node, "
+            "by source: index_upkeep (the index outbox drain: records done, batches failed, "
+            "given up, partitions backing off), index_work (index upkeep jobs and backfills: "
+            "failed, backfill_failed, repairs_marked), table_drops (buckets of deleted tables "
+            "and indexes: started, done, failed).",
+            ["source", "what"], registry=r,
+        )
         self.bytes_in = Counter(
             "dynamokv_bytes_in", "Bytes received on the binary protocol.", registry=r
         )
@@ -357,8 +365,14 @@ class NodeMetrics:
         return {"http": {**self._http, "refused": dict(sorted(self._http["refused"].items()))}}
 
     def sources_status(self) -> dict[str, Any]:
-        """What ``status_sources`` report now (e.g. ``index_upkeep``)."""
-        return {name: source() for name, source in sorted(self.status_sources.items())}
+        """What ``status_sources`` report now (e.g. ``index_upkeep``); their numbers are also
+        published as the ``dynamokv_table_work`` gauges (called on the node's loop)."""
+        out = {name: source() for name, source in sorted(self.status_sources.items())}
+        for source, values in out.items():
+            for what, value in values.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.table_work.labels(source=source, what=what).set(value)
+        return out
 
     def percentiles(self, op: str) -> dict[str, float]:
         """p50, p99 and p999 in seconds over the op's most recent samples (0.0 when none)."""

@@ -172,6 +172,17 @@ def _register_drain(node: RunningNode, context: Any) -> None:
     if drain is not None:
         node.extra_servers.append(drain)
         node.runner.metrics.status_sources["index_upkeep"] = drain.status
+    _register_table_work(node, context)
+
+
+def _register_table_work(node: RunningNode, context: Any) -> None:
+    """The table layer's other background work in ``status`` and the metrics: index upkeep
+    jobs and backfills (``index_work``) and bucket drops (``table_drops``)."""
+    from dynamokv.api.indexes.drop import drop_status
+
+    sources = node.runner.metrics.status_sources
+    sources["index_work"] = lambda: dict(sorted(getattr(context.index_work, "stats", {}).items()))
+    sources["table_drops"] = lambda: drop_status(context)
 
 
 def _start_index_upkeep(node: RunningNode) -> None:

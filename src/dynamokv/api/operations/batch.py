@@ -5,7 +5,8 @@ concurrently through the handle, UnprocessedKeys / UnprocessedItems, and their c
 May import: stdlib, ``orjson``, :mod:`dynamokv.errors`, :mod:`dynamokv.api.attributes`,
 :mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.errors`, :mod:`dynamokv.api.expressions`,
 :mod:`dynamokv.api.indexes`, :mod:`dynamokv.api.layout.items`,
-:mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.operations.item_collections`.
+:mod:`dynamokv.api.operations.common`, :mod:`dynamokv.api.operations.item_collections`,
+:mod:`dynamokv.api.operations.consumed`.
 
 A batch is not atomic (nor is it in DynamoDB): each request is an independent read or
 unconditional write. A request the cluster could not serve right now (no quorum, overload,
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from dynamokv.api.attributes import (
@@ -45,6 +46,7 @@ from dynamokv.api.operations.common import (
     write_units,
     wrong_type,
 )
+from dynamokv.api.operations.consumed import consumed, index_write_units
 from dynamokv.api.operations.items import plain_write
 from dynamokv.api.schema.catalog import TableInfo
 from dynamokv.api.transactions.intents import resolve
@@ -253,12 +255,12 @@ async def batch_write_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     if results and all(isinstance(r, BaseException) for r in results):
         raise results[0]  # type: ignore[misc]
     unprocessed: dict[str, list[dict[str, Any]]] = {}
-    units: dict[str, float] = {}
+    units: dict[str, _Units] = {}
     for write, result in zip(writes, results, strict=True):
         if isinstance(result, BaseException):
             unprocessed.setdefault(write.table.name, []).append(write.request)
-        else:
-            units[write.table.name] = units.get(write.table.name, 0.0) + write_units(write.size)
+        elif mode != "NONE":
+            units.setdefault(write.table.name, _Units()).add(write)
     # Blind writes: the old items are unknown, so a delete leaves its index entries to be found
     # stale by the next read of the index (see dynamokv.api.indexes).
     await maintain_many(ctx, (
@@ -269,7 +271,8 @@ async def batch_write_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     out: dict[str, Any] = {"UnprocessedItems": unprocessed}
     if mode != "NONE":
         out["ConsumedCapacity"] = [
-            capacity(name, value, mode, read=False) for name, value in units.items()
+            consumed(name, mode, read=False, table_units=u.table, gsi=u.gsi, lsi=u.lsi)
+            for name, u in units.items()
         ]
     if collection:
         written = [(w.table, w.keyed) for w, result in zip(writes, results, strict=True)
@@ -278,6 +281,24 @@ async def batch_write_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
         if metrics:
             out["ItemCollectionMetrics"] = metrics
     return out
+
+
+@dataclass
+class _Units:
+    """The write units of one table's requests in a BatchWriteItem: the table's, and each
+    index's. The writes are blind (the items they replace or delete are not read), so an index
+    counts the entries the puts write, not the old entries they displace."""
+
+    table: float = 0.0
+    gsi: dict[str, float] = field(default_factory=dict)
+    lsi: dict[str, float] = field(default_factory=dict)
+
+    def add(self, write: _Write) -> None:
+        self.table += write_units(write.size)
+        gsi, lsi = index_write_units(write.table, None, write.item)
+        for mine, theirs in ((self.gsi, gsi), (self.lsi, lsi)):
+            for name, value in theirs.items():
+                mine[name] = mine.get(name, 0.0) + value
 
 
 def _writer(ctx: ApiContext, write: _Write) -> Callable[[], Awaitable[None]]:

@@ -18,30 +18,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dynamokv.api.attributes import AttributeValue, Item, item_size
-from dynamokv.api.indexes.layout import index_projection
+from dynamokv.api.attributes import Item, item_size
+from dynamokv.api.indexes.layout import entry_key, index_projection
 from dynamokv.api.operations.common import write_units
 from dynamokv.api.schema.catalog import IndexInfo, TableInfo
 
 
-def _in_index(table: TableInfo, index: IndexInfo, item: Mapping[str, AttributeValue]) -> bool:
-    for name in (index.hash_key, index.range_key):
-        if name is None:
-            continue
-        value = item.get(name)
-        if value is None or value.type_name != table.types.get(name, value.type_name):
-            return False
-    return True
-
-
-def _projected(table: TableInfo, index: IndexInfo, item: Item | None) -> Item | None:
-    if item is None or not _in_index(table, index, item):
+def _entry(table: TableInfo, index: IndexInfo, item: Item | None
+           ) -> tuple[bytes, Item] | None:
+    """``item``'s entry in ``index`` (its key and projection), or None when the index does not
+    hold the item: a key attribute (any of a multi-attribute key's) missing, of another type,
+    empty or over its size limit, as the index's own upkeep decides."""
+    if item is None:
         return None
-    return index_projection(table, index, item)
-
-
-def _index_key(index: IndexInfo, item: Mapping[str, AttributeValue]) -> tuple[Any, ...]:
-    return (item.get(index.hash_key), item.get(index.range_key) if index.range_key else None)
+    key = entry_key(table, index, item)
+    if key is None:
+        return None
+    return key, index_projection(table, index, item)
 
 
 def index_write_units(
@@ -52,16 +45,14 @@ def index_write_units(
     gsi: dict[str, float] = {}
     lsi: dict[str, float] = {}
     for name, index in table.indexes.items():
-        before = _projected(table, index, old)
-        after = _projected(table, index, new)
+        before = _entry(table, index, old)
+        after = _entry(table, index, new)
         if before == after:  # not in the index, or an entry the write leaves as it was
             continue
-        if before is not None and after is not None and _index_key(index, before) == _index_key(
-            index, after
-        ):
-            units = write_units(max(item_size(before), item_size(after)))
+        if before is not None and after is not None and before[0] == after[0]:
+            units = write_units(max(item_size(before[1]), item_size(after[1])))
         else:
-            units = sum(write_units(item_size(p)) for p in (before, after) if p is not None)
+            units = sum(write_units(item_size(e[1])) for e in (before, after) if e is not None)
         (gsi if index.is_global else lsi)[name] = units
     return gsi, lsi
 

@@ -197,6 +197,13 @@ def _write_ask(params: Params, table: TableInfo, allowed: tuple[str, ...], *,
                      item_collections.wanted(params))
 
 
+def _blind(ask: _WriteAsk) -> bool:
+    """Whether a put or delete may be written without reading the item it replaces: no
+    condition, no old item to return, and no consumed capacity to report (which DynamoDB
+    measures on the larger of the old and new item, and on the index entries the old one had)."""
+    return ask.prepared.condition is None and ask.returns == "NONE" and ask.mode == "NONE"
+
+
 async def _answer(ctx: ApiContext, table: TableInfo, ask: _WriteAsk, out: dict[str, Any],
                   key: Item, size: int, old: Item | None, new: Item | None) -> dict[str, Any]:
     """``out`` with the write's ConsumedCapacity and ItemCollectionMetrics, when asked for."""
@@ -235,14 +242,16 @@ async def put_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     data = encode_item(item)
     out: dict[str, Any] = {}
     old: Item | None = None
-    if ask.prepared.condition is None and ask.returns == "NONE":
+    if _blind(ask):
         await plain_write(ctx, table.bucket, key, data)
         await maintain(ctx, table, key, UNKNOWN, item)
     else:
         old = await _conditional_write(ctx, table, key, ask, data, item)
-        if ask.returns == "ALL_OLD" and old is not None:
-            out["Attributes"] = item_to_wire(old)
+        if old is not None:
+            # DynamoDB charges the larger of the item replaced and the new one.
             size = max(size, item_size(old))
+            if ask.returns == "ALL_OLD":
+                out["Attributes"] = item_to_wire(old)
     return await _answer(ctx, table, ask, out, item, size, old, item)
 
 
@@ -273,7 +282,7 @@ async def delete_item(ctx: ApiContext, params: Params) -> dict[str, Any]:
     out: dict[str, Any] = {}
     size = 0
     old: Item | None = None
-    if ask.prepared.condition is None and ask.returns == "NONE":
+    if _blind(ask):
         await plain_write(ctx, table.bucket, key, None)
     else:
         old = await _conditional_write(ctx, table, key, ask, None, None)
