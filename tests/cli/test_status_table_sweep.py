@@ -68,15 +68,21 @@ def eventually(check: Any, what: str) -> Any:
     raise AssertionError(f"not within {WAIT_S}s: {what}")
 
 
-def test_status_shows_the_table_sweep_and_its_ttl_deletes(node: tuple[str, str]) -> None:
-    address, endpoint = node
+def _table(endpoint: str, name: str) -> Any:
+    """A boto3 client of the node, once it has created the table ``name`` (key ``p``)."""
     ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
                        aws_access_key_id="x", aws_secret_access_key="y",
                        config=Config(retries={"max_attempts": 1}))
     eventually(lambda: ddb.create_table(
-        TableName="swept", KeySchema=[{"AttributeName": "p", "KeyType": "HASH"}],
+        TableName=name, KeySchema=[{"AttributeName": "p", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "p", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST"), "the table created")
+    return ddb
+
+
+def test_status_shows_the_table_sweep_and_its_ttl_deletes(node: tuple[str, str]) -> None:
+    address, endpoint = node
+    ddb = _table(endpoint, "swept")
     ddb.update_time_to_live(TableName="swept", TimeToLiveSpecification={
         "Enabled": True, "AttributeName": "expires"})
     past = str(int(time.time()) - 3600)
@@ -106,13 +112,7 @@ def test_status_shows_the_table_layers_background_work(node: tuple[str, str]) ->
     """A deleted table's items are dropped in the background; ``dynamokv status`` counts the
     drop (and would show a failed one, with its error), next to the index upkeep figures."""
     address, endpoint = node
-    ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                       aws_access_key_id="x", aws_secret_access_key="y",
-                       config=Config(retries={"max_attempts": 1}))
-    eventually(lambda: ddb.create_table(
-        TableName="dropped", KeySchema=[{"AttributeName": "p", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "p", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST"), "the table created")
+    ddb = _table(endpoint, "dropped")
     eventually(lambda: ddb.put_item(TableName="dropped", Item={"p": {"S": "x"}}),
                "the item written")
     ddb.delete_table(TableName="dropped")
