@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 BUCKET = "native"
 WORKLOADS = {"put": 0.0, "mixed": 0.5, "get": 1.0}  # share of gets
@@ -47,7 +47,13 @@ def _new_loop() -> Any:
 
 def serve_fixed(port: int, value_bytes: int) -> None:
     from dynamokv.core.messages import (
-        GetReply, GetRequest, PutReply, PutRequest, RingReply, RingRequest)
+        GetReply,
+        GetRequest,
+        PutReply,
+        PutRequest,
+        RingReply,
+        RingRequest,
+    )
     from dynamokv.core.ring import Member, Ring
     from dynamokv.core.vclock import VectorClock
     from dynamokv.wire.codec import decode, encode
