@@ -22,6 +22,7 @@ of many-violation requests) the members are in that order; the rest follow the A
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from dataclasses import dataclass
@@ -150,14 +151,17 @@ def _walk(value: Any, shape: Shape | None, path: str, errors: list[str]) -> None
 def _struct(value: Any, shape: Struct, prefix: str, errors: list[str]) -> None:
     if not isinstance(value, dict):
         raise _WrongType
+    get = value.get
     for member in shape.members:
-        path = prefix + _label(member.name)
-        item = value.get(member.name)
+        # Most members of a request shape are absent: build a path only for a present or
+        # missing required one (every request walks this).
+        item = get(member.name)
         if item is None:
             if member.required:
-                errors.append(violation(None, None, path, "Member must not be null"))
+                errors.append(violation(None, None, prefix + _label(member.name),
+                                        "Member must not be null"))
             continue
-        _walk(item, member.shape, path, errors)
+        _walk(item, member.shape, prefix + _label(member.name), errors)
 
 
 def string_rules(text: str, shape: Str) -> list[str]:
@@ -167,7 +171,7 @@ def string_rules(text: str, shape: Str) -> list[str]:
         if resource and "/" not in resource:  # newer SDKs pass a table ARN for its name
             text = resource
     broken = []
-    if shape.pattern is not None and not re.fullmatch(shape.pattern, text):
+    if shape.pattern is not None and not _compiled(shape.pattern).fullmatch(text):
         broken.append(f"Member must satisfy regular expression pattern: {shape.pattern}")
     if shape.min is not None and len(text) < shape.min:
         broken.append(f"Member must have length greater than or equal to {shape.min}")
@@ -176,6 +180,12 @@ def string_rules(text: str, shape: Str) -> list[str]:
     if shape.enum is not None and text not in shape.enum:
         broken.append(f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
     return broken
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    # The shapes hold a handful of patterns; ``re.fullmatch`` would look each up per call.
+    return re.compile(pattern)
 
 
 def _string(value: Any, shape: Str, path: str, errors: list[str]) -> None:
