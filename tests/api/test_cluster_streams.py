@@ -356,3 +356,49 @@ def test_aws_cli_streams_and_ttl_smoke(cluster: HttpCluster, tmp_path: Path) -> 
     assert [(r["eventName"], r["dynamodb"]["Keys"]) for r in found] == [
         ("INSERT", {"id": {"S": "1"}})]
     assert "NewImage" not in found[0]["dynamodb"]
+
+
+def test_a_deleted_tables_stream_stays_readable_and_disabled(cluster: HttpCluster) -> None:
+    """As DynamoDB: DeleteTable leaves the table's stream DISABLED, listed and readable (its
+    shards and records) for 24 hours; a table created again under the name gets a new stream
+    of its own, listed beside the old one."""
+    ddb, name = cluster.client(1), "deleted-with-stream"
+    arn = _stream_table(ddb, name)
+    for key, value in (("a", 1), ("b", 2), ("a", 3)):
+        ddb.put_item(TableName=name, Item={"id": {"S": key}, "v": {"N": str(value)}})
+    reader = streams_client(cluster, 2)
+    eventually(lambda: True if len(all_records(reader, arn)) == 3 else None,
+               "the three records through another node")
+    ddb.delete_table(TableName=name)
+    with pytest.raises(ddb.exceptions.ResourceNotFoundException):
+        ddb.describe_table(TableName=name)
+    for i in range(3):  # through every node, the node that deleted the table too
+        streams = streams_client(cluster, i)
+        assert [(s["StreamArn"], s["TableName"]) for s in streams.list_streams()["Streams"]
+                if s["TableName"] == name] == [(arn, name)]
+        assert [s["StreamArn"] for s in streams.list_streams(TableName=name)["Streams"]] == [
+            arn]
+        stream = streams.describe_stream(StreamArn=arn)["StreamDescription"]
+        assert (stream["StreamStatus"], stream["StreamViewType"], stream["TableName"]) == (
+            "DISABLED", "NEW_IMAGE", name)
+        assert stream["Shards"] and all(
+            "EndingSequenceNumber" in s["SequenceNumberRange"] for s in stream["Shards"])
+        records = all_records(streams, arn)
+        assert (_values(records, "a"), _values(records, "b")) == ([1, 3], [2])
+        assert [r["eventName"] for r in records if r["dynamodb"]["Keys"]["id"]["S"] == "a"
+                ] == ["INSERT", "MODIFY"]
+    # Created again: a new stream (a new table, a new bucket), the old one still listed.
+    again = _stream_table(ddb, name)
+    assert again != arn
+    ddb.put_item(TableName=name, Item={"id": {"S": "c"}, "v": {"N": "4"}})
+    eventually(lambda: True if _values(all_records(reader, again), "c") == [4] else None,
+               "the new stream's record")
+    assert [s["StreamArn"] for s in reader.list_streams(TableName=name)["Streams"]] == sorted(
+        [arn, again])
+    assert not _values(all_records(reader, arn), "c")
+    assert not _values(all_records(reader, again), "a")
+    ddb.delete_table(TableName=name)
+    assert [s["StreamArn"] for s in reader.list_streams(TableName=name)["Streams"]] == sorted(
+        [arn, again])
+    with pytest.raises(reader.exceptions.ResourceNotFoundException):
+        reader.list_streams(TableName="never-a-table")

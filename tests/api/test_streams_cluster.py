@@ -7,6 +7,7 @@ expiry by the maintenance pass as service deletes in the stream; ItemCount/Table
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import orjson
 import pytest
 
 from dynamokv.api.app import DynamoDBApp
+from dynamokv.api.deleted_streams import STREAMS_BUCKET
 from dynamokv.api.maintenance import Maintenance
 from dynamokv.api.streams import CLOCK_MARGIN_MS, apply_spec
 from dynamokv.runtime.server import RunningNode
@@ -472,3 +474,43 @@ def test_a_disabled_stream_is_forgotten_after_the_retention_period() -> None:
     apply_spec(description, {"StreamEnabled": True, "StreamViewType": "OLD_IMAGE"},
                2000.0 + day_ms / 1000 + 1, updating=True)
     assert [old["ViewType"] for old in description["StreamHistory"]] == ["NEW_IMAGE"]
+
+
+def test_a_deleted_tables_stream_is_forgotten_after_the_retention_period(cluster: Path
+                                                                          ) -> None:
+    """A deleted table's stream is listed and described (DISABLED) for 24 hours after the
+    deletion, by the API's clock; then it is not found, and the listing deletes its entry."""
+    async def main() -> None:
+        nodes, apis = await _apis(cluster)
+        try:
+            shift = [0.0]
+            late = Api(nodes[1])
+            late.app = DynamoDBApp(nodes[1].handle,  # type: ignore[arg-type]
+                                   catalog_ttl=0.3, clock=lambda: time.time() + shift[0])
+            arn = (await apis[0].ok("CreateTable", _table("OLD_IMAGE")))[
+                "TableDescription"]["LatestStreamArn"]
+            await apis[0].ok("PutItem", {"TableName": TABLE, "Item": _item("k", v=1)})
+            await apis[0].ok("DeleteTable", {"TableName": TABLE})
+            for hours in (0, 23):
+                shift[0] = hours * 3600.0
+                listed = (await late.streams("ListStreams", {}))["Streams"]
+                assert [s["StreamArn"] for s in listed] == [arn]
+                stream = (await late.streams("DescribeStream", {"StreamArn": arn}))[
+                    "StreamDescription"]
+                assert (stream["StreamStatus"], stream["StreamViewType"]) == (
+                    "DISABLED", "OLD_IMAGE")
+            shift[0] = 24 * 3600.0 + 1
+            assert (await late.streams("ListStreams", {}))["Streams"] == []
+            assert (await late.error("DescribeStream", {"StreamArn": arn})).startswith(
+                "ResourceNotFoundException: Requested resource not found: Stream: ")
+            assert await late.error("ListStreams", {"TableName": TABLE}) == (
+                "ResourceNotFoundException: Requested resource not found: Table: "
+                f"{TABLE} not found")
+            left = await nodes[2].handle.scan(  # type: ignore[union-attr]
+                STREAMS_BUCKET, 0, 1, None, 10, consistent=True)
+            assert left.items == []
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(main())

@@ -5,7 +5,8 @@ members of a TableDescription, and the ``DynamoDBStreams_20120810`` operations: 
 DescribeStream, GetShardIterator, GetRecords (shard iterators, sequence numbers, records).
 May import: stdlib, ``orjson``, :mod:`dynamokv.api.schema.catalog`, :mod:`dynamokv.api.errors`,
 :mod:`dynamokv.api.layout.items`, :mod:`dynamokv.api.operations.common`,
-:mod:`dynamokv.core.replog.shards`, :mod:`dynamokv.core.replog.streams`.
+:mod:`dynamokv.core.replog.shards`, :mod:`dynamokv.core.replog.streams`,
+:mod:`dynamokv.api.deleted_streams` (the streams of deleted tables).
 
 Where records come from. A write of a table whose stream is enabled (as this node's catalog
 sees it) is a log entry flagged ``STREAMED``; every replica of the partition keeps a record of
@@ -17,6 +18,8 @@ in the stream. Records of one item are in its partition's log order.
 Shard iterators are opaque (base64url of the stream, shard, position and creation time) and
 expire after 15 minutes, as DynamoDB's do. Records are kept 24 hours, at most
 ``core.replog.streams.CAP_PER_PARTITION`` per partition (all tables of the partition together).
+A deleted table's streams stay listed and readable, DISABLED, for the retention period
+(:func:`keep_deleted`, :mod:`dynamokv.api.deleted_streams`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from dynamokv.api import deleted_streams
 from dynamokv.api.errors import DynamoDBError, ResourceNotFoundException, ValidationException
 from dynamokv.api.layout.items import committed_value, stored_wire
 from dynamokv.api.operations.common import ApiContext, Params, enum_error
@@ -152,6 +156,24 @@ def _streams_of(info: TableInfo, now_ms: int) -> list[TableInfo]:
     return out
 
 
+async def keep_deleted(ctx: ApiContext, info: TableInfo) -> None:
+    """After DeleteTable: keep the table's readable streams, the enabled one now DISABLED,
+    for the retention period (its records outlive the table's items anyway)."""
+    now_ms = int(ctx.clock() * 1000)
+    kept: list[dict[str, Any]] = []
+    for stream in _streams_of(info, now_ms):
+        d = {k: v for k, v in stream.description.items() if k != "StreamHistory"}
+        if stream_enabled(d):
+            d["StreamViewTypeWas"] = d["StreamSpecification"].get("StreamViewType",
+                                                                  "KEYS_ONLY")
+            d["StreamSpecification"] = {"StreamEnabled": False}
+            d["StreamDisabledMs"] = now_ms
+        if d.get("StreamDisabledMs") is not None and int(d["StreamDisabledMs"]) >= (
+                now_ms - RETENTION_MS):
+            kept.append(d)
+    await deleted_streams.keep(ctx.handle, kept)
+
+
 def stream_enabled(description: dict[str, Any]) -> bool:
     spec = description.get("StreamSpecification") or {}
     return bool(spec.get("StreamEnabled"))
@@ -209,6 +231,9 @@ async def _stream(ctx: ApiContext, arn: str) -> TableInfo:
         for stream in _streams_of(info, now_ms) if info is not None else ():
             if stream.description["LatestStreamLabel"] == label:
                 return stream
+    deleted = await deleted_streams.find(ctx.handle, table, label, now_ms)
+    if deleted is not None:
+        return TableInfo(deleted)
     raise _not_found(arn)
 
 
@@ -275,15 +300,20 @@ async def list_streams(ctx: ApiContext, params: Params) -> dict[str, Any]:
     name = params.string("TableName")
     if start is not None:
         _check_arn(start)
+    now_ms = int(ctx.clock() * 1000)
     if name is not None:
-        tables = [await ctx.catalog.require(params.table_name(), fresh=True)]
+        name = params.table_name()
+        found = await ctx.catalog.get(name, fresh=True)
+        tables = [] if found is None else [found]
     else:
         tables = await ctx.catalog.all_tables()
-    now_ms = int(ctx.clock() * 1000)
+    ours = [t for table in tables for t in _streams_of(table, now_ms)]
+    ours += [TableInfo(d) for d in await deleted_streams.listed(ctx.handle, now_ms, name)]
+    if name is not None and not tables and not ours:
+        raise ResourceNotFoundException(f"Requested resource not found: Table: {name} not found")
     streams = sorted(
         ({"StreamArn": stream_arn(ctx, t.name, t.description["LatestStreamLabel"]),
-          "TableName": t.name, "StreamLabel": t.description["LatestStreamLabel"]}
-         for table in tables for t in _streams_of(table, now_ms)),
+          "TableName": t.name, "StreamLabel": t.description["LatestStreamLabel"]} for t in ours),
         key=lambda s: s["StreamArn"])
     if start is not None:
         streams = [s for s in streams if s["StreamArn"] > start]
@@ -564,4 +594,5 @@ OPERATIONS = {
     "GetRecords": get_records,
 }
 
-__all__ = ["OPERATIONS", "apply_spec", "describe_fields", "parse_spec", "stream_enabled"]
+__all__ = ["OPERATIONS", "apply_spec", "describe_fields", "keep_deleted", "parse_spec",
+           "stream_enabled"]

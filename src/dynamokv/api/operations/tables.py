@@ -15,11 +15,14 @@ waiters finish at once. Throughput settings are stored and echoed back, never en
 Secondary indexes are stored with the table. A global index created with the table is ACTIVE at
 once (it is empty, like the table); one created by UpdateTable is CREATING until its backfill
 (:mod:`dynamokv.api.indexes.backfill`) has indexed the existing items. Deleting a table or a
-global index drops the index's bucket in the background.
+global index drops the index's bucket in the background; a deleted table's streams stay
+readable for 24 hours (:func:`dynamokv.api.streams.keep_deleted`).
 """
 
 from __future__ import annotations
 
+import logging
+from functools import partial
 from typing import Any
 
 from dynamokv.api import streams
@@ -28,9 +31,11 @@ from dynamokv.api.indexes.backfill import resume_backfills
 from dynamokv.api.indexes.drop import drop_buckets
 from dynamokv.api.indexes.layout import ACTIVE, CREATING, stored_gsi_buckets
 from dynamokv.api.indexes.node import work
+from dynamokv.api.indexes.retry import retried
 from dynamokv.api.maintenance import index_counts, table_counts
 from dynamokv.api.operations.common import ApiContext, Params
 from dynamokv.api.operations.table_description import deleted_description, describe
+from dynamokv.api.schema.catalog import TableInfo
 from dynamokv.api.schema.table_requests import (
     INVALID,
     check_definitions,
@@ -47,6 +52,8 @@ from dynamokv.api.schema.table_requests import (
     parse_warm,
     refuse_unsupported,
 )
+
+log = logging.getLogger("dynamokv.api.operations.tables")
 
 
 async def create_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
@@ -150,8 +157,21 @@ async def delete_table(ctx: ApiContext, params: Params) -> dict[str, Any]:
                 )
 
     info = await ctx.catalog.delete(name, check)
+    await _keep_streams(ctx, info)
     # Table ids are never reused, so the old items are unreachable at once; removing them may
     # take long on a big table and need not delay the answer.
     drop_buckets(ctx, [info.bucket, *stored_gsi_buckets(info.description)],
                  f"drop of table {name}")
     return {"TableDescription": deleted_description(describe(ctx, info, status="DELETING"))}
+
+
+async def _keep_streams(ctx: ApiContext, info: TableInfo) -> None:
+    """Keep the deleted table's streams readable for 24 hours, as DynamoDB does. The table
+    is gone already, so a failure here (after retries) is logged, not answered: the stream
+    then ends with the table."""
+    if not info.description.get("LatestStreamLabel"):
+        return
+    try:
+        await retried(partial(streams.keep_deleted, ctx, info))
+    except Exception:
+        log.exception("keeping the streams of deleted table %s failed", info.name)
