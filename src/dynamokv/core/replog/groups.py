@@ -375,19 +375,24 @@ class PartitionLogs:
         return [Log("info", "left replication group", {"group": raft.group})]
 
     def _may_drop(self, raft: RaftGroup, now_ms: int) -> bool:
-        """Our removal committed; or the ring no longer lists us and a voter says its
-        committed configuration leaves us out (we missed the entry); or the ring no longer
-        lists us, our configuration neither, and no leader spoke to us for a long while."""
+        """Our removal committed, or a voter says its committed configuration leaves us out
+        (we missed the entry), and the ring no longer lists us; or the ring lists us under
+        neither its owners nor its previous ones, our configuration neither, and no leader
+        spoke to us for a long while. A removal counts even while the previous owners still
+        list us: a leaving node is among them until its leave completes, which waits for it
+        to hold no group (seed 14597 waited forever)."""
         ring = self.node.ring
         if ring is None:
             return False
         group = raft.group
-        if self.me in self.target(group) or self.me in ring.previous_preference_list(
-                group, self.n):
+        if self.me in self.target(group):
             self._silent_since.pop(group, None)
             return False
         if raft.removed() or raft.removed_by:
             return True
+        if self.me in ring.previous_preference_list(group, self.n):
+            self._silent_since.pop(group, None)
+            return False
         if self.me in raft.members and any(ring.member(m) is not None
                                            for m in raft.members if m != self.me):
             return False
