@@ -37,8 +37,8 @@ CORPUS = [2, 4, 8, 10, 13, 15, 20, 33, 42, 46, 49, 51, 74]
 # before it was fixed (seeds 300068, 300148, 400332, 400406, 400447, 400473, 400477: a dot issued
 # again after a handed-off key came back, fixed by ``core/actors.py``).
 ALL_FAULTS_REGRESSIONS = [300068, 300148, 400332, 400406, 400447, 400473, 400477,
-                          # 14674 and 18130 still hit the membership bugs of KNOWN_CORE_BUGS
-                          14597, 14674, 18130]
+                          # 14674, 18130, 30514 still hit the membership bugs of KNOWN_CORE_BUGS
+                          14597, 14674, 18130, 30514]
 # And a few seeds of the sweep (docs/simulator.md), shortened, for breadth.
 ALL_FAULTS_CORPUS = [500001, 500002, 500003, 500004]
 
@@ -79,7 +79,7 @@ KNOWN_CORE_BUGS: list[KnownBug] = [
     # joined and left again, and the claimant adds the departed node back.
     KnownBug("a stale JoinRequest re-adds a node that has left", "liveness",
              "are not the running nodes", {"liveness": ""}),
-    # Seed 14674: a node that left keeps one partition's log group although the group's
+    # Seeds 14674, 30514: a node that left keeps one partition's log group although the group's
     # voters no longer include it. (Seed 14597, the same symptom, was a leaving node that kept
     # a group it was removed from while the previous owners still listed it: fixed in
     # ``PartitionLogs._may_drop``.)
