@@ -32,8 +32,13 @@ def _key(table: str, label: str) -> bytes:
     return f"{table}/{label}".encode()
 
 
+def retained(disabled_ms: int, now_ms: int) -> bool:
+    """Whether a stream disabled at ``disabled_ms`` is still readable at ``now_ms``."""
+    return int(disabled_ms) >= now_ms - RETENTION_MS
+
+
 def _live(description: dict[str, Any], now_ms: int) -> bool:
-    return int(description["StreamDisabledMs"]) >= now_ms - RETENTION_MS
+    return retained(description["StreamDisabledMs"], now_ms)
 
 
 async def keep(handle: NodeHandle, descriptions: list[dict[str, Any]]) -> None:

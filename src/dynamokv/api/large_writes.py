@@ -3,8 +3,8 @@
 Owns: :func:`write_cas` — :func:`dynamokv.api.transactions.intents.write_cas` for an update
 whose item or request is large — and :func:`item_sizes`, measured off the loop for such items.
 May import: stdlib, :mod:`dynamokv.api.attributes`, :mod:`dynamokv.api.bodies`,
-:mod:`dynamokv.api.heap`, :mod:`dynamokv.api.handle`, :mod:`dynamokv.api.transactions.intents`,
-:mod:`dynamokv.api.operations.common`.
+:mod:`dynamokv.api.heap`, :mod:`dynamokv.api.large_reads`, :mod:`dynamokv.api.handle`,
+:mod:`dynamokv.api.transactions.intents`, :mod:`dynamokv.api.operations.common`.
 
 A conditional write's ``decide`` runs where the partition's leader sequences the write, inside
 the node's core, on the event loop. For a 400 KB item of 200,000 list elements that is
@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from dynamokv.api import bodies, heap
+from dynamokv.api import bodies, heap, large_reads
 from dynamokv.api.attributes import Item, item_size
 from dynamokv.api.handle import Abort, Decide
 from dynamokv.api.operations.common import ApiContext
@@ -83,10 +83,8 @@ async def write_cas(ctx: ApiContext, bucket: str, key: bytes, decide: Decide, *,
 
 
 async def _decide_in_worker(decide: Decide, current: bytes | None, keep: Any) -> bytes | None:
-    worker = bodies.worker()
-    result: bytes | None = await asyncio.get_running_loop().run_in_executor(
-        worker, heap.build, decide, current)
-    heap.hold((keep, result), worker)  # also lets the collector see the frozen objects again
+    result: bytes | None = await large_reads.in_worker(decide, current)
+    heap.hold(keep, bodies.worker())  # also lets the collector see the frozen objects again
     return result
 
 

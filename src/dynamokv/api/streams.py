@@ -125,10 +125,10 @@ def _keep_disabled_stream(description: dict[str, Any], now_ms: int) -> None:
     """Before a new stream replaces a disabled one: keep the disabled one readable for the
     retention period, as DynamoDB does (``StreamHistory``; older ones are dropped)."""
     history = [old for old in description.get("StreamHistory") or ()
-               if old["DisabledMs"] >= now_ms - RETENTION_MS]
+               if deleted_streams.retained(old["DisabledMs"], now_ms)]
     label = description.get("LatestStreamLabel")
     disabled = description.get("StreamDisabledMs")
-    if label and disabled is not None and int(disabled) >= now_ms - RETENTION_MS:
+    if label and disabled is not None and deleted_streams.retained(disabled, now_ms):
         history.append({"Label": label, "CreatedMs": _created_ms_of(description),
                         "DisabledMs": int(disabled),
                         "ViewType": description.get("StreamViewTypeWas", "KEYS_ONLY")})
@@ -148,7 +148,7 @@ def _streams_of(info: TableInfo, now_ms: int) -> list[TableInfo]:
     d = info.description
     out = [info] if d.get("LatestStreamLabel") else []
     for old in reversed(d.get("StreamHistory") or ()):
-        if old["DisabledMs"] >= now_ms - RETENTION_MS:
+        if deleted_streams.retained(old["DisabledMs"], now_ms):
             out.append(TableInfo({
                 **d, "LatestStreamLabel": old["Label"], "StreamCreatedMs": old["CreatedMs"],
                 "StreamDisabledMs": old["DisabledMs"], "StreamViewTypeWas": old["ViewType"],
@@ -168,8 +168,8 @@ async def keep_deleted(ctx: ApiContext, info: TableInfo) -> None:
                                                                   "KEYS_ONLY")
             d["StreamSpecification"] = {"StreamEnabled": False}
             d["StreamDisabledMs"] = now_ms
-        if d.get("StreamDisabledMs") is not None and int(d["StreamDisabledMs"]) >= (
-                now_ms - RETENTION_MS):
+        if d.get("StreamDisabledMs") is not None and deleted_streams.retained(
+                d["StreamDisabledMs"], now_ms):
             kept.append(d)
     await deleted_streams.keep(ctx.handle, kept)
 
